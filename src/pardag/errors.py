@@ -1,0 +1,118 @@
+"""Every error pardag raises, so callers can catch exactly what they mean.
+
+The hierarchy::
+
+    PardagError                   base of everything below
+    ├── ArgumentError             a bad argument to an API call (names the argument)
+    ├── ValidationError           a workflow that cannot run; carries every problem found
+    │   └── CycleError            ... among them a cycle, available as ``.cycle``
+    ├── StepFailed                a step did not succeed; keeps the original exception
+    │   ├── StepTimeout           ... because it ran past its timeout
+    │   └── StepCancelled         ... because the run was cancelled under it
+    ├── RunCancelled              the run was cancelled (Ctrl-C, ``Runner.cancel``)
+    └── RunTimedOut               the run ran past its ``timeout``
+
+``ArgumentError``, ``ValidationError`` and ``CycleError`` are also ``ValueError`` so that code
+written against plain Python conventions still catches them. A step's own exception is never
+swallowed: it is ``StepFailed.cause`` (and ``__cause__``), with its formatted traceback in
+``StepFailed.traceback``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = [
+    "ArgumentError",
+    "CycleError",
+    "PardagError",
+    "Problem",
+    "RunCancelled",
+    "RunTimedOut",
+    "StepCancelled",
+    "StepFailed",
+    "StepTimeout",
+    "ValidationError",
+]
+
+
+class PardagError(Exception):
+    """Base class of every error raised by pardag."""
+
+
+class ArgumentError(PardagError, ValueError):
+    """An API call got an argument it cannot use; the message names it and the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with a workflow: where (``step``, may be None) and what to do."""
+
+    step: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"step {self.step!r}: " if self.step is not None else ""
+        return where + self.message
+
+
+class ValidationError(PardagError, ValueError):
+    """A workflow failed validation; ``problems`` lists every problem found, not just the first.
+
+    Nothing runs when validation fails.
+    """
+
+    def __init__(self, workflow: str, problems: Sequence[Problem]) -> None:
+        self.workflow = workflow
+        self.problems = list(problems)
+        count = len(self.problems)
+        head = f"workflow {workflow!r} is invalid ({count} problem{'s' if count != 1 else ''}):"
+        super().__init__("\n".join([head, *(f"  - {p}" for p in self.problems)]))
+
+
+class CycleError(ValidationError):
+    """The workflow has a cycle. ``cycle`` is its path, first step repeated at the end."""
+
+    def __init__(self, workflow: str, problems: Sequence[Problem], cycle: Sequence[str]) -> None:
+        self.cycle = list(cycle)
+        super().__init__(workflow, problems)
+
+
+class StepFailed(PardagError):
+    """A step did not succeed. ``cause`` is the step's own exception, ``traceback`` its text."""
+
+    def __init__(
+        self, step: str, cause: BaseException | None, reason: str, traceback: str = ""
+    ) -> None:
+        self.step = step
+        self.cause = cause
+        self.reason = reason
+        self.traceback = traceback
+        super().__init__(f"step {step!r} failed: {reason}")
+        if cause is not None:
+            self.__cause__ = cause
+
+
+class StepTimeout(StepFailed):
+    """A step ran past its ``timeout`` (or the run's) and was stopped."""
+
+
+class StepCancelled(StepFailed):
+    """A step was cancelled because the run was cancelled or failed elsewhere."""
+
+
+class RunCancelled(PardagError):
+    """The run was cancelled before it finished; ``reason`` says by what."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"run cancelled: {reason}")
+
+
+class RunTimedOut(PardagError):
+    """The run ran past its ``timeout``; the steps still running were stopped."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        super().__init__(f"run timed out after {timeout:g}s; raise timeout= or make steps faster")

@@ -1,0 +1,52 @@
+"""Where steps run. One small interface (``Executor``), one module per executor.
+
+=============  ==========================================  ================================
+name           runs                                        auto capacity (max_concurrency=0)
+=============  ==========================================  ================================
+``async``      ``async def`` functions, on the run's loop  unlimited
+``threads``    plain functions (their default)             64 threads
+``processes``  plain, importable functions, CPU-bound      one worker per CPU core
+``inline``     built-in cheap kinds, in the loop itself    unlimited
+=============  ==========================================  ================================
+
+With ``max_concurrency=N`` every executor is sized to ``N`` and the run never has more than
+``N`` steps running in all.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pardag.errors import ArgumentError
+from pardag.executors.base import Executor
+from pardag.executors.threads import DEFAULT_THREADS
+
+__all__ = ["EXECUTORS", "Executor", "create_executor", "default_capacity"]
+
+EXECUTORS = ("async", "threads", "processes", "inline")
+
+
+def default_capacity(name: str) -> int | None:
+    """How many steps executor ``name`` runs at once when ``max_concurrency`` is 0 (auto)."""
+    if name == "threads":
+        return DEFAULT_THREADS
+    if name == "processes":
+        return os.cpu_count() or 1
+    return None
+
+
+def create_executor(name: str, max_workers: int | None) -> Executor:
+    """A new executor ``name`` for one run; ``max_workers`` None means its auto capacity."""
+    if name == "async":
+        from pardag.executors.coroutines import AsyncExecutor
+
+        return AsyncExecutor(max_workers)
+    if name == "threads":
+        from pardag.executors.threads import ThreadExecutor
+
+        return ThreadExecutor(max_workers)
+    if name == "processes":
+        from pardag.executors.processes import ProcessExecutor
+
+        return ProcessExecutor(max_workers)
+    raise ArgumentError(f"executor {name!r} is unknown; use one of {', '.join(EXECUTORS)}")

@@ -1,0 +1,66 @@
+"""The one small interface every executor implements.
+
+An executor runs a call somewhere (the event loop, a thread, a worker process, a Dask
+cluster) and reports the result through an ``asyncio.Future``. It never touches run state:
+the runner alone decides what a result means. Executors are created per run and closed at its
+end, so nothing outlives ``Workflow.run``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import traceback
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+__all__ = ["Executor", "format_traceback", "set_remote_traceback"]
+
+_TRACEBACK_ATTR = "_pardag_traceback"
+
+
+def set_remote_traceback(exc: BaseException, text: str) -> BaseException:
+    """Attach the traceback text of an exception that crossed a process boundary."""
+    setattr(exc, _TRACEBACK_ATTR, text)
+    return exc
+
+
+def format_traceback(exc: BaseException) -> str:
+    """The traceback of ``exc`` as text, including the remote part when it crossed processes."""
+    remote = getattr(exc, _TRACEBACK_ATTR, None)
+    if isinstance(remote, str):
+        return remote
+    return "".join(traceback.format_exception(exc))
+
+
+class Executor(ABC):
+    """Runs calls and reports each through a future; see the module docstring.
+
+    ``capacity`` is how many calls it can run at once (None: no limit of its own). The runner
+    never submits more than that, so executors need no queue of their own.
+    """
+
+    name: ClassVar[str]
+
+    @property
+    @abstractmethod
+    def capacity(self) -> int | None:
+        """Most calls this executor runs at once; None when it has no limit of its own."""
+
+    @abstractmethod
+    def submit(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> asyncio.Future[Any]:
+        """Start ``fn(*args, **kwargs)``; must be called from inside the running event loop."""
+
+    @abstractmethod
+    def stop(self, future: asyncio.Future[Any]) -> bool:
+        """Stop the work behind ``future`` for real.
+
+        Returns True when the work is stopped (the future then completes promptly, cancelled),
+        False when it cannot be (a thread): the future still completes when the work ends.
+        """
+
+    @abstractmethod
+    async def aclose(self) -> None:
+        """Stop everything still running and release workers; idempotent."""

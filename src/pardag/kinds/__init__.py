@@ -1,0 +1,68 @@
+"""What a step does. Each kind turns a ``Step`` into an ``Action`` the runner can call.
+
+A kind checks its step's parameters at validation time (``problems``) and builds the call at
+run start (``action``), so nothing about a kind is decided inside the scheduler's hot loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+from pardag.kinds.base import Action, Binder
+
+if TYPE_CHECKING:
+    from pardag.model import Step
+
+__all__ = ["KINDS", "Action", "Binder", "Kind", "action_for", "kind_problems"]
+
+
+class Kind(Protocol):
+    """A step kind: validates its steps and builds their actions."""
+
+    def problems(self, step: Step) -> list[str]:
+        """What is wrong with this step's fields for this kind, as messages with the fix."""
+        ...
+
+    def action(self, step: Step) -> Action:
+        """The call that performs one attempt of the step (built once per run)."""
+        ...
+
+
+def _registry() -> dict[str, Kind]:
+    from pardag.kinds.control import ConditionKind, MergeKind
+    from pardag.kinds.python import PythonKind
+    from pardag.kinds.shell import ShellKind
+
+    return {
+        "python": PythonKind(),
+        "condition": ConditionKind(),
+        "merge": MergeKind(),
+        "shell": ShellKind(),
+    }
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def _kinds() -> dict[str, Kind]:
+    if not KINDS:
+        KINDS.update(_registry())
+    return KINDS
+
+
+def kind_problems(step: Step) -> list[str]:
+    """Validation messages for ``step`` from its kind (an unknown kind is one)."""
+    kind = _kinds().get(step.kind)
+    if kind is None:
+        known = ", ".join(sorted(_kinds()))
+        return [f"kind {step.kind!r} is unknown; use one of {known}"]
+    return kind.problems(step)
+
+
+def action_for(step: Step) -> Action:
+    """The ``Action`` of a validated step."""
+    return _kinds()[step.kind].action(step)
+
+
+Handle = Callable[[object], str]

@@ -1,0 +1,60 @@
+"""Control kinds: ``condition`` chooses a branch, ``merge`` joins branches.
+
+A condition step's function returns a value; its handle is ``"true"``/``"false"`` for a bool
+and ``str(value)`` otherwise (a case name). Steps that depend on it with
+``branch={cond: handle}`` run only when that handle was chosen.
+
+A merge step defaults to the ``any_success`` trigger, so it runs after an if/else whichever
+branch ran. Without a function its output is the mapping of the inputs that succeeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pardag.kinds.base import Action
+from pardag.kinds.python import PythonKind
+
+if TYPE_CHECKING:
+    from pardag.model import Step
+
+__all__ = ["ConditionKind", "MergeKind", "branch_handle"]
+
+
+def branch_handle(value: Any) -> str:
+    """The handle a condition's output selects."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+class ConditionKind(PythonKind):
+    """A Python function whose output picks the branch to run."""
+
+    def action(self, step: Step) -> Action:
+        action = super().action(step)
+        action.handle = branch_handle
+        return action
+
+
+def _merge_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(inputs)
+
+
+class MergeKind(PythonKind):
+    """Joins branches; see the module docstring."""
+
+    def problems(self, step: Step) -> list[str]:
+        return [] if step.fn is None else super().problems(step)
+
+    def action(self, step: Step) -> Action:
+        if step.fn is not None:
+            return super().action(step)
+        return Action(_merge_inputs, "inline", _bind_inputs)
+
+
+def _bind_inputs(
+    inputs: Mapping[str, Any], params: Mapping[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (inputs,), {}

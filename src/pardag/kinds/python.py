@@ -1,0 +1,148 @@
+"""The ``python`` kind: a Python function (plain or ``async def``) given through the API.
+
+``inputs`` holds the outputs of the dependencies that succeeded; a parameter bound to one that
+did not (possible under the ``all_done``, ``any_success`` and ``none_failed`` triggers) gets None.
+
+How a function receives its dependencies' outputs (DESIGN §2, Data):
+
+1. by name: a parameter named like a dependency gets its output; ``inputs`` gets the whole
+   mapping; ``params`` gets the run's params; ``**kwargs`` gets every dependency not named;
+2. failing that, a function with exactly one positional parameter per dependency gets them in
+   ``depends_on`` order;
+3. a function with no parameters gets nothing.
+Anything else is a validation problem that says how to name the parameters.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from pardag.kinds.base import Action, Binder, no_inputs
+
+if TYPE_CHECKING:
+    from pardag.model import Step
+
+__all__ = ["PythonKind", "bind_function", "default_executor"]
+
+_EXECUTORS = ("async", "threads", "processes", "dask")
+
+
+def default_executor(fn: Callable[..., Any]) -> str:
+    """``async`` for coroutine functions, ``threads`` for plain ones."""
+    return "async" if inspect.iscoroutinefunction(fn) else "threads"
+
+
+def bind_function(fn: Callable[..., Any], deps: tuple[str, ...]) -> Binder | str:
+    """A binder for calling ``fn`` with the outputs of ``deps``, or a message saying why not."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return _positional(deps)
+    if not params:
+        return no_inputs
+    by_name = _by_name(params, deps)
+    if by_name is not None:
+        return by_name
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    required = [
+        p
+        for p in params
+        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    ]
+    if len(required) <= len(deps) <= len(positional) or any(
+        p.kind == p.VAR_POSITIONAL for p in params
+    ):
+        return _positional(deps)
+    names = ", ".join(p.name for p in required)
+    return (
+        f"function {getattr(fn, '__name__', fn)!r} needs ({names}) but the step depends on "
+        f"{list(deps)}; name each parameter after a dependency, take one parameter 'inputs', "
+        "or take one positional parameter per dependency"
+    )
+
+
+def _by_name(params: list[inspect.Parameter], deps: tuple[str, ...]) -> Binder | None:
+    names: list[str] = []
+    wants_inputs = wants_params = var_kw = False
+    for p in params:
+        if p.kind == p.VAR_KEYWORD:
+            var_kw = True
+        elif p.kind == p.VAR_POSITIONAL:
+            continue
+        elif p.name == "inputs":
+            wants_inputs = True
+        elif p.name == "params":
+            wants_params = True
+        elif p.name in deps and p.kind != p.POSITIONAL_ONLY:
+            names.append(p.name)
+        elif p.default is p.empty:
+            return None
+    if not (names or wants_inputs or wants_params or var_kw) and deps:
+        return None
+    rest = tuple(d for d in deps if d not in names) if var_kw else ()
+    bound = tuple(names)
+
+    def bind(
+        inputs: Mapping[str, Any], run_params: Mapping[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        kwargs = {n: inputs.get(n) for n in bound}
+        for n in rest:
+            kwargs[n] = inputs.get(n)
+        if wants_inputs:
+            kwargs["inputs"] = dict(inputs)
+        if wants_params:
+            kwargs["params"] = run_params
+        return (), kwargs
+
+    return bind
+
+
+def _positional(deps: tuple[str, ...]) -> Binder:
+    def bind(
+        inputs: Mapping[str, Any], run_params: Mapping[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return tuple([inputs.get(d) for d in deps]), {}
+
+    return bind if deps else no_inputs
+
+
+class PythonKind:
+    """Runs ``step.fn``; see the module docstring for how inputs arrive."""
+
+    def problems(self, step: Step) -> list[str]:
+        if step.fn is None or not callable(step.fn):
+            return [f"a python step needs a callable, got {step.fn!r}; pass the function to add()"]
+        out = []
+        binder = bind_function(step.fn, step.depends_on)
+        if isinstance(binder, str):
+            out.append(binder)
+        out += executor_problems(step, step.fn)
+        return out
+
+    def action(self, step: Step) -> Action:
+        assert step.fn is not None  # validated
+        binder = bind_function(step.fn, step.depends_on)
+        assert not isinstance(binder, str)  # validated
+        return Action(step.fn, step.executor or default_executor(step.fn), binder)
+
+
+def executor_problems(step: Step, fn: Callable[..., Any]) -> list[str]:
+    """Messages for an executor the step names that does not exist or cannot run ``fn``."""
+    if step.executor is None:
+        return []
+    if step.executor not in _EXECUTORS:
+        return [f"executor {step.executor!r} is unknown; use one of {', '.join(_EXECUTORS)}"]
+    is_async = inspect.iscoroutinefunction(fn)
+    if is_async and step.executor != "async":
+        return [
+            f"an async def function runs on the 'async' executor, not {step.executor!r}; "
+            "drop executor= or make the function a plain def"
+        ]
+    if not is_async and step.executor == "async":
+        return [
+            "executor 'async' needs an async def function; use 'threads' or 'processes' "
+            "for a plain function"
+        ]
+    return []

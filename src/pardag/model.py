@@ -1,0 +1,573 @@
+"""What a workflow is: steps, settings, validation and graph analysis.
+
+A ``Workflow`` is a named, ordered set of ``Step`` objects plus ``Settings``. Nothing runs until
+the workflow validates: ``validate()`` collects every problem (duplicate ids, unknown
+dependencies with the closest existing id, cycles printed as their path, bad parameters) and
+raises them together. ``compile()`` turns a valid workflow into a ``Graph``: steps numbered in
+declaration order with flat predecessor/successor lists, which the scheduler and the analyses
+(topological order, levels, upward rank, critical path) use. Every algorithm here is iterative,
+so a 100,000-step chain or cycle never meets Python's recursion limit.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from pardag.errors import ArgumentError, CycleError, Problem, ValidationError
+
+if TYPE_CHECKING:
+    from pardag.events import Listener
+    from pardag.results import RunResult
+
+__all__ = [
+    "Graph",
+    "Mode",
+    "OnFailure",
+    "RetryPolicy",
+    "Settings",
+    "Step",
+    "StepState",
+    "Trigger",
+    "Workflow",
+]
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
+RESERVED_PARAMS = frozenset({"inputs", "params"})
+"""Parameter names a Python step receives specially: all inputs, and the run's params."""
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class StepState(StrEnum):
+    """Where a step is in its life; the last four are final."""
+
+    PENDING = "pending"  # waiting for dependencies
+    READY = "ready"  # dependencies final, waiting for a slot
+    RUNNING = "running"
+    RETRYING = "retrying"  # waiting out a backoff, holding no slot
+    PAUSED = "paused"  # waiting for a person's input
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+    def is_final(self) -> bool:
+        """True once the step will not change state again in this run."""
+        return self in _FINAL
+
+
+_FINAL = frozenset({StepState.SUCCEEDED, StepState.FAILED, StepState.SKIPPED, StepState.CANCELLED})
+
+
+class Mode(StrEnum):
+    """How ready steps are ordered and released; see docs/concepts.md."""
+
+    DYNAMIC = "dynamic"
+    LEVELS = "levels"
+    SEQUENTIAL = "sequential"
+
+
+class OnFailure(StrEnum):
+    """What a run does when a critical step fails."""
+
+    FAIL_FAST = "fail_fast"
+    CONTINUE = "continue"
+
+
+class Trigger(StrEnum):
+    """When a step runs, decided once all its dependencies are final."""
+
+    ALL_SUCCESS = "all_success"
+    ALL_DONE = "all_done"
+    ANY_SUCCESS = "any_success"
+    NONE_FAILED = "none_failed"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Retries after a failed attempt: ``retries`` more attempts, exponential backoff.
+
+    The n-th retry waits ``min(max_delay, delay * factor**(n-1))``, spread by +/- ``jitter``
+    (a fraction) so that many steps failing together do not retry in lockstep. Only errors that
+    are instances of ``retry_on`` are retried.
+    """
+
+    retries: int = 0
+    delay: float = 1.0
+    factor: float = 2.0
+    max_delay: float = 60.0
+    jitter: float = 0.1
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+
+    def backoff(self, retry_number: int, rand: float) -> float:
+        """Seconds to wait before retry ``retry_number`` (1-based); ``rand`` is in [0, 1)."""
+        base = min(self.max_delay, self.delay * self.factor ** (retry_number - 1))
+        return max(0.0, base * (1.0 + self.jitter * (2.0 * rand - 1.0)))
+
+    def problems(self) -> list[str]:
+        """What is wrong with these numbers, as messages."""
+        out = []
+        if self.retries < 0:
+            out.append(f"retry.retries must be >= 0, got {self.retries}")
+        if self.delay < 0 or self.max_delay < 0:
+            out.append("retry.delay and retry.max_delay must be >= 0 seconds")
+        if self.factor < 1:
+            out.append(f"retry.factor must be >= 1, got {self.factor}")
+        if not 0 <= self.jitter <= 1:
+            out.append(f"retry.jitter must be between 0 and 1, got {self.jitter}")
+        return out
+
+
+@dataclass(slots=True)
+class Step:
+    """One step of a workflow. See DESIGN §1; ``branch`` maps a dependency to a handle.
+
+    A step with ``branch={"check": "true"}`` runs only when condition step ``check`` chose the
+    handle ``"true"``; otherwise it is skipped with the reason "branch not taken".
+    """
+
+    id: str
+    fn: Callable[..., Any] | None = None
+    kind: str = "python"
+    depends_on: tuple[str, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+    retry: RetryPolicy | None = None
+    timeout: float | None = None
+    when: str | Callable[..., Any] | None = None
+    trigger: Trigger = Trigger.ALL_SUCCESS
+    critical: bool = True
+    cache: Any = None
+    resources: dict[str, int] = field(default_factory=dict)
+    priority: int = 0
+    executor: str | None = None
+    estimate: float | None = None
+    branch: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Settings:
+    """Execution settings of a run; every field can be overridden per call of ``run``."""
+
+    mode: Mode = Mode.DYNAMIC
+    max_concurrency: int = 0
+    on_failure: OnFailure = OnFailure.FAIL_FAST
+    timeout: float | None = None
+    pools: dict[str, int | tuple[int, float]] = field(default_factory=dict)
+    executor: str | None = None
+
+
+@dataclass(slots=True)
+class Graph:
+    """A validated workflow as flat arrays indexed by step number (declaration order)."""
+
+    steps: list[Step]
+    ids: list[str]
+    index: dict[str, int]
+    preds: list[list[int]]
+    succs: list[list[int]]
+    handles: dict[tuple[int, int], str]
+    order: list[int]  # a topological order
+
+    def levels(self) -> list[int]:
+        """Level of each step: 0 without dependencies, else 1 + the deepest dependency's level."""
+        level = [0] * len(self.ids)
+        for i in self.order:
+            for p in self.preds[i]:
+                if level[p] + 1 > level[i]:
+                    level[i] = level[p] + 1
+        return level
+
+    def upward_rank(self, durations: Sequence[float] | None = None) -> list[float]:
+        """Longest path from each step to an exit, counting the step's own duration.
+
+        ``durations`` defaults to each step's ``estimate``, else 1.
+        """
+        cost = list(durations) if durations is not None else self.estimates()
+        rank = [0.0] * len(self.ids)
+        for i in reversed(self.order):
+            best = 0.0
+            for s in self.succs[i]:
+                if rank[s] > best:
+                    best = rank[s]
+            rank[i] = cost[i] + best
+        return rank
+
+    def estimates(self) -> list[float]:
+        """Each step's declared duration estimate, 1.0 where none was given."""
+        return [1.0 if s.estimate is None else s.estimate for s in self.steps]
+
+    def critical_path(self, durations: Sequence[float] | None = None) -> list[str]:
+        """The ids along the longest path through the graph (by duration), first to last."""
+        if not self.ids:
+            return []
+        rank = self.upward_rank(durations)
+        roots = [i for i in range(len(self.ids)) if not self.preds[i]]
+        node = max(roots, key=lambda i: (rank[i], -i))
+        path = [node]
+        while self.succs[node]:
+            node = max(self.succs[node], key=lambda s: (rank[s], -s))
+            path.append(node)
+        return [self.ids[i] for i in path]
+
+
+class Workflow:
+    """A named DAG of steps. Build it with ``@wf.step`` or ``wf.add``, then ``wf.run()``.
+
+    Args:
+        name: shown in messages, events and the run store.
+        mode, max_concurrency, on_failure, timeout, pools, executor: the default ``Settings``
+            of its runs; ``run()`` can override each.
+    """
+
+    def __init__(
+        self,
+        name: str = "workflow",
+        *,
+        mode: Mode | str = Mode.DYNAMIC,
+        max_concurrency: int = 0,
+        on_failure: OnFailure | str = OnFailure.FAIL_FAST,
+        timeout: float | None = None,
+        pools: Mapping[str, int | tuple[int, float]] | None = None,
+        executor: str | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = Settings(
+            mode=_enum(Mode, mode, "mode"),
+            max_concurrency=max_concurrency,
+            on_failure=_enum(OnFailure, on_failure, "on_failure"),
+            timeout=timeout,
+            pools=dict(pools or {}),
+            executor=executor,
+        )
+        self._steps: dict[str, Step] = {}
+        self._duplicates: list[str] = []
+        self._graph: Graph | None = None
+
+    # -- building -------------------------------------------------------------------------
+
+    @overload
+    def step(self, fn: F, /) -> F: ...
+
+    @overload
+    def step(
+        self, fn: None = None, /, *, id: str | None = None, **options: Any
+    ) -> Callable[[F], F]: ...
+
+    def step(
+        self, fn: F | None = None, /, *, id: str | None = None, **options: Any
+    ) -> F | Callable[[F], F]:
+        """Decorator adding a function as a step named after it.
+
+        Dependencies are the function's parameters (except ``inputs``) unless ``depends_on``
+        is given. Options are ``Step`` fields; ``retry`` also takes an int (that many retries).
+        Returns the function unchanged, so it stays callable and testable on its own.
+        """
+
+        def register(func: F) -> F:
+            self.add(id or func.__name__, func, **options)
+            return func
+
+        return register(fn) if fn is not None else register
+
+    def add(
+        self,
+        id: str,
+        fn: Callable[..., Any] | Callable[..., Awaitable[Any]] | None = None,
+        *,
+        depends_on: Iterable[str] | str | None = None,
+        retry: RetryPolicy | int | None = None,
+        **options: Any,
+    ) -> Step:
+        """Add a step; the programmatic twin of ``@wf.step``, for generated graphs.
+
+        ``depends_on=None`` infers dependencies from ``fn``'s parameter names.
+        """
+        if isinstance(depends_on, str):
+            depends_on = (depends_on,)
+        if options.get("kind") == "merge":
+            options.setdefault("trigger", Trigger.ANY_SUCCESS)
+        deps = tuple(depends_on) if depends_on is not None else _infer_deps(fn, self._steps)
+        try:
+            step = Step(id, fn, depends_on=deps, retry=_retry(retry), **options)
+        except TypeError as exc:
+            raise ArgumentError(f"step {id!r}: {_unknown_option(exc)}") from None
+        if id in self._steps:
+            self._duplicates.append(id)
+        else:
+            self._steps[id] = step
+        self._graph = None
+        return step
+
+    @property
+    def steps(self) -> Mapping[str, Step]:
+        """The steps by id, in declaration order."""
+        return self._steps
+
+    # -- checking and analysis ----------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Raise ``ValidationError`` listing every problem; return None when all is well."""
+        self.compile()
+
+    def compile(self) -> Graph:
+        """The validated ``Graph`` of this workflow (cached until the workflow changes)."""
+        if self._graph is None:
+            self._graph = _compile(self)
+        return self._graph
+
+    def topological_order(self) -> list[str]:
+        """Step ids so that every step comes after its dependencies (declaration order ties)."""
+        graph = self.compile()
+        return [graph.ids[i] for i in graph.order]
+
+    def levels(self) -> list[list[str]]:
+        """Steps grouped by level, ids sorted as strings within a level."""
+        graph = self.compile()
+        groups: dict[int, list[str]] = {}
+        for i, level in enumerate(graph.levels()):
+            groups.setdefault(level, []).append(graph.ids[i])
+        return [sorted(groups[level]) for level in sorted(groups)]
+
+    def critical_path(self) -> list[str]:
+        """The longest path by declared estimates (1 each where none is given)."""
+        return self.compile().critical_path()
+
+    # -- running -----------------------------------------------------------------------------
+
+    def run(self, **overrides: Any) -> RunResult:
+        """Run the workflow to the end and return its ``RunResult``; see ``run_async``."""
+        from pardag.runner import run_sync
+
+        return run_sync(self, **overrides)
+
+    async def run_async(
+        self,
+        *,
+        listeners: Sequence[Listener] = (),
+        params: Mapping[str, Any] | None = None,
+        **overrides: Any,
+    ) -> RunResult:
+        """Run the workflow inside the running event loop.
+
+        ``overrides`` replace ``Settings`` fields for this run only (``mode``,
+        ``max_concurrency``, ``on_failure``, ``timeout``, ``pools``, ``executor``).
+        """
+        from pardag.runner import Runner
+
+        settings = _override(self.settings, overrides)
+        runner = Runner(self.name, self.compile(), settings, listeners, params or {})
+        return await runner.run()
+
+    def __repr__(self) -> str:
+        return f"Workflow({self.name!r}, {len(self._steps)} steps)"
+
+
+# -- helpers for building ---------------------------------------------------------------------
+
+
+E = TypeVar("E", bound=StrEnum)
+
+
+def _enum(cls: type[E], value: E | str, what: str) -> E:
+    try:
+        return cls(value)
+    except ValueError:
+        allowed = ", ".join(repr(m.value) for m in cls)
+        raise ArgumentError(f"{what}={value!r} is not valid; use one of {allowed}") from None
+
+
+def _retry(retry: RetryPolicy | int | None) -> RetryPolicy | None:
+    if retry is None or isinstance(retry, RetryPolicy):
+        return retry
+    if isinstance(retry, bool) or not isinstance(retry, int):
+        raise ArgumentError(
+            f"retry={retry!r} is not valid; give a number of retries or a pardag.RetryPolicy"
+        )
+    return RetryPolicy(retries=retry)
+
+
+def _unknown_option(exc: TypeError) -> str:
+    allowed = ", ".join(f for f in Step.__dataclass_fields__ if f not in ("id", "fn"))
+    return f"{exc.args[0].split('__init__() ')[-1]}; the options are: {allowed}"
+
+
+def _infer_deps(fn: Callable[..., Any] | None, known: Mapping[str, Step]) -> tuple[str, ...]:
+    """Dependencies named by ``fn``'s parameters: required ones, and defaulted ones naming steps."""
+    if fn is None:
+        return ()
+    deps = []
+    for p in inspect.signature(fn).parameters.values():
+        if p.name in RESERVED_PARAMS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.default is p.empty or p.name in known:
+            deps.append(p.name)
+    return tuple(deps)
+
+
+def _override(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
+    unknown = sorted(set(overrides) - set(Settings.__dataclass_fields__))
+    if unknown:
+        allowed = ", ".join(Settings.__dataclass_fields__)
+        raise ArgumentError(
+            f"unknown run setting {', '.join(unknown)}; the settings are: {allowed}"
+        )
+    merged = {f: getattr(settings, f) for f in Settings.__dataclass_fields__}
+    merged.update(overrides)
+    merged["mode"] = _enum(Mode, merged["mode"], "mode")
+    merged["on_failure"] = _enum(OnFailure, merged["on_failure"], "on_failure")
+    result = Settings(**merged)
+    problems = _settings_problems(result)
+    if problems:
+        raise ArgumentError("; ".join(problems))
+    return result
+
+
+def _settings_problems(s: Settings) -> list[str]:
+    out = []
+    if isinstance(s.max_concurrency, bool) or not isinstance(s.max_concurrency, int):
+        out.append(f"max_concurrency must be an int (0 = auto), got {s.max_concurrency!r}")
+    elif s.max_concurrency < 0:
+        out.append(f"max_concurrency must be >= 0 (0 = auto), got {s.max_concurrency}")
+    if s.timeout is not None and not s.timeout > 0:
+        out.append(f"timeout must be a positive number of seconds, got {s.timeout!r}")
+    for name, spec in s.pools.items():
+        size = spec[0] if isinstance(spec, tuple) else spec
+        rate = spec[1] if isinstance(spec, tuple) else None
+        if not isinstance(size, int) or size < 1:
+            out.append(f"pool {name!r} must have a size >= 1, got {size!r}")
+        if rate is not None and not rate > 0:
+            out.append(f"pool {name!r} rate must be > 0 per second, got {rate!r}")
+    return out
+
+
+# -- validation and compilation ---------------------------------------------------------------
+
+
+def _compile(wf: Workflow) -> Graph:
+    steps = list(wf.steps.values())
+    ids = [s.id for s in steps]
+    index = {sid: i for i, sid in enumerate(ids)}
+    problems = [
+        Problem(d, "is declared more than once; give each step a unique id")
+        for d in dict.fromkeys(wf._duplicates)
+    ]
+    problems += [p for s in steps for p in _step_problems(s, wf.settings)]
+    problems += [Problem(None, m) for m in _settings_problems(wf.settings)]
+    preds: list[list[int]] = [[] for _ in steps]
+    succs: list[list[int]] = [[] for _ in steps]
+    handles: dict[tuple[int, int], str] = {}
+    for i, s in enumerate(steps):
+        for dep in s.depends_on:
+            j = index.get(dep)
+            if j is None:
+                problems.append(Problem(s.id, _unknown_dep(dep, index)))
+            elif j not in preds[i]:
+                preds[i].append(j)
+                succs[j].append(i)
+        for dep, handle in s.branch.items():
+            if dep not in s.depends_on:
+                problems.append(
+                    Problem(
+                        s.id,
+                        f"branch names {dep!r}, which is not in depends_on; "
+                        f"add {dep!r} to depends_on",
+                    )
+                )
+            elif dep in index:
+                handles[(index[dep], i)] = str(handle)
+    order, cycle = _toposort(preds, succs)
+    if cycle:
+        path = [ids[i] for i in cycle]
+        problems.append(
+            Problem(
+                path[0],
+                "is part of a cycle: " + " -> ".join(path) + "; remove one of these dependencies",
+            )
+        )
+        raise CycleError(wf.name, problems, path)
+    if problems:
+        raise ValidationError(wf.name, problems)
+    return Graph(steps, ids, index, preds, succs, handles, order)
+
+
+def _unknown_dep(dep: str, index: Mapping[str, int]) -> str:
+    msg = f"depends on unknown step {dep!r}"
+    close = difflib.get_close_matches(dep, index.keys(), n=1) if len(index) < 20_000 else []
+    return msg + (f"; did you mean {close[0]!r}?" if close else "; declare it or fix the name")
+
+
+def _step_problems(s: Step, settings: Settings) -> list[Problem]:
+    from pardag.kinds import kind_problems
+
+    msgs: list[str] = []
+    if not isinstance(s.id, str) or not ID_PATTERN.fullmatch(s.id):
+        msgs.append("the id may use only letters, digits, '_', '.' and '-'")
+    if s.timeout is not None and not (isinstance(s.timeout, int | float) and s.timeout > 0):
+        msgs.append(f"timeout must be a positive number of seconds, got {s.timeout!r}")
+    if s.retry is not None:
+        msgs += s.retry.problems()
+    if s.trigger not in Trigger._value2member_map_:
+        msgs.append(
+            f"trigger {s.trigger!r} is unknown; use one of " + ", ".join(t.value for t in Trigger)
+        )
+    if isinstance(s.priority, bool) or not isinstance(s.priority, int):
+        msgs.append(f"priority must be an int, got {s.priority!r}")
+    if s.estimate is not None and not s.estimate >= 0:
+        msgs.append(f"estimate must be >= 0 seconds, got {s.estimate!r}")
+    for pool, amount in s.resources.items():
+        size = _pool_size(settings.pools.get(pool))
+        if size is None:
+            known = ", ".join(settings.pools) or "none"
+            msgs.append(
+                f"uses pool {pool!r}, which is not declared (pools: {known}); "
+                f"declare it with pools={{{pool!r}: N}}"
+            )
+        elif not isinstance(amount, int) or not 1 <= amount <= size:
+            msgs.append(
+                f"asks for {amount!r} of pool {pool!r}, which has {size}; ask for 1 to {size}"
+            )
+    msgs += kind_problems(s)
+    return [Problem(s.id, m) for m in msgs]
+
+
+def _pool_size(spec: int | tuple[int, float] | None) -> int | None:
+    if spec is None:
+        return None
+    return spec[0] if isinstance(spec, tuple) else spec
+
+
+def _toposort(preds: list[list[int]], succs: list[list[int]]) -> tuple[list[int], list[int]]:
+    """Kahn's algorithm in declaration order; returns (order, a cycle path or [])."""
+    n = len(preds)
+    waiting = [len(p) for p in preds]
+    order = [i for i in range(n) if waiting[i] == 0]
+    head = 0
+    while head < len(order):
+        for s in succs[order[head]]:
+            waiting[s] -= 1
+            if waiting[s] == 0:
+                order.append(s)
+        head += 1
+    if len(order) == n:
+        return order, []
+    return order, _find_cycle(preds, [i for i in range(n) if waiting[i] > 0])
+
+
+def _find_cycle(preds: list[list[int]], stuck: list[int]) -> list[int]:
+    """A cycle among the steps Kahn's algorithm could not order, walking predecessors."""
+    blocked = set(stuck)
+    seen: dict[int, int] = {}
+    path: list[int] = []
+    node = stuck[0]
+    while node not in seen:
+        seen[node] = len(path)
+        path.append(node)
+        node = next(p for p in preds[node] if p in blocked)
+    cycle = path[seen[node] :]
+    cycle.reverse()  # walked against the edges; show it along them
+    return [*cycle, cycle[0]]

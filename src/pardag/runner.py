@@ -1,0 +1,564 @@
+"""Drives one run: dispatch, retries, timeouts, cancellation and events.
+
+The runner is the only code that changes run state. Executors report each finished attempt by
+a done-callback that appends to one inbox and wakes the loop; timers (timeouts, backoffs, rate
+windows) do the same. The loop then reads as a sentence: start everything the scheduler says is
+ready, wait for the inbox, settle what arrived, until every step is final.
+
+Stopping work. A timed-out or cancelled step is stopped for real where its executor can (a
+coroutine is cancelled, a worker process killed). A thread cannot be stopped: the step is
+recorded as failed or cancelled at once, but its slot stays taken until the function returns,
+and the run does not return before that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+import os
+import random
+import signal
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from pardag.errors import (
+    ArgumentError,
+    PardagError,
+    RunCancelled,
+    RunTimedOut,
+    StepCancelled,
+    StepFailed,
+    StepTimeout,
+)
+from pardag.events import Event, EventKind, Listener
+from pardag.executors import create_executor, default_capacity
+from pardag.executors.base import Executor, format_traceback
+from pardag.kinds import Action, action_for
+from pardag.kinds.python import bind_function
+from pardag.model import Graph, OnFailure, Settings, Step, StepState
+from pardag.results import RunResult, RunStatus, StepResult
+from pardag.scheduler import Pool, Scheduler
+
+if TYPE_CHECKING:
+    from pardag.model import Workflow
+
+__all__ = ["Runner", "run_sync"]
+
+_SKIP = object()  # inbox marker: the step's `when` was false
+_ABANDON = object()  # inbox marker: a thread step timed out and cannot be stopped
+_REQUEUE = object()  # inbox marker: a backoff ended
+
+
+class Runner:
+    """Runs one compiled workflow once. Create, then ``await runner.run()``."""
+
+    def __init__(
+        self,
+        workflow: str,
+        graph: Graph,
+        settings: Settings,
+        listeners: Sequence[Listener] = (),
+        params: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.run_id = uuid.uuid4().hex
+        self.workflow = workflow
+        self.graph = graph
+        self.settings = settings
+        self.params = dict(params or {})
+        self._listeners = list(listeners)
+        self._steps = graph.steps
+        self._actions: list[Action] = [action_for(s) for s in graph.steps]
+        self._executor_of = [
+            self._pick_executor(s, a) for s, a in zip(graph.steps, self._actions, strict=True)
+        ]
+        self._checks = [_precondition(s) for s in graph.steps]
+        n = len(graph.ids)
+        self._outputs: list[Any] = [None] * n
+        self._attempts = [0] * n
+        self._started: list[float | None] = [None] * n
+        self._finished: list[float | None] = [None] * n
+        self._errors: dict[int, StepFailed] = {}
+        self._futures: dict[int, asyncio.Future[Any]] = {}
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._timed_out: set[int] = set()
+        self._detached: dict[asyncio.Future[Any], int] = {}
+        self._executors: dict[str, Executor] = {}
+        self._inbox: deque[tuple[int, Any]] = deque()
+        self._wake: asyncio.Future[None] | None = None
+        self._stop: tuple[RunStatus, PardagError] | None = None
+        self._stop_reason = ""
+        self._first_failure: StepFailed | None = None
+        self._wakeup_armed: float | None = None
+        self.sched = self._scheduler()
+
+    # -- public -------------------------------------------------------------------------------
+
+    async def run(self) -> RunResult:
+        """Run every step to a final state and return the result."""
+        self._loop = asyncio.get_running_loop()
+        started = time.time()
+        self._emit(EventKind.RUN_STARTED, None)
+        deadline = self._arm_run_timeout()
+        try:
+            await self._drive()
+        except BaseException:
+            self.cancel("the task running the workflow was cancelled")
+            raise
+        finally:
+            if deadline is not None:
+                deadline.cancel()
+            await self._close_executors()
+        result = self._result(started)
+        self._emit(EventKind.RUN_FINISHED, None, status=result.status.value)
+        return result
+
+    def cancel(self, reason: str = "cancelled by the caller") -> None:
+        """Cancel the run from its own event loop: running steps are stopped, no new ones start."""
+        self._abort(RunStatus.CANCELLED, RunCancelled(reason), f"run cancelled: {reason}")
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def _drive(self) -> None:
+        sched, inbox = self.sched, self._inbox
+        sched.prepare()
+        self._report()
+        while sched.unfinished:
+            for i in sched.get_ready(time.monotonic()):
+                self._start(i)
+            if sched.wakeup_at is not None:
+                self._arm_wakeup(sched.wakeup_at)
+            if not inbox:
+                self._check_stall()
+                self._wake = self._loop.create_future()
+                await self._wake
+            while inbox:
+                self._settle(*inbox.popleft())
+
+    def _post(self, i: int, item: Any) -> None:
+        """Deliver something to the loop from a callback or timer."""
+        self._inbox.append((i, item))
+        wake = self._wake
+        if wake is not None and not wake.done():
+            wake.set_result(None)
+
+    def _start(self, i: int) -> None:
+        """Begin one attempt of step ``i``, which holds its slot."""
+        step, inputs = self._steps[i], self._inputs(i)
+        check = self._checks[i]
+        if check is not None and not self._check(i, check, inputs):
+            return
+        self._attempts[i] += 1
+        if self._started[i] is None:
+            self._started[i] = time.time()
+        self._emit(EventKind.STEP_STARTED, i)
+        action = self._actions[i]
+        name = self._executor_of[i]
+        try:
+            args, kwargs = action.bind(inputs, self.params)
+            if name == "inline":
+                fut = self._loop.create_future()
+                fut.set_result(action.fn(*args, **kwargs))
+            else:
+                fut = self._executor(name).submit(action.fn, args, kwargs)
+        except Exception as exc:
+            fut = self._loop.create_future()
+            fut.set_exception(exc)
+        self._futures[i] = fut
+        fut.add_done_callback(functools.partial(self._post, i))
+        if step.timeout is not None:
+            self._timers[i] = self._loop.call_later(step.timeout, self._on_timeout, i, fut)
+
+    def _settle(self, i: int, item: Any) -> None:
+        """Apply one inbox item: the end of an attempt, a skip, a requeue or an abandon."""
+        if item is _REQUEUE:
+            self._requeue(i)
+        elif isinstance(item, asyncio.Future) and item in self._detached:
+            self.sched.release_detached(self._detached.pop(item))  # an unstoppable thread ended
+        elif self.sched.state[i].is_final():
+            return  # settled already, e.g. cancelled while its result was on the way
+        elif item is _SKIP:
+            self._finish(i, StepState.SKIPPED, reason="condition false")
+        elif item is _ABANDON:
+            self._failed(i, None)
+        elif isinstance(item, asyncio.Future) and self._futures.get(i) is item:
+            self._ended(i, item)
+
+    def _ended(self, i: int, item: asyncio.Future[Any]) -> None:
+        """An attempt's future completed: success, failure or cancellation."""
+        timer = self._timers.pop(i, None)
+        if timer is not None:
+            timer.cancel()
+        del self._futures[i]
+        if item.cancelled():
+            self._failed(i, None)
+        elif item.exception() is not None:
+            self._failed(i, item.exception())
+        else:
+            self._succeeded(i, item.result())
+
+    # -- outcomes -----------------------------------------------------------------------------
+
+    def _requeue(self, i: int) -> None:
+        if i < 0:
+            self._wakeup_armed = None
+            self.sched.wake_rate_limited()
+        elif self.sched.state[i] is StepState.RETRYING:
+            self.sched.requeue(i)
+            self._report()
+
+    def _succeeded(self, i: int, output: Any) -> None:
+        self._timed_out.discard(i)
+        self._outputs[i] = output
+        handle_of = self._actions[i].handle
+        handle = handle_of(output) if handle_of is not None else None
+        self._finish(i, StepState.SUCCEEDED, handle=handle)
+
+    def _failed(self, i: int, exc: BaseException | None) -> None:
+        if self._stop is not None and exc is None and i not in self._timed_out:
+            self._finish(i, StepState.CANCELLED, reason=self._stop_reason)
+            return
+        error = self._step_error(i, exc)
+        if self._may_retry(i, exc):
+            return
+        self._errors[i] = error
+        self._finish(i, StepState.FAILED, reason=error.reason)
+        if self._steps[i].critical:
+            self._first_failure = self._first_failure or error
+            if self.settings.on_failure is OnFailure.FAIL_FAST:
+                self._abort(RunStatus.FAILED, error, f"run failed at step {self.graph.ids[i]!r}")
+
+    def _step_error(self, i: int, exc: BaseException | None) -> StepFailed:
+        sid = self.graph.ids[i]
+        if i in self._timed_out:
+            return StepTimeout(sid, exc, f"timed out after {self._steps[i].timeout:g}s")
+        if exc is None:
+            return StepCancelled(sid, None, "cancelled")
+        reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return StepFailed(sid, exc, reason, format_traceback(exc))
+
+    def _may_retry(self, i: int, exc: BaseException | None) -> bool:
+        """Schedule another attempt after a backoff when the policy allows; True if so."""
+        policy = self._steps[i].retry
+        timed_out = i in self._timed_out
+        self._timed_out.discard(i)
+        if policy is None or self._stop is not None or self._attempts[i] > policy.retries:
+            return False
+        if not timed_out and not isinstance(exc, policy.retry_on):
+            return False
+        if timed_out and not issubclass(TimeoutError, policy.retry_on):
+            return False
+        delay = policy.backoff(self._attempts[i], random.random())
+        self.sched.retry_later(i)
+        self._emit(EventKind.STEP_RETRYING, i, delay=delay, error=repr(exc))
+        self._loop.call_later(delay, self._post, i, _REQUEUE)
+        return True
+
+    def _finish(
+        self, i: int, state: StepState, *, handle: str | None = None, reason: str | None = None
+    ) -> None:
+        """Record a final state; the scheduler releases dependents and cascades skips."""
+        self.sched.done(i, state, handle=handle, reason=reason)
+        self._report()
+
+    def _report(self) -> None:
+        """Stamp and announce the steps the scheduler made ready or final since last time."""
+        log = self.sched.log
+        if not log:
+            return
+        now, state, finished = time.time(), self.sched.state, self._finished
+        for i in log:
+            if state[i].is_final():
+                finished[i] = now
+            if self._listeners:
+                self._emit_state(i, state[i])
+        log.clear()
+
+    # -- stopping -------------------------------------------------------------------------------
+
+    def _on_timeout(self, i: int, fut: asyncio.Future[Any]) -> None:
+        if fut.done():
+            return
+        self._timed_out.add(i)
+        self._stop_work(i, fut)
+
+    def _stop_work(self, i: int, fut: asyncio.Future[Any]) -> None:
+        """Stop an attempt; a thread that cannot stop keeps its slot until it ends."""
+        if self._executor(self._executor_of[i]).stop(fut):
+            return  # the future completes cancelled and settles as usual
+        self._timers.pop(i, None)
+        del self._futures[i]
+        self._detached[fut] = self.sched.detach(i)
+        self._post(i, _ABANDON)
+
+    def _abort(self, status: RunStatus, error: PardagError, reason: str) -> None:
+        """Stop the run: cancel what waits, stop what runs, start nothing new."""
+        if self._stop is not None:
+            return
+        self._stop = (status, error)
+        self._stop_reason = reason
+        self.sched.cancel_pending(reason)
+        self._report()
+        for i in self.sched.running_steps():
+            fut = self._futures.get(i)
+            if fut is not None and not fut.done():
+                self._stop_work(i, fut)
+
+    def _arm_run_timeout(self) -> asyncio.TimerHandle | None:
+        limit = self.settings.timeout
+        if limit is None:
+            return None
+        return self._loop.call_later(
+            limit,
+            self._abort,
+            RunStatus.TIMED_OUT,
+            RunTimedOut(limit),
+            f"run timed out after {limit:g}s",
+        )
+
+    def _arm_wakeup(self, at: float) -> None:
+        """Wake the loop when a rate-limited pool earns its next token."""
+        if self._wakeup_armed is None or at < self._wakeup_armed:
+            self._wakeup_armed = at
+            self._loop.call_at(_loop_time(self._loop, at), self._post, -1, _REQUEUE)
+
+    def _check_stall(self) -> None:
+        """Fail loudly instead of hanging if nothing can make progress (a bug if reached)."""
+        if self._futures or self._detached or self._wakeup_armed is not None:
+            return
+        if any(s is StepState.RETRYING for s in self.sched.state):
+            return
+        stuck = [self.graph.ids[i] for i, s in enumerate(self.sched.state) if not s.is_final()]
+        raise RuntimeError(f"pardag stalled with steps {stuck[:10]} not final; please report this")
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _inputs(self, i: int) -> dict[str, Any]:
+        preds = self.graph.preds[i]
+        if not preds:
+            return {}
+        ids, out, state = self.graph.ids, self._outputs, self.sched.state
+        return {ids[p]: out[p] for p in preds if state[p] is StepState.SUCCEEDED}
+
+    def _check(
+        self,
+        i: int,
+        check: Callable[[Mapping[str, Any], Mapping[str, Any]], bool],
+        inputs: Mapping[str, Any],
+    ) -> bool:
+        """Evaluate the step's ``when``; False means it is skipped (or failed, if it raised)."""
+        try:
+            ok = check(inputs, self.params)
+        except Exception as exc:
+            fut = self._loop.create_future()
+            fut.set_exception(exc)
+            self._futures[i] = fut
+            self._post(i, fut)
+            return False
+        if not ok:
+            self._post(i, _SKIP)
+        return bool(ok)
+
+    def _pick_executor(self, step: Step, action: Action) -> str:
+        if step.executor is not None or action.executor in ("async", "inline"):
+            return action.executor
+        return self.settings.executor or action.executor
+
+    def _executor(self, name: str) -> Executor:
+        ex = self._executors.get(name)
+        if ex is None:
+            ex = self._executors[name] = create_executor(
+                name, self.settings.max_concurrency or None
+            )
+        return ex
+
+    async def _close_executors(self) -> None:
+        for ex in self._executors.values():
+            await ex.aclose()
+        while self._inbox:  # threads that ended during close release their slots
+            self._settle(*self._inbox.popleft())
+
+    def _scheduler(self) -> Scheduler:
+        s = self.settings
+        pools = {
+            name: Pool(*spec) if isinstance(spec, tuple) else Pool(spec)
+            for name, spec in s.pools.items()
+        }
+        resources: list[Mapping[str, int]] = [step.resources for step in self.graph.steps]
+        if not s.max_concurrency:  # auto: each executor's own capacity becomes a pool
+            for i, name in enumerate(self._executor_of):
+                cap = default_capacity(name)
+                if cap is not None:
+                    pools.setdefault(f"executor:{name}", Pool(cap))
+                    resources[i] = {**resources[i], f"executor:{name}": 1}
+        return Scheduler(
+            self.graph,
+            mode=s.mode,
+            limit=s.max_concurrency or None,
+            pools=pools,
+            resources=resources,
+        )
+
+    def _result(self, started: float) -> RunResult:
+        ids = self.graph.ids
+        state, reasons = self.sched.state, self.sched.reason
+        steps = {
+            ids[i]: StepResult(
+                ids[i],
+                state[i],
+                self._attempts[i],
+                self._started[i],
+                self._finished[i],
+                self._errors.get(i),
+                reasons.get(i),
+                self._executor_of[i],
+            )
+            for i in range(len(ids))
+        }
+        outputs = {
+            ids[i]: self._outputs[i] for i in range(len(ids)) if state[i] is StepState.SUCCEEDED
+        }
+        terminal = tuple(ids[i] for i in range(len(ids)) if not self.graph.succs[i])
+        status, error = self._status()
+        return RunResult(
+            self.run_id,
+            self.workflow,
+            status,
+            steps,
+            outputs,
+            terminal,
+            error,
+            started,
+            time.time(),
+            self.params,
+        )
+
+    def _status(self) -> tuple[RunStatus, PardagError | None]:
+        if self._stop is not None:
+            return self._stop
+        if self._first_failure is not None:
+            return RunStatus.FAILED, self._first_failure
+        return RunStatus.SUCCEEDED, None
+
+    # -- events -------------------------------------------------------------------------------
+
+    def _emit(self, kind: EventKind, i: int | None, **data: Any) -> None:
+        if not self._listeners:
+            return
+        step = None if i is None else self.graph.ids[i]
+        attempt = 0 if i is None else self._attempts[i]
+        event = Event(kind, self.run_id, time.monotonic(), step, attempt, data)
+        for listener in self._listeners:
+            try:
+                listener.on_event(event)
+            except Exception as exc:  # a listener must never break a run
+                self._loop.call_exception_handler(
+                    {"message": "pardag listener failed", "exception": exc}
+                )
+
+    def _emit_state(self, i: int, state: StepState) -> None:
+        reason = self.sched.reason.get(i)
+        self._emit(_STATE_EVENT[state], i, **({"reason": reason} if reason else {}))
+
+
+_STATE_EVENT = {
+    StepState.READY: EventKind.STEP_READY,
+    StepState.SUCCEEDED: EventKind.STEP_SUCCEEDED,
+    StepState.FAILED: EventKind.STEP_FAILED,
+    StepState.SKIPPED: EventKind.STEP_SKIPPED,
+    StepState.CANCELLED: EventKind.STEP_CANCELLED,
+}
+
+
+def _loop_time(loop: asyncio.AbstractEventLoop, monotonic_at: float) -> float:
+    return loop.time() + (monotonic_at - time.monotonic())
+
+
+def _precondition(step: Step) -> Callable[[Mapping[str, Any], Mapping[str, Any]], bool] | None:
+    """The step's ``when`` as a check over (inputs, params), or None when it has none."""
+    when = step.when
+    if when is None:
+        return None
+    if isinstance(when, str):
+        from pardag.expressions import compile_expression
+
+        expr = compile_expression(when, where=f"step {step.id!r} when")
+
+        def check_expr(inputs: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
+            return bool(expr.evaluate({**inputs, "inputs": inputs, "params": params}))
+
+        return check_expr
+    binder = bind_function(when, step.depends_on)
+    if isinstance(binder, str):
+        raise ArgumentError(f"step {step.id!r}: when= {binder}")
+    if inspect.iscoroutinefunction(when):
+        raise ArgumentError(f"step {step.id!r}: when= must be a plain function, not async def")
+
+    def check_fn(inputs: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
+        args, kwargs = binder(inputs, params)
+        return bool(when(*args, **kwargs))
+
+    return check_fn
+
+
+def run_sync(wf: Workflow, **overrides: Any) -> RunResult:
+    """``Workflow.run``: run on a fresh event loop; Ctrl-C cancels cleanly, a second exits."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise ArgumentError(
+            "wf.run() was called inside a running event loop; use "
+            "'await wf.run_async(...)' there instead"
+        )
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(_run_with_signals(wf, overrides))
+    finally:
+        _close_loop(loop)
+
+
+async def _run_with_signals(wf: Workflow, overrides: dict[str, Any]) -> RunResult:
+    from pardag.model import _override
+
+    listeners = overrides.pop("listeners", ())
+    params = overrides.pop("params", None)
+    runner = Runner(wf.name, wf.compile(), _override(wf.settings, overrides), listeners, params)
+    loop = asyncio.get_running_loop()
+    presses = 0
+
+    def on_sigint() -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            runner.cancel("interrupted (Ctrl-C); press Ctrl-C again to exit at once")
+        else:
+            loop.remove_signal_handler(signal.SIGINT)
+            raise KeyboardInterrupt
+
+    handled = threading.current_thread() is threading.main_thread() and os.name == "posix"
+    if handled:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    try:
+        return await runner.run()
+    finally:
+        if handled:
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    try:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()
