@@ -21,6 +21,12 @@ from pardag.events import Event, EventKind, Listener, Recorder
 from pardag.model import Mode, OnFailure, RetryPolicy, Settings, Step, StepState, Trigger, Workflow
 from pardag.results import RunResult, RunStatus, StepResult
 
+
+def run(workflow: Workflow, **settings: object) -> RunResult:
+    """Run ``workflow`` to the end; the same as ``workflow.run(**settings)``."""
+    return workflow.run(**settings)
+
+
 __all__ = [
     "ArgumentError",
     "CycleError",
@@ -47,6 +53,7 @@ __all__ = [
     "Trigger",
     "ValidationError",
     "Workflow",
+    "run",
 ]
 
 __version__ = "0.1.0"

@@ -462,13 +462,17 @@ def _compile(wf: Workflow) -> Graph:
     succs: list[list[int]] = [[] for _ in steps]
     handles: dict[tuple[int, int], str] = {}
     for i, s in enumerate(steps):
+        mine = preds[i]
         for dep in s.depends_on:
             j = index.get(dep)
             if j is None:
                 problems.append(Problem(s.id, _unknown_dep(dep, index)))
-            elif j not in preds[i]:
-                preds[i].append(j)
-                succs[j].append(i)
+            else:
+                mine.append(j)
+        if len(mine) > 1 and len(set(mine)) < len(mine):
+            mine[:] = dict.fromkeys(mine)  # a dependency named twice counts once
+        for j in mine:
+            succs[j].append(i)
         for dep, handle in s.branch.items():
             if dep not in s.depends_on:
                 problems.append(

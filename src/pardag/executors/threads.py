@@ -36,7 +36,7 @@ class ThreadExecutor(Executor):
     def submit(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> asyncio.Future[Any]:
-        call = functools.partial(fn, *args, **kwargs) if kwargs else functools.partial(fn, *args)
+        call = functools.partial(_guarded, fn, args, kwargs)
         return asyncio.get_running_loop().run_in_executor(self._pool, call)
 
     def stop(self, future: asyncio.Future[Any]) -> bool:
@@ -45,3 +45,11 @@ class ThreadExecutor(Executor):
     async def aclose(self) -> None:
         # Waits for running threads: a run does not return while its steps still run.
         await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown, True)
+
+
+def _guarded(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Call ``fn``; a ``StopIteration`` would never reach an asyncio future, so wrap it."""
+    try:
+        return fn(*args, **kwargs)
+    except StopIteration as exc:
+        raise RuntimeError(f"the step raised StopIteration: {exc!r}") from exc
