@@ -130,6 +130,8 @@ class Runner:
         while sched.unfinished:
             for i in sched.get_ready(time.monotonic()):
                 self._start(i)
+            if sched.waits:
+                self._report_waits()
             if sched.wakeup_at is not None:
                 self._arm_wakeup(sched.wakeup_at)
             if not inbox:
@@ -319,6 +321,12 @@ class Runner:
             RunTimedOut(limit),
             f"run timed out after {limit:g}s",
         )
+
+    def _report_waits(self) -> None:
+        waiting_on = self.sched.waiting_on
+        for i in self.sched.waits:
+            self._emit(EventKind.STEP_WAITING, i, waiting_on=waiting_on.get(i))
+        self.sched.waits.clear()
 
     def _arm_wakeup(self, at: float) -> None:
         """Wake the loop when a rate-limited pool earns its next token."""

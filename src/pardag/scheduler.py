@@ -84,6 +84,7 @@ class Scheduler:
         self.reason: dict[int, str] = {}
         self.chosen: dict[int, str] = {}
         self.waiting_on: dict[int, str] = {}
+        self.waits: list[int] = []  # steps newly parked on a pool, for the runner to report
         self.limit = 1 if mode is Mode.SEQUENTIAL else limit
         self.running = 0
         self.unfinished = n
@@ -301,13 +302,13 @@ class Scheduler:
             pool = self._pool_list[p]
             if pool.free < amounts[p]:
                 heapq.heappush(pool.queue, self._pos[i])
-                self.waiting_on[i] = f"pool {self._pool_names[p]!r} ({pool.size} in use)"
+                self._park(i, f"pool {self._pool_names[p]!r} (all {pool.size} in use)")
                 return False
             if pool.rate is not None:
                 pool.refill(now)
                 if pool.tokens < 1.0:
                     heapq.heappush(pool.queue, self._pos[i])
-                    self.waiting_on[i] = f"pool {self._pool_names[p]!r} (rate {pool.rate:g}/s)"
+                    self._park(i, f"pool {self._pool_names[p]!r} (rate {pool.rate:g}/s)")
                     wake = now + (1.0 - pool.tokens) / pool.rate
                     self.wakeup_at = wake if self.wakeup_at is None else min(self.wakeup_at, wake)
                     return False
@@ -319,6 +320,11 @@ class Scheduler:
         self._held[i] = self._needs[i]
         self.waiting_on.pop(i, None)
         return True
+
+    def _park(self, i: int, what: str) -> None:
+        if self.waiting_on.get(i) != what:
+            self.waiting_on[i] = what
+            self.waits.append(i)
 
     def wake_rate_limited(self) -> None:
         """Put steps waiting on a pool's rate back in the ready heap (the runner's timer fired)."""
