@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pytest
@@ -49,7 +50,7 @@ def test_rate_limited_pool_spaces_out_starts_and_says_so() -> None:
     assert reasons == {"pool 'api' (rate 50/s)"}
     starts = [e.time for e in rec.of(EventKind.STEP_STARTED)]
     # A bucket of one token refilled at 50/s: starts cannot come closer than 1/50 s apart.
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     assert all(g >= 0.018 for g in gaps), gaps
 
 
