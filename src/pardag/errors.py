@@ -4,6 +4,7 @@ The hierarchy::
 
     PardagError                   base of everything below
     ├── ArgumentError             a bad argument to an API call (names the argument)
+    ├── ExpressionError           evaluating a ``when`` or condition expression failed
     ├── ValidationError           a workflow that cannot run; carries every problem found
     │   └── CycleError            ... among them a cycle, available as ``.cycle``
     ├── StepFailed                a step did not succeed; keeps the original exception
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 __all__ = [
     "ArgumentError",
     "CycleError",
+    "ExpressionError",
     "PardagError",
     "Problem",
     "RunCancelled",
@@ -43,6 +45,21 @@ class PardagError(Exception):
 
 class ArgumentError(PardagError, ValueError):
     """An API call got an argument it cannot use; the message names it and the fix."""
+
+
+class ExpressionError(PardagError):
+    """Evaluating an expression failed; the message names where, the expression and why.
+
+    ``where`` and ``source`` are the place and the expression text.
+    """
+
+    def __init__(self, message: str, where: str = "", source: str = "") -> None:
+        super().__init__(message)
+        self.where = where
+        self.source = source
+
+    def __reduce__(self) -> tuple[type[ExpressionError], tuple[str, str, str]]:
+        return (type(self), (str(self), self.where, self.source))
 
 
 @dataclass(frozen=True, slots=True)

@@ -535,8 +535,28 @@ def _step_problems(s: Step, settings: Settings) -> list[Problem]:
             msgs.append(
                 f"asks for {amount!r} of pool {pool!r}, which has {size}; ask for 1 to {size}"
             )
+    msgs += _when_problems(s)
     msgs += kind_problems(s)
     return [Problem(s.id, m) for m in msgs]
+
+
+def _when_problems(s: Step) -> list[str]:
+    """A ``when`` must compile and read only the step's inputs, ``inputs`` and ``params``."""
+    if s.when is None or callable(s.when):
+        return []
+    from pardag.expressions import compile_expression
+
+    try:
+        expr = compile_expression(s.when, where="when")
+    except ArgumentError as exc:
+        return [str(exc)]
+    unknown = sorted(expr.names_used - set(s.depends_on) - RESERVED_PARAMS)
+    if unknown:
+        return [
+            f"when reads {', '.join(map(repr, unknown))}, which is not a dependency; "
+            f"add it to depends_on or read the run's params as params.NAME"
+        ]
+    return []
 
 
 def _pool_size(spec: int | tuple[int, float] | None) -> int | None:

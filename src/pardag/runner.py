@@ -494,7 +494,7 @@ def _precondition(step: Step) -> Callable[[Mapping[str, Any], Mapping[str, Any]]
     if isinstance(when, str):
         from pardag.expressions import compile_expression
 
-        expr = compile_expression(when, where=f"step {step.id!r} when")
+        expr = compile_expression(when, where="when")
 
         def check_expr(inputs: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
             return bool(expr.evaluate({**inputs, "inputs": inputs, "params": params}))

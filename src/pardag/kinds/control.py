@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pardag.errors import ArgumentError
+from pardag.expressions import compile_expression
 from pardag.kinds.base import Action
 from pardag.kinds.python import PythonKind
 
@@ -30,12 +32,38 @@ def branch_handle(value: Any) -> str:
 
 
 class ConditionKind(PythonKind):
-    """A Python function whose output picks the branch to run."""
+    """A Python function, or ``params={"expression": ...}``, whose value picks the branch.
+
+    An expression reads each input by its dependency's id, ``inputs`` and ``params`` (the
+    run's params); see ``pardag.expressions`` for what it may contain.
+    """
+
+    def problems(self, step: Step) -> list[str]:
+        if step.fn is not None:
+            return super().problems(step)
+        source = step.params.get("expression")
+        if not isinstance(source, str):
+            return ["a condition step needs a function or params={'expression': '...'}"]
+        try:
+            compile_expression(source, where="expression")
+        except ArgumentError as exc:
+            return [str(exc)]
+        return []
 
     def action(self, step: Step) -> Action:
-        action = super().action(step)
+        if step.fn is not None:
+            action = super().action(step)
+        else:
+            expr = compile_expression(step.params["expression"], where="expression")
+            action = Action(expr.evaluate, "inline", _bind_names)
         action.handle = branch_handle
         return action
+
+
+def _bind_names(
+    inputs: Mapping[str, Any], params: Mapping[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return ({**inputs, "inputs": inputs, "params": params},), {}
 
 
 def _merge_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
