@@ -86,6 +86,7 @@ class Runner:
         self._futures: dict[int, asyncio.Future[Any]] = {}
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._timed_out: set[int] = set()
+        self._no_retry: set[int] = set()
         self._detached: dict[asyncio.Future[Any], int] = {}
         self._executors: dict[str, Executor] = {}
         self._inbox: deque[tuple[int, Any]] = deque()
@@ -250,6 +251,8 @@ class Runner:
         self._timed_out.discard(i)
         if policy is None or self._stop is not None or self._attempts[i] > policy.retries:
             return False
+        if i in self._no_retry:
+            return False
         if not timed_out and not isinstance(exc, policy.retry_on):
             return False
         if timed_out and not issubclass(TimeoutError, policy.retry_on):
@@ -361,7 +364,9 @@ class Runner:
         """Evaluate the step's ``when``; False means it is skipped (or failed, if it raised)."""
         try:
             ok = check(inputs, self.params)
-        except Exception as exc:
+        except Exception as exc:  # a broken precondition fails the step, once: no retries
+            self._attempts[i] += 1
+            self._no_retry.add(i)
             fut = self._loop.create_future()
             fut.set_exception(exc)
             self._futures[i] = fut
