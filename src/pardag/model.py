@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pardag.errors import ArgumentError, CycleError, Problem, ValidationError
+from pardag.kinds.control import branch_handle
 
 if TYPE_CHECKING:
     from pardag.events import Listener
@@ -435,6 +436,11 @@ def _settings_problems(s: Settings) -> list[str]:
         out.append(f"max_concurrency must be >= 0 (0 = auto), got {s.max_concurrency}")
     if s.timeout is not None and not s.timeout > 0:
         out.append(f"timeout must be a positive number of seconds, got {s.timeout!r}")
+    if s.executor not in (None, "threads", "processes"):
+        out.append(
+            f"executor={s.executor!r} is not valid for a run; use 'threads' or "
+            "'processes' (async def steps always run on the event loop)"
+        )
     for name, spec in s.pools.items():
         size = spec[0] if isinstance(spec, tuple) else spec
         rate = spec[1] if isinstance(spec, tuple) else None
@@ -483,7 +489,7 @@ def _compile(wf: Workflow) -> Graph:
                     )
                 )
             elif dep in index:
-                handles[(index[dep], i)] = str(handle)
+                handles[(index[dep], i)] = branch_handle(handle)
     order, cycle = _toposort(preds, succs)
     if cycle:
         path = [ids[i] for i in cycle]
@@ -542,8 +548,10 @@ def _step_problems(s: Step, settings: Settings) -> list[Problem]:
 
 def _when_problems(s: Step) -> list[str]:
     """A ``when`` must compile and read only the step's inputs, ``inputs`` and ``params``."""
-    if s.when is None or callable(s.when):
+    if s.when is None:
         return []
+    if callable(s.when):
+        return _when_callable_problems(s.when, s.depends_on)
     from pardag.expressions import compile_expression
 
     try:
@@ -557,6 +565,15 @@ def _when_problems(s: Step) -> list[str]:
             f"add it to depends_on or read the run's params as params.NAME"
         ]
     return []
+
+
+def _when_callable_problems(when: Callable[..., Any], deps: tuple[str, ...]) -> list[str]:
+    from pardag.kinds.python import bind_function
+
+    if inspect.iscoroutinefunction(when):
+        return ["when= must be a plain function returning a bool, not an async def"]
+    binder = bind_function(when, deps)
+    return [f"when= {binder}"] if isinstance(binder, str) else []
 
 
 def _pool_size(spec: int | tuple[int, float] | None) -> int | None:

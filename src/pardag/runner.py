@@ -222,11 +222,15 @@ class Runner:
         self._finish(i, StepState.SUCCEEDED, handle=handle)
 
     def _failed(self, i: int, exc: BaseException | None) -> None:
-        if self._stop is not None and exc is None and i not in self._timed_out:
+        stopped_under_it = exc is None and i not in self._timed_out
+        error = self._step_error(i, exc)
+        retryable = self._retryable(i, exc)
+        if self._stop is not None and (stopped_under_it or retryable):
+            # the run is stopping: a stopped attempt, or a retry it will not start, is cancelled
             self._finish(i, StepState.CANCELLED, reason=self._stop_reason)
             return
-        error = self._step_error(i, exc)
-        if self._may_retry(i, exc):
+        if retryable:
+            self._retry(i, exc)
             return
         self._errors[i] = error
         self._finish(i, StepState.FAILED, reason=error.reason)
@@ -244,24 +248,25 @@ class Runner:
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return StepFailed(sid, exc, reason, format_traceback(exc))
 
-    def _may_retry(self, i: int, exc: BaseException | None) -> bool:
-        """Schedule another attempt after a backoff when the policy allows; True if so."""
+    def _retryable(self, i: int, exc: BaseException | None) -> bool:
+        """Whether the retry policy allows another attempt after this failed one."""
         policy = self._steps[i].retry
         timed_out = i in self._timed_out
         self._timed_out.discard(i)
-        if policy is None or self._stop is not None or self._attempts[i] > policy.retries:
+        if policy is None or self._attempts[i] > policy.retries or i in self._no_retry:
             return False
-        if i in self._no_retry:
-            return False
-        if not timed_out and not isinstance(exc, policy.retry_on):
-            return False
-        if timed_out and not issubclass(TimeoutError, policy.retry_on):
-            return False
+        if timed_out:
+            return issubclass(TimeoutError, policy.retry_on)
+        return isinstance(exc, policy.retry_on)
+
+    def _retry(self, i: int, exc: BaseException | None) -> None:
+        """Wait out the backoff without a slot, then compete for one again."""
+        policy = self._steps[i].retry
+        assert policy is not None  # _retryable said so
         delay = policy.backoff(self._attempts[i], random.random())
         self.sched.retry_later(i)
         self._emit(EventKind.STEP_RETRYING, i, delay=delay, error=repr(exc))
         self._loop.call_later(delay, self._post, i, _REQUEUE)
-        return True
 
     def _finish(
         self, i: int, state: StepState, *, handle: str | None = None, reason: str | None = None
@@ -531,9 +536,12 @@ def run_sync(wf: Workflow, **overrides: Any) -> RunResult:
         )
     loop = asyncio.new_event_loop()
     try:
-        return loop.run_until_complete(_run_with_signals(wf, overrides))
-    finally:
-        _close_loop(loop)
+        result = loop.run_until_complete(_run_with_signals(wf, overrides))
+    except KeyboardInterrupt:  # the second Ctrl-C: leave now, without waiting for threads
+        _close_loop(loop, wait_for_threads=False)
+        raise
+    _close_loop(loop, wait_for_threads=True)
+    return result
 
 
 async def _run_with_signals(wf: Workflow, overrides: dict[str, Any]) -> RunResult:
@@ -564,7 +572,8 @@ async def _run_with_signals(wf: Workflow, overrides: dict[str, Any]) -> RunResul
             loop.remove_signal_handler(signal.SIGINT)
 
 
-def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+def _close_loop(loop: asyncio.AbstractEventLoop, *, wait_for_threads: bool) -> None:
+    """Close the run's loop; after a second Ctrl-C, give tasks a moment but not threads."""
     try:
         pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
         for task in pending:
@@ -572,6 +581,7 @@ def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
         if pending:
             loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
         loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.run_until_complete(loop.shutdown_default_executor())
+        if wait_for_threads:
+            loop.run_until_complete(loop.shutdown_default_executor())
     finally:
         loop.close()

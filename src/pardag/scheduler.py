@@ -96,7 +96,7 @@ class Scheduler:
         self._amounts = [{ix[n]: a for n, a in r.items()} for r in wants]
         self._needs = [tuple(a) for a in self._amounts]
         self._waiting = [len(p) for p in graph.preds]
-        self._triggers = [s.trigger for s in graph.steps]
+        self._triggers = [Trigger(s.trigger) for s in graph.steps]
         self._levels = mode is Mode.LEVELS
         self._level = graph.levels() if self._levels else []
         self._at_level = 0
@@ -261,7 +261,7 @@ class Scheduler:
         if not preds:
             return None
         rule = self._triggers[s]
-        if rule is Trigger.ALL_DONE:
+        if rule == Trigger.ALL_DONE:
             return None
         ok_any = False
         first_bad: str | None = None
@@ -274,9 +274,9 @@ class Scheduler:
                 first_bad = first_bad or f"upstream failed: {self.graph.ids[p]}"
             else:
                 first_skip = first_skip or self._skip_reason(p, s)
-        if rule is Trigger.ANY_SUCCESS:
+        if rule == Trigger.ANY_SUCCESS:
             return None if ok_any else (first_bad or first_skip or "no upstream succeeded")
-        if rule is Trigger.NONE_FAILED:
+        if rule == Trigger.NONE_FAILED:
             return first_bad
         return first_bad or first_skip
 

@@ -1,15 +1,22 @@
 """The ``threads`` executor: plain functions on a pool of threads (their default).
 
 A thread cannot be stopped from outside. When a step on a thread times out or is cancelled,
-the run moves on, but the thread's slot is not handed out again until the function returns.
+the run moves on, but the thread's slot is not handed out again until the function returns,
+and ``aclose`` (so the run) waits for it.
+
+Why not ``concurrent.futures.ThreadPoolExecutor``: its threads are joined when the interpreter
+exits, so a second Ctrl-C could not exit while a step still runs; and each call would pay for
+a ``concurrent.futures.Future`` wrapped in an asyncio one. Here workers are daemon threads that
+take calls from one queue and hand each result straight to the run's event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from queue import SimpleQueue
 from typing import Any
 
 from pardag.executors.base import Executor
@@ -19,15 +26,22 @@ __all__ = ["DEFAULT_THREADS", "ThreadExecutor"]
 DEFAULT_THREADS = 64
 """Threads used when ``max_concurrency`` is 0 (auto): enough for I/O-bound steps."""
 
+_Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any]]
+
 
 class ThreadExecutor(Executor):
-    """Runs plain functions on threads, started lazily up to ``max_workers``."""
+    """Runs plain functions on daemon threads, started lazily up to ``max_workers``."""
 
     name = "threads"
 
     def __init__(self, max_workers: int | None = None) -> None:
         self._max_workers = max_workers or DEFAULT_THREADS
-        self._pool = ThreadPoolExecutor(self._max_workers, thread_name_prefix="pardag-step")
+        self._calls: SimpleQueue[_Call | None] = SimpleQueue()
+        self._idle = threading.Semaphore(0)
+        self._threads: list[threading.Thread] = []
+        self._exited: asyncio.Future[None] | None = None
+        self._alive = 0
+        self._lock = threading.Lock()
 
     @property
     def capacity(self) -> int | None:
@@ -36,20 +50,72 @@ class ThreadExecutor(Executor):
     def submit(
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> asyncio.Future[Any]:
-        call = functools.partial(_guarded, fn, args, kwargs)
-        return asyncio.get_running_loop().run_in_executor(self._pool, call)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._calls.put((fn, args, kwargs, future))
+        if not self._idle.acquire(blocking=False) and len(self._threads) < self._max_workers:
+            self._start_thread(loop)
+        return future
 
     def stop(self, future: asyncio.Future[Any]) -> bool:
         return False
 
     async def aclose(self) -> None:
-        # Waits for running threads: a run does not return while its steps still run.
-        await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown, True)
+        """Let queued calls finish, then wait until every worker thread has exited."""
+        if self._exited is None:
+            self._exited = asyncio.get_running_loop().create_future()
+            for _ in self._threads:
+                self._calls.put(None)
+            if not self._threads:
+                self._exited.set_result(None)
+        await asyncio.shield(self._exited)
+
+    def _start_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        name = f"pardag-step-{len(self._threads)}"
+        thread = threading.Thread(target=self._work, args=(loop,), name=name, daemon=True)
+        with self._lock:
+            self._alive += 1
+        self._threads.append(thread)
+        thread.start()
+
+    def _work(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A worker thread: run calls until the sentinel None arrives."""
+        calls, idle = self._calls, self._idle
+        while (call := calls.get()) is not None:
+            fn, args, kwargs, future = call
+            try:
+                outcome: tuple[bool, Any] = (True, fn(*args, **kwargs))
+            except BaseException as exc:  # delivered to the runner, never raised here
+                outcome = (False, _deliverable(exc))
+            del call, fn, args, kwargs
+            idle.release()  # before posting, so the next submit reuses this thread
+            _post(loop, _settle, future, outcome)
+        with self._lock:
+            self._alive -= 1
+            last = self._alive == 0
+        if last and self._exited is not None:
+            _post(loop, _settle, self._exited, (True, None))
 
 
-def _guarded(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    """Call ``fn``; a ``StopIteration`` would never reach an asyncio future, so wrap it."""
-    try:
-        return fn(*args, **kwargs)
-    except StopIteration as exc:
-        raise RuntimeError(f"the step raised StopIteration: {exc!r}") from exc
+def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # a closed loop: nobody waits for this any more
+        loop.call_soon_threadsafe(fn, *args)
+
+
+def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+    if future.done():
+        return
+    ok, value = outcome
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+def _deliverable(exc: BaseException) -> BaseException:
+    """``StopIteration`` and interpreter-exit exceptions cannot travel in an asyncio future."""
+    if isinstance(exc, Exception) and not isinstance(exc, StopIteration):
+        return exc
+    wrapped = RuntimeError(f"the step raised {type(exc).__name__}: {exc!r}")
+    wrapped.__cause__ = exc
+    return wrapped

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PythonKind", "bind_function", "default_executor"]
 
-_EXECUTORS = ("async", "threads", "processes", "dask")
+_EXECUTORS = ("async", "threads", "processes")
 
 
 def default_executor(fn: Callable[..., Any]) -> str:

@@ -1,0 +1,36 @@
+"""Module-level step functions for runner tests that use the processes executor.
+
+Worker processes load a step's function by name, so it must live in an importable module.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+def spin(path: str) -> None:
+    """Write this process's pid to ``path``, then loop forever (only a kill stops it)."""
+    Path(path).write_text(str(os.getpid()))
+    while True:
+        time.sleep(0)
+
+
+def fail_in_worker() -> None:
+    raise ValueError("raised in a worker process")
+
+
+def sleep_then_mark(path: str, seconds: float) -> str:
+    """Sleep, then create ``path``: the file exists only if the call was not stopped."""
+    time.sleep(seconds)
+    Path(path).touch()
+    return "finished"
