@@ -760,3 +760,13 @@ def test_evaluate_agrees_with_python(source: str, values: tuple[int, ...]) -> No
     result = expression.evaluate(names)
     assert result == expected
     assert type(result) is type(expected)
+
+
+def test_refusing_absurd_input_leaves_the_parser_usable() -> None:
+    """CPython 3.11 breaks later ast.parse calls after a RecursionError inside it."""
+    import ast
+
+    for source in ("-" * 100_000 + "1", "1" + "+1" * 100_000, "not " * 50_000 + "x"):
+        assert "nested" in rejected(source)
+    assert isinstance(ast.parse("def f():\n    return [x + 1 for x in y]"), ast.Module)
+    assert compile_expression("x + 1", where=WHERE).evaluate({"x": 1}) == 2

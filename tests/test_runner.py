@@ -671,6 +671,55 @@ async def _sleep_60_async() -> None:
     await asyncio.sleep(60)
 
 
+def test_run_timeout_while_a_step_waits_out_a_backoff() -> None:
+    """Nothing is running, one step waits 30 s to retry: the run timeout must still end it."""
+    wf = Workflow("backoff-timeout", timeout=0.3)
+    wf.add("down", _raise_connection_error, retry=RetryPolicy(retries=1, delay=30, jitter=0))
+    wf.add("after", lambda down: down)
+    t0 = time.monotonic()
+    result = wf.run()
+    assert time.monotonic() - t0 < 15, "the run waited for the backoff instead of timing out"
+    assert result.status is RunStatus.TIMED_OUT
+    assert result.steps["down"].state is StepState.CANCELLED
+    assert result.steps["down"].attempts == 1
+
+
+def _raise_connection_error() -> None:
+    raise ConnectionError("service down")
+
+
+def test_cancelling_run_async_stops_everything(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    cancelled = Log()
+
+    async def slow() -> None:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            cancelled.add("slow")
+            raise
+
+    async def main() -> list[asyncio.Task[Any]]:
+        wf = Workflow("cancel-task")
+        wf.add("slow", slow)
+        wf.add("sh", kind="shell", params={"command": f"echo $$ > {pidfile}; exec sleep 60"})
+        task = asyncio.ensure_future(wf.run_async())
+        while not pidfile.exists() or not pidfile.read_text().strip():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        me = asyncio.current_task()
+        return [t for t in asyncio.all_tasks() if t is not me]
+
+    t0 = time.monotonic()
+    leftover = asyncio.run(main())
+    assert time.monotonic() - t0 < SANITY
+    assert leftover == []
+    assert list(cancelled) == ["slow"]
+    assert pid_gone(int(pidfile.read_text()))
+
+
 # -- nothing is left behind ------------------------------------------------------------------
 
 
@@ -810,6 +859,20 @@ async def _sleep_a_little() -> None:
     await asyncio.sleep(0.01)
 
 
+def test_rate_limited_pool_spaces_out_starts() -> None:
+    """pools={"api": (size, rate)}: starts come at most ``rate`` per second."""
+    recorder = Recorder()
+    wf = Workflow("rate", pools={"api": (10, 5.0)})
+    for i in range(4):
+        wf.add(f"r{i}", lambda: 1, resources={"api": 1})
+    result = wf.run(listeners=[recorder])
+    assert result.ok
+    starts = [e.time for e in recorder.of(EventKind.STEP_STARTED)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert len(gaps) == 3
+    assert all(gap >= 0.15 for gap in gaps), gaps  # 5/s: one every 0.2 s
+
+
 # -- events -------------------------------------------------------------------------------
 
 
@@ -937,6 +1000,8 @@ class Say:
     def on_event(self, event):
         if event.kind == "step_cancelled":
             print("cancelled", event.step, flush=True)
+        elif event.kind == "step_retrying":
+            print("retrying", event.step, flush=True)
 
 async def long_async():
     print("started", flush=True)
@@ -954,9 +1019,15 @@ def long_thread():
     print("started", flush=True)
     time.sleep(20)
 
+def failing():
+    print("started", flush=True)
+    raise ConnectionError("down")
+
 kind = sys.argv[1]
 wf = pardag.Workflow("ctrl-c")
-wf.add("long", {"async": long_async, "stubborn": stubborn_async, "thread": long_thread}[kind])
+fns = {"async": long_async, "stubborn": stubborn_async, "thread": long_thread, "backoff": failing}
+retry = pardag.RetryPolicy(retries=1, delay=30, jitter=0) if kind == "backoff" else None
+wf.add("long", fns[kind], retry=retry)
 wf.add("after", lambda long: long)
 result = wf.run(listeners=[Say()])
 print("status", result.status.value, result.steps["long"].state.value, flush=True)
@@ -1031,3 +1102,12 @@ def test_ctrl_c_twice_exits_at_once_even_with_a_running_thread(tmp_path: Path) -
     out, _ = finish_within(proc, 8)  # the thread would run 20 s more
     assert proc.returncode != 0
     assert "status" not in out
+
+
+def test_ctrl_c_during_a_backoff_cancels_at_once(tmp_path: Path) -> None:
+    proc = start_script(tmp_path, "backoff")
+    read_until(proc, "retrying long")  # now nothing runs: the step waits 30 s to retry
+    proc.send_signal(signal.SIGINT)
+    out, err = finish_within(proc, 15)
+    assert proc.returncode == 0, err
+    assert "status cancelled cancelled" in out

@@ -60,10 +60,14 @@ __all__ = [
     "MAX_EXPONENT",
     "MAX_INT_BITS",
     "MAX_LENGTH",
+    "MAX_SOURCE",
     "Expression",
     "ExpressionError",
     "compile_expression",
 ]
+
+MAX_SOURCE = 2_000
+"""Longest expression text parsed; keeps the AST well within CPython's recursion limits."""
 
 MAX_DEPTH = 100
 """Deepest nesting of sub-expressions :func:`compile_expression` accepts."""
@@ -307,6 +311,11 @@ def compile_expression(source: str, *, where: str) -> Expression:
 
 
 def _parse(text: _Source, where: str) -> ast.Expression:
+    if len(text.parsed) > MAX_SOURCE:
+        # CPython 3.11 leaves its AST converter's depth counter wrong after a RecursionError,
+        # breaking every later ast.parse in the thread; so very long text is never parsed.
+        problem = f"longer than {MAX_SOURCE} characters (too long or nested too deep to check)"
+        raise ArgumentError(text.message(where, problem, None, "compute it in a step instead"))
     try:
         return ast.parse(text.parsed, mode="eval")
     except SyntaxError as exc:
