@@ -181,13 +181,17 @@ def test_self_dependency_is_a_cycle() -> None:
     assert info.value.cycle == ["a", "a"]
 
 
-def test_cycle_behind_a_valid_prefix_names_only_the_cycle() -> None:
+@pytest.mark.parametrize("downstream_first", [False, True])
+def test_cycle_behind_a_valid_prefix_names_only_the_cycle(downstream_first: bool) -> None:
     wf = Workflow("tail")
+    if downstream_first:  # the first stuck step is not on the cycle itself
+        wf.add("after", takes_inputs, depends_on=["z"])
     wf.add("root", noop)
     wf.add("x", takes_inputs, depends_on=["root", "z"])
     wf.add("y", takes_inputs, depends_on=["x"])
     wf.add("z", takes_inputs, depends_on=["y"])
-    wf.add("after", takes_inputs, depends_on=["z"])
+    if not downstream_first:
+        wf.add("after", takes_inputs, depends_on=["z"])
     with pytest.raises(CycleError) as info:
         wf.validate()
     assert_is_cycle_of(wf, info.value.cycle, {"x", "y", "z"})
@@ -522,3 +526,12 @@ def test_bad_workflow_settings_are_validation_problems() -> None:
     problems = problems_of(wf)
     assert has_problem(problems, None, "max_concurrency")
     assert has_problem(problems, None, "'db'")
+
+
+def test_branch_on_a_step_that_is_not_a_condition_is_a_problem() -> None:
+    wf = Workflow("branches")
+    wf.add("a", lambda: 1)
+    wf.add("b", lambda: 2, depends_on=["a"], branch={"a": "true"})
+    with pytest.raises(ValidationError) as info:
+        wf.validate()
+    assert "branch names 'a', which is a 'python' step, not a condition" in str(info.value)

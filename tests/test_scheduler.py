@@ -411,7 +411,7 @@ def branch_graph() -> Graph:
     """
     return build(
         [
-            ("cond", []),
+            ("cond", [], {"kind": "condition"}),
             ("yes", ["cond"], {"branch": {"cond": "true"}}),
             ("no", ["cond"], {"branch": {"cond": "false"}}),
             ("after", ["yes"]),
@@ -436,7 +436,8 @@ def test_branch_handle_routes_and_skips_the_other_branch() -> None:
 
 def test_case_name_handles() -> None:
     graph = build(
-        [("pick", [])] + [(c, ["pick"], {"branch": {"pick": c}}) for c in ("red", "green", "blue")]
+        [("pick", [], {"kind": "condition"})]
+        + [(c, ["pick"], {"branch": {"pick": c}}) for c in ("red", "green", "blue")]
     )
     sched = make(graph)
     sched.get_ready()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 from pardag import EventKind, Recorder, StepState, Workflow
+from tests.support import Peak
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -145,22 +145,6 @@ def test_dependencies_always_finish_before_dependents_start() -> None:
 
 
 # -- many steps ready at once -----------------------------------------------------------------
-
-
-class Peak:
-    def __init__(self) -> None:
-        self.now = 0
-        self.peak = 0
-        self._lock = threading.Lock()
-
-    def enter(self) -> None:
-        with self._lock:
-            self.now += 1
-            self.peak = max(self.peak, self.now)
-
-    def leave(self) -> None:
-        with self._lock:
-            self.now -= 1
 
 
 def thousand_ready(fn: Callable[..., Any]) -> Workflow:

@@ -489,6 +489,15 @@ def _compile(wf: Workflow) -> Graph:
                     )
                 )
             elif dep in index:
+                if wf.steps[dep].kind != "condition":
+                    problems.append(
+                        Problem(
+                            s.id,
+                            f"branch names {dep!r}, which is a "
+                            f"{wf.steps[dep].kind!r} step, not a condition; "
+                            "make it kind='condition' or drop branch",
+                        )
+                    )
                 handles[(index[dep], i)] = branch_handle(handle)
     order, cycle = _toposort(preds, succs)
     if cycle:

@@ -145,6 +145,10 @@ class Runner:
     def _post(self, i: int, item: Any) -> None:
         """Deliver something to the loop from a callback or timer."""
         self._inbox.append((i, item))
+        self._nudge()
+
+    def _nudge(self) -> None:
+        """Wake the loop so that it looks at the scheduler again."""
         wake = self._wake
         if wake is not None and not wake.done():
             wake.set_result(None)
@@ -317,6 +321,7 @@ class Runner:
             fut = self._futures.get(i)
             if fut is not None and not fut.done():
                 self._stop_work(i, fut)
+        self._nudge()  # nothing may be running: only a backoff timer would wake the loop
 
     def _arm_run_timeout(self) -> asyncio.TimerHandle | None:
         limit = self.settings.timeout

@@ -23,6 +23,7 @@ from pardag.executors.coroutines import AsyncExecutor
 from pardag.executors.processes import ProcessExecutor
 from pardag.executors.threads import ThreadExecutor
 from tests.executors import calls
+from tests.support import child_pids, pid_gone
 
 CAPACITY = 2
 
@@ -70,40 +71,6 @@ async def wait_for_file(path: Path) -> None:
     while not path.exists():
         assert time.monotonic() < deadline, f"{path.name} never appeared"
         await asyncio.sleep(0.01)
-
-
-def pid_gone(pid: int) -> bool:
-    """True when ``pid`` no longer runs (a zombie nobody reaped counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    except OSError:  # no /proc: ask the kernel instead
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
-
-
-SHARED_HELPERS = ("multiprocessing.forkserver", "multiprocessing.resource_tracker")
-
-
-def child_pids() -> set[int]:
-    """Our direct child processes except multiprocessing's shared helpers (Linux only)."""
-    children = set()
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        shared = any(helper in cmdline for helper in SHARED_HELPERS)
-        if int(fields[1]) == os.getpid() and fields[0] != "Z" and not shared:
-            children.add(int(entry.name))
-    return children
 
 
 def test_name_and_capacity(flavor: Flavor) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
 import types
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -15,7 +14,8 @@ import pytest
 from pardag.executors.base import format_traceback
 from pardag.executors.processes import ProcessExecutor
 from tests.executors import calls
-from tests.executors.test_conformance import pid_gone, wait_for_file
+from tests.executors.test_conformance import wait_for_file
+from tests.support import eventually_gone, pid_gone
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -29,13 +29,6 @@ def run(body: Callable[[ProcessExecutor], Awaitable[Any]], max_workers: int = 2)
             await executor.aclose()
 
     return asyncio.run(main())
-
-
-def eventually_gone(pid: int) -> bool:
-    deadline = time.monotonic() + 5
-    while not pid_gone(pid) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return pid_gone(pid)
 
 
 def test_capacity_defaults_to_cpu_count() -> None:

@@ -14,6 +14,7 @@ import pytest
 
 from pardag import RunResult, StepFailed, StepState, StepTimeout, ValidationError, Workflow
 from pardag.kinds.shell import CommandFailed, input_env, run_command
+from tests.support import eventually_gone, pid_gone
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -129,18 +130,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     assert time.monotonic() - t0 < 30
     assert isinstance(result.steps["sh"].error, StepTimeout)
     pid = int(pidfile.read_text())
-    deadline = time.monotonic() + 5
-    while _alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert not _alive(pid), f"grandchild {pid} survived the timeout"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    assert eventually_gone(pid), f"grandchild {pid} survived the timeout"
 
 
 def test_run_command_directly() -> None:
@@ -162,7 +152,7 @@ def test_cancelling_run_command_kills_the_process(tmp_path: Path) -> None:
             await task
 
     asyncio.run(main())
-    assert not _alive(int(pidfile.read_text()))
+    assert pid_gone(int(pidfile.read_text()))
 
 
 def test_environment_of_the_parent_is_inherited(monkeypatch: pytest.MonkeyPatch) -> None:
