@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from pardag.errors import ArgumentError, CycleError, Problem, ValidationError
+from pardag.kinds import kind_problems
 from pardag.kinds.control import branch_handle
 
 if TYPE_CHECKING:
@@ -521,8 +522,6 @@ def _unknown_dep(dep: str, index: Mapping[str, int]) -> str:
 
 
 def _step_problems(s: Step, settings: Settings) -> list[Problem]:
-    from pardag.kinds import kind_problems
-
     msgs: list[str] = []
     if not isinstance(s.id, str) or not ID_PATTERN.fullmatch(s.id):
         msgs.append("the id may use only letters, digits, '_', '.' and '-'")
@@ -530,11 +529,11 @@ def _step_problems(s: Step, settings: Settings) -> list[Problem]:
         msgs.append(f"timeout must be a positive number of seconds, got {s.timeout!r}")
     if s.retry is not None:
         msgs += s.retry.problems()
-    if s.trigger not in Trigger._value2member_map_:
+    if s.trigger is not Trigger.ALL_SUCCESS and s.trigger not in Trigger._value2member_map_:
         msgs.append(
             f"trigger {s.trigger!r} is unknown; use one of " + ", ".join(t.value for t in Trigger)
         )
-    if isinstance(s.priority, bool) or not isinstance(s.priority, int):
+    if type(s.priority) is not int:
         msgs.append(f"priority must be an int, got {s.priority!r}")
     if s.estimate is not None and not s.estimate >= 0:
         msgs.append(f"estimate must be >= 0 seconds, got {s.estimate!r}")
@@ -550,9 +549,10 @@ def _step_problems(s: Step, settings: Settings) -> list[Problem]:
             msgs.append(
                 f"asks for {amount!r} of pool {pool!r}, which has {size}; ask for 1 to {size}"
             )
-    msgs += _when_problems(s)
+    if s.when is not None:
+        msgs += _when_problems(s)
     msgs += kind_problems(s)
-    return [Problem(s.id, m) for m in msgs]
+    return [Problem(s.id, m) for m in msgs] if msgs else []
 
 
 def _when_problems(s: Step) -> list[str]:

@@ -185,7 +185,7 @@ class Runner:
         if item is _REQUEUE:
             self._requeue(i)
         elif isinstance(item, asyncio.Future) and item in self._detached:
-            self.sched.release_detached(self._detached.pop(item))  # an unstoppable thread ended
+            self._detached_ended(item)
         elif self.sched.state[i].is_final():
             return  # settled already, e.g. cancelled while its result was on the way
         elif item is _SKIP:
@@ -194,6 +194,12 @@ class Runner:
             self._failed(i, None)
         elif isinstance(item, asyncio.Future) and self._futures.get(i) is item:
             self._ended(i, item)
+
+    def _detached_ended(self, item: asyncio.Future[Any]) -> None:
+        """A thread ended after its step was settled: free its slot, drop its result."""
+        if not item.cancelled():
+            item.exception()  # retrieved, so asyncio does not log it as never retrieved
+        self.sched.release_detached(self._detached.pop(item))
 
     def _ended(self, i: int, item: asyncio.Future[Any]) -> None:
         """An attempt's future completed: success, failure or cancellation."""

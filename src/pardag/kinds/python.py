@@ -15,7 +15,9 @@ Anything else is a validation problem that says how to name the parameters.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -29,19 +31,41 @@ __all__ = ["PythonKind", "bind_function", "default_executor"]
 _EXECUTORS = ("async", "threads", "processes")
 
 
+_SIGNATURES: weakref.WeakKeyDictionary[Callable[..., Any], tuple[inspect.Parameter, ...] | None]
+_SIGNATURES = weakref.WeakKeyDictionary()
+"""Parameters by function: generated graphs reuse one function for thousands of steps."""
+
+
 def default_executor(fn: Callable[..., Any]) -> str:
     """``async`` for coroutine functions, ``threads`` for plain ones."""
     return "async" if inspect.iscoroutinefunction(fn) else "threads"
 
 
+def _parameters(fn: Callable[..., Any]) -> tuple[inspect.Parameter, ...] | None:
+    """``fn``'s parameters (None when it has no signature), looked up once per function."""
+    try:
+        return _SIGNATURES[fn]
+    except (KeyError, TypeError):
+        pass
+    try:
+        params: tuple[inspect.Parameter, ...] | None = tuple(
+            inspect.signature(fn).parameters.values()
+        )
+    except (TypeError, ValueError):
+        params = None
+    with contextlib.suppress(TypeError):  # not every callable can be weakly referenced
+        _SIGNATURES[fn] = params
+    return params
+
+
 def bind_function(fn: Callable[..., Any], deps: tuple[str, ...]) -> Binder | str:
     """A binder for calling ``fn`` with the outputs of ``deps``, or a message saying why not."""
-    try:
-        params = list(inspect.signature(fn).parameters.values())
-    except (TypeError, ValueError):
+    found = _parameters(fn)
+    if found is None:
         return _positional(deps)
-    if not params:
+    if not found:
         return no_inputs
+    params = list(found)
     by_name = _by_name(params, deps)
     if by_name is not None:
         return by_name
