@@ -90,7 +90,7 @@ class Runner:
         self._detached: dict[asyncio.Future[Any], int] = {}
         self._executors: dict[str, Executor] = {}
         self._inbox: deque[tuple[int, Any]] = deque()
-        self._wake: asyncio.Future[None] | None = None
+        self._pumping = False
         self._stop: tuple[RunStatus, PardagError] | None = None
         self._stop_reason = ""
         self._first_failure: StepFailed | None = None
@@ -125,33 +125,53 @@ class Runner:
     # -- the loop ---------------------------------------------------------------------------
 
     async def _drive(self) -> None:
-        sched, inbox = self.sched, self._inbox
-        sched.prepare()
+        self._all_final = self._loop.create_future()
+        self.sched.prepare()
         self._report()
-        while sched.unfinished:
-            for i in sched.get_ready(time.monotonic()):
-                self._start(i)
-            if sched.waits:
-                self._report_waits()
-            if sched.wakeup_at is not None:
-                self._arm_wakeup(sched.wakeup_at)
-            if not inbox:
-                self._check_stall()
-                self._wake = self._loop.create_future()
-                await self._wake
-            while inbox:
-                self._settle(*inbox.popleft())
+        self._pump()
+        await self._all_final
+
+    def _pump(self) -> None:
+        """The hot loop: settle what arrived, start what is ready, until neither is left.
+
+        It runs inside whichever callback delivered something (a step's end, a timer), so a
+        completion is handled without another trip through the event loop.
+        """
+        if self._pumping or self._all_final.done():
+            return
+        self._pumping = True
+        sched, inbox = self.sched, self._inbox
+        try:
+            while True:
+                while inbox:
+                    self._settle(*inbox.popleft())
+                ready = sched.get_ready(time.monotonic())
+                if not ready:
+                    break
+                for i in ready:
+                    self._start(i)
+            self._after_pump()
+        except BaseException as exc:  # a bug or an interrupt: end the run with it
+            if not self._all_final.done():
+                self._all_final.set_exception(exc)
+        finally:
+            self._pumping = False
+
+    def _after_pump(self) -> None:
+        sched = self.sched
+        if sched.waits:
+            self._report_waits()
+        if sched.wakeup_at is not None:
+            self._arm_wakeup(sched.wakeup_at)
+        if not sched.unfinished:
+            self._all_final.set_result(None)
+        else:
+            self._check_stall()
 
     def _post(self, i: int, item: Any) -> None:
         """Deliver something to the loop from a callback or timer."""
         self._inbox.append((i, item))
-        self._nudge()
-
-    def _nudge(self) -> None:
-        """Wake the loop so that it looks at the scheduler again."""
-        wake = self._wake
-        if wake is not None and not wake.done():
-            wake.set_result(None)
+        self._pump()
 
     def _start(self, i: int) -> None:
         """Begin one attempt of step ``i``, which holds its slot."""
@@ -327,7 +347,7 @@ class Runner:
             fut = self._futures.get(i)
             if fut is not None and not fut.done():
                 self._stop_work(i, fut)
-        self._nudge()  # nothing may be running: only a backoff timer would wake the loop
+        self._pump()  # nothing may be running: only a backoff timer would wake the loop
 
     def _arm_run_timeout(self) -> asyncio.TimerHandle | None:
         limit = self.settings.timeout
