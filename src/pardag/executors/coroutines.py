@@ -19,6 +19,7 @@ class AsyncExecutor(Executor):
     def __init__(self, max_workers: int | None = None) -> None:
         self._max_workers = max_workers
         self._tasks: set[asyncio.Future[Any]] = set()
+        self._prune_at = 64
 
     @property
     def capacity(self) -> int | None:
@@ -28,8 +29,11 @@ class AsyncExecutor(Executor):
         self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> asyncio.Future[Any]:
         task: asyncio.Future[Any] = asyncio.ensure_future(fn(*args, **kwargs))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        tasks = self._tasks
+        tasks.add(task)
+        if len(tasks) > self._prune_at:  # forget finished tasks now and then, not per task
+            self._tasks = tasks = {t for t in tasks if not t.done()}
+            self._prune_at = max(64, 2 * len(tasks))
         return task
 
     def stop(self, future: asyncio.Future[Any]) -> bool:

@@ -36,9 +36,18 @@ _SIGNATURES = weakref.WeakKeyDictionary()
 """Parameters by function: generated graphs reuse one function for thousands of steps."""
 
 
+_ASYNC: weakref.WeakKeyDictionary[Callable[..., Any], bool] = weakref.WeakKeyDictionary()
+
+
 def default_executor(fn: Callable[..., Any]) -> str:
     """``async`` for coroutine functions, ``threads`` for plain ones."""
-    return "async" if inspect.iscoroutinefunction(fn) else "threads"
+    try:
+        is_async = _ASYNC[fn]
+    except (KeyError, TypeError):
+        is_async = inspect.iscoroutinefunction(fn)
+        with contextlib.suppress(TypeError):
+            _ASYNC[fn] = is_async
+    return "async" if is_async else "threads"
 
 
 def _parameters(fn: Callable[..., Any]) -> tuple[inspect.Parameter, ...] | None:
