@@ -437,10 +437,10 @@ def _settings_problems(s: Settings) -> list[str]:
         out.append(f"max_concurrency must be >= 0 (0 = auto), got {s.max_concurrency}")
     if s.timeout is not None and not s.timeout > 0:
         out.append(f"timeout must be a positive number of seconds, got {s.timeout!r}")
-    if s.executor not in (None, "threads", "processes"):
+    if s.executor not in (None, "threads", "processes", "inline"):
         out.append(
-            f"executor={s.executor!r} is not valid for a run; use 'threads' or "
-            "'processes' (async def steps always run on the event loop)"
+            f"executor={s.executor!r} is not valid for a run; use 'threads', "
+            "'processes' or 'inline' (async def steps always run on the event loop)"
         )
     for name, spec in s.pools.items():
         size = spec[0] if isinstance(spec, tuple) else spec

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -10,7 +10,7 @@ from typing import Any
 from pardag.errors import PardagError, StepFailed
 from pardag.model import StepState
 
-__all__ = ["RunResult", "RunStatus", "StepResult"]
+__all__ = ["RunResult", "RunStatus", "StepResult", "StepResults"]
 
 
 class RunStatus(StrEnum):
@@ -45,6 +45,38 @@ class StepResult:
         return self.finished_at - self.started_at
 
 
+class StepResults(Mapping[str, StepResult]):
+    """Each step's ``StepResult`` by id, built on first access.
+
+    A run of a million steps keeps its outcome in flat lists; making a million objects that
+    nobody reads would cost more than the run's own bookkeeping.
+    """
+
+    def __init__(
+        self, ids: Sequence[str], index: Mapping[str, int], make: Callable[[int], StepResult]
+    ) -> None:
+        self._ids = ids
+        self._index = index
+        self._make = make
+        self._made: dict[int, StepResult] = {}
+
+    def __getitem__(self, step: str) -> StepResult:
+        i = self._index[step]
+        made = self._made.get(i)
+        if made is None:
+            made = self._made[i] = self._make(i)
+        return made
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ids)
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __repr__(self) -> str:
+        return f"<StepResults of {len(self)} steps>"
+
+
 @dataclass(slots=True)
 class RunResult:
     """The outcome of ``Workflow.run``.
@@ -57,7 +89,7 @@ class RunResult:
     run_id: str
     workflow: str
     status: RunStatus
-    steps: dict[str, StepResult]
+    steps: Mapping[str, StepResult]
     outputs: dict[str, Any]
     terminal: tuple[str, ...] = ()
     error: PardagError | None = None

@@ -39,9 +39,10 @@ from pardag.events import Event, EventKind, Listener
 from pardag.executors import create_executor, default_capacity
 from pardag.executors.base import Executor, format_traceback
 from pardag.kinds import Action, action_for
+from pardag.kinds.base import no_inputs
 from pardag.kinds.python import bind_function
 from pardag.model import Graph, OnFailure, Settings, Step, StepState
-from pardag.results import RunResult, RunStatus, StepResult
+from pardag.results import RunResult, RunStatus, StepResult, StepResults
 from pardag.scheduler import Pool, Scheduler
 
 if TYPE_CHECKING:
@@ -49,6 +50,9 @@ if TYPE_CHECKING:
 
 __all__ = ["Runner", "run_sync"]
 
+_SLICE = 0.02
+"""Seconds the hot loop may run before it lets the event loop serve timers and signals."""
+_NO_INPUTS: dict[str, Any] = {}
 _SKIP = object()  # inbox marker: the step's `when` was false
 _ABANDON = object()  # inbox marker: a thread step timed out and cannot be stopped
 _REQUEUE = object()  # inbox marker: a backoff ended
@@ -135,21 +139,29 @@ class Runner:
         """The hot loop: settle what arrived, start what is ready, until neither is left.
 
         It runs inside whichever callback delivered something (a step's end, a timer), so a
-        completion is handled without another trip through the event loop.
+        completion is handled without another trip through the event loop. After a slice of
+        ``_SLICE`` seconds it hands the loop back (timers, signals) and continues next turn.
         """
         if self._pumping or self._all_final.done():
             return
         self._pumping = True
         sched, inbox = self.sched, self._inbox
         try:
+            deadline = time.monotonic() + _SLICE
             while True:
                 while inbox:
                     self._settle(*inbox.popleft())
-                ready = sched.get_ready(time.monotonic())
+                now = time.monotonic()
+                ready = sched.get_ready(now)
+                if sched.waits:
+                    self._report_waits()
                 if not ready:
                     break
                 for i in ready:
                     self._start(i)
+                if now > deadline:
+                    self._loop.call_soon(self._pump)
+                    return
             self._after_pump()
         except BaseException as exc:  # a bug or an interrupt: end the run with it
             if not self._all_final.done():
@@ -159,8 +171,7 @@ class Runner:
 
     def _after_pump(self) -> None:
         sched = self.sched
-        if sched.waits:
-            self._report_waits()
+        self._report()
         if sched.wakeup_at is not None:
             self._arm_wakeup(sched.wakeup_at)
         if not sched.unfinished:
@@ -175,30 +186,45 @@ class Runner:
 
     def _start(self, i: int) -> None:
         """Begin one attempt of step ``i``, which holds its slot."""
-        step, inputs = self._steps[i], self._inputs(i)
-        check = self._checks[i]
+        action, check = self._actions[i], self._checks[i]
+        needs_inputs = check is not None or action.bind is not no_inputs
+        inputs = self._inputs(i) if needs_inputs else _NO_INPUTS
         if check is not None and not self._check(i, check, inputs):
             return
         self._attempts[i] += 1
         if self._started[i] is None:
             self._started[i] = time.time()
-        self._emit(EventKind.STEP_STARTED, i)
-        action = self._actions[i]
+        if self._listeners:
+            self._emit(EventKind.STEP_STARTED, i)
         name = self._executor_of[i]
         try:
             args, kwargs = action.bind(inputs, self.params)
             if name == "inline":
-                fut = self._loop.create_future()
-                fut.set_result(action.fn(*args, **kwargs))
-            else:
-                fut = self._executor(name).submit(action.fn, args, kwargs)
+                self._run_inline(i, action.fn, args, kwargs)
+                return
+            fut = self._executor(name).submit(action.fn, args, kwargs)
         except Exception as exc:
             fut = self._loop.create_future()
             fut.set_exception(exc)
         self._futures[i] = fut
+        if fut.done():  # failed to start: the running pump settles it next
+            self._inbox.append((i, fut))
+            return
         fut.add_done_callback(functools.partial(self._post, i))
-        if step.timeout is not None:
-            self._timers[i] = self._loop.call_later(step.timeout, self._on_timeout, i, fut)
+        timeout = self._steps[i].timeout
+        if timeout is not None:
+            self._timers[i] = self._loop.call_later(timeout, self._on_timeout, i, fut)
+
+    def _run_inline(
+        self, i: int, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
+        """Call a cheap step right here and settle it at once: no future, no hand-off."""
+        try:
+            output = fn(*args, **kwargs)
+        except Exception as exc:
+            self._failed(i, exc)
+        else:
+            self._succeeded(i, output)
 
     def _settle(self, i: int, item: Any) -> None:
         """Apply one inbox item: the end of an attempt, a skip, a requeue or an abandon."""
@@ -302,17 +328,23 @@ class Runner:
         self, i: int, state: StepState, *, handle: str | None = None, reason: str | None = None
     ) -> None:
         """Record a final state; the scheduler releases dependents and cascades skips."""
+        self._finished[i] = time.time()
         self.sched.done(i, state, handle=handle, reason=reason)
-        self._report()
+        if self._listeners:
+            self._report()
 
     def _report(self) -> None:
-        """Stamp and announce the steps the scheduler made ready or final since last time."""
+        """Stamp and announce the steps the scheduler made ready or final since last time.
+
+        With listeners this runs after every change, so events keep their order; without,
+        once per pump pass, only to stamp the steps a skip cascaded to.
+        """
         log = self.sched.log
         if not log:
             return
         now, state, finished = time.time(), self.sched.state, self._finished
         for i in log:
-            if state[i].is_final():
+            if finished[i] is None and state[i].is_final():
                 finished[i] = now
             if self._listeners:
                 self._emit_state(i, state[i])
@@ -455,8 +487,9 @@ class Runner:
     def _result(self, started: float) -> RunResult:
         ids = self.graph.ids
         state, reasons = self.sched.state, self.sched.reason
-        steps = {
-            ids[i]: StepResult(
+
+        def make(i: int) -> StepResult:
+            return StepResult(
                 ids[i],
                 state[i],
                 self._attempts[i],
@@ -466,8 +499,8 @@ class Runner:
                 reasons.get(i),
                 self._executor_of[i],
             )
-            for i in range(len(ids))
-        }
+
+        steps = StepResults(ids, self.graph.index, make)
         outputs = {
             ids[i]: self._outputs[i] for i in range(len(ids)) if state[i] is StepState.SUCCEEDED
         }

@@ -39,6 +39,7 @@ PENDING, READY, RUNNING = StepState.PENDING, StepState.READY, StepState.RUNNING
 SUCCEEDED, FAILED = StepState.SUCCEEDED, StepState.FAILED
 SKIPPED, CANCELLED = StepState.SKIPPED, StepState.CANCELLED
 _BAD = (FAILED, CANCELLED)
+_NONE: dict[int, int] = {}  # shared by every step that uses no pool; never written
 
 
 @dataclass(slots=True)
@@ -93,9 +94,10 @@ class Scheduler:
         self._pool_list = list(self.pools.values())
         ix = {name: k for k, name in enumerate(self._pool_names)}
         wants = resources if resources is not None else [s.resources for s in graph.steps]
-        self._amounts = [{ix[n]: a for n, a in r.items()} for r in wants]
-        self._needs = [tuple(a) for a in self._amounts]
+        self._amounts = [{ix[n]: a for n, a in r.items()} if r else _NONE for r in wants]
+        self._needs = [tuple(a) if a else () for a in self._amounts]
         self._waiting = [len(p) for p in graph.preds]
+        self._handles = bool(graph.handles)
         self._triggers = [Trigger(s.trigger) for s in graph.steps]
         self._levels = mode is Mode.LEVELS
         self._level = graph.levels() if self._levels else []
@@ -147,11 +149,14 @@ class Scheduler:
         ``handle`` is the branch a condition step chose; ``reason`` explains a skip or failure.
         """
         if self.state[i] is RUNNING:
-            self.release(i)
+            self.running -= 1
+            if self._needs[i]:
+                self._give_back(i, self._held.pop(i, ()))
         if handle is not None:
             self.chosen[i] = handle
         self._finish(i, outcome, reason)
-        self._propagate([i])
+        if self.graph.succs[i]:
+            self._propagate([i])
 
     def release(self, i: int) -> None:
         """Give back the slot and pool units that step ``i`` holds."""
@@ -260,6 +265,9 @@ class Scheduler:
         preds = self.graph.preds[s]
         if not preds:
             return None
+        state = self.state
+        if not self._handles and all(state[p] is SUCCEEDED for p in preds):
+            return None  # the common case, whatever the rule
         rule = self._triggers[s]
         if rule == Trigger.ALL_DONE:
             return None

@@ -6,8 +6,13 @@ name           runs                                        auto capacity (max_co
 ``async``      ``async def`` functions, on the run's loop  unlimited
 ``threads``    plain functions (their default)             64 threads
 ``processes``  plain, importable functions, CPU-bound      one worker per CPU core
-``inline``     built-in cheap kinds, in the loop itself    unlimited
+``inline``     cheap built-in kinds, and plain functions   unlimited
+               given ``executor="inline"``: called in the
+               event loop's own thread, no hand-off
 =============  ==========================================  ================================
+
+``inline`` suits functions that take microseconds: a step on it blocks the event loop while
+it runs, so nothing else moves, and a timeout cannot interrupt it.
 
 With ``max_concurrency=N`` every executor is sized to ``N`` and the run never has more than
 ``N`` steps running in all.

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PythonKind", "bind_function", "default_executor"]
 
-_EXECUTORS = ("async", "threads", "processes")
+_EXECUTORS = ("async", "threads", "processes", "inline")
 
 
 _SIGNATURES: weakref.WeakKeyDictionary[Callable[..., Any], tuple[inspect.Parameter, ...] | None]
@@ -175,7 +175,7 @@ def executor_problems(step: Step, fn: Callable[..., Any]) -> list[str]:
         ]
     if not is_async and step.executor == "async":
         return [
-            "executor 'async' needs an async def function; use 'threads' or 'processes' "
-            "for a plain function"
+            "executor 'async' needs an async def function; use 'threads', 'processes' or "
+            "'inline' for a plain function"
         ]
     return []
