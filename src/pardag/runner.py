@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import inspect
 import os
 import random
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Runner", "run_sync"]
 
+_FREEZE_AT = 5_000
+"""Runs with at least this many steps freeze the heap for their duration; see _freeze_heap."""
 _SLICE = 0.02
 """Seconds the hot loop may run before it lets the event loop serve timers and signals."""
 _NO_INPUTS: dict[str, Any] = {}
@@ -109,12 +112,15 @@ class Runner:
         started = time.time()
         self._emit(EventKind.RUN_STARTED, None)
         deadline = self._arm_run_timeout()
+        frozen = _freeze_heap(len(self.graph.ids))
         try:
             await self._drive()
         except BaseException:
             self.cancel("the task running the workflow was cancelled")
             raise
         finally:
+            if frozen:
+                gc.unfreeze()
             if deadline is not None:
                 deadline.cancel()
             await self._close_executors()
@@ -554,6 +560,18 @@ _STATE_EVENT = {
     StepState.SKIPPED: EventKind.STEP_SKIPPED,
     StepState.CANCELLED: EventKind.STEP_CANCELLED,
 }
+
+
+def _freeze_heap(steps: int) -> bool:
+    """For a big run, move what exists now (the graph) out of the collector's sight.
+
+    Otherwise every collection during the run walks the whole graph again. Skipped when the
+    program froze objects itself, so that its own ``gc.freeze`` is left alone.
+    """
+    if steps < _FREEZE_AT or gc.get_freeze_count():
+        return False
+    gc.freeze()
+    return True
 
 
 def _loop_time(loop: asyncio.AbstractEventLoop, monotonic_at: float) -> float:

@@ -147,11 +147,10 @@ class PythonKind:
     def problems(self, step: Step) -> list[str]:
         if step.fn is None or not callable(step.fn):
             return [f"a python step needs a callable, got {step.fn!r}; pass the function to add()"]
-        out = []
         binder = bind_function(step.fn, step.depends_on)
-        if isinstance(binder, str):
-            out.append(binder)
-        out += executor_problems(step, step.fn)
+        out = [binder] if isinstance(binder, str) else []
+        if step.executor is not None:
+            out += executor_problems(step, step.fn)
         return out
 
     def action(self, step: Step) -> Action:
@@ -167,7 +166,7 @@ def executor_problems(step: Step, fn: Callable[..., Any]) -> list[str]:
         return []
     if step.executor not in _EXECUTORS:
         return [f"executor {step.executor!r} is unknown; use one of {', '.join(_EXECUTORS)}"]
-    is_async = inspect.iscoroutinefunction(fn)
+    is_async = default_executor(fn) == "async"
     if is_async and step.executor != "async":
         return [
             f"an async def function runs on the 'async' executor, not {step.executor!r}; "
