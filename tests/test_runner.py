@@ -1081,3 +1081,26 @@ def test_ctrl_c_during_a_backoff_cancels_at_once(
     out, err = finish_within(proc, 15)
     assert proc.returncode == 0, err
     assert "status cancelled cancelled" in out
+
+
+def test_thread_lookahead_never_runs_more_than_the_limit() -> None:
+    """With no listener, thread steps are handed over ahead; threads still cap concurrency."""
+    peak = Peak()
+
+    def work(inputs: dict[str, Any]) -> int:
+        peak.enter()
+        time.sleep(0.002)
+        peak.leave()
+        return len(inputs)
+
+    wf = Workflow("ahead")
+    wf.add("root", lambda: 0)
+    for k in range(40):
+        wf.add(f"w{k}", work, depends_on=["root"])
+    wf.add("sink", work, depends_on=[f"w{k}" for k in range(40)])
+    before = threading.active_count()
+    result = wf.run(max_concurrency=3)
+    assert result.ok
+    assert result.outputs["sink"] == 40
+    assert peak.peak == 3  # reached, never passed
+    assert threading.active_count() == before  # the step threads are gone after run()

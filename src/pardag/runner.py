@@ -98,6 +98,8 @@ class Runner:
         self._executors: dict[str, Executor] = {}
         self._inbox: deque[tuple[int, Any]] = deque()
         self._pumping = False
+        self._reporting: set[str] = set()
+        self._reported: dict[asyncio.Future[Any], int] = {}
         self._stop: tuple[RunStatus, PardagError] | None = None
         self._stop_reason = ""
         self._first_failure: StepFailed | None = None
@@ -216,7 +218,10 @@ class Runner:
         if fut.done():  # failed to start: the running pump settles it next
             self._inbox.append((i, fut))
             return
-        fut.add_done_callback(functools.partial(self._post, i))
+        if name in self._reporting:
+            self._reported[fut] = i  # the executor reports it in a batch: see _on_reported
+        else:
+            fut.add_done_callback(functools.partial(self._post, i))
         timeout = self._steps[i].timeout
         if timeout is not None:
             self._timers[i] = self._loop.call_later(timeout, self._on_timeout, i, fut)
@@ -461,7 +466,16 @@ class Runner:
             ex = self._executors[name] = create_executor(
                 name, self.settings.max_concurrency or None
             )
+            if ex.reports_done:
+                self._reporting.add(name)
+                ex.notify = self._on_reported
         return ex
+
+    def _on_reported(self, fut: asyncio.Future[Any]) -> None:
+        """An executor settled ``fut`` (on the loop); deliver it like a done-callback would."""
+        i = self._reported.pop(fut, None)
+        if i is not None:
+            self._post(i, fut)
 
     async def _close_executors(self) -> None:
         for ex in self._executors.values():
@@ -476,19 +490,37 @@ class Runner:
             for name, spec in s.pools.items()
         }
         resources: list[Mapping[str, int]] = [step.resources for step in self.graph.steps]
+        ahead = self._lookahead()
         if not s.max_concurrency:  # auto: each executor's own capacity becomes a pool
+            units: dict[str, dict[str, int]] = {}
             for i, name in enumerate(self._executor_of):
                 cap = default_capacity(name)
                 if cap is not None:
-                    pools.setdefault(f"executor:{name}", Pool(cap))
-                    resources[i] = {**resources[i], f"executor:{name}": 1}
+                    pool = f"executor:{name}"
+                    pools.setdefault(pool, Pool(cap * ahead))
+                    one = units.setdefault(name, {pool: 1})
+                    resources[i] = {**resources[i], pool: 1} if resources[i] else one
         return Scheduler(
             self.graph,
             mode=s.mode,
-            limit=s.max_concurrency or None,
+            limit=s.max_concurrency * ahead or None,
             pools=pools,
             resources=resources,
         )
+
+    def _lookahead(self) -> int:
+        """How many steps per thread to hand to the thread pool at once (see below).
+
+        When every step is a plain function on threads, nobody listens and no step has a
+        timeout, up to twice the threads' number of steps are handed over, so that a thread
+        that finishes takes the next at once instead of waiting for the event loop. Threads
+        still run at most ``max_concurrency`` steps at a time; a step's ``started_at`` is then
+        when it was handed over. Otherwise (events must say exactly when a step starts, a
+        timeout must start with the step) steps are handed over one slot at a time.
+        """
+        if self._listeners or any(name != "threads" for name in self._executor_of):
+            return 1
+        return 1 if any(step.timeout is not None for step in self._steps) else 2
 
     def _result(self, started: float) -> RunResult:
         ids = self.graph.ids

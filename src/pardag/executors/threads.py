@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+from collections import deque
 from collections.abc import Callable
 from queue import SimpleQueue
 from typing import Any
@@ -33,15 +34,19 @@ class ThreadExecutor(Executor):
     """Runs plain functions on daemon threads, started lazily up to ``max_workers``."""
 
     name = "threads"
+    reports_done = True
 
     def __init__(self, max_workers: int | None = None) -> None:
         self._max_workers = max_workers or DEFAULT_THREADS
         self._calls: SimpleQueue[_Call | None] = SimpleQueue()
-        self._idle = threading.Semaphore(0)
+        self._submitted = 0
+        self._finished: list[int] = []  # calls each worker finished; one writer per slot
         self._threads: list[threading.Thread] = []
         self._exited: asyncio.Future[None] | None = None
         self._alive = 0
         self._lock = threading.Lock()
+        self._results: deque[tuple[asyncio.Future[Any], tuple[bool, Any]]] = deque()
+        self._wake_pending = False
 
     @property
     def capacity(self) -> int | None:
@@ -53,8 +58,10 @@ class ThreadExecutor(Executor):
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._calls.put((fn, args, kwargs, future))
-        if not self._idle.acquire(blocking=False) and len(self._threads) < self._max_workers:
-            self._start_thread(loop)
+        self._submitted += 1
+        threads = len(self._threads)
+        if threads < self._max_workers and self._submitted - sum(self._finished) > threads:
+            self._start_thread(loop)  # every thread is busy (a stale count only adds one early)
         return future
 
     def stop(self, future: asyncio.Future[Any]) -> bool:
@@ -71,16 +78,19 @@ class ThreadExecutor(Executor):
         await asyncio.shield(self._exited)
 
     def _start_thread(self, loop: asyncio.AbstractEventLoop) -> None:
-        name = f"pardag-step-{len(self._threads)}"
-        thread = threading.Thread(target=self._work, args=(loop,), name=name, daemon=True)
+        slot = len(self._threads)
+        self._finished.append(0)
+        thread = threading.Thread(
+            target=self._work, args=(loop, slot), name=f"pardag-step-{slot}", daemon=True
+        )
         with self._lock:
             self._alive += 1
         self._threads.append(thread)
         thread.start()
 
-    def _work(self, loop: asyncio.AbstractEventLoop) -> None:
+    def _work(self, loop: asyncio.AbstractEventLoop, slot: int) -> None:
         """A worker thread: run calls until the sentinel None arrives."""
-        calls, idle = self._calls, self._idle
+        calls, finished = self._calls, self._finished
         while (call := calls.get()) is not None:
             fn, args, kwargs, future = call
             try:
@@ -88,13 +98,26 @@ class ThreadExecutor(Executor):
             except BaseException as exc:  # delivered to the runner, never raised here
                 outcome = (False, _deliverable(exc))
             del call, fn, args, kwargs
-            idle.release()  # before posting, so the next submit reuses this thread
-            _post(loop, _settle, future, outcome)
+            finished[slot] += 1  # before posting, so the next submit reuses this thread
+            self._results.append((future, outcome))
+            if not self._wake_pending:  # one wake-up carries every result that arrives meanwhile
+                self._wake_pending = True
+                _post(loop, self._deliver)
         with self._lock:
             self._alive -= 1
             last = self._alive == 0
         if last and self._exited is not None:
             _post(loop, _settle, self._exited, (True, None))
+
+    def _deliver(self) -> None:
+        """On the loop: hand every finished call's outcome to its future."""
+        self._wake_pending = False  # first, so that a result appended from now on wakes again
+        results, notify = self._results, self.notify
+        while results:
+            future, outcome = results.popleft()
+            _settle(future, outcome)
+            if notify is not None:
+                notify(future)
 
 
 def _post(loop: asyncio.AbstractEventLoop, fn: Callable[..., None], *args: Any) -> None:
