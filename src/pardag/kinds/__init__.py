@@ -42,12 +42,11 @@ def _registry() -> dict[str, Kind]:
     }
 
 
-KINDS: dict[str, Kind] = {}
+KINDS: dict[str, Kind] = _registry()
+"""Every kind by name; built at import so that validating a first workflow pays no import."""
 
 
 def _kinds() -> dict[str, Kind]:
-    if not KINDS:
-        KINDS.update(_registry())
     return KINDS
 
 
