@@ -79,7 +79,7 @@ class Runner:
         self.params = dict(params or {})
         self._listeners = list(listeners)
         self._steps = graph.steps
-        self._actions: list[Action] = [action_for(s) for s in graph.steps]
+        self._actions: list[Action] = _actions(graph.steps)
         self._executor_of = [
             self._pick_executor(s, a) for s, a in zip(graph.steps, self._actions, strict=True)
         ]
@@ -592,6 +592,22 @@ _STATE_EVENT = {
     StepState.SKIPPED: EventKind.STEP_SKIPPED,
     StepState.CANCELLED: EventKind.STEP_CANCELLED,
 }
+
+
+def _actions(steps: Sequence[Step]) -> list[Action]:
+    """Each step's action; steps that call one input-less function share one action."""
+    shared: dict[tuple[Callable[..., Any], str | None], Action] = {}
+    out = []
+    for step in steps:
+        fn = step.fn
+        if step.kind == "python" and fn is not None and (fn, step.executor) in shared:
+            out.append(shared[(fn, step.executor)])
+            continue
+        action = action_for(step)
+        if step.kind == "python" and fn is not None and action.bind is no_inputs:
+            shared[(fn, step.executor)] = action
+        out.append(action)
+    return out
 
 
 def _freeze_heap(steps: int) -> bool:

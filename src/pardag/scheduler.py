@@ -349,9 +349,12 @@ class Scheduler:
             keys: list[tuple[object, ...]] = [(self._level[i], g.ids[i]) for i in range(n)]
             by_pos = sorted(range(n), key=keys.__getitem__)
         else:
-            rank = g.upward_rank(durations)
-            prio = [s.priority for s in g.steps]
-            by_pos = sorted(range(n), key=lambda i: (-prio[i], -rank[i], i))
+            # Stable sorts, least significant key first: declaration order breaks the ties.
+            longest_first = [-r for r in g.upward_rank(durations)]
+            by_pos = sorted(range(n), key=longest_first.__getitem__)
+            if any(s.priority for s in g.steps):
+                highest_first = [-s.priority for s in g.steps]
+                by_pos.sort(key=highest_first.__getitem__)
         pos = [0] * n
         for k, i in enumerate(by_pos):
             pos[i] = k
