@@ -217,3 +217,13 @@ def test_binding_end_to_end_with_kwargs_and_missing_inputs() -> None:
 
 def _fail() -> None:
     raise RuntimeError("no")
+
+
+def test_a_function_with_only_defaults_keeps_them_whatever_its_dependencies() -> None:
+    """``lambda n=n: ...`` in a loop is common: a dependency must not overwrite ``n``."""
+
+    def f(n: int = 7) -> int:
+        return n
+
+    assert binder(f, ("a", "b"))(INPUTS, PARAMS) == ((), {})
+    assert call(f, ("a",)) == 7

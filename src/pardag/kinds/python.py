@@ -7,9 +7,10 @@ How a function receives its dependencies' outputs (DESIGN §2, Data):
 
 1. by name: a parameter named like a dependency gets its output; ``inputs`` gets the whole
    mapping; ``params`` gets the run's params; ``**kwargs`` gets every dependency not named;
-2. failing that, a function with exactly one positional parameter per dependency gets them in
-   ``depends_on`` order;
-3. a function with no parameters gets nothing.
+2. failing that, a function with required positional parameters gets the outputs in
+   ``depends_on`` order, one per parameter (defaulted ones fill only after the required ones;
+   a function with defaulted parameters only, like ``lambda n=n: ...``, keeps its defaults);
+3. a function with no required parameters gets nothing.
 Anything else is a validation problem that says how to name the parameters.
 """
 
@@ -78,17 +79,16 @@ def bind_function(fn: Callable[..., Any], deps: tuple[str, ...]) -> Binder | str
     by_name = _by_name(params, deps)
     if by_name is not None:
         return by_name
-    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    required = [
-        p
-        for p in params
-        if p.default is p.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    ]
-    if len(required) <= len(deps) <= len(positional) or any(
-        p.kind == p.VAR_POSITIONAL for p in params
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    by_position = [p for p in params if p.kind in positional]
+    required = [p for p in by_position if p.default is p.empty]
+    if any(p.kind == p.VAR_POSITIONAL for p in params) or (
+        required and len(required) <= len(deps) <= len(by_position)
     ):
         return _positional(deps)
-    names = ", ".join(p.name for p in required)
+    if not required and not any(p.default is p.empty and p.kind == p.KEYWORD_ONLY for p in params):
+        return no_inputs  # defaults only (``lambda n=n: ...``): called with nothing
+    names = ", ".join(p.name for p in params if p.default is p.empty)
     return (
         f"function {getattr(fn, '__name__', fn)!r} needs ({names}) but the step depends on "
         f"{list(deps)}; name each parameter after a dependency, take one parameter 'inputs', "
