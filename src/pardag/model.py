@@ -127,6 +127,28 @@ class RetryPolicy:
         return out
 
 
+class _SharedEmpty(dict[Any, Any]):
+    """The empty mapping every step shares as its default ``params``, ``resources``, ``branch``.
+
+    One object instead of three dicts per step (a million-step graph saves ~190 MB). It cannot
+    be changed in place; give a step its own dict instead.
+    """
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:  # type: ignore[override]  # dataclasses accept hashable defaults
+        return 0
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a step's default mapping is shared and read-only; assign a new dict")
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = _refuse
+    __ior__ = _refuse
+
+
+EMPTY: Any = _SharedEmpty()
+
+
 @dataclass(slots=True)
 class Step:
     """One step of a workflow. See DESIGN §1; ``branch`` maps a dependency to a handle.
@@ -139,18 +161,18 @@ class Step:
     fn: Callable[..., Any] | None = None
     kind: str = "python"
     depends_on: tuple[str, ...] = ()
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = field(default=EMPTY)
     retry: RetryPolicy | None = None
     timeout: float | None = None
     when: str | Callable[..., Any] | None = None
     trigger: Trigger = Trigger.ALL_SUCCESS
     critical: bool = True
     cache: Any = None
-    resources: dict[str, int] = field(default_factory=dict)
+    resources: dict[str, int] = field(default=EMPTY)
     priority: int = 0
     executor: str | None = None
     estimate: float | None = None
-    branch: dict[str, str] = field(default_factory=dict)
+    branch: dict[str, str] = field(default=EMPTY)
 
 
 @dataclass(slots=True)
@@ -172,8 +194,8 @@ class Graph:
     steps: list[Step]
     ids: list[str]
     index: dict[str, int]
-    preds: list[list[int]]
-    succs: list[list[int]]
+    preds: list[tuple[int, ...]]
+    succs: list[tuple[int, ...]]
     handles: dict[tuple[int, int], str]
     order: list[int]  # a topological order
 
@@ -527,7 +549,10 @@ def _compile(wf: Workflow) -> Graph:
         raise CycleError(wf.name, problems, path)
     if problems:
         raise ValidationError(wf.name, problems)
-    return Graph(steps, ids, index, preds, succs, handles, order)
+    # Tuples are a third smaller than lists; a million-step graph keeps two per step.
+    frozen_preds = [tuple(p) for p in preds]
+    frozen_succs = [tuple(s) for s in succs]
+    return Graph(steps, ids, index, frozen_preds, frozen_succs, handles, order)
 
 
 def _unknown_dep(dep: str, index: Mapping[str, int]) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from pardag.errors import PardagError, StepFailed
 from pardag.model import StepState
 
-__all__ = ["RunResult", "RunStatus", "StepResult", "StepResults"]
+__all__ = ["Outputs", "RunResult", "RunStatus", "StepResult", "StepResults"]
 
 
 class RunStatus(StrEnum):
@@ -77,6 +77,41 @@ class StepResults(Mapping[str, StepResult]):
         return f"<StepResults of {len(self)} steps>"
 
 
+class Outputs(Mapping[str, Any]):
+    """The outputs of the steps that succeeded, by id, read from the run's flat lists."""
+
+    def __init__(
+        self,
+        ids: Sequence[str],
+        index: Mapping[str, int],
+        values: Sequence[Any],
+        state: Sequence[StepState],
+    ) -> None:
+        self._ids = ids
+        self._index = index
+        self._values = values
+        self._state = state
+        self._len: int | None = None
+
+    def __getitem__(self, step: str) -> Any:
+        i = self._index[step]
+        if self._state[i] is not StepState.SUCCEEDED:
+            raise KeyError(step)
+        return self._values[i]
+
+    def __iter__(self) -> Iterator[str]:
+        state, succeeded = self._state, StepState.SUCCEEDED
+        return (sid for i, sid in enumerate(self._ids) if state[i] is succeeded)
+
+    def __len__(self) -> int:
+        if self._len is None:
+            self._len = sum(1 for s in self._state if s is StepState.SUCCEEDED)
+        return self._len
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
 @dataclass(slots=True)
 class RunResult:
     """The outcome of ``Workflow.run``.
@@ -90,7 +125,7 @@ class RunResult:
     workflow: str
     status: RunStatus
     steps: Mapping[str, StepResult]
-    outputs: dict[str, Any]
+    outputs: Mapping[str, Any]
     terminal: tuple[str, ...] = ()
     error: PardagError | None = None
     started_at: float = 0.0

@@ -23,6 +23,7 @@ import signal
 import threading
 import time
 import uuid
+from array import array
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -43,7 +44,7 @@ from pardag.kinds import Action, action_for
 from pardag.kinds.base import no_inputs
 from pardag.kinds.python import bind_function
 from pardag.model import Graph, OnFailure, Settings, Step, StepState
-from pardag.results import RunResult, RunStatus, StepResult, StepResults
+from pardag.results import Outputs, RunResult, RunStatus, StepResult, StepResults
 from pardag.scheduler import Pool, Scheduler
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ __all__ = ["Runner", "run_sync"]
 
 _FREEZE_AT = 5_000
 """Runs with at least this many steps freeze the heap for their duration; see _freeze_heap."""
+_ZERO = (0.0,)
 _SLICE = 0.02
 """Seconds the hot loop may run before it lets the event loop serve timers and signals."""
 _NO_INPUTS: dict[str, Any] = {}
@@ -87,8 +89,8 @@ class Runner:
         n = len(graph.ids)
         self._outputs: list[Any] = [None] * n
         self._attempts = [0] * n
-        self._started: list[float | None] = [None] * n
-        self._finished: list[float | None] = [None] * n
+        self._started = array("d", _ZERO) * n  # time.time(); 0.0 while not yet
+        self._finished = array("d", _ZERO) * n
         self._errors: dict[int, StepFailed] = {}
         self._futures: dict[int, asyncio.Future[Any]] = {}
         self._timers: dict[int, asyncio.TimerHandle] = {}
@@ -200,7 +202,7 @@ class Runner:
         if check is not None and not self._check(i, check, inputs):
             return
         self._attempts[i] += 1
-        if self._started[i] is None:
+        if not self._started[i]:
             self._started[i] = time.time()
         if self._listeners:
             self._emit(EventKind.STEP_STARTED, i)
@@ -355,7 +357,7 @@ class Runner:
             return
         now, state, finished = time.time(), self.sched.state, self._finished
         for i in log:
-            if finished[i] is None and state[i].is_final():
+            if not finished[i] and state[i].is_final():
                 finished[i] = now
             if self._listeners:
                 self._emit_state(i, state[i])
@@ -531,17 +533,15 @@ class Runner:
                 ids[i],
                 state[i],
                 self._attempts[i],
-                self._started[i],
-                self._finished[i],
+                self._started[i] or None,
+                self._finished[i] or None,
                 self._errors.get(i),
                 reasons.get(i),
                 self._executor_of[i],
             )
 
         steps = StepResults(ids, self.graph.index, make)
-        outputs = {
-            ids[i]: self._outputs[i] for i in range(len(ids)) if state[i] is StepState.SUCCEEDED
-        }
+        outputs = Outputs(ids, self.graph.index, self._outputs, state)
         terminal = tuple(ids[i] for i in range(len(ids)) if not self.graph.succs[i])
         status, error = self._status()
         return RunResult(
