@@ -514,7 +514,7 @@ class Runner:
         """How many steps per thread to hand to the thread pool at once (see below).
 
         When every step is a plain function on threads, nobody listens and no step has a
-        timeout, up to twice the threads' number of steps are handed over, so that a thread
+        timeout, up to four times the threads' number of steps are handed over, so that a thread
         that finishes takes the next at once instead of waiting for the event loop. Threads
         still run at most ``max_concurrency`` steps at a time; a step's ``started_at`` is then
         when it was handed over. Otherwise (events must say exactly when a step starts, a
@@ -522,7 +522,7 @@ class Runner:
         """
         if self._listeners or any(name != "threads" for name in self._executor_of):
             return 1
-        return 1 if any(step.timeout is not None for step in self._steps) else 2
+        return 1 if any(step.timeout is not None for step in self._steps) else 4
 
     def _result(self, started: float) -> RunResult:
         ids = self.graph.ids
