@@ -20,7 +20,9 @@ def pid() -> int:
 
 def spin(path: str) -> None:
     """Write this process's pid to ``path``, then loop forever (only a kill stops it)."""
-    Path(path).write_text(str(os.getpid()))
+    scratch = Path(f"{path}.tmp")
+    scratch.write_text(str(os.getpid()))
+    scratch.replace(path)  # atomically: a reader never sees the file empty
     while True:
         time.sleep(0)
 

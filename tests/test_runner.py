@@ -1089,7 +1089,7 @@ def test_thread_lookahead_never_runs_more_than_the_limit() -> None:
 
     def work(inputs: dict[str, Any]) -> int:
         peak.enter()
-        time.sleep(0.002)
+        time.sleep(0.01)
         peak.leave()
         return len(inputs)
 

@@ -68,16 +68,23 @@ async def rendezvous_async(directory: str, me: str, other: str) -> str:
     return me
 
 
+def _mark(directory: str) -> None:
+    """Write ``started`` holding the pid, atomically: a reader never sees it empty."""
+    scratch = Path(directory, f"started.{os.getpid()}.tmp")
+    scratch.write_text(str(os.getpid()))
+    scratch.replace(Path(directory, "started"))
+
+
 def mark_and_sleep(directory: str, seconds: float) -> str:
     """Write ``started`` (holding the pid), sleep, then write ``finished``."""
-    Path(directory, "started").write_text(str(os.getpid()))
+    _mark(directory)
     time.sleep(seconds)
     Path(directory, "finished").touch()
     return "finished"
 
 
 async def mark_and_sleep_async(directory: str, seconds: float) -> str:
-    Path(directory, "started").write_text(str(os.getpid()))
+    _mark(directory)
     await asyncio.sleep(seconds)
     Path(directory, "finished").touch()
     return "finished"

@@ -76,6 +76,8 @@ class ThreadExecutor(Executor):
             if not self._threads:
                 self._exited.set_result(None)
         await asyncio.shield(self._exited)
+        for thread in self._threads:  # each has said goodbye; let it finish returning
+            thread.join()
 
     def _start_thread(self, loop: asyncio.AbstractEventLoop) -> None:
         slot = len(self._threads)
