@@ -43,7 +43,7 @@ from pardag.executors.base import Executor, format_traceback
 from pardag.kinds import Action, action_for
 from pardag.kinds.base import no_inputs
 from pardag.kinds.python import bind_function
-from pardag.model import Graph, OnFailure, Settings, Step, StepState
+from pardag.model import Graph, Mode, OnFailure, Settings, Step, StepState
 from pardag.results import Outputs, RunResult, RunStatus, StepResult, StepResults
 from pardag.scheduler import Pool, Scheduler
 
@@ -54,6 +54,10 @@ __all__ = ["Runner", "run_sync"]
 
 _FREEZE_AT = 5_000
 """Runs with at least this many steps freeze the heap for their duration; see _freeze_heap."""
+_AHEAD = 4
+"""Steps per thread handed to the thread pool at once while steps are short; see _adapt."""
+_SHORT_STEP = 0.001
+"""Seconds (a moving average of dispatch to end) below which a step counts as short."""
 _ZERO = (0.0,)
 _SLICE = 0.02
 """Seconds the hot loop may run before it lets the event loop serve timers and signals."""
@@ -107,6 +111,9 @@ class Runner:
         self._first_failure: StepFailed | None = None
         self._wakeup_armed: float | None = None
         self.sched = self._scheduler()
+        self._ahead_allowed = self._may_hand_over_ahead()
+        self._ahead = 1
+        self._step_time = 4 * _SHORT_STEP  # assume long steps until some finish quickly
 
     # -- public -------------------------------------------------------------------------------
 
@@ -289,6 +296,8 @@ class Runner:
         handle_of = self._actions[i].handle
         handle = handle_of(output) if handle_of is not None else None
         self._finish(i, StepState.SUCCEEDED, handle=handle)
+        if self._ahead_allowed:
+            self._adapt(self._finished[i] - self._started[i])
 
     def _failed(self, i: int, exc: BaseException | None) -> None:
         stopped_under_it = exc is None and i not in self._timed_out
@@ -492,7 +501,7 @@ class Runner:
             for name, spec in s.pools.items()
         }
         resources: list[Mapping[str, int]] = [step.resources for step in self.graph.steps]
-        ahead = self._lookahead()
+        ahead = 1  # see _adapt
         if not s.max_concurrency:  # auto: each executor's own capacity becomes a pool
             units: dict[str, dict[str, int]] = {}
             for i, name in enumerate(self._executor_of):
@@ -510,19 +519,38 @@ class Runner:
             resources=resources,
         )
 
-    def _lookahead(self) -> int:
-        """How many steps per thread to hand to the thread pool at once (see below).
+    def _may_hand_over_ahead(self) -> bool:
+        """Whether thread steps may be handed over ahead of free threads; see ``_adapt``.
 
-        When every step is a plain function on threads, nobody listens and no step has a
-        timeout, up to four times the threads' number of steps are handed over, so that a thread
-        that finishes takes the next at once instead of waiting for the event loop. Threads
-        still run at most ``max_concurrency`` steps at a time; a step's ``started_at`` is then
-        when it was handed over. Otherwise (events must say exactly when a step starts, a
-        timeout must start with the step) steps are handed over one slot at a time.
+        Only when every step is a plain function on threads, nobody listens (events must say
+        exactly when a step starts), no step has a timeout (it must start with the step) and
+        the mode is not sequential.
         """
-        if self._listeners or any(name != "threads" for name in self._executor_of):
-            return 1
-        return 1 if any(step.timeout is not None for step in self._steps) else 4
+        if self._listeners or self.settings.mode is Mode.SEQUENTIAL:
+            return False
+        if any(name != "threads" for name in self._executor_of):
+            return False
+        return all(step.timeout is None for step in self._steps)
+
+    def _adapt(self, seconds: float) -> None:
+        """Hand steps over ahead while steps are short, one slot at a time once they are not.
+
+        For steps of microseconds, the hand-off between the event loop and a thread costs more
+        than the step: handing ``_AHEAD`` steps per thread over at once lets a thread that
+        finishes take the next straight away. For longer steps that gains nothing and would
+        commit to an order early, before better (higher priority) steps become ready. Threads
+        never run more than their number of steps at once either way; a step handed over ahead
+        has ``started_at`` set when it was handed over.
+        """
+        self._step_time += (seconds - self._step_time) * 0.1
+        factor = _AHEAD if self._step_time < _SHORT_STEP else 1
+        if factor == self._ahead:
+            return
+        self._ahead = factor
+        if self.settings.max_concurrency:
+            self.sched.limit = self.settings.max_concurrency * factor
+        elif "executor:threads" in self.sched.pools:
+            self.sched.resize_pool("executor:threads", (default_capacity("threads") or 1) * factor)
 
     def _result(self, started: float) -> RunResult:
         ids = self.graph.ids

@@ -183,6 +183,13 @@ class Scheduler:
         if held:
             self._give_back(i, held)
 
+    def resize_pool(self, name: str, size: int) -> None:
+        """Change a pool's size while the run goes on; units in use stay taken."""
+        pool = self.pools[name]
+        pool.free += size - pool.size
+        pool.size = size
+        self._unqueue(pool)
+
     def _give_back(self, i: int, held: tuple[int, ...]) -> None:
         for p in held:
             pool = self._pool_list[p]
