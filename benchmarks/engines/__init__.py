@@ -1,0 +1,1 @@
+"""One runner module per engine; each defines ``ENGINE``, a ``benchmarks.harness.Engine``."""

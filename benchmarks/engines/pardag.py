@@ -1,0 +1,97 @@
+"""pardag, through its public API only: ``Workflow``, ``add``, ``validate`` and ``run``.
+
+Variants: ``async`` (``async def`` steps), ``threads`` (plain functions, the default thread
+executor), ``inline`` (plain functions called in the event loop's thread, for the no-op
+workloads), ``processes`` (plain importable functions on worker processes), the ``levels`` and
+``sequential`` modes, and ``*-noest`` (no duration estimates: the dynamic order then counts
+every step as 1). Elsewhere sleep steps declare their duration as ``estimate=``, the way a
+user who knows them (or, later, the run history) tells pardag.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+import pardag
+from benchmarks import tasks
+from benchmarks.harness import Engine
+from benchmarks.workloads import Step, Workload
+
+
+async def _async_noop() -> None:
+    return None
+
+
+def _async_sleeper(duration: float) -> Callable[[], Any]:
+    async def sleep() -> None:
+        await asyncio.sleep(duration)
+
+    return sleep
+
+
+def _sleeper(duration: float) -> Callable[[], None]:
+    def sleep() -> None:
+        time.sleep(duration)
+
+    return sleep
+
+
+class Pardag(Engine):
+    name = "pardag"
+    variants: ClassVar[dict[str, str]] = {
+        "async": "async def steps, dynamic mode",
+        "threads": "plain functions on the thread executor, dynamic mode",
+        "inline": "plain functions on the inline executor (called in the loop; no-op steps)",
+        "processes": "plain importable functions on the process executor",
+        "async-noest": "async def steps, dynamic mode, no duration estimates",
+        "threads-noest": "plain functions, dynamic mode, no duration estimates",
+        "levels": "async def steps, levels mode (a barrier per level)",
+        "threads-levels": "plain functions, levels mode",
+        "sequential": "async def steps, sequential mode",
+    }
+
+    def version(self) -> str:
+        return pardag.__version__
+
+    def _body(self, step: Step) -> Callable[..., Any]:
+        flavour = self.variant
+        if flavour == "processes" or step.kind == "cpu":
+            if step.kind == "cpu":
+                return functools.partial(tasks.cpu_spin, self.iterations(step))
+            if step.kind == "sleep":
+                return functools.partial(time.sleep, step.duration)
+            return tasks.noop
+        if flavour.startswith("threads") or flavour == "inline":
+            return tasks.noop if step.kind == "noop" else _sleeper(step.duration)
+        return _async_noop if step.kind == "noop" else _async_sleeper(step.duration)
+
+    def build(self, wl: Workload) -> pardag.Workflow:
+        wf = pardag.Workflow(wl.name)
+        estimates = wl.kind == "sleep" and not self.variant.endswith("-noest")
+        body, add = self._body, wf.add
+        if estimates:
+            for s in wl.steps:
+                add(s.id, body(s), depends_on=s.deps, estimate=s.duration)
+        else:
+            for s in wl.steps:
+                add(s.id, body(s), depends_on=s.deps)
+        wf.validate()
+        return wf
+
+    def run(self, built: pardag.Workflow, wl: Workload) -> None:
+        settings: dict[str, Any] = {"max_concurrency": wl.slots}
+        if "levels" in self.variant:
+            settings["mode"] = "levels"
+        elif self.variant == "sequential":
+            settings["mode"] = "sequential"
+        if self.variant in ("processes", "inline"):
+            settings["executor"] = self.variant
+        result = built.run(**settings)
+        result.raise_for_status()
+
+
+ENGINE = Pardag
