@@ -111,6 +111,7 @@ class Runner:
         self._first_failure: StepFailed | None = None
         self._wakeup_armed: float | None = None
         self.sched = self._scheduler()
+        self.sched.log_all = bool(self._listeners)
         self._ahead_allowed = self._may_hand_over_ahead()
         self._ahead = 1
         self._step_time = 4 * _SHORT_STEP  # assume long steps until some finish quickly
@@ -248,7 +249,10 @@ class Runner:
 
     def _settle(self, i: int, item: Any) -> None:
         """Apply one inbox item: the end of an attempt, a skip, a requeue or an abandon."""
-        if item is _REQUEUE:
+        fut = self._futures.get(i)
+        if fut is not None and fut is item:  # the common case: an attempt ended
+            self._ended(i, fut)
+        elif item is _REQUEUE:
             self._requeue(i)
         elif isinstance(item, asyncio.Future) and item in self._detached:
             self._detached_ended(item)
@@ -258,8 +262,6 @@ class Runner:
             self._finish(i, StepState.SKIPPED, reason="condition false")
         elif item is _ABANDON:
             self._failed(i, None)
-        elif isinstance(item, asyncio.Future) and self._futures.get(i) is item:
-            self._ended(i, item)
 
     def _detached_ended(self, item: asyncio.Future[Any]) -> None:
         """A thread ended after its step was settled: free its slot, drop its result."""
@@ -291,7 +293,8 @@ class Runner:
             self._report()
 
     def _succeeded(self, i: int, output: Any) -> None:
-        self._timed_out.discard(i)
+        if self._timed_out:
+            self._timed_out.discard(i)
         self._outputs[i] = output
         handle_of = self._actions[i].handle
         handle = handle_of(output) if handle_of is not None else None

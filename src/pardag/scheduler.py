@@ -110,6 +110,10 @@ class Scheduler:
         self._tokens = 0
         self.wakeup_at: float | None = None
         self.log: list[int] = []  # steps that became ready or final, for the runner to report
+        self.log_all = True
+        """False: log only what the caller cannot know (cascaded skips, cancellations), not
+        steps made ready nor the step given to ``done``; a runner without listeners needs no
+        more."""
 
     # -- the graphlib protocol ------------------------------------------------------------
 
@@ -154,7 +158,7 @@ class Scheduler:
                 self._give_back(i, self._held.pop(i, ()))
         if handle is not None:
             self.chosen[i] = handle
-        self._finish(i, outcome, reason)
+        self._finish(i, outcome, reason, self.log_all)
         if self.graph.succs[i]:
             self._propagate([i])
 
@@ -213,7 +217,8 @@ class Scheduler:
         """A retrying step's backoff is over: it competes for a slot again."""
         self.state[i] = READY
         heapq.heappush(self._heap, self._pos[i])
-        self.log.append(i)
+        if self.log_all:
+            self.log.append(i)
 
     def cancel_pending(self, reason: str) -> list[int]:
         """Cancel every step not started or not final yet except running ones; return them."""
@@ -231,12 +236,13 @@ class Scheduler:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _finish(self, i: int, outcome: StepState, reason: str | None) -> None:
+    def _finish(self, i: int, outcome: StepState, reason: str | None, log: bool = True) -> None:
         self.state[i] = outcome
         if reason is not None:
             self.reason[i] = reason
         self.unfinished -= 1
-        self.log.append(i)
+        if log:
+            self.log.append(i)
         if self._levels:
             level = self._level[i]
             self._left_in_level[level] -= 1
@@ -262,7 +268,8 @@ class Scheduler:
         if why is None:
             self.state[s] = READY
             heapq.heappush(self._heap, self._pos[s])
-            self.log.append(s)
+            if self.log_all:
+                self.log.append(s)
             return False
         self._finish(s, SKIPPED, why)
         return True
