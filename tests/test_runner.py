@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +59,18 @@ class Log:
 
     def __iter__(self) -> Any:
         return iter(list(self.items))
+
+    def stuck(self, name: str) -> Callable[[], Coroutine[Any, Any, None]]:
+        """An async step that waits a minute and logs ``name`` if it is cancelled."""
+
+        async def step() -> None:
+            try:
+                await asyncio.sleep(60)
+            except asyncio.CancelledError:
+                self.add(name)
+                raise
+
+        return step
 
 
 @pytest.fixture
@@ -493,13 +505,7 @@ def test_timed_out_attempt_is_retried_only_if_timeouts_are_retried() -> None:
 
 def test_async_step_timeout_cancels_the_coroutine() -> None:
     cancelled = Log()
-
-    async def stuck() -> None:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            cancelled.add("stuck")
-            raise
+    stuck = cancelled.stuck("stuck")
 
     wf = Workflow("timeout")
     wf.add("stuck", stuck, timeout=0.2)
@@ -603,13 +609,7 @@ def test_other_steps_go_on_while_a_timed_out_thread_still_runs() -> None:
 
 def test_run_timeout_stops_the_run() -> None:
     cancelled = Log()
-
-    async def slow() -> None:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            cancelled.add("slow")
-            raise
+    slow = cancelled.stuck("slow")
 
     wf = Workflow("run-timeout", timeout=0.3)
     wf.add("slow", slow)
@@ -659,13 +659,7 @@ def _raise_connection_error() -> None:
 def test_cancelling_run_async_stops_everything(tmp_path: Path) -> None:
     pidfile = tmp_path / "pid"
     cancelled = Log()
-
-    async def slow() -> None:
-        try:
-            await asyncio.sleep(60)
-        except asyncio.CancelledError:
-            cancelled.add("slow")
-            raise
+    slow = cancelled.stuck("slow")
 
     async def main() -> list[asyncio.Task[Any]]:
         wf = Workflow("cancel-task")
