@@ -1098,3 +1098,36 @@ def test_thread_lookahead_never_runs_more_than_the_limit() -> None:
     assert result.outputs["sink"] == 40
     assert peak.peak == 3  # reached, never passed
     assert threading.active_count() == before  # the step threads are gone after run()
+
+
+def test_inline_steps_run_in_the_loop_thread_and_fail_like_any_step() -> None:
+    loop_thread = threading.get_ident()
+    seen: list[int] = []
+    calls = [0]
+
+    def here(a: int) -> int:
+        seen.append(threading.get_ident())
+        return a + 1
+
+    def flaky() -> str:
+        calls[0] += 1
+        if calls[0] < 3:
+            raise ValueError("not yet")
+        return "ok"
+
+    wf = Workflow("inline", on_failure="continue")
+    wf.add("a", lambda: 1, executor="inline")
+    wf.add("b", here, executor="inline")
+    wf.add("flaky", flaky, executor="inline", retry=RetryPolicy(retries=2, delay=0))
+    wf.add("bad", lambda: 1 / 0, executor="inline")
+    wf.add("after", lambda bad: bad, executor="inline")
+    result = wf.run()
+    assert result.outputs["b"] == 2
+    assert seen == [loop_thread]  # wf.run() runs its loop in the calling thread
+    assert result.outputs["flaky"] == "ok"
+    assert result.steps["flaky"].attempts == 3
+    bad = result.steps["bad"]
+    assert bad.state is StepState.FAILED
+    assert isinstance(bad.error, StepFailed)
+    assert isinstance(bad.error.cause, ZeroDivisionError)
+    assert result.steps["after"].reason == "upstream failed: bad"

@@ -218,14 +218,17 @@ class Runner:
         try:
             args, kwargs = action.bind(inputs, self.params)
             if name == "inline":
-                self._run_inline(i, action.fn, args, kwargs)
-                return
-            fut = self._executor(name).submit(action.fn, args, kwargs)
-        except Exception as exc:
-            fut = self._loop.create_future()
-            fut.set_exception(exc)
+                output = action.fn(*args, **kwargs)  # cheap: called right here, no hand-off
+            else:
+                fut = self._executor(name).submit(action.fn, args, kwargs)
+        except Exception as exc:  # the step raised (inline), or could not be started
+            self._failed(i, exc)
+            return
+        if name == "inline":
+            self._succeeded(i, output)
+            return
         self._futures[i] = fut
-        if fut.done():  # failed to start: the running pump settles it next
+        if fut.done():  # an executor that refused the call at once: the pump settles it next
             self._inbox.append((i, fut))
             return
         if name in self._reporting:
@@ -235,17 +238,6 @@ class Runner:
         timeout = self._steps[i].timeout
         if timeout is not None:
             self._timers[i] = self._loop.call_later(timeout, self._on_timeout, i, fut)
-
-    def _run_inline(
-        self, i: int, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> None:
-        """Call a cheap step right here and settle it at once: no future, no hand-off."""
-        try:
-            output = fn(*args, **kwargs)
-        except Exception as exc:
-            self._failed(i, exc)
-        else:
-            self._succeeded(i, output)
 
     def _settle(self, i: int, item: Any) -> None:
         """Apply one inbox item: the end of an attempt, a skip, a requeue or an abandon."""
@@ -460,10 +452,7 @@ class Runner:
         except Exception as exc:  # a broken precondition fails the step, once: no retries
             self._attempts[i] += 1
             self._no_retry.add(i)
-            fut = self._loop.create_future()
-            fut.set_exception(exc)
-            self._futures[i] = fut
-            self._post(i, fut)
+            self._failed(i, exc)
             return False
         if not ok:
             self._post(i, _SKIP)
@@ -504,20 +493,19 @@ class Runner:
             for name, spec in s.pools.items()
         }
         resources: list[Mapping[str, int]] = [step.resources for step in self.graph.steps]
-        ahead = 1  # see _adapt
         if not s.max_concurrency:  # auto: each executor's own capacity becomes a pool
             units: dict[str, dict[str, int]] = {}
             for i, name in enumerate(self._executor_of):
                 cap = default_capacity(name)
                 if cap is not None:
                     pool = f"executor:{name}"
-                    pools.setdefault(pool, Pool(cap * ahead))
+                    pools.setdefault(pool, Pool(cap))  # _adapt may widen it
                     one = units.setdefault(name, {pool: 1})
                     resources[i] = {**resources[i], pool: 1} if resources[i] else one
         return Scheduler(
             self.graph,
             mode=s.mode,
-            limit=s.max_concurrency * ahead or None,
+            limit=s.max_concurrency or None,
             pools=pools,
             resources=resources,
         )

@@ -153,9 +153,7 @@ class Scheduler:
         ``handle`` is the branch a condition step chose; ``reason`` explains a skip or failure.
         """
         if self.state[i] is RUNNING:
-            self.running -= 1
-            if self._needs[i]:
-                self._give_back(i, self._held.pop(i, ()))
+            self.release(i)
         if handle is not None:
             self.chosen[i] = handle
         self._finish(i, outcome, reason, self.log_all)
@@ -165,9 +163,8 @@ class Scheduler:
     def release(self, i: int) -> None:
         """Give back the slot and pool units that step ``i`` holds."""
         self.running -= 1
-        held = self._held.pop(i, None)
-        if held:
-            self._give_back(i, held)
+        if self._needs[i]:  # most steps hold no pool: skip the lookup
+            self._give_back(i, self._held.pop(i, ()))
 
     def detach(self, i: int) -> int:
         """Move running step ``i``'s slot to a token, kept until ``release_detached(token)``.
