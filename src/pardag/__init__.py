@@ -5,6 +5,8 @@ The public API lives here; the modules underneath are the architecture (see DESI
 ``executors`` (where steps run), ``kinds`` (what steps do), ``events`` and ``results``.
 """
 
+import os
+
 from pardag.errors import (
     ArgumentError,
     CycleError,
@@ -20,6 +22,13 @@ from pardag.errors import (
 from pardag.events import Event, EventKind, Listener, Recorder
 from pardag.model import Mode, OnFailure, RetryPolicy, Settings, Step, StepState, Trigger, Workflow
 from pardag.results import RunResult, RunStatus, StepResult
+
+
+def load(path: str | os.PathLike[str], *, format: str | None = None) -> Workflow:
+    """Read a workflow file in any supported format; see ``pardag.formats``."""
+    from pardag.formats import load as load_file
+
+    return load_file(path, format=format)
 
 
 def run(workflow: Workflow, **settings: object) -> RunResult:
@@ -53,6 +62,7 @@ __all__ = [
     "Trigger",
     "ValidationError",
     "Workflow",
+    "load",
     "run",
 ]
 

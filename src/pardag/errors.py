@@ -64,14 +64,20 @@ class ExpressionError(PardagError):
 
 @dataclass(frozen=True, slots=True)
 class Problem:
-    """One thing wrong with a workflow: where (``step``, may be None) and what to do."""
+    """One thing wrong with a workflow: which ``step`` (may be None), what to do, and ``where``.
+
+    ``where`` is a place in a workflow file, such as ``flow.yaml:12``, when the workflow came
+    from one.
+    """
 
     step: str | None
     message: str
+    where: str | None = None
 
     def __str__(self) -> str:
-        where = f"step {self.step!r}: " if self.step is not None else ""
-        return where + self.message
+        place = f"{self.where}: " if self.where else ""
+        step = f"step {self.step!r}: " if self.step is not None else ""
+        return place + step + self.message
 
 
 class ValidationError(PardagError, ValueError):

@@ -273,6 +273,10 @@ class Workflow:
         self._steps: dict[str, Step] = {}
         self._duplicates: list[str] = []
         self._graph: Graph | None = None
+        self.source: str | None = None
+        """The file this workflow was read from, when it came from one."""
+        self.locations: dict[str, str] = {}
+        """Where each step is declared in ``source`` (``"flow.yaml:12"``), for problems."""
 
     # -- building -------------------------------------------------------------------------
 
@@ -546,13 +550,25 @@ def _compile(wf: Workflow) -> Graph:
                 "is part of a cycle: " + " -> ".join(path) + "; remove one of these dependencies",
             )
         )
-        raise CycleError(wf.name, problems, path)
+        raise CycleError(wf.name, _placed(wf, problems), path)
     if problems:
-        raise ValidationError(wf.name, problems)
+        raise ValidationError(wf.name, _placed(wf, problems))
     # Tuples are a third smaller than lists; a million-step graph keeps two per step.
     frozen_preds = [tuple(p) for p in preds]
     frozen_succs = [tuple(s) for s in succs]
     return Graph(steps, ids, index, frozen_preds, frozen_succs, handles, order)
+
+
+def _placed(wf: Workflow, problems: list[Problem]) -> list[Problem]:
+    """``problems`` with the file location of their step, for workflows read from files."""
+    if not wf.locations:
+        return problems
+    return [
+        Problem(p.step, p.message, wf.locations.get(p.step) or wf.source)
+        if p.where is None and p.step is not None
+        else p
+        for p in problems
+    ]
 
 
 def _unknown_dep(dep: str, index: Mapping[str, int]) -> str:

@@ -40,7 +40,7 @@ from pardag.errors import (
 from pardag.events import Event, EventKind, Listener
 from pardag.executors import create_executor, default_capacity
 from pardag.executors.base import Executor, format_traceback
-from pardag.kinds import Action, action_for
+from pardag.kinds import Action, RunContext, action_for
 from pardag.kinds.base import no_inputs
 from pardag.kinds.python import bind_function
 from pardag.model import Graph, Mode, OnFailure, Settings, Step, StepState
@@ -85,7 +85,8 @@ class Runner:
         self.params = dict(params or {})
         self._listeners = list(listeners)
         self._steps = graph.steps
-        self._actions: list[Action] = _actions(graph.steps)
+        self.context = RunContext(self.run_id, workflow, self.params)
+        self._actions: list[Action] = _actions(graph.steps, self.context)
         self._executor_of = [
             self._pick_executor(s, a) for s, a in zip(graph.steps, self._actions, strict=True)
         ]
@@ -136,6 +137,7 @@ class Runner:
             if deadline is not None:
                 deadline.cancel()
             await self._close_executors()
+            await self.context.aclose()
         result = self._result(started)
         self._emit(EventKind.RUN_FINISHED, None, status=result.status.value)
         return result
@@ -613,7 +615,7 @@ _STATE_EVENT = {
 }
 
 
-def _actions(steps: Sequence[Step]) -> list[Action]:
+def _actions(steps: Sequence[Step], ctx: RunContext) -> list[Action]:
     """Each step's action; steps that call one input-less function share one action."""
     shared: dict[tuple[Callable[..., Any], str | None], Action] = {}
     out = []
@@ -622,7 +624,7 @@ def _actions(steps: Sequence[Step]) -> list[Action]:
         if step.kind == "python" and fn is not None and (fn, step.executor) in shared:
             out.append(shared[(fn, step.executor)])
             continue
-        action = action_for(step)
+        action = action_for(step, ctx)
         if step.kind == "python" and fn is not None and action.bind is no_inputs:
             shared[(fn, step.executor)] = action
         out.append(action)

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 
 from pardag import ValidationError, Workflow
-from pardag.kinds.base import Binder
+from pardag.kinds.base import Binder, RunContext
 from pardag.kinds.python import PythonKind, bind_function, default_executor
 from pardag.model import Step
+
+CTX = RunContext("run", "wf", {})
 
 INPUTS = {"a": 1, "b": 2, "c": 3}
 PARAMS = {"mode": "full"}
@@ -188,9 +190,9 @@ def test_action_uses_the_step_executor_or_the_default() -> None:
         await asyncio.sleep(0)
 
     kind = PythonKind()
-    assert kind.action(Step("s", coro)).executor == "async"
-    assert kind.action(Step("s", lambda: 1)).executor == "threads"
-    assert kind.action(Step("s", lambda: 1, executor="processes")).executor == "processes"
+    assert kind.action(Step("s", coro), CTX).executor == "async"
+    assert kind.action(Step("s", lambda: 1), CTX).executor == "threads"
+    assert kind.action(Step("s", lambda: 1, executor="processes"), CTX).executor == "processes"
 
 
 def test_binding_problem_is_reported_by_validation_and_nothing_runs() -> None:

@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from pardag.kinds.base import Action, Binder
+from pardag.kinds.base import Action, Binder, RunContext
 
 if TYPE_CHECKING:
     from pardag.model import Step
 
-__all__ = ["KINDS", "Action", "Binder", "Kind", "action_for", "kind_problems"]
+__all__ = ["KINDS", "Action", "Binder", "Kind", "RunContext", "action_for", "kind_problems"]
 
 
 class Kind(Protocol):
@@ -24,22 +24,22 @@ class Kind(Protocol):
         """What is wrong with this step's fields for this kind, as messages with the fix."""
         ...
 
-    def action(self, step: Step) -> Action:
+    def action(self, step: Step, ctx: RunContext) -> Action:
         """The call that performs one attempt of the step (built once per run)."""
         ...
 
 
-def _registry() -> dict[str, Kind]:
-    from pardag.kinds.control import ConditionKind, MergeKind
-    from pardag.kinds.python import PythonKind
-    from pardag.kinds.shell import ShellKind
+_MODULES = ("python", "control", "shell")
+"""Modules under ``pardag.kinds`` whose ``KINDS`` mapping joins the registry."""
 
-    return {
-        "python": PythonKind(),
-        "condition": ConditionKind(),
-        "merge": MergeKind(),
-        "shell": ShellKind(),
-    }
+
+def _registry() -> dict[str, Kind]:
+    import importlib
+
+    out: dict[str, Kind] = {}
+    for name in _MODULES:
+        out.update(importlib.import_module(f"pardag.kinds.{name}").KINDS)
+    return out
 
 
 KINDS: dict[str, Kind] = _registry()
@@ -59,9 +59,9 @@ def kind_problems(step: Step) -> list[str]:
     return kind.problems(step)
 
 
-def action_for(step: Step) -> Action:
-    """The ``Action`` of a validated step."""
-    return _kinds()[step.kind].action(step)
+def action_for(step: Step, ctx: RunContext) -> Action:
+    """The ``Action`` of a validated step, for the run ``ctx`` belongs to."""
+    return _kinds()[step.kind].action(step, ctx)
 
 
 Handle = Callable[[object], str]

@@ -1,12 +1,17 @@
-"""The shapes shared by all kinds: an ``Action`` and how inputs bind to a call."""
+"""The shapes shared by all kinds: an ``Action``, how inputs bind to a call, a run's context."""
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+import threading
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-__all__ = ["Action", "Binder", "no_inputs"]
+__all__ = ["Action", "Binder", "RunContext", "no_inputs"]
+
+T = TypeVar("T")
 
 Binder = Callable[[Mapping[str, Any], Mapping[str, Any]], tuple[tuple[Any, ...], dict[str, Any]]]
 """Turns (inputs by dependency id, run params) into (args, kwargs) for the step's function."""
@@ -33,3 +38,42 @@ class Action:
     executor: str
     bind: Binder
     handle: Callable[[Any], str] | None = None
+
+
+@dataclass
+class RunContext:
+    """What the steps of one run share: its params and run-wide state, built per run.
+
+    Kinds that keep state across steps (variables, counters, a pooled HTTP client) keep it
+    here, never in module globals, so that two runs never see each other's. ``state`` is
+    guarded by ``lock``: steps on threads update it concurrently. ``params`` doubles as the
+    run's trigger data (what node-graph ``trigger`` nodes and ``trigger.x`` expressions read).
+    """
+
+    run_id: str
+    workflow: str
+    params: Mapping[str, Any]
+    state: dict[str, Any] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    _closers: list[Callable[[], Any]] = field(default_factory=list)
+
+    def shared(self, key: str, factory: Callable[[], T]) -> T:
+        """The run-wide value ``key``, made by ``factory`` on first use (thread-safe)."""
+        with self.lock:
+            if key not in self.state:
+                self.state[key] = factory()
+            value: T = self.state[key]
+            return value
+
+    def on_close(self, closer: Callable[[], Any]) -> None:
+        """Call ``closer`` (plain or async) when the run ends, e.g. to close a client."""
+        self._closers.append(closer)
+
+    async def aclose(self) -> None:
+        """Run the closers, newest first; one failing does not stop the others."""
+        while self._closers:
+            closer = self._closers.pop()
+            with contextlib.suppress(Exception):
+                result = closer()
+                if inspect.isawaitable(result):
+                    await result

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from pardag.errors import ArgumentError
 from pardag.expressions import compile_expression
-from pardag.kinds.base import Action
+from pardag.kinds.base import Action, RunContext
 from pardag.kinds.python import PythonKind
 
 if TYPE_CHECKING:
@@ -50,9 +50,9 @@ class ConditionKind(PythonKind):
             return [str(exc)]
         return []
 
-    def action(self, step: Step) -> Action:
+    def action(self, step: Step, ctx: RunContext) -> Action:
         if step.fn is not None:
-            action = super().action(step)
+            action = super().action(step, ctx)
         else:
             expr = compile_expression(step.params["expression"], where="expression")
             action = Action(expr.evaluate, "inline", _bind_names)
@@ -76,9 +76,9 @@ class MergeKind(PythonKind):
     def problems(self, step: Step) -> list[str]:
         return [] if step.fn is None else super().problems(step)
 
-    def action(self, step: Step) -> Action:
+    def action(self, step: Step, ctx: RunContext) -> Action:
         if step.fn is not None:
-            return super().action(step)
+            return super().action(step, ctx)
         return Action(_merge_inputs, "inline", _bind_inputs)
 
 
@@ -86,3 +86,6 @@ def _bind_inputs(
     inputs: Mapping[str, Any], params: Mapping[str, Any]
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
     return (inputs,), {}
+
+
+KINDS = {"condition": ConditionKind(), "merge": MergeKind()}

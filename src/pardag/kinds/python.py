@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pardag.kinds.base import Action, Binder, no_inputs
+from pardag.kinds.base import Action, Binder, RunContext, no_inputs
 
 if TYPE_CHECKING:
     from pardag.model import Step
@@ -153,7 +153,7 @@ class PythonKind:
             out += executor_problems(step, step.fn)
         return out
 
-    def action(self, step: Step) -> Action:
+    def action(self, step: Step, ctx: RunContext) -> Action:
         assert step.fn is not None  # validated
         binder = bind_function(step.fn, step.depends_on)
         assert not isinstance(binder, str)  # validated
@@ -178,3 +178,6 @@ def executor_problems(step: Step, fn: Callable[..., Any]) -> list[str]:
             "'inline' for a plain function"
         ]
     return []
+
+
+KINDS = {"python": PythonKind()}

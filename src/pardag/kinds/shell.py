@@ -18,7 +18,7 @@ import signal
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pardag.kinds.base import Action
+from pardag.kinds.base import Action, RunContext
 
 if TYPE_CHECKING:
     from pardag.model import Step
@@ -90,7 +90,7 @@ class ShellKind:
             return ["a shell step needs params={'command': 'text'} (or a list of arguments)"]
         return []
 
-    def action(self, step: Step) -> Action:
+    def action(self, step: Step, ctx: RunContext) -> Action:
         params = step.params
 
         def bind(
@@ -100,3 +100,6 @@ class ShellKind:
             return (params["command"], env, params.get("cwd")), {}
 
         return Action(run_command, "async", bind)
+
+
+KINDS = {"shell": ShellKind()}
