@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import importlib
 import os
-from pathlib import Path
 from types import ModuleType
 
 from pardag.errors import Problem, ValidationError
