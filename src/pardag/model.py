@@ -277,6 +277,9 @@ class Workflow:
         """The file this workflow was read from, when it came from one."""
         self.locations: dict[str, str] = {}
         """Where each step is declared in ``source`` (``"flow.yaml:12"``), for problems."""
+        self.file_settings: dict[str, Any] = {}
+        """The settings the workflow file itself declared (its ``execution:`` section), so
+        that configuration layers above and below it can be told apart."""
 
     # -- building -------------------------------------------------------------------------
 

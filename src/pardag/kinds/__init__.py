@@ -18,7 +18,13 @@ __all__ = ["KINDS", "Action", "Binder", "Kind", "RunContext", "action_for", "kin
 
 
 class Kind(Protocol):
-    """A step kind: validates its steps and builds their actions."""
+    """A step kind: validates its steps and builds their actions.
+
+    ``fields`` names the parameters the kind reads from ``step.params``; file readers use it
+    to tell a kind's parameters from misspelt step fields.
+    """
+
+    fields: tuple[str, ...]
 
     def problems(self, step: Step) -> list[str]:
         """What is wrong with this step's fields for this kind, as messages with the fix."""

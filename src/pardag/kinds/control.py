@@ -38,6 +38,8 @@ class ConditionKind(PythonKind):
     run's params); see ``pardag.expressions`` for what it may contain.
     """
 
+    fields: tuple[str, ...] = ("expression",)
+
     def problems(self, step: Step) -> list[str]:
         if step.fn is not None:
             return super().problems(step)

@@ -144,6 +144,8 @@ def _positional(deps: tuple[str, ...]) -> Binder:
 class PythonKind:
     """Runs ``step.fn``; see the module docstring for how inputs arrive."""
 
+    fields: tuple[str, ...] = ()
+
     def problems(self, step: Step) -> list[str]:
         if step.fn is None or not callable(step.fn):
             return [f"a python step needs a callable, got {step.fn!r}; pass the function to add()"]

@@ -84,6 +84,8 @@ def input_env(inputs: Mapping[str, Any]) -> dict[str, str]:
 class ShellKind:
     """Runs ``params['command']``; see the module docstring."""
 
+    fields: tuple[str, ...] = ("command", "env", "cwd")
+
     def problems(self, step: Step) -> list[str]:
         command = step.params.get("command")
         if not isinstance(command, str | list) or not command:
