@@ -62,3 +62,11 @@ def test_top_level_run_is_workflow_run() -> None:
     wf = pardag.Workflow("r")
     wf.add("only", lambda: "done")
     assert pardag.run(wf, max_concurrency=1).final_output == "done"
+
+
+def test_workflow_params_are_defaults_under_the_runs_params() -> None:
+    wf = pardag.Workflow("p")
+    wf.params = {"region": "eu", "size": 1}
+    wf.add("show", lambda params: dict(params))
+    assert wf.run().outputs["show"] == {"region": "eu", "size": 1}
+    assert wf.run(params={"size": 5}).outputs["show"] == {"region": "eu", "size": 5}

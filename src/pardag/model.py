@@ -277,6 +277,8 @@ class Workflow:
         """The file this workflow was read from, when it came from one."""
         self.locations: dict[str, str] = {}
         """Where each step is declared in ``source`` (``"flow.yaml:12"``), for problems."""
+        self.params: dict[str, Any] = {}
+        """Default run params; a run's own ``params=`` are merged over them (top-level keys)."""
         self.file_settings: dict[str, Any] = {}
         """The settings the workflow file itself declared (its ``execution:`` section), so
         that configuration layers above and below it can be told apart."""
@@ -394,7 +396,8 @@ class Workflow:
         from pardag.runner import Runner
 
         settings = _override(self.settings, overrides)
-        runner = Runner(self.name, self.compile(), settings, listeners, params or {})
+        merged = {**self.params, **(params or {})}
+        runner = Runner(self.name, self.compile(), settings, listeners, merged)
         return await runner.run()
 
     def __repr__(self) -> str:

@@ -699,7 +699,7 @@ async def _run_with_signals(wf: Workflow, overrides: dict[str, Any]) -> RunResul
     from pardag.model import _override
 
     listeners = overrides.pop("listeners", ())
-    params = overrides.pop("params", None)
+    params = {**wf.params, **(overrides.pop("params", None) or {})}
     runner = Runner(wf.name, wf.compile(), _override(wf.settings, overrides), listeners, params)
     loop = asyncio.get_running_loop()
     presses = 0
