@@ -26,7 +26,7 @@ import uuid
 from array import array
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pardag.errors import (
     ArgumentError,
@@ -40,6 +40,7 @@ from pardag.errors import (
 from pardag.events import Event, EventKind, Listener
 from pardag.executors import create_executor, default_capacity
 from pardag.executors.base import Executor, format_traceback
+from pardag.executors.threads import ThreadExecutor
 from pardag.kinds import Action, RunContext, action_for
 from pardag.kinds.base import no_inputs
 from pardag.kinds.python import bind_function
@@ -65,6 +66,16 @@ _NO_INPUTS: dict[str, Any] = {}
 _SKIP = object()  # inbox marker: the step's `when` was false
 _ABANDON = object()  # inbox marker: a thread step timed out and cannot be stopped
 _REQUEUE = object()  # inbox marker: a backoff ended
+
+
+class _Handoff(NamedTuple):
+    """Inbox item: a step succeeded and its worker went on to run ``step`` (see ``_follow``)."""
+
+    done: asyncio.Future[Any]
+    output: Any
+    step: int
+    future: asyncio.Future[Any]
+    started: float
 
 
 class Runner:
@@ -114,6 +125,8 @@ class Runner:
         self.sched = self._scheduler()
         self.sched.log_all = bool(self._listeners)
         self._ahead_allowed = self._may_hand_over_ahead()
+        self._chain = self._chains()
+        self._heap = self.sched._heap
         self._ahead = 1
         self._step_time = 4 * _SHORT_STEP  # assume long steps until some finish quickly
 
@@ -222,7 +235,7 @@ class Runner:
             if name == "inline":
                 output = action.fn(*args, **kwargs)  # cheap: called right here, no hand-off
             else:
-                fut = self._executor(name).submit(action.fn, args, kwargs)
+                fut = self._executor(name).submit(action.fn, args, kwargs, i)
         except Exception as exc:  # the step raised (inline), or could not be started
             self._failed(i, exc)
             return
@@ -246,6 +259,8 @@ class Runner:
         fut = self._futures.get(i)
         if fut is not None and fut is item:  # the common case: an attempt ended
             self._ended(i, fut)
+        elif type(item) is _Handoff:
+            self._handed_off(i, item)
         elif item is _REQUEUE:
             self._requeue(i)
         elif isinstance(item, asyncio.Future) and item in self._detached:
@@ -474,13 +489,18 @@ class Runner:
             if ex.reports_done:
                 self._reporting.add(name)
                 ex.notify = self._on_reported
+            if isinstance(ex, ThreadExecutor) and self._chain is not None:
+                ex.follow, ex.on_follow = self._follow, self._on_follow
         return ex
 
-    def _on_reported(self, fut: asyncio.Future[Any]) -> None:
-        """An executor settled ``fut`` (on the loop); deliver it like a done-callback would."""
-        i = self._reported.pop(fut, None)
-        if i is not None:
-            self._post(i, fut)
+    def _on_reported(self, futures: Sequence[asyncio.Future[Any]]) -> None:
+        """An executor settled ``futures`` (on the loop): deliver them, then pump once."""
+        reported, inbox = self._reported, self._inbox
+        for fut in futures:
+            i = reported.pop(fut, None)
+            if i is not None:
+                inbox.append((i, fut))
+        self._pump()
 
     async def _close_executors(self) -> None:
         for ex in self._executors.values():
@@ -511,6 +531,86 @@ class Runner:
             pools=pools,
             resources=resources,
         )
+
+    # -- chains on threads ------------------------------------------------------------------
+
+    def _chains(self) -> list[int] | None:
+        """For each step, the step its thread may run next by itself (-1: none); see ``_follow``.
+
+        Step ``j`` follows ``i`` when it is ``i``'s only dependent and ``i`` its only
+        dependency, both are plain functions on threads with no timeout and no pool, ``j`` has
+        no precondition, and the edge is not a branch. None when no listener-free dynamic or
+        sequential run could use it.
+        """
+        if self._listeners or self.settings.mode is Mode.LEVELS:
+            return None
+        g, ex, steps = self.graph, self._executor_of, self._steps
+        chain = [-1] * len(g.ids)
+        found = False
+        for i, succs in enumerate(g.succs):
+            if len(succs) != 1 or ex[i] != "threads" or steps[i].timeout is not None:
+                continue
+            j = succs[0]
+            if (
+                len(g.preds[j]) == 1
+                and ex[j] == "threads"
+                and steps[j].timeout is None
+                and self._checks[j] is None
+                and not steps[i].resources
+                and not steps[j].resources
+                and (i, j) not in g.handles
+            ):
+                chain[i] = j
+                found = True
+        return chain if found else None
+
+    def _follow(self, i: int, output: Any) -> tuple[int, Callable[..., Any], Any, Any] | None:
+        """On a worker thread that ran step ``i``: the call of the step to run next, or None.
+
+        Only reads what does not change during the run, plus two racy looks (is the run
+        stopping, does any step wait for a slot) whose stale answer only means a step starts
+        as if it had been dispatched a moment earlier.
+        """
+        assert self._chain is not None
+        j = self._chain[i]
+        if j < 0 or self._stop is not None or self._heap:
+            return None
+        action = self._actions[j]
+        inputs = _NO_INPUTS if action.bind is no_inputs else {self.graph.ids[i]: output}
+        args, kwargs = action.bind(inputs, self.params)
+        return j, action.fn, args, kwargs
+
+    def _on_follow(
+        self,
+        fut: asyncio.Future[Any],
+        output: Any,
+        j: int,
+        followed: asyncio.Future[Any],
+        started: float,
+    ) -> None:
+        """On the loop: the call behind ``fut`` succeeded and its thread went on with ``j``."""
+        i = self._reported.pop(fut, None)
+        if i is not None:
+            self._reported[followed] = j
+            self._post(i, _Handoff(fut, output, j, followed, started))
+
+    def _handed_off(self, i: int, item: _Handoff) -> None:
+        """Settle ``i``'s success, then record its follower as running in the slot it freed."""
+        j = item.step
+        if self._futures.get(i) is not item.done:  # ``i`` was stopped meanwhile: the run stops
+            if item.done in self._detached:
+                self._detached_ended(item.done)
+            self._detached[item.future] = self.sched.adopt(j)
+            return
+        del self._futures[i]
+        self._succeeded(i, item.output)
+        if self.sched.claim(j):
+            self._attempts[j] += 1
+            if not self._started[j]:
+                self._started[j] = item.started
+            self._futures[j] = item.future
+        else:  # the run began to stop as the thread moved on: hold the slot until it ends
+            self._detached[item.future] = self.sched.adopt(j)
 
     def _may_hand_over_ahead(self) -> bool:
         """Whether thread steps may be handed over ahead of free threads; see ``_adapt``.

@@ -138,6 +138,8 @@ class Scheduler:
             if self._levels and self._level[i] != self._at_level:
                 break
             heapq.heappop(heap)
+            if state[i] is not READY:  # claimed out of turn meanwhile (see ``claim``)
+                continue
             if self._needs[i] and not self._acquire(i, now):
                 continue
             state[i] = RUNNING
@@ -165,6 +167,33 @@ class Scheduler:
         self.running -= 1
         if self._needs[i]:  # most steps hold no pool: skip the lookup
             self._give_back(i, self._held.pop(i, ()))
+
+    def claim(self, i: int) -> bool:
+        """Mark ready step ``i`` running without waiting for its turn; False if it is not ready.
+
+        For a step whose worker started it straight after its only dependency (the slot that
+        dependency gave back is the one it takes). Its place in the ready queue is skipped.
+        """
+        if self.state[i] is not READY:
+            return False
+        self.state[i] = RUNNING
+        self.running += 1
+        if self._needs[i]:  # the units its dependency just gave back, even if others queue
+            for p in self._needs[i]:
+                self._pool_list[p].free -= self._amounts[i][p]
+            self._held[i] = self._needs[i]
+        return True
+
+    def adopt(self, i: int) -> int:
+        """Hold a slot for work on step ``i`` the scheduler did not start, as ``detach`` does.
+
+        For a step a worker started just as the run began to stop: it cannot be stopped, so its
+        slot stays taken until ``release_detached(token)``.
+        """
+        self._tokens += 1
+        self._detached[self._tokens] = (i, ())
+        self.running += 1
+        return self._tokens
 
     def detach(self, i: int) -> int:
         """Move running step ``i``'s slot to a token, kept until ``release_detached(token)``.

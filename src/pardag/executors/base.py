@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import traceback
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
 __all__ = ["Executor", "format_traceback", "set_remote_traceback"]
@@ -41,10 +41,10 @@ class Executor(ABC):
     """
 
     name: ClassVar[str]
-    notify: Callable[[asyncio.Future[Any]], None] | None = None
+    notify: Callable[[Sequence[asyncio.Future[Any]]], None] | None = None
     """When an executor sets this hook's support (``reports_done``), the runner installs a
-    callable here and the executor calls it on the loop with each settled future, sparing a
-    done-callback (one more event-loop turn) per call."""
+    callable here and the executor calls it on the loop with the futures it settled (one call
+    per batch), sparing a done-callback (one more event-loop turn) per call."""
     reports_done: ClassVar[bool] = False
 
     @property
@@ -54,9 +54,16 @@ class Executor(ABC):
 
     @abstractmethod
     def submit(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        tag: int = -1,
     ) -> asyncio.Future[Any]:
-        """Start ``fn(*args, **kwargs)``; must be called from inside the running event loop."""
+        """Start ``fn(*args, **kwargs)``; must be called from inside the running event loop.
+
+        ``tag`` identifies the call to hooks an executor offers (the runner passes the step).
+        """
 
     @abstractmethod
     def stop(self, future: asyncio.Future[Any]) -> bool:

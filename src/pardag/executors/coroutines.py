@@ -33,7 +33,11 @@ class AsyncExecutor(Executor):
         return self._max_workers
 
     def submit(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        tag: int = -1,
     ) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
@@ -75,7 +79,7 @@ class AsyncExecutor(Executor):
         else:
             future.set_result(value)
         if self.notify is not None:
-            self.notify(future)
+            self.notify((future,))
 
     def stop(self, future: asyncio.Future[Any]) -> bool:
         entry = self._tasks.get(future)

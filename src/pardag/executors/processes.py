@@ -240,7 +240,11 @@ class ProcessExecutor(Executor):
         return self._max_workers
 
     def submit(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        tag: int = -1,
     ) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         if self._closed:
