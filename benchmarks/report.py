@@ -520,7 +520,7 @@ def targets(res: Results) -> list[list[str]]:
                 what,
             )
     add("W6: processes within 1.05x of ideal", makespan("W6", "processes"), 1.05, "ratio")
-    for variant in ("async", "threads"):
+    for variant in ("async", "threads", "inline"):
         pts = {
             r["tasks"]: per_task_us(r)
             for r in res.scaling()

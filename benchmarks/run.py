@@ -100,13 +100,14 @@ def plan(mode: str) -> list[Job]:
     add("pardag", ["async", "threads"], w3)
     add("pardag", ["async", "threads", "async-noest", "threads-noest", "levels"], [W("W4")])
     add("pardag", ["async", "threads", "inline"], [W("W5", n=200_000)], memory=True)
-    if full:
-        add("pardag", ["async", "threads", "inline"], [W("W5", n=1_000_000)], memory=True)
+    # 1,000,000 steps: inline in quick mode too (about 15 s), so the page always has the row
+    big = ["async", "threads", "inline"] if full else ["inline"]
+    add("pardag", big, [W("W5", n=1_000_000)], memory=True)
     add("pardag", ["processes", "threads"], [W("W6")])
     if wf_cases:
         add("pardag", ["async", "threads"] + (["async-noest", "levels"] if full else []), wf_cases)
     for n in (1_000, 10_000, 100_000):
-        add("pardag", ["async", "threads"], [W("W5", n=n, series="scaling")])
+        add("pardag", ["async", "threads", "inline"], [W("W5", n=n, series="scaling")])
 
     # the hand-written stdlib loop
     add("stdlib", ["dynamic", "barrier"], [W("W1", n=10_000)])
@@ -177,10 +178,11 @@ def plan(mode: str) -> list[Job]:
 
 QUICK_NOTES = [
     "Quick mode (`make bench`): medians of 3 runs for pardag, stdlib and Dask on W1-W3 and "
-    "the scaling sizes up to 10,000, one run elsewhere; W5 at 200,000 steps only (no "
-    "1,000,000), and of the anchors only the stdlib loops run it (Dask, distributed and Ray "
-    "needed more than two minutes or 16 GiB for 200,000 steps in ANCHORS.md; Prefect runs it "
-    "at 2,000 in full mode); Dask's W6 is `processes-chunk1` only.",
+    "the scaling sizes up to 10,000, one run elsewhere; W5 at 200,000 steps, and at "
+    "1,000,000 for pardag's `inline` variant only; of the anchors only the stdlib loops run "
+    "W5 (Dask, distributed and Ray needed more than two minutes or 16 GiB for 200,000 steps "
+    "in ANCHORS.md; Prefect runs it at 2,000 in full mode); Dask's W6 is `processes-chunk1` "
+    "only.",
     "Quick mode runs a subset of the slow-starting anchors' variants, each once for several "
     "workloads in one fresh process (start-up paid once), at scaled-down sizes: distributed "
     "`threads` (W1 at 1,000 leaves, W2 at 500 steps, W3, W4, W6) and `procs` (W4, W6); "
