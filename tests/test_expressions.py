@@ -1,4 +1,4 @@
-"""The expression language of ``when:`` preconditions and condition steps."""
+"""The expression language of ``when:`` preconditions and condition steps (Jinja2 sandbox)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import pardag
 from pardag.errors import ArgumentError, PardagError
 from pardag.expressions import (
     MAX_DEPTH,
@@ -22,6 +23,7 @@ from pardag.expressions import (
     Expression,
     ExpressionError,
     compile_expression,
+    expression_names,
 )
 
 WHERE = "step 'load' when"
@@ -47,11 +49,11 @@ def failing(source: str, **names: Any) -> ExpressionError:
         expression.evaluate(names)
     message = str(info.value)
     assert message.startswith(WHERE + ": "), message
-    assert repr(source) in message, message
+    assert repr(source.strip()) in message, message
     return info.value
 
 
-# --- constructs -------------------------------------------------------------------------
+# --- constructs written as in Python ----------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -61,12 +63,15 @@ def failing(source: str, **names: Any) -> ExpressionError:
         ("1.5", 1.5),
         ("1e3", 1000.0),
         ("0x10", 16),
-        ("2j", 2j),
         ("'it' 's'", "its"),
         ('"double"', "double"),
         ("True", True),
         ("False", False),
         ("None", None),
+        ("true", True),
+        ("false", False),
+        ("null", None),
+        ("none", None),
         ("[1, 'a', None]", [1, "a", None]),
         ("[]", []),
         ("(1, 2)", (1, 2)),
@@ -74,7 +79,6 @@ def failing(source: str, **names: Any) -> ExpressionError:
         ("()", ()),
         ("{'a': 1, 'b': [2]}", {"a": 1, "b": [2]}),
         ("{}", {}),
-        ("{1, 2, 2}", {1, 2}),
     ],
 )
 def test_literals(source: str, expected: Any) -> None:
@@ -98,12 +102,12 @@ def test_literals(source: str, expected: Any) -> None:
         ("2 ** -1", 0.5),
         ("-x", -3),
         ("+x", 3),
-        ("--x", 3),
         ("2 + 3 * 4", 14),
         ("(2 + 3) * 4", 20),
-        ("2 ** 3 ** 2", 512),
-        ("-2 ** 2", -4),
+        ("2 ** (3 ** 2)", 512),
+        ("-(2 ** 2)", -4),
         ("'a' + 'b'", "ab"),
+        ("'a' ~ 1", "a1"),
         ("[1] * 3", [1, 1, 1]),
         ("2 * 'ab'", "abab"),
         ("(1,) + (2,)", (1, 2)),
@@ -114,6 +118,12 @@ def test_arithmetic(source: str, expected: Any) -> None:
     result = run(source, x=3)
     assert result == expected
     assert type(result) is type(expected)
+
+
+def test_power_binds_left_to_right_unlike_python() -> None:
+    """Jinja2's grammar: documented in pardag.expressions; parentheses make it Python's."""
+    assert run("2 ** 3 ** 2") == 64
+    assert run("-2 ** 2") == 4
 
 
 @pytest.mark.parametrize(
@@ -133,17 +143,23 @@ def test_arithmetic(source: str, expected: Any) -> None:
         ("'z' in 'cat'", False),
         ("3 not in [1, 2]", True),
         ("2 not in [1, 2]", False),
+        ("not 2 in [1, 2]", False),
         ("'k' in {'k': 1}", True),
         ("n is None", True),
+        ("n is none", True),
         ("zero is None", False),
         ("zero is not None", True),
         ("n is not None", False),
-        ("items is items", True),
-        ("items is [1]", False),
+        ("n == null", True),
+        ("flag is True", True),
+        ("zero is False", False),
+        ("items is sameas items", True),
+        ("missing is defined", False),
+        ("zero is defined", True),
     ],
 )
-def test_comparisons(source: str, expected: bool) -> None:
-    assert run(source, n=None, zero=0, items=[1]) is expected
+def test_comparisons_and_tests(source: str, expected: bool) -> None:
+    assert run(source, n=None, zero=0, items=[1], flag=True) is expected
 
 
 def test_chained_comparison_stops_at_the_first_false() -> None:
@@ -187,6 +203,11 @@ def test_conditional_expression() -> None:
     assert run("missing if false else 2") == 2
 
 
+def test_conditional_without_else_is_an_error_when_false() -> None:
+    assert run("1 if x", x=True) == 1
+    assert "no else section" in str(failing("1 if x", x=False))
+
+
 @pytest.mark.parametrize(
     ("source", "expected"),
     [
@@ -202,6 +223,7 @@ def test_conditional_expression() -> None:
         ("pairs[1, 2]", "tuple key"),
         ("'hello'[1:3]", "el"),
         ("nested['a'][0]['b']", 5),
+        ("nested.a[0].b", 5),
     ],
 )
 def test_subscripts_and_slices(source: str, expected: Any) -> None:
@@ -214,22 +236,6 @@ def test_subscripts_and_slices(source: str, expected: Any) -> None:
         "nested": {"a": [{"b": 5}]},
     }
     assert compile_expression(source, where=WHERE).evaluate(names) == expected
-
-
-@pytest.mark.parametrize(
-    ("source", "expected"),
-    [
-        ("f'{name}-{count}'", "db-3"),
-        ("f'{name!r}'", "'db'"),
-        ("f'{ratio:.2f}'", "0.33"),
-        ("f'{name:>5}|'", "   db|"),
-        ("f'{{x}}'", "{x}"),
-        ("f'{count + 1}'", "4"),
-        ("f'{name.upper()}'", "DB"),
-    ],
-)
-def test_simple_f_strings(source: str, expected: str) -> None:
-    assert run(source, name="db", count=3, ratio=1 / 3) == expected
 
 
 @pytest.mark.parametrize(
@@ -261,17 +267,16 @@ def test_simple_f_strings(source: str, expected: str) -> None:
         ("all([])", True),
         ("sorted([3, 1, 2])", [1, 2, 3]),
         ("sorted('cab', reverse=True)", ["c", "b", "a"]),
+        ("rows | length", 3),
+        ("missing | default(7)", 7),
+        ("rows | sort | first", 1),
+        ("range(3) | list", [0, 1, 2]),
     ],
 )
-def test_whitelisted_builtins(source: str, expected: Any) -> None:
+def test_functions_and_filters(source: str, expected: Any) -> None:
     result = run(source, rows=[3, 1, 2])
     assert result == expected
     assert type(result) is type(expected)
-
-
-def test_called_builtins_cannot_be_shadowed_but_can_be_read() -> None:
-    assert run("len(rows)", rows=[1, 2], len=lambda _: 99) == 2
-    assert run("len", len="a name") == "a name"
 
 
 @pytest.mark.parametrize(
@@ -285,26 +290,24 @@ def test_called_builtins_cannot_be_shadowed_but_can_be_read() -> None:
         ("s.startswith(('x', ' H'))", True),
         ("s.endswith('x')", False),
         ("s.split()", ["Hello,", "World"]),
-        ("s.split(',')", [" Hello", " World "]),
         ("'a,b,c'.split(',', maxsplit=1)", ["a", "b,c"]),
         ("s.replace('World', 'there')", " Hello, there "),
         ("p.mode.upper()", "FULL"),
+        ("'{}-{}'.format(p.mode, 2)", "full-2"),
         ("s.strip().lower().startswith('hello')", True),
     ],
 )
-def test_whitelisted_string_methods(source: str, expected: Any) -> None:
+def test_string_methods(source: str, expected: Any) -> None:
     assert run(source, s=" Hello, World ", p={"mode": "full"}) == expected
 
 
-def test_string_methods_work_only_on_strings() -> None:
-    error = failing("rows.lower()", rows=[1])
-    assert ".lower() works only on strings; 'rows' is of type list" in str(error)
-    # a mapping key named like a method is not called either
-    error = failing("d.upper()", d={"upper": "x"})
-    assert "is of type dict" in str(error)
+def test_multi_line_expressions() -> None:
+    assert run("a and\n  b", a=1, b=2) == 2
+    assert run("  x > 1\n", x=2) is True
+    assert run("x >\r\n 1", x=2) is True
 
 
-# --- dotted access ----------------------------------------------------------------------
+# --- names and dotted access ------------------------------------------------------------
 
 
 @dataclass
@@ -322,9 +325,11 @@ def test_dotted_access_on_mappings_means_keys() -> None:
     assert compile_expression("extract.count", where=WHERE).evaluate(names) == 11
     assert compile_expression("extract.meta.mode", where=WHERE).evaluate(names) == "full"
     assert run("m.a", m=MappingProxyType({"a": 1})) == 1
-    # keys win over dict methods, and a missing key is an error, not a bound method
+    # keys win over dict methods of the same name
     assert run("d.items", d={"items": [1, 2]}) == [1, 2]
-    assert "key 'get' not found in 'd'" in str(failing("d.get", d={"x": 1}))
+    assert run("d.keys", d={"keys": "k"}) == "k"
+    assert run("d._x", d={"_x": 1}) == 1
+    assert run("d['_x']", d={"_x": 1}) == 1
 
 
 def test_dotted_access_on_objects_means_attributes() -> None:
@@ -337,22 +342,32 @@ def test_dotted_access_on_objects_means_attributes() -> None:
 
 
 def test_missing_attribute_on_object() -> None:
-    error = failing("r.cnt", r=_Result(count=1, data={}))
-    assert "'r' (_Result) has no attribute 'cnt'" in str(error)
-    assert isinstance(error.__cause__, AttributeError)
+    message = str(failing("r.cnt", r=_Result(count=1, data={})))
+    assert "has no attribute or key 'cnt'" in message
+    assert "_Result" in message
 
 
-def test_private_keys_are_reachable_with_subscripts() -> None:
-    assert run("d['_x']", d={"_x": 1}) == 1
-
-
-def test_attributes_leading_to_frames_are_refused() -> None:
+@pytest.mark.parametrize(
+    "source",
+    [
+        "x.__class__",
+        "x.__class__.__bases__[0].__subclasses__()",
+        "s.__len__()",
+        "r._private",
+        "g.gi_frame",
+        "f.__globals__",
+        "r['__class__']",
+    ],
+)
+def test_private_and_internal_attributes_are_refused(source: str) -> None:
     def gen() -> Iterator[int]:
         yield 1
 
-    error = failing("g.gi_frame", g=gen())
-    assert "attribute 'gi_frame' is not allowed" in str(error)
-    # but keys of that name in a mapping are fine
+    message = str(failing(source, x=1, s="a", r=SimpleNamespace(_private=1), g=gen(), f=lambda: 1))
+    assert "unsafe" in message or "no attribute" in message or "not found" in message
+
+
+def test_mapping_keys_named_like_internal_attributes_are_fine() -> None:
     assert run("d.gi_frame", d={"gi_frame": 1}) == 1
 
 
@@ -367,104 +382,118 @@ def test_exceptions_raised_by_user_objects_are_wrapped() -> None:
     assert isinstance(error.__cause__, RuntimeError)
 
 
-# --- the allow-list ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        ("extract.count > 10 and params.mode == 'full'", {"extract", "params"}),
+        ("len(rows) + max(a, b)", {"rows", "a", "b"}),
+        ("true and null is None or false", set()),
+        ("d[k] ~ s.upper() ~ (y if z else w)", {"d", "k", "s", "y", "z", "w"}),
+        ("sorted(v, reverse=r)", {"v", "r"}),
+        ("rows[lo:hi:step]", {"rows", "lo", "hi", "step"}),
+        ("{k: v}", {"k", "v"}),
+        ("x | default(y)", {"x", "y"}),
+        ("x", {"x"}),
+        ("'literal'", set()),
+    ],
+)
+def test_names_used(source: str, expected: set[str]) -> None:
+    assert compile_expression(source, where=WHERE).names_used == frozenset(expected)
+
+
+def test_null_yields_to_a_provided_name_but_keywords_do_not() -> None:
+    assert run("null", null=5) == 5
+    assert run("true", true="yes") is True
+    assert run("True", true="yes") is True
+
+
+def test_expression_names_give_ids_inputs_steps_params_and_trigger() -> None:
+    names = expression_names({"fetch": {"status": 200}}, {"full": True, "amount": 150})
+    expression = compile_expression(
+        "fetch.status == 200 and steps.fetch.output.status == inputs.fetch.status "
+        "and params.full and trigger.amount > 100",
+        where=WHERE,
+    )
+    assert expression.evaluate(names) is True
+    # the reserved names win over a dependency with the same id
+    assert expression_names({"params": 1}, {"p": 2})["params"] == {"p": 2}
+
+
+def test_condition_step_reads_trigger_and_steps() -> None:
+    wf = pardag.Workflow("route")
+    wf.add("fetch", lambda: {"status": 200})
+    wf.add(
+        "ok",
+        kind="condition",
+        depends_on=["fetch"],
+        params={"expression": "steps.fetch.output.status == 200 and trigger.amount > 100"},
+    )
+    wf.add("big", lambda: "big", depends_on=["ok"], branch={"ok": "true"})
+    wf.add("small", lambda: "small", depends_on=["ok"], branch={"ok": "false"})
+    result = wf.run(params={"amount": 150})
+    assert result.outputs["ok"] is True
+    assert set(result.outputs) == {"fetch", "ok", "big"}
+    assert wf.run(params={"amount": 5}).outputs.get("small") == "small"
+
+
+def test_expression_is_a_frozen_value_that_pickles() -> None:
+    expression = compile_expression(" x > 1 ", where=WHERE)
+    assert isinstance(expression, Expression)
+    assert expression.source == " x > 1 "
+    assert expression.where == WHERE
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        expression.source = "y"  # type: ignore[misc]
+    again = pickle.loads(pickle.dumps(expression))
+    assert again.evaluate({"x": 2}) is True
+    assert again.evaluate({"x": 0}) is False
+
+
+def test_evaluation_does_not_use_eval_exec_or_compile(monkeypatch: pytest.MonkeyPatch) -> None:
+    expression = compile_expression("len(x.rows) * 2 > 3 and x.name.upper() == 'A'", where=WHERE)
+
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("eval, exec and compile must not be used per evaluation")
+
+    for name in ("eval", "exec", "compile"):
+        monkeypatch.setattr(builtins, name, forbidden)
+    assert expression.evaluate({"x": {"rows": [1, 2], "name": "a"}}) is True
+
+
+# --- compile-time errors ----------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    ("source", "problem", "hint"),
+    ("source", "problem", "at"),
     [
-        ("lambda: 1", "lambda expressions are not allowed", "allowed: literals"),
-        ("[x for x in y]", "list comprehensions are not allowed", "allowed: literals"),
-        ("{x for x in y}", "set comprehensions are not allowed", "allowed: literals"),
-        ("{x: 1 for x in y}", "dict comprehensions are not allowed", "allowed: literals"),
-        ("sum(x for x in y)", "generator expressions are not allowed", "allowed: literals"),
-        ("(y := 1)", "':=' assignments are not allowed", "allowed: literals"),
-        ("[*a]", "starred expressions ('*x') are not allowed", "allowed: literals"),
-        ("{**a}", "'**' unpacking is not allowed", "allowed: literals"),
-        ("len(*a)", "starred arguments ('*x') to len() are not allowed", "one by one"),
-        ("max(**a)", "'**' arguments to max() are not allowed", "one by one"),
-        ("s.split(*a)", "starred arguments ('*x') to .split() are not allowed", "one by one"),
-        ("open('f')", "calling 'open' is not allowed", "only abs(), all()"),
-        ("eval('1')", "calling 'eval' is not allowed", "only abs(), all()"),
-        ("__import__('os')", "calling '__import__' is not allowed", "only abs(), all()"),
-        ("getattr(a, 'b')", "calling 'getattr' is not allowed", "only abs(), all()"),
-        ("f(1)", "calling 'f' is not allowed", "only abs(), all()"),
-        ("len(x)()", "calling the result of an expression is not allowed", "only abs()"),
-        ("s.format(1)", "calling method .format() is not allowed", "string methods .endswith()"),
-        ("s.join(x)", "calling method .join() is not allowed", "string methods .endswith()"),
-        ("a.b.c()", "calling method .c() is not allowed", "string methods .endswith()"),
-        ("x.__class__", "attribute '__class__' is not allowed", "x['__class__']"),
-        ("x._private", "attribute '_private' is not allowed", "x['_private']"),
-        ("s.__len__()", "attribute '__len__' is not allowed", "x['__len__']"),
-        (
-            "x.__class__.__bases__[0].__subclasses__()",
-            "attribute '__subclasses__' is not allowed",
-            "names starting with '_' are private",
-        ),
-        ("a & b", "operator '&' is not allowed", "use 'and', 'or' and 'not'"),
-        ("a | b", "operator '|' is not allowed", "use 'and', 'or' and 'not'"),
-        ("a ^ b", "operator '^' is not allowed", "use 'and', 'or' and 'not'"),
-        ("a << 1", "operator '<<' is not allowed", "use 'and', 'or' and 'not'"),
-        ("a >> 1", "operator '>>' is not allowed", "use 'and', 'or' and 'not'"),
-        ("a @ b", "operator '@' is not allowed", "use 'and', 'or' and 'not'"),
-        ("~a", "operator '~' is not allowed", "use 'and', 'or' and 'not'"),
-        ("b'x'", "bytes literals are not allowed", "allowed: literals"),
-        ("...", "Ellipsis is not allowed", "allowed: literals"),
-        ("sorted(x, key=len)", "keyword argument 'key' to sorted() is not allowed", "reverse"),
-        ("len(x, y=1)", "keyword argument 'y' to len() is not allowed", "allowed keywords: none"),
-        ("s.strip(chars='x')", "keyword argument 'chars' to .strip() is not allowed", "none"),
-        ("f'{x:{w}}'", "nested fields in an f-string format spec", "constant spec"),
-        ("f'{x:>1000}'", "format spec '>1000' is too large", "at most 100"),
-        ("f'{x:.500f}'", "format spec '.500f' is too large", "at most 100"),
-        ("await x", "'await' expressions are not allowed", "allowed: literals"),
-        ("(yield)", "'yield' expressions are not allowed", "allowed: literals"),
+        ("a >", "invalid syntax: unexpected 'end of the expression'", "the end of 'a >'"),
+        ("a b", "invalid syntax: unexpected 'b'", "column 3 of 'a b'"),
+        ("a ==== b", "invalid syntax: unexpected '=='", "column 5 of 'a ==== b'"),
+        ("(1", "invalid syntax", "the end of '(1'"),
+        ("a & b", "unexpected character '&'", "column 3 of 'a & b'"),
+        ("lambda x: x", "invalid syntax", "column 8 of 'lambda x: x'"),
+        ("[x for x in y]", "expected token ',', got 'for'", "column 4 of '[x for x in y]'"),
+        ("x = 1", "invalid syntax", "column 3 of 'x = 1'"),
+        ("'é' + $", "unexpected character '$'", "column 7 of"),
     ],
 )
-def test_disallowed_constructs_are_refused_at_compile_time(
-    source: str, problem: str, hint: str
+def test_syntax_errors_name_the_column_and_what_is_allowed(
+    source: str, problem: str, at: str
 ) -> None:
     message = rejected(source)
     assert problem in message
-    assert hint in message
-    assert f" of {source!r})" in message  # quotes the expression, after the column
+    assert f"({at}" in message
+    assert "write a Jinja2 expression" in message
 
 
-def test_the_message_points_at_the_offending_column() -> None:
-    message = rejected("x > 1 and open('f')")
-    assert "(column 11 of \"x > 1 and open('f')\")" in message
-    # columns count characters, not UTF-8 bytes
-    assert "column 7 of" in rejected("'é' + open(1)")
+def test_multi_line_syntax_errors_name_line_and_column() -> None:
+    assert "(line 2, column 3 of 'a and\\n  $b')" in rejected("a and\n  $b")
 
 
-def test_the_first_offending_part_is_reported() -> None:
-    message = rejected("open(1) + (lambda: 2)")
-    assert "calling 'open'" in message
-    assert "column 1 " in message
-
-
-def test_where_is_named_as_given() -> None:
-    with pytest.raises(ArgumentError, match=r"^condition step 'check' expression: calling"):
-        compile_expression("f()", where="condition step 'check' expression")
-
-
-# --- syntax errors ----------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    "source",
-    ["a >", "x = 1", "(1", "1 +* 2", "a b", "if x: y", "import os", "a ==== b", "1\x00"],
-)
-def test_syntax_errors_become_argument_errors(source: str) -> None:
-    message = rejected(source)
-    assert "invalid syntax" in message
-    assert repr(source) in message
-    assert "allowed: literals" in message
-
-
-def test_syntax_error_locations() -> None:
-    assert "invalid syntax (column 5 of 'a ==== b')" in rejected("a ==== b")
-    assert "(the end of 'a >')" in rejected("a >")
-    assert "'(' was never closed (column 1 of '(1')" in rejected("(1")
+def test_unknown_filters_and_tests_explain_pipe_and_is() -> None:
+    message = rejected("a | b")
+    assert "No filter named 'b'" in message
+    assert "for a logical or write 'or'" in message
+    assert "No test named 'Nome'" in rejected("x is Nome")
 
 
 @pytest.mark.parametrize("source", ["", "   ", "\n"])
@@ -478,59 +507,18 @@ def test_non_strings_are_refused() -> None:
         compile_expression(not_a_string, where=WHERE)
 
 
-def test_multi_line_expressions_read_as_if_parenthesized() -> None:
-    assert run("a and\n  b", a=1, b=2) == 2
-    assert run("  x > 1\n", x=2) is True
-    assert run("x >\r\n 1", x=2) is True
-    assert "(line 2, column 3 of 'a and\\n  open(1)')" in rejected("a and\n  open(1)")
-    assert "(line 2, column 3 of 'a and\\n  $b')" in rejected("a and\n  $b")
-    error = failing("a and\n  missing", a=1)
-    assert "line 2, column 3" in str(error)
+def test_where_is_named_as_given() -> None:
+    with pytest.raises(ArgumentError, match=r"^flow.yaml:3: step 'check' expression: invalid"):
+        compile_expression("a >", where="flow.yaml:3: step 'check' expression")
 
 
-# --- names ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("source", "expected"),
-    [
-        ("extract.count > 10 and params.mode == 'full'", {"extract", "params"}),
-        ("len(rows) + max(a, b)", {"rows", "a", "b"}),
-        ("true and null is None or false", set()),
-        ("f'{x}' + d[k] + s.upper() + (y if z else w)", {"x", "d", "k", "s", "y", "z", "w"}),
-        ("sorted(v, reverse=r)", {"v", "r"}),
-        ("rows[lo:hi:step]", {"rows", "lo", "hi", "step"}),
-        ("len", {"len"}),
-        ("{k: v}", {"k", "v"}),
-        ("'literal'", set()),
-    ],
-)
-def test_names_used(source: str, expected: set[str]) -> None:
-    assert compile_expression(source, where=WHERE).names_used == frozenset(expected)
-
-
-def test_true_false_null_aliases() -> None:
-    assert run("true") is True
-    assert run("false") is False
-    assert run("null") is None
-    assert run("x == null", x=None) is True
-
-
-def test_aliases_can_be_shadowed_by_provided_names() -> None:
-    assert run("true", true="yes") == "yes"
-    assert run("null", null=5) == 5
-    assert run("True", true="yes") is True  # the keyword is not an alias
-
-
-def test_expression_is_a_frozen_value() -> None:
-    expression = compile_expression(" x > 1 ", where=WHERE)
-    assert isinstance(expression, Expression)
-    assert expression.source == " x > 1 "
-    assert expression.where == WHERE
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        expression.source = "y"  # type: ignore[misc]
-    again = pickle.loads(pickle.dumps(expression))
-    assert again.evaluate({"x": 2}) is True
+def test_bad_when_is_a_validation_problem() -> None:
+    wf = pardag.Workflow("w")
+    wf.add("a", lambda: 1)
+    wf.add("b", lambda a: a, when="a >")
+    with pytest.raises(pardag.ValidationError) as info:
+        wf.validate()
+    assert "invalid syntax" in str(info.value)
 
 
 # --- evaluation errors ------------------------------------------------------------------
@@ -539,8 +527,8 @@ def test_expression_is_a_frozen_value() -> None:
 def test_unknown_name_names_the_available_ones_and_a_suggestion() -> None:
     error = failing("extrct.count > 10", extract={"count": 1}, params={})
     assert str(error) == (
-        "step 'load' when: name 'extrct' is not defined (column 1 of 'extrct.count > 10'); "
-        "available: extract, params; did you mean 'extract'?"
+        "step 'load' when: name 'extrct' is not defined; available: extract, params; "
+        "did you mean 'extract'? (in 'extrct.count > 10')"
     )
     assert error.where == WHERE
     assert error.source == "extrct.count > 10"
@@ -548,9 +536,9 @@ def test_unknown_name_names_the_available_ones_and_a_suggestion() -> None:
 
 def test_unknown_name_without_close_match_or_names() -> None:
     message = str(failing("zzz", extract=1))
-    assert message.endswith("available: extract")
+    assert "available: extract (in" in message
     assert "did you mean" not in message
-    assert str(failing("zzz")).endswith("no names are available")
+    assert "no names are available" in str(failing("zzz"))
 
 
 def test_long_lists_of_names_are_shortened() -> None:
@@ -562,32 +550,24 @@ def test_long_lists_of_names_are_shortened() -> None:
 
 
 def test_missing_key_names_the_keys_and_a_suggestion() -> None:
-    error = failing("extract.cuont > 10", extract={"count": 1, "rows": []})
-    assert str(error) == (
-        "step 'load' when: key 'cuont' not found in 'extract' (column 1 of 'extract.cuont > 10'); "
-        "keys: count, rows; did you mean 'count'?"
-    )
-    assert isinstance(error.__cause__, KeyError)
+    message = str(failing("extract.cuont > 10", extract={"count": 1, "rows": []}))
+    assert "key 'cuont' not found; its keys: count, rows; did you mean 'count'?" in message
     message = str(failing("d['zz']", d={"a": 1}))
-    assert "key 'zz' not found in 'd'" in message
-    assert "keys: a" in message
+    assert "key 'zz' not found; its keys: a" in message
 
 
 def test_index_out_of_range() -> None:
-    message = str(failing("x.rows[5]", x={"rows": [1, 2, 3]}))
-    assert "index 5 is out of range for 'x.rows' (length 3)" in message
+    assert "index 5 is out of range (length 3)" in str(failing("x.rows[5]", x={"rows": [1, 2, 3]}))
 
 
-def test_type_errors_name_the_failing_part() -> None:
+def test_type_errors_say_what_failed() -> None:
     message = str(failing("n > 1 and x > 10", n=2, x="a"))
-    assert "cannot evaluate 'x > 10': TypeError: '>' not supported between" in message
-    assert "column 11" in message
+    assert "cannot evaluate: TypeError: '>' not supported between" in message
 
 
 def test_division_by_zero() -> None:
-    error = failing("1 + 1 / 0")
-    assert "cannot evaluate '1 / 0': ZeroDivisionError: division by zero" in str(error)
-    assert "column 5" in str(error)
+    error = failing("1 + 1 / x", x=0)
+    assert "cannot evaluate: ZeroDivisionError: division by zero" in str(error)
     assert isinstance(error.__cause__, ZeroDivisionError)
 
 
@@ -601,15 +581,13 @@ def test_expression_error_is_a_pardag_error_and_pickles() -> None:
     assert (again.where, again.source) == (WHERE, "missing")
 
 
-def test_evaluation_does_not_use_eval_or_compile(monkeypatch: pytest.MonkeyPatch) -> None:
-    expression = compile_expression("len(x.rows) * 2 > 3 and x.name.upper() == 'A'", where=WHERE)
-
-    def forbidden(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("eval, exec and compile must not be used")
-
-    for name in ("eval", "exec", "compile"):
-        monkeypatch.setattr(builtins, name, forbidden)
-    assert expression.evaluate({"x": {"rows": [1, 2], "name": "a"}}) is True
+def test_failing_when_fails_the_step_with_the_message() -> None:
+    wf = pardag.Workflow("w", on_failure="continue")
+    wf.add("a", lambda: {"count": 1})
+    wf.add("b", lambda a: a, when="a.cuont > 0")
+    result = wf.run()
+    assert result.steps["b"].state == "failed"
+    assert "did you mean 'count'?" in str(result.steps["b"].error)
 
 
 # --- resource guards --------------------------------------------------------------------
@@ -617,24 +595,20 @@ def test_evaluation_does_not_use_eval_or_compile(monkeypatch: pytest.MonkeyPatch
 
 def test_exponent_limit() -> None:
     assert run("2 ** 10000") == 2**10000
-    assert run("10 ** 10000") == 10**10000
     for source in ("2 ** 10001", "2 ** -10001", "2.0 ** 10001", "x ** 10001"):
         assert "exponent" in str(failing(source, x=1))
 
 
 def test_integer_size_limit() -> None:
-    # refused before computing ("would be"), or after for cheap operations ("is")
     assert "would be too large: more than 100,000 bits" in str(failing("(9 ** 9) ** 10000"))
     assert "would be too large: more than 100,000 bits" in str(failing("x * x", x=2**60000))
-    assert "is too large: more than 100,000 bits" in str(failing("x + x", x=2**100_000 - 1))
 
 
 def test_length_limit_on_repetition() -> None:
     assert len(run("'a' * 1000000")) == MAX_LENGTH
     for source in ("'a' * 1000001", "1000001 * 'a'", "[0] * 1000001", "(0,) * 1000001"):
         assert "would be too long: 1,000,001 items" in str(failing(source))
-    # refused before anything is built
-    assert "too long" in str(failing("'a' * (10 ** 12)"))
+    assert "too long" in str(failing("'a' * (10 ** 12)"))  # refused before anything is built
     assert "too long" in str(failing("x * (10 ** 12)", x=[1, 2]))
 
 
@@ -643,20 +617,32 @@ def test_length_limit_on_concatenation(half: Any) -> None:
     assert "would be too long: 1,200,000 items" in str(failing("x + x", x=half))
 
 
-def test_length_limit_on_replace_sum_str_and_f_strings() -> None:
+def test_length_limit_on_methods_filters_and_formats() -> None:
     big = "a" * 300_000
     assert run("s.replace('a', 'bb')", s="a" * 10) == "b" * 20
     assert "would be too long: 1,200,000 items" in str(failing("s.replace('a', 'aaaa')", s=big))
-    assert "would be too long: 1,500,004 items" in str(failing("s.replace('', 'aaaa')", s=big))
+    assert "would be too long" in str(failing("s.replace('', 'aaaa')", s=big))
     assert run("s.replace('a', 'aaaa', 10)", s=big) == "a" * 300_030  # count caps the growth
-    assert "longer than 1,000,000" in str(failing("sum([x, x], [])", x=[0] * 600_000))
-    assert "too long" in str(failing("str(x)", x=list(range(300_000))))
-    assert "too long" in str(failing("f'{s}{s}{s}{s}'", s=big))
+    assert "would be too long" in str(failing("s | replace('a', 'aaaa')", s=big))
+    for source in (
+        "sum([x, x], [])",
+        "'a'.center(10 ** 8)",
+        "'a' | center(10 ** 8)",
+        "'a' | indent(10 ** 8)",
+        "'{:>1000000000}'.format(1)",
+        "'%999999999d' | format(1)",
+        "range(10 ** 9) | list",
+    ):
+        message = str(failing(source, x=[0] * 600_000))
+        assert "too long" in message or "too big" in message, message
+    assert run("'{:>5}'.format(1)") == "    1"
+    assert run("'%3d' | format(7)") == "  7"
 
 
 def test_other_guards() -> None:
     assert "ndigits -100000 is too large" in str(failing("round(5, -100000)"))
     assert "'%' string formatting is not allowed" in str(failing("'%s' % x", x=1))
+    assert "nested fields" in str(failing("'{:{w}}'.format(1, w=5)"))
     assert run("7 % x", x=4) == 3
 
 
@@ -670,45 +656,73 @@ def test_caller_data_is_not_limited_when_only_read() -> None:
 
 def test_nesting_up_to_the_limit_is_fine() -> None:
     assert run("-" * (MAX_DEPTH - 1) + "1") == -1
-    assert run("1" + " + 1" * (MAX_DEPTH - 1)) == MAX_DEPTH
+    assert run("1" + " + 1" * (MAX_DEPTH - 2)) == MAX_DEPTH - 1
 
 
 def test_nesting_beyond_the_limit_is_refused_at_compile_time() -> None:
-    message = rejected("-" * MAX_DEPTH + "1")
-    assert "nested more than 100 levels deep (column 101 of" in message
+    assert f"nested more than {MAX_DEPTH} levels deep" in rejected("-" * MAX_DEPTH + "1")
 
 
 @pytest.mark.parametrize(
     "source",
     [
-        "-" * 100_000 + "1",
-        "not " * 100_000 + "x",
-        "1" + "+1" * 100_000,
-        "a" + ".b" * 100_000,
+        "-" * 1500 + "1",
+        "not " * 400 + "x",
+        "1" + "+1" * 900,
+        "a" + ".b" * 900,
         "[" * 250 + "]" * 250,
         "(" * 250 + "1" + ")" * 250,
-        "f(" * 1000 + ")" * 1000,
+        "f(" * 900 + ")" * 900,
+        "x" * 5000,
     ],
 )
-def test_absurd_nesting_is_refused_cleanly(source: str) -> None:
+def test_absurd_input_is_refused_cleanly(source: str) -> None:
     message = rejected(source)
-    assert "nested" in message
+    assert "nested" in message or "longer than" in message
     assert len(message) < 1000  # the expression is quoted shortened
 
 
-def test_evaluating_with_little_stack_left_raises_expression_error() -> None:
-    expression = compile_expression("-" * (MAX_DEPTH - 1) + "x", where=WHERE)
+def _depth() -> int:
+    """The recursion depth of the caller, as the interpreter counts it."""
     limit = sys.getrecursionlimit()
+    depth = 1
+    while True:
+        try:
+            sys.setrecursionlimit(depth)
+        except RecursionError:
+            depth += 1
+            continue
+        sys.setrecursionlimit(limit)
+        return depth - 1
 
-    def deep(levels: int) -> Any:
-        return deep(levels - 1) if levels else expression.evaluate({"x": 1})
 
+def test_evaluating_with_little_stack_left_raises_expression_error() -> None:
+    """With a few frames to spare, evaluation returns or raises ExpressionError, never more."""
+    expression = compile_expression("x * 2 + len(s.upper()) ** 2", where=WHERE)
+    limit = sys.getrecursionlimit()
+    outcomes = set()
     try:
-        sys.setrecursionlimit(400)
-        with pytest.raises(ExpressionError):
-            deep(350)
+        here = _depth()
+        for spare in range(6, 60):
+            sys.setrecursionlimit(here + spare)
+            try:
+                outcomes.add(expression.evaluate({"x": 1, "s": "ab"}))
+            except ExpressionError as exc:
+                assert "too deeply nested" in str(exc)
+                outcomes.add("error")
     finally:
         sys.setrecursionlimit(limit)
+    assert outcomes == {"error", 6}
+
+
+def test_refusing_absurd_input_leaves_the_parsers_usable() -> None:
+    """CPython 3.11 breaks later ast.parse calls after a RecursionError inside its compiler."""
+    import ast
+
+    for source in ("-" * 1900 + "1", "1" + "+1" * 900, "not " * 450 + "x", "(" * 900 + ")" * 900):
+        assert "nested" in rejected(source)
+    assert isinstance(ast.parse("def f():\n    return [x + 1 for x in y]"), ast.Module)
+    assert compile_expression("x + 1", where=WHERE).evaluate({"x": 1}) == 2
 
 
 # --- property: agrees with Python on arithmetic and comparisons ---------------------------
@@ -760,13 +774,3 @@ def test_evaluate_agrees_with_python(source: str, values: tuple[int, ...]) -> No
     result = expression.evaluate(names)
     assert result == expected
     assert type(result) is type(expected)
-
-
-def test_refusing_absurd_input_leaves_the_parser_usable() -> None:
-    """CPython 3.11 breaks later ast.parse calls after a RecursionError inside it."""
-    import ast
-
-    for source in ("-" * 100_000 + "1", "1" + "+1" * 100_000, "not " * 50_000 + "x"):
-        assert "nested" in rejected(source)
-    assert isinstance(ast.parse("def f():\n    return [x + 1 for x in y]"), ast.Module)
-    assert compile_expression("x + 1", where=WHERE).evaluate({"x": 1}) == 2

@@ -5,7 +5,11 @@ The public API lives here; the modules underneath are the architecture (see DESI
 ``executors`` (where steps run), ``kinds`` (what steps do), ``events`` and ``results``.
 """
 
-import os
+from __future__ import annotations
+
+import os as _os
+from collections.abc import Mapping as _Mapping
+from typing import Any as _Any
 
 from pardag.errors import (
     ArgumentError,
@@ -24,11 +28,16 @@ from pardag.model import Mode, OnFailure, RetryPolicy, Settings, Step, StepState
 from pardag.results import RunResult, RunStatus, StepResult
 
 
-def load(path: str | os.PathLike[str], *, format: str | None = None) -> Workflow:
-    """Read a workflow file in any supported format; see ``pardag.formats``."""
+def load(
+    path: str | _os.PathLike[str],
+    *,
+    format: str | None = None,
+    defaults: _Mapping[str, _Any] | None = None,
+) -> Workflow:
+    """Read a workflow file in any supported format; see ``pardag.formats.load``."""
     from pardag.formats import load as load_file
 
-    return load_file(path, format=format)
+    return load_file(path, format=format, defaults=defaults)
 
 
 def run(workflow: Workflow, **settings: object) -> RunResult:

@@ -623,13 +623,13 @@ def _when_problems(s: Step) -> list[str]:
         return []
     if callable(s.when):
         return _when_callable_problems(s.when, s.depends_on)
-    from pardag.expressions import compile_expression
+    from pardag.expressions import EXPRESSION_NAMES, compile_expression
 
     try:
         expr = compile_expression(s.when, where="when")
     except ArgumentError as exc:
         return [str(exc)]
-    unknown = sorted(expr.names_used - set(s.depends_on) - RESERVED_PARAMS)
+    unknown = sorted(expr.names_used - set(s.depends_on) - EXPRESSION_NAMES)
     if unknown:
         return [
             f"when reads {', '.join(map(repr, unknown))}, which is not a dependency; "

@@ -753,12 +753,12 @@ def _precondition(step: Step) -> Callable[[Mapping[str, Any], Mapping[str, Any]]
     if when is None:
         return None
     if isinstance(when, str):
-        from pardag.expressions import compile_expression
+        from pardag.expressions import compile_expression, expression_names
 
         expr = compile_expression(when, where="when")
 
         def check_expr(inputs: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
-            return bool(expr.evaluate({**inputs, "inputs": inputs, "params": params}))
+            return bool(expr.evaluate(expression_names(inputs, params)))
 
         return check_expr
     binder = bind_function(when, step.depends_on)

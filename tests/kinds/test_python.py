@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import sys
+import textwrap
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pardag import ValidationError, Workflow
+from pardag.errors import StepFailed
 from pardag.kinds.base import Binder, RunContext
 from pardag.kinds.python import PythonKind, bind_function, default_executor
-from pardag.model import Step
+from pardag.model import RetryPolicy, Step
 
 CTX = RunContext("run", "wf", {})
 
@@ -229,3 +234,232 @@ def test_a_function_with_only_defaults_keeps_them_whatever_its_dependencies() ->
 
     assert binder(f, ("a", "b"))(INPUTS, PARAMS) == ((), {})
     assert call(f, ("a",)) == 7
+
+
+# --- functions by name ------------------------------------------------------------------
+
+
+def _module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, source: str) -> None:
+    """A real module ``name`` in ``tmp_path``, importable for this test only."""
+    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, name, raising=False)
+
+
+def _problems(**params: Any) -> list[str]:
+    wf = Workflow("files")
+    wf.add("a", lambda: 3)
+    wf.add("s", kind="python", depends_on=["a"], params=params)
+    with pytest.raises(ValidationError) as info:
+        wf.validate()
+    assert all(problem.step == "s" for problem in info.value.problems)
+    return [problem.message for problem in info.value.problems]
+
+
+def test_a_function_by_name_runs_and_binds_like_any_function(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _module(
+        tmp_path,
+        monkeypatch,
+        "pardag_steps_ok",
+        """
+        import asyncio
+
+        def double(a):
+            return a * 2
+
+        class Tools:
+            @staticmethod
+            def total(inputs, params):
+                return sum(inputs.values()) + params["extra"]
+
+        async def later(a):
+            await asyncio.sleep(0)
+            return -a
+        """,
+    )
+    wf = Workflow("by-name")
+    wf.add("a", lambda: 21)
+    wf.add("double", depends_on=["a"], params={"function": "pardag_steps_ok:double"})
+    wf.add("total", depends_on=["a"], params={"function": "pardag_steps_ok:Tools.total"})
+    wf.add("later", depends_on=["a"], params={"function": "pardag_steps_ok:later"})
+    result = wf.run(params={"extra": 100})
+    assert result.outputs == {"a": 21, "double": 42, "total": 121, "later": -21}
+    later = PythonKind().action(wf.steps["later"], CTX)
+    assert later.executor == "async"
+    assert PythonKind().action(wf.steps["double"], CTX).executor == "threads"
+
+
+def test_a_function_by_name_can_run_on_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _module(
+        tmp_path,
+        monkeypatch,
+        "pardag_steps_proc",
+        "import os\ndef pid():\n    return os.getpid()\n",
+    )
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    wf = Workflow("proc")
+    wf.add("pid", params={"function": "pardag_steps_proc:pid"}, executor="processes")
+    result = wf.run()
+    assert result.status == "succeeded", result.error
+    assert result.outputs["pid"] != os.getpid()
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("json", "must be 'package.module:callable', got 'json'; e.g. function:"),
+        ("json:", "must be 'package.module:callable'"),
+        (":dumps", "must be 'package.module:callable'"),
+        ("pardag_nosuch_module:f", "no module named 'pardag_nosuch_module'; check the spelling"),
+        ("pardag_nosuch_pkg.sub:f", "no module named 'pardag_nosuch_pkg'"),
+        ("json:JSONDecodr", "'json' has no attribute 'JSONDecodr'; did you mean 'JSONDecoder'?"),
+        ("json:decoder.JSONDecoder.nope", "'json.decoder.JSONDecoder' has no attribute 'nope'"),
+        ("json:__name__", "is a str, not something callable"),
+    ],
+)
+def test_a_function_that_cannot_be_resolved_is_a_validation_problem(
+    spec: str, fragment: str
+) -> None:
+    [message] = _problems(function=spec)
+    assert fragment in message
+    assert repr(spec) in message
+
+
+def test_a_module_failing_at_import_names_its_file_and_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _module(tmp_path, monkeypatch, "pardag_steps_boom", "x = 1\nraise RuntimeError('boom')\n")
+    [message] = _problems(function="pardag_steps_boom:f")
+    assert "importing 'pardag_steps_boom' failed: RuntimeError: boom" in message
+    assert f"({tmp_path / 'pardag_steps_boom.py'}, line 2)" in message
+
+
+def test_a_module_with_a_syntax_error_names_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _module(tmp_path, monkeypatch, "pardag_steps_syntax", "def f():\n    return (\n")
+    [message] = _problems(function="pardag_steps_syntax:f")
+    assert "SyntaxError" in message
+    assert "line 2)" in message
+
+
+def test_a_module_missing_its_own_dependency_says_which(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _module(tmp_path, monkeypatch, "pardag_steps_needs", "import pardag_not_installed_xyz\n")
+    [message] = _problems(function="pardag_steps_needs:f")
+    assert "it needs the module 'pardag_not_installed_xyz', which is not installed" in message
+
+
+def test_a_function_by_name_that_cannot_bind_is_a_problem(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _module(tmp_path, monkeypatch, "pardag_steps_bind", "def f(x, y, z):\n    return x\n")
+    [message] = _problems(function="pardag_steps_bind:f")
+    assert "function 'f' needs (x, y, z) but the step depends on ['a']" in message
+
+
+# --- inline code ------------------------------------------------------------------------
+
+
+def test_inline_code_runs_with_the_binding_rules() -> None:
+    wf = Workflow("code")
+    wf.add("a", lambda: 4)
+    wf.add("b", lambda: 5)
+    wf.add(
+        "named",
+        depends_on=["a", "b"],
+        params={"code": "import math\n\ndef run(b, a):\n    return math.prod([a, b])\n"},
+    )
+    wf.add("whole", depends_on=["a", "b"], params={"code": "def run(inputs):\n    return inputs\n"})
+    wf.add(
+        "later",
+        depends_on=["a"],
+        params={
+            "code": "import asyncio\nasync def run(a):\n    await asyncio.sleep(0)\n    return a"
+        },
+    )
+    result = wf.run()
+    assert result.outputs["named"] == 20
+    assert result.outputs["whole"] == {"a": 4, "b": 5}
+    assert result.outputs["later"] == 4
+    assert PythonKind().action(wf.steps["later"], CTX).executor == "async"
+    assert PythonKind().action(wf.steps["whole"], CTX).executor == "threads"
+
+
+def test_inline_code_executes_once_per_run_in_a_fresh_namespace() -> None:
+    code = textwrap.dedent(
+        """
+        attempts = []
+
+        def run():
+            attempts.append(1)
+            if len(attempts) < 2:
+                raise ValueError("first attempt fails")
+            return len(attempts)
+        """
+    )
+    wf = Workflow("once")
+    wf.add("flaky", params={"code": code}, retry=RetryPolicy(retries=2, delay=0))
+    first = wf.run()
+    assert first.outputs["flaky"] == 2  # the module-level list survived the retry
+    assert first.steps["flaky"].attempts == 2
+    assert wf.run().outputs["flaky"] == 2  # a new run starts from a fresh namespace
+
+
+def test_a_failure_in_inline_code_shows_its_line_in_the_traceback() -> None:
+    wf = Workflow("tb")
+    wf.add("bad", params={"code": "def run():\n    x = 1\n    return x / 0\n"})
+    result = wf.run()
+    error = result.steps["bad"].error
+    assert isinstance(error, StepFailed)
+    assert isinstance(error.cause, ZeroDivisionError)
+    assert "<step 'bad' code>\", line 3" in error.traceback
+    assert "return x / 0" in error.traceback
+
+
+@pytest.mark.parametrize(
+    ("code", "fragment"),
+    [
+        ("def run(inputs):\n    return (\n", "code line 2: '(' was never closed: 'return ('"),
+        ("def run(:\n", "code line 1:"),
+        ("x = 1\n", "code must define the step's function at top level as 'def run(inputs)"),
+        ("run = print\n", "code must define"),
+        ("", "params 'code' must be Python source defining run"),
+        ("def run(x, y, z):\n    pass\n", "function 'run' needs (x, y, z)"),
+    ],
+)
+def test_bad_inline_code_is_a_validation_problem(code: str, fragment: str) -> None:
+    [message] = _problems(code=code)
+    assert fragment in message
+
+
+def test_validation_does_not_run_inline_code(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    code = f"open({str(marker)!r}, 'w').close()\ndef run(a=len([])):\n    return 1\n"
+    wf = Workflow("quiet")
+    wf.add("s", params={"code": code})
+    wf.validate()
+    assert not marker.exists()
+    assert wf.run().outputs["s"] == 1
+    assert marker.exists()
+
+
+def test_inline_code_cannot_run_on_processes() -> None:
+    wf = Workflow("proc")
+    wf.add("s", params={"code": "def run():\n    return 1\n"}, executor="processes")
+    with pytest.raises(ValidationError, match="cannot run on the 'processes' executor"):
+        wf.validate()
+
+
+def test_a_function_is_given_once() -> None:
+    assert "either params 'function' or 'code'" in _problems(function="json:dumps", code="x")[0]
+    wf = Workflow("twice")
+    wf.add("s", lambda: 1, params={"code": "def run():\n    return 1\n"})
+    with pytest.raises(ValidationError, match="either fn= or params 'code'"):
+        wf.validate()
+    assert PythonKind.fields == ("function", "code")

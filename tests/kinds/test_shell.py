@@ -13,7 +13,14 @@ from typing import Any
 import pytest
 
 from pardag import RunResult, StepFailed, StepState, StepTimeout, ValidationError, Workflow
-from pardag.kinds.shell import CommandFailed, input_env, run_command
+from pardag.kinds.shell import (
+    MAX_OUTPUT,
+    TAIL_OUTPUT,
+    CommandFailed,
+    ShellKind,
+    input_env,
+    run_command,
+)
 from tests.support import eventually_gone, pid_gone
 
 pytestmark = pytest.mark.timeout(60)
@@ -159,3 +166,214 @@ def test_environment_of_the_parent_is_inherited(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("PARDAG_TEST_MARKER", "inherited")
     result = run_shell('echo "{\\"m\\": \\"$PARDAG_TEST_MARKER\\"}"')
     assert result.outputs["sh"] == {"m": os.environ["PARDAG_TEST_MARKER"]}
+
+
+# --- scripts ----------------------------------------------------------------------------
+
+
+def run_script(script: str, **step: Any) -> RunResult:
+    wf = Workflow("script")
+    wf.add("sh", kind="shell", params={"script": script, **step.pop("params", {})}, **step)
+    return wf.run()
+
+
+def test_a_script_runs_line_by_line_and_stops_at_the_first_failure(tmp_path: Path) -> None:
+    marker = tmp_path / "after"
+    result = run_script(f"echo one\nfalse\ntouch {marker}\n")
+    assert result.steps["sh"].state is StepState.FAILED
+    assert "code 1" in (result.steps["sh"].reason or "")
+    assert not marker.exists()
+    ok = run_script('x=2\ny=3\necho "{\\"sum\\": $((x + y))}"')
+    assert ok.outputs["sh"] == {"sum": 5}
+
+
+def test_script_args_are_its_positional_parameters() -> None:
+    result = _run_with_params(
+        {
+            "script": 'printf \'{"first": "%s", "second": "%s", "count": %d}\\n\' "$1" "$2" "$#"',
+            "args": ["a b; c", "{{ params.n }}"],
+        },
+        {"n": 7},
+    )
+    assert result.outputs["sh"] == {"first": "a b; c", "second": "7", "count": 2}
+
+
+def test_a_script_with_a_shebang_runs_with_that_interpreter() -> None:
+    script = f"#!{sys.executable}\nimport json, sys\nprint(json.dumps({{'argv': sys.argv[1:]}}))\n"
+    result = run_script(script, params={"args": ["x", "y"]})
+    assert result.outputs["sh"] == {"argv": ["x", "y"]}
+
+
+def test_the_script_file_is_removed_afterwards() -> None:
+    result = run_script('echo "{\\"path\\": \\"$0\\"}"')
+    path = Path(result.outputs["sh"]["path"])
+    assert path.name.startswith("pardag-")
+    assert not path.exists()
+
+
+def test_stdin_is_empty() -> None:
+    result = run_shell("cat; echo done")
+    assert result.outputs["sh"]["stdout"] == "done\n"
+
+
+# --- templates and quoting --------------------------------------------------------------
+
+HOSTILE = ["a b", "$(touch pwned)", "`touch pwned`", "x; touch pwned", "it's", '"', "*", "-n"]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_templated_values_reach_the_shell_quoted(value: str, tmp_path: Path) -> None:
+    result = _run_with_params(
+        {"command": "printf '%s' {{ params.value }}", "cwd": str(tmp_path)}, {"value": value}
+    )
+    assert result.outputs["sh"]["stdout"] == value
+    assert not (tmp_path / "pwned").exists()
+
+
+def _run_with_params(params: dict[str, Any], run_params: dict[str, Any]) -> RunResult:
+    wf = Workflow("templated")
+    wf.add("sh", kind="shell", params=params)
+    return wf.run(params=run_params)
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_args_of_a_command_string_are_quoted(value: str, tmp_path: Path) -> None:
+    result = _run_with_params(
+        {"command": "printf '%s|'", "args": [value, "{{ params.value }}"], "cwd": str(tmp_path)},
+        {"value": value},
+    )
+    assert result.outputs["sh"]["stdout"] == f"{value}|{value}|"
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_script_is_rendered_with_quoting_too(tmp_path: Path) -> None:
+    result = _run_with_params(
+        {"script": "v={{ params.value }}\nprintf '%s' \"$v\"\n", "cwd": str(tmp_path)},
+        {"value": "$(touch pwned) it's"},
+    )
+    assert result.outputs["sh"]["stdout"] == "$(touch pwned) it's"
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_argv_items_are_rendered_without_quotes() -> None:
+    result = _run_with_params(
+        {"command": ["printf", "%s", "{{ params.value }}"]}, {"value": "a b 'c'"}
+    )
+    assert result.outputs["sh"]["stdout"] == "a b 'c'"
+
+
+def test_an_argument_that_renders_to_a_list_adds_each_item() -> None:
+    wf = Workflow("list-args")
+    wf.add("files", lambda: ["one", "two words"])
+    wf.add(
+        "sh",
+        kind="shell",
+        depends_on=["files"],
+        params={"command": "printf '<%s>'", "args": ["{{ steps.files.output }}", "end"]},
+    )
+    assert wf.run().outputs["sh"]["stdout"] == "<one><two words><end>"
+
+
+def test_upstream_outputs_env_and_cwd_are_templated(tmp_path: Path) -> None:
+    (tmp_path / "sub").mkdir()
+    wf = Workflow("env-cwd")
+    wf.add("conf", lambda: {"dir": str(tmp_path / "sub"), "greeting": "hello there"})
+    wf.add(
+        "sh",
+        kind="shell",
+        depends_on=["conf"],
+        params={
+            "command": 'echo "{\\"g\\": \\"$GREETING\\", \\"n\\": $N, \\"dir\\": \\"$(pwd)\\"}"',
+            "env": {"GREETING": "{{ steps.conf.output.greeting }}", "N": 5},
+            "cwd": "{{ inputs.conf.dir }}",
+        },
+    )
+    result = wf.run()
+    assert result.outputs["sh"] == {
+        "g": "hello there",
+        "n": 5,
+        "dir": str((tmp_path / "sub").resolve()),
+    }
+
+
+def test_a_template_error_fails_the_step_naming_the_param() -> None:
+    result = _run_with_params({"command": "echo {{ params.nmae }}"}, {"name": "x"})
+    reason = result.steps["sh"].reason or ""
+    assert "step 'sh' params.command" in reason
+    assert "key 'nmae' not found" in reason
+    assert "did you mean 'name'?" in reason
+
+
+# --- failures and limits ----------------------------------------------------------------
+
+
+def test_a_missing_program_is_named() -> None:
+    result = run_shell(["pardag-no-such-program", "x"])
+    reason = result.steps["sh"].reason or ""
+    assert "command 'pardag-no-such-program' not found; check the spelling and PATH" in reason
+
+
+def test_a_missing_working_directory_is_named(tmp_path: Path) -> None:
+    missing = tmp_path / "nope"
+    result = run_shell(["true"], params={"cwd": str(missing)})
+    reason = result.steps["sh"].reason or ""
+    assert f"the working directory {str(missing)!r} does not exist" in reason
+
+
+def test_a_command_killed_by_a_signal_says_which() -> None:
+    result = run_shell("kill -9 $$")
+    assert "was killed by SIGKILL" in (result.steps["sh"].reason or "")
+
+
+def test_each_stream_keeps_its_head_and_tail_and_says_what_it_dropped() -> None:
+    script = (
+        "import sys; sys.stdout.write('H' * 1000 + 'x' * 200000 + 'TAIL'); "
+        "sys.stderr.write('e' * 10)"
+    )
+    out = asyncio.run(run_command([sys.executable, "-c", script], limit=1000))
+    head, marker, tail = out["stdout"].partition("\n[pardag: ")
+    assert head == "H" * 1000
+    assert marker
+    assert tail.startswith(f"{200004 - TAIL_OUTPUT:,} bytes of stdout dropped after the first")
+    assert tail.endswith("x" * (TAIL_OUTPUT - 4) + "TAIL")
+    assert out["stderr"] == "e" * 10
+
+
+def test_the_default_limit_is_ten_mib() -> None:
+    size = MAX_OUTPUT + TAIL_OUTPUT + 12345
+    script = f"import sys; sys.stdout.write('y' * {size})"
+    out = run_shell([sys.executable, "-c", script]).outputs["sh"]["stdout"]
+    line = "\n[pardag: 12,345 bytes of stdout dropped after the first 10 MiB]\n"
+    head, marker, tail = out.partition(line)
+    assert marker
+    assert head == "y" * MAX_OUTPUT
+    assert tail == "y" * TAIL_OUTPUT
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"command": "x", "script": "y"}, "either command or script, not both"),
+        ({"command": ["ls", {"a": 1}]}, "command must be non-empty text or a list of strings"),
+        ({"script": "   "}, "script must be non-empty text"),
+        ({"command": "x", "args": "a b"}, "args must be a list of strings"),
+        ({"command": "x", "env": ["A=1"]}, "env must be a mapping of NAME: value"),
+        ({"command": "x", "env": {"BAD-NAME": "1"}}, "'BAD-NAME' is not a valid variable name"),
+        ({"command": "x", "env": {"A": [1]}}, "env A must be a string"),
+        ({"command": "x", "cwd": 3}, "cwd must be a directory path"),
+        ({"command": "echo {{ x }"}, "command: template syntax error"),
+        ({"script": "{% if %}"}, "script: template syntax error"),
+        ({"command": "x", "args": ["{{ }}"]}, "args: template syntax error"),
+    ],
+)
+def test_bad_params_are_validation_problems(params: dict[str, Any], fragment: str) -> None:
+    wf = Workflow("bad")
+    wf.add("sh", kind="shell", params=params)
+    with pytest.raises(ValidationError) as info:
+        wf.validate()
+    messages = [p.message for p in info.value.problems]
+    assert any(fragment in m for m in messages), messages
+
+
+def test_fields() -> None:
+    assert ShellKind.fields == ("command", "script", "args", "env", "cwd")

@@ -10,34 +10,76 @@ from __future__ import annotations
 
 import importlib
 import os
-from types import ModuleType
+import sys
+from collections.abc import Mapping
+from contextvars import ContextVar
+from pathlib import Path
+from types import MappingProxyType, ModuleType
+from typing import Any
 
 from pardag.errors import Problem, ValidationError
 from pardag.formats.document import Document, read_document
 from pardag.model import Workflow
 
-__all__ = ["FORMATS", "detect_format", "load", "read_workflow"]
+__all__ = ["FORMATS", "apply_defaults", "detect_format", "load", "read_workflow"]
 
 FORMATS = ("nodegraph", "tasktree", "shellflow", "native")
 """Format names, in the order detection tries them (the native format last: it is the
 most permissive)."""
 
 
-def load(path: str | os.PathLike[str], *, format: str | None = None) -> Workflow:
+_NONE: Mapping[str, Any] = MappingProxyType({})
+_DEFAULTS: ContextVar[Mapping[str, Any]] = ContextVar("pardag_format_defaults", default=_NONE)
+
+
+def load(
+    path: str | os.PathLike[str],
+    *,
+    format: str | None = None,
+    defaults: Mapping[str, Any] | None = None,
+) -> Workflow:
     """Read the workflow in ``path``; ``format`` forces one of ``FORMATS``.
 
+    ``defaults`` are settings from the layers below the file (a config file): they count for
+    what the file does not declare, pools merged by name, when the workflow is validated.
+
+    The file's directory goes to the front of ``sys.path`` first (as ``python script.py``
+    does for a script), so ``function: "steps:clean"`` finds a ``steps.py`` beside the file.
     Raises ``ValidationError`` naming the file and line for a file that cannot be read, is
     malformed, or describes an invalid workflow.
     """
-    return read_workflow(read_document(path), format)
+    directory = str(Path(path).resolve().parent)
+    if directory not in sys.path:
+        sys.path.insert(0, directory)
+    return read_workflow(read_document(path), format, defaults)
 
 
-def read_workflow(doc: Document, format: str | None = None) -> Workflow:
+def read_workflow(
+    doc: Document, format: str | None = None, defaults: Mapping[str, Any] | None = None
+) -> Workflow:
     """The workflow in an already parsed document."""
     name = format or detect_format(doc)
-    wf: Workflow = _reader(name, doc).read(doc)
+    token = _DEFAULTS.set(dict(defaults or {}))
+    try:
+        wf: Workflow = _reader(name, doc).read(doc)
+    finally:
+        _DEFAULTS.reset(token)
+    apply_defaults(wf, defaults or {})
     wf.source = doc.path
     return wf
+
+
+def apply_defaults(wf: Workflow, defaults: Mapping[str, Any] | None = None) -> None:
+    """Give ``wf`` the settings from below its file that the file does not declare.
+
+    Readers call it (with no ``defaults``: those of the ``load`` in progress) before they
+    validate, so that a pool declared in a config file counts.
+    """
+    for name, value in (_DEFAULTS.get() if defaults is None else defaults).items():
+        if name == "pools":
+            wf.settings.pools = {**value, **wf.settings.pools}
+        elif name not in wf.file_settings:
+            setattr(wf.settings, name, value)
 
 
 def detect_format(doc: Document) -> str:

@@ -35,7 +35,7 @@ class Kind(Protocol):
         ...
 
 
-_MODULES = ("python", "control", "shell")
+_MODULES = ("python", "control", "shell", "shellflow", "nodegraph", "timing", "http", "approval")
 """Modules under ``pardag.kinds`` whose ``KINDS`` mapping joins the registry."""
 
 

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pardag.errors import ArgumentError
-from pardag.expressions import compile_expression
+from pardag.expressions import compile_expression, expression_names
 from pardag.kinds.base import Action, RunContext
 from pardag.kinds.python import PythonKind
 
@@ -34,8 +34,8 @@ def branch_handle(value: Any) -> str:
 class ConditionKind(PythonKind):
     """A Python function, or ``params={"expression": ...}``, whose value picks the branch.
 
-    An expression reads each input by its dependency's id, ``inputs`` and ``params`` (the
-    run's params); see ``pardag.expressions`` for what it may contain.
+    An expression reads each input by its dependency's id, ``inputs``, ``steps.ID.output``,
+    ``params`` and ``trigger`` (the run's params); see ``pardag.expressions``.
     """
 
     fields: tuple[str, ...] = ("expression",)
@@ -65,7 +65,7 @@ class ConditionKind(PythonKind):
 def _bind_names(
     inputs: Mapping[str, Any], params: Mapping[str, Any]
 ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    return ({**inputs, "inputs": inputs, "params": params},), {}
+    return (expression_names(inputs, params),), {}
 
 
 def _merge_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,6 +74,8 @@ def _merge_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
 
 class MergeKind(PythonKind):
     """Joins branches; see the module docstring."""
+
+    fields: tuple[str, ...] = ()
 
     def problems(self, step: Step) -> list[str]:
         return [] if step.fn is None else super().problems(step)

@@ -1,4 +1,16 @@
-"""The ``python`` kind: a Python function (plain or ``async def``) given through the API.
+"""The ``python`` kind: a Python function (plain or ``async def``), given three ways.
+
+* ``fn``: a function given through the API (``wf.add("x", fn)``);
+* ``params={"function": "package.module:callable"}``: a function importable by name, resolved
+  (imported) at validation, so that a missing module or attribute, or a module that fails to
+  import, is a validation problem naming it. Modules are found on ``sys.path``;
+* ``params={"code": "def run(inputs):\n    ..."}``: inline code defining ``run``, compiled at
+  validation (a syntax error is a problem naming the line), and executed once per run, in a
+  fresh namespace, when the step first starts; ``run`` is then called like any function.
+  Binding reads ``run``'s own parameters (decorators are not looked through). Code steps cannot
+  run on ``processes`` (their function cannot be pickled): use ``function`` for that.
+
+The executor defaults to ``async`` for ``async def`` functions and ``threads`` otherwise.
 
 ``inputs`` holds the outputs of the dependencies that succeeded; a parameter bound to one that
 did not (possible under the ``all_done``, ``any_success`` and ``none_failed`` triggers) gets None.
@@ -16,10 +28,17 @@ Anything else is a validation problem that says how to name the parameters.
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import difflib
+import importlib
 import inspect
+import linecache
+import threading
+import traceback
 import weakref
 from collections.abc import Callable, Mapping
+from types import CodeType
 from typing import TYPE_CHECKING, Any
 
 from pardag.kinds.base import Action, Binder, RunContext, no_inputs
@@ -27,7 +46,7 @@ from pardag.kinds.base import Action, Binder, RunContext, no_inputs
 if TYPE_CHECKING:
     from pardag.model import Step
 
-__all__ = ["PythonKind", "bind_function", "default_executor"]
+__all__ = ["PythonKind", "bind_function", "default_executor", "resolve_function"]
 
 _EXECUTORS = ("async", "threads", "processes", "inline")
 
@@ -142,24 +161,198 @@ def _positional(deps: tuple[str, ...]) -> Binder:
 
 
 class PythonKind:
-    """Runs ``step.fn``; see the module docstring for how inputs arrive."""
+    """Runs ``step.fn``, a ``function`` by name or inline ``code``; see the module docstring."""
 
-    fields: tuple[str, ...] = ()
+    fields: tuple[str, ...] = ("function", "code")
 
     def problems(self, step: Step) -> list[str]:
+        given = [name for name in ("function", "code") if name in step.params]
+        if step.fn is not None and given:
+            return [f"give the function once: either fn= or params {given[0]!r}, not both"]
+        if len(given) == 2:
+            return ["give either params 'function' or 'code', not both"]
+        if given == ["function"]:
+            return _function_problems(step)
+        if given == ["code"]:
+            return _code_problems(step)
         if step.fn is None or not callable(step.fn):
-            return [f"a python step needs a callable, got {step.fn!r}; pass the function to add()"]
-        binder = bind_function(step.fn, step.depends_on)
-        out = [binder] if isinstance(binder, str) else []
-        if step.executor is not None:
-            out += executor_problems(step, step.fn)
-        return out
+            return [
+                f"a python step needs a callable, got {step.fn!r}; pass the function to add(), "
+                "or give params function: 'package.module:callable' or code: 'def run(inputs): ...'"
+            ]
+        return _callable_problems(step, step.fn)
 
     def action(self, step: Step, ctx: RunContext) -> Action:
-        assert step.fn is not None  # validated
-        binder = bind_function(step.fn, step.depends_on)
+        if "code" in step.params:
+            return _code_action(step)
+        fn = step.fn if step.fn is not None else resolve_function(step.params["function"])
+        assert callable(fn)  # validated
+        binder = bind_function(fn, step.depends_on)
         assert not isinstance(binder, str)  # validated
-        return Action(step.fn, step.executor or default_executor(step.fn), binder)
+        return Action(fn, step.executor or default_executor(fn), binder)
+
+
+def _callable_problems(step: Step, fn: Callable[..., Any]) -> list[str]:
+    binder = bind_function(fn, step.depends_on)
+    out = [binder] if isinstance(binder, str) else []
+    return out + executor_problems(step, fn)
+
+
+# --- functions by name ------------------------------------------------------------------
+
+
+def resolve_function(spec: str) -> Any:
+    """The object ``"package.module:attr.path"`` names; raises ImportError/AttributeError."""
+    module_name, _, path = spec.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _function_problems(step: Step) -> list[str]:
+    spec = step.params["function"]
+    example = "e.g. function: 'myproject.steps:clean'"
+    if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
+        return [f"params 'function' must be 'package.module:callable', got {spec!r}; {example}"]
+    module_name, _, path = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        return [_import_problem(spec, module_name, exc)]
+    obj: Any = module
+    for done, part in enumerate(path.split(".")):
+        if not hasattr(obj, part):
+            owner = ".".join([module_name, *path.split(".")[:done]])
+            names = [name for name in dir(obj) if not name.startswith("_")]
+            close = difflib.get_close_matches(part, names, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            return [f"function {spec!r}: {owner!r} has no attribute {part!r}{hint}"]
+        obj = getattr(obj, part)
+    if not callable(obj):
+        return [f"function {spec!r} is a {type(obj).__name__}, not something callable"]
+    return _callable_problems(step, obj)
+
+
+def _import_problem(spec: str, module_name: str, exc: BaseException) -> str:
+    """Why importing ``module_name`` failed, in words, with the place for errors inside it."""
+    if isinstance(exc, ModuleNotFoundError) and exc.name is not None:
+        if module_name == exc.name or module_name.startswith(exc.name + "."):
+            return (
+                f"function {spec!r}: no module named {exc.name!r}; check the spelling, install "
+                "it, or run from the directory that holds it (modules are found on sys.path)"
+            )
+        return (
+            f"function {spec!r}: importing {module_name!r} failed: it needs the module "
+            f"{exc.name!r}, which is not installed"
+        )
+    place = ""
+    if isinstance(exc, SyntaxError):
+        place = f" ({exc.filename}, line {exc.lineno})"
+    else:
+        frames = traceback.extract_tb(exc.__traceback__)
+        if frames:
+            place = f" ({frames[-1].filename}, line {frames[-1].lineno})"
+    return (
+        f"function {spec!r}: importing {module_name!r} failed: {type(exc).__name__}: {exc}{place}"
+    )
+
+
+# --- inline code ------------------------------------------------------------------------
+
+
+def _code_problems(step: Step) -> list[str]:
+    code = step.params["code"]
+    if not isinstance(code, str) or not code.strip():
+        return ["params 'code' must be Python source defining run, e.g. 'def run(inputs): ...'"]
+    try:
+        _, node = _compile_code(step.id, code)
+    except SyntaxError as exc:
+        text = f": {exc.text.strip()!r}" if exc.text and exc.text.strip() else ""
+        return [f"code line {exc.lineno}: {exc.msg}{text}"]
+    if node is None:
+        return [
+            "code must define the step's function at top level as 'def run(inputs): ...' "
+            "(or async def run)"
+        ]
+    if step.executor == "processes":
+        return [
+            "code steps cannot run on the 'processes' executor (their function cannot be "
+            "pickled); put the function in a module and use params 'function' instead"
+        ]
+    return _callable_problems(step, _signature_stub(node))
+
+
+_Def = ast.FunctionDef | ast.AsyncFunctionDef
+
+
+def _compile_code(step_id: str, code: str) -> tuple[CodeType, _Def | None]:
+    """The compiled code and its top-level ``def run``; raises SyntaxError."""
+    filename = f"<step {step_id!r} code>"
+    tree = ast.parse(code, filename)
+    found = [n for n in tree.body if isinstance(n, _Def) and n.name == "run"]
+    compiled = compile(tree, filename, "exec")
+    lines = code.splitlines(keepends=True)
+    linecache.cache[filename] = (len(code), None, lines, filename)  # tracebacks show the lines
+    return compiled, (found[-1] if found else None)
+
+
+def _signature_stub(node: _Def) -> Callable[..., Any]:
+    """A function with ``run``'s parameters and nothing else: binding is decided without
+    running the user's code (defaults become None, annotations are dropped)."""
+    args = ast.arguments(
+        posonlyargs=[ast.arg(a.arg) for a in node.args.posonlyargs],
+        args=[ast.arg(a.arg) for a in node.args.args],
+        vararg=ast.arg(node.args.vararg.arg) if node.args.vararg else None,
+        kwonlyargs=[ast.arg(a.arg) for a in node.args.kwonlyargs],
+        kw_defaults=[None if d is None else ast.Constant(None) for d in node.args.kw_defaults],
+        kwarg=ast.arg(node.args.kwarg.arg) if node.args.kwarg else None,
+        defaults=[ast.Constant(None) for _ in node.args.defaults],
+    )
+    prefix = "async " if isinstance(node, ast.AsyncFunctionDef) else ""
+    namespace: dict[str, Any] = {}
+    exec(f"{prefix}def run({ast.unparse(args)}):\n    pass\n", namespace)
+    stub: Callable[..., Any] = namespace["run"]
+    return stub
+
+
+def _code_action(step: Step) -> Action:
+    compiled, node = _compile_code(step.id, step.params["code"])
+    assert node is not None  # validated
+    stub = _signature_stub(node)
+    binder = bind_function(stub, step.depends_on)
+    assert not isinstance(binder, str)  # validated
+    executor = step.executor or default_executor(stub)
+    return Action(_code_caller(step.id, compiled, executor == "async"), executor, binder)
+
+
+def _code_caller(step_id: str, compiled: CodeType, is_async: bool) -> Callable[..., Any]:
+    """Calls ``run``, executing the code first, once (this caller is built once per run)."""
+    lock = threading.Lock()
+    loaded: list[Callable[..., Any]] = []
+
+    def load() -> Callable[..., Any]:
+        with lock:
+            if not loaded:
+                namespace: dict[str, Any] = {"__name__": f"pardag_code_{step_id}"}
+                exec(compiled, namespace)
+                run = namespace.get("run")
+                if not callable(run):
+                    raise TypeError(f"step {step_id!r}: the code's 'run' is not callable")
+                loaded.append(run)
+        return loaded[0]
+
+    if is_async:
+
+        async def call_async(*args: Any, **kwargs: Any) -> Any:
+            return await load()(*args, **kwargs)
+
+        return call_async
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return load()(*args, **kwargs)
+
+    return call
 
 
 def executor_problems(step: Step, fn: Callable[..., Any]) -> list[str]:

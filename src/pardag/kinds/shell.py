@@ -1,10 +1,28 @@
-"""The ``shell`` kind: a command run in its own process group, killed with it when stopped.
+"""The ``shell`` kind: a command or script run in its own process group, killed with it.
 
-Params: ``command`` (a string for the shell, or a list of arguments), optional ``env`` and
-``cwd``. Each dependency's output is given as the environment variable ``INPUT_<ID>`` (JSON;
-the id upper-cased, other characters as ``_``). The output is the first line of stdout that is
-a JSON object, else ``{"stdout", "stderr", "exit_code"}``. A non-zero exit fails the step with
-the tail of stderr.
+Params:
+
+* ``command``: a string, run by ``sh -c``; or a list, run directly as argv (no shell);
+* ``script``: several lines, written to a temporary file and run by ``sh -e`` (stop at the
+  first failing command), or run directly when it starts with ``#!`` (any interpreter);
+* ``args``: extra arguments. Appended to a ``command`` string each quoted as one word; given
+  to a ``command`` list or a ``script`` as argv (``$1``, ``$2``... in a script). An argument
+  that renders to a list adds each item;
+* ``env``: extra environment variables; ``cwd``: the working directory.
+
+Every string in them may be a template (``{{ steps.fetch.output.id }}``, see
+:mod:`pardag.templates`). In shell text (a ``command`` string, a ``script``) every substituted
+value is quoted with ``shlex.quote``, so a value never reaches a shell unquoted: write
+``echo {{ params.name }}``, not ``echo "{{ params.name }}"`` (that would print the quotes).
+Argv items, ``env`` and ``cwd`` are not parsed by a shell and are not quoted.
+
+Each dependency's output is given as the environment variable ``INPUT_<ID>`` (JSON; the id
+upper-cased, other characters as ``_``). stdin is empty (``/dev/null``). The output is the
+first line of stdout that is a JSON object, else ``{"stdout", "stderr", "exit_code"}``. Each
+stream keeps its first 10 MiB and its last 64 KiB; what lies between is dropped and replaced
+by a line saying how many bytes were dropped. A non-zero exit fails the step with the tail of
+stderr (of stdout when stderr is empty). A timeout or cancellation kills the whole process
+group (``SIGKILL``), background children included.
 """
 
 from __future__ import annotations
@@ -14,53 +32,151 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import signal
+import stat
+import tempfile
+from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pardag.kinds.base import Action, RunContext
+from pardag.templates import namespace, render, template_problems, to_text
 
 if TYPE_CHECKING:
     from pardag.model import Step
 
-__all__ = ["CommandFailed", "ShellKind", "run_command"]
+__all__ = ["MAX_OUTPUT", "TAIL_OUTPUT", "CommandFailed", "ShellKind", "input_env", "run_command"]
+
+MAX_OUTPUT = 10 * 1024 * 1024
+"""Bytes of each stream (stdout, stderr) kept from its start."""
+
+TAIL_OUTPUT = 64 * 1024
+"""Bytes of each stream kept from its end once it passed ``MAX_OUTPUT``."""
+
+_CHUNK = 64 * 1024
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class CommandFailed(Exception):
-    """A shell step's command exited with a non-zero code."""
+    """A shell step's command exited with a non-zero code, or could not be started."""
+
+
+class _Capture:
+    """One output stream: its head up to ``limit`` bytes and a rolling tail after that."""
+
+    def __init__(self, limit: int, tail: int = TAIL_OUTPUT) -> None:
+        self.limit = limit
+        self.head = bytearray()
+        self.tail: deque[bytes] = deque()
+        self.tail_size = 0
+        self.tail_limit = tail
+        self.dropped = 0
+
+    def add(self, chunk: bytes) -> None:
+        room = self.limit - len(self.head)
+        if room > 0:
+            self.head += chunk[:room]
+            chunk = chunk[room:]
+        if not chunk:
+            return
+        self.tail.append(chunk)
+        self.tail_size += len(chunk)
+        while self.tail_size > self.tail_limit:
+            excess = self.tail_size - self.tail_limit
+            first = self.tail[0]
+            if len(first) <= excess:
+                self.tail.popleft()
+                self.tail_size -= len(first)
+                self.dropped += len(first)
+            else:
+                self.tail[0] = first[excess:]
+                self.tail_size -= excess
+                self.dropped += excess
+
+    def text(self, name: str) -> str:
+        head = self.head.decode(errors="replace")
+        if not self.tail:
+            return head
+        marker = ""
+        if self.dropped:
+            limit = f"{self.limit:,} bytes" if self.limit % 1024**2 else f"{self.limit >> 20} MiB"
+            marker = (
+                f"\n[pardag: {self.dropped:,} bytes of {name} dropped after the first {limit}]\n"
+            )
+        return head + marker + b"".join(self.tail).decode(errors="replace")
+
+
+async def _drain(stream: asyncio.StreamReader | None, capture: _Capture) -> None:
+    if stream is None:
+        return
+    while chunk := await stream.read(_CHUNK):
+        capture.add(chunk)
 
 
 async def run_command(
-    command: str | list[str], env: Mapping[str, str] | None = None, cwd: str | None = None
+    command: str | list[str],
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    *,
+    limit: int = MAX_OUTPUT,
 ) -> Any:
-    """Run ``command``; on cancellation kill its whole process group before re-raising."""
+    """Run ``command`` (a string for ``sh -c``, or argv); return its output (see the module).
+
+    On cancellation the whole process group is killed before the error propagates. ``env``
+    is added to this process's environment.
+    """
+    argv = ["sh", "-c", command] if isinstance(command, str) else [str(a) for a in command]
     full_env = {**os.environ, **(env or {})}
-    if isinstance(command, str):
-        proc = await asyncio.create_subprocess_shell(
-            command, stdout=-1, stderr=-1, env=full_env, cwd=cwd, start_new_session=True
-        )
-    else:
-        proc = await asyncio.create_subprocess_exec(
-            *command, stdout=-1, stderr=-1, env=full_env, cwd=cwd, start_new_session=True
-        )
     try:
-        out, err = await proc.communicate()
+        proc = await asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=full_env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    except FileNotFoundError as exc:
+        raise CommandFailed(_not_found(argv, cwd, exc)) from exc
+    except PermissionError as exc:
+        raise CommandFailed(
+            f"cannot run {argv[0]!r}: permission denied; make it executable"
+        ) from exc
+    out, err = _Capture(limit), _Capture(limit)
+    try:
+        await asyncio.gather(_drain(proc.stdout, out), _drain(proc.stderr, err))
+        code = await proc.wait()
     except BaseException:
         _kill_group(proc.pid)
         await proc.wait()
         raise
-    return _result(out.decode(errors="replace"), err.decode(errors="replace"), proc.returncode)
+    return _result(out.text("stdout"), err.text("stderr"), code)
+
+
+def _not_found(argv: list[str], cwd: str | None, exc: FileNotFoundError) -> str:
+    if cwd is not None and not os.path.isdir(cwd):
+        return f"the working directory {cwd!r} does not exist; create it first or fix cwd"
+    return (
+        f"command {argv[0]!r} not found; check the spelling and PATH, or give its full path "
+        f"({exc.strerror})"
+    )
 
 
 def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
 
 
 def _result(stdout: str, stderr: str, code: int | None) -> Any:
     if code != 0:
         tail = stderr.strip()[-2000:] or stdout.strip()[-2000:]
-        raise CommandFailed(f"command exited with code {code}" + (f": {tail}" if tail else ""))
+        how = f"exited with code {code}"
+        if code is not None and code < 0:
+            with contextlib.suppress(ValueError):
+                how = f"was killed by {signal.Signals(-code).name} (exit code {code})"
+        raise CommandFailed(f"command {how}" + (f": {tail}" if tail else ""))
     for line in stdout.splitlines():
         line = line.strip()
         if line.startswith("{"):
@@ -81,27 +197,128 @@ def input_env(inputs: Mapping[str, Any]) -> dict[str, str]:
     }
 
 
-class ShellKind:
-    """Runs ``params['command']``; see the module docstring."""
+# --- the kind ---------------------------------------------------------------------------
 
-    fields: tuple[str, ...] = ("command", "env", "cwd")
+_NEEDS = (
+    "a shell step needs params command: 'text' (run by sh -c), command: [program, arg, ...] "
+    "(run directly), or script: (several lines, run by sh -e)"
+)
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float) and not isinstance(value, bool)
+
+
+def _shape_problems(params: Mapping[str, Any]) -> list[str]:
+    """What is wrong with the types of the params, each with what to write instead."""
+    command, script = params.get("command"), params.get("script")
+    out: list[str] = []
+    if command is None and script is None:
+        return [_NEEDS]
+    if command is not None and script is not None:
+        out.append("give either command or script, not both")
+    if command is not None and not (
+        (isinstance(command, str) and command.strip())
+        or (isinstance(command, list) and command and all(_scalar(a) for a in command))
+    ):
+        out.append(f"command must be non-empty text or a list of strings, got {command!r}")
+    if script is not None and not (isinstance(script, str) and script.strip()):
+        out.append(f"script must be non-empty text (the lines to run), got {script!r}")
+    args = params.get("args")
+    if args is not None and not (isinstance(args, list) and all(_scalar(a) for a in args)):
+        out.append(f"args must be a list of strings, got {args!r}")
+    out += _env_problems(params.get("env"))
+    cwd = params.get("cwd")
+    if cwd is not None and not (isinstance(cwd, str) and cwd):
+        out.append(f"cwd must be a directory path, got {cwd!r}")
+    return out
+
+
+def _env_problems(env: Any) -> list[str]:
+    if env is None:
+        return []
+    if not isinstance(env, Mapping):
+        return [f"env must be a mapping of NAME: value, got {env!r}"]
+    out = []
+    for name, value in env.items():
+        if not (isinstance(name, str) and _ENV_NAME.fullmatch(name)):
+            out.append(f"env name {name!r} is not a valid variable name; use letters, digits, _")
+        elif not (_scalar(value) or isinstance(value, bool)):
+            out.append(f"env {name} must be a string, got {value!r}")
+    return out
+
+
+class ShellKind:
+    """Runs ``command`` or ``script``; see the module docstring."""
+
+    fields: tuple[str, ...] = ("command", "script", "args", "env", "cwd")
 
     def problems(self, step: Step) -> list[str]:
-        command = step.params.get("command")
-        if not isinstance(command, str | list) or not command:
-            return ["a shell step needs params={'command': 'text'} (or a list of arguments)"]
-        return []
+        out = _shape_problems(step.params)
+        if out:
+            return out
+        for field in self.fields:
+            out += template_problems(step.params.get(field), field)
+        return out
 
     def action(self, step: Step, ctx: RunContext) -> Action:
-        params = step.params
+        params = dict(step.params)
+        where = f"step {step.id!r} params"
 
-        def bind(
-            inputs: Mapping[str, Any], run_params: Mapping[str, Any]
-        ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-            env = {**input_env(inputs), **params.get("env", {})}
-            return (params["command"], env, params.get("cwd")), {}
+        async def run(inputs: Mapping[str, Any]) -> Any:
+            names = namespace(inputs, ctx)
+            env = {
+                str(k): to_text(v)
+                for k, v in render(params.get("env") or {}, names, where=f"{where}.env").items()
+            }
+            cwd = params.get("cwd")
+            cwd = None if cwd is None else to_text(render(cwd, names, where=f"{where}.cwd"))
+            args = _argv(render(params.get("args") or [], names, where=f"{where}.args"))
+            full_env = {**input_env(inputs), **env}
+            if "script" in params:
+                script = render(params["script"], names, where=f"{where}.script", quote=shlex.quote)
+                return await _run_script(str(script), args, full_env, cwd)
+            command = params["command"]
+            if isinstance(command, str):
+                text = render(command, names, where=f"{where}.command", quote=shlex.quote)
+                line = " ".join([str(text), *(shlex.quote(a) for a in args)])
+                return await run_command(line, full_env, cwd)
+            argv = _argv(render(command, names, where=f"{where}.command"))
+            return await run_command([*argv, *args], full_env, cwd)
 
-        return Action(run_command, "async", bind)
+        return Action(run, "async", _bind_inputs)
+
+
+def _bind_inputs(
+    inputs: Mapping[str, Any], params: Mapping[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    return (inputs,), {}
+
+
+def _argv(values: list[Any]) -> list[str]:
+    """Rendered arguments as text; one that rendered to a list adds each item."""
+    out: list[str] = []
+    for value in values:
+        if isinstance(value, list | tuple):
+            out += [to_text(item) for item in value]
+        else:
+            out.append(to_text(value))
+    return out
+
+
+async def _run_script(script: str, args: list[str], env: dict[str, str], cwd: str | None) -> Any:
+    """Run ``script`` from a temporary file: by ``sh -e``, or by its ``#!`` line."""
+    fd, path = tempfile.mkstemp(prefix="pardag-", suffix=".sh")
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(script if script.endswith("\n") else script + "\n")
+        if script.startswith("#!"):
+            os.chmod(path, stat.S_IRWXU)
+            return await run_command([path, *args], env, cwd)
+        return await run_command(["sh", "-e", path, *args], env, cwd)
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
 
 
 KINDS = {"shell": ShellKind()}

@@ -1,0 +1,429 @@
+"""The ``shellflow`` kind: one step of a shell-orchestrator YAML file (``formats.shellflow``).
+
+Such files are written for tools that treat a workflow as a shell session spread over a DAG:
+positional parameters, environment variables and variables captured from a step's output.
+A step runs ``sh -c TEXT sh $1 $2 ...`` in its own process group (killed on timeout or
+cancellation), so ``$1``, ``$2`` ... in the text are the run's positional parameters.
+
+Params (``step.params``):
+
+* ``command``: shell text. ``args`` are appended, each as one double-quoted word: ``$VAR``,
+  ``$1`` and ``$(...)`` expand in them, spaces and ``;`` do not split them.
+* ``script``: a script for ``sh``; with ``command`` too, ``command`` is its interpreter
+  (``command: python3``) and gets ``args``, the script's path and the positional parameters.
+* ``dir``: the working directory. ``env``: variables for this step only.
+* ``preconditions``: ``[{"predicate": ..., "expected": ...}]``. Each predicate is expanded
+  like a double-quoted shell word (``"$BRANCH"``, ``"`date +%u`"``) and compared, trimmed, to
+  ``expected``; ``re:PATTERN`` searches instead (unanchored, as the original tools do). One
+  that does not hold fails the step with :class:`PreconditionFailed`, which is never retried.
+* ``output``: ``{"stdout": VAR, "stderr": VAR}``: the trimmed stream becomes variable ``VAR``
+  for every step that descends from this one.
+
+The environment of a command, lowest first: the process's own; the run's params that look
+like variables (a name such as ``BRANCH`` with a string, number or bool value; the file's
+``env:`` lands there, so ``wf.run(params={"BRANCH": "dev"})`` overrides it); the output
+variables of the steps it descends from; the step's ``env``. The run param ``params`` holds
+the positional parameters: a string split as the shell splits words, or a list.
+
+The output is ``{"stdout", "stderr", "exit_code"}``, one key per output variable the step
+set, and ``"vars"``: every output variable it passes on (inherited ones and its own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shlex
+import signal
+import subprocess
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pardag.errors import ArgumentError
+from pardag.kinds.base import Action, RunContext
+from pardag.kinds.shell import MAX_OUTPUT, CommandFailed
+
+if TYPE_CHECKING:
+    from pardag.model import Step
+
+__all__ = [
+    "RESERVED_OUTPUTS",
+    "VARIABLE",
+    "PreconditionFailed",
+    "Predicate",
+    "ShellflowKind",
+    "WhenPredicate",
+    "expected_text",
+    "positional_params",
+]
+
+VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""What an environment or output variable's name may look like."""
+RESERVED_OUTPUTS = frozenset({"stdout", "stderr", "exit_code", "vars"})
+"""Keys of a step's output that an output variable may not be named."""
+WHEN_TIMEOUT = 30.0
+"""Seconds a ``when`` predicate may take; it runs before the step, on the run's own thread."""
+_TAIL = 2000
+_CHUNK = 64 * 1024
+
+
+class PreconditionFailed(Exception):
+    """A precondition did not hold (or could not be evaluated); the step fails once."""
+
+
+def expected_text(value: Any) -> str:
+    """An ``expected`` value as the text it is compared with (YAML may give a number)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else str(value).strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Predicate:
+    """Shell text expanded as a double-quoted word, compared with ``expected``."""
+
+    text: str
+    expected: str
+
+    def script(self) -> str:
+        """The ``sh -c`` text that prints the expansion."""
+        return f'printf "%s" "{self.text}"'
+
+    def holds(self, value: str) -> bool:
+        """Whether the expansion ``value`` is what was expected (``re:`` searches)."""
+        if self.expected.startswith("re:"):
+            return re.search(self.expected[3:], value) is not None
+        return value == self.expected
+
+    def verdict(self, stdout: str, stderr: str, code: int | None) -> bool:
+        """Whether the predicate holds, from its ``sh`` run; a shell error raises."""
+        if code != 0:
+            tail = stderr.strip()[-_TAIL:]
+            raise PreconditionFailed(
+                f"predicate {self.text!r} could not be expanded (sh exited with code {code})"
+                + (f": {tail}" if tail else "")
+            )
+        return self.holds(stdout.strip())
+
+    def failure(self, value: str) -> str:
+        return f"precondition failed: expected {self.expected!r}, got {value.strip()!r}"
+
+
+def positional_params(run_params: Mapping[str, Any]) -> list[str]:
+    """``$1``, ``$2`` ... from the run param ``params``: a string of words, a list, or one value."""
+    value = run_params.get("params")
+    if value is None:
+        return []
+    if isinstance(value, str):
+        try:
+            return shlex.split(value)
+        except ValueError as exc:
+            raise ArgumentError(
+                f"run param 'params' {value!r} cannot be split into words ({exc}); "
+                "close the quote or pass a list"
+            ) from None
+    if _is_scalar(value):  # one value: a number given on the command line
+        return [_text(value)]
+    if isinstance(value, list | tuple) and all(_is_scalar(v) for v in value):
+        return [_text(v) for v in value]
+    raise ArgumentError(
+        f"run param 'params' must be a string of space-separated values or a list of them, "
+        f"got {value!r}"
+    )
+
+
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _run_env(run_params: Mapping[str, Any]) -> dict[str, str]:
+    """The run params that are variables: a variable-like name and a scalar value."""
+    return {
+        key: _text(value)
+        for key, value in run_params.items()
+        if key != "params" and _is_scalar(value) and VARIABLE.fullmatch(key)
+    }
+
+
+def inherited(inputs: Mapping[str, Any]) -> dict[str, str]:
+    """The output variables the dependencies pass on; later ones (in depends order) win."""
+    found: dict[str, str] = {}
+    for output in inputs.values():
+        if isinstance(output, Mapping) and isinstance(output.get("vars"), Mapping):
+            found.update(output["vars"])
+    return found
+
+
+def environment(
+    inputs: Mapping[str, Any], run_params: Mapping[str, Any], step_env: Mapping[str, str]
+) -> dict[str, str]:
+    """A command's variables on top of the process's; see the module docstring for the order."""
+    return {**_run_env(run_params), **inherited(inputs), **step_env}
+
+
+class WhenPredicate:
+    """A step's ``when``: true if the predicate holds; false skips the step ("condition false").
+
+    The runner checks ``when`` synchronously before the step starts, so the predicate runs
+    as a blocking subprocess, limited to ``WHEN_TIMEOUT`` seconds.
+    """
+
+    def __init__(
+        self, predicate: Predicate, env: Mapping[str, str] | None = None, cwd: str | None = None
+    ) -> None:
+        self.predicate = predicate
+        self.env = dict(env or {})
+        self.cwd = cwd
+
+    def __call__(self, inputs: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
+        env = {**os.environ, **environment(inputs, params, self.env)}
+        argv = ["sh", "-c", self.predicate.script(), "sh", *positional_params(params)]
+        with subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=self.cwd,
+            start_new_session=True,
+            text=True,
+        ) as proc:
+            try:
+                out, err = proc.communicate(timeout=WHEN_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc.pid)
+                proc.communicate()
+                raise PreconditionFailed(
+                    f"when predicate {self.predicate.text!r} took longer than {WHEN_TIMEOUT:g}s"
+                ) from None
+        return self.predicate.verdict(out, err, proc.returncode)
+
+
+@dataclass(frozen=True, slots=True)
+class _Spec:
+    """A step's params, checked and typed once per run."""
+
+    command: str | None
+    script: str | None
+    args: tuple[str, ...]
+    cwd: str | None
+    env: dict[str, str]
+    preconditions: tuple[Predicate, ...]
+    outputs: dict[str, str]  # stream -> variable
+
+    @classmethod
+    def of(cls, params: Mapping[str, Any]) -> _Spec:
+        output = params.get("output") or {}
+        return cls(
+            params.get("command"),
+            params.get("script"),
+            tuple(params.get("args") or ()),
+            params.get("dir"),
+            dict(params.get("env") or {}),
+            tuple(
+                Predicate(p["predicate"], expected_text(p.get("expected")))
+                for p in params.get("preconditions") or ()
+            ),
+            {"stdout": output} if isinstance(output, str) else dict(output),
+        )
+
+    def text(self, script_path: str | None) -> str:
+        """The ``sh -c`` text of the step."""
+        if self.command is None:
+            assert self.script is not None  # validated
+            return self.script
+        words = [self.command, *(f'"{arg}"' for arg in self.args)]
+        if script_path is not None:
+            words += [shlex.quote(script_path), '"$@"']
+        return " ".join(words)
+
+
+async def _capture(
+    argv: Sequence[str], env: Mapping[str, str], cwd: str | None
+) -> tuple[str, str, int]:
+    """Run ``argv``; its streams and exit code. Cancelled, it kills the process group.
+
+    Unlike ``shell.run_command``, it returns stdout as written even when a line of it is
+    JSON: output variables capture the text.
+    """
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **env},
+        cwd=cwd,
+        start_new_session=True,
+    )
+    try:
+        out, err = await asyncio.gather(_read(proc.stdout), _read(proc.stderr))
+        code = await proc.wait()
+    except BaseException:
+        _kill_group(proc.pid)
+        await proc.wait()
+        raise
+    return out, err, code
+
+
+async def _read(stream: asyncio.StreamReader | None) -> str:
+    """A stream's text, its first ``MAX_OUTPUT`` bytes kept (and how much was dropped)."""
+    kept, dropped = bytearray(), 0
+    while stream is not None and (chunk := await stream.read(_CHUNK)):
+        room = max(0, MAX_OUTPUT - len(kept))
+        kept += chunk[:room]
+        dropped += len(chunk) - min(room, len(chunk))
+    text = kept.decode(errors="replace")
+    return text + (f"\n[pardag: {dropped:,} more bytes dropped]\n" if dropped else "")
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+async def _check(spec: _Spec, positional: list[str], env: Mapping[str, str]) -> None:
+    for predicate in spec.preconditions:
+        argv = ["sh", "-c", predicate.script(), "sh", *positional]
+        out, err, code = await _capture(argv, env, spec.cwd)
+        if not predicate.verdict(out, err, code):
+            raise PreconditionFailed(predicate.failure(out))
+
+
+async def _run_step(
+    spec: _Spec, positional: list[str], env: dict[str, str], passed: dict[str, str]
+) -> dict[str, Any]:
+    """One attempt: preconditions, then the command; its output with the variables set."""
+    await _check(spec, positional, env)
+    with _script_file(spec) as path:
+        argv = ["sh", "-c", spec.text(path), "sh", *positional]
+        out, err, code = await _capture(argv, env, spec.cwd)
+    if code != 0:
+        tail = err.strip()[-_TAIL:] or out.strip()[-_TAIL:]
+        raise CommandFailed(f"command exited with code {code}" + (f": {tail}" if tail else ""))
+    streams = {"stdout": out, "stderr": err}
+    own = {var: streams[stream].strip() for stream, var in spec.outputs.items()}
+    return {**streams, "exit_code": code, **own, "vars": {**passed, **own}}
+
+
+@contextlib.contextmanager
+def _script_file(spec: _Spec) -> Any:
+    """The path of ``script`` written to a temporary file, when an interpreter runs it."""
+    if spec.script is None or spec.command is None:
+        yield None
+        return
+    fd, path = tempfile.mkstemp(prefix="pardag-", suffix=".script")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(spec.script)
+        yield path
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+
+class ShellflowKind:
+    """Runs one shell-orchestrator step; see the module docstring."""
+
+    fields: tuple[str, ...] = (
+        "command",
+        "script",
+        "args",
+        "dir",
+        "env",
+        "preconditions",
+        "output",
+    )
+
+    def problems(self, step: Step) -> list[str]:
+        return param_problems(step.params)
+
+    def action(self, step: Step, ctx: RunContext) -> Action:
+        spec = _Spec.of(step.params)
+
+        def bind(
+            inputs: Mapping[str, Any], run_params: Mapping[str, Any]
+        ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+            env = environment(inputs, run_params, spec.env)
+            return (spec, positional_params(run_params), env, inherited(inputs)), {}
+
+        return Action(_run_step, "async", bind)
+
+
+def param_problems(params: Mapping[str, Any]) -> list[str]:
+    """What is wrong with a shellflow step's params, each message saying how to fix it."""
+    out = _command_problems(params)
+    env = params.get("env", {})
+    if not isinstance(env, Mapping) or not all(
+        isinstance(k, str) and VARIABLE.fullmatch(k) and isinstance(v, str) for k, v in env.items()
+    ):
+        out.append("env must map variable names to strings, e.g. {'BRANCH': 'main'}")
+    if not isinstance(params.get("dir", ""), str):
+        out.append("dir must be a directory path (a string)")
+    out += _precondition_problems(params.get("preconditions", []))
+    out += output_problems(params.get("output", {}))
+    return out
+
+
+def _command_problems(params: Mapping[str, Any]) -> list[str]:
+    command, script = params.get("command"), params.get("script")
+    if command is None and script is None:
+        return ["a shellflow step needs a command (shell text) or a script"]
+    out = []
+    for name, value in (("command", command), ("script", script)):
+        if value is not None and (not isinstance(value, str) or not value.strip()):
+            out.append(f"{name} must be non-empty shell text, got {value!r}")
+    args = params.get("args", [])
+    if not isinstance(args, list | tuple) or not all(isinstance(a, str) for a in args):
+        out.append("args must be a list of strings, e.g. ['--verbose', '$1']")
+    elif args and command is None:
+        out.append("args go with command; put them in the script instead")
+    return out
+
+
+def _precondition_problems(preconditions: Any) -> list[str]:
+    if not isinstance(preconditions, list | tuple) or not all(
+        isinstance(p, Mapping) and isinstance(p.get("predicate"), str) for p in preconditions
+    ):
+        return ["preconditions must be a list of {predicate: text, expected: value}"]
+    return [m for p in preconditions for m in expected_problems(p.get("expected"))]
+
+
+def expected_problems(expected: Any) -> list[str]:
+    """A regular expression after ``re:`` must compile."""
+    text = expected_text(expected)
+    if not text.startswith("re:"):
+        return []
+    try:
+        re.compile(text[3:])
+    except re.error as exc:
+        return [f"expected {text!r} is not a valid regular expression ({exc}); fix the pattern"]
+    return []
+
+
+def output_problems(output: Any) -> list[str]:
+    """``output`` must name variables for ``stdout`` and ``stderr`` (a string: stdout)."""
+    mapping = {"stdout": output} if isinstance(output, str) else output
+    if not isinstance(mapping, Mapping) or not set(mapping) <= {"stdout", "stderr"}:
+        return ["output must be a variable name or {stdout: NAME, stderr: NAME}"]
+    out = []
+    for var in mapping.values():
+        if not isinstance(var, str) or not VARIABLE.fullmatch(var):
+            out.append(f"output variable {var!r} must be a name like VERSION (letters, digits, _)")
+        elif var in RESERVED_OUTPUTS:
+            out.append(
+                f"output variable {var!r} would clash with the step's {var!r} output; rename it"
+            )
+    return out
+
+
+KINDS = {"shellflow": ShellflowKind()}

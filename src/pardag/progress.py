@@ -1,0 +1,242 @@
+"""What a person watching a run sees: a live view while it runs, a summary when it ends.
+
+``LiveProgress`` is a listener. Events only update counters (they arrive on the run's event
+loop, which must not wait for a terminal); rich's ``Live`` repaints from those counters on its
+own thread a few times a second. The summary (``print_summary``) is built from the
+``RunResult`` alone, so it is the same whether or not anything was live.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.progress_bar import ProgressBar
+from rich.spinner import Spinner
+from rich.table import Table
+from rich.text import Text
+
+from pardag.events import Event, EventKind
+from pardag.results import RunResult, RunStatus
+
+__all__ = ["LiveProgress", "print_summary", "print_trimmed", "speedup", "step_seconds"]
+
+_FINAL = {
+    EventKind.STEP_SUCCEEDED: "succeeded",
+    EventKind.STEP_FAILED: "failed",
+    EventKind.STEP_SKIPPED: "skipped",
+    EventKind.STEP_CANCELLED: "cancelled",
+}
+_STYLE = {
+    "succeeded": "green",
+    "failed": "bold red",
+    "skipped": "yellow",
+    "cancelled": "magenta",
+    "timed_out": "bold red",
+    "running": "cyan",
+    "waiting": "yellow",
+    "retrying": "yellow",
+    "paused": "blue",
+}
+_ONLY_IF_ANY = ("retrying", "paused", "cancelled")
+_SHOWN = 4
+"""How many running or waiting step ids the live view names before it says "and N more"."""
+
+
+class LiveProgress:
+    """A listener that shows a run live on ``console``: counts, a bar, what runs and waits.
+
+    Use it as a context manager around the run; it starts and stops rich's ``Live``.
+    """
+
+    def __init__(self, console: Console, workflow: str, total: int) -> None:
+        self.console = console
+        self.workflow = workflow
+        self.total = total
+        self.counts = dict.fromkeys(_FINAL.values(), 0)
+        self.running: dict[str, None] = {}  # insertion-ordered sets
+        self.ready: dict[str, None] = {}  # ready, no free slot yet (max_concurrency)
+        self.waiting: dict[str, str] = {}  # step -> what it waits for
+        self.retrying: dict[str, None] = {}
+        self.paused: dict[str, None] = {}
+        self.started = time.monotonic()
+        self._lock = threading.Lock()  # events arrive on the loop, repaints on Live's thread
+        self._spinner = Spinner("dots", style="cyan")
+        self._live = Live(
+            console=console,
+            get_renderable=self.render,
+            refresh_per_second=8,
+            transient=True,
+            redirect_stdout=False,
+        )
+
+    def __enter__(self) -> LiveProgress:
+        self._live.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._live.stop()
+
+    def on_event(self, event: Event) -> None:
+        """Record the event; the next repaint shows it."""
+        step = event.step
+        with self._lock:
+            if step is None:
+                if event.kind is EventKind.RUN_STARTED:
+                    self.started = event.time
+                return
+            self._update(event.kind, step, event.data)
+
+    def _update(self, kind: EventKind, step: str, data: Mapping[str, Any]) -> None:
+        if kind is EventKind.STEP_READY:
+            self.ready[step] = None
+        elif kind is EventKind.STEP_WAITING:  # ready, and now known to wait for something
+            self.ready.pop(step, None)
+            self.waiting[step] = str(data.get("waiting_on") or "a slot")
+        elif kind in (EventKind.STEP_STARTED, EventKind.STEP_RESUMED):
+            self._forget(step)
+            self.running[step] = None
+        elif kind is EventKind.STEP_PAUSED:
+            self._forget(step)
+            self.paused[step] = None
+        elif kind is EventKind.STEP_RETRYING:
+            self._forget(step)
+            self.retrying[step] = None
+        elif kind in _FINAL:
+            self._forget(step)
+            self.counts[_FINAL[kind]] += 1
+
+    def _forget(self, step: str) -> None:
+        for where in (self.running, self.ready, self.waiting, self.retrying, self.paused):
+            where.pop(step, None)
+
+    def render(self) -> RenderableType:
+        """The live view, from the counters as they are now."""
+        with self._lock:
+            done = sum(self.counts.values())
+            head = Table.grid(padding=(0, 1))
+            head.add_row(
+                self._spinner,
+                Text(self.workflow, style="bold"),
+                ProgressBar(
+                    total=max(self.total, 1),
+                    completed=done,
+                    width=30,
+                    complete_style="green",
+                    finished_style="green",
+                ),
+                Text(f"{done}/{self.total}"),
+                Text(_clock(time.monotonic() - self.started), style="dim"),
+            )
+            lines: list[RenderableType] = [head, self._counts_line()]
+            if self.running:
+                lines.append(Text("  running: " + _names(self.running), style="cyan"))
+            if self.ready or self.waiting:
+                lines.append(Text("  waiting: " + self._waits(), style="yellow"))
+        return Group(*lines)
+
+    def _counts_line(self) -> Text:
+        c = self.counts
+        parts = [
+            ("running", len(self.running)),
+            ("waiting", len(self.ready) + len(self.waiting)),
+            ("retrying", len(self.retrying)),
+            ("paused", len(self.paused)),
+            ("succeeded", c["succeeded"]),
+            ("failed", c["failed"]),
+            ("skipped", c["skipped"]),
+            ("cancelled", c["cancelled"]),
+        ]
+        text = Text("  ")
+        for label, count in parts:
+            if count or label not in _ONLY_IF_ANY:
+                text.append(" · " if len(text) > 2 else "")
+                text.append(f"{label} {count}", style=_STYLE.get(label, "") if count else "dim")
+        return text
+
+    def _waits(self) -> str:
+        named = [f"{s} (for {what})" for s, what in self.waiting.items()]
+        named += list(self.ready)
+        return _names(dict.fromkeys(named))
+
+
+def _names(ids: Mapping[str, object]) -> str:
+    shown = list(ids)[:_SHOWN]
+    more = len(ids) - len(shown)
+    return ", ".join(shown) + (f" and {more} more" if more else "")
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+# -- the summary -----------------------------------------------------------------------------
+
+
+def step_seconds(result: RunResult) -> float:
+    """The sum of the steps' durations: the run's length had they run one after another."""
+    return sum(s.duration or 0.0 for s in result.steps.values())
+
+
+def speedup(result: RunResult) -> float | None:
+    """Sum of step durations over the run's wall time; None when either is zero."""
+    wall = result.finished_at - result.started_at
+    total = step_seconds(result)
+    if wall <= 0 or total <= 0:
+        return None
+    return total / wall
+
+
+def print_summary(console: Console, result: RunResult) -> None:
+    """Print a table of the steps (state, duration, attempts, reason) and one closing line."""
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    table.add_column("step", no_wrap=True)
+    table.add_column("state")
+    table.add_column("duration", justify="right")
+    table.add_column("attempts", justify="right")
+    table.add_column("reason", overflow="fold")
+    for sid, step in result.steps.items():
+        state = step.state.value
+        duration = "-" if step.duration is None else f"{step.duration:.2f}s"
+        style = _STYLE.get(state, "")
+        reason = Text(step.reason or "")  # Text, not markup: reasons quote errors verbatim
+        table.add_row(Text(sid), Text(state, style=style), duration, str(step.attempts), reason)
+    print_trimmed(console, table)
+    console.print(_closing_line(result), highlight=False)
+
+
+def print_trimmed(console: Console, renderable: RenderableType) -> None:
+    """Print without the trailing blanks rich pads table rows with (they clutter logs)."""
+    with console.capture() as captured:
+        console.print(renderable)
+    console.file.write("\n".join(line.rstrip() for line in captured.get().splitlines()) + "\n")
+
+
+def _closing_line(result: RunResult) -> Text:
+    wall = result.finished_at - result.started_at
+    counts: dict[str, int] = {}
+    for step in result.steps.values():
+        counts[step.state.value] = counts.get(step.state.value, 0) + 1
+    states = ", ".join(f"{n} {state}" for state, n in counts.items())
+    status = result.status.value
+    line = Text(f"run {status}", style=_STYLE.get(status, ""))
+    line.append(f" in {wall:.2f}s: {len(result.steps)} steps ({states})")
+    ratio = speedup(result)
+    if ratio is not None and result.status is not RunStatus.RUNNING:
+        line.append(
+            f"; speed-up {ratio:.1f}x over running them one after another "
+            f"({step_seconds(result):.2f}s of steps)"
+        )
+    return line

@@ -1,0 +1,382 @@
+"""The ``http`` kind against a real HTTP server on 127.0.0.1, started per test."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from pardag import StepFailed, StepState, ValidationError, Workflow
+from pardag.kinds.base import RunContext
+from pardag.kinds.http import HTTPFailed, HttpKind
+from pardag.model import Step
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@dataclass
+class Seen:
+    """One request as the server saw it."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    port: int  # the client's port: the same port means the same pooled connection
+
+
+@dataclass
+class Server:
+    url: str
+    seen: list[Seen] = field(default_factory=list)
+    closed: list[int] = field(default_factory=list)  # client ports whose connection ended
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, so that connection reuse is visible
+    server: _RecordingServer
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        finally:
+            self.server.record.closed.append(self.client_address[1])
+
+    def _serve(self) -> None:
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("content-length") or 0)
+        seen = Seen(
+            self.command,
+            parts.path,
+            parse_qs(parts.query),
+            {k.lower(): v for k, v in self.headers.items()},
+            self.rfile.read(length),
+            self.client_address[1],
+        )
+        self.server.record.seen.append(seen)
+        route = parts.path.strip("/").split("/")
+        if route[0] == "status":
+            self._reply(int(route[1]), "text/plain", f"status {route[1]} body".encode())
+        elif route[0] == "text":
+            self._reply(200, "text/plain; charset=utf-8", "plain text ✓".encode())
+        elif route[0] == "problem":
+            self._reply(200, "application/problem+json", b'{"title": "x"}')
+        elif route[0] == "badjson":
+            self._reply(200, "application/json", b"{not json")
+        elif route[0] == "redirect":
+            self.send_response(302)
+            self.send_header("Location", "/json/redirected")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        elif route[0] == "slow":
+            time.sleep(float(route[1]))
+            self._reply(200, "text/plain", b"late")
+        else:
+            echo = {
+                "method": seen.method,
+                "path": seen.path,
+                "query": seen.query,
+                "body": seen.body.decode(),
+                "content_type": seen.headers.get("content-type"),
+                "items": [1, 2],
+            }
+            self._reply(200, "application/json", json.dumps(echo).encode(), {"X-Multi": "a"})
+
+    def _reply(
+        self, status: int, kind: str, body: bytes, extra: dict[str, str] | None = None
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in (extra or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
+
+
+class _RecordingServer(ThreadingHTTPServer):
+    daemon_threads = True
+    record: Server
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    httpd = _RecordingServer(("127.0.0.1", 0), _Handler)
+    httpd.record = Server(f"http://127.0.0.1:{httpd.server_address[1]}")
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd.record
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(10)
+
+
+def run_http(**params: Any) -> Any:
+    wf = Workflow("http")
+    wf.add("call", kind="http", params=params)
+    return wf.run()
+
+
+# --- requests ---------------------------------------------------------------------------
+
+
+def test_get_returns_status_headers_and_parsed_json(server: Server) -> None:
+    result = run_http(url=f"{server.url}/json/x")
+    assert result.ok, result.error
+    out = result.outputs["call"]
+    assert out["status"] == 200
+    assert out["headers"]["content-type"] == "application/json"
+    assert out["headers"]["x-multi"] == "a"
+    assert out["body"]["method"] == "GET"
+    assert out["body"]["path"] == "/json/x"
+    assert [s.method for s in server.seen] == ["GET"]
+
+
+@pytest.mark.parametrize("method", ["post", "PUT", "PATCH", "DELETE", "OPTIONS"])
+def test_the_method_is_sent(server: Server, method: str) -> None:
+    result = run_http(url=f"{server.url}/echo", method=method)
+    assert result.outputs["call"]["body"]["method"] == method.upper()
+
+
+def test_head_has_an_empty_body(server: Server) -> None:
+    result = run_http(url=f"{server.url}/echo", method="HEAD")
+    assert result.outputs["call"]["status"] == 200
+    assert server.seen[0].method == "HEAD"
+
+
+def test_headers_query_and_json_body_are_sent(server: Server) -> None:
+    result = run_http(
+        url=f"{server.url}/echo",
+        method="POST",
+        headers={"Authorization": "Bearer t0k", "X-Count": 3},
+        query={"q": "a b&c", "tag": ["x", "y"], "n": 1},
+        json={"rows": [1, 2], "ok": True},
+    )
+    assert result.ok, result.error
+    [seen] = server.seen
+    assert seen.headers["authorization"] == "Bearer t0k"
+    assert seen.headers["x-count"] == "3"
+    assert seen.query == {"q": ["a b&c"], "tag": ["x", "y"], "n": ["1"]}
+    assert json.loads(seen.body) == {"rows": [1, 2], "ok": True}
+    assert seen.headers["content-type"] == "application/json"
+
+
+def test_a_text_body_is_sent_as_it_is(server: Server) -> None:
+    run_http(url=f"{server.url}/echo", method="POST", body="line one\nline two")
+    assert server.seen[0].body == b"line one\nline two"
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("text", "plain text ✓"),
+        ("problem", {"title": "x"}),
+        ("badjson", "{not json"),  # claims JSON but is not: kept as text
+    ],
+)
+def test_the_body_is_parsed_only_when_it_is_json(server: Server, path: str, expected: Any) -> None:
+    assert run_http(url=f"{server.url}/{path}").outputs["call"]["body"] == expected
+
+
+def test_redirects_are_followed(server: Server) -> None:
+    out = run_http(url=f"{server.url}/redirect").outputs["call"]
+    assert out["status"] == 200
+    assert out["body"]["path"] == "/json/redirected"
+
+
+# --- templates --------------------------------------------------------------------------
+
+
+def test_url_headers_query_and_json_are_rendered_from_upstream_steps(server: Server) -> None:
+    wf = Workflow("templated")
+    wf.add("user", lambda: {"id": 42, "name": "Ada L", "tags": ["a", "b"]})
+    wf.add(
+        "call",
+        kind="http",
+        depends_on=["user"],
+        params={
+            "url": server.url + "/users/{{ steps.user.output.id }}",
+            "method": "{{ params.verb }}",
+            "headers": {"X-User": "{{ inputs.user.name }}"},
+            "query": {"tag": "{{ inputs.user.tags }}", "who": "{{ inputs.user.name }}"},
+            "json": {"id": "{{ inputs.user.id }}", "greeting": "hi {{ inputs.user.name }}"},
+            "timeout": "{{ params.wait }}",
+        },
+    )
+    wf.add("status", lambda call: call["status"])
+    result = wf.run(params={"verb": "post", "wait": "5s"})
+    assert result.ok, result.error
+    [seen] = server.seen
+    assert (seen.method, seen.path) == ("POST", "/users/42")
+    assert seen.headers["x-user"] == "Ada L"
+    assert seen.query == {"tag": ["a", "b"], "who": ["Ada L"]}
+    assert json.loads(seen.body) == {"id": 42, "greeting": "hi Ada L"}  # the id stays a number
+    assert result.outputs["status"] == 200
+
+
+def test_urlencode_filter_for_values_in_the_url(server: Server) -> None:
+    wf = Workflow("encoded")
+    wf.add(
+        "call",
+        kind="http",
+        params={"url": server.url + "/files/{{ params.name | urlencode }}"},
+    )
+    wf.run(params={"name": "a b/c"})
+    assert server.seen[0].path == "/files/a%20b/c"
+
+
+def test_a_template_error_fails_the_step_naming_it(server: Server) -> None:
+    result = run_http(url=server.url + "/{{ steps.nope.output }}")
+    reason = result.steps["call"].reason or ""
+    assert "step 'call' params" in reason
+    assert "key 'nope' not found" in reason
+    assert server.seen == []
+
+
+# --- failures ---------------------------------------------------------------------------
+
+
+def test_a_status_outside_2xx_fails_the_step_with_the_body_tail(server: Server) -> None:
+    result = run_http(url=f"{server.url}/status/404")
+    step = result.steps["call"]
+    assert step.state is StepState.FAILED
+    assert isinstance(step.error, StepFailed)
+    assert isinstance(step.error.cause, HTTPFailed)
+    assert step.error.cause.status == 404
+    assert f"HTTP 404 from GET {server.url}/status/404: status 404 body" in (step.reason or "")
+
+
+def test_allowed_statuses_do_not_fail(server: Server) -> None:
+    wf = Workflow("allowed")
+    wf.add(
+        "missing", kind="http", params={"url": f"{server.url}/status/404", "allow_status": [404]}
+    )
+    wf.add("error", kind="http", params={"url": f"{server.url}/status/500", "allow_status": [404]})
+    result = wf.run(on_failure="continue")
+    assert result.outputs["missing"]["status"] == 404
+    assert result.outputs["missing"]["body"] == "status 404 body"
+    assert result.steps["error"].state is StepState.FAILED
+    assert "HTTP 500" in (result.steps["error"].reason or "")
+
+
+def test_a_connection_error_names_the_url() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/x"
+    result = run_http(url=url)
+    reason = result.steps["call"].reason or ""
+    assert f"GET {url} failed: ConnectError" in reason
+
+
+def test_a_request_timeout_names_the_url(server: Server) -> None:
+    result = run_http(url=f"{server.url}/slow/3", timeout="100ms")
+    reason = result.steps["call"].reason or ""
+    assert f"GET {server.url}/slow/3 timed out (0.1s per phase)" in reason
+
+
+# --- the shared client ------------------------------------------------------------------
+
+
+def test_one_client_serves_a_run_and_is_closed_after_it(server: Server) -> None:
+    wf = Workflow("pooled")
+    wf.add("a", kind="http", params={"url": f"{server.url}/json/a"})
+    wf.add("b", kind="http", depends_on=["a"], params={"url": f"{server.url}/json/b"})
+    wf.add("c", kind="http", depends_on=["b"], params={"url": f"{server.url}/json/c"})
+    assert wf.run().ok
+    ports = {seen.port for seen in server.seen}
+    assert len(ports) == 1  # three requests, one pooled connection
+    [port] = ports
+    _eventually(lambda: port in server.closed)  # the run closed its client
+    assert wf.run().ok
+    assert server.seen[-1].port != port  # the next run has its own client
+
+
+def test_the_client_is_shared_through_the_run_context_and_closed_with_it(server: Server) -> None:
+    ctx = RunContext("run", "wf", {})
+    kind = HttpKind()
+    first = kind.action(Step("a", kind="http", params={"url": f"{server.url}/json/1"}), ctx)
+    second = kind.action(Step("b", kind="http", params={"url": f"{server.url}/json/2"}), ctx)
+
+    async def main() -> httpx.AsyncClient:
+        await first.fn(*first.bind({}, {})[0])
+        await second.fn(*second.bind({}, {})[0])
+        client: httpx.AsyncClient = ctx.state["http.client"]
+        assert not client.is_closed
+        await ctx.aclose()
+        return client
+
+    assert asyncio.run(main()).is_closed
+
+
+def _eventually(check: Any, within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert check()
+
+
+# --- validation -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({}, "an http step needs params url: 'https://...'"),
+        ({"url": "ftp://x/y"}, "must start with http:// or https://"),
+        ({"url": "example.com/x"}, "must start with http:// or https://"),
+        ({"url": "https://x", "method": "FETCH"}, "method 'FETCH' is unknown; use one of GET"),
+        ({"url": "https://x", "headers": ["a"]}, "headers must be a mapping of name: value"),
+        ({"url": "https://x", "headers": {"A": [1]}}, "headers 'A' must be a string"),
+        ({"url": "https://x", "query": {"q": {"a": 1}}}, "query 'q' must be a string or a list"),
+        ({"url": "https://x", "json": {}, "body": "x"}, "either json"),
+        ({"url": "https://x", "body": {"a": 1}}, "body must be text; to send a value as JSON"),
+        ({"url": "https://x", "timeout": "soon"}, "timeout 'soon'"),
+        ({"url": "https://x", "timeout": 0}, "timeout must be more than 0 seconds"),
+        ({"url": "https://x", "allow_status": 404}, "allow_status must be a list of status codes"),
+        ({"url": "https://x", "allow_status": [99]}, "allow_status must be a list"),
+        ({"url": "https://x/{{ id }"}, "url: template syntax error"),
+        ({"url": "https://x", "headers": {"A": "{{ a }"}}, "headers: template syntax error"),
+        ({"url": "https://x", "json": {"a": ["{% if %}"]}}, "json: template syntax error"),
+    ],
+)
+def test_bad_params_are_validation_problems(params: dict[str, Any], fragment: str) -> None:
+    wf = Workflow("bad")
+    wf.add("call", kind="http", params=params)
+    with pytest.raises(ValidationError) as info:
+        wf.validate()
+    messages = [p.message for p in info.value.problems]
+    assert any(fragment in m for m in messages), messages
+    assert all(p.step == "call" for p in info.value.problems)
+
+
+def test_fields() -> None:
+    assert HttpKind.fields == (
+        "url",
+        "method",
+        "headers",
+        "query",
+        "json",
+        "body",
+        "timeout",
+        "allow_status",
+    )
