@@ -453,6 +453,12 @@ def targets(res: Results) -> list[list[str]]:
 
     for w, name in (("W1", "W1 wide"), ("W2", "W2 chain")):
         add(f"{name}: async steps <= 12 us/step (build + run)", us(w, "pardag", "async"), 12, "us")
+        add(
+            f"{name}: built-in kinds <= 5 us/step (build + run)",
+            us(w, "pardag", "builtin"),
+            5,
+            "us",
+        )
         ref = us(w, "stdlib", "dynamic")
         mine = us(w, "pardag", "threads")
         if ref is None or mine is None:

@@ -95,11 +95,11 @@ def plan(mode: str) -> list[Job]:
     w3 = [W("W3", n=1000, slots=1000), W("W3", n=1000, slots=100)]
 
     # pardag
-    add("pardag", ["async", "threads", "inline"], [W("W1", n=10_000)])
-    add("pardag", ["async", "threads", "inline", "sequential"], [W("W2", n=10_000)])
+    add("pardag", ["async", "threads", "inline", "builtin"], [W("W1", n=10_000)])
+    add("pardag", ["async", "threads", "inline", "builtin", "sequential"], [W("W2", n=10_000)])
     add("pardag", ["async", "threads"], w3)
     add("pardag", ["async", "threads", "async-noest", "threads-noest", "levels"], [W("W4")])
-    add("pardag", ["async", "threads", "inline"], [W("W5", n=200_000)], memory=True)
+    add("pardag", ["async", "threads", "inline", "builtin"], [W("W5", n=200_000)], memory=True)
     # 1,000,000 steps: inline in quick mode too (about 15 s), so the page always has the row
     big = ["async", "threads", "inline"] if full else ["inline"]
     add("pardag", big, [W("W5", n=1_000_000)], memory=True)

@@ -42,3 +42,39 @@ def test_doc_example_runs(block_id: str, source: str) -> None:
     # Pad with newlines so a traceback points at the right line of the Markdown file.
     code = compile("\n" * (int(line) - 1) + source, str(ROOT / path), "exec")
     exec(code, {"__name__": "__main__"})
+
+
+FLOW_FENCE = re.compile(r"^```(yaml|json)[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+def readme_flows() -> list[tuple[str, str, str]]:
+    """(test id, extension, text) for every ```yaml and ```json block of the README."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    return [
+        (f"README.md:{text.count(chr(10), 0, m.start(2)) + 1}", m.group(1), m.group(2))
+        for m in FLOW_FENCE.finditer(text)
+    ]
+
+
+FLOWS = readme_flows()
+
+
+def test_the_readme_shows_one_workflow_per_format() -> None:
+    import pardag.formats
+    from pardag.formats.document import parse_document
+
+    formats = [
+        pardag.formats.detect_format(parse_document(text, "x", ext)) for _, ext, text in FLOWS
+    ]
+    assert sorted(formats) == sorted(pardag.formats.FORMATS)
+
+
+@pytest.mark.parametrize(("block_id", "ext", "text"), FLOWS, ids=[f[0] for f in FLOWS])
+def test_readme_workflow_runs(block_id: str, ext: str, text: str, tmp_path: Path) -> None:
+    import pardag
+
+    path = tmp_path / f"flow.{ext}"
+    path.write_text(text, encoding="utf-8")
+    result = pardag.load(path).run()
+    assert result.status == "succeeded", (block_id, result.error)
+    assert result.final_output is not None

@@ -52,6 +52,7 @@ class Pardag(Engine):
         "levels": "async def steps, levels mode (a barrier per level)",
         "threads-levels": "plain functions, levels mode",
         "sequential": "async def steps, sequential mode",
+        "builtin": "built-in node-graph kinds (number, visualization) on the inline executor",
     }
 
     def version(self) -> str:
@@ -70,6 +71,8 @@ class Pardag(Engine):
         return _async_noop if step.kind == "noop" else _async_sleeper(step.duration)
 
     def build(self, wl: Workload) -> pardag.Workflow:
+        if self.variant == "builtin":
+            return self._builtin(wl)
         wf = pardag.Workflow(wl.name)
         estimates = wl.kind == "sleep" and not self.variant.endswith("-noest")
         body, add = self._body, wf.add
@@ -79,6 +82,21 @@ class Pardag(Engine):
         else:
             for s in wl.steps:
                 add(s.id, body(s), depends_on=s.deps)
+        wf.validate()
+        return wf
+
+    def _builtin(self, wl: Workload) -> pardag.Workflow:
+        """No-op workloads as built-in node kinds: a number at each root, then each step shows
+        its first input (what a node graph of cheap nodes costs; W1, W2 and W5 only)."""
+        if wl.kind != "noop":
+            raise SystemExit("pardag builtin: the built-in kinds stand in for no-op steps only")
+        wf = pardag.Workflow(wl.name)
+        add, number, show = wf.add, {"value": 1}, {"mode": "number"}
+        for s in wl.steps:
+            if s.deps:
+                add(s.id, kind="visualization", params=show, depends_on=s.deps)
+            else:
+                add(s.id, kind="number", params=number, depends_on=())
         wf.validate()
         return wf
 

@@ -20,6 +20,18 @@ BROKEN = Path(__file__).resolve().parent / "broken"
 FILES = sorted(p for p in BROKEN.iterdir() if p.is_file())
 
 EXPECTED: dict[str, tuple[int | None, str]] = {
+    # the other formats
+    "nodegraph_bad_edge.json": (8, "source 'aa' is not a node id; did you mean 'a'?"),
+    "nodegraph_no_type.json": (4, "node 'mystery' has no type"),
+    "nodegraph_cycle.json": (4, "is part of a cycle"),
+    "nodegraph_nodes_not_list.json": (2, "'nodes' must be a list"),
+    "shellflow_unknown_field.yaml": (7, "unknown field 'depend'; did you mean 'depends'?"),
+    "shellflow_unknown_dependency.yaml": (7, "did you mean 'compile'?"),
+    "shellflow_duplicate_name.yaml": (4, "the name 'compile' is already used"),
+    "shellflow_bad_retry.yaml": (4, "limit must be a whole number >= 0"),
+    "tasktree_duplicate_id.json": (6, "Duplicate task ID: build"),
+    "tasktree_unknown_function.json": (4, "function 'cli_comand' is unknown"),
+    "tasktree_bad_next.json": (5, "next_tasks must be a list"),
     # malformed syntax
     "yaml_tab_indent.yaml": (4, "indent with spaces"),
     "yaml_unclosed_bracket.yaml": (6, "malformed YAML"),

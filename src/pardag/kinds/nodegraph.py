@@ -22,6 +22,7 @@ constants): ``"Hello {{ variable.user }}, total {{ sum }}"``.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -186,10 +187,12 @@ class NodeKind:
 
     def action(self, step: Step, ctx: RunContext) -> Action:
         """Call ``compute`` with the node's data, rendering the templated fields first."""
-        params, compute, minimum = step.params, self.compute, self.min_inputs
+        params, executor = step.params, step.executor or "inline"
+        rendered = [k for k in self.templated if k in params and _has_template(params[k])]
+        if not rendered and not self.min_inputs:  # most nodes: nothing to check or render
+            return Action(functools.partial(self.compute, params, ctx=ctx), executor, _bind_inputs)
+        compute, minimum, too_few = self.compute, self.min_inputs, self.too_few
         where = f"step {step.id!r} data"
-        rendered = tuple(k for k in self.templated if _has_template(params.get(k)))
-        too_few = self.too_few
 
         def run(inputs: Mapping[str, Any]) -> Any:
             if len(inputs) < minimum:
@@ -202,7 +205,7 @@ class NodeKind:
                     values[key] = render(params[key], names, where=f"{where}.{key}")
             return compute(values, inputs, ctx)
 
-        return Action(run, step.executor or "inline", _bind_inputs)
+        return Action(run, executor, _bind_inputs)
 
     def compute(self, params: Mapping[str, Any], inputs: Mapping[str, Any], ctx: RunContext) -> Any:
         """The node's output from its (rendered) data and its inputs by source id."""

@@ -166,6 +166,8 @@ class PythonKind:
     fields: tuple[str, ...] = ("function", "code")
 
     def problems(self, step: Step) -> list[str]:
+        if step.fn is not None and not step.params and callable(step.fn):  # the common case
+            return _callable_problems(step, step.fn)
         given = [name for name in ("function", "code") if name in step.params]
         if step.fn is not None and given:
             return [f"give the function once: either fn= or params {given[0]!r}, not both"]
@@ -195,7 +197,7 @@ class PythonKind:
 def _callable_problems(step: Step, fn: Callable[..., Any]) -> list[str]:
     binder = bind_function(fn, step.depends_on)
     out = [binder] if isinstance(binder, str) else []
-    return out + executor_problems(step, fn)
+    return out + executor_problems(step, fn) if step.executor is not None else out
 
 
 # --- functions by name ------------------------------------------------------------------
