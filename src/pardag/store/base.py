@@ -1,0 +1,213 @@
+"""The run store's one interface: what a run, a step attempt and an event look like on disk.
+
+Every backend (SQLite, PostgreSQL) implements ``Store`` and passes the same conformance suite
+(``tests/store/``). The runner writes through ``write``, one transaction per call, so that a
+group of completions costs one commit (group commit); everything else reads.
+
+Values are plain: times are ``time.time()`` floats, JSON documents are already encoded
+(``*_json`` fields hold text) so that a backend never guesses how to serialise a step's output.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "Answer",
+    "CacheEntry",
+    "EventRecord",
+    "RunRecord",
+    "RunUpdate",
+    "StepRecord",
+    "Store",
+    "StoreError",
+]
+
+
+class StoreError(Exception):
+    """The store cannot be used: unreachable, corrupt, or written by a newer pardag.
+
+    The message names the store (its URL with the password masked, or its file) and the fix.
+    """
+
+
+@dataclass
+class RunRecord:
+    """One run. ``status`` is a ``RunStatus`` value (``running``, ``paused``, ``succeeded``...).
+
+    ``definition`` is a snapshot of what ran: the workflow file's text (``definition_format``
+    names its format: ``native``, ``nodegraph``, ...) or, for a workflow built in Python, an
+    empty string with ``definition_format="python"``; ``source`` is the file's path, or the
+    ``module:attribute`` a Python workflow can be imported from (None if unknown). ``owner`` is
+    ``host:pid`` of the process running it, so that resuming can tell a dead run from a live one.
+    """
+
+    run_id: str
+    workflow: str
+    status: str
+    created_at: float
+    definition: str = ""
+    definition_format: str = "python"
+    definition_hash: str = ""
+    source: str | None = None
+    settings_json: str = "{}"
+    params_json: str = "{}"
+    finished_at: float | None = None
+    error: str | None = None
+    owner: str | None = None
+    heartbeat_at: float | None = None
+
+
+@dataclass
+class RunUpdate:
+    """Fields of a run to change in a ``write``; None leaves a field as it is."""
+
+    run_id: str
+    status: str | None = None
+    finished_at: float | None = None
+    error: str | None = None
+    owner: str | None = None
+    heartbeat_at: float | None = None
+
+
+@dataclass
+class StepRecord:
+    """One attempt of one step; (run_id, step_id, attempt) is its key and ``write`` upserts it.
+
+    ``state`` is a ``StepState`` value. ``output_json`` is the output as JSON text, None when
+    there is none or it could not be stored (then ``output_stored`` is False and the run kept
+    it in memory only). ``cached`` marks an output taken from the cache instead of running.
+    """
+
+    run_id: str
+    step_id: str
+    attempt: int
+    state: str
+    executor: str | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    output_json: str | None = None
+    output_stored: bool = True
+    error: str | None = None
+    traceback: str | None = None
+    reason: str | None = None
+    cached: bool = False
+
+
+@dataclass
+class EventRecord:
+    """One event of a run, numbered ``seq`` from 1 within the run (the order they happened)."""
+
+    run_id: str
+    seq: int
+    at: float
+    kind: str
+    step: str | None = None
+    attempt: int = 0
+    data_json: str = "{}"
+
+
+@dataclass
+class Answer:
+    """A person's answer to an approval step: ``decision`` is ``approved`` or ``rejected``."""
+
+    run_id: str
+    step_id: str
+    decision: str
+    value_json: str = "null"
+    reason: str | None = None
+    answered_at: float = 0.0
+
+
+@dataclass
+class CacheEntry:
+    """A stored successful output under a cache key; ``expires_at`` None never expires."""
+
+    key: str
+    output_json: str
+    stored_at: float
+    expires_at: float | None = None
+    run_id: str | None = None
+    step_id: str | None = None
+
+
+class Store(ABC):
+    """A run store. Thread-safe: the runner writes from one thread while others read.
+
+    ``url`` is how to reach it again, with any password masked (for messages).
+    """
+
+    url: str = ""
+
+    # -- writing ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def create_run(self, run: RunRecord) -> None:
+        """Record a new run (committed before this returns). A duplicate id is a StoreError."""
+
+    @abstractmethod
+    def write(
+        self,
+        *,
+        runs: Sequence[RunUpdate] = (),
+        steps: Sequence[StepRecord] = (),
+        events: Sequence[EventRecord] = (),
+    ) -> None:
+        """Apply all of it in ONE transaction, committed durably before this returns."""
+
+    @abstractmethod
+    def put_answer(self, answer: Answer) -> None:
+        """Record the answer to an approval step (replacing an earlier one), committed."""
+
+    @abstractmethod
+    def put_cache(self, entry: CacheEntry) -> None:
+        """Store (or replace) a cached output, committed."""
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @abstractmethod
+    def get_run(self, run_id: str) -> RunRecord | None:
+        """The run with this id, or with this unique id prefix (at least 6 characters)."""
+
+    @abstractmethod
+    def list_runs(
+        self,
+        *,
+        workflow: str | None = None,
+        status: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 50,
+    ) -> list[RunRecord]:
+        """Runs matching every filter given, newest (``created_at``) first."""
+
+    @abstractmethod
+    def get_steps(self, run_id: str) -> list[StepRecord]:
+        """Every attempt of every step of the run, by step then attempt."""
+
+    @abstractmethod
+    def get_events(self, run_id: str, step: str | None = None) -> list[EventRecord]:
+        """The run's events (only ``step``'s when given), in ``seq`` order."""
+
+    @abstractmethod
+    def get_answers(self, run_id: str) -> dict[str, Answer]:
+        """The answers given to the run's approval steps, by step id."""
+
+    @abstractmethod
+    def get_cache(self, key: str, now: float) -> CacheEntry | None:
+        """The cached output under ``key`` unless it expired before ``now``."""
+
+    # -- lifetime -----------------------------------------------------------------------------
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections; idempotent."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
