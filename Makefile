@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck pytest clean bench bench-full
+.PHONY: test demo lint typecheck pytest postgres clean bench bench-full
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,20 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) postgres
 	$(BIN)/python -m pytest
+
+# The run store tests need PostgreSQL on 127.0.0.1:5432 (tests/store/conftest.py): start the
+# local cluster if it is installed and not answering. Without one, those tests fail saying how
+# to start it; PARDAG_SKIP_POSTGRES=1 skips them, PARDAG_TEST_POSTGRES names another server.
+postgres:
+	@if [ "$${PARDAG_SKIP_POSTGRES:-}" = 1 ] || [ -n "$${PARDAG_TEST_POSTGRES:-}" ]; then :; \
+	elif ! command -v pg_isready >/dev/null; then echo "PostgreSQL is not installed here"; \
+	elif pg_isready -q -h 127.0.0.1 -p 5432; then :; \
+	elif [ -d /etc/postgresql ]; then \
+		pg_ctlcluster --skip-systemctl-redirect "$$(ls /etc/postgresql | tail -n 1)" main start || true; \
+		for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	fi
 
 demo: $(STAMP)
 	$(BIN)/python examples/parallel_speedup.py

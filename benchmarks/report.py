@@ -459,6 +459,12 @@ def targets(res: Results) -> list[list[str]]:
             5,
             "us",
         )
+        add(
+            f"{name}: durable (SQLite, inline) <= 50 us/step (build + run)",
+            us(w, "pardag", "durable"),
+            50,
+            "us",
+        )
         ref = us(w, "stdlib", "dynamic")
         mine = us(w, "pardag", "threads")
         if ref is None or mine is None:

@@ -95,8 +95,12 @@ def plan(mode: str) -> list[Job]:
     w3 = [W("W3", n=1000, slots=1000), W("W3", n=1000, slots=100)]
 
     # pardag
-    add("pardag", ["async", "threads", "inline", "builtin"], [W("W1", n=10_000)])
-    add("pardag", ["async", "threads", "inline", "builtin", "sequential"], [W("W2", n=10_000)])
+    add("pardag", ["async", "threads", "inline", "builtin", "durable"], [W("W1", n=10_000)])
+    add(
+        "pardag",
+        ["async", "threads", "inline", "builtin", "durable", "sequential"],
+        [W("W2", n=10_000)],
+    )
     add("pardag", ["async", "threads"], w3)
     add("pardag", ["async", "threads", "async-noest", "threads-noest", "levels"], [W("W4")])
     add("pardag", ["async", "threads", "inline", "builtin"], [W("W5", n=200_000)], memory=True)

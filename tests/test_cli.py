@@ -156,8 +156,10 @@ def test_run_succeeds_with_a_plain_table_on_stderr(project: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout == ""
     assert ANSI not in done.stderr  # stderr is a pipe: no colour, no live display
-    rows = {line.split()[0]: line.split()[1:4] for line in done.stderr.splitlines()[1:5]}
-    assert done.stderr.splitlines()[0].split() == [
+    first, *lines = done.stderr.splitlines()
+    assert re.fullmatch(r"run [0-9a-f]{32}", first)  # the run's id comes first
+    rows = {line.split()[0]: line.split()[1:4] for line in lines[1:5]}
+    assert lines[0].split() == [
         "step",
         "state",
         "duration",

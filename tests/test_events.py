@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import time
 
 import pytest
@@ -46,12 +45,12 @@ def test_rate_limited_pool_spaces_out_starts_and_says_so() -> None:
     rec = pardag.Recorder()
     result = wf.run(listeners=[rec])
     assert result.ok
-    reasons = {e.data["waiting_on"] for e in rec.of(EventKind.STEP_WAITING)}
-    assert reasons == {"pool 'api' (rate 50/s)"}
-    starts = [e.time for e in rec.of(EventKind.STEP_STARTED)]
-    # A bucket of one token refilled at 50/s: starts cannot come closer than 1/50 s apart.
-    gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert all(g >= 0.018 for g in gaps), gaps
+    waits = rec.of(EventKind.STEP_WAITING)
+    assert {e.data["waiting_on"] for e in waits} == {"pool 'api' (rate 50/s)"}
+    # The bucket starts with one token, so every step after the first waits for a refill
+    # (the spacing itself is the scheduler's business: tests/test_scheduler.py, no clock).
+    assert {e.step for e in waits} == {"s1", "s2", "s3"}
+    assert [e.step for e in rec.of(EventKind.STEP_STARTED)] == ["s0", "s1", "s2", "s3"]
 
 
 def test_event_sequence_of_a_small_run() -> None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import tempfile
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -53,6 +55,7 @@ class Pardag(Engine):
         "threads-levels": "plain functions, levels mode",
         "sequential": "async def steps, sequential mode",
         "builtin": "built-in node-graph kinds (number, visualization) on the inline executor",
+        "durable": "plain functions on the inline executor, recorded in a SQLite run store",
     }
 
     def version(self) -> str:
@@ -66,7 +69,7 @@ class Pardag(Engine):
             if step.kind == "sleep":
                 return functools.partial(time.sleep, step.duration)
             return tasks.noop
-        if flavour.startswith("threads") or flavour == "inline":
+        if flavour.startswith("threads") or flavour in ("inline", "durable"):
             return tasks.noop if step.kind == "noop" else _sleeper(step.duration)
         return _async_noop if step.kind == "noop" else _async_sleeper(step.duration)
 
@@ -108,6 +111,9 @@ class Pardag(Engine):
             settings["mode"] = "sequential"
         if self.variant in ("processes", "inline"):
             settings["executor"] = self.variant
+        if self.variant == "durable":
+            settings["executor"] = "inline"
+            settings["store"] = os.path.join(tempfile.mkdtemp(prefix="pardag-bench-"), "runs.db")
         result = built.run(**settings)
         result.raise_for_status()
 

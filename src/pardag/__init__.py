@@ -40,6 +40,13 @@ def load(
     return load_file(path, format=format, defaults=defaults)
 
 
+def resume(run_id: str, **options: _Any) -> RunResult:
+    """Finish a recorded run whose process died; see ``pardag.history.resume``."""
+    from pardag.history import resume as resume_run
+
+    return resume_run(run_id, **options)
+
+
 def run(workflow: Workflow, **settings: object) -> RunResult:
     """Run ``workflow`` to the end; the same as ``workflow.run(**settings)``."""
     return workflow.run(**settings)
@@ -72,6 +79,7 @@ __all__ = [
     "ValidationError",
     "Workflow",
     "load",
+    "resume",
     "run",
 ]
 

@@ -29,10 +29,11 @@ from rich.text import Text
 import pardag
 from pardag.config import ResolvedSettings, SettingsError, resolve
 from pardag.errors import ArgumentError, PardagError, StepFailed, ValidationError
-from pardag.events import Event, Listener
+from pardag.events import Event, EventKind, Listener
 from pardag.model import Graph, Workflow
 from pardag.progress import LiveProgress, print_summary, print_trimmed, speedup
 from pardag.results import RunResult
+from pardag.store import DEFAULT_PATH, open_store
 
 __all__ = ["ExitCode", "JsonLines", "app", "main", "render_graph", "result_json", "run_params"]
 
@@ -77,6 +78,14 @@ ConfigOpt = Annotated[
     ),
 ]
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="Run store: a SQLite file or a postgresql:// URL (default .pardag/runs.db).",
+        metavar="URL",
+    ),
+]
 
 
 class GraphFormat(StrEnum):
@@ -222,10 +231,15 @@ def run(
         bool,
         typer.Option("--show-settings", help="Print each setting and its source; do not run."),
     ] = False,
+    store: StoreOpt = None,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Run a workflow file and show its progress; exit 0 if it succeeded."""
+    """Run a workflow file and show its progress; exit 0 if it succeeded.
+
+    The run is recorded in the run store (.pardag/runs.db unless --store, PARDAG_STORE or the
+    config file says otherwise); its id is the first line on stderr.
+    """
     session = _Session(debug)
     flags = {
         "mode": mode,
@@ -233,6 +247,7 @@ def run(
         "executor": executor,
         "timeout": timeout,
         "on_failure": on_failure,
+        "store": store,
         "debug": True if debug else None,
     }
     with _reported(session):
@@ -242,25 +257,37 @@ def run(
             _print_settings(settings, json_output)
             return
         params = run_params(wf.params, set_ or [])
-        result = _run_watched(wf, params, events)
+        result = _run_watched(wf, params, events, settings.store or str(DEFAULT_PATH))
     raise typer.Exit(_finish(result, json_output, session))
 
 
-def _run_watched(wf: Workflow, params: dict[str, Any], events: Path | None) -> RunResult:
-    """Run ``wf`` with the events file and, on a terminal, the live view as listeners."""
-    listeners: list[Listener] = []
+def _run_watched(
+    wf: Workflow, params: dict[str, Any], events: Path | None, store: str
+) -> RunResult:
+    """Run ``wf`` recorded in ``store``, with the events file and, on a terminal, the live
+    view as listeners; the run's id goes first on stderr."""
+    listeners: list[Listener] = [_RunIdPrinter()]
     with contextlib.ExitStack() as stack:
+        opened = stack.enter_context(open_store(store))
         if events is not None:
             listeners.append(JsonLines(stack.enter_context(_open_events(events))))
         if _stderr.is_terminal:
             live = LiveProgress(_stderr, wf.name, len(wf.steps))
             listeners.append(stack.enter_context(live))
         try:
-            return wf.run(listeners=listeners, params=params)
+            return wf.run(listeners=listeners, params=params, store=opened)
         except KeyboardInterrupt:  # the second Ctrl-C: the run did not wait for its steps
             stack.close()
             _error("interrupted (Ctrl-C); the run was abandoned")
             raise typer.Exit(ExitCode.INTERRUPTED) from None
+
+
+class _RunIdPrinter:
+    """Prints ``run <id>`` on stderr when the run starts (scripts read it from there)."""
+
+    def on_event(self, event: Event) -> None:
+        if event.kind is EventKind.RUN_STARTED:
+            _stderr.print(f"run {event.run}", markup=False)
 
 
 @contextlib.contextmanager
@@ -596,6 +623,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     if "" not in sys.path and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    import pardag.cli_runs  # noqa: F401  (registers the run-store commands)
+
     try:
         app(args=list(argv) if argv is not None else None, prog_name="pardag")
     except SystemExit as exc:

@@ -70,6 +70,7 @@ FLAGS = {
     "on_failure": "--on-failure",
     "timeout": "--timeout",
     "executor": "--executor",
+    "store": "--store",
     "debug": "--debug",
 }
 """The command-line flag of each setting that has one."""
@@ -427,7 +428,7 @@ class ResolvedSettings:
 
     @property
     def store(self) -> str | None:
-        """Where runs are recorded (reserved: the run store is not implemented yet)."""
+        """Where runs are recorded: a file path or database URL; None for the default."""
         value: str | None = self.values["store"]
         return value
 

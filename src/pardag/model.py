@@ -277,6 +277,13 @@ class Workflow:
         """The file this workflow was read from, when it came from one."""
         self.locations: dict[str, str] = {}
         """Where each step is declared in ``source`` (``"flow.yaml:12"``), for problems."""
+        self.definition = ""
+        """A snapshot of the file it came from (its text), which the run store records."""
+        self.definition_format = "python"
+        """``reader:syntax`` of ``definition`` (``native:yaml``), or ``python``."""
+        self.import_path: str | None = None
+        """``module:attribute`` this workflow can be imported from, for resuming its runs;
+        found by looking in its steps' modules when not set."""
         self.params: dict[str, Any] = {}
         """Default run params; a run's own ``params=`` are merged over them (top-level keys)."""
         self.file_settings: dict[str, Any] = {}
@@ -386,19 +393,20 @@ class Workflow:
         *,
         listeners: Sequence[Listener] = (),
         params: Mapping[str, Any] | None = None,
+        store: Any = None,
         **overrides: Any,
     ) -> RunResult:
         """Run the workflow inside the running event loop.
 
         ``overrides`` replace ``Settings`` fields for this run only (``mode``,
         ``max_concurrency``, ``on_failure``, ``timeout``, ``pools``, ``executor``).
+        ``store`` (a ``pardag.store.Store`` or a URL; default ``PARDAG_STORE``) records the
+        run durably; ``encoder=`` turns outputs JSON cannot hold into ones it can.
         """
-        from pardag.runner import Runner
+        from pardag.runner import run_workflow
 
-        settings = _override(self.settings, overrides)
-        merged = {**self.params, **(params or {})}
-        runner = Runner(self.name, self.compile(), settings, listeners, merged)
-        return await runner.run()
+        args = {"listeners": listeners, "params": params, "store": store, **overrides}
+        return await run_workflow(self, args)
 
     def __repr__(self) -> str:
         return f"Workflow({self.name!r}, {len(self._steps)} steps)"

@@ -17,9 +17,11 @@ import asyncio
 import functools
 import gc
 import inspect
+import json
 import os
 import random
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -41,12 +43,14 @@ from pardag.events import Event, EventKind, Listener
 from pardag.executors import create_executor, default_capacity
 from pardag.executors.base import Executor, format_traceback
 from pardag.executors.threads import ThreadExecutor
+from pardag.journal import Journal, encode_output, warn_not_stored
 from pardag.kinds import Action, RunContext, action_for
 from pardag.kinds.base import no_inputs
 from pardag.kinds.python import bind_function
 from pardag.model import Graph, Mode, OnFailure, Settings, Step, StepState
 from pardag.results import Outputs, RunResult, RunStatus, StepResult, StepResults
 from pardag.scheduler import Pool, Scheduler
+from pardag.store.base import RunRecord, RunUpdate, StepRecord, Store
 
 if TYPE_CHECKING:
     from pardag.model import Workflow
@@ -88,13 +92,27 @@ class Runner:
         settings: Settings,
         listeners: Sequence[Listener] = (),
         params: Mapping[str, Any] | None = None,
+        *,
+        store: Store | None = None,
+        record: RunRecord | None = None,
+        encoder: Callable[[Any], Any] | None = None,
+        resume: Sequence[StepRecord] = (),
+        first_event: int = 1,
     ) -> None:
-        self.run_id = uuid.uuid4().hex
+        self.run_id = record.run_id if record is not None else uuid.uuid4().hex
         self.workflow = workflow
         self.graph = graph
         self.settings = settings
         self.params = dict(params or {})
         self._listeners = list(listeners)
+        self._journal = Journal(store, self.run_id, first_event) if store is not None else None
+        self._resume = list(resume)
+        self._kept: set[int] = set()  # steps final in an earlier process of this run
+        self._record = record
+        self._encoder = encoder
+        self._recorded: dict[int, tuple[int, float]] = {}  # step -> (attempt, started_at)
+        if self._journal is not None:
+            self._listeners.append(self._journal)  # before anything asks whether anyone listens
         self._steps = graph.steps
         self.context = RunContext(self.run_id, workflow, self.params)
         self._actions: list[Action] = _actions(graph.steps, self.context)
@@ -136,6 +154,8 @@ class Runner:
         """Run every step to a final state and return the result."""
         self._loop = asyncio.get_running_loop()
         started = time.time()
+        if self._journal is not None:
+            self._open_journal(self._journal, started)
         self._emit(EventKind.RUN_STARTED, None)
         deadline = self._arm_run_timeout()
         frozen = _freeze_heap(len(self.graph.ids))
@@ -153,6 +173,8 @@ class Runner:
             await self.context.aclose()
         result = self._result(started)
         self._emit(EventKind.RUN_FINISHED, None, status=result.status.value)
+        if self._journal is not None:
+            await self._close_journal(self._journal, result)
         return result
 
     def cancel(self, reason: str = "cancelled by the caller") -> None:
@@ -163,6 +185,8 @@ class Runner:
 
     async def _drive(self) -> None:
         self._all_final = self._loop.create_future()
+        if self._resume:
+            self._restore(self._resume)
         self.sched.prepare()
         self._report()
         self._pump()
@@ -191,7 +215,7 @@ class Runner:
                 if not ready:
                     break
                 for i in ready:
-                    self._start(i)
+                    self._begin(i)
                 if now > deadline:
                     self._loop.call_soon(self._pump)
                     return
@@ -216,6 +240,14 @@ class Runner:
         """Deliver something to the loop from a callback or timer."""
         self._inbox.append((i, item))
         self._pump()
+
+    def _begin(self, i: int) -> None:
+        """Start step ``i``; with a store, its attempt goes into the journal first (it is
+        committed in the next group, and always before the attempt's end)."""
+        if self._journal is not None:
+            self._recorded[i] = (self._attempts[i] + 1, time.time())
+            self._journal.add(step=self._step_record(i, StepState.RUNNING))
+        self._start(i)
 
     def _start(self, i: int) -> None:
         """Begin one attempt of step ``i``, which holds its slot."""
@@ -355,14 +387,31 @@ class Runner:
         assert policy is not None  # _retryable said so
         delay = policy.backoff(self._attempts[i], random.random())
         self.sched.retry_later(i)
+        if self._journal is not None:
+            self._journal.add(step=self._step_record(i, StepState.RETRYING, error=exc))
         self._emit(EventKind.STEP_RETRYING, i, delay=delay, error=repr(exc))
         self._loop.call_later(delay, self._post, i, _REQUEUE)
 
     def _finish(
         self, i: int, state: StepState, *, handle: str | None = None, reason: str | None = None
     ) -> None:
-        """Record a final state; the scheduler releases dependents and cascades skips."""
+        """Record a final state; the scheduler releases dependents and cascades skips.
+
+        With a store, the step's slot is free at once but its dependents are released only
+        once the store has committed the final state.
+        """
         self._finished[i] = time.time()
+        if self._journal is None:
+            self._release(i, state, handle, reason)
+            return
+        if self.sched.state[i] is StepState.RUNNING:
+            self.sched.vacate(i)
+        self._journal.add(
+            step=self._step_record(i, state, reason=reason, error=self._errors.get(i)),
+            then=functools.partial(self._release, i, state, handle, reason),
+        )
+
+    def _release(self, i: int, state: StepState, handle: str | None, reason: str | None) -> None:
         self.sched.done(i, state, handle=handle, reason=reason)
         if self._listeners:
             self._report()
@@ -442,6 +491,8 @@ class Runner:
     def _check_stall(self) -> None:
         """Fail loudly instead of hanging if nothing can make progress (a bug if reached)."""
         if self._futures or self._detached or self._wakeup_armed is not None:
+            return
+        if self._journal is not None and self._journal.busy:
             return
         if any(s is StepState.RETRYING for s in self.sched.state):
             return
@@ -678,6 +729,93 @@ class Runner:
             self.params,
         )
 
+    # -- the run store ----------------------------------------------------------------------
+
+    def _open_journal(self, journal: Journal, started: float) -> None:
+        """Record the run (committed before any step starts) and start the writer."""
+        owner = f"{socket.gethostname()}:{os.getpid()}"
+        if self._resume or journal.first_event > 1:  # a resumed run: it is recorded already
+            update = RunUpdate(self.run_id, status=RunStatus.RUNNING.value, owner=owner)
+            journal.store.write(runs=[update])
+        else:
+            record = self._record or RunRecord(self.run_id, self.workflow, "running", started)
+            record.status = RunStatus.RUNNING.value
+            record.settings_json = encode_output(_settings_dict(self.settings), repr) or "{}"
+            record.params_json = encode_output(self.params, repr) or "{}"
+            record.owner = owner
+            journal.store.create_run(record)
+        journal.start(self._loop, self._store_failed, self._pump)
+
+    def _restore(self, records: Sequence[StepRecord]) -> None:
+        """Steps whose final state an earlier process of this run committed keep it, and
+        their outputs; a success whose output was not stored runs again."""
+        final: dict[int, tuple[StepState, str | None, str | None]] = {}
+        for rec in records:
+            i = self.graph.index.get(rec.step_id)
+            state = StepState(rec.state)
+            if i is None or not state.is_final() or state is StepState.CANCELLED:
+                continue
+            handle = None
+            if state is StepState.SUCCEEDED:
+                if not rec.output_stored:
+                    continue
+                output = json.loads(rec.output_json) if rec.output_json is not None else None
+                self._outputs[i] = output
+                handle_of = self._actions[i].handle
+                handle = handle_of(output) if handle_of is not None else None
+            elif rec.error is not None:
+                self._errors[i] = StepFailed(rec.step_id, None, rec.error, rec.traceback or "")
+            self._attempts[i] = rec.attempt
+            self._started[i] = rec.started_at or 0.0
+            self._finished[i] = rec.finished_at or 0.0
+            final[i] = (state, handle, rec.reason)
+        self._kept = set(final)
+        self.sched.restore(final)
+
+    async def _close_journal(self, journal: Journal, result: RunResult) -> None:
+        """Record the steps never started (skipped, cancelled) and the run's end; stop."""
+        state = self.sched.state
+        for i in range(len(state)):
+            if i not in self._recorded and i not in self._kept and state[i].is_final():
+                journal.add(step=self._step_record(i, state[i], reason=self.sched.reason.get(i)))
+        error = str(result.error) if result.error is not None else None
+        end = RunUpdate(self.run_id, status=result.status.value, finished_at=time.time())
+        end.error = error
+        journal.add(run=end)
+        await journal.aclose()
+
+    def _step_record(
+        self,
+        i: int,
+        state: StepState,
+        *,
+        reason: str | None = None,
+        error: BaseException | None = None,
+    ) -> StepRecord:
+        sid = self.graph.ids[i]
+        attempt, started = self._recorded.get(i, (self._attempts[i], 0.0))
+        record = StepRecord(self.run_id, sid, attempt, state.value, self._executor_of[i])
+        record.started_at = started or None
+        record.reason = reason
+        if state is not StepState.RUNNING:
+            record.finished_at = time.time()
+        if state is StepState.SUCCEEDED:
+            value = self._outputs[i]
+            record.output_json = encode_output(value, self._encoder)
+            if record.output_json is None:
+                record.output_stored = False
+                warn_not_stored(sid, value)
+        if error is not None:
+            cause = error.cause if isinstance(error, StepFailed) else error
+            record.error = str(error)
+            record.traceback = format_traceback(cause) if cause is not None else None
+        return record
+
+    def _store_failed(self, exc: BaseException) -> None:
+        """A commit failed: the run cannot keep its promises, so it stops, saying why."""
+        error = PardagError(f"the run store failed, so the run stopped: {exc}")
+        self._abort(RunStatus.FAILED, error, "run stopped: the run store failed")
+
     def _status(self) -> tuple[RunStatus, PardagError | None]:
         if self._stop is not None:
             return self._stop
@@ -729,6 +867,10 @@ def _actions(steps: Sequence[Step], ctx: RunContext) -> list[Action]:
             shared[(fn, step.executor)] = action
         out.append(action)
     return out
+
+
+def _settings_dict(settings: Settings) -> dict[str, Any]:
+    return {f: getattr(settings, f) for f in Settings.__dataclass_fields__}
 
 
 def _freeze_heap(steps: int) -> bool:
@@ -795,12 +937,45 @@ def run_sync(wf: Workflow, **overrides: Any) -> RunResult:
     return result
 
 
-async def _run_with_signals(wf: Workflow, overrides: dict[str, Any]) -> RunResult:
+async def run_workflow(wf: Workflow, overrides: dict[str, Any]) -> RunResult:
+    """``Workflow.run_async``: one run, recorded when a store is given or configured."""
+    runner, close = new_runner(wf, overrides)
+    try:
+        return await runner.run()
+    finally:
+        close()
+
+
+def new_runner(wf: Workflow, overrides: dict[str, Any]) -> tuple[Runner, Callable[[], None]]:
+    """A runner for ``wf`` with ``overrides`` (settings, ``listeners``, ``params``, ``store``,
+    ``encoder``), and what to call once it is done (closing a store it opened)."""
+    from pardag.history import open_run_store, run_record
     from pardag.model import _override
 
     listeners = overrides.pop("listeners", ())
     params = {**wf.params, **(overrides.pop("params", None) or {})}
-    runner = Runner(wf.name, wf.compile(), _override(wf.settings, overrides), listeners, params)
+    encoder = overrides.pop("encoder", None)
+    resumed = overrides.pop("_resume", None)  # (record, step records, next event) from resume()
+    store, owned = open_run_store(overrides.pop("store", None))
+    settings = _override(wf.settings, overrides)
+    graph = wf.compile()
+    extra: dict[str, Any] = {}
+    if resumed is not None:
+        extra = {"record": resumed[0], "resume": resumed[1], "first_event": resumed[2]}
+    elif store is not None:
+        extra = {"record": run_record(wf, uuid.uuid4().hex)}
+    runner = Runner(
+        wf.name, graph, settings, listeners, params, store=store, encoder=encoder, **extra
+    )
+    return runner, (store.close if owned and store is not None else _nothing)
+
+
+def _nothing() -> None:
+    pass
+
+
+async def _run_with_signals(wf: Workflow, overrides: dict[str, Any]) -> RunResult:
+    runner, close = new_runner(wf, overrides)
     loop = asyncio.get_running_loop()
     presses = 0
 
@@ -819,6 +994,7 @@ async def _run_with_signals(wf: Workflow, overrides: dict[str, Any]) -> RunResul
     try:
         return await runner.run()
     finally:
+        close()
         if handled:
             loop.remove_signal_handler(signal.SIGINT)
 

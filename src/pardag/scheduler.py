@@ -108,6 +108,7 @@ class Scheduler:
         self._held: dict[int, tuple[int, ...]] = {}  # step -> pools it holds units of
         self._detached: dict[int, tuple[int, tuple[int, ...]]] = {}  # token -> (step, pools)
         self._tokens = 0
+        self._vacated: set[int] = set()
         self.wakeup_at: float | None = None
         self.log: list[int] = []  # steps that became ready or final, for the runner to report
         self.log_all = True
@@ -118,10 +119,22 @@ class Scheduler:
     # -- the graphlib protocol ------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Make the steps without dependencies ready."""
+        """Make the steps without dependencies (or with only restored ones) ready."""
+        state = self.state
         for i, w in enumerate(self._waiting):
-            if w == 0:
+            if w == 0 and state[i] is PENDING:
                 self._resolve(i)
+
+    def restore(self, final: Mapping[int, tuple[StepState, str | None, str | None]]) -> None:
+        """Before ``prepare``: steps that became final in an earlier process (a resumed run)
+        keep their (state, chosen handle, reason); their dependents count them as done."""
+        waiting, succs = self._waiting, self.graph.succs
+        for i, (outcome, handle, reason) in final.items():
+            if handle is not None:
+                self.chosen[i] = handle
+            self._finish(i, outcome, reason, log=False)
+            for s in succs[i]:
+                waiting[s] -= 1
 
     def is_active(self) -> bool:
         """True while some step is not final."""
@@ -155,7 +168,10 @@ class Scheduler:
         ``handle`` is the branch a condition step chose; ``reason`` explains a skip or failure.
         """
         if self.state[i] is RUNNING:
-            self.release(i)
+            if self._vacated and i in self._vacated:
+                self._vacated.discard(i)
+            else:
+                self.release(i)
         if handle is not None:
             self.chosen[i] = handle
         self._finish(i, outcome, reason, self.log_all)
@@ -167,6 +183,15 @@ class Scheduler:
         self.running -= 1
         if self._needs[i]:  # most steps hold no pool: skip the lookup
             self._give_back(i, self._held.pop(i, ()))
+
+    def vacate(self, i: int) -> None:
+        """Give back running step ``i``'s slot now; ``done`` follows later with its outcome.
+
+        For a step that has ended but whose end the run store has not committed yet: the next
+        step may take the slot, while its dependents wait for the commit.
+        """
+        self.release(i)
+        self._vacated.add(i)
 
     def claim(self, i: int) -> bool:
         """Mark ready step ``i`` running without waiting for its turn; False if it is not ready.

@@ -66,6 +66,8 @@ def read_workflow(
         _DEFAULTS.reset(token)
     apply_defaults(wf, defaults or {})
     wf.source = doc.path
+    wf.definition = doc.text
+    wf.definition_format = f"{name}:{doc.format}"
     return wf
 
 

@@ -77,6 +77,8 @@ class Document:
     lines: dict[Key, int] = field(default_factory=dict)
     format: str = "yaml"
     """``yaml``, ``json`` or ``toml``: how the file was parsed."""
+    text: str = ""
+    """The file's text, kept as the snapshot a run store records (and resumes from)."""
 
     def where(self, *key: str | int) -> str:
         """``"path:line"`` of ``key`` (or of its nearest ancestor that has a line)."""
@@ -169,7 +171,7 @@ def parse_document(text: str, path: str, fmt: str) -> Document:
             f"the top level must be a mapping of keys to values, not {_kind_of(data)}",
             root_line,
         )
-    return Document(path, data, lines, fmt)
+    return Document(path, data, lines, fmt, text)
 
 
 def _kind_of(value: Any) -> str:

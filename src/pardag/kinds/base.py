@@ -9,7 +9,20 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-__all__ = ["Action", "Binder", "RunContext", "no_inputs"]
+__all__ = ["IDEMPOTENCY_ENV", "Action", "Binder", "RunContext", "idempotency_key", "no_inputs"]
+
+IDEMPOTENCY_ENV = "PARDAG_IDEMPOTENCY_KEY"
+"""The environment variable holding a shell step's idempotency key."""
+
+
+def idempotency_key(run_id: str, step_id: str) -> str:
+    """The stable key of a step in a run, the same in every attempt and after a resume.
+
+    Pass it to APIs that take an idempotency key, or use it as the key of rows you upsert, so
+    that a step run twice (at-least-once, see docs/runs.md) does its work once.
+    """
+    return f"{run_id}:{step_id}"
+
 
 T = TypeVar("T")
 

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from pardag.kinds.base import Action, RunContext
+from pardag.kinds.base import Action, RunContext, idempotency_key
 from pardag.templates import is_template, namespace, render, template_problems, to_text
 from pardag.units import parse_duration
 
@@ -173,8 +173,11 @@ class HttpKind:
         allowed = frozenset(params.get("allow_status") or ())
         where = f"step {step.id!r} params"
 
+        key = idempotency_key(ctx.run_id, step.id)
+
         async def call(inputs: Mapping[str, Any]) -> dict[str, Any]:
-            request = render(params, namespace(inputs, ctx), where=where)
+            names = namespace(inputs, ctx, idempotency_key=key)
+            request = render(params, names, where=where)
             method = to_text(request.get("method") or "GET").upper()
             url = to_text(request["url"])
             response = await _send(client(ctx), method, url, request, where)

@@ -40,7 +40,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pardag.kinds.base import Action, RunContext
+from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
 from pardag.templates import namespace, render, template_problems, to_text
 
 if TYPE_CHECKING:
@@ -265,8 +265,10 @@ class ShellKind:
         params = dict(step.params)
         where = f"step {step.id!r} params"
 
+        key = idempotency_key(ctx.run_id, step.id)
+
         async def run(inputs: Mapping[str, Any]) -> Any:
-            names = namespace(inputs, ctx)
+            names = namespace(inputs, ctx, idempotency_key=key)
             env = {
                 str(k): to_text(v)
                 for k, v in render(params.get("env") or {}, names, where=f"{where}.env").items()
@@ -274,7 +276,7 @@ class ShellKind:
             cwd = params.get("cwd")
             cwd = None if cwd is None else to_text(render(cwd, names, where=f"{where}.cwd"))
             args = _argv(render(params.get("args") or [], names, where=f"{where}.args"))
-            full_env = {**input_env(inputs), **env}
+            full_env = {**input_env(inputs), IDEMPOTENCY_ENV: key, **env}
             if "script" in params:
                 script = render(params["script"], names, where=f"{where}.script", quote=shlex.quote)
                 return await _run_script(str(script), args, full_env, cwd)

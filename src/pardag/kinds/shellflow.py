@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pardag.errors import ArgumentError
-from pardag.kinds.base import Action, RunContext
+from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
 from pardag.kinds.shell import MAX_OUTPUT, CommandFailed
 
 if TYPE_CHECKING:
@@ -349,11 +349,12 @@ class ShellflowKind:
 
     def action(self, step: Step, ctx: RunContext) -> Action:
         spec = _Spec.of(step.params)
+        key = idempotency_key(ctx.run_id, step.id)
 
         def bind(
             inputs: Mapping[str, Any], run_params: Mapping[str, Any]
         ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-            env = environment(inputs, run_params, spec.env)
+            env = {IDEMPOTENCY_ENV: key, **environment(inputs, run_params, spec.env)}
             return (spec, positional_params(run_params), env, inherited(inputs)), {}
 
         return Action(_run_step, "async", bind)

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pardag.errors import PardagError
+
 __all__ = [
     "Answer",
     "CacheEntry",
@@ -27,7 +29,7 @@ __all__ = [
 ]
 
 
-class StoreError(Exception):
+class StoreError(PardagError):
     """The store cannot be used: unreachable, corrupt, or written by a newer pardag.
 
     The message names the store (its URL with the password masked, or its file) and the fix.
@@ -156,7 +158,12 @@ class Store(ABC):
         steps: Sequence[StepRecord] = (),
         events: Sequence[EventRecord] = (),
     ) -> None:
-        """Apply all of it in ONE transaction, committed durably before this returns."""
+        """Apply all of it in ONE transaction, committed durably before this returns.
+
+        Steps are upserted by key (the last record of a key in ``steps`` wins); an event whose
+        (run_id, seq) is already recorded, or a record of a run never created, is a StoreError
+        and nothing of the call is applied. A RunUpdate of a run that does not exist is too.
+        """
 
     @abstractmethod
     def put_answer(self, answer: Answer) -> None:
@@ -170,7 +177,11 @@ class Store(ABC):
 
     @abstractmethod
     def get_run(self, run_id: str) -> RunRecord | None:
-        """The run with this id, or with this unique id prefix (at least 6 characters)."""
+        """The run with this id, or with this unique id prefix (at least 6 characters).
+
+        None when nothing matches (a shorter prefix never matches); a prefix matching several
+        runs is a StoreError naming them.
+        """
 
     @abstractmethod
     def list_runs(
@@ -182,7 +193,11 @@ class Store(ABC):
         until: float | None = None,
         limit: int = 50,
     ) -> list[RunRecord]:
-        """Runs matching every filter given, newest (``created_at``) first."""
+        """Runs matching every filter given, newest (``created_at``) first.
+
+        ``since`` is inclusive and ``until`` exclusive (``since <= created_at < until``), so
+        consecutive windows never count a run twice; ``limit <= 0`` means no limit.
+        """
 
     @abstractmethod
     def get_steps(self, run_id: str) -> list[StepRecord]:
@@ -198,7 +213,7 @@ class Store(ABC):
 
     @abstractmethod
     def get_cache(self, key: str, now: float) -> CacheEntry | None:
-        """The cached output under ``key`` unless it expired before ``now``."""
+        """The cached output under ``key`` unless it has expired (``expires_at <= now``)."""
 
     # -- lifetime -----------------------------------------------------------------------------
 

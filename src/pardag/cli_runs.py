@@ -1,0 +1,250 @@
+"""The run-store commands of ``pardag``: ``runs``, ``show``, ``logs`` and ``resume``.
+
+They read what ``pardag run`` recorded (``.pardag/runs.db`` unless ``--store``, ``PARDAG_STORE``
+or the config file says otherwise). ``--json`` output uses the keys of ``pardag run --json``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+import pardag
+from pardag.cli import (
+    ConfigOpt,
+    DebugOpt,
+    StoreOpt,
+    _finish,
+    _reported,
+    _Session,
+    _stderr,
+    app,
+)
+from pardag.config import resolve
+from pardag.errors import ArgumentError
+from pardag.progress import print_trimmed
+from pardag.store import DEFAULT_PATH, open_store
+from pardag.store.base import RunRecord, StepRecord, Store
+
+__all__ = ["run_json"]
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+def _open(store: str | None, config: Any) -> Store:
+    """The store named by --store, else PARDAG_STORE or the config file, else the default."""
+    settings = resolve(None, flags={"store": store}, config=config)
+    return open_store(settings.store or str(DEFAULT_PATH), create=False)
+
+
+def _find(opened: Store, run_id: str) -> RunRecord:
+    record = opened.get_run(run_id)
+    if record is None:
+        raise ArgumentError(f"there is no run {run_id!r} in the run store {opened.url}")
+    return record
+
+
+@app.command("runs")
+def runs_command(
+    workflow: Annotated[str | None, typer.Option(help="Only this workflow's runs.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only runs in this state.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only runs started since: 2026-11-22 or 2h.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
+    json_output: JsonOpt = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """List recorded runs, newest first."""
+    with _reported(_Session(debug)), _open(store, config) as opened:
+        found = opened.list_runs(workflow=workflow, status=status, since=_since(since), limit=limit)
+        if json_output:
+            typer.echo(json.dumps([_run_row(r) for r in found], indent=2))
+            return
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        for column in ("run", "workflow", "status", "started", "duration"):
+            table.add_column(column, no_wrap=True)
+        for r in found:
+            end = r.finished_at or time.time()
+            table.add_row(
+                Text(r.run_id[:12]),
+                Text(r.workflow),
+                Text(r.status),
+                Text(_when(r.created_at)),
+                Text(f"{end - r.created_at:.2f}s"),
+            )
+        print_trimmed(_stderr, table)
+
+
+@app.command("show")
+def show_command(
+    run_id: Annotated[str, typer.Argument(help="The run's id (or its first 6+ characters).")],
+    outputs: Annotated[bool, typer.Option("--outputs", help="Show each step's output.")] = False,
+    json_output: JsonOpt = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Show one run: its steps with states, times, attempts and errors."""
+    with _reported(_Session(debug)), _open(store, config) as opened:
+        record = _find(opened, run_id)
+        steps = opened.get_steps(record.run_id)
+        if json_output:
+            typer.echo(json.dumps(run_json(record, steps), indent=2))
+            return
+        _stderr.print(
+            f"run {record.run_id}  {record.workflow}  {record.status}  {_when(record.created_at)}",
+            markup=False,
+        )
+        table = Table(box=None, pad_edge=False, header_style="bold")
+        columns = ["step", "state", "duration", "attempts", "reason / error"]
+        for column in [*columns, *(["output"] if outputs else [])]:
+            table.add_column(column)
+        for sid, last in _latest(steps).items():
+            row = [
+                sid,
+                last.state,
+                _duration(last),
+                str(last.attempt),
+                last.error or last.reason or "",
+            ]
+            if outputs:
+                row.append(last.output_json or "")
+            table.add_row(*(Text(cell) for cell in row))
+        print_trimmed(_stderr, table)
+        if record.error:
+            _stderr.print(f"error: {record.error}", markup=False)
+
+
+@app.command("logs")
+def logs_command(
+    run_id: Annotated[str, typer.Argument(help="The run's id (or its first 6+ characters).")],
+    step: Annotated[str | None, typer.Argument(help="Only this step's events.")] = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Print a run's events as JSON lines (one step's, when given)."""
+    with _reported(_Session(debug)), _open(store, config) as opened:
+        record = _find(opened, run_id)
+        for e in opened.get_events(record.run_id, step):
+            line = {"seq": e.seq, "at": e.at, "kind": e.kind, "step": e.step}
+            line |= {"attempt": e.attempt, **json.loads(e.data_json or "{}")}
+            typer.echo(json.dumps(line))
+
+
+@app.command("resume")
+def resume_command(
+    run_id: Annotated[str, typer.Argument(help="The run's id (or its first 6+ characters).")],
+    json_output: JsonOpt = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Finish a run whose process died: what succeeded is kept, the rest runs."""
+    session = _Session(debug)
+    with _reported(session):
+        settings = resolve(None, flags={"store": store}, config=config)
+        url = settings.store or str(DEFAULT_PATH)
+        with open_store(url, create=False) as opened:
+            record = _find(opened, run_id)
+            _stderr.print(f"run {record.run_id}", markup=False)
+            result = pardag.resume(record.run_id, store=opened)
+    raise typer.Exit(_finish(result, json_output, session))
+
+
+# -- JSON and text ----------------------------------------------------------------------------
+
+
+def run_json(record: RunRecord, steps: list[StepRecord]) -> dict[str, Any]:
+    """A recorded run with the keys of ``pardag run --json``."""
+    latest = _latest(steps)
+    outputs = {
+        sid: json.loads(s.output_json)
+        for sid, s in latest.items()
+        if s.state == "succeeded" and s.output_json is not None
+    }
+    finished = [s for s in latest.values() if s.finished_at]
+    last = max(finished, key=lambda s: s.finished_at or 0.0, default=None)
+    return {
+        "run_id": record.run_id,
+        "workflow": record.workflow,
+        "status": record.status,
+        "error": record.error,
+        "final_output": outputs.get(last.step_id) if last is not None else None,
+        "outputs": outputs,
+        "steps": {
+            sid: {
+                "state": s.state,
+                "reason": s.reason,
+                "attempts": s.attempt,
+                "started_at": s.started_at,
+                "finished_at": s.finished_at,
+                "duration": _seconds(s),
+                "error": s.error,
+            }
+            for sid, s in latest.items()
+        },
+    }
+
+
+def _run_row(r: RunRecord) -> dict[str, Any]:
+    return {
+        "run_id": r.run_id,
+        "workflow": r.workflow,
+        "status": r.status,
+        "error": r.error,
+        "created_at": r.created_at,
+        "finished_at": r.finished_at,
+        "source": r.source,
+    }
+
+
+def _latest(steps: list[StepRecord]) -> dict[str, StepRecord]:
+    out: dict[str, StepRecord] = {}
+    for s in steps:
+        if s.step_id not in out or s.attempt >= out[s.step_id].attempt:
+            out[s.step_id] = s
+    return out
+
+
+def _seconds(s: StepRecord) -> float | None:
+    if s.started_at is None or s.finished_at is None:
+        return None
+    return s.finished_at - s.started_at
+
+
+def _duration(s: StepRecord) -> str:
+    seconds = _seconds(s)
+    return "" if seconds is None else f"{seconds:.2f}s"
+
+
+def _when(at: float) -> str:
+    return datetime.fromtimestamp(at).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _since(text: str | None) -> float | None:
+    """``2026-11-22`` (a date or ISO time) or ``90m`` / ``2h`` ago, as a timestamp."""
+    if text is None:
+        return None
+    from pardag.units import parse_duration
+
+    try:
+        return time.time() - parse_duration(text, "--since")
+    except ValueError:
+        pass
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        raise ArgumentError(
+            f"Invalid --since value {text!r}: expected a date like 2026-11-22, an ISO time, "
+            "or a duration like 2h"
+        ) from None

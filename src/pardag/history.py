@@ -1,0 +1,217 @@
+"""Runs in the run store, from Python: which store a run uses, what it records about the
+workflow, and the history API (``pardag.runs``, ``pardag.resume``).
+
+A run is recorded when a store is given (``store=`` a ``Store`` or a URL), or when the
+``PARDAG_STORE`` environment variable names one; otherwise it stays in memory. The record keeps
+a snapshot of the definition (a workflow file's text) or, for a workflow built in Python, the
+``module:attribute`` to import it from, so that ``resume`` can rebuild it in a new process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import json
+import os
+import socket
+import sys
+import time
+import types
+from typing import TYPE_CHECKING, Any
+
+from pardag.errors import ArgumentError
+from pardag.store.base import RunRecord, StepRecord, Store
+
+if TYPE_CHECKING:
+    from pardag.model import Workflow
+    from pardag.results import RunResult
+
+__all__ = ["find_import_path", "open_run_store", "resume", "run_record", "workflow_of"]
+
+
+def open_run_store(store: Store | str | os.PathLike[str] | None) -> tuple[Store | None, bool]:
+    """The store a run records to, and whether the caller opened it (and must close it).
+
+    ``None`` means ``PARDAG_STORE`` if set, else no store (the run stays in memory).
+    """
+    if isinstance(store, Store):
+        return store, False
+    url = store if store is not None else os.environ.get("PARDAG_STORE") or None
+    if url is None:
+        return None, False
+    from pardag.store import open_store
+
+    return open_store(url), True
+
+
+def run_record(wf: Workflow, run_id: str) -> RunRecord:
+    """What the store keeps about ``wf`` for a new run ``run_id`` (status ``running``)."""
+    definition = wf.definition
+    if wf.definition_format == "python":
+        source = wf.import_path or find_import_path(wf)
+    else:
+        source = os.path.abspath(wf.source) if wf.source else None
+    digest = hashlib.sha256(
+        (definition or f"{source}:{sorted(wf.steps)}").encode("utf-8", "replace")
+    ).hexdigest()
+    return RunRecord(
+        run_id,
+        wf.name,
+        "running",
+        time.time(),
+        definition=definition,
+        definition_format=wf.definition_format,
+        definition_hash=digest,
+        source=source,
+    )
+
+
+def find_import_path(wf: Workflow) -> str | None:
+    """``module:attribute`` holding ``wf``, looked for in the modules of its steps' functions.
+
+    A workflow defined in a script run as ``__main__`` is recorded by the script's path
+    (``/path/flow.py:wf``), which ``resume`` imports under another name so that the script's
+    ``if __name__ == "__main__":`` part does not run again.
+    """
+    seen: set[str] = set()
+    for step in wf.steps.values():
+        name = getattr(step.fn, "__module__", None)
+        if not name or name in seen:
+            continue
+        seen.add(name)
+        module = sys.modules.get(name)
+        for attr, value in vars(module).items() if module is not None else ():
+            if value is wf:
+                if name == "__main__":
+                    path = getattr(module, "__file__", None)
+                    return f"{os.path.abspath(path)}:{attr}" if path else None
+                return f"{name}:{attr}"
+    return None
+
+
+_FINISHED = ("succeeded", "failed", "cancelled", "timed_out")
+
+
+def resume(
+    run_id: str, *, store: Store | str | os.PathLike[str] | None = None, **overrides: Any
+) -> RunResult:
+    """Finish a run whose process died, in this process.
+
+    Steps whose final state was committed keep it (and their outputs); steps that were running
+    run again (at-least-once); the rest run as usual. ``overrides`` are as for ``run``
+    (settings, ``listeners``, ``params`` merged over the recorded ones).
+    """
+    opened, owned = open_run_store(store)
+    if opened is None:
+        raise ArgumentError(
+            "resume needs the run store the run was recorded in: pass store=URL or set PARDAG_STORE"
+        )
+    try:
+        record = opened.get_run(run_id)
+        if record is None:
+            raise ArgumentError(f"there is no run {run_id!r} in the run store {opened.url}")
+        _check_resumable(record)
+        wf = workflow_of(record)
+        settings = _recorded_settings(record.settings_json)
+        params = {**json.loads(record.params_json or "{}"), **(overrides.pop("params", None) or {})}
+        steps = _latest_attempts(opened.get_steps(record.run_id))
+        first_event = len(opened.get_events(record.run_id)) + 1
+        args = {**settings, **overrides, "params": params, "store": opened}
+        args["_resume"] = (record, steps, first_event)
+        return wf.run(**args)
+    finally:
+        if owned:
+            opened.close()
+
+
+def _check_resumable(record: RunRecord) -> None:
+    if record.status in _FINISHED:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.finished_at or 0))
+        raise ArgumentError(
+            f"run {record.run_id} already finished: {record.status} at {when}; there is "
+            "nothing to resume (start a new run instead)"
+        )
+    host, _, pid = (record.owner or "").rpartition(":")
+    here = record.status == "running" and host == socket.gethostname() and pid.isdigit()
+    if here and int(pid) != os.getpid() and _alive(int(pid)):
+        raise ArgumentError(
+            f"run {record.run_id} is still running in process {pid} on this machine; "
+            "wait for it, or stop that process first"
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def workflow_of(record: RunRecord) -> Workflow:
+    """Rebuild the workflow a run recorded: from its file snapshot, or by importing it."""
+    if record.definition_format != "python":
+        from pardag.formats import read_workflow
+        from pardag.formats.document import parse_document
+
+        reader, _, syntax = record.definition_format.partition(":")
+        path = record.source or f"<run {record.run_id}>"
+        if record.source:
+            directory = os.path.dirname(record.source)
+            if directory not in sys.path:
+                sys.path.insert(0, directory)
+        return read_workflow(parse_document(record.definition, path, syntax or "yaml"), reader)
+    if not record.source:
+        raise ArgumentError(
+            f"run {record.run_id} was built in Python and pardag could not tell where its "
+            "Workflow object lives; define it at module level (wf = Workflow(...)) or set "
+            "wf.import_path = 'package.module:wf' before running it"
+        )
+    return _import_workflow(record.source, record.run_id)
+
+
+def _import_workflow(spec: str, run_id: str) -> Workflow:
+    from pardag.model import Workflow
+
+    where, _, attr = spec.rpartition(":")
+    try:
+        load = _load_script if where.endswith(".py") else importlib.import_module
+        module = load(where)
+        wf = getattr(module, attr)
+    except Exception as exc:
+        raise ArgumentError(
+            f"run {run_id}: cannot import its workflow {spec!r} ({type(exc).__name__}: {exc}); "
+            "run resume where that module is importable (its directory on PYTHONPATH)"
+        ) from None
+    if not isinstance(wf, Workflow):
+        raise ArgumentError(f"run {run_id}: {spec!r} is a {type(wf).__name__}, not a Workflow")
+    return wf
+
+
+def _load_script(path: str) -> types.ModuleType:
+    """Import a script under another name than ``__main__``, so its main part does not run."""
+    spec = importlib.util.spec_from_file_location("_pardag_resumed_script", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _recorded_settings(text: str) -> dict[str, Any]:
+    settings: dict[str, Any] = json.loads(text or "{}")
+    pools = settings.get("pools") or {}
+    settings["pools"] = {k: tuple(v) if isinstance(v, list) else v for k, v in pools.items()}
+    return settings
+
+
+def _latest_attempts(steps: list[StepRecord]) -> list[StepRecord]:
+    latest: dict[str, StepRecord] = {}
+    for rec in steps:
+        if rec.step_id not in latest or rec.attempt >= latest[rec.step_id].attempt:
+            latest[rec.step_id] = rec
+    return list(latest.values())

@@ -1,0 +1,134 @@
+"""The run store: where runs, step attempts and events are recorded, and how to open one.
+
+``open_store(url)`` picks the backend from the URL: a file path or ``sqlite:`` URL is an
+embedded SQLite file (the default, ``.pardag/runs.db`` in the current directory), a
+``postgresql://`` URL a PostgreSQL database. Both implement ``Store`` (``base.py``) and pass
+one conformance suite; the PostgreSQL driver is imported only when a URL asks for it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pardag.store.base import (
+    Answer,
+    CacheEntry,
+    EventRecord,
+    RunRecord,
+    RunUpdate,
+    StepRecord,
+    Store,
+    StoreError,
+)
+from pardag.store.schema import SCHEMA_VERSION
+from pardag.store.sqlite import SQLiteStore
+
+__all__ = [
+    "DEFAULT_PATH",
+    "ENVIRONMENT",
+    "SCHEMA_VERSION",
+    "Answer",
+    "CacheEntry",
+    "EventRecord",
+    "RunRecord",
+    "RunUpdate",
+    "SQLiteStore",
+    "StepRecord",
+    "Store",
+    "StoreError",
+    "mask_url",
+    "open_store",
+]
+
+DEFAULT_PATH = Path(".pardag") / "runs.db"
+"""The store used when nothing says otherwise, relative to the current directory."""
+ENVIRONMENT = "PARDAG_STORE"
+"""The environment variable naming the store when ``open_store`` gets no URL."""
+ACCEPTED = (
+    "a file path, sqlite:///absolute/path.db, sqlite:relative/path.db, "
+    "or postgresql://user:password@host:5432/database"
+)
+_SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+
+
+def open_store(url: str | os.PathLike[str] | None = None, *, create: bool = True) -> Store:
+    """The store ``url`` names (None: ``$PARDAG_STORE``, else ``.pardag/runs.db`` here).
+
+    ``create=False`` refuses to create a store that does not exist yet (for commands that
+    only read); an existing store of an older schema is migrated either way. Raises
+    StoreError naming the store (password masked) for anything unusable.
+    """
+    if url is None:
+        url = os.environ.get(ENVIRONMENT) or None
+    if url is None:
+        if create:
+            _ignore_in_git(DEFAULT_PATH.parent)
+        return SQLiteStore(DEFAULT_PATH, create=create)
+    if isinstance(url, os.PathLike):
+        return SQLiteStore(url, create=create)
+    scheme = _scheme(url)
+    if scheme is None:
+        return SQLiteStore(url, create=create)
+    if scheme == "sqlite":
+        return SQLiteStore(_sqlite_path(url), create=create)
+    if scheme in ("postgresql", "postgres"):
+        from pardag.store.postgres import PostgresStore  # psycopg loads only when asked for
+
+        return PostgresStore("postgresql" + url[len(scheme) :], create=create)
+    raise StoreError(f"store URL {mask_url(url)!r} is not supported; use {ACCEPTED}")
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (in the user part or a ``password=`` parameter) as ``***``."""
+    try:
+        userinfo, at, _ = urlsplit(url).netloc.rpartition("@")
+    except ValueError:  # malformed: mask whatever sits between "user:" and "@"
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    masked = url
+    if at and ":" in userinfo:
+        user = userinfo.split(":", 1)[0]
+        masked = masked.replace(f"//{userinfo}@", f"//{user}:***@", 1)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", masked, flags=re.IGNORECASE)
+
+
+def _scheme(url: str) -> str | None:
+    """The URL's scheme in lower case, or None for a plain path (``C:\\`` counts as a path)."""
+    match = _SCHEME.match(url)
+    if match is None or len(match.group(1)) == 1:
+        return None
+    return match.group(1).lower()
+
+
+def _sqlite_path(url: str) -> str:
+    """``sqlite:///abs/path.db`` -> ``/abs/path.db``; ``sqlite:rel.db`` -> ``rel.db``."""
+    rest = url.split(":", 1)[1]
+    if rest.startswith("//"):
+        host, _, path = rest[2:].partition("/")
+        if host not in ("", "localhost"):
+            raise StoreError(
+                f"store URL {url!r} names a host ({host}); SQLite stores are local files: "
+                "write sqlite:///absolute/path.db or sqlite:relative/path.db"
+            )
+        rest = "/" + path
+    if rest in ("", "/") or rest.endswith(":memory:"):
+        raise StoreError(
+            f"store URL {url!r} names no file; write sqlite:///absolute/path.db or "
+            "sqlite:relative/path.db (an in-memory store would forget every run)"
+        )
+    return rest
+
+
+def _ignore_in_git(directory: Path) -> None:
+    """Create ``directory`` with a ``.gitignore`` of ``*``, so run history is never committed."""
+    if directory.exists():
+        return
+    try:
+        directory.mkdir(parents=True)
+        (directory / ".gitignore").write_text("# created by pardag: run history\n*\n")
+    except FileExistsError:
+        pass  # another process made it first
+    except OSError as exc:
+        raise StoreError(f"cannot create the run store's directory {directory}: {exc}") from exc

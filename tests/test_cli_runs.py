@@ -1,0 +1,140 @@
+"""The run-store commands, through real ``pardag`` processes: runs, show, logs, resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.test_cli import clean_env, pardag, write
+
+FLOW = """\
+name: recorded
+steps:
+  first:
+    kind: shell
+    command: echo '{"n":1}'
+  second:
+    kind: shell
+    depends_on: first
+    command: echo '{"n":2}'
+"""
+
+SLOW = """\
+name: slow
+steps:
+  a:
+    kind: shell
+    command: echo a >> ledger && echo '{"done":"a"}'
+  b:
+    kind: shell
+    depends_on: a
+    script: |
+      echo b >> ledger
+      if [ ! -e started ]; then touch started; sleep 30; fi
+      echo '{"done":"b"}'
+  c:
+    kind: shell
+    depends_on: b
+    command: echo c >> ledger && echo '{"done":"c"}'
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / ".git").mkdir()
+    return tmp_path
+
+
+def test_run_records_and_show_gives_the_keys_of_run_json(project: Path) -> None:
+    write(project, "flow.yaml", FLOW)
+    done = pardag(project, "run", "flow.yaml", "--json")
+    assert done.returncode == 0, done.stderr
+    ran = json.loads(done.stdout)
+    assert done.stderr.splitlines()[0] == f"run {ran['run_id']}"
+    assert (project / ".pardag" / "runs.db").exists()
+
+    listed = pardag(project, "runs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    (row,) = json.loads(listed.stdout)
+    assert row["run_id"] == ran["run_id"] and row["status"] == "succeeded"
+
+    shown = pardag(project, "show", ran["run_id"][:8], "--json")
+    assert shown.returncode == 0, shown.stderr
+    recorded = json.loads(shown.stdout)
+    assert set(recorded) <= set(ran) and set(recorded) >= {"run_id", "status", "steps", "outputs"}
+    assert recorded["outputs"] == ran["outputs"] == {"first": {"n": 1}, "second": {"n": 2}}
+    assert recorded["final_output"] == {"n": 2}
+    for sid, step in recorded["steps"].items():
+        assert set(step) == set(ran["steps"][sid])
+        assert step["state"] == ran["steps"][sid]["state"] == "succeeded"
+
+
+def test_logs_print_the_events_of_a_step_in_order(project: Path) -> None:
+    write(project, "flow.yaml", FLOW)
+    run_id = json.loads(pardag(project, "run", "flow.yaml", "--json").stdout)["run_id"]
+    done = pardag(project, "logs", run_id, "second")
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [e["kind"] for e in lines] == ["step_ready", "step_started", "step_succeeded"]
+    assert all(e["step"] == "second" for e in lines)
+    assert [e["seq"] for e in lines] == sorted(e["seq"] for e in lines)
+
+
+def test_asking_about_a_run_that_does_not_exist_says_so(project: Path) -> None:
+    write(project, "flow.yaml", FLOW)
+    assert pardag(project, "run", "flow.yaml").returncode == 0
+    for command in (["show", "abcdef123"], ["logs", "abcdef123"], ["resume", "abcdef123"]):
+        done = pardag(project, *command)
+        assert done.returncode == 2
+        assert "there is no run 'abcdef123' in the run store" in done.stderr
+        assert "Traceback" not in done.stderr
+
+
+def test_resuming_a_finished_run_says_so(project: Path) -> None:
+    write(project, "flow.yaml", FLOW)
+    run_id = json.loads(pardag(project, "run", "flow.yaml", "--json").stdout)["run_id"]
+    done = pardag(project, "resume", run_id)
+    assert done.returncode == 2
+    assert f"run {run_id} already finished: succeeded" in done.stderr
+
+
+def test_an_unreachable_store_is_named_with_its_password_masked(project: Path) -> None:
+    write(project, "flow.yaml", FLOW)
+    url = "postgresql://someone:secret@127.0.0.1:1/nowhere"
+    done = pardag(project, "run", "flow.yaml", "--store", url)
+    assert done.returncode != 0
+    assert "someone:***@127.0.0.1:1" in done.stderr
+    assert "secret" not in done.stderr and "Traceback" not in done.stderr
+
+
+def test_kill_9_during_a_run_then_resume_finishes_it(project: Path) -> None:
+    write(project, "flow.yaml", SLOW)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pardag", "run", "flow.yaml"],
+        cwd=project,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while not (project / "started").exists():
+        assert time.monotonic() < deadline, "step b never started"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # the run and its shell steps, at once
+    proc.communicate(timeout=30)
+    listed = json.loads(pardag(project, "runs", "--json").stdout)
+    assert [r["status"] for r in listed] == ["running"]
+    write(project, "flow.yaml", "not: a workflow\n")  # resume runs the recorded snapshot
+    done = pardag(project, "resume", listed[0]["run_id"][:10], "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["outputs"]["c"] == {"done": "c"}
+    assert (project / "ledger").read_text().split() == ["a", "b", "b", "c"]
