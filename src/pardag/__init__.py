@@ -20,6 +20,7 @@ from pardag.errors import (
     RunTimedOut,
     StepCancelled,
     StepFailed,
+    StepPaused,
     StepTimeout,
     ValidationError,
 )
@@ -42,9 +43,30 @@ def load(
 
 def resume(run_id: str, **options: _Any) -> RunResult:
     """Finish a recorded run whose process died; see ``pardag.history.resume``."""
-    from pardag.history import resume as resume_run
+    from pardag import history
 
-    return resume_run(run_id, **options)
+    return history.resume(run_id, **options)
+
+
+def approve(run_id: str, step_id: str, value: _Any = True, **options: _Any) -> RunResult:
+    """Answer a paused approval step and resume its run; see ``pardag.history.approve``."""
+    from pardag import history
+
+    return history.approve(run_id, step_id, value, **options)
+
+
+def reject(run_id: str, step_id: str, reason: str = "", **options: _Any) -> RunResult:
+    """Reject a paused approval step and resume its run; see ``pardag.history.reject``."""
+    from pardag import history
+
+    return history.reject(run_id, step_id, reason, **options)
+
+
+def runs(**filters: _Any) -> list[_Any]:
+    """Recorded runs, newest first; see ``pardag.history.runs``."""
+    from pardag import history
+
+    return list(history.runs(**filters))
 
 
 def run(workflow: Workflow, **settings: object) -> RunResult:
@@ -72,15 +94,19 @@ __all__ = [
     "Step",
     "StepCancelled",
     "StepFailed",
+    "StepPaused",
     "StepResult",
     "StepState",
     "StepTimeout",
     "Trigger",
     "ValidationError",
     "Workflow",
+    "approve",
     "load",
+    "reject",
     "resume",
     "run",
+    "runs",
 ]
 
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
-"""The run-store commands of ``pardag``: ``runs``, ``show``, ``logs`` and ``resume``.
+"""The run-store commands of ``pardag``: ``runs``, ``show``, ``logs``, ``resume``, ``approve``
+and ``reject``.
 
 They read what ``pardag run`` recorded (``.pardag/runs.db`` unless ``--store``, ``PARDAG_STORE``
 or the config file says otherwise). ``--json`` output uses the keys of ``pardag run --json``.
@@ -158,6 +159,55 @@ def resume_command(
             record = _find(opened, run_id)
             _stderr.print(f"run {record.run_id}", markup=False)
             result = pardag.resume(record.run_id, store=opened)
+    raise typer.Exit(_finish(result, json_output, session))
+
+
+@app.command("approve")
+def approve_command(
+    run_id: Annotated[str, typer.Argument(help="The run's id (or its first 6+ characters).")],
+    step: Annotated[str, typer.Argument(help="The approval step waiting for an answer.")],
+    input_: Annotated[
+        str,
+        typer.Option("--input", help="The answer as JSON (the step's output).", metavar="JSON"),
+    ] = "true",
+    json_output: JsonOpt = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Answer a paused approval step and continue its run in this process."""
+    session = _Session(debug)
+    with _reported(session):
+        try:
+            value = json.loads(input_)
+        except json.JSONDecodeError as exc:
+            raise ArgumentError(
+                f"Invalid --input value {input_!r}: expected JSON ({exc.msg}), e.g. "
+                """--input '{"approved": true}' or --input '"staging"'"""
+            ) from None
+        with _open(store, config) as opened:
+            record = _find(opened, run_id)
+            _stderr.print(f"run {record.run_id}", markup=False)
+            result = pardag.approve(record.run_id, step, value, store=opened)
+    raise typer.Exit(_finish(result, json_output, session))
+
+
+@app.command("reject")
+def reject_command(
+    run_id: Annotated[str, typer.Argument(help="The run's id (or its first 6+ characters).")],
+    step: Annotated[str, typer.Argument(help="The approval step waiting for an answer.")],
+    reason: Annotated[str, typer.Option(help="Why; the step fails with it.")] = "",
+    json_output: JsonOpt = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Reject a paused approval step (it fails) and continue its run in this process."""
+    session = _Session(debug)
+    with _reported(session), _open(store, config) as opened:
+        record = _find(opened, run_id)
+        _stderr.print(f"run {record.run_id}", markup=False)
+        result = pardag.reject(record.run_id, step, reason, store=opened)
     raise typer.Exit(_finish(result, json_output, session))
 
 

@@ -10,6 +10,7 @@ The hierarchy::
     ├── StepFailed                a step did not succeed; keeps the original exception
     │   ├── StepTimeout           ... because it ran past its timeout
     │   └── StepCancelled         ... because the run was cancelled under it
+    ├── StepPaused                a step waits for a person (raised by approval steps)
     ├── RunCancelled              the run was cancelled (Ctrl-C, ``Runner.cancel``)
     └── RunTimedOut               the run ran past its ``timeout``
 
@@ -34,6 +35,7 @@ __all__ = [
     "RunTimedOut",
     "StepCancelled",
     "StepFailed",
+    "StepPaused",
     "StepTimeout",
     "ValidationError",
 ]
@@ -123,6 +125,21 @@ class StepTimeout(StepFailed):
 
 class StepCancelled(StepFailed):
     """A step was cancelled because the run was cancelled or failed elsewhere."""
+
+
+class StepPaused(PardagError):
+    """Raised by a step that waits for a person's answer: the runner pauses it (no slot held).
+
+    ``prompt`` is the question. The run goes on with what does not depend on the step and
+    ends ``paused`` when nothing else can move; an answer (``pardag approve``) resumes it.
+    """
+
+    def __init__(self, prompt: str) -> None:
+        self.prompt = prompt
+        super().__init__(f"waiting for approval: {prompt}")
+
+    def __reduce__(self) -> tuple[type[StepPaused], tuple[str]]:
+        return (type(self), (self.prompt,))
 
 
 class RunCancelled(PardagError):

@@ -21,13 +21,22 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from pardag.errors import ArgumentError
-from pardag.store.base import RunRecord, StepRecord, Store
+from pardag.store.base import Answer, RunRecord, StepRecord, Store
 
 if TYPE_CHECKING:
     from pardag.model import Workflow
     from pardag.results import RunResult
 
-__all__ = ["find_import_path", "open_run_store", "resume", "run_record", "workflow_of"]
+__all__ = [
+    "approve",
+    "find_import_path",
+    "open_run_store",
+    "reject",
+    "resume",
+    "run_record",
+    "runs",
+    "workflow_of",
+]
 
 
 def open_run_store(store: Store | str | os.PathLike[str] | None) -> tuple[Store | None, bool]:
@@ -215,3 +224,99 @@ def _latest_attempts(steps: list[StepRecord]) -> list[StepRecord]:
         if rec.step_id not in latest or rec.attempt >= latest[rec.step_id].attempt:
             latest[rec.step_id] = rec
     return list(latest.values())
+
+
+def approve(
+    run_id: str,
+    step_id: str,
+    value: Any = True,
+    *,
+    store: Store | str | os.PathLike[str] | None = None,
+    **overrides: Any,
+) -> RunResult:
+    """Answer a paused approval step with ``value`` (its output) and resume the run here.
+
+    An answer that does not fit the step's ``schema`` is refused, and the run stays paused.
+    """
+    return _answer(run_id, step_id, "approved", value, None, store, overrides)
+
+
+def reject(
+    run_id: str,
+    step_id: str,
+    reason: str = "",
+    *,
+    store: Store | str | os.PathLike[str] | None = None,
+    **overrides: Any,
+) -> RunResult:
+    """Reject a paused approval step (it fails with ``reason``) and resume the run here."""
+    return _answer(run_id, step_id, "rejected", None, reason or None, store, overrides)
+
+
+def runs(
+    *,
+    store: Store | str | os.PathLike[str] | None = None,
+    workflow: str | None = None,
+    status: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    limit: int = 50,
+) -> list[RunRecord]:
+    """Recorded runs, newest first, filtered by workflow, status and start time."""
+    opened, owned = _required_store(store, "runs()")
+    try:
+        return opened.list_runs(
+            workflow=workflow, status=status, since=since, until=until, limit=limit
+        )
+    finally:
+        if owned:
+            opened.close()
+
+
+def _required_store(store: Store | str | os.PathLike[str] | None, what: str) -> tuple[Store, bool]:
+    opened, owned = open_run_store(store)
+    if opened is None:
+        raise ArgumentError(
+            f"{what} needs the run store the run was recorded in: pass store=URL or set "
+            "PARDAG_STORE"
+        )
+    return opened, owned
+
+
+def _answer(
+    run_id: str,
+    step_id: str,
+    decision: str,
+    value: Any,
+    reason: str | None,
+    store: Store | str | os.PathLike[str] | None,
+    overrides: dict[str, Any],
+) -> RunResult:
+    from pardag.kinds.approval import answer_problem
+
+    opened, owned = _required_store(store, "answering an approval")
+    try:
+        record = opened.get_run(run_id)
+        if record is None:
+            raise ArgumentError(f"there is no run {run_id!r} in the run store {opened.url}")
+        latest = {s.step_id: s for s in _latest_attempts(opened.get_steps(record.run_id))}
+        step = latest.get(step_id)
+        if step is None or step.state != "paused":
+            now = "has not started" if step is None else f"is {step.state}"
+            raise ArgumentError(
+                f"step {step_id!r} of run {record.run_id} is not waiting for approval (it {now})"
+            )
+        if decision == "approved":
+            schema = workflow_of(record).steps[step_id].params.get("schema")
+            problem = answer_problem(schema, value)
+            if problem is not None:
+                raise ArgumentError(
+                    f"the answer does not fit step {step_id!r}'s schema: {problem}; the run "
+                    "stays paused"
+                )
+        answer = Answer(record.run_id, step_id, decision, json.dumps(value), reason, time.time())
+        opened.put_answer(answer)
+        return resume(record.run_id, store=opened, **overrides)
+    finally:
+        if owned:
+            opened.close()

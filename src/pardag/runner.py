@@ -37,6 +37,7 @@ from pardag.errors import (
     RunTimedOut,
     StepCancelled,
     StepFailed,
+    StepPaused,
     StepTimeout,
 )
 from pardag.events import Event, EventKind, Listener
@@ -108,6 +109,7 @@ class Runner:
         self._journal = Journal(store, self.run_id, first_event) if store is not None else None
         self._resume = list(resume)
         self._kept: set[int] = set()  # steps final in an earlier process of this run
+        self._paused = False
         self._record = record
         self._encoder = encoder
         self._recorded: dict[int, tuple[int, float]] = {}  # step -> (attempt, started_at)
@@ -344,6 +346,9 @@ class Runner:
             self._adapt(self._finished[i] - self._started[i])
 
     def _failed(self, i: int, exc: BaseException | None) -> None:
+        if isinstance(exc, StepPaused) and self._stop is None:
+            self._pause(i, exc)
+            return
         stopped_under_it = exc is None and i not in self._timed_out
         error = self._step_error(i, exc)
         retryable = self._retryable(i, exc)
@@ -360,6 +365,14 @@ class Runner:
             self._first_failure = self._first_failure or error
             if self.settings.on_failure is OnFailure.FAIL_FAST:
                 self._abort(RunStatus.FAILED, error, f"run failed at step {self.graph.ids[i]!r}")
+
+    def _pause(self, i: int, exc: StepPaused) -> None:
+        """The step waits for an answer: no slot, dependents wait, the rest of the run goes on."""
+        self._timers.pop(i, None)
+        self.sched.pause(i)
+        if self._journal is not None:
+            self._journal.add(step=self._step_record(i, StepState.PAUSED, reason=exc.prompt))
+        self._emit(EventKind.STEP_PAUSED, i, prompt=exc.prompt)
 
     def _step_error(self, i: int, exc: BaseException | None) -> StepFailed:
         sid = self.graph.ids[i]
@@ -495,6 +508,10 @@ class Runner:
         if self._journal is not None and self._journal.busy:
             return
         if any(s is StepState.RETRYING for s in self.sched.state):
+            return
+        if self.sched.paused:  # only what waits for an answer is left: the run pauses
+            self._paused = True
+            self._all_final.set_result(None)
             return
         stuck = [self.graph.ids[i] for i, s in enumerate(self.sched.state) if not s.is_final()]
         raise RuntimeError(f"pardag stalled with steps {stuck[:10]} not final; please report this")
@@ -744,6 +761,7 @@ class Runner:
             record.params_json = encode_output(self.params, repr) or "{}"
             record.owner = owner
             journal.store.create_run(record)
+        self.context.state["answers"] = journal.store.get_answers(self.run_id)
         journal.start(self._loop, self._store_failed, self._pump)
 
     def _restore(self, records: Sequence[StepRecord]) -> None:
@@ -819,6 +837,8 @@ class Runner:
     def _status(self) -> tuple[RunStatus, PardagError | None]:
         if self._stop is not None:
             return self._stop
+        if self._paused:
+            return RunStatus.PAUSED, None
         if self._first_failure is not None:
             return RunStatus.FAILED, self._first_failure
         return RunStatus.SUCCEEDED, None

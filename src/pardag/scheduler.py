@@ -109,6 +109,7 @@ class Scheduler:
         self._detached: dict[int, tuple[int, tuple[int, ...]]] = {}  # token -> (step, pools)
         self._tokens = 0
         self._vacated: set[int] = set()
+        self.paused: set[int] = set()
         self.wakeup_at: float | None = None
         self.log: list[int] = []  # steps that became ready or final, for the runner to report
         self.log_all = True
@@ -183,6 +184,14 @@ class Scheduler:
         self.running -= 1
         if self._needs[i]:  # most steps hold no pool: skip the lookup
             self._give_back(i, self._held.pop(i, ()))
+
+    def pause(self, i: int) -> None:
+        """Running step ``i`` waits for a person: it gives back its slot and stays unfinished
+        (its dependents wait); ``paused`` lists such steps."""
+        if self.state[i] is RUNNING:
+            self.release(i)
+        self.state[i] = StepState.PAUSED
+        self.paused.add(i)
 
     def vacate(self, i: int) -> None:
         """Give back running step ``i``'s slot now; ``done`` follows later with its outcome.

@@ -193,14 +193,12 @@ def test_user_input_takes_its_answer_from_the_run_params(tmp_path: Path) -> None
     assert result.outputs["go"]["stdout"] == "staging\n"
 
 
-def test_user_input_without_an_answer_fails_saying_how_to_give_one(tmp_path: Path) -> None:
+def test_user_input_without_an_answer_pauses_the_run(tmp_path: Path) -> None:
     wf = tree(tmp_path, [ask("confirm", "Deploy?", [cli("deploy", "true")])])
     result = wf.run()
-    assert result.status == "failed"
-    reason = result.steps["confirm"].reason or ""
-    assert "approvals.confirm=yes" in reason
-    assert "'Deploy?'" in reason
-    assert result.steps["deploy"].state is StepState.SKIPPED
+    assert result.status == "paused"
+    assert result.steps["confirm"].state is StepState.PAUSED
+    assert result.steps["deploy"].state is StepState.PENDING
 
 
 def test_a_boolean_user_input_accepts_only_yes_or_no(tmp_path: Path) -> None:
@@ -306,6 +304,6 @@ def test_the_example_runs_with_an_answer_and_stops_without_one() -> None:
     assert result.status == "succeeded", result.error
     assert result.outputs["deploy"]["stdout"].startswith("deploying")
     result = wf.run()
-    assert result.status == "failed"
-    assert result.steps["confirm"].state is StepState.FAILED
-    assert result.steps["deploy"].state is StepState.SKIPPED
+    assert result.status == "paused"
+    assert result.steps["confirm"].state is StepState.PAUSED
+    assert result.steps["deploy"].state is StepState.PENDING

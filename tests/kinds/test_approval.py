@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from pardag import StepState, ValidationError, Workflow
-from pardag.kinds.approval import ApprovalKind, ApprovalMissing, answer_of, approved
+from pardag.kinds.approval import ApprovalKind, answer_of, approved
 
 
 def review_flow(**params: Any) -> Workflow:
@@ -52,16 +52,11 @@ def test_the_flat_key_form_is_read_too() -> None:
     assert result.outputs["review"]["approved"] is True
 
 
-def test_without_an_answer_the_step_fails_saying_how_to_give_one() -> None:
+def test_without_an_answer_the_step_pauses_and_so_does_the_run() -> None:
     result = review_flow().run()
-    step = result.steps["review"]
-    assert step.state is StepState.FAILED
-    assert isinstance(step.error.cause if step.error else None, ApprovalMissing)
-    assert (
-        "step 'review' waits for approval ('Deploy 1.4.2?'); pausing for an answer needs the run "
-        "store (not yet available); pass the answer as params approvals.review=yes"
-    ) in (step.reason or "")
-    assert result.steps["deploy"].state is StepState.SKIPPED
+    assert result.status == "paused"
+    assert result.steps["review"].state is StepState.PAUSED
+    assert result.steps["deploy"].state is StepState.PENDING  # it waits, it is not skipped
 
 
 def test_choices_limit_the_answers() -> None:
@@ -106,4 +101,4 @@ def test_helpers() -> None:
     assert answer_of({"approvals.b": 0}, "b") == 0
     assert approved(" ok ") is True
     assert approved(3) == 3
-    assert ApprovalKind.fields == ("prompt", "choices")
+    assert ApprovalKind.fields == ("prompt", "choices", "schema")

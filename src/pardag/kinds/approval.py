@@ -1,36 +1,57 @@
-"""The ``approval`` kind: a person's answer as a step (for now, an answer given up front).
+"""The ``approval`` kind: a step that waits for a person's answer.
 
-Params: ``prompt`` (the question, may be a template) and optional ``choices`` (the answers
-allowed). A real pause, durable and answered later from the CLI, the API or the web page,
-needs the run store, which does not exist yet. Until then the answer must come with the run:
-``params={"approvals": {"review": "yes"}}`` (or the flat key ``"approvals.review"``). Without
-one the step fails, saying so and how to pass it.
+Params: ``prompt`` (the question, may be a template), optional ``choices`` (the answers
+allowed) and optional ``schema`` (a JSON Schema the answer must fit, checked by
+``pardag approve``).
 
-The output is ``{"approved": ..., "answer": answer}``: ``approved`` is True for ``yes``, ``y``,
-``true``, ``ok``, ``approve``, ``approved`` (any case) and True; False for ``no``, ``n``,
-``false``, ``reject``, ``rejected`` and False; otherwise the answer itself (a choice such as
-``"staging"``). With ``choices``, an answer outside them fails the step.
+Where the answer comes from, in order:
+1. the run store: ``pardag approve RUN STEP --input JSON`` (or ``pardag.approve``) records it
+   and resumes the run, and the step's output is that JSON value; ``pardag reject`` fails the
+   step with the reason;
+2. the run's params, for runs without a store: ``params={"approvals": {"review": "yes"}}`` (or
+   the flat key ``"approvals.review"``); the output is then ``{"approved": ..., "answer": ...}``
+   where ``approved`` is True for ``yes``, ``y``, ``true``, ``ok``, ``approve``, ``approved``
+   (any case) and True, False for ``no``, ``n``, ``false``, ``reject``, ``rejected`` and False,
+   otherwise the answer itself;
+3. none yet: the step pauses (``StepPaused``). With a store, the run ends ``paused`` once
+   nothing else can move (``pardag run`` exits 3); without one, it ends paused in memory.
+
+With ``choices``, an answer outside them fails the step.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pardag.errors import StepPaused
 from pardag.kinds.base import Action, RunContext
 from pardag.templates import namespace, render, template_problems, to_text
 
 if TYPE_CHECKING:
     from pardag.model import Step
 
-__all__ = ["ApprovalKind", "ApprovalMissing", "answer_of", "approved"]
+__all__ = [
+    "ApprovalKind",
+    "ApprovalMissing",
+    "ApprovalRejected",
+    "answer_of",
+    "answer_problem",
+    "approved",
+    "schema_problems",
+]
 
 _YES = frozenset({"yes", "y", "true", "ok", "approve", "approved"})
 _NO = frozenset({"no", "n", "false", "reject", "rejected"})
 
 
 class ApprovalMissing(Exception):
-    """An approval step has no answer, or one it does not accept."""
+    """An approval step's answer is not one it accepts."""
+
+
+class ApprovalRejected(Exception):
+    """Someone rejected the approval step (``pardag reject``); the message gives the reason."""
 
 
 def answer_of(params: Mapping[str, Any], step_id: str) -> Any:
@@ -57,7 +78,7 @@ def approved(answer: Any) -> Any:
 class ApprovalKind:
     """Reads the step's answer from the run's params; see the module docstring."""
 
-    fields: tuple[str, ...] = ("prompt", "choices")
+    fields: tuple[str, ...] = ("prompt", "choices", "schema")
 
     def problems(self, step: Step) -> list[str]:
         prompt = step.params.get("prompt")
@@ -73,21 +94,25 @@ class ApprovalKind:
             and all(isinstance(c, str | int | float | bool) for c in choices)
         ):
             out.append(f"choices must be a list of answers such as [yes, no], got {choices!r}")
+        schema = step.params.get("schema")
+        if schema is not None:
+            out += schema_problems(schema)
         return out
 
     def action(self, step: Step, ctx: RunContext) -> Action:
         prompt, choices, step_id = step.params["prompt"], step.params.get("choices"), step.id
         where = f"step {step_id!r} params.prompt"
 
-        def answer(inputs: Mapping[str, Any]) -> dict[str, Any]:
+        def answer(inputs: Mapping[str, Any]) -> Any:
             question = to_text(render(prompt, namespace(inputs, ctx), where=where))
+            stored = ctx.state.get("answers", {}).get(step_id)
+            if stored is not None:
+                if stored.decision == "rejected":
+                    raise ApprovalRejected(f"rejected: {stored.reason or 'no reason given'}")
+                return json.loads(stored.value_json)
             given = answer_of(ctx.params, step_id)
             if given is None:
-                raise ApprovalMissing(
-                    f"step {step_id!r} waits for approval ({question!r}); pausing for an answer "
-                    f"needs the run store (not yet available); pass the answer as params "
-                    f"approvals.{step_id}=yes"
-                )
+                raise StepPaused(question)
             if choices is not None and not _among(given, choices):
                 allowed = ", ".join(to_text(c) for c in choices)
                 raise ApprovalMissing(
@@ -96,6 +121,34 @@ class ApprovalKind:
             return {"approved": approved(given), "answer": given}
 
         return Action(answer, "inline", _bind_inputs)
+
+
+def schema_problems(schema: Any) -> list[str]:
+    """Whether ``schema`` is a JSON Schema an answer can be checked against."""
+    import jsonschema
+
+    if not isinstance(schema, dict):
+        return [f"schema must be a JSON Schema (a mapping), got {schema!r}"]
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        return [f"schema is not a valid JSON Schema: {exc.message}"]
+    return []
+
+
+def answer_problem(schema: Any, value: Any) -> str | None:
+    """Why ``value`` does not fit ``schema`` (the schema's own message), or None."""
+    import jsonschema
+
+    if schema is None:
+        return None
+    error = jsonschema.exceptions.best_match(
+        jsonschema.validators.validator_for(schema)(schema).iter_errors(value)
+    )
+    if error is None:
+        return None
+    where = "/".join(str(p) for p in error.absolute_path)
+    return f"{error.message}" + (f" (at {where})" if where else "")
 
 
 def _among(answer: Any, choices: list[Any]) -> bool:

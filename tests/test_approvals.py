@@ -1,0 +1,159 @@
+"""Approval steps pause a run durably; an answer from a fresh process continues it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import pardag
+from pardag import ArgumentError, RunStatus, StepState
+from pardag.store import open_store
+from tests.test_cli import clean_env
+
+FLOW = """\
+name: release
+steps:
+  build:
+    kind: shell
+    command: echo '{"version":"1.4.2"}'
+  docs:
+    kind: shell
+    command: echo docs >> ledger
+  review:
+    kind: approval
+    depends_on: build
+    prompt: "Deploy {{ steps.build.output.version }}?"
+    schema: {type: object, required: [target], properties: {target: {enum: [staging, prod]}}}
+  deploy:
+    kind: shell
+    depends_on: review
+    command: echo deploy {{ steps.review.output.target }} >> ledger && echo '{"ok":true}'
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "flow.yaml").write_text(FLOW)
+    return tmp_path
+
+
+def pardag_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pardag", *args],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_run_pauses_exits_3_and_an_approval_from_a_fresh_process_finishes_it(
+    project: Path,
+) -> None:
+    done = pardag_cli(project, "run", "flow.yaml", "--json")
+    assert done.returncode == 3, done.stderr
+    paused = json.loads(done.stdout)
+    assert paused["status"] == "paused"
+    assert paused["steps"]["review"]["state"] == "paused"
+    assert paused["steps"]["docs"]["state"] == "succeeded"  # independent branches ran on
+    assert paused["steps"]["deploy"]["state"] == "pending"
+    run_id = paused["run_id"]
+
+    refused = pardag_cli(project, "approve", run_id, "review", "--input", '{"target": "moon"}')
+    assert refused.returncode == 2
+    assert "does not fit step 'review''s schema" in refused.stderr
+    assert "'moon' is not one of ['staging', 'prod']" in refused.stderr
+    assert "stays paused" in refused.stderr
+
+    done = pardag_cli(project, "approve", run_id[:8], "review", "--input", '{"target": "prod"}')
+    assert done.returncode == 0, done.stderr
+    assert (project / "ledger").read_text().split("\n")[:2] == ["docs", "deploy prod"]
+    with open_store(project / ".pardag" / "runs.db") as store:
+        record = store.get_run(run_id)
+        steps = {s.step_id: s for s in store.get_steps(run_id)}
+    assert record is not None and record.status == "succeeded"
+    assert json.loads(steps["review"].output_json or "") == {"target": "prod"}
+
+
+def test_rejecting_fails_the_step_with_the_reason(project: Path) -> None:
+    run_id = json.loads(pardag_cli(project, "run", "flow.yaml", "--json").stdout)["run_id"]
+    done = pardag_cli(project, "reject", run_id, "review", "--reason", "not today", "--json")
+    assert done.returncode == 1
+    result = json.loads(done.stdout)
+    assert result["steps"]["review"]["state"] == "failed"
+    assert "rejected: not today" in result["steps"]["review"]["error"]
+    assert result["steps"]["deploy"]["state"] == "cancelled"  # fail_fast: the run stops
+
+
+def test_answering_what_is_not_waiting_says_so(project: Path) -> None:
+    run_id = json.loads(pardag_cli(project, "run", "flow.yaml", "--json").stdout)["run_id"]
+    done = pardag_cli(project, "approve", run_id, "build")
+    assert done.returncode == 2
+    assert f"step 'build' of run {run_id} is not waiting for approval (it is succeeded)" in (
+        done.stderr
+    )
+    done = pardag_cli(project, "approve", "ffffffffff", "review")
+    assert done.returncode == 2 and "there is no run 'ffffffffff'" in done.stderr
+
+
+def test_pause_then_kill_then_approve_from_a_fresh_process(project: Path) -> None:
+    slow = FLOW.replace("command: echo docs >> ledger", "command: echo docs >> ledger; sleep 30")
+    (project / "flow.yaml").write_text(slow)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pardag", "run", "flow.yaml"],
+        cwd=project,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    db = project / ".pardag" / "runs.db"
+    deadline = time.monotonic() + 30
+    paused = False
+    while not paused:  # the review step pauses while docs still sleeps
+        assert time.monotonic() < deadline, "the review step never paused"
+        time.sleep(0.1)
+        if db.exists():
+            with open_store(db) as store:
+                for run in store.list_runs():
+                    paused = any(s.state == "paused" for s in store.get_steps(run.run_id))
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    with open_store(db) as store:
+        (run,) = store.list_runs()
+    assert run.status == "running"  # the process died before it could say paused
+    (project / "flow.yaml").write_text(FLOW)  # the snapshot (with its sleep) is what resumes
+    done = pardag_cli(project, "approve", run.run_id, "review", "--input", '{"target":"staging"}')
+    assert done.returncode == 0, done.stderr
+    assert "deploy staging" in (project / "ledger").read_text()
+
+
+def test_from_python_a_paused_run_is_approved_with_pardag_approve(tmp_path: Path) -> None:
+    url = str(tmp_path / "runs.db")
+    wf = pardag.load(_write(tmp_path, FLOW))
+    first = wf.run(store=url)
+    assert first.status is RunStatus.PAUSED
+    assert first.steps["review"].state is StepState.PAUSED
+    with pytest.raises(ArgumentError, match="stays paused"):
+        pardag.approve(first.run_id, "review", {"target": 3}, store=url)
+    done = pardag.approve(first.run_id, "review", {"target": "staging"}, store=url)
+    assert done.status is RunStatus.SUCCEEDED
+    assert done.outputs["deploy"] == {"ok": True}
+    (listed,) = pardag.runs(store=url)
+    assert listed.status == "succeeded"
+
+
+def _write(directory: Path, text: str) -> Path:
+    path = directory / "flow.yaml"
+    path.write_text(text)
+    return path
