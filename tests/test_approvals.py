@@ -157,3 +157,36 @@ def _write(directory: Path, text: str) -> Path:
     path = directory / "flow.yaml"
     path.write_text(text)
     return path
+
+
+def test_cancel_marks_a_paused_run_cancelled_and_answers_are_then_refused(
+    project: Path,
+) -> None:
+    run_id = json.loads(pardag_cli(project, "run", "flow.yaml", "--json").stdout)["run_id"]
+    done = pardag_cli(project, "cancel", run_id)
+    assert done.returncode == 0, done.stderr
+    assert f"run {run_id} (paused) is now cancelled" in done.stderr
+    done = pardag_cli(project, "approve", run_id, "review", "--input", '{"target":"prod"}')
+    assert done.returncode == 2 and "already finished: cancelled" in done.stderr
+    assert pardag_cli(project, "cancel", run_id).returncode == 2
+
+
+def test_cancel_stops_a_live_run_in_its_own_process(project: Path) -> None:
+    (project / "flow.yaml").write_text(FLOW.replace("echo docs >> ledger", "sleep 30"))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pardag", "run", "flow.yaml"],
+        cwd=project,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stderr is not None
+    run_id = proc.stderr.readline().split()[1]  # "run <id>" comes first
+    done = pardag_cli(project, "cancel", run_id)
+    assert done.returncode == 0, done.stderr
+    assert f"asked process {proc.pid} to cancel run {run_id}" in done.stderr
+    assert proc.wait(timeout=30) == 130
+    with open_store(project / ".pardag" / "runs.db") as store:
+        record = store.get_run(run_id)
+    assert record is not None and record.status == "cancelled"

@@ -1,5 +1,5 @@
-"""The run-store commands of ``pardag``: ``runs``, ``show``, ``logs``, ``resume``, ``approve``
-and ``reject``.
+"""The run-store commands of ``pardag``: ``runs``, ``show``, ``logs``, ``resume``,
+``approve``, ``reject`` and ``cancel``.
 
 They read what ``pardag run`` recorded (``.pardag/runs.db`` unless ``--store``, ``PARDAG_STORE``
 or the config file says otherwise). ``--json`` output uses the keys of ``pardag run --json``.
@@ -17,6 +17,7 @@ from rich.table import Table
 from rich.text import Text
 
 import pardag
+from pardag import history
 from pardag.cli import (
     ConfigOpt,
     DebugOpt,
@@ -209,6 +210,20 @@ def reject_command(
         _stderr.print(f"run {record.run_id}", markup=False)
         result = pardag.reject(record.run_id, step, reason, store=opened)
     raise typer.Exit(_finish(result, json_output, session))
+
+
+@app.command("cancel")
+def cancel_command(
+    run_id: Annotated[str, typer.Argument(help="The run's id (or its first 6+ characters).")],
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Cancel a run: its process (on this machine) stops it cleanly; a paused or dead run is
+    marked cancelled."""
+    with _reported(_Session(debug)), _open(store, config) as opened:
+        record = _find(opened, run_id)
+        _stderr.print(history.cancel(record.run_id, store=opened), markup=False)
 
 
 # -- JSON and text ----------------------------------------------------------------------------

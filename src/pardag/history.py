@@ -14,6 +14,7 @@ import importlib
 import importlib.util
 import json
 import os
+import signal
 import socket
 import sys
 import time
@@ -21,7 +22,7 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from pardag.errors import ArgumentError
-from pardag.store.base import Answer, RunRecord, StepRecord, Store
+from pardag.store.base import Answer, RunRecord, RunUpdate, StepRecord, Store
 
 if TYPE_CHECKING:
     from pardag.model import Workflow
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "approve",
+    "cancel",
     "find_import_path",
     "open_run_store",
     "reject",
@@ -299,6 +301,8 @@ def _answer(
         record = opened.get_run(run_id)
         if record is None:
             raise ArgumentError(f"there is no run {run_id!r} in the run store {opened.url}")
+        if record.status in _FINISHED:
+            raise ArgumentError(f"run {record.run_id} already finished: {record.status}")
         latest = {s.step_id: s for s in _latest_attempts(opened.get_steps(record.run_id))}
         step = latest.get(step_id)
         if step is None or step.state != "paused":
@@ -317,6 +321,38 @@ def _answer(
         answer = Answer(record.run_id, step_id, decision, json.dumps(value), reason, time.time())
         opened.put_answer(answer)
         return resume(record.run_id, store=opened, **overrides)
+    finally:
+        if owned:
+            opened.close()
+
+
+def cancel(run_id: str, *, store: Store | str | os.PathLike[str] | None = None) -> str:
+    """Cancel a run that has not finished; returns what was done, in words.
+
+    A run whose process is alive on this machine is sent SIGINT, which that process handles as
+    Ctrl-C (running steps stopped, the run recorded cancelled). A paused run, or one whose
+    process died, is marked cancelled in the store. A finished run is left alone (an error).
+    """
+    opened, owned = _required_store(store, "cancel")
+    try:
+        record = opened.get_run(run_id)
+        if record is None:
+            raise ArgumentError(f"there is no run {run_id!r} in the run store {opened.url}")
+        if record.status in _FINISHED:
+            raise ArgumentError(f"run {record.run_id} already finished: {record.status}")
+        host, _, pid = (record.owner or "").rpartition(":")
+        here = host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid()
+        if record.status == "running" and here and _alive(int(pid)):
+            os.kill(int(pid), signal.SIGINT)
+            return f"asked process {pid} to cancel run {record.run_id}"
+        if record.status == "running" and not here and host:
+            raise ArgumentError(
+                f"run {record.run_id} runs on {host} (process {pid}); cancel it there"
+            )
+        update = RunUpdate(record.run_id, status="cancelled", finished_at=time.time())
+        update.error = "run cancelled: pardag cancel"
+        opened.write(runs=[update])
+        return f"run {record.run_id} ({record.status}) is now cancelled"
     finally:
         if owned:
             opened.close()
