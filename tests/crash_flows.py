@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pardag
+from pardag.events import Event, EventKind
 
 MODULUS = 1_000_003
 """Outputs are kept below this so that sums over deep DAGs stay small numbers."""
@@ -56,8 +57,10 @@ def die() -> None:
 
 def value(inputs: Mapping[str, Any]) -> int:
     """What every step returns: the sum of its inputs plus one (so outputs depend on all of
-    them, and an output restored wrongly on resume changes every value downstream)."""
-    return (sum(inputs.values()) + 1) % MODULUS
+    them, and an output restored wrongly on resume changes every value downstream). A list
+    input counts as its sum (``padded``'s output)."""
+    total = sum(v if isinstance(v, int) else sum(v) for v in inputs.values())
+    return (total + 1) % MODULUS
 
 
 def plain(name: str, pause: float = 0.0) -> Callable[[dict[str, Any]], int]:
@@ -78,15 +81,18 @@ def plain(name: str, pause: float = 0.0) -> Callable[[dict[str, Any]], int]:
 
 def _wait_until_recorded_running(step_id: str) -> None:
     """Block until the store shows this step's attempt as running (the write-ahead record is
-    committed), read through a connection of its own."""
+    committed), read through a connection of its own; exit with status 3 if it never does."""
     from pardag.store import open_store
 
+    deadline = time.monotonic() + 20
     with open_store(os.environ["PARDAG_STORE"], create=False) as store:
-        while True:
+        while time.monotonic() < deadline:
             (run,) = store.list_runs(status="running", limit=1)
             if any(s.step_id == step_id for s in store.get_steps(run.run_id)):
                 return
             time.sleep(0.005)
+    print(f"step {step_id} ran for 20s and was never recorded as running", file=sys.stderr)
+    os._exit(3)
 
 
 def kill_on_start(inputs: dict[str, Any]) -> int:
@@ -114,16 +120,30 @@ def kill_mid_step(inputs: dict[str, Any]) -> int:
     return value(inputs)
 
 
+PADDING = 500_000
+
+
+def padded(inputs: dict[str, Any]) -> list[int]:
+    """``a`` with a large output, ``[1, 0, 0, ...]`` (1.5 MB of JSON): committing it takes a
+    while, so a dependent started before that commit would surely kill the process first."""
+    mark("a")
+    return [1] + [0] * PADDING
+
+
 def _chosen_point(
-    name: str, victim: Callable[[dict[str, Any]], int], concurrency: int = 1
+    name: str,
+    victim: Callable[[dict[str, Any]], int],
+    *,
+    concurrency: int = 1,
+    first: Callable[[dict[str, Any]], Any] | None = None,
 ) -> pardag.Workflow:
     """``a`` and ``side`` first, then ``victim`` (after ``a``), then ``after`` (after both).
 
-    One step at a time by default, in declaration order, so the steps before the victim have
-    all committed their ends when it runs, and the one after it has not started.
+    One step at a time by default: ``a`` (the longer path) starts first, ``side`` takes the
+    slot while ``a``'s end is committed, ``victim`` runs after both and ``after`` last.
     """
     wf = pardag.Workflow(name, max_concurrency=concurrency)
-    wf.add("a", plain("a"))
+    wf.add("a", first or plain("a"))
     wf.add("side", plain("side"))
     wf.add("victim", victim, depends_on=["a"])
     wf.add("after", plain("after"), depends_on=["victim", "side"])
@@ -133,13 +153,41 @@ def _chosen_point(
 killed_on_start = _chosen_point("killed_on_start", kill_on_start)
 killed_once_recorded = _chosen_point("killed_once_recorded", kill_once_recorded)
 killed_mid_step = _chosen_point("killed_mid_step", kill_mid_step)
-killed_after_commit = _chosen_point("killed_after_commit", kill_on_start, concurrency=4)
+killed_after_commit = _chosen_point(
+    "killed_after_commit", kill_on_start, concurrency=4, first=padded
+)
 """``victim`` kills the process first thing, like ``killed_on_start``; the test looks at the
-other side of the kill: ``a``, whose only dependent it is, must have committed its success.
-Several at a time: ``a -> victim`` is a chain a thread could run on its own without the
-loop (and, were that allowed in a recorded run, before ``a``'s end is committed)."""
+other side of the kill: ``a`` (padded: a slow commit), whose only dependent it is, must have
+committed its success. Several at a time: ``a -> victim`` is a chain a thread could run on
+its own without the loop (and, were that allowed in a recorded run, before the commit)."""
 
-CHOSEN_POINTS = ("killed_on_start", "killed_once_recorded", "killed_mid_step")
+
+class KillAtRunStart:
+    """A listener that SIGKILLs the process on ``run_started``. Listeners given to ``run`` hear
+    each event before the journal does, so the store then holds the run's record (committed
+    before anything starts) and nothing else: no event, no step."""
+
+    def on_event(self, event: Event) -> None:
+        if event.kind is EventKind.RUN_STARTED and first_time("run"):
+            die()
+
+
+class KillAtRunEnd:
+    """A listener that SIGKILLs the process on ``run_finished``: every step's end is committed
+    by then (each before its dependents started), the run's own end is not."""
+
+    def on_event(self, event: Event) -> None:
+        if event.kind is EventKind.RUN_FINISHED and first_time("run"):
+            die()
+
+
+killed_at_run_start = _chosen_point("killed_at_run_start", plain("victim"))
+killed_at_run_end = _chosen_point("killed_at_run_end", plain("victim"))
+LISTENERS = {
+    "killed_at_run_start": [KillAtRunStart()],
+    "killed_at_run_end": [KillAtRunEnd()],
+}
+"""Listeners ``main`` passes to a workflow's first run (``resume`` is not given them)."""
 
 
 # -- random DAGs ----------------------------------------------------------------------------
@@ -159,11 +207,10 @@ def random_dag(
     return wf
 
 
-DAG_SEEDS = (11, 23, 37)
 dag_11 = random_dag("dag_11", 11, 200, pause=0.004)
 dag_23 = random_dag("dag_23", 23, 200, pause=0.004)
 dag_37 = random_dag("dag_37", 37, 200, pause=0.004)
-wide_100 = random_dag("wide_100", 5, 100, concurrency=4)
+quick_100 = random_dag("quick_100", 5, 100)
 """Run by several processes at once on one store: no pause, so they write as fast as they can."""
 
 
@@ -187,10 +234,6 @@ def main(argv: list[str]) -> int:
     wf = globals()[argv[0]]
     assert isinstance(wf, pardag.Workflow)
     _barrier()
-    result = wf.run()
+    result = wf.run(listeners=LISTENERS.get(argv[0], ()))
     print(result.run_id)
     return 0 if result.ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -138,7 +138,10 @@ def test_pause_then_kill_then_approve_from_a_fresh_process(project: Path) -> Non
     assert "deploy staging" in (project / "ledger").read_text()
 
 
-def test_from_python_a_paused_run_is_approved_with_pardag_approve(tmp_path: Path) -> None:
+def test_from_python_a_paused_run_is_approved_with_pardag_approve(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # its shell steps write ./ledger
     url = str(tmp_path / "runs.db")
     wf = pardag.load(_write(tmp_path, FLOW))
     first = wf.run(store=url)

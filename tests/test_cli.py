@@ -101,7 +101,16 @@ steps:
 """
 
 RUN_KEYS = {"run_id", "workflow", "status", "error", "final_output", "outputs", "steps"}
-STEP_KEYS = {"state", "reason", "attempts", "started_at", "finished_at", "duration", "error"}
+STEP_KEYS = {
+    "state",
+    "reason",
+    "attempts",
+    "started_at",
+    "finished_at",
+    "duration",
+    "error",
+    "cached",
+}
 ANSI = "\x1b["
 
 

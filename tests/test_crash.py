@@ -45,21 +45,23 @@ CHOSEN_OUTPUTS = {"a": 1, "side": 1, "victim": 2, "after": 4}
 def flow_env(url: str, ledger: Path, **extra: str) -> dict[str, str]:
     """The environment of a run's process: its store and ledger, and nothing else of pardag's."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PARDAG_", "CRASH_"))}
-    env.update(PARDAG_STORE=url, CRASH_LEDGER=str(ledger), PYTHONPATH=str(REPO), **extra)
+    path = os.pathsep.join(p for p in (os.environ.get("PYTHONPATH"), str(REPO)) if p)
+    env.update(PARDAG_STORE=url, CRASH_LEDGER=str(ledger), PYTHONPATH=path, **extra)
     return env
 
 
-def spawn(args: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
-    """Start ``args`` with stdout and stderr in ``logs``.out and ``logs``.err (a pipe nobody
-    reads while we wait for the ledger could block the process)."""
-    with logs.with_suffix(".out").open("wb") as out, logs.with_suffix(".err").open("wb") as err:
+def spawn(args: list[str], env: dict[str, str], logs: str) -> subprocess.Popen[bytes]:
+    """Start ``args`` with stdout and stderr in files ``logs``.out and ``logs``.err (a pipe
+    nobody reads while we wait for the ledger could block the process)."""
+    with open(f"{logs}.out", "wb") as out, open(f"{logs}.err", "wb") as err:
         return subprocess.Popen(args, cwd=REPO, env=env, stdout=out, stderr=err)
 
 
 def start(name: str, url: str, ledger: Path, **extra: str) -> subprocess.Popen[bytes]:
-    """Run workflow ``name`` of tests/crash_flows.py in a new process."""
-    logs = ledger.with_name(f"{ledger.name}.{name}.{time.monotonic_ns()}")
-    return spawn([sys.executable, "-c", RUN_FLOW, name], flow_env(url, ledger, **extra), logs)
+    """Run workflow ``name`` of tests/crash_flows.py in a new process (output beside the
+    ledger: ``ledger.name.out``, ``.err``)."""
+    command = [sys.executable, "-c", RUN_FLOW, name]
+    return spawn(command, flow_env(url, ledger, **extra), f"{ledger}.{name}")
 
 
 def run_until_it_kills_itself(name: str, url: str, ledger: Path) -> None:
@@ -92,9 +94,8 @@ def kill_when_ledger_reaches(
 
 def resume_cli(run_id: str, url: str, ledger: Path) -> subprocess.Popen[bytes]:
     """``pardag resume RUN --store URL`` in a new process."""
-    logs = ledger.with_name(f"{ledger.name}.resume.{time.monotonic_ns()}")
     command = [sys.executable, "-m", "pardag", "resume", run_id, "--store", url, "--json"]
-    return spawn(command, flow_env(url, ledger), logs)
+    return spawn(command, flow_env(url, ledger), f"{ledger}.resume")
 
 
 def resume_cli_to_the_end(run_id: str, url: str, ledger: Path) -> dict[str, Any]:
@@ -221,6 +222,44 @@ def test_a_step_killed_as_it_starts_runs_again(
     assert_finished(url, run_id, CHOSEN_OUTPUTS)
 
 
+def test_a_run_killed_before_its_first_commit_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed as the run starts (a listener hears ``run_started`` before the journal does):
+    the store holds the run's record and nothing else; resuming runs every step once."""
+    url, ledger = str(tmp_path / "runs.db"), tmp_path / "ledger"
+    run_until_it_kills_itself("killed_at_run_start", url, ledger)
+    run_id = the_run(url, "killed_at_run_start")
+    before = look(url, run_id, ledger)
+    assert before.latest == {} and not before.ran
+
+    result = resume_here(run_id, url, ledger, monkeypatch)
+
+    assert result.status is RunStatus.SUCCEEDED and result.run_id == run_id
+    assert dict(result.outputs) == CHOSEN_OUTPUTS
+    assert executions(ledger) == Counter(dict.fromkeys(CHOSEN_OUTPUTS, 1))
+    assert_finished(url, run_id, CHOSEN_OUTPUTS)
+
+
+def test_a_run_killed_after_its_last_commit_finishes_without_running_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed as the run ends (``run_finished``, before the journal records it): every step's
+    success is in the store, the run's end is not; resuming runs nothing and ends the run."""
+    url, ledger = str(tmp_path / "runs.db"), tmp_path / "ledger"
+    run_until_it_kills_itself("killed_at_run_end", url, ledger)
+    run_id = the_run(url, "killed_at_run_end")
+    before = look(url, run_id, ledger)
+    check_kill(crash_flows.killed_at_run_end, before, Counter(), CHOSEN_OUTPUTS)
+    assert before.succeeded() == set(CHOSEN_OUTPUTS)
+
+    result = resume_here(run_id, url, ledger, monkeypatch)
+
+    assert result.status is RunStatus.SUCCEEDED and dict(result.outputs) == CHOSEN_OUTPUTS
+    assert executions(ledger) == before.ran == Counter(dict.fromkeys(CHOSEN_OUTPUTS, 1))
+    assert_finished(url, run_id, CHOSEN_OUTPUTS)
+
+
 @pytest.mark.parametrize("how", ["api", "cli"])
 def test_a_step_killed_mid_step_runs_again(
     how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -250,17 +289,18 @@ def test_a_step_killed_mid_step_runs_again(
 def test_a_success_committed_just_before_the_kill_is_kept(
     how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``a``'s only dependent kills the process first thing: ``a``'s end must be committed by
-    then (dependents start only after), and after the resume ``a`` has still run once and
-    its dependent gets its output from the store."""
+    """``a``'s only dependent kills the process first thing: ``a``'s end (a large output, so
+    a slow commit) must be committed by then, since dependents start only after; after the
+    resume ``a`` has still run once and its dependent gets its output from the store."""
     url, ledger = str(tmp_path / "runs.db"), tmp_path / "ledger"
+    expected = {**CHOSEN_OUTPUTS, "a": [1] + [0] * crash_flows.PADDING}
     run_until_it_kills_itself("killed_after_commit", url, ledger)
     run_id = the_run(url, "killed_after_commit")
     before = look(url, run_id, ledger)
-    check_kill(crash_flows.killed_after_commit, before, Counter(), CHOSEN_OUTPUTS)
+    check_kill(crash_flows.killed_after_commit, before, Counter(), expected)
     assert before.ran["a"] == 1 and "victim" not in before.ran
     assert before.state("a") == "succeeded"
-    assert json.loads(before.latest["a"].output_json or "null") == 1
+    assert json.loads(before.latest["a"].output_json or "null") == expected["a"]
     assert before.state("victim") in (None, "running")
 
     if how == "api":
@@ -268,10 +308,10 @@ def test_a_success_committed_just_before_the_kill_is_kept(
     else:
         outputs = resume_cli_to_the_end(run_id, url, ledger)["outputs"]
 
-    assert outputs == CHOSEN_OUTPUTS
-    assert executions(ledger) == ran_after_resume(before, CHOSEN_OUTPUTS)
+    assert outputs == expected
+    assert executions(ledger) == ran_after_resume(before, expected)
     assert executions(ledger)["a"] == 1 and executions(ledger)["victim"] == 1
-    assert_finished(url, run_id, CHOSEN_OUTPUTS)
+    assert_finished(url, run_id, expected)
 
 
 # -- kills at random moments ----------------------------------------------------------------------
@@ -279,7 +319,7 @@ def test_a_success_committed_just_before_the_kill_is_kept(
 
 def in_memory_outputs(wf: pardag.Workflow, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     """The outputs of a plain run of ``wf`` (no store, no kill): what a resumed run must give."""
-    ledger = tmp_path / "memory.ledger"
+    ledger = tmp_path / f"{wf.name}.memory"
     monkeypatch.setenv("CRASH_LEDGER", str(ledger))
     monkeypatch.delenv("PARDAG_STORE", raising=False)
     result = wf.run()
@@ -359,6 +399,8 @@ def _started(snap: Snapshot, sid: str) -> bool:
 def test_a_kill_at_a_random_moment_loses_nothing_and_repeats_nothing_finished(
     seed: int, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """A 200-step DAG (4 steps at a time on threads) killed where ``seed`` says, resumed from
+    Python, from the command line, or from a command line killed in its turn."""
     crash_and_resume(f"dag_{seed}", str(tmp_path / "runs.db"), tmp_path, monkeypatch, seed, how)
 
 
@@ -367,6 +409,7 @@ def test_a_run_on_postgresql_survives_a_kill(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The same on PostgreSQL (a schema of its own): killed, resumed and killed, resumed."""
     crash_and_resume("dag_23", postgres_url, tmp_path, monkeypatch, 5, "killed-cli")
 
 
@@ -378,12 +421,12 @@ def test_four_processes_write_one_sqlite_file_at_once(
 ) -> None:
     """Four runs of 100 steps start together (a barrier after their imports) on one new file:
     all succeed, none sees "database is locked", and the store holds all four, step by step."""
-    expected = in_memory_outputs(crash_flows.wide_100, tmp_path, monkeypatch)
+    expected = in_memory_outputs(crash_flows.quick_100, tmp_path, monkeypatch)
     url = str(tmp_path / "runs.db")
     barrier = tmp_path / "barrier"
     barrier.mkdir()
     ledgers = [tmp_path / f"ledger{k}" for k in range(4)]
-    procs = [start("wide_100", url, ledger, CRASH_BARRIER=f"{barrier}:4") for ledger in ledgers]
+    procs = [start("quick_100", url, ledger, CRASH_BARRIER=f"{barrier}:4") for ledger in ledgers]
     codes = [proc.wait(timeout=60) for proc in procs]
     errors = [p.read_text() for p in sorted(tmp_path.glob("ledger*.err"))]
     assert codes == [0, 0, 0, 0], errors
@@ -391,9 +434,46 @@ def test_four_processes_write_one_sqlite_file_at_once(
     run_ids = {p.read_text().strip() for p in tmp_path.glob("ledger*.out")}
     assert len(run_ids) == 4
     with open_store(url, create=False) as store:
-        runs = store.list_runs(workflow="wide_100")
+        runs = store.list_runs(workflow="quick_100")
     assert {r.run_id for r in runs} == run_ids
     for run_id in run_ids:
         assert_finished(url, run_id, expected)
     for ledger in ledgers:
-        assert executions(ledger) == Counter(dict.fromkeys(crash_flows.wide_100.steps, 1))
+        assert executions(ledger) == Counter(dict.fromkeys(crash_flows.quick_100.steps, 1))
+
+
+def test_a_run_killed_beside_others_on_one_file_blocks_none_of_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One of four processes sharing a SQLite file is SIGKILLed mid-run (maybe inside a write
+    transaction): the other three finish without "database is locked", and the killed run
+    resumes to the same outputs as a run that was never killed."""
+    expected = {
+        name: in_memory_outputs(getattr(crash_flows, name), tmp_path, monkeypatch)
+        for name in ("dag_11", "dag_23")
+    }
+    url = str(tmp_path / "runs.db")
+    barrier = tmp_path / "barrier"
+    barrier.mkdir()
+    gate = {"CRASH_BARRIER": f"{barrier}:4"}
+    victim_ledger = tmp_path / "victim"
+    victim = start("dag_11", url, victim_ledger, **gate)
+    others = [start("dag_23", url, tmp_path / f"ledger{k}", **gate) for k in range(3)]
+    kill_when_ledger_reaches(victim, victim_ledger, 40, 0.003)
+    progress = [ledger_lines(tmp_path / f"ledger{k}") for k in range(3)]
+    assert any(n < 200 for n in progress), "the others had finished: nothing ran beside the kill"
+    codes = [proc.wait(timeout=60) for proc in others]
+    errors = [p.read_text() for p in sorted(tmp_path.glob("ledger*.err"))]
+    assert codes == [0, 0, 0], errors
+    assert not any("locked" in e or "Traceback" in e for e in errors), errors
+    run_ids = {p.read_text().strip() for p in tmp_path.glob("ledger*.out")}
+    for run_id in run_ids:
+        assert_finished(url, run_id, expected["dag_23"])
+
+    run_id = the_run(url, "dag_11")
+    before = look(url, run_id, victim_ledger)
+    check_kill(crash_flows.dag_11, before, Counter(), expected["dag_11"])
+    result = resume_here(run_id, url, victim_ledger, monkeypatch)
+    assert dict(result.outputs) == expected["dag_11"]
+    assert_finished(url, run_id, expected["dag_11"])
+    assert executions(victim_ledger) == ran_after_resume(before, crash_flows.dag_11.steps)

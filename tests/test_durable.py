@@ -145,6 +145,17 @@ SCRIPT = textwrap.dedent(
         with LEDGER.open("a") as f:
             f.write(name + "\\n")
 
+    def wait_until_recorded(step):
+        import time
+        from pardag.store import open_store
+
+        for _ in range(500):
+            with open_store(os.environ["STORE"]) as store:
+                (run,) = store.list_runs(workflow="crashy")
+                if any(s.step_id == step for s in store.get_steps(run.run_id)):
+                    return
+            time.sleep(0.01)
+
     wf = pardag.Workflow("crashy")
 
     @wf.step
@@ -163,6 +174,7 @@ SCRIPT = textwrap.dedent(
         flag = Path(str(LEDGER) + ".crashed")
         if not flag.exists():
             flag.touch()
+            wait_until_recorded("b")  # so that the cut-short attempt is in the store
             os.kill(os.getpid(), signal.SIGKILL)
         return a + 1
 
@@ -202,7 +214,10 @@ def test_kill_9_then_resume_runs_only_what_had_not_finished(tmp_path: Path, url:
     with open_store(url) as store:
         again = store.get_run(run.run_id)
         events = store.get_events(run.run_id)
+        b_attempts = [(s.attempt, s.state) for s in store.get_steps(run.run_id) if s.step_id == "b"]
     assert again is not None and again.status == "succeeded"
+    assert b_attempts == [(1, "running"), (2, "succeeded")]  # the cut-short attempt is kept
+    assert result.steps["b"].attempts == 2
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
 
 

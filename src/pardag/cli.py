@@ -231,6 +231,14 @@ def run(
         bool,
         typer.Option("--show-settings", help="Print each setting and its source; do not run."),
     ] = False,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Run steps that have cache set instead of taking their stored outputs "
+            "(their fresh outputs still refresh the cache).",
+        ),
+    ] = False,
     store: StoreOpt = None,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
@@ -257,12 +265,13 @@ def run(
             _print_settings(settings, json_output)
             return
         params = run_params(wf.params, set_ or [])
-        result = _run_watched(wf, params, events, settings.store or str(DEFAULT_PATH))
+        store_url = settings.store or str(DEFAULT_PATH)
+        result = _run_watched(wf, params, events, store_url, cache=not no_cache)
     raise typer.Exit(_finish(result, json_output, session))
 
 
 def _run_watched(
-    wf: Workflow, params: dict[str, Any], events: Path | None, store: str
+    wf: Workflow, params: dict[str, Any], events: Path | None, store: str, *, cache: bool = True
 ) -> RunResult:
     """Run ``wf`` recorded in ``store``, with the events file and, on a terminal, the live
     view as listeners; the run's id goes first on stderr."""
@@ -275,7 +284,7 @@ def _run_watched(
             live = LiveProgress(_stderr, wf.name, len(wf.steps))
             listeners.append(stack.enter_context(live))
         try:
-            return wf.run(listeners=listeners, params=params, store=opened)
+            return wf.run(listeners=listeners, params=params, store=opened, cache=cache)
         except KeyboardInterrupt:  # the second Ctrl-C: the run did not wait for its steps
             stack.close()
             _error("interrupted (Ctrl-C); the run was abandoned")
@@ -402,6 +411,7 @@ def result_json(result: RunResult) -> dict[str, Any]:
                 "state": step.state.value,
                 "reason": step.reason,
                 "attempts": step.attempts,
+                "cached": step.cached,
                 "started_at": step.started_at,
                 "finished_at": step.finished_at,
                 "duration": step.duration,

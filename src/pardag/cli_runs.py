@@ -255,6 +255,7 @@ def run_json(record: RunRecord, steps: list[StepRecord]) -> dict[str, Any]:
                 "finished_at": s.finished_at,
                 "duration": _seconds(s),
                 "error": s.error,
+                "cached": s.cached,
             }
             for sid, s in latest.items()
         },

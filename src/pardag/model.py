@@ -402,6 +402,8 @@ class Workflow:
         ``max_concurrency``, ``on_failure``, ``timeout``, ``pools``, ``executor``).
         ``store`` (a ``pardag.store.Store`` or a URL; default ``PARDAG_STORE``) records the
         run durably; ``encoder=`` turns outputs JSON cannot hold into ones it can.
+        ``cache=False`` runs steps with ``cache`` set instead of taking their stored outputs
+        (their fresh outputs still replace the stored ones).
         """
         from pardag.runner import run_workflow
 
@@ -621,6 +623,10 @@ def _step_problems(s: Step, settings: Settings) -> list[Problem]:
             )
     if s.when is not None:
         msgs += _when_problems(s)
+    if s.cache is not None:
+        from pardag.caching import cache_problems
+
+        msgs += cache_problems(s)
     msgs += kind_problems(s)
     return [Problem(s.id, m) for m in msgs] if msgs else []
 

@@ -26,7 +26,10 @@ class RunStatus(StrEnum):
 
 @dataclass(slots=True)
 class StepResult:
-    """One step's outcome. Times are ``time.time()`` seconds; ``error`` keeps the cause."""
+    """One step's outcome. Times are ``time.time()`` seconds; ``error`` keeps the cause.
+
+    ``cached`` is True when the output was taken from the cache instead of running the step.
+    """
 
     id: str
     state: StepState = StepState.PENDING
@@ -36,6 +39,7 @@ class StepResult:
     error: StepFailed | None = None
     reason: str | None = None
     executor: str | None = None
+    cached: bool = False
 
     @property
     def duration(self) -> float | None:

@@ -30,8 +30,10 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from pardag.caching import CachePolicy, cache_policies, lookup, remember
 from pardag.errors import (
     ArgumentError,
+    ExpressionError,
     PardagError,
     RunCancelled,
     RunTimedOut,
@@ -51,7 +53,7 @@ from pardag.kinds.python import bind_function
 from pardag.model import Graph, Mode, OnFailure, Settings, Step, StepState
 from pardag.results import Outputs, RunResult, RunStatus, StepResult, StepResults
 from pardag.scheduler import Pool, Scheduler
-from pardag.store.base import RunRecord, RunUpdate, StepRecord, Store
+from pardag.store.base import RunRecord, RunUpdate, StepRecord, Store, StoreError
 
 if TYPE_CHECKING:
     from pardag.model import Workflow
@@ -97,8 +99,9 @@ class Runner:
         store: Store | None = None,
         record: RunRecord | None = None,
         encoder: Callable[[Any], Any] | None = None,
-        resume: Sequence[StepRecord] = (),
+        resume: Sequence[StepRecord] | None = None,
         first_event: int = 1,
+        cache: bool = True,
     ) -> None:
         self.run_id = record.run_id if record is not None else uuid.uuid4().hex
         self.workflow = workflow
@@ -107,7 +110,7 @@ class Runner:
         self.params = dict(params or {})
         self._listeners = list(listeners)
         self._journal = Journal(store, self.run_id, first_event) if store is not None else None
-        self._resume = list(resume)
+        self._resume = list(resume) if resume is not None else None  # None: a new run
         self._kept: set[int] = set()  # steps final in an earlier process of this run
         self._paused = False
         self._record = record
@@ -122,6 +125,12 @@ class Runner:
             self._pick_executor(s, a) for s, a in zip(graph.steps, self._actions, strict=True)
         ]
         self._checks = [_precondition(s) for s in graph.steps]
+        self._use_cache = cache  # False: no lookups, but fresh outputs still refresh the cache
+        self._cache = cache_policies(
+            graph.steps, self.context, stored=self._journal is not None, encoder=encoder
+        )
+        self._cache_keys: dict[int, str] = {}  # step -> its attempt's key, to store its output
+        self._cached: set[int] = set()  # steps whose output came from the cache
         n = len(graph.ids)
         self._outputs: list[Any] = [None] * n
         self._attempts = [0] * n
@@ -254,9 +263,12 @@ class Runner:
     def _start(self, i: int) -> None:
         """Begin one attempt of step ``i``, which holds its slot."""
         action, check = self._actions[i], self._checks[i]
-        needs_inputs = check is not None or action.bind is not no_inputs
+        policy = self._cache[i] if self._cache is not None else None
+        needs_inputs = check is not None or action.bind is not no_inputs or policy is not None
         inputs = self._inputs(i) if needs_inputs else _NO_INPUTS
         if check is not None and not self._check(i, check, inputs):
+            return
+        if policy is not None and self._from_cache(i, policy, inputs):
             return
         self._attempts[i] += 1
         if not self._started[i]:
@@ -287,6 +299,60 @@ class Runner:
         timeout = self._steps[i].timeout
         if timeout is not None:
             self._timers[i] = self._loop.call_later(timeout, self._on_timeout, i, fut)
+
+    def _from_cache(self, i: int, policy: CachePolicy, inputs: Mapping[str, Any]) -> bool:
+        """Look step ``i`` up in the cache; True when that settled it (a hit, or a ``key``
+        template that cannot render). Without lookups (``cache=False``) it only notes the key,
+        so that the fresh output is stored under it."""
+        try:
+            key = policy.key(inputs)
+        except ExpressionError as exc:  # a mistake in the workflow: fail the step, no retries
+            self._attempts[i] += 1
+            self._no_retry.add(i)
+            self._failed(i, exc)
+            return True
+        if key is None:  # inputs JSON cannot hold: it runs (policy.key warned)
+            return False
+        self._cache_keys[i] = key
+        if not self._use_cache:
+            return False
+        assert self._journal is not None  # policies exist only for runs with a store
+        try:
+            hit, output = lookup(self._journal.store, key, time.time(), policy.ttl)
+        except StoreError as exc:
+            self._store_failed(exc)
+            self._failed(i, None)  # the run is stopping: cancelled
+            return True
+        if not hit:
+            return False
+        del self._cache_keys[i]
+        self._attempts[i] += 1
+        self._started[i] = self._started[i] or time.time()
+        self._cached.add(i)
+        self._outputs[i] = output
+        handle_of = self._actions[i].handle
+        handle = handle_of(output) if handle_of is not None else None
+        self._finish(i, StepState.SUCCEEDED, handle=handle, reason="cached")
+        return True
+
+    def _remember(self, i: int, key: str, record: StepRecord) -> None:
+        """Store step ``i``'s fresh output under its cache key (one JSON could not hold is
+        not stored: the journal warned)."""
+        policy = self._cache[i] if self._cache is not None else None
+        if record.output_json is None or policy is None or self._journal is None:
+            return
+        try:
+            remember(
+                self._journal.store,
+                key,
+                record.output_json,
+                time.time(),
+                policy.ttl,
+                self.run_id,
+                record.step_id,
+            )
+        except StoreError as exc:
+            self._store_failed(exc)
 
     def _settle(self, i: int, item: Any) -> None:
         """Apply one inbox item: the end of an attempt, a skip, a requeue or an abandon."""
@@ -419,9 +485,12 @@ class Runner:
             return
         if self.sched.state[i] is StepState.RUNNING:
             self.sched.vacate(i)
+        record = self._step_record(i, state, reason=reason, error=self._errors.get(i))
+        key = self._cache_keys.pop(i, None) if self._cache_keys else None
+        if key is not None and state is StepState.SUCCEEDED:
+            self._remember(i, key, record)
         self._journal.add(
-            step=self._step_record(i, state, reason=reason, error=self._errors.get(i)),
-            then=functools.partial(self._release, i, state, handle, reason),
+            step=record, then=functools.partial(self._release, i, state, handle, reason)
         )
 
     def _release(self, i: int, state: StepState, handle: str | None, reason: str | None) -> None:
@@ -624,6 +693,7 @@ class Runner:
                 and ex[j] == "threads"
                 and steps[j].timeout is None
                 and self._checks[j] is None
+                and (self._cache is None or self._cache[j] is None)
                 and not steps[i].resources
                 and not steps[j].resources
                 and (i, j) not in g.handles
@@ -727,6 +797,7 @@ class Runner:
                 self._errors.get(i),
                 reasons.get(i),
                 self._executor_of[i],
+                i in self._cached,
             )
 
         steps = StepResults(ids, self.graph.index, make)
@@ -751,7 +822,7 @@ class Runner:
     def _open_journal(self, journal: Journal, started: float) -> None:
         """Record the run (committed before any step starts) and start the writer."""
         owner = f"{socket.gethostname()}:{os.getpid()}"
-        if self._resume or journal.first_event > 1:  # a resumed run: it is recorded already
+        if self._resume is not None:  # a resumed run: it is recorded already
             update = RunUpdate(self.run_id, status=RunStatus.RUNNING.value, owner=owner)
             journal.store.write(runs=[update])
         else:
@@ -770,8 +841,11 @@ class Runner:
         final: dict[int, tuple[StepState, str | None, str | None]] = {}
         for rec in records:
             i = self.graph.index.get(rec.step_id)
+            if i is None:
+                continue
             state = StepState(rec.state)
-            if i is None or not state.is_final() or state is StepState.CANCELLED:
+            self._attempts[i] = rec.attempt  # a step run again gets the next attempt number
+            if not state.is_final() or state is StepState.CANCELLED:
                 continue
             handle = None
             if state is StepState.SUCCEEDED:
@@ -779,6 +853,8 @@ class Runner:
                     continue
                 output = json.loads(rec.output_json) if rec.output_json is not None else None
                 self._outputs[i] = output
+                if rec.cached:
+                    self._cached.add(i)
                 handle_of = self._actions[i].handle
                 handle = handle_of(output) if handle_of is not None else None
             elif rec.error is not None:
@@ -819,6 +895,7 @@ class Runner:
             record.finished_at = time.time()
         if state is StepState.SUCCEEDED:
             value = self._outputs[i]
+            record.cached = i in self._cached
             record.output_json = encode_output(value, self._encoder)
             if record.output_json is None:
                 record.output_stored = False
@@ -975,6 +1052,12 @@ def new_runner(wf: Workflow, overrides: dict[str, Any]) -> tuple[Runner, Callabl
     listeners = overrides.pop("listeners", ())
     params = {**wf.params, **(overrides.pop("params", None) or {})}
     encoder = overrides.pop("encoder", None)
+    use_cache = overrides.pop("cache", True)
+    if not isinstance(use_cache, bool):
+        raise ArgumentError(
+            f"cache={use_cache!r} is not valid; give cache=False to run every step without "
+            "looking in the cache (fresh outputs still refresh it), or leave it out"
+        )
     resumed = overrides.pop("_resume", None)  # (record, step records, next event) from resume()
     store, owned = open_run_store(overrides.pop("store", None))
     settings = _override(wf.settings, overrides)
@@ -985,7 +1068,15 @@ def new_runner(wf: Workflow, overrides: dict[str, Any]) -> tuple[Runner, Callabl
     elif store is not None:
         extra = {"record": run_record(wf, uuid.uuid4().hex)}
     runner = Runner(
-        wf.name, graph, settings, listeners, params, store=store, encoder=encoder, **extra
+        wf.name,
+        graph,
+        settings,
+        listeners,
+        params,
+        store=store,
+        encoder=encoder,
+        cache=use_cache,
+        **extra,
     )
     return runner, (store.close if owned and store is not None else _nothing)
 

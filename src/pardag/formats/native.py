@@ -116,7 +116,20 @@ STEP = (
         "When to run once dependencies are final (all_success; merge: any_success).",
     ),
     Field("critical", {"type": "boolean"}, "false: a failure here does not fail the run."),
-    Field("cache", {}, "Caching options, kept on the step as Step.cache."),
+    Field(
+        "cache",
+        {
+            "anyOf": [
+                {"type": "boolean"},
+                {
+                    "type": "object",
+                    "properties": {"key": {"type": "string"}, "ttl": _DURATION},
+                    "additionalProperties": False,
+                },
+            ]
+        },
+        "true, or {key: TEMPLATE, ttl: DURATION}: reuse a stored output (docs/runs.md).",
+    ),
     Field(
         "resources",
         {"type": "object", "additionalProperties": {"type": "integer", "minimum": 1}},
