@@ -193,3 +193,56 @@ def test_cancel_stops_a_live_run_in_its_own_process(project: Path) -> None:
     with open_store(project / ".pardag" / "runs.db") as store:
         record = store.get_run(run_id)
     assert record is not None and record.status == "cancelled"
+
+
+def _approval_flow(**params: object) -> pardag.Workflow:
+    wf = pardag.Workflow("timed")
+    wf.add("ask", kind="approval", params={"prompt": "Ship?", **params})
+    wf.add("after", lambda ask: f"got {ask}", depends_on=["ask"])
+    return wf
+
+
+def test_a_wait_that_times_out_while_the_run_lives_applies_on_timeout() -> None:
+    wf = _approval_flow(timeout="50ms", on_timeout="approve", default="auto")
+    wf.add("busy", lambda: time.sleep(0.5) or "done")  # keeps the run alive past the timeout
+    result = wf.run()
+    assert result.status is RunStatus.SUCCEEDED
+    assert result.outputs["ask"] == "auto" and result.outputs["after"] == "got auto"
+
+
+TIMED = """\
+name: timed
+steps:
+  ask:
+    kind: approval
+    prompt: Ship?
+    params: {timeout: 200ms}
+  after:
+    kind: shell
+    depends_on: ask
+    command: echo after
+"""
+
+
+def test_a_timeout_that_passed_while_paused_is_applied_by_the_next_resume(tmp_path: Path) -> None:
+    url = str(tmp_path / "runs.db")
+    first = pardag.load(_write(tmp_path, TIMED)).run(store=url)
+    assert first.status is RunStatus.PAUSED  # nothing else to do: it does not wait it out
+    time.sleep(0.3)  # the wait runs out while nobody runs the run
+    resumed = pardag.resume(first.run_id, store=url)
+    assert resumed.status is RunStatus.FAILED
+    assert "no answer within 200ms (timeout); rejected" in (resumed.steps["ask"].reason or "")
+    assert resumed.steps["after"].state is StepState.CANCELLED
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"timeout": "soon"}, "is not a duration"),
+        ({"timeout": "1h", "on_timeout": "ignore"}, "on_timeout must be 'reject' or 'approve'"),
+        ({"default": 1}, "apply only with a timeout"),
+    ],
+)
+def test_bad_timeout_settings_fail_validation(params: dict[str, object], message: str) -> None:
+    with pytest.raises(pardag.ValidationError, match=message):
+        _approval_flow(**params).validate()

@@ -134,12 +134,14 @@ class StepPaused(PardagError):
     ends ``paused`` when nothing else can move; an answer (``pardag approve``) resumes it.
     """
 
-    def __init__(self, prompt: str) -> None:
+    def __init__(self, prompt: str, wait: float | None = None) -> None:
         self.prompt = prompt
+        self.wait = wait
+        """Seconds until the step wants another look (its approval timeout), or None."""
         super().__init__(f"waiting for approval: {prompt}")
 
-    def __reduce__(self) -> tuple[type[StepPaused], tuple[str]]:
-        return (type(self), (self.prompt,))
+    def __reduce__(self) -> tuple[type[StepPaused], tuple[str, float | None]]:
+        return (type(self), (self.prompt, self.wait))
 
 
 class RunCancelled(PardagError):

@@ -126,10 +126,10 @@ def resume(
         wf = workflow_of(record)
         settings = _recorded_settings(record.settings_json)
         params = {**json.loads(record.params_json or "{}"), **(overrides.pop("params", None) or {})}
-        steps = _latest_attempts(opened.get_steps(record.run_id))
+        every = opened.get_steps(record.run_id)
         first_event = len(opened.get_events(record.run_id)) + 1
         args = {**settings, **overrides, "params": params, "store": opened}
-        args["_resume"] = (record, steps, first_event)
+        args["_resume"] = (record, _latest_attempts(every), first_event, _paused_since(every))
         return wf.run(**args)
     finally:
         if owned:
@@ -218,6 +218,15 @@ def _recorded_settings(text: str) -> dict[str, Any]:
     pools = settings.get("pools") or {}
     settings["pools"] = {k: tuple(v) if isinstance(v, list) else v for k, v in pools.items()}
     return settings
+
+
+def _paused_since(steps: list[StepRecord]) -> dict[str, float]:
+    """When each step first paused (an approval's timeout counts from then)."""
+    since: dict[str, float] = {}
+    for rec in steps:
+        if rec.state == "paused" and rec.started_at is not None:
+            since[rec.step_id] = min(since.get(rec.step_id, rec.started_at), rec.started_at)
+    return since
 
 
 def _latest_attempts(steps: list[StepRecord]) -> list[StepRecord]:

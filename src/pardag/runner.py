@@ -73,6 +73,7 @@ _NO_INPUTS: dict[str, Any] = {}
 _SKIP = object()  # inbox marker: the step's `when` was false
 _ABANDON = object()  # inbox marker: a thread step timed out and cannot be stopped
 _REQUEUE = object()  # inbox marker: a backoff ended
+_UNPAUSE = object()  # inbox marker: a paused step's wait for an answer timed out
 
 
 class _Handoff(NamedTuple):
@@ -101,6 +102,7 @@ class Runner:
         encoder: Callable[[Any], Any] | None = None,
         resume: Sequence[StepRecord] | None = None,
         first_event: int = 1,
+        paused_since: Mapping[str, float] | None = None,
         cache: bool = True,
     ) -> None:
         self.run_id = record.run_id if record is not None else uuid.uuid4().hex
@@ -120,6 +122,7 @@ class Runner:
             self._listeners.append(self._journal)  # before anything asks whether anyone listens
         self._steps = graph.steps
         self.context = RunContext(self.run_id, workflow, self.params)
+        self.context.state["paused_at"] = dict(paused_since or {})  # approval waits so far
         self._actions: list[Action] = _actions(graph.steps, self.context)
         self._executor_of = [
             self._pick_executor(s, a) for s, a in zip(graph.steps, self._actions, strict=True)
@@ -363,6 +366,9 @@ class Runner:
             self._handed_off(i, item)
         elif item is _REQUEUE:
             self._requeue(i)
+        elif item is _UNPAUSE:
+            if self.sched.state[i] is StepState.PAUSED and self._stop is None:
+                self.sched.unpause(i)
         elif isinstance(item, asyncio.Future) and item in self._detached:
             self._detached_ended(item)
         elif self.sched.state[i].is_final():
@@ -436,6 +442,8 @@ class Runner:
         """The step waits for an answer: no slot, dependents wait, the rest of the run goes on."""
         self._timers.pop(i, None)
         self.sched.pause(i)
+        if exc.wait is not None:  # while the run lives on, look again when the wait is over
+            self._loop.call_later(max(exc.wait, 0.0), self._post, i, _UNPAUSE)
         if self._journal is not None:
             self._journal.add(step=self._step_record(i, StepState.PAUSED, reason=exc.prompt))
         self._emit(EventKind.STEP_PAUSED, i, prompt=exc.prompt)
@@ -1064,7 +1072,13 @@ def new_runner(wf: Workflow, overrides: dict[str, Any]) -> tuple[Runner, Callabl
     graph = wf.compile()
     extra: dict[str, Any] = {}
     if resumed is not None:
-        extra = {"record": resumed[0], "resume": resumed[1], "first_event": resumed[2]}
+        record, steps, first_event, paused_since = resumed
+        extra = {
+            "record": record,
+            "resume": steps,
+            "first_event": first_event,
+            "paused_since": paused_since,
+        }
     elif store is not None:
         extra = {"record": run_record(wf, uuid.uuid4().hex)}
     runner = Runner(

@@ -193,6 +193,12 @@ class Scheduler:
         self.state[i] = StepState.PAUSED
         self.paused.add(i)
 
+    def unpause(self, i: int) -> None:
+        """Paused step ``i`` competes for a slot again (its wait timed out: it decides)."""
+        self.paused.discard(i)
+        self.state[i] = READY
+        heapq.heappush(self._heap, self._pos[i])
+
     def vacate(self, i: int) -> None:
         """Give back running step ``i``'s slot now; ``done`` follows later with its outcome.
 

@@ -101,4 +101,11 @@ def test_helpers() -> None:
     assert answer_of({"approvals.b": 0}, "b") == 0
     assert approved(" ok ") is True
     assert approved(3) == 3
-    assert ApprovalKind.fields == ("prompt", "choices", "schema")
+    assert ApprovalKind.fields == (
+        "prompt",
+        "choices",
+        "schema",
+        "timeout",
+        "on_timeout",
+        "default",
+    )

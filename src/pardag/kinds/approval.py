@@ -17,17 +17,25 @@ Where the answer comes from, in order:
    nothing else can move (``pardag run`` exits 3); without one, it ends paused in memory.
 
 With ``choices``, an answer outside them fails the step.
+
+``timeout`` (a duration) bounds the wait, counted from the first pause; ``on_timeout`` says
+what happens then: ``reject`` (the default: the step fails, "no answer within 1h") or
+``approve`` (the step succeeds with ``default``, true unless given). The timeout is applied by
+the process running the run, while other steps keep it alive, and otherwise by the next
+``pardag resume``, ``approve`` or ``reject`` of the paused run.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pardag.errors import StepPaused
 from pardag.kinds.base import Action, RunContext
 from pardag.templates import namespace, render, template_problems, to_text
+from pardag.units import parse_duration
 
 if TYPE_CHECKING:
     from pardag.model import Step
@@ -78,7 +86,7 @@ def approved(answer: Any) -> Any:
 class ApprovalKind:
     """Reads the step's answer from the run's params; see the module docstring."""
 
-    fields: tuple[str, ...] = ("prompt", "choices", "schema")
+    fields: tuple[str, ...] = ("prompt", "choices", "schema", "timeout", "on_timeout", "default")
 
     def problems(self, step: Step) -> list[str]:
         prompt = step.params.get("prompt")
@@ -97,11 +105,15 @@ class ApprovalKind:
         schema = step.params.get("schema")
         if schema is not None:
             out += schema_problems(schema)
-        return out
+        return out + _timeout_problems(step.params)
 
     def action(self, step: Step, ctx: RunContext) -> Action:
         prompt, choices, step_id = step.params["prompt"], step.params.get("choices"), step.id
         where = f"step {step_id!r} params.prompt"
+        limit = step.params.get("timeout")
+        timeout = parse_duration(limit, "timeout") if limit is not None else None
+        on_timeout = step.params.get("on_timeout", "reject")
+        default = step.params.get("default", True)
 
         def answer(inputs: Mapping[str, Any]) -> Any:
             question = to_text(render(prompt, namespace(inputs, ctx), where=where))
@@ -112,7 +124,15 @@ class ApprovalKind:
                 return json.loads(stored.value_json)
             given = answer_of(ctx.params, step_id)
             if given is None:
-                raise StepPaused(question)
+                if timeout is None:
+                    raise StepPaused(question)
+                since = ctx.state["paused_at"].setdefault(step_id, time.time())
+                left = since + timeout - time.time()
+                if left > 0:
+                    raise StepPaused(question, wait=left)
+                if on_timeout == "approve":
+                    return default
+                raise ApprovalRejected(f"no answer within {limit} (timeout); rejected")
             if choices is not None and not _among(given, choices):
                 allowed = ", ".join(to_text(c) for c in choices)
                 raise ApprovalMissing(
@@ -121,6 +141,21 @@ class ApprovalKind:
             return {"approved": approved(given), "answer": given}
 
         return Action(answer, "inline", _bind_inputs)
+
+
+def _timeout_problems(params: Mapping[str, Any]) -> list[str]:
+    out = []
+    if "timeout" in params:
+        try:
+            if parse_duration(params["timeout"], "timeout") <= 0:
+                out.append("timeout must be longer than 0, e.g. '1h'")
+        except ValueError as exc:
+            out.append(str(exc))
+    if params.get("on_timeout", "reject") not in ("reject", "approve"):
+        out.append(f"on_timeout must be 'reject' or 'approve', got {params['on_timeout']!r}")
+    if ("on_timeout" in params or "default" in params) and "timeout" not in params:
+        out.append("on_timeout and default apply only with a timeout: add timeout: '1h'")
+    return out
 
 
 def schema_problems(schema: Any) -> list[str]:
