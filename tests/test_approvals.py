@@ -246,3 +246,21 @@ def test_a_timeout_that_passed_while_paused_is_applied_by_the_next_resume(tmp_pa
 def test_bad_timeout_settings_fail_validation(params: dict[str, object], message: str) -> None:
     with pytest.raises(pardag.ValidationError, match=message):
         _approval_flow(**params).validate()
+
+
+def test_a_node_graph_approval_node_pauses_the_same_way(tmp_path: Path) -> None:
+    graph = {
+        "nodes": [
+            {"id": "n", "data": {"value": 2}},
+            {"id": "ok", "type": "approval", "data": {"prompt": "Go with {{ steps.n.output }}?"}},
+            {"id": "show", "type": "visualization", "data": {"mode": "text"}},
+        ],
+        "edges": [{"source": "n", "target": "ok"}, {"source": "ok", "target": "show"}],
+    }
+    path = tmp_path / "graph.json"
+    path.write_text(json.dumps(graph))
+    url = str(tmp_path / "runs.db")
+    first = pardag.load(path).run(store=url)
+    assert first.status is RunStatus.PAUSED and first.steps["ok"].state is StepState.PAUSED
+    done = pardag.approve(first.run_id, "ok", "yes please", store=url)
+    assert done.outputs["show"] == {"mode": "text", "value": "yes please"}
