@@ -26,6 +26,8 @@ __all__ = ["FORMATS", "apply_defaults", "detect_format", "load", "read_workflow"
 FORMATS = ("nodegraph", "tasktree", "shellflow", "native")
 """Format names, in the order detection tries them (the native format last: it is the
 most permissive)."""
+SCRIPT_FORMATS = ("lua",)
+"""Formats whose files are programs, not data: chosen by the file's extension alone."""
 
 
 _NONE: Mapping[str, Any] = MappingProxyType({})
@@ -86,6 +88,8 @@ def apply_defaults(wf: Workflow, defaults: Mapping[str, Any] | None = None) -> N
 
 def detect_format(doc: Document) -> str:
     """The name of the format ``doc`` is written in, judged from its content."""
+    if doc.format in SCRIPT_FORMATS:
+        return doc.format
     for name in FORMATS:
         if _reader(name, doc).detect(doc):
             return name
@@ -104,7 +108,7 @@ def detect_format(doc: Document) -> str:
 
 
 def _reader(name: str, doc: Document) -> ModuleType:
-    if name not in FORMATS:
+    if name not in (*FORMATS, *SCRIPT_FORMATS):
         raise ValidationError(
             doc.path,
             [Problem(None, f"format {name!r} is unknown; use one of {', '.join(FORMATS)}")],

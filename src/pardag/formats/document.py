@@ -65,7 +65,7 @@ MAX_ALIASES = 1_000
 MAX_ALIAS_NODES = 100_000
 """Most values YAML aliases may expand to in one file, counted over all of them."""
 
-_EXTENSIONS = {".yml": "yaml", ".yaml": "yaml", ".json": "json", ".toml": "toml"}
+_EXTENSIONS = {".yml": "yaml", ".yaml": "yaml", ".json": "json", ".toml": "toml", ".lua": "lua"}
 
 
 @dataclass
@@ -151,7 +151,7 @@ def _decode(raw: bytes, path: str) -> str:
 
 def parse_document(text: str, path: str, fmt: str) -> Document:
     """Parse ``text`` as ``fmt`` (``yaml``, ``json`` or ``toml``)."""
-    parsers = {"yaml": _parse_yaml, "json": _parse_json, "toml": _parse_toml}
+    parsers = {"yaml": _parse_yaml, "json": _parse_json, "toml": _parse_toml, "lua": _keep_lua}
     parser = parsers.get(fmt)
     if parser is None:
         raise _fail(path, f"format {fmt!r} is unknown; use one of yaml, json, toml")
@@ -178,6 +178,11 @@ def _kind_of(value: Any) -> str:
     names = {list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
     name = names.get(type(value), f"a {type(value).__name__}")
     return name if isinstance(value, list | str) else f"{name} ({value!r})"[:80]
+
+
+def _keep_lua(text: str) -> tuple[Any, dict[Key, int], int | None]:
+    """A Lua file is a program: kept as text here, run by its reader (``formats/lua.py``)."""
+    return {}, {}, 1
 
 
 # -- YAML -------------------------------------------------------------------------------------

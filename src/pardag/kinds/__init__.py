@@ -35,7 +35,17 @@ class Kind(Protocol):
         ...
 
 
-_MODULES = ("python", "control", "shell", "shellflow", "nodegraph", "timing", "http", "approval")
+_MODULES = (
+    "python",
+    "control",
+    "shell",
+    "shellflow",
+    "nodegraph",
+    "timing",
+    "http",
+    "approval",
+    "lua",
+)
 """Modules under ``pardag.kinds`` whose ``KINDS`` mapping joins the registry."""
 
 

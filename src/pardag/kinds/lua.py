@@ -1,0 +1,350 @@
+"""The ``lua`` kind: a step written in Lua, run by a real Lua runtime (lupa) in a sandbox.
+
+``params={"code": "function run(inputs) ... end"}``: the code defines ``run``, called with one
+table mapping each dependency id to its output (and the run's params as a second argument,
+which Lua lets ``run`` ignore), so a root step may declare ``run()``. Its return value is the
+step's output, converted to JSON-compatible data (see ``from_lua``).
+
+Each attempt gets a fresh ``LuaRuntime`` (nothing leaks between attempts, steps or runs)
+without ``os``, ``io``, ``require``, ``dofile``, ``loadfile``, ``package``, ``debug`` or access
+to Python objects; ``load`` accepts source text only, never bytecode. ``string``, ``table``,
+``math``, ``utf8`` and ``coroutine`` stay.
+
+Limits: the Lua heap is capped at ``MAX_MEMORY``; the JSON form of the output at
+``MAX_OUTPUT``. A step timeout really stops the code: a count hook checks the deadline every
+``HOOK_EVERY`` Lua instructions and raises once it has passed (then on every instruction, so
+``pcall`` cannot swallow it). Work inside one long C call (a huge ``string.rep``) is bounded
+by the memory cap rather than the hook.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import lupa  # type: ignore[import-untyped]
+
+from pardag.errors import PardagError
+from pardag.kinds.base import Action, RunContext
+
+if TYPE_CHECKING:
+    from pardag.model import Step
+
+__all__ = [
+    "HOOK_EVERY",
+    "MAX_DEPTH",
+    "MAX_MEMORY",
+    "MAX_OUTPUT",
+    "TIMEOUT_MARGIN",
+    "LuaKind",
+    "LuaStepError",
+    "LuaTimeout",
+    "from_lua",
+    "run_lua",
+    "syntax_error",
+]
+
+MAX_MEMORY = 256 * 1024 * 1024
+"""Bytes the Lua heap of one attempt may use; past it the step fails with a memory error."""
+
+MAX_OUTPUT = 10 * 1024 * 1024
+"""Bytes of JSON a step's output may take; a bigger output fails the step."""
+
+MAX_DEPTH = 100
+"""Nesting depth of tables converted to and from Lua (a deeper or cyclic table fails)."""
+
+HOOK_EVERY = 10_000
+"""Lua instructions between two deadline checks."""
+
+TIMEOUT_MARGIN = 0.25
+"""Seconds past the step timeout before the hook stops the code.
+
+The runner marks the step timed out at the timeout itself; the margin lets its timer win, so
+the step fails as a ``StepTimeout`` (and retries as one) while the Lua code is still stopped.
+"""
+
+CHUNK = "=[string]"
+"""The chunk name: Lua reports positions in the code as ``[string]:<line>:``."""
+
+_REMOVED = ("os", "io", "require", "dofile", "loadfile", "package", "debug", "python")
+
+_SANDBOX = """
+local check, removed, every = ...
+local sethook, create, resume = debug.sethook, coroutine.create, coroutine.resume
+local pack, unpack = table.pack, table.unpack
+local function stop() error("stopped: the step timeout passed", 0) end
+local function hook()
+  if check() then
+    sethook(stop, "", 1)
+    stop()
+  end
+end
+sethook(hook, "", every)
+-- hooks are per coroutine: give each new one the deadline hook too
+coroutine.create = function(f)
+  local co = create(f)
+  sethook(co, hook, "", every)
+  return co
+end
+coroutine.wrap = function(f)
+  local co = coroutine.create(f)
+  return function(...)
+    local r = pack(resume(co, ...))
+    if not r[1] then error(r[2], 0) end
+    return unpack(r, 2, r.n)
+  end
+end
+local raw_load = load
+load = function(chunk, name, mode, ...)
+  if select("#", ...) == 0 then return raw_load(chunk, name, "t") end
+  return raw_load(chunk, name, "t", ...)
+end
+string.dump = nil
+for _, name in ipairs(removed) do _G[name] = nil end
+"""
+
+
+class LuaStepError(PardagError):
+    """A Lua step failed: no ``run``, a Lua error, an output that cannot be kept."""
+
+
+class LuaTimeout(LuaStepError, TimeoutError):
+    """The step timeout passed while its Lua code was still running."""
+
+
+def _deny(obj: object, name: object, setting: bool) -> object:
+    raise AttributeError("Python objects are not accessible from Lua steps")
+
+
+def _runtime() -> lupa.LuaRuntime:
+    return lupa.LuaRuntime(
+        register_eval=False,
+        register_builtins=False,
+        unpack_returned_tuples=False,
+        attribute_filter=_deny,
+        max_memory=MAX_MEMORY,
+    )
+
+
+def syntax_error(code: str) -> str | None:
+    """Lua's own message for ``code`` that does not compile (with its line), else None."""
+    _, message = _load(_runtime(), code)
+    return message
+
+
+def _load(lua: lupa.LuaRuntime, code: str) -> tuple[Any, str | None]:
+    """``code`` compiled as a text chunk: (the chunk, None) or (None, Lua's message)."""
+    loaded = lua.globals().load(code, CHUNK, "t")
+    if isinstance(loaded, tuple):  # load returned (nil, message)
+        return None, str(loaded[1])
+    return loaded, None
+
+
+def _sandboxed(deadline: float | None) -> lupa.LuaRuntime:
+    """A fresh runtime with the sandbox and the deadline hook installed."""
+    lua = _runtime()
+
+    def check() -> bool:
+        return deadline is not None and time.monotonic() > deadline
+
+    lua.execute(_SANDBOX, check, lua.table_from(list(_REMOVED)), HOOK_EVERY)
+    return lua
+
+
+def to_lua(lua: lupa.LuaRuntime, value: Any, depth: int = 0) -> Any:
+    """``value`` (JSON-like Python data) as Lua values: dicts and lists become tables."""
+    if depth > MAX_DEPTH:
+        raise LuaStepError(f"inputs nest deeper than {MAX_DEPTH} levels")
+    if isinstance(value, Mapping):
+        table = lua.table()
+        for key, item in value.items():
+            table[key if isinstance(key, int | float | str) else str(key)] = to_lua(
+                lua, item, depth + 1
+            )
+        return table
+    if isinstance(value, list | tuple):
+        table = lua.table()
+        for n, item in enumerate(value, 1):
+            table[n] = to_lua(lua, item, depth + 1)
+        return table
+    if value is None or isinstance(value, bool | int | float | str | bytes):
+        return value
+    return str(value)  # dates, paths, ...: their text, as JSON would need anyway
+
+
+def from_lua(value: Any, depth: int = 0, path: str = "output") -> Any:
+    """A Lua value as JSON-compatible Python data.
+
+    nil is None; a non-empty table whose keys are exactly 1..n is a list, any other table a
+    dict with string keys (numbers as text); an empty table is an empty dict. Functions,
+    coroutines and userdata cannot be converted: the error names where they are.
+    """
+    kind = lupa.lua_type(value)
+    if kind is None:
+        if isinstance(value, bytes):
+            return value.decode("utf-8", errors="replace")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise LuaStepError(f"{path} is {value}, which JSON cannot hold; return a finite number")
+        return value
+    if kind != "table":
+        raise LuaStepError(f"{path} is a Lua {kind}, which cannot be an output; return data")
+    if depth >= MAX_DEPTH:
+        raise LuaStepError(f"the output nests deeper than {MAX_DEPTH} levels (or is cyclic)")
+    items = list(value.items())
+    keys = [k for k, _ in items]
+    if (
+        items
+        and all(type(k) is int for k in keys)
+        and sorted(keys) == list(range(1, len(keys) + 1))
+    ):
+        ordered = sorted(items, key=lambda kv: int(kv[0]))
+        return [from_lua(v, depth + 1, f"{path}[{k}]") for k, v in ordered]
+    out: dict[str, Any] = {}
+    for k, v in items:
+        name = _key(k, path)
+        out[name] = from_lua(v, depth + 1, f"{path}.{name}")
+    return out
+
+
+def _key(key: Any, path: str) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bytes):
+        return key.decode("utf-8", errors="replace")
+    if isinstance(key, bool) or lupa.lua_type(key) is not None:
+        raise LuaStepError(f"{path} has a key of type {_lua_type(key)}; use string or number keys")
+    return str(key)
+
+
+def run_lua(
+    step_id: str,
+    code: str,
+    inputs: Mapping[str, Any],
+    params: Mapping[str, Any],
+    timeout: float | None = None,
+) -> Any:
+    """Run ``code``'s ``run(inputs, params)`` once in a fresh sandbox; its output as JSON data."""
+    deadline = None if timeout is None else time.monotonic() + timeout + TIMEOUT_MARGIN
+    where = f"step {step_id} (lua)"
+    try:
+        lua = _sandboxed(deadline)
+        result = _call_run(lua, step_id, code, _arguments(lua, where, inputs, params))
+    except lupa.LuaMemoryError:
+        raise LuaStepError(
+            f"{where}: ran out of its {MAX_MEMORY // 2**20} MiB of Lua memory; "
+            "keep less data in Lua"
+        ) from None
+    except lupa.LuaError as exc:
+        _check_deadline(where, deadline, timeout)
+        raise LuaStepError(f"{where}: {_first_line(exc)}") from None
+    _check_deadline(where, deadline, timeout)  # a pcall or coroutine may have caught the stop
+    try:
+        output = from_lua(result)
+    except LuaStepError as exc:
+        raise LuaStepError(f"{where}: {exc}") from None
+    _check_size(where, output)
+    return output
+
+
+def _arguments(
+    lua: lupa.LuaRuntime, where: str, inputs: Mapping[str, Any], params: Mapping[str, Any]
+) -> tuple[Any, Any]:
+    """The inputs and run params as Lua tables."""
+    try:
+        return to_lua(lua, dict(inputs)), to_lua(lua, dict(params))
+    except LuaStepError as exc:
+        raise LuaStepError(f"{where}: {exc}") from None
+
+
+def _call_run(lua: lupa.LuaRuntime, step_id: str, code: str, args: tuple[Any, Any]) -> Any:
+    """Execute the chunk, then call its ``run``; Lua errors propagate as lupa's."""
+    chunk, message = _load(lua, code)
+    if chunk is None:
+        raise LuaStepError(f"step {step_id} (lua): {message}")
+    chunk()
+    fn = lua.globals().run
+    if fn is None:
+        raise LuaStepError(
+            f"No 'run' function found in step {step_id}; define 'function run(inputs) ... end'"
+        )
+    if lupa.lua_type(fn) != "function":
+        raise LuaStepError(
+            f"'run' is not callable in step {step_id}: it is a {_lua_type(fn)}; make it a function"
+        )
+    return fn(*args)
+
+
+def _check_deadline(where: str, deadline: float | None, timeout: float | None) -> None:
+    if deadline is not None and time.monotonic() > deadline:
+        raise LuaTimeout(f"{where}: stopped after its timeout of {timeout:g}s")
+
+
+def _lua_type(value: Any) -> str:
+    """The Lua name of a value's type, also for values lupa hands over as Python ones."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str | bytes):
+        return "string"
+    return str(lupa.lua_type(value) or type(value).__name__)
+
+
+def _first_line(exc: BaseException) -> str:
+    """Lua's message without the stack traceback lupa may append."""
+    message = str(exc).split("\nstack traceback:", 1)[0].strip()
+    return message or "error() was given a value that is not a string; give it a message"
+
+
+def _check_size(where: str, output: Any) -> None:
+    size = len(json.dumps(output, ensure_ascii=False).encode())
+    if size > MAX_OUTPUT:
+        raise LuaStepError(
+            f"{where}: the output is {size} bytes of JSON, over the cap of "
+            f"{MAX_OUTPUT} bytes; return less data, or write it to a file"
+        )
+
+
+class LuaKind:
+    """Runs inline Lua ``code`` defining ``run``; see the module docstring."""
+
+    fields: tuple[str, ...] = ("code",)
+
+    def problems(self, step: Step) -> list[str]:
+        out: list[str] = []
+        if step.fn is not None:
+            out.append("a lua step takes its code from params 'code', not a Python function")
+        code = step.params.get("code")
+        if not isinstance(code, str) or not code.strip():
+            out.append(
+                "a lua step needs params 'code': Lua source defining 'function run(inputs) ... end'"
+            )
+        else:
+            message = syntax_error(code)
+            if message is not None:
+                out.append(
+                    f"Lua syntax error in 'code': {message} ([string]:N is line N of the code); "
+                    "fix the code at that line"
+                )
+        if step.executor not in (None, "threads"):
+            out.append(
+                f"a lua step runs on 'threads', not {step.executor!r}; remove the executor setting"
+            )
+        return out
+
+    def action(self, step: Step, ctx: RunContext) -> Action:
+        code: str = step.params["code"]
+        step_id, timeout = step.id, step.timeout
+
+        def bind(
+            inputs: Mapping[str, Any], params: Mapping[str, Any]
+        ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+            return (step_id, code, dict(inputs), dict(params), timeout), {}
+
+        return Action(run_lua, "threads", bind)
+
+
+KINDS = {"lua": LuaKind()}
