@@ -277,7 +277,7 @@ steps:
     assert found[7].endswith("; set kind")
     assert found[8].startswith(
         "21: other: unknown field 'whatever'; use one of kind, description, depends_on, "
-        "params, retry, timeout, when, trigger, critical, cache, resources, priority, "
+        "language, params, retry, timeout, when, trigger, critical, cache, resources, priority, "
         "executor, estimate, branch, command, "
     )
 
@@ -595,3 +595,28 @@ def test_the_schema_refuses_what_the_reader_refuses(validator: Any) -> None:
         {"steps": []},
     ):
         assert list(validator.iter_errors(bad)), bad
+
+
+def test_a_language_and_code_name_the_kind(tmp_path: Path) -> None:
+    flow = tmp_path / "langs.yaml"
+    flow.write_text(
+        "steps:\n"
+        "  greet:\n"
+        "    language: bash\n"
+        '    code: echo \'{"hello":"world"}\'\n'
+        "  shout:\n"
+        "    language: lua\n"
+        "    depends_on: greet\n"
+        "    code: |\n"
+        "      function run(inputs) return string.upper(inputs.greet.hello) end\n"
+        "  both:\n"
+        "    language: bash\n"
+        "    kind: shell\n"
+        "    code: echo\n"
+    )
+    with pytest.raises(ValidationError, match="gives both 'language' and 'kind'; keep one"):
+        pardag.load(flow)
+    flow.write_text(flow.read_text().split("  both:")[0])
+    wf = pardag.load(flow)
+    assert wf.steps["greet"].kind == "shell" and wf.steps["shout"].kind == "lua"
+    assert wf.run().outputs["shout"] == "WORLD"

@@ -22,6 +22,7 @@ from typing import Any
 from pardag.errors import Problem, ValidationError
 from pardag.formats import native
 from pardag.formats.document import MAX_DEPTH, Document, Key
+from pardag.formats.languages import LANGUAGES, as_kind
 from pardag.model import Workflow
 
 __all__ = ["LANGUAGES", "MAX_INSTRUCTIONS", "MAX_MEMORY", "MAX_VALUES", "detect", "read"]
@@ -30,22 +31,6 @@ MAX_MEMORY = 64 * 1024 * 1024
 """Most memory the file's Lua code may allocate while it builds its table (64 MiB)."""
 MAX_INSTRUCTIONS = 50_000_000
 """Most Lua instructions the file may run while it builds its table."""
-
-LANGUAGES = {
-    "lua": "lua",
-    "shell": "shell",
-    "bash": "shell",
-    "sh": "shell",
-    "python": "python",
-    "javascript": "javascript",
-    "js": "javascript",
-    "node": "javascript",
-    "nodejs": "javascript",
-}
-"""A step's ``language`` -> the kind that runs it."""
-
-_CODE_FIELD = {"shell": "command"}
-"""The kind parameter a step's ``code`` becomes (``code`` unless named here)."""
 
 _LIMIT = "pardag: instruction limit reached"
 
@@ -344,32 +329,7 @@ def _step(sid: str, spec: Any, doc: Document, problems: list[Problem]) -> Any:
     spec = dict(spec)
     if spec.get("depends_on") == {}:
         spec["depends_on"] = []
-    if "language" not in spec:
-        return spec
-    language = spec.pop("language")
-    if "kind" in spec:
-        problems.append(
-            Problem(sid, "gives both 'language' and 'kind'; keep one", _where(doc, ("steps", sid)))
-        )
-        return spec
-    if not isinstance(language, str):
-        spec["kind"] = language  # the native reader says it must be a string
-        return spec
-    kind = LANGUAGES.get(language.lower(), language)
-    spec["kind"] = kind
-    field = _CODE_FIELD.get(kind, "code")
-    if "code" in spec and field != "code":
-        if field in spec:
-            problems.append(
-                Problem(
-                    sid,
-                    f"gives both 'code' and {field!r}; keep one",
-                    _where(doc, ("steps", sid)),
-                )
-            )
-        else:
-            spec[field] = spec.pop("code")
-    return spec
+    return as_kind(sid, spec, _where(doc, ("steps", sid)), problems)
 
 
 # -- lines ------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from typing import Any
 from pardag.errors import CycleError, Problem, ValidationError
 from pardag.formats import apply_defaults
 from pardag.formats.document import Document
+from pardag.formats.languages import as_kind
 from pardag.kinds import KINDS
 from pardag.kinds.control import branch_handle
 from pardag.model import Mode, OnFailure, RetryPolicy, Trigger, Workflow
@@ -93,6 +94,12 @@ STEP = (
     Field("kind", {"type": "string"}, "What the step does (python by default)."),
     Field("description", {"type": "string"}, "For people reading the file; not used by runs."),
     Field("depends_on", _STRINGS, "Ids of the steps whose outputs this step needs."),
+    Field(
+        "language",
+        {"type": "string"},
+        "Instead of kind: lua, python, shell (bash, sh), javascript (js, node), wasm; the "
+        "step's code then goes in code.",
+    ),
     Field(
         "params",
         {"type": "object"},
@@ -379,6 +386,8 @@ class _Reader:
 
     def _step(self, wf: Workflow, sid: str, spec: Any) -> None:
         at = ("steps", sid)
+        if isinstance(spec, dict):  # ``language: bash`` + ``code`` -> ``kind: shell`` + ``command``
+            spec = as_kind(sid, spec, self.doc.where(*at), self.problems)
         if not isinstance(spec, dict):
             self.bad(
                 f"must be a mapping of step fields (kind, depends_on, ...), got {_type_name(spec)}",
@@ -453,6 +462,8 @@ class _Reader:
                     step=sid,
                 )
             params[key] = value
+        if spec.get("kind") == "wasm" and isinstance(params.get("module"), str):
+            params["module"] = str(Path(self.doc.path).parent / params["module"])  # beside it
         return params
 
     def _option(self, name: str, value: Any, sid: str) -> Any:

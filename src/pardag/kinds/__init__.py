@@ -45,6 +45,8 @@ _MODULES = (
     "http",
     "approval",
     "lua",
+    "javascript",
+    "wasm",
 )
 """Modules under ``pardag.kinds`` whose ``KINDS`` mapping joins the registry."""
 

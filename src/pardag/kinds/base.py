@@ -3,16 +3,48 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import inspect
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-__all__ = ["IDEMPOTENCY_ENV", "Action", "Binder", "RunContext", "idempotency_key", "no_inputs"]
+__all__ = [
+    "IDEMPOTENCY_ENV",
+    "Action",
+    "Binder",
+    "RunContext",
+    "idempotency_key",
+    "lazy_module",
+    "no_inputs",
+]
 
 IDEMPOTENCY_ENV = "PARDAG_IDEMPOTENCY_KEY"
 """The environment variable holding a shell step's idempotency key."""
+
+
+class _LazyModule:
+    """A module imported on first attribute access."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._module: Any = None
+
+    def __getattr__(self, attr: str) -> Any:
+        if self._module is None:
+            self._module = importlib.import_module(self._name)
+        return getattr(self._module, attr)
+
+
+def lazy_module(name: str) -> Any:
+    """``name``, imported when first used rather than when pardag is imported.
+
+    The language runtimes (lupa, QuickJS, wasmtime) and httpx cost import time, and wasmtime
+    installs signal handlers in every process that imports it; a run that uses none of them
+    should pay for none of them.
+    """
+    return _LazyModule(name)
 
 
 def idempotency_key(run_id: str, step_id: str) -> str:

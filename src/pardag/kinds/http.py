@@ -26,14 +26,17 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
-
-from pardag.kinds.base import Action, RunContext, idempotency_key
+from pardag.kinds.base import Action, RunContext, idempotency_key, lazy_module
 from pardag.templates import is_template, namespace, render, template_problems, to_text
 from pardag.units import parse_duration
 
 if TYPE_CHECKING:
     from pardag.model import Step
+
+if TYPE_CHECKING:
+    import httpx
+else:
+    httpx = lazy_module("httpx")
 
 __all__ = ["DEFAULT_TIMEOUT", "HTTPFailed", "HttpKind", "client"]
 

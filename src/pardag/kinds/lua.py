@@ -25,13 +25,16 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-import lupa  # type: ignore[import-untyped]
-
 from pardag.errors import PardagError
-from pardag.kinds.base import Action, RunContext
+from pardag.kinds.base import Action, RunContext, lazy_module
 
 if TYPE_CHECKING:
     from pardag.model import Step
+
+if TYPE_CHECKING:
+    import lupa  # type: ignore[import-untyped]
+else:
+    lupa = lazy_module("lupa")
 
 __all__ = [
     "HOOK_EVERY",

@@ -1,0 +1,292 @@
+"""The ``javascript`` kind: a step written in JavaScript, run by an embedded QuickJS engine.
+
+``params={"code": "function run(inputs) { ... }"}``: the code defines ``run``, called with an
+object mapping each dependency id to its output and the run's params as a second argument
+(JavaScript lets ``run`` ignore both, so a root step may declare ``run()``). Its return value,
+through ``JSON.stringify``, is the step's output. Aliases: ``js``, ``node``, ``nodejs`` (the
+engine is QuickJS through the ``quickjs`` package either way, never a ``node`` binary).
+
+Each attempt gets a fresh ``quickjs.Context``: nothing leaks between attempts, steps or runs.
+QuickJS as embedded here has only the ECMAScript built-ins: no ``require``, ``fetch``,
+``process``, timers, file or network access. Data crosses as JSON text both ways. An ``async
+run`` is awaited by running the engine's job queue until its promise settles.
+
+Limits: the engine heap is capped at ``MAX_MEMORY``; the JSON output at ``MAX_OUTPUT``. A step
+timeout really stops the code through QuickJS's interrupt, which counts the *process's* CPU
+time (C ``clock()``); the limit is therefore the timeout (plus ``TIMEOUT_MARGIN``) times the
+CPUs the process may use, so other busy threads can never stop a step before its timeout, and
+a lone infinite loop ends within that many timeouts (the runner reports the timeout on time).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from pardag.errors import PardagError
+from pardag.kinds.base import Action, RunContext, lazy_module
+
+if TYPE_CHECKING:
+    from pardag.model import Step
+
+if TYPE_CHECKING:
+    import quickjs  # type: ignore[import-untyped]
+else:
+    quickjs = lazy_module("quickjs")
+
+__all__ = [
+    "MAX_MEMORY",
+    "MAX_OUTPUT",
+    "TIMEOUT_MARGIN",
+    "JavaScriptKind",
+    "JavaScriptStepError",
+    "JavaScriptTimeout",
+    "run_javascript",
+    "syntax_error",
+]
+
+MAX_MEMORY = 256 * 1024 * 1024
+"""Bytes the QuickJS heap of one attempt may use; past it the step fails with a memory error."""
+
+MAX_OUTPUT = 10 * 1024 * 1024
+"""Bytes of JSON a step's output may take; a bigger output fails the step."""
+
+TIMEOUT_MARGIN = 0.25
+"""Seconds added to the step timeout so the runner's timer wins and reports ``StepTimeout``."""
+
+CHECK_LIMIT = 2.0
+"""CPU seconds the syntax check may take (it only compiles, but the code is the user's)."""
+
+_CALL = "globalThis.__pardag_out = run(JSON.parse(__pardag_inputs), JSON.parse(__pardag_params))"
+_AWAIT = """
+globalThis.__pardag_state = "pending";
+globalThis.__pardag_out.then(
+  (value) => { globalThis.__pardag_state = "fulfilled"; globalThis.__pardag_out = value; },
+  (error) => { globalThis.__pardag_state = "rejected"; globalThis.__pardag_out = error; },
+);
+"""
+_ENGINE_LIMITS = ("InternalError: interrupted", "InternalError: out of memory")
+_FRAME = re.compile(r"^\s*at (?P<name>\S+)(?: \(<input>(?::(?P<paren>\d+))?\)|.*?:(?P<bare>\d+))")
+
+
+class JavaScriptStepError(PardagError):
+    """A JavaScript step failed: no ``run``, a JavaScript error, an output that cannot be kept."""
+
+
+class JavaScriptTimeout(JavaScriptStepError, TimeoutError):
+    """The step timeout passed while its JavaScript code was still running."""
+
+
+class _DeadlinePassed(Exception):
+    """The timeout passed between two jobs of an ``async run`` (each job has the CPU limit)."""
+
+
+def _context(cpu_limit: float | None) -> quickjs.Context:
+    ctx = quickjs.Context()
+    ctx.set_memory_limit(MAX_MEMORY)
+    if cpu_limit is not None:
+        ctx.set_time_limit(cpu_limit)
+    return ctx
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def syntax_error(code: str) -> str | None:
+    """The engine's message for ``code`` that does not compile (with its line), else None.
+
+    The code is compiled as the body of a function that is never called, so its lines keep
+    their numbers and nothing in it runs (the CPU limit bounds code crafted to break out).
+    """
+    ctx = _context(CHECK_LIMIT)
+    try:
+        ctx.eval("(function(){" + code + "\n})")
+    except quickjs.JSException as exc:
+        return _message(exc, last_frame_is_ours=False)
+    return None
+
+
+def run_javascript(
+    step_id: str,
+    code: str,
+    inputs: Mapping[str, Any],
+    params: Mapping[str, Any],
+    timeout: float | None = None,
+) -> Any:
+    """Run ``code``'s ``run(inputs, params)`` once in a fresh context; its output as JSON data."""
+    where = f"step {step_id} (javascript)"
+    limit = None if timeout is None else (timeout + TIMEOUT_MARGIN) * _cpus()
+    started = time.monotonic()
+    ctx = _context(limit)
+    try:
+        ctx.set("__pardag_inputs", _json(where, "inputs", inputs))
+        ctx.set("__pardag_params", _json(where, "params", params))
+        deadline = None if timeout is None else started + timeout + TIMEOUT_MARGIN
+        text = _call_run(ctx, step_id, code, deadline)
+    except (quickjs.JSException, _DeadlinePassed) as exc:
+        stopped = isinstance(exc, _DeadlinePassed) or "InternalError: interrupted" in str(exc)
+        if stopped and timeout is not None:
+            elapsed = time.monotonic() - started
+            raise JavaScriptTimeout(
+                f"{where}: stopped after its timeout of {timeout:g}s ({elapsed:.1f}s elapsed)"
+            ) from None
+        if "InternalError: out of memory" in str(exc):
+            raise JavaScriptStepError(
+                f"{where}: ran out of its {MAX_MEMORY // 2**20} MiB of JavaScript memory; "
+                "keep less data in JavaScript"
+            ) from None
+        raise JavaScriptStepError(f"{where}: {_message(exc)}") from None
+    return _output(where, text)
+
+
+def _json(where: str, what: str, value: Mapping[str, Any]) -> str:
+    """``value`` as JSON text for the engine; other Python values become their ``str()``."""
+    try:
+        return json.dumps(dict(value), default=str, allow_nan=False)
+    except ValueError as exc:
+        raise JavaScriptStepError(f"{where}: the {what} cannot be sent as JSON: {exc}") from None
+
+
+def _call_run(ctx: quickjs.Context, step_id: str, code: str, deadline: float | None) -> str | None:
+    """Execute the code, then call its ``run``; the output as JSON text (None for undefined)."""
+    try:
+        ctx.eval(code)
+    except quickjs.JSException as exc:
+        raise JavaScriptStepError(
+            f"step {step_id} (javascript): {_message(exc, last_frame_is_ours=False)}"
+        ) from None
+    kind = ctx.eval("typeof run")
+    if kind == "undefined":
+        raise JavaScriptStepError(
+            f"No 'run' function found in step {step_id}; define 'function run(inputs) {{ ... }}'"
+        )
+    if kind != "function":
+        raise JavaScriptStepError(
+            f"'run' is not callable in step {step_id}: it is a {kind}; make it a function"
+        )
+    ctx.eval(_CALL)
+    _settle(ctx, step_id, deadline)
+    try:
+        text = ctx.eval("JSON.stringify(globalThis.__pardag_out)")
+    except quickjs.JSException as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise JavaScriptStepError(
+            f"step {step_id} (javascript): the output cannot be converted to JSON: {first}; "
+            "return plain data"
+        ) from None
+    return text if isinstance(text, str) else None
+
+
+def _settle(ctx: quickjs.Context, step_id: str, deadline: float | None) -> None:
+    """Await the output of an ``async run``: run the engine's jobs until its promise settles.
+
+    The engine's CPU limit holds per job, so the deadline is also checked between jobs. A
+    rejection is thrown again, so it reports like any error; a promise that nothing can
+    settle any more (no job left) fails the step.
+    """
+    if not ctx.eval("globalThis.__pardag_out instanceof Promise"):
+        return
+    ctx.eval(_AWAIT)
+    while ctx.execute_pending_job():
+        if deadline is not None and time.monotonic() > deadline:
+            raise _DeadlinePassed
+    state = ctx.eval("globalThis.__pardag_state")
+    if state == "rejected":
+        try:
+            ctx.eval("throw globalThis.__pardag_out")
+        except quickjs.JSException as exc:  # the stack is the one of the rejection
+            if str(exc).startswith(_ENGINE_LIMITS):
+                raise  # the timeout or memory cap, reported as such by the caller
+            message = _message(exc, last_frame_is_ours=False)
+            raise JavaScriptStepError(f"step {step_id} (javascript): {message}") from None
+    if state != "fulfilled":
+        raise JavaScriptStepError(
+            f"step {step_id} (javascript): 'run' returned a promise that never settled "
+            "(nothing left to wait for); resolve it, or return the value itself"
+        )
+
+
+def _message(exc: BaseException, *, last_frame_is_ours: bool = True) -> str:
+    """The engine's message, plus the line of the code where it happened.
+
+    QuickJS reports ``<input>:N``; the last frame of a ``run`` call is pardag's one-line call,
+    so it is left out, and an error without any line of the code gets none.
+    """
+    lines = str(exc).strip().splitlines()
+    first = lines[0] if lines else ""
+    frames = lines[1:-1] if last_frame_is_ours else lines[1:]
+    for frame in frames:
+        match = _FRAME.match(frame)
+        if match is None:
+            continue
+        line = match.group("paren") or match.group("bare")
+        if line is not None:
+            name = match.group("name")
+            inside = f" in {name}()" if name not in ("<eval>", "<input>") else ""
+            return f"{first} (line {line} of the code{inside})"
+    return first or "an error without a message was thrown; throw an Error with a message"
+
+
+def _output(where: str, text: str | None) -> Any:
+    if text is None:
+        return None
+    size = len(text.encode())
+    if size > MAX_OUTPUT:
+        raise JavaScriptStepError(
+            f"{where}: the output is {size} bytes of JSON, over the cap of "
+            f"{MAX_OUTPUT} bytes; return less data, or write it to a file"
+        )
+    return json.loads(text)
+
+
+class JavaScriptKind:
+    """Runs inline JavaScript ``code`` defining ``run``; see the module docstring."""
+
+    fields: tuple[str, ...] = ("code",)
+
+    def problems(self, step: Step) -> list[str]:
+        out: list[str] = []
+        if step.fn is not None:
+            out.append("a javascript step takes its code from params 'code', not a Python function")
+        code = step.params.get("code")
+        if not isinstance(code, str) or not code.strip():
+            out.append(
+                "a javascript step needs params 'code': JavaScript source defining "
+                "'function run(inputs) { ... }'"
+            )
+        else:
+            message = syntax_error(code)
+            if message is not None:
+                out.append(
+                    f"JavaScript syntax error in 'code': {message}; fix the code at that line"
+                )
+        if step.executor not in (None, "threads"):
+            out.append(
+                f"a javascript step runs on 'threads', not {step.executor!r}; "
+                "remove the executor setting"
+            )
+        return out
+
+    def action(self, step: Step, ctx: RunContext) -> Action:
+        code: str = step.params["code"]
+        step_id, timeout = step.id, step.timeout
+
+        def bind(
+            inputs: Mapping[str, Any], params: Mapping[str, Any]
+        ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+            return (step_id, code, dict(inputs), dict(params), timeout), {}
+
+        return Action(run_javascript, "threads", bind)
+
+
+_KIND = JavaScriptKind()
+KINDS = {"javascript": _KIND, "js": _KIND, "node": _KIND, "nodejs": _KIND}
+"""The ``javascript`` kind and its aliases: one class, QuickJS underneath."""

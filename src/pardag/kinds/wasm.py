@@ -1,0 +1,417 @@
+"""The ``wasm`` kind: a step that is a WebAssembly module, run by wasmtime with no WASI.
+
+``params={"module": "path/to/mod.wasm"}`` (a ``.wasm`` binary or ``.wat`` text; in a workflow
+file a relative path is taken from the file's directory, from Python from the current one)
+or ``params={"wat": "(module ...)"}`` (inline text;
+``code`` is a synonym, for ``language: wasm`` steps).
+
+The ABI (see examples/wasm/): the module exports ``memory``, ``alloc(len: i32) -> i32`` and
+``run(ptr: i32, len: i32) -> i64``. pardag writes the JSON text of the inputs mapping (UTF-8,
+by dependency id) at the pointer ``alloc`` returns and calls ``run``; the i64 result packs
+``out_ptr << 32 | out_len``, the place in ``memory`` of the output JSON text. The module gets
+no imports at all, so it has no file, network or clock access.
+
+Validation compiles the module and checks these exports and their types. Each attempt
+instantiates it in a fresh store (nothing leaks between attempts). Limits: linear memory is
+capped at ``MAX_MEMORY`` by a store limiter, the output at ``MAX_OUTPUT`` bytes. A step
+timeout really stops the code: wasmtime's epoch interruption traps the module once
+``TIMEOUT_MARGIN`` past the timeout, even inside an infinite loop.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import json
+import math
+import threading
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pardag.errors import PardagError
+from pardag.kinds.base import Action, RunContext, lazy_module
+
+if TYPE_CHECKING:
+    from pardag.model import Step
+
+if TYPE_CHECKING:
+    import wasmtime
+else:
+    wasmtime = lazy_module("wasmtime")
+
+__all__ = [
+    "MAX_MEMORY",
+    "MAX_OUTPUT",
+    "TICK",
+    "TIMEOUT_MARGIN",
+    "WasmKind",
+    "WasmStepError",
+    "WasmTimeout",
+    "abi_problems",
+    "compile_module",
+    "run_wasm",
+]
+
+MAX_MEMORY = 256 * 1024 * 1024
+"""Bytes of linear memory one attempt may use; a module needing more fails the step."""
+
+MAX_OUTPUT = 10 * 1024 * 1024
+"""Bytes of output JSON a module may return; a bigger output fails the step."""
+
+TICK = 0.01
+"""Seconds between two epoch ticks: the resolution of the timeout."""
+
+TIMEOUT_MARGIN = 0.25
+"""Seconds past the step timeout before the module is interrupted (lets the runner's timer
+win, so the step fails as a ``StepTimeout`` while the module is still really stopped)."""
+
+_NO_DEADLINE = 2**40
+"""Epoch ticks standing for "no timeout" (centuries at ``TICK``)."""
+
+
+class WasmStepError(PardagError):
+    """A wasm step failed: a module that does not follow the ABI, a trap, a bad output."""
+
+
+class WasmTimeout(WasmStepError, TimeoutError):
+    """The step timeout passed while its module was still running."""
+
+
+@functools.cache
+def engine() -> wasmtime.Engine:
+    """The one engine, made on first use: compiled modules belong to it and its epoch drives
+    every timeout."""
+    config = wasmtime.Config()
+    config.epoch_interruption = True
+    return wasmtime.Engine(config)
+
+
+_ticker_lock = threading.Lock()
+_ticker: threading.Thread | None = None
+
+
+def _tick_forever() -> None:
+    while True:
+        time.sleep(TICK)
+        engine().increment_epoch()
+
+
+def _start_ticker() -> None:
+    """Start the daemon thread advancing the epoch, once, when a first timeout needs it."""
+    global _ticker
+    with _ticker_lock:
+        if _ticker is None:
+            _ticker = threading.Thread(target=_tick_forever, name="pardag-wasm-epoch", daemon=True)
+            _ticker.start()
+
+
+_cache: dict[tuple[str, str, float], wasmtime.Module] = {}
+
+
+@atexit.register
+def _forget() -> None:
+    """Drop compiled modules and the engine before wasmtime's own teardown at exit (else it
+    prints "Exception ignored" for each)."""
+    _cache.clear()
+    engine.cache_clear()
+
+
+_cache_lock = threading.Lock()
+
+
+def compile_module(source: str, *, inline: bool) -> wasmtime.Module:
+    """The compiled module of a path (or of inline WAT text); cached by path and mtime.
+
+    Raises ``WasmStepError`` naming the file (or "inline 'wat'") and wasmtime's message.
+    """
+    if inline:
+        key, what = ("wat", source, 0.0), "the inline 'wat'"
+    else:
+        path = Path(source)
+        what = f"module file {source!r}"
+        try:
+            key = ("file", str(path.resolve()), path.stat().st_mtime)
+        except OSError as exc:
+            raise WasmStepError(
+                f"cannot read {what}: {exc.strerror}; fix the path "
+                "(in a workflow file, relative to the file's directory)"
+            ) from None
+    with _cache_lock:
+        cached = _cache.get(key)
+    if cached is not None:
+        return cached
+    try:
+        module = (
+            wasmtime.Module(engine(), source)
+            if inline
+            else wasmtime.Module.from_file(engine(), source)
+        )
+    except wasmtime.WasmtimeError as exc:
+        raise WasmStepError(
+            f"{what} does not compile: {_first_line(exc)}; fix the module"
+        ) from None
+    with _cache_lock:
+        _cache[key] = module
+    return module
+
+
+def run_wasm(
+    step_id: str,
+    source: str,
+    inline: bool,
+    inputs: Mapping[str, Any],
+    timeout: float | None = None,
+) -> Any:
+    """Instantiate the module in a fresh store, call ``run`` on the inputs JSON; the output."""
+    where = f"step {step_id} (wasm)"
+    try:
+        module = compile_module(source, inline=inline)
+    except WasmStepError as exc:
+        raise WasmStepError(f"{where}: {exc}") from None
+    store = _store(timeout)
+    try:
+        instance = wasmtime.Instance(store, module, [])
+    except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+        raise WasmStepError(
+            f"{where}: cannot instantiate the module: {_instantiate(exc)}"
+        ) from None
+    memory, alloc, run = _exports(store, instance, step_id)
+    data = json.dumps(dict(inputs), ensure_ascii=False, default=str).encode()
+    try:
+        ptr = _call(alloc, store, where, len(data))
+        _write(store, memory, where, ptr, data)
+        packed = _call(run, store, where, ptr, len(data))
+    except wasmtime.Trap as exc:
+        if exc.trap_code == wasmtime.TrapCode.INTERRUPT:
+            raise WasmTimeout(f"{where}: stopped after its timeout of {timeout:g}s") from None
+        raise WasmStepError(f"{where}: wasm trap: {_trap_message(exc)}") from None
+    except wasmtime.WasmtimeError as exc:
+        raise WasmStepError(f"{where}: {_first_line(exc)}") from None
+    return _output(store, memory, where, packed)
+
+
+def _store(timeout: float | None) -> wasmtime.Store:
+    """A fresh store with the memory cap and the epoch deadline of this attempt."""
+    store = wasmtime.Store(engine())
+    store.set_limits(memory_size=MAX_MEMORY)
+    if timeout is None:
+        store.set_epoch_deadline(_NO_DEADLINE)
+    else:
+        _start_ticker()
+        store.set_epoch_deadline(max(1, math.ceil((timeout + TIMEOUT_MARGIN) / TICK)))
+    return store
+
+
+def _instantiate(exc: Exception) -> str:
+    message = _first_line(exc)
+    if "memory" in message.lower() and ("limit" in message.lower() or "grow" in message.lower()):
+        return (
+            f"{message} (memory is capped at {MAX_MEMORY // 2**20} MiB); "
+            "declare a smaller initial memory"
+        )
+    return f"{message}; the module must need no imports"
+
+
+def _exports(
+    store: wasmtime.Store, instance: wasmtime.Instance, step_id: str
+) -> tuple[wasmtime.Memory, wasmtime.Func, wasmtime.Func]:
+    """``memory``, ``alloc`` and ``run``, each checked, with the fix when missing."""
+    exports = instance.exports(store)
+    run = exports.get("run")
+    if run is None:
+        raise WasmStepError(
+            f"No 'run' function found in step {step_id}; export "
+            "'run(ptr: i32, len: i32) -> i64' from the module"
+        )
+    if not isinstance(run, wasmtime.Func):
+        raise WasmStepError(
+            f"'run' is not callable in step {step_id}: it is a {_export_kind(run)}; "
+            "export a function 'run(ptr: i32, len: i32) -> i64'"
+        )
+    alloc = exports.get("alloc")
+    if not isinstance(alloc, wasmtime.Func):
+        raise WasmStepError(
+            f"step {step_id} (wasm): the module exports no function 'alloc'; "
+            "export 'alloc(len: i32) -> i32' returning where to write the input"
+        )
+    memory = exports.get("memory")
+    if not isinstance(memory, wasmtime.Memory):
+        raise WasmStepError(
+            f"step {step_id} (wasm): the module exports no memory 'memory'; export its memory"
+        )
+    return memory, alloc, run
+
+
+_SIGNATURES = {"run": (["i32", "i32"], ["i64"]), "alloc": (["i32"], ["i32"])}
+"""The ABI's functions: their parameter and result types."""
+
+
+def abi_problems(module: wasmtime.Module, step_id: str) -> list[str]:
+    """What the module's exports lack for the ABI, found before any run (no instantiation)."""
+    types = {export.name: export.type for export in module.exports}
+    out: list[str] = []
+    run = types.get("run")
+    if run is None:
+        out.append(
+            f"No 'run' function found in step {step_id}; export "
+            "'run(ptr: i32, len: i32) -> i64' from the module"
+        )
+    elif not isinstance(run, wasmtime.FuncType):
+        out.append(
+            f"'run' is not callable in step {step_id}: it is a {_type_kind(run)}; "
+            "export a function 'run(ptr: i32, len: i32) -> i64'"
+        )
+    if not isinstance(types.get("alloc"), wasmtime.FuncType):
+        out.append("the module exports no function 'alloc'; export 'alloc(len: i32) -> i32'")
+    if not isinstance(types.get("memory"), wasmtime.MemoryType):
+        out.append("the module exports no memory 'memory'; export its memory as 'memory'")
+    for name, (params, results) in _SIGNATURES.items():
+        kind = types.get(name)
+        if isinstance(kind, wasmtime.FuncType):
+            got = ([str(t) for t in kind.params], [str(t) for t in kind.results])
+            if got != (params, results):
+                out.append(
+                    f"'{name}' takes ({', '.join(got[0])}) -> ({', '.join(got[1])}); "
+                    f"the ABI needs ({', '.join(params)}) -> ({', '.join(results)})"
+                )
+    return out
+
+
+def _type_kind(value: object) -> str:
+    return {
+        wasmtime.MemoryType: "memory",
+        wasmtime.GlobalType: "global",
+        wasmtime.TableType: "table",
+    }.get(type(value), type(value).__name__)
+
+
+def _export_kind(value: object) -> str:
+    return {
+        wasmtime.Memory: "memory",
+        wasmtime.Global: "global",
+        wasmtime.Table: "table",
+    }.get(type(value), type(value).__name__)
+
+
+def _call(fn: wasmtime.Func, store: wasmtime.Store, where: str, *args: int) -> int:
+    result = fn(store, *args)
+    if not isinstance(result, int):
+        raise WasmStepError(
+            f"{where}: a function returned {result!r}, not one integer; follow the ABI in the docs"
+        )
+    return result
+
+
+def _write(
+    store: wasmtime.Store, memory: wasmtime.Memory, where: str, ptr: int, data: bytes
+) -> None:
+    size = memory.data_len(store)
+    ptr &= 0xFFFFFFFF
+    if ptr + len(data) > size:
+        raise WasmStepError(
+            f"{where}: alloc({len(data)}) returned {ptr}, but memory has only {size} bytes; "
+            "make alloc grow the memory"
+        )
+    memory.write(store, data, ptr)
+
+
+def _output(store: wasmtime.Store, memory: wasmtime.Memory, where: str, packed: int) -> Any:
+    """The JSON value at ``packed`` (``out_ptr << 32 | out_len``), checked and decoded."""
+    packed &= 0xFFFFFFFFFFFFFFFF
+    ptr, length = packed >> 32, packed & 0xFFFFFFFF
+    if length > MAX_OUTPUT:
+        raise WasmStepError(
+            f"{where}: the output is {length} bytes of JSON, over the cap of {MAX_OUTPUT} "
+            "bytes; return less data, or write it to a file"
+        )
+    size = memory.data_len(store)
+    if ptr + length > size:
+        raise WasmStepError(
+            f"{where}: run returned the output at {ptr}..{ptr + length}, past the end of "
+            f"memory ({size} bytes); return out_ptr << 32 | out_len"
+        )
+    raw = bytes(memory.read(store, ptr, ptr + length))
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WasmStepError(
+            f"{where}: the output is not valid JSON ({exc}); it starts with "
+            f"{raw[:40]!r}; write UTF-8 JSON text and return out_ptr << 32 | out_len"
+        ) from None
+
+
+def _trap_message(trap: wasmtime.Trap) -> str:
+    """The trap's cause and where it happened: "integer divide by zero (in function run ...)"."""
+    text = str(trap).strip()
+    cause = text.rsplit("Caused by:", 1)[-1].strip().splitlines()
+    message = (cause[-1].strip() if cause else text).removeprefix("wasm trap: ")
+    frames = trap.frames
+    if frames:
+        frame = frames[0]
+        name = frame.func_name or f"#{frame.func_index}"
+        message += f" (in function {name} at module offset {frame.module_offset:#x})"
+    return message
+
+
+def _first_line(exc: BaseException) -> str:
+    """wasmtime's message without its backtrace."""
+    return str(exc).strip().split("\n", 1)[0].strip() or type(exc).__name__
+
+
+class WasmKind:
+    """Runs a WebAssembly module (``module`` path or inline ``wat``); see the module docstring."""
+
+    fields: tuple[str, ...] = ("module", "wat", "code")
+
+    def problems(self, step: Step) -> list[str]:
+        out: list[str] = []
+        if step.fn is not None:
+            out.append("a wasm step takes its module from params 'module' or 'wat', not a function")
+        source = _source(step.params)
+        if source is None:
+            out.append(
+                "a wasm step needs exactly one of params 'module' (a .wasm or .wat file path) "
+                "or 'wat' (WebAssembly text; 'code' is the same)"
+            )
+        else:
+            try:
+                out.extend(abi_problems(compile_module(source[0], inline=source[1]), step.id))
+            except WasmStepError as exc:
+                out.append(str(exc))
+        if step.executor not in (None, "threads"):
+            out.append(
+                f"a wasm step runs on 'threads', not {step.executor!r}; remove the executor setting"
+            )
+        return out
+
+    def action(self, step: Step, ctx: RunContext) -> Action:
+        source = _source(step.params)
+        assert source is not None  # validated
+        text, inline = source
+        step_id, timeout = step.id, step.timeout
+
+        def bind(
+            inputs: Mapping[str, Any], params: Mapping[str, Any]
+        ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+            return (step_id, text, inline, dict(inputs), timeout), {}
+
+        return Action(run_wasm, "threads", bind)
+
+
+def _source(params: Mapping[str, Any]) -> tuple[str, bool] | None:
+    """(path or WAT text, is it inline) when exactly one of ``module``/``wat``/``code`` is given.
+
+    ``code`` is ``wat`` under the name every ``language:`` step uses for its code.
+    """
+    given = [name for name in ("module", "wat", "code") if params.get(name) is not None]
+    if len(given) != 1:
+        return None
+    value = params[given[0]]
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return value, given[0] != "module"
+
+
+KINDS = {"wasm": WasmKind()}

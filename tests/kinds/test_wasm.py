@@ -1,0 +1,219 @@
+"""The ``wasm`` kind: the JSON-over-memory ABI, errors naming the step, timeout and caps."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pardag import RunResult, StepState, StepTimeout, ValidationError, Workflow
+from pardag.errors import StepFailed
+from pardag.formats import load
+from pardag.kinds import wasm as wasm_kind
+from pardag.kinds.wasm import MAX_OUTPUT, WasmStepError, WasmTimeout, run_wasm
+
+pytestmark = pytest.mark.timeout(60)
+
+HERE = Path(__file__).parent / "wasm"
+EXAMPLE = Path(__file__).parents[2] / "examples" / "wasm" / "length.wat"
+
+FIXED = """
+(module
+  (memory (export "memory") 1)
+  (data (i32.const 100) "{\\"ok\\": [1, 2.5, \\"h\\c3\\a9\\"], \\"n\\": null}")
+  (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+  (func (export "run") (param i32 i32) (result i64)
+    (i64.or (i64.shl (i64.const 100) (i64.const 32)) (i64.const 34))))
+"""
+
+
+def module(name: str) -> str:
+    return str(HERE / f"{name}.wat")
+
+
+def run_step(params: dict[str, Any], **step: Any) -> RunResult:
+    wf = Workflow("wasm")
+    wf.add("w", kind="wasm", params=params, **step)
+    return wf.run()
+
+
+def failure(result: RunResult, step: str = "w") -> str:
+    """The reason a step failed, after checking it failed with a wasm error."""
+    outcome = result.steps[step]
+    assert outcome.state is StepState.FAILED
+    assert isinstance(outcome.error, StepFailed)
+    assert isinstance(outcome.error.cause, WasmStepError)
+    return str(outcome.error.cause)
+
+
+def problems(params: dict[str, Any], **step: Any) -> list[str]:
+    wf = Workflow("wasm")
+    wf.add("w", kind="wasm", params=params, **step)
+    with pytest.raises(ValidationError) as info:
+        wf.validate()
+    assert all(problem.step == "w" for problem in info.value.problems)
+    return [problem.message for problem in info.value.problems]
+
+
+# -- the ABI ---------------------------------------------------------------------------------
+
+
+def test_inline_wat_returns_its_json_output() -> None:
+    result = run_step({"wat": FIXED})
+    assert result.ok
+    assert result.outputs["w"] == {"ok": [1, 2.5, "hé"], "n": None}
+
+
+def test_inputs_reach_the_module_as_json_by_dependency_id() -> None:
+    wf = Workflow("wasm")
+    wf.add("a", lambda: {"x": [1, 2], "t": "é"})
+    wf.add("b", lambda: 7)
+    wf.add("w", kind="wasm", depends_on=["a", "b"], params={"module": module("echo")})
+    result = wf.run()
+    assert result.ok
+    assert result.outputs["w"] == {"a": {"x": [1, 2], "t": "é"}, "b": 7}
+
+
+def test_the_example_counts_the_bytes_of_its_input() -> None:
+    inputs = {"text": "x" * 12345, "n": [1, 2, 3]}
+    expected = len(json.dumps(inputs, ensure_ascii=False).encode())
+    assert run_wasm("s", str(EXAMPLE), False, inputs) == {"bytes": expected}
+    assert run_wasm("s", str(EXAMPLE), False, {}) == {"bytes": 2}
+
+
+def test_a_wasm_step_between_python_steps() -> None:
+    wf = Workflow("mixed")
+    wf.add("make", lambda: ["alpha", "beta"])
+    wf.add("size", kind="wasm", depends_on=["make"], params={"module": str(EXAMPLE)})
+    wf.add("double", lambda size: size["bytes"] * 2, depends_on=["size"])
+    result = wf.run()
+    assert result.ok
+    assert result.outputs["size"] == {"bytes": len('{"make": ["alpha", "beta"]}')}
+    assert result.outputs["double"] == 2 * len('{"make": ["alpha", "beta"]}')
+
+
+def test_a_workflow_file_runs_a_wasm_step(tmp_path: Path) -> None:
+    path = tmp_path / "flow.yaml"
+    path.write_text(
+        f"name: wasmflow\nsteps:\n  w:\n    kind: wasm\n    module: {json.dumps(module('echo'))}\n"
+    )
+    result = load(path).run()
+    assert result.ok
+    assert result.outputs == {"w": {}}
+
+
+# -- errors ----------------------------------------------------------------------------------
+
+
+def test_missing_run_is_named_at_validation_and_at_run() -> None:
+    [message] = problems({"module": module("norun")})
+    assert message.startswith("No 'run' function found in step w;")
+    with pytest.raises(WasmStepError, match=r"^No 'run' function found in step s;"):
+        run_wasm("s", module("norun"), False, {})
+
+
+def test_run_that_is_not_a_function_is_named_at_validation_and_at_run() -> None:
+    [message] = problems({"module": module("runglobal")})
+    assert message.startswith("'run' is not callable in step w: it is a global;")
+    with pytest.raises(WasmStepError, match=r"^'run' is not callable in step s: it is a global;"):
+        run_wasm("s", module("runglobal"), False, {})
+
+
+def test_the_abi_exports_and_signatures_are_checked_at_validation() -> None:
+    wat = """(module (func (export "run") (param i32) (result i32) (i32.const 0)))"""
+    found = problems({"wat": wat})
+    assert "the module exports no function 'alloc'; export 'alloc(len: i32) -> i32'" in found
+    assert "the module exports no memory 'memory'; export its memory as 'memory'" in found
+    assert "'run' takes (i32) -> (i32); the ABI needs (i32, i32) -> (i64)" in found
+    assert len(found) == 3
+
+
+def test_a_trap_names_the_step_and_wasmtime_message() -> None:
+    message = failure(run_step({"module": module("trap")}))
+    assert message.startswith("step w (wasm): wasm trap:")
+    assert "divide by zero" in message
+
+
+def test_output_that_is_not_json_fails_saying_so() -> None:
+    message = failure(run_step({"module": module("badjson")}))
+    assert "the output is not valid JSON" in message
+    assert "{not json" in message
+
+
+def test_a_module_that_does_not_compile_is_a_validation_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.wat"
+    bad.write_text('(module (func (export "run") (result i64) (i32.const 1)))')
+    [message] = problems({"module": str(bad)})
+    assert f"module file {str(bad)!r} does not compile" in message
+    [message] = problems({"wat": "(module (oops))"})
+    assert "the inline 'wat' does not compile" in message
+
+
+def test_a_missing_module_file_is_a_validation_problem(tmp_path: Path) -> None:
+    [message] = problems({"module": str(tmp_path / "nope.wasm")})
+    assert "cannot read module file" in message
+    assert "nope.wasm" in message
+
+
+def test_exactly_one_of_module_and_wat() -> None:
+    [message] = problems({})
+    assert "needs exactly one of params 'module'" in message
+    [message] = problems({"module": module("echo"), "wat": FIXED})
+    assert "needs exactly one of params 'module'" in message
+    [message] = problems({"module": 3})
+    assert "needs exactly one of params 'module'" in message
+
+
+def test_code_is_inline_wat_for_language_steps(tmp_path: Path) -> None:
+    assert run_step({"code": FIXED}).outputs["w"]["ok"] == [1, 2.5, "hé"]
+    path = tmp_path / "flow.yaml"
+    wat = FIXED.strip().replace("\n", "\n      ")
+    path.write_text(f"name: wasmflow\nsteps:\n  w:\n    language: wasm\n    code: |\n      {wat}\n")
+    assert load(path).run().outputs["w"] == {"ok": [1, 2.5, "hé"], "n": None}
+
+
+def test_only_the_threads_executor() -> None:
+    [message] = problems({"wat": FIXED}, executor="processes")
+    assert "runs on 'threads'" in message
+
+
+# -- limits ----------------------------------------------------------------------------------
+
+
+def test_an_infinite_loop_is_stopped_by_the_step_timeout() -> None:
+    result = run_step({"module": module("loop")}, timeout=0.3)
+    step = result.steps["w"]
+    assert step.state is StepState.FAILED
+    assert isinstance(step.error, StepTimeout)
+
+
+def test_the_epoch_deadline_really_stops_the_module() -> None:
+    with pytest.raises(WasmTimeout, match=r"step s \(wasm\): stopped after its timeout of 0.2s"):
+        run_wasm("s", module("loop"), False, {}, timeout=0.2)
+
+
+def test_a_timeout_that_is_not_reached_changes_nothing() -> None:
+    assert run_step({"wat": FIXED}, timeout=30).outputs["w"]["n"] is None
+
+
+def test_memory_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """bigmem grows 64 MiB at a time until growing fails; it says "capped" if that was soon."""
+    monkeypatch.setattr(wasm_kind, "MAX_MEMORY", 128 * 1024 * 1024)
+    assert run_step({"module": module("bigmem")}).outputs["w"] == "capped"
+
+
+def test_initial_memory_over_the_cap_fails_at_instantiation(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(wasm_kind, "MAX_MEMORY", 8 * 1024 * 1024)
+    message = failure(run_step({"module": module("bigout")}))  # declares 170 pages
+    assert "cannot instantiate the module" in message
+    assert "capped at 8 MiB" in message
+
+
+def test_an_output_over_the_cap_fails_saying_so() -> None:
+    message = failure(run_step({"module": module("bigout")}))
+    assert "over the cap" in message
+    assert str(MAX_OUTPUT) in message
