@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -30,7 +31,9 @@ from pardag.cli import (
 )
 from pardag.config import resolve
 from pardag.errors import ArgumentError
+from pardag.history import latest_attempts
 from pardag.progress import print_trimmed
+from pardag.results import RunResult
 from pardag.store import DEFAULT_PATH, open_store
 from pardag.store.base import RunRecord, StepRecord, Store
 
@@ -43,6 +46,14 @@ def _open(store: str | None, config: Any) -> Store:
     """The store named by --store, else PARDAG_STORE or the config file, else the default."""
     settings = resolve(None, flags={"store": store}, config=config)
     return open_store(settings.store or str(DEFAULT_PATH), create=False)
+
+
+def _go_on(opened: Store, run_id: str, call: Callable[[str], RunResult]) -> RunResult:
+    """Continue run ``run_id`` (a prefix will do) with ``call``; its full id goes first on
+    stderr, as with ``pardag run``."""
+    record = _find(opened, run_id)
+    _stderr.print(f"run {record.run_id}", markup=False)
+    return call(record.run_id)
 
 
 def _find(opened: Store, run_id: str) -> RunRecord:
@@ -110,7 +121,7 @@ def show_command(
         columns = ["step", "state", "duration", "attempts", "reason / error"]
         for column in [*columns, *(["output"] if outputs else [])]:
             table.add_column(column)
-        for sid, last in _latest(steps).items():
+        for sid, last in latest_attempts(steps).items():
             row = [
                 sid,
                 last.state,
@@ -153,13 +164,8 @@ def resume_command(
 ) -> None:
     """Finish a run whose process died: what succeeded is kept, the rest runs."""
     session = _Session(debug)
-    with _reported(session):
-        settings = resolve(None, flags={"store": store}, config=config)
-        url = settings.store or str(DEFAULT_PATH)
-        with open_store(url, create=False) as opened:
-            record = _find(opened, run_id)
-            _stderr.print(f"run {record.run_id}", markup=False)
-            result = pardag.resume(record.run_id, store=opened)
+    with _reported(session), _open(store, config) as opened:
+        result = _go_on(opened, run_id, lambda rid: pardag.resume(rid, store=opened))
     raise typer.Exit(_finish(result, json_output, session))
 
 
@@ -187,9 +193,8 @@ def approve_command(
                 """--input '{"approved": true}' or --input '"staging"'"""
             ) from None
         with _open(store, config) as opened:
-            record = _find(opened, run_id)
-            _stderr.print(f"run {record.run_id}", markup=False)
-            result = pardag.approve(record.run_id, step, value, store=opened)
+            answer = lambda rid: pardag.approve(rid, step, value, store=opened)  # noqa: E731
+            result = _go_on(opened, run_id, answer)
     raise typer.Exit(_finish(result, json_output, session))
 
 
@@ -206,9 +211,7 @@ def reject_command(
     """Reject a paused approval step (it fails) and continue its run in this process."""
     session = _Session(debug)
     with _reported(session), _open(store, config) as opened:
-        record = _find(opened, run_id)
-        _stderr.print(f"run {record.run_id}", markup=False)
-        result = pardag.reject(record.run_id, step, reason, store=opened)
+        result = _go_on(opened, run_id, lambda rid: pardag.reject(rid, step, reason, store=opened))
     raise typer.Exit(_finish(result, json_output, session))
 
 
@@ -231,7 +234,7 @@ def cancel_command(
 
 def run_json(record: RunRecord, steps: list[StepRecord]) -> dict[str, Any]:
     """A recorded run with the keys of ``pardag run --json``."""
-    latest = _latest(steps)
+    latest = latest_attempts(steps)
     outputs = {
         sid: json.loads(s.output_json)
         for sid, s in latest.items()
@@ -272,14 +275,6 @@ def _run_row(r: RunRecord) -> dict[str, Any]:
         "finished_at": r.finished_at,
         "source": r.source,
     }
-
-
-def _latest(steps: list[StepRecord]) -> dict[str, StepRecord]:
-    out: dict[str, StepRecord] = {}
-    for s in steps:
-        if s.step_id not in out or s.attempt >= out[s.step_id].attempt:
-            out[s.step_id] = s
-    return out
 
 
 def _seconds(s: StepRecord) -> float | None:

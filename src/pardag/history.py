@@ -32,6 +32,7 @@ __all__ = [
     "approve",
     "cancel",
     "find_import_path",
+    "latest_attempts",
     "open_run_store",
     "reject",
     "resume",
@@ -129,7 +130,12 @@ def resume(
         every = opened.get_steps(record.run_id)
         first_event = len(opened.get_events(record.run_id)) + 1
         args = {**settings, **overrides, "params": params, "store": opened}
-        args["_resume"] = (record, _latest_attempts(every), first_event, _paused_since(every))
+        args["_resume"] = (
+            record,
+            list(latest_attempts(every).values()),
+            first_event,
+            _paused_since(every),
+        )
         return wf.run(**args)
     finally:
         if owned:
@@ -229,12 +235,13 @@ def _paused_since(steps: list[StepRecord]) -> dict[str, float]:
     return since
 
 
-def _latest_attempts(steps: list[StepRecord]) -> list[StepRecord]:
+def latest_attempts(steps: list[StepRecord]) -> dict[str, StepRecord]:
+    """Each step's latest recorded attempt, by step id (in the order the steps come)."""
     latest: dict[str, StepRecord] = {}
     for rec in steps:
         if rec.step_id not in latest or rec.attempt >= latest[rec.step_id].attempt:
             latest[rec.step_id] = rec
-    return list(latest.values())
+    return latest
 
 
 def approve(
@@ -312,7 +319,7 @@ def _answer(
             raise ArgumentError(f"there is no run {run_id!r} in the run store {opened.url}")
         if record.status in _FINISHED:
             raise ArgumentError(f"run {record.run_id} already finished: {record.status}")
-        latest = {s.step_id: s for s in _latest_attempts(opened.get_steps(record.run_id))}
+        latest = latest_attempts(opened.get_steps(record.run_id))
         step = latest.get(step_id)
         if step is None or step.state != "paused":
             now = "has not started" if step is None else f"is {step.state}"

@@ -24,14 +24,15 @@ import json
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pardag.errors import PardagError
-from pardag.kinds.base import Action, RunContext, lazy_module
+from pardag.kinds.base import lazy_module
+from pardag.kinds.code import CodeKind
 
 if TYPE_CHECKING:
-    from pardag.model import Step
+    pass
 
 if TYPE_CHECKING:
     import quickjs  # type: ignore[import-untyped]
@@ -247,44 +248,18 @@ def _output(where: str, text: str | None) -> Any:
     return json.loads(text)
 
 
-class JavaScriptKind:
+class JavaScriptKind(CodeKind):
     """Runs inline JavaScript ``code`` defining ``run``; see the module docstring."""
 
-    fields: tuple[str, ...] = ("code",)
+    language = "javascript"
+    label = "JavaScript"
+    example = "'function run(inputs) { ... }'"
 
-    def problems(self, step: Step) -> list[str]:
-        out: list[str] = []
-        if step.fn is not None:
-            out.append("a javascript step takes its code from params 'code', not a Python function")
-        code = step.params.get("code")
-        if not isinstance(code, str) or not code.strip():
-            out.append(
-                "a javascript step needs params 'code': JavaScript source defining "
-                "'function run(inputs) { ... }'"
-            )
-        else:
-            message = syntax_error(code)
-            if message is not None:
-                out.append(
-                    f"JavaScript syntax error in 'code': {message}; fix the code at that line"
-                )
-        if step.executor not in (None, "threads"):
-            out.append(
-                f"a javascript step runs on 'threads', not {step.executor!r}; "
-                "remove the executor setting"
-            )
-        return out
+    def syntax_error(self, code: str) -> str | None:
+        return syntax_error(code)
 
-    def action(self, step: Step, ctx: RunContext) -> Action:
-        code: str = step.params["code"]
-        step_id, timeout = step.id, step.timeout
-
-        def bind(
-            inputs: Mapping[str, Any], params: Mapping[str, Any]
-        ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-            return (step_id, code, dict(inputs), dict(params), timeout), {}
-
-        return Action(run_javascript, "threads", bind)
+    def runner(self) -> Callable[..., Any]:
+        return run_javascript
 
 
 _KIND = JavaScriptKind()

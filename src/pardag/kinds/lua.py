@@ -22,14 +22,15 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pardag.errors import PardagError
-from pardag.kinds.base import Action, RunContext, lazy_module
+from pardag.kinds.base import lazy_module
+from pardag.kinds.code import CodeKind
 
 if TYPE_CHECKING:
-    from pardag.model import Step
+    pass
 
 if TYPE_CHECKING:
     import lupa  # type: ignore[import-untyped]
@@ -311,43 +312,19 @@ def _check_size(where: str, output: Any) -> None:
         )
 
 
-class LuaKind:
+class LuaKind(CodeKind):
     """Runs inline Lua ``code`` defining ``run``; see the module docstring."""
 
-    fields: tuple[str, ...] = ("code",)
+    language = "lua"
+    label = "Lua"
+    example = "'function run(inputs) ... end'"
+    line_hint = " ([string]:N is line N of the code)"
 
-    def problems(self, step: Step) -> list[str]:
-        out: list[str] = []
-        if step.fn is not None:
-            out.append("a lua step takes its code from params 'code', not a Python function")
-        code = step.params.get("code")
-        if not isinstance(code, str) or not code.strip():
-            out.append(
-                "a lua step needs params 'code': Lua source defining 'function run(inputs) ... end'"
-            )
-        else:
-            message = syntax_error(code)
-            if message is not None:
-                out.append(
-                    f"Lua syntax error in 'code': {message} ([string]:N is line N of the code); "
-                    "fix the code at that line"
-                )
-        if step.executor not in (None, "threads"):
-            out.append(
-                f"a lua step runs on 'threads', not {step.executor!r}; remove the executor setting"
-            )
-        return out
+    def syntax_error(self, code: str) -> str | None:
+        return syntax_error(code)
 
-    def action(self, step: Step, ctx: RunContext) -> Action:
-        code: str = step.params["code"]
-        step_id, timeout = step.id, step.timeout
-
-        def bind(
-            inputs: Mapping[str, Any], params: Mapping[str, Any]
-        ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-            return (step_id, code, dict(inputs), dict(params), timeout), {}
-
-        return Action(run_lua, "threads", bind)
+    def runner(self) -> Callable[..., Any]:
+        return run_lua
 
 
 KINDS = {"lua": LuaKind()}
