@@ -23,12 +23,7 @@ from psycopg.pq import TransactionStatus
 
 from pardag.store import mask_url, schema
 from pardag.store.base import (
-    Answer,
     CacheEntry,
-    EventRecord,
-    RunRecord,
-    RunUpdate,
-    StepRecord,
     StoreError,
 )
 from pardag.store.sql import SQLStore
@@ -113,25 +108,11 @@ class PostgresStore(SQLStore):
 
     # -- writing --------------------------------------------------------------------------
 
-    def create_run(self, run: RunRecord) -> None:
-        row = _clean(schema.row(run, schema.RUN_COLUMNS))
-        taken = (
-            f"run store {self.url}: a run with id {run.run_id!r} already exists; "
-            "give the new run another id"
-        )
-        self._write("recording a new run", lambda c: _execute(c, schema.INSERT_RUN, row, taken))
+    def _row(self, row: Sequence[Any]) -> Sequence[Any]:
+        return _clean(row)
 
-    def write(
-        self,
-        *,
-        runs: Sequence[RunUpdate] = (),
-        steps: Sequence[StepRecord] = (),
-        events: Sequence[EventRecord] = (),
-    ) -> None:
-        batches = schema.write_batches(steps, events)
-        updates = [(u.run_id, q) for u in runs if (q := schema.run_update(u)) is not None]
-        if batches or updates:
-            self._write("recording run progress", lambda c: self._apply(c, batches, updates))
+    def _execute(self, conn: Connection, sql: str, params: Sequence[Any], refused: str) -> None:
+        _execute(conn, sql, params, refused)
 
     def _apply(
         self,
@@ -153,13 +134,6 @@ class PostgresStore(SQLStore):
                     raise StoreError(
                         f"run store {self.url}: cannot update run {run_id!r}: no such run"
                     )
-
-    def put_answer(self, answer: Answer) -> None:
-        row = _clean(schema.row(answer, schema.ANSWER_COLUMNS))
-        refused = schema.answer_refused(self.url, answer)
-        self._write(
-            "recording an answer", lambda c: _execute(c, schema.UPSERT_ANSWER, row, refused)
-        )
 
     def put_cache(self, entry: CacheEntry) -> None:
         row = _clean(schema.row(entry, schema.CACHE_COLUMNS))

@@ -7,17 +7,80 @@ The statements and row mappings live in ``schema``; a backend only says how to r
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from pardag.store import schema
-from pardag.store.base import Answer, CacheEntry, EventRecord, RunRecord, StepRecord, Store
+from pardag.store.base import (
+    Answer,
+    CacheEntry,
+    EventRecord,
+    RunRecord,
+    RunUpdate,
+    StepRecord,
+    Store,
+)
 
 __all__ = ["SQLStore"]
 
 
 class SQLStore(Store):
-    """A ``Store`` whose reads are the shared SQL of ``schema``."""
+    """A ``Store`` over the shared SQL of ``schema``: the backends say how to run it."""
+
+    @abstractmethod
+    def _write(self, doing: str, work: Callable[[Any], object]) -> None:
+        """Run ``work(connection)`` in one transaction, committed before returning."""
+
+    @abstractmethod
+    def _execute(self, conn: Any, sql: str, params: Sequence[Any], refused: str) -> None:
+        """Execute one statement; a broken constraint is a StoreError saying ``refused``."""
+
+    @abstractmethod
+    def _apply(
+        self,
+        conn: Any,
+        batches: list[schema.Batch],
+        updates: list[tuple[str, tuple[str, list[Any]]]],
+    ) -> None:
+        """Insert ``batches`` and apply ``updates`` on ``conn`` (inside ``_write``)."""
+
+    def _row(self, row: Sequence[Any]) -> Sequence[Any]:
+        """A row as the backend can store it (values it cannot hold replaced)."""
+        return row
+
+    # -- writing --------------------------------------------------------------------------
+
+    def create_run(self, run: RunRecord) -> None:
+        row = self._row(schema.row(run, schema.RUN_COLUMNS))
+        taken = (
+            f"run store {self.url}: a run with id {run.run_id!r} already exists; "
+            "give the new run another id"
+        )
+        self._write(
+            "recording a new run", lambda c: self._execute(c, schema.INSERT_RUN, row, taken)
+        )
+
+    def write(
+        self,
+        *,
+        runs: Sequence[RunUpdate] = (),
+        steps: Sequence[StepRecord] = (),
+        events: Sequence[EventRecord] = (),
+    ) -> None:
+        batches = schema.write_batches(steps, events)
+        updates = [(u.run_id, q) for u in runs if (q := schema.run_update(u)) is not None]
+        if batches or updates:
+            self._write("recording run progress", lambda c: self._apply(c, batches, updates))
+
+    def put_answer(self, answer: Answer) -> None:
+        row = self._row(schema.row(answer, schema.ANSWER_COLUMNS))
+        refused = schema.answer_refused(self.url, answer)
+        self._write(
+            "recording an answer",
+            lambda c: self._execute(c, schema.UPSERT_ANSWER, row, refused),
+        )
+
+    # -- reading --------------------------------------------------------------------------
 
     @abstractmethod
     def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:

@@ -25,12 +25,7 @@ from typing import Any, TypeVar
 
 from pardag.store import schema
 from pardag.store.base import (
-    Answer,
     CacheEntry,
-    EventRecord,
-    RunRecord,
-    RunUpdate,
-    StepRecord,
     StoreError,
 )
 from pardag.store.sql import SQLStore
@@ -133,25 +128,10 @@ class SQLiteStore(SQLStore):
 
     # -- writing --------------------------------------------------------------------------
 
-    def create_run(self, run: RunRecord) -> None:
-        row = schema.row(run, schema.RUN_COLUMNS)
-        taken = (
-            f"run store {self.url}: a run with id {run.run_id!r} already exists; "
-            "give the new run another id"
-        )
-        self._write("recording a new run", lambda c: _execute(c, schema.INSERT_RUN, row, taken))
-
-    def write(
-        self,
-        *,
-        runs: Sequence[RunUpdate] = (),
-        steps: Sequence[StepRecord] = (),
-        events: Sequence[EventRecord] = (),
+    def _execute(
+        self, conn: sqlite3.Connection, sql: str, params: Sequence[Any], refused: str
     ) -> None:
-        batches = schema.write_batches(steps, events)
-        updates = [(u.run_id, q) for u in runs if (q := schema.run_update(u)) is not None]
-        if batches or updates:
-            self._write("recording run progress", lambda c: self._apply(c, batches, updates))
+        _execute(conn, sql, params, refused)
 
     def _apply(
         self,
@@ -169,13 +149,6 @@ class SQLiteStore(SQLStore):
         for run_id, (sql, params) in updates:
             if conn.execute(sql, params).rowcount == 0:
                 raise StoreError(f"run store {self.url}: cannot update run {run_id!r}: no such run")
-
-    def put_answer(self, answer: Answer) -> None:
-        row = schema.row(answer, schema.ANSWER_COLUMNS)
-        refused = schema.answer_refused(self.url, answer)
-        self._write(
-            "recording an answer", lambda c: _execute(c, schema.UPSERT_ANSWER, row, refused)
-        )
 
     def put_cache(self, entry: CacheEntry) -> None:
         row = schema.row(entry, schema.CACHE_COLUMNS)
