@@ -749,6 +749,18 @@ def plots(res: Results, series: dict[tuple[str, str], dict[int, float]], docs: P
 # -- the page -------------------------------------------------------------------------------------
 
 
+def lua_file_section(rows: list[dict[str, Any]] | str | None) -> list[str]:
+    """The Lua workflow file at two concurrency limits (``benchmarks/lua_file.py``)."""
+    from benchmarks import lua_file
+
+    head = ["### A Lua workflow file, four one-second steps", ""]
+    if rows is None:
+        return [*head, "Not run in this benchmark run (`python -m benchmarks.lua_file`).", ""]
+    if isinstance(rows, str):
+        return [*head, f"Failed: {rows}", ""]
+    return [*head, *lua_file.describe(rows), ""]
+
+
 def write(doc: dict[str, Any], page: Path) -> None:
     res = Results(doc)
     docs = page.parent
@@ -897,6 +909,7 @@ def write(doc: dict[str, Any], page: Path) -> None:
         "",
         scaling_text,
         "",
+        *lua_file_section(doc.get("lua_file")),
     ]
     failures = [r for r in res.all if not ok(r) and r.get("status") != "missing"]
     if failures:

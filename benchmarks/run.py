@@ -441,6 +441,22 @@ def _tail(log: Path) -> str:
     return lines[-1][:200] if lines else ""
 
 
+def lua_file_job() -> list[dict[str, Any]] | str:
+    """``benchmarks/lua_file.py`` in its own process: its rows, or why it failed."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.lua_file", "--json"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if proc.returncode != 0:
+        return (proc.stderr.strip().splitlines() or ["failed"])[-1][:200]
+    rows: list[dict[str, Any]] = json.loads(proc.stdout)
+    print(f"  lua file: {rows}", file=sys.stderr)
+    return rows
+
+
 # -- the machine -----------------------------------------------------------------------------
 
 
@@ -614,6 +630,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         doc["elapsed_s"] = time.monotonic() - began
         args.out.write_text(json.dumps(doc, indent=1))
+    if (not args.only or "pardag" in args.only) and (not args.workloads or "lua" in args.workloads):
+        doc["lua_file"] = lua_file_job()
     doc["elapsed_s"] = time.monotonic() - began
     args.out.write_text(json.dumps(doc, indent=1))
     print(f"results: {args.out} ({doc['elapsed_s']:.0f} s)", file=sys.stderr)

@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: is a process gone, which children are ours, peak counters."""
+"""Helpers shared by the tests: is a process gone, which children are ours, peak counters,
+what validation says of one step."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import os
 import threading
 import time
 from pathlib import Path
+
+import pytest
+
+from pardag import ValidationError, Workflow
 
 SHARED_HELPERS = ("multiprocessing.forkserver", "multiprocessing.resource_tracker")
 """Processes multiprocessing shares between all pools; they outlive any one executor."""
@@ -66,3 +71,11 @@ class Peak:
     def leave(self) -> None:
         with self._lock:
             self.now -= 1
+
+
+def step_problems(wf: Workflow, step: str) -> list[str]:
+    """The messages validating ``wf`` gives, after checking that every one is about ``step``."""
+    with pytest.raises(ValidationError) as info:
+        wf.validate()
+    assert all(problem.step == step for problem in info.value.problems), info.value
+    return [problem.message for problem in info.value.problems]

@@ -326,6 +326,7 @@ STUCK = """\
 name: stuck
 steps:
   stuck:
+    executor: threads
     code: |
       def run():
           import pathlib, time

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import pardag
@@ -54,3 +56,27 @@ def test_outputs_cross_four_languages_exactly(tmp_path: Path) -> None:
     assert result.outputs["archive"] == {"seen": {"total": 6, "name": "pardag", "items": [1, 2, 3]}}
     assert result.outputs["format"] == "pardag: 6 from 3 items"
     assert result.final_output == "pardag: 6 from 3 items"
+
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "flows" / "languages.yaml"
+
+
+def test_the_five_language_example_computes_what_each_runtime_should() -> None:
+    """Each output is recomputed here by other means: Python for Lua's and JS's work, the
+    wasm module's input measured, and ``cksum`` run on the text the shell step was given."""
+    result = pardag.load(EXAMPLE).run()
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    words = ["the", "quick", "brown", "fox", "jumps", "over", "the", "lazy", "dog"]
+    stats = {"count": 9, "distinct": 8, "top": "the"}
+    assert result.outputs["prepare"] == {"words": words}
+    assert result.outputs["stats"] == stats
+    assert result.steps["stats"].executor == "processes"
+    size = len(json.dumps({"prepare": {"words": words}}, ensure_ascii=False).encode())
+    assert result.outputs["measure"] == {"bytes": size}
+    cksum = subprocess.run(
+        ["cksum"], input=json.dumps(stats).encode(), capture_output=True, check=True
+    ).stdout.split()[0]
+    assert result.outputs["checksum"] == {"cksum": int(cksum)}
+    assert result.final_output == (
+        f'9 words, 8 distinct, most often "the"; {size} bytes of input JSON; checksum {int(cksum)}'
+    )

@@ -621,7 +621,9 @@ class Runner:
         return bool(ok)
 
     def _pick_executor(self, step: Step, action: Action) -> str:
-        if step.executor is not None or action.executor in ("async", "inline"):
+        """The step's own choice, else the kind's where it is not a default (a code step's
+        worker process is its protection), else the run's setting, else the kind's."""
+        if step.executor is not None or action.executor in ("async", "inline", "processes"):
             return action.executor
         return self.settings.executor or action.executor
 

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from pardag import ValidationError, Workflow
-from pardag.errors import StepFailed
 from pardag.kinds.base import Binder, RunContext
 from pardag.kinds.python import PythonKind, bind_function, default_executor
-from pardag.model import RetryPolicy, Step
+from pardag.model import Step
+from tests.support import step_problems
 
 CTX = RunContext("run", "wf", {})
 
@@ -250,10 +250,7 @@ def _problems(**params: Any) -> list[str]:
     wf = Workflow("files")
     wf.add("a", lambda: 3)
     wf.add("s", kind="python", depends_on=["a"], params=params)
-    with pytest.raises(ValidationError) as info:
-        wf.validate()
-    assert all(problem.step == "s" for problem in info.value.problems)
-    return [problem.message for problem in info.value.problems]
+    return step_problems(wf, "s")
 
 
 def test_a_function_by_name_runs_and_binds_like_any_function(
@@ -361,99 +358,6 @@ def test_a_function_by_name_that_cannot_bind_is_a_problem(
     _module(tmp_path, monkeypatch, "pardag_steps_bind", "def f(x, y, z):\n    return x\n")
     [message] = _problems(function="pardag_steps_bind:f")
     assert "function 'f' needs (x, y, z) but the step depends on ['a']" in message
-
-
-# --- inline code ------------------------------------------------------------------------
-
-
-def test_inline_code_runs_with_the_binding_rules() -> None:
-    wf = Workflow("code")
-    wf.add("a", lambda: 4)
-    wf.add("b", lambda: 5)
-    wf.add(
-        "named",
-        depends_on=["a", "b"],
-        params={"code": "import math\n\ndef run(b, a):\n    return math.prod([a, b])\n"},
-    )
-    wf.add("whole", depends_on=["a", "b"], params={"code": "def run(inputs):\n    return inputs\n"})
-    wf.add(
-        "later",
-        depends_on=["a"],
-        params={
-            "code": "import asyncio\nasync def run(a):\n    await asyncio.sleep(0)\n    return a"
-        },
-    )
-    result = wf.run()
-    assert result.outputs["named"] == 20
-    assert result.outputs["whole"] == {"a": 4, "b": 5}
-    assert result.outputs["later"] == 4
-    assert PythonKind().action(wf.steps["later"], CTX).executor == "async"
-    assert PythonKind().action(wf.steps["whole"], CTX).executor == "threads"
-
-
-def test_inline_code_executes_once_per_run_in_a_fresh_namespace() -> None:
-    code = textwrap.dedent(
-        """
-        attempts = []
-
-        def run():
-            attempts.append(1)
-            if len(attempts) < 2:
-                raise ValueError("first attempt fails")
-            return len(attempts)
-        """
-    )
-    wf = Workflow("once")
-    wf.add("flaky", params={"code": code}, retry=RetryPolicy(retries=2, delay=0))
-    first = wf.run()
-    assert first.outputs["flaky"] == 2  # the module-level list survived the retry
-    assert first.steps["flaky"].attempts == 2
-    assert wf.run().outputs["flaky"] == 2  # a new run starts from a fresh namespace
-
-
-def test_a_failure_in_inline_code_shows_its_line_in_the_traceback() -> None:
-    wf = Workflow("tb")
-    wf.add("bad", params={"code": "def run():\n    x = 1\n    return x / 0\n"})
-    result = wf.run()
-    error = result.steps["bad"].error
-    assert isinstance(error, StepFailed)
-    assert isinstance(error.cause, ZeroDivisionError)
-    assert "<step 'bad' code>\", line 3" in error.traceback
-    assert "return x / 0" in error.traceback
-
-
-@pytest.mark.parametrize(
-    ("code", "fragment"),
-    [
-        ("def run(inputs):\n    return (\n", "code line 2: '(' was never closed: 'return ('"),
-        ("def run(:\n", "code line 1:"),
-        ("x = 1\n", "code must define the step's function at top level as 'def run(inputs)"),
-        ("run = print\n", "code must define"),
-        ("", "params 'code' must be Python source defining run"),
-        ("def run(x, y, z):\n    pass\n", "function 'run' needs (x, y, z)"),
-    ],
-)
-def test_bad_inline_code_is_a_validation_problem(code: str, fragment: str) -> None:
-    [message] = _problems(code=code)
-    assert fragment in message
-
-
-def test_validation_does_not_run_inline_code(tmp_path: Path) -> None:
-    marker = tmp_path / "ran"
-    code = f"open({str(marker)!r}, 'w').close()\ndef run(a=len([])):\n    return 1\n"
-    wf = Workflow("quiet")
-    wf.add("s", params={"code": code})
-    wf.validate()
-    assert not marker.exists()
-    assert wf.run().outputs["s"] == 1
-    assert marker.exists()
-
-
-def test_inline_code_cannot_run_on_processes() -> None:
-    wf = Workflow("proc")
-    wf.add("s", params={"code": "def run():\n    return 1\n"}, executor="processes")
-    with pytest.raises(ValidationError, match="cannot run on the 'processes' executor"):
-        wf.validate()
 
 
 def test_a_function_is_given_once() -> None:

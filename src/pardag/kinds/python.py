@@ -5,12 +5,13 @@
   (imported) at validation, so that a missing module or attribute, or a module that fails to
   import, is a validation problem naming it. Modules are found on ``sys.path``;
 * ``params={"code": "def run(inputs):\n    ..."}``: inline code defining ``run``, compiled at
-  validation (a syntax error is a problem naming the line), and executed once per run, in a
-  fresh namespace, when the step first starts; ``run`` is then called like any function.
-  Binding reads ``run``'s own parameters (decorators are not looked through). Code steps cannot
-  run on ``processes`` (their function cannot be pickled): use ``function`` for that.
+  validation (a syntax error is a problem naming the line), executed in a fresh namespace on
+  every attempt, in a worker process unless the step names another executor (see
+  ``pardag.kinds.pycode``). Binding reads ``run``'s own parameters (decorators are not looked
+  through).
 
-The executor defaults to ``async`` for ``async def`` functions and ``threads`` otherwise.
+The executor defaults to ``async`` for ``async def`` functions and ``threads`` otherwise, and to
+``processes`` for ``code``.
 
 ``inputs`` holds the outputs of the dependencies that succeeded; a parameter bound to one that
 did not (possible under the ``all_done``, ``any_success`` and ``none_failed`` triggers) gets None.
@@ -31,17 +32,17 @@ from __future__ import annotations
 import ast
 import contextlib
 import difflib
+import functools
 import importlib
 import inspect
-import linecache
-import threading
 import traceback
 import weakref
 from collections.abc import Callable, Mapping
-from types import CodeType
 from typing import TYPE_CHECKING, Any
 
+from pardag.kinds import pycode
 from pardag.kinds.base import Action, Binder, RunContext, no_inputs
+from pardag.kinds.pycode import Def, compile_code
 
 if TYPE_CHECKING:
     from pardag.model import Step
@@ -268,38 +269,25 @@ def _code_problems(step: Step) -> list[str]:
     if not isinstance(code, str) or not code.strip():
         return ["params 'code' must be Python source defining run, e.g. 'def run(inputs): ...'"]
     try:
-        _, node = _compile_code(step.id, code)
+        _, node = compile_code(step.id, code)
     except SyntaxError as exc:
         text = f": {exc.text.strip()!r}" if exc.text and exc.text.strip() else ""
         return [f"code line {exc.lineno}: {exc.msg}{text}"]
     if node is None:
         return [
-            "code must define the step's function at top level as 'def run(inputs): ...' "
-            "(or async def run)"
+            "no 'run' function found in the code; define it at top level as "
+            "'def run(inputs): ...' (or async def run)"
         ]
-    if step.executor == "processes":
-        return [
-            "code steps cannot run on the 'processes' executor (their function cannot be "
-            "pickled); put the function in a module and use params 'function' instead"
-        ]
-    return _callable_problems(step, _signature_stub(node))
+    stub = _signature_stub(node)
+    binder = bind_function(stub, step.depends_on)
+    if isinstance(binder, str):
+        return [binder]
+    if step.executor in (None, "processes"):
+        return []
+    return executor_problems(step, stub)
 
 
-_Def = ast.FunctionDef | ast.AsyncFunctionDef
-
-
-def _compile_code(step_id: str, code: str) -> tuple[CodeType, _Def | None]:
-    """The compiled code and its top-level ``def run``; raises SyntaxError."""
-    filename = f"<step {step_id!r} code>"
-    tree = ast.parse(code, filename)
-    found = [n for n in tree.body if isinstance(n, _Def) and n.name == "run"]
-    compiled = compile(tree, filename, "exec")
-    lines = code.splitlines(keepends=True)
-    linecache.cache[filename] = (len(code), None, lines, filename)  # tracebacks show the lines
-    return compiled, (found[-1] if found else None)
-
-
-def _signature_stub(node: _Def) -> Callable[..., Any]:
+def _signature_stub(node: Def) -> Callable[..., Any]:
     """A function with ``run``'s parameters and nothing else: binding is decided without
     running the user's code (defaults become None, annotations are dropped)."""
     args = ast.arguments(
@@ -319,42 +307,34 @@ def _signature_stub(node: _Def) -> Callable[..., Any]:
 
 
 def _code_action(step: Step) -> Action:
-    compiled, node = _compile_code(step.id, step.params["code"])
+    """On ``processes`` (the default) the call is ``run_code`` by name, with the code's text;
+    on another executor the step's ``run`` is called in the runner's process."""
+    code: str = step.params["code"]
+    compiled, node = compile_code(step.id, code)
     assert node is not None  # validated
     stub = _signature_stub(node)
     binder = bind_function(stub, step.depends_on)
     assert not isinstance(binder, str)  # validated
-    executor = step.executor or default_executor(stub)
-    return Action(_code_caller(step.id, compiled, executor == "async"), executor, binder)
+    executor = step.executor or "processes"
+    if executor != "processes":
+        is_async = default_executor(stub) == "async"
+        return Action(pycode.in_process(step.id, compiled, is_async), executor, binder)
+    call = functools.partial(
+        pycode.run_code, step.id, code, memory=pycode.MAX_MEMORY, output=pycode.MAX_OUTPUT
+    )
+    return Action(call, "processes", _packed(binder))
 
 
-def _code_caller(step_id: str, compiled: CodeType, is_async: bool) -> Callable[..., Any]:
-    """Calls ``run``, executing the code first, once (this caller is built once per run)."""
-    lock = threading.Lock()
-    loaded: list[Callable[..., Any]] = []
+def _packed(binder: Binder) -> Binder:
+    """Hand ``run``'s arguments over as two values, so no input name can clash with
+    ``run_code``'s own parameters."""
 
-    def load() -> Callable[..., Any]:
-        with lock:
-            if not loaded:
-                namespace: dict[str, Any] = {"__name__": f"pardag_code_{step_id}"}
-                exec(compiled, namespace)
-                run = namespace.get("run")
-                if not callable(run):
-                    raise TypeError(f"step {step_id!r}: the code's 'run' is not callable")
-                loaded.append(run)
-        return loaded[0]
+    def bind(
+        inputs: Mapping[str, Any], run_params: Mapping[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return binder(inputs, run_params), {}
 
-    if is_async:
-
-        async def call_async(*args: Any, **kwargs: Any) -> Any:
-            return await load()(*args, **kwargs)
-
-        return call_async
-
-    def call(*args: Any, **kwargs: Any) -> Any:
-        return load()(*args, **kwargs)
-
-    return call
+    return bind
 
 
 def executor_problems(step: Step, fn: Callable[..., Any]) -> list[str]:
