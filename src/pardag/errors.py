@@ -29,6 +29,7 @@ __all__ = [
     "ArgumentError",
     "CycleError",
     "ExpressionError",
+    "MissingRuntime",
     "PardagError",
     "Problem",
     "RunCancelled",
@@ -43,6 +44,10 @@ __all__ = [
 
 class PardagError(Exception):
     """Base class of every error raised by pardag."""
+
+
+class MissingRuntime(PardagError, ImportError):
+    """A step language's runtime is not installed; the message names the extra to install."""
 
 
 class ArgumentError(PardagError, ValueError):

@@ -19,10 +19,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pardag.errors import Problem, ValidationError
+from pardag.errors import MissingRuntime, Problem, ValidationError
 from pardag.formats import native
 from pardag.formats.document import MAX_DEPTH, Document, Key
 from pardag.formats.languages import LANGUAGES, as_kind
+from pardag.kinds.base import import_runtime
 from pardag.model import Workflow
 
 __all__ = ["LANGUAGES", "MAX_INSTRUCTIONS", "MAX_MEMORY", "MAX_VALUES", "detect", "read"]
@@ -108,8 +109,10 @@ def _fail(doc: Document, message: str, line: int | None = None) -> ValidationErr
 
 def _evaluate(doc: Document) -> Any:
     """The file's global ``workflow`` (a Lua value), run in the sandbox."""
-    import lupa  # type: ignore[import-untyped, unused-ignore]
-
+    try:
+        lupa = import_runtime("lupa")
+    except MissingRuntime as exc:
+        raise _fail(doc, str(exc)) from None
     lua = lupa.LuaRuntime(
         max_memory=MAX_MEMORY, register_eval=False, register_builtins=False, encoding=None
     )  # no encoding: strings come back as bytes, decoded here so bad UTF-8 is a problem

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
+from pardag.errors import MissingRuntime
 from pardag.kinds.base import Action, Binder, RunContext
 
 if TYPE_CHECKING:
@@ -74,7 +75,10 @@ def kind_problems(step: Step) -> list[str]:
     if kind is None:
         known = ", ".join(sorted(_kinds()))
         return [f"kind {step.kind!r} is unknown; use one of {known}"]
-    return kind.problems(step)
+    try:
+        return kind.problems(step)
+    except MissingRuntime as exc:  # the kind's language runtime is not installed
+        return [str(exc)]
 
 
 def action_for(step: Step, ctx: RunContext) -> Action:

@@ -10,18 +10,44 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from pardag.errors import MissingRuntime
+
 __all__ = [
     "IDEMPOTENCY_ENV",
     "Action",
     "Binder",
     "RunContext",
     "idempotency_key",
+    "import_runtime",
     "lazy_module",
     "no_inputs",
 ]
 
 IDEMPOTENCY_ENV = "PARDAG_IDEMPOTENCY_KEY"
 """The environment variable holding a shell step's idempotency key."""
+
+
+RUNTIMES = {
+    "lupa": ("Lua steps and .lua workflow files need", "lua"),
+    "quickjs": ("JavaScript steps need", "javascript"),
+    "wasmtime": ("WebAssembly steps need", "wasm"),
+}
+"""The optional language runtimes: what needs each, and the extra of pardag that installs it."""
+
+
+def import_runtime(name: str) -> Any:
+    """Import module ``name``; a missing optional runtime is a ``MissingRuntime`` that says
+    which extra to install (``pip install 'pardag[lua]'``), not a bare ImportError."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name or name not in RUNTIMES:
+            raise
+        needs, extra = RUNTIMES[name]
+        raise MissingRuntime(
+            f"{needs} the {name!r} package, which is not installed here: "
+            f"pip install 'pardag[{extra}]' (or 'pardag[languages]' for every language)"
+        ) from None
 
 
 class _LazyModule:
@@ -33,7 +59,7 @@ class _LazyModule:
 
     def __getattr__(self, attr: str) -> Any:
         if self._module is None:
-            self._module = importlib.import_module(self._name)
+            self._module = import_runtime(self._name)
         return getattr(self._module, attr)
 
 
