@@ -620,3 +620,29 @@ def test_a_language_and_code_name_the_kind(tmp_path: Path) -> None:
     wf = pardag.load(flow)
     assert wf.steps["greet"].kind == "shell" and wf.steps["shout"].kind == "lua"
     assert wf.run().outputs["shout"] == "WORLD"
+
+
+def test_bash_code_runs_in_bash_and_sh_code_in_sh(tmp_path: Path) -> None:
+    flow = tmp_path / "shells.yaml"
+    flow.write_text(
+        "steps:\n"
+        "  b:\n"
+        "    language: bash\n"
+        "    code: echo hi\n"
+        "  s:\n"
+        "    language: sh\n"
+        "    code: echo hi\n"
+        "  chosen:\n"
+        "    language: bash\n"
+        "    shell: dash\n"
+        "    code: echo hi\n"
+        "  under_params:\n"
+        "    language: bash\n"
+        "    params: {shell: zsh}\n"
+        "    code: echo hi\n"
+    )
+    steps = pardag.load(flow).steps
+    assert steps["b"].params["shell"] == "bash"
+    assert "shell" not in steps["s"].params
+    assert steps["chosen"].params["shell"] == "dash"
+    assert steps["under_params"].params["shell"] == "zsh"

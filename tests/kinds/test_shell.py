@@ -376,4 +376,33 @@ def test_bad_params_are_validation_problems(params: dict[str, Any], fragment: st
 
 
 def test_fields() -> None:
-    assert ShellKind.fields == ("command", "script", "args", "env", "cwd")
+    assert ShellKind.fields == ("command", "script", "args", "env", "cwd", "shell")
+
+
+# --- the shell that runs the text -------------------------------------------------------
+
+BASHISM = 'arr=(a b c); [[ ${#arr[@]} == 3 ]] && echo "{\\"shell\\": \\"$0\\"}"'
+
+
+@pytest.mark.parametrize(("field", "zero"), [("command", "bash"), ("script", ".sh")])
+def test_the_shell_param_picks_what_runs_the_text(field: str, zero: str) -> None:
+    wf = Workflow("shells")
+    wf.add("bash", kind="shell", params={field: BASHISM, "shell": "bash"})
+    wf.add("sh", kind="shell", params={field: BASHISM})
+    result = wf.run(on_failure="continue")
+    assert result.outputs["bash"]["shell"].endswith(zero)  # $0: bash, or the script's file
+    if "bash" not in os.path.realpath("/bin/sh"):  # sh is POSIX here: no arrays
+        assert result.steps["sh"].state is StepState.FAILED
+
+
+def test_a_missing_shell_is_named() -> None:
+    result = run_shell("echo hi", params={"shell": "pardag-no-such-shell"})
+    reason = result.steps["sh"].reason or ""
+    assert "command 'pardag-no-such-shell' not found; check the spelling and PATH" in reason
+
+
+def test_a_bad_shell_param_is_a_validation_problem() -> None:
+    wf = Workflow("bad")
+    wf.add("sh", kind="shell", params={"command": "x", "shell": ""})
+    with pytest.raises(ValidationError, match="shell must be a program name or path, such as bash"):
+        wf.validate()

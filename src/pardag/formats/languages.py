@@ -45,6 +45,8 @@ def as_kind(sid: str, spec: dict[str, Any], where: str, problems: list[Problem])
         return spec
     kind = LANGUAGES.get(language.lower(), language)
     spec["kind"] = kind
+    if language.lower() == "bash" and "shell" not in spec and "shell" not in _params(spec):
+        spec["shell"] = "bash"  # bash code gets bash, not the system's sh
     field = _CODE_FIELD.get(kind, "code")
     if "code" in spec and field != "code":
         if field in spec:
@@ -52,3 +54,8 @@ def as_kind(sid: str, spec: dict[str, Any], where: str, problems: list[Problem])
         else:
             spec[field] = spec.pop("code")
     return spec
+
+
+def _params(spec: dict[str, Any]) -> Any:
+    params = spec.get("params")
+    return params if isinstance(params, dict) else {}

@@ -8,7 +8,9 @@ Params:
 * ``args``: extra arguments. Appended to a ``command`` string each quoted as one word; given
   to a ``command`` list or a ``script`` as argv (``$1``, ``$2``... in a script). An argument
   that renders to a list adds each item;
-* ``env``: extra environment variables; ``cwd``: the working directory.
+* ``env``: extra environment variables; ``cwd``: the working directory;
+* ``shell``: the shell that runs a ``command`` string or a ``script`` (``sh`` unless given;
+  ``language: bash`` sets ``bash``), by name on PATH or by path.
 
 Every string in them may be a template (``{{ steps.fetch.output.id }}``, see
 :mod:`pardag.templates`). In shell text (a ``command`` string, a ``script``) every substituted
@@ -231,6 +233,9 @@ def _shape_problems(params: Mapping[str, Any]) -> list[str]:
     cwd = params.get("cwd")
     if cwd is not None and not (isinstance(cwd, str) and cwd):
         out.append(f"cwd must be a directory path, got {cwd!r}")
+    shell = params.get("shell")
+    if shell is not None and not (isinstance(shell, str) and shell.strip()):
+        out.append(f"shell must be a program name or path, such as bash, got {shell!r}")
     return out
 
 
@@ -251,7 +256,7 @@ def _env_problems(env: Any) -> list[str]:
 class ShellKind:
     """Runs ``command`` or ``script``; see the module docstring."""
 
-    fields: tuple[str, ...] = ("command", "script", "args", "env", "cwd")
+    fields: tuple[str, ...] = ("command", "script", "args", "env", "cwd", "shell")
 
     def problems(self, step: Step) -> list[str]:
         out = _shape_problems(step.params)
@@ -264,6 +269,7 @@ class ShellKind:
     def action(self, step: Step, ctx: RunContext) -> Action:
         params = dict(step.params)
         where = f"step {step.id!r} params"
+        shell = str(params.get("shell") or "sh")
 
         key = idempotency_key(ctx.run_id, step.id)
 
@@ -279,12 +285,12 @@ class ShellKind:
             full_env = {**input_env(inputs), IDEMPOTENCY_ENV: key, **env}
             if "script" in params:
                 script = render(params["script"], names, where=f"{where}.script", quote=shlex.quote)
-                return await _run_script(str(script), args, full_env, cwd)
+                return await _run_script(str(script), args, full_env, cwd, shell)
             command = params["command"]
             if isinstance(command, str):
                 text = render(command, names, where=f"{where}.command", quote=shlex.quote)
                 line = " ".join([str(text), *(shlex.quote(a) for a in args)])
-                return await run_command(line, full_env, cwd)
+                return await run_command([shell, "-c", line], full_env, cwd)
             argv = _argv(render(command, names, where=f"{where}.command"))
             return await run_command([*argv, *args], full_env, cwd)
 
@@ -308,8 +314,10 @@ def _argv(values: list[Any]) -> list[str]:
     return out
 
 
-async def _run_script(script: str, args: list[str], env: dict[str, str], cwd: str | None) -> Any:
-    """Run ``script`` from a temporary file: by ``sh -e``, or by its ``#!`` line."""
+async def _run_script(
+    script: str, args: list[str], env: dict[str, str], cwd: str | None, shell: str
+) -> Any:
+    """Run ``script`` from a temporary file: by ``shell -e``, or by its ``#!`` line."""
     fd, path = tempfile.mkstemp(prefix="pardag-", suffix=".sh")
     try:
         with os.fdopen(fd, "w") as file:
@@ -317,7 +325,7 @@ async def _run_script(script: str, args: list[str], env: dict[str, str], cwd: st
         if script.startswith("#!"):
             os.chmod(path, stat.S_IRWXU)
             return await run_command([path, *args], env, cwd)
-        return await run_command(["sh", "-e", path, *args], env, cwd)
+        return await run_command([shell, "-e", path, *args], env, cwd)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
