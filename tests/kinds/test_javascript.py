@@ -1,12 +1,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from pardag import RunResult, StepState, StepTimeout, ValidationError, Workflow
-from pardag.errors import StepFailed
+from pardag import Workflow
 from pardag.formats import load
 from pardag.kinds import KINDS
 from pardag.kinds import javascript as js_kind
@@ -16,32 +14,76 @@ from pardag.kinds.javascript import (
     JavaScriptTimeout,
     run_javascript,
 )
+from tests.kinds.code_steps import CodeChecks, Language
 
 pytestmark = pytest.mark.timeout(60)
 
+JS = Language("javascript", "j", JavaScriptStepError)
+run_code, failure = JS.run, JS.failure
 
-def run_code(code: str, kind: str = "javascript", **step: Any) -> RunResult:
-    wf = Workflow("js")
-    wf.add("j", kind=kind, params={"code": code}, **step)
-    return wf.run()
+FLOW = """\
+name: jsflow
+steps:
+  nums:
+    kind: js
+    code: |
+      function run() {
+        return [1, 2, 3];
+      }
+  total:
+    kind: javascript
+    depends_on: [nums]
+    code: |
+      function run(inputs) {
+        let s = 0;
+        for (const n of inputs.nums) s += n;
+        return s;
+      }
+"""
 
 
-def failure(result: RunResult, step: str = "j") -> str:
-    """The reason a step failed, after checking it failed with a JavaScript error."""
-    outcome = result.steps[step]
-    assert outcome.state is StepState.FAILED
-    assert isinstance(outcome.error, StepFailed)
-    assert isinstance(outcome.error.cause, JavaScriptStepError)
-    return str(outcome.error.cause)
-
-
-def problems(code: Any, **step: Any) -> list[str]:
-    wf = Workflow("js")
-    wf.add("j", kind="javascript", params={"code": code}, **step)
-    with pytest.raises(ValidationError) as info:
-        wf.validate()
-    assert all(problem.step == "j" for problem in info.value.problems)
-    return [problem.message for problem in info.value.problems]
+class TestJavaScriptLikeTheOtherLanguages(CodeChecks):
+    language = JS
+    kind_module = js_kind
+    label = "JavaScript"
+    quick = ("function run() { return 1 }", 1)
+    endless = "function run() { while (true) {} }"
+    too_big = f"function run() {{ return 'x'.repeat({MAX_OUTPUT + 1}) }}"
+    missing_run = "var x = 1"
+    run_is_a_number = "var run = 3"
+    syntax_error = ("function run() {\n  x = = 1\n}", "(line 2 of the code)")
+    counter = (
+        "function run() { globalThis.counter = (globalThis.counter || 0) + 1; return counter }"
+    )
+    doubles_param_n = "function run(inputs, params) { return params.n * 2 }"
+    memory_hog = "function run() { return 'x'.repeat(16 * 1024 * 1024).length }"
+    one_two_three = "function run() { return [1, 2, 3] }"
+    reads_inputs = (
+        """
+        function run(inputs) {
+          const total = inputs.nums.reduce((a, b) => a + b, 0);
+          return {total: total * inputs.cfg.scale, second_tag: inputs.cfg.tags[1],
+                  none_is_null: inputs.cfg.none === null,
+                  ids: Object.keys(inputs)};
+        }
+        """,
+        {"total": 60, "second_tag": "b", "none_is_null": True, "ids": ["nums", "cfg"]},
+    )
+    expensive_rows = """
+        function run(inputs) {
+          return inputs.load.filter(row => row.price > 10).map(row => row.name);
+        }
+        """
+    parallel = """
+        function run() {{
+          globalThis.mine = {n};
+          let s = 0;
+          for (let i = 1; i <= 20000; i++) s += i % 7;
+          return {{n: mine, s: s}};
+        }}
+        """
+    flow = FLOW
+    flow_typo = ("let s = 0;", "let s = = 0;", "(line 2 of the code)")
 
 
 # -- output conversion -----------------------------------------------------------------------
@@ -97,81 +139,13 @@ def test_outputs_json_cannot_hold_fail_saying_so() -> None:
 # -- inputs ----------------------------------------------------------------------------------
 
 
-def test_inputs_are_objects_by_dependency_id_and_a_root_step_takes_none() -> None:
-    wf = Workflow("js")
-    wf.add("nums", kind="js", params={"code": "function run() { return [1, 2, 3] }"})
-    wf.add("cfg", lambda: {"scale": 10, "tags": ["a", "b"], "none": None})
-    wf.add(
-        "sum",
-        kind="javascript",
-        depends_on=["nums", "cfg"],
-        params={
-            "code": """
-            function run(inputs) {
-              const total = inputs.nums.reduce((a, b) => a + b, 0);
-              return {total: total * inputs.cfg.scale, second_tag: inputs.cfg.tags[1],
-                      none_is_null: inputs.cfg.none === null,
-                      ids: Object.keys(inputs)};
-            }
-            """
-        },
-    )
-    result = wf.run()
-    assert result.ok
-    assert result.outputs["sum"] == {
-        "total": 60,
-        "second_tag": "b",
-        "none_is_null": True,
-        "ids": ["nums", "cfg"],
-    }
-
-
-def test_run_params_are_the_second_argument() -> None:
-    wf = Workflow("js")
-    code = "function run(inputs, params) { return params.n * 2 }"
-    wf.add("j", kind="javascript", params={"code": code})
-    assert wf.run(params={"n": 5}).outputs["j"] == 10
-
-
 @pytest.mark.parametrize("alias", ["js", "node", "nodejs"])
 def test_aliases_are_the_same_kind(alias: str) -> None:
     assert KINDS[alias] is KINDS["javascript"]
     assert run_code("const run = () => 'ok'", kind=alias).outputs["j"] == "ok"
 
 
-def test_a_javascript_step_between_python_steps() -> None:
-    wf = Workflow("mixed")
-    wf.add("load", lambda: [{"name": "a", "price": 3}, {"name": "b", "price": 40}])
-    wf.add(
-        "filter",
-        kind="javascript",
-        depends_on=["load"],
-        params={
-            "code": """
-            function run(inputs) {
-              return inputs.load.filter(row => row.price > 10).map(row => row.name);
-            }
-            """
-        },
-    )
-    wf.add("report", lambda filter: ", ".join(filter).upper(), depends_on=["filter"])
-    result = wf.run()
-    assert result.ok
-    assert result.outputs["filter"] == ["b"]
-    assert result.outputs["report"] == "B"
-
-
 # -- errors ----------------------------------------------------------------------------------
-
-
-def test_missing_run_is_named() -> None:
-    assert "No 'run' function found in step j" in failure(run_code("var x = 1"))
-
-
-def test_run_that_is_not_a_function_is_named() -> None:
-    message = failure(run_code("var run = 3"))
-    assert "'run' is not callable in step j" in message
-    assert "number" in message
 
 
 def test_an_error_in_run_names_step_language_line_and_function() -> None:
@@ -193,27 +167,11 @@ def test_an_error_at_the_top_level_names_its_line() -> None:
     assert message == "step j (javascript): RangeError: top (line 2 of the code)"
 
 
-def test_syntax_errors_are_validation_problems_with_the_line() -> None:
-    [message] = problems("function run() {\n  x = = 1\n}")
-    assert "JavaScript syntax error" in message
-    assert "(line 2 of the code)" in message
-
-
 def test_validation_does_not_run_the_code() -> None:
     """Compiling for validation must not execute top-level statements."""
     wf = Workflow("js")
     wf.add("j", kind="javascript", params={"code": "while (true) {}\nfunction run() {}"})
     wf.validate()  # would never return if the loop ran (the CPU limit would then fail it)
-
-
-def test_code_must_be_a_non_empty_string() -> None:
-    assert "needs params 'code'" in problems(42)[0]
-    assert "needs params 'code'" in problems("   ")[0]
-
-
-def test_only_the_threads_executor() -> None:
-    [message] = problems("function run() {}", executor="processes")
-    assert "runs on 'threads'" in message
 
 
 # -- sandbox ---------------------------------------------------------------------------------
@@ -229,21 +187,7 @@ def test_no_host_access_exists() -> None:
     assert run_code(code).outputs["j"] == ["undefined"] * 8
 
 
-def test_each_attempt_starts_from_a_fresh_context() -> None:
-    code = "function run() { globalThis.counter = (globalThis.counter || 0) + 1; return counter }"
-    wf = Workflow("js")
-    wf.add("a", kind="javascript", params={"code": code})
-    wf.add("b", kind="javascript", params={"code": code}, depends_on=["a"])
-    assert wf.run().outputs == {"a": 1, "b": 1}
-
-
 # -- limits ----------------------------------------------------------------------------------
-
-
-def test_an_infinite_loop_is_stopped_by_the_step_timeout() -> None:
-    result = run_code("function run() { while (true) {} }", timeout=0.3)
-    assert result.status == "failed"
-    assert isinstance(result.steps["j"].error, StepTimeout)
 
 
 @pytest.mark.parametrize(
@@ -262,86 +206,12 @@ def test_the_engine_really_stops_the_code(body: str) -> None:
         run_javascript("s", f"function run() {{ {body} }}", {}, {}, timeout=0.2)
 
 
-def test_a_timeout_that_is_not_reached_changes_nothing() -> None:
-    assert run_code("function run() { return 1 }", timeout=30).outputs["j"] == 1
-
-
-def test_an_output_over_the_cap_fails_saying_so() -> None:
-    code = f"function run() {{ return 'x'.repeat({MAX_OUTPUT + 1}) }}"
-    message = failure(run_code(code))
-    assert "over the cap" in message
-    assert str(MAX_OUTPUT) in message
-
-
 def test_an_output_just_under_the_cap_is_kept() -> None:
     code = f"function run() {{ return 'x'.repeat({MAX_OUTPUT - 2}) }}"  # the quotes make 2
     assert len(run_code(code).outputs["j"]) == MAX_OUTPUT - 2
 
 
-def test_memory_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(js_kind, "MAX_MEMORY", 8 * 1024 * 1024)
-    message = failure(run_code("function run() { return 'x'.repeat(16 * 1024 * 1024).length }"))
-    assert "ran out of its 8 MiB of JavaScript memory" in message
-
-
 # -- from a workflow file --------------------------------------------------------------------
-
-FLOW = """\
-name: jsflow
-steps:
-  nums:
-    kind: js
-    code: |
-      function run() {
-        return [1, 2, 3];
-      }
-  total:
-    kind: javascript
-    depends_on: [nums]
-    code: |
-      function run(inputs) {
-        let s = 0;
-        for (const n of inputs.nums) s += n;
-        return s;
-      }
-"""
-
-
-def test_a_workflow_file_runs_javascript_steps(tmp_path: Path) -> None:
-    path = tmp_path / "flow.yaml"
-    path.write_text(FLOW)
-    result = load(path).run()
-    assert result.ok
-    assert result.outputs == {"nums": [1, 2, 3], "total": 6}
-
-
-def test_a_syntax_error_in_a_file_names_the_file_step_and_code_line(tmp_path: Path) -> None:
-    path = tmp_path / "flow.yaml"
-    path.write_text(FLOW.replace("let s = 0;", "let s = = 0;"))
-    with pytest.raises(ValidationError) as info:
-        load(path).validate()
-    [problem] = info.value.problems
-    assert problem.step == "total"
-    assert problem.where == f"{path}:9"
-    assert "(line 2 of the code)" in problem.message
-
-
-def test_parallel_javascript_steps_keep_their_own_state() -> None:
-    wf = Workflow("js")
-    for n in range(6):
-        code = f"""
-        function run() {{
-          globalThis.mine = {n};
-          let s = 0;
-          for (let i = 1; i <= 20000; i++) s += i % 7;
-          return {{n: mine, s: s}};
-        }}
-        """
-        wf.add(f"s{n}", kind="javascript", params={"code": code})
-    result = wf.run()
-    assert result.ok
-    expected = sum(i % 7 for i in range(1, 20001))
-    assert result.outputs == {f"s{n}": {"n": n, "s": expected} for n in range(6)}
 
 
 def test_language_aliases_in_a_file(tmp_path: Path) -> None:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import ClassVar
 
 import pytest
 
-from pardag import RunResult, StepState, StepTimeout, ValidationError, Workflow
-from pardag.errors import StepFailed
+from pardag import Workflow
 from pardag.formats import load
 from pardag.kinds import wasm as wasm_kind
-from pardag.kinds.wasm import MAX_OUTPUT, WasmStepError, WasmTimeout, run_wasm
+from pardag.kinds.wasm import WasmStepError, WasmTimeout, run_wasm
+from tests.kinds.code_steps import Language, RuntimeChecks
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -33,28 +33,16 @@ def module(name: str) -> str:
     return str(HERE / f"{name}.wat")
 
 
-def run_step(params: dict[str, Any], **step: Any) -> RunResult:
-    wf = Workflow("wasm")
-    wf.add("w", kind="wasm", params=params, **step)
-    return wf.run()
+WASM = Language("wasm", "w", WasmStepError)
+run_step, failure, problems = WASM.run, WASM.failure, WASM.problems
 
 
-def failure(result: RunResult, step: str = "w") -> str:
-    """The reason a step failed, after checking it failed with a wasm error."""
-    outcome = result.steps[step]
-    assert outcome.state is StepState.FAILED
-    assert isinstance(outcome.error, StepFailed)
-    assert isinstance(outcome.error.cause, WasmStepError)
-    return str(outcome.error.cause)
-
-
-def problems(params: dict[str, Any], **step: Any) -> list[str]:
-    wf = Workflow("wasm")
-    wf.add("w", kind="wasm", params=params, **step)
-    with pytest.raises(ValidationError) as info:
-        wf.validate()
-    assert all(problem.step == "w" for problem in info.value.problems)
-    return [problem.message for problem in info.value.problems]
+class TestWasmLikeTheOtherLanguages(RuntimeChecks):
+    language = WASM
+    kind_module = wasm_kind
+    quick = ({"wat": FIXED}, {"ok": [1, 2.5, "hé"], "n": None})
+    endless: ClassVar = {"module": module("loop")}
+    too_big: ClassVar = {"module": module("bigout")}
 
 
 # -- the ABI ---------------------------------------------------------------------------------
@@ -174,28 +162,12 @@ def test_code_is_inline_wat_for_language_steps(tmp_path: Path) -> None:
     assert load(path).run().outputs["w"] == {"ok": [1, 2.5, "hé"], "n": None}
 
 
-def test_only_the_threads_executor() -> None:
-    [message] = problems({"wat": FIXED}, executor="processes")
-    assert "runs on 'threads'" in message
-
-
 # -- limits ----------------------------------------------------------------------------------
-
-
-def test_an_infinite_loop_is_stopped_by_the_step_timeout() -> None:
-    result = run_step({"module": module("loop")}, timeout=0.3)
-    step = result.steps["w"]
-    assert step.state is StepState.FAILED
-    assert isinstance(step.error, StepTimeout)
 
 
 def test_the_epoch_deadline_really_stops_the_module() -> None:
     with pytest.raises(WasmTimeout, match=r"step s \(wasm\): stopped after its timeout of 0.2s"):
         run_wasm("s", module("loop"), False, {}, timeout=0.2)
-
-
-def test_a_timeout_that_is_not_reached_changes_nothing() -> None:
-    assert run_step({"wat": FIXED}, timeout=30).outputs["w"]["n"] is None
 
 
 def test_memory_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -211,9 +183,3 @@ def test_initial_memory_over_the_cap_fails_at_instantiation(
     message = failure(run_step({"module": module("bigout")}))  # declares 170 pages
     assert "cannot instantiate the module" in message
     assert "capped at 8 MiB" in message
-
-
-def test_an_output_over_the_cap_fails_saying_so() -> None:
-    message = failure(run_step({"module": module("bigout")}))
-    assert "over the cap" in message
-    assert str(MAX_OUTPUT) in message

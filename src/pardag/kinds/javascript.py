@@ -28,11 +28,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pardag.errors import PardagError
+from pardag.kinds import code as common
 from pardag.kinds.base import lazy_module
-from pardag.kinds.code import CodeKind
-
-if TYPE_CHECKING:
-    pass
+from pardag.kinds.code import MAX_MEMORY, MAX_OUTPUT, TIMEOUT_MARGIN, CodeKind
 
 if TYPE_CHECKING:
     import quickjs  # type: ignore[import-untyped]
@@ -50,14 +48,8 @@ __all__ = [
     "syntax_error",
 ]
 
-MAX_MEMORY = 256 * 1024 * 1024
-"""Bytes the QuickJS heap of one attempt may use; past it the step fails with a memory error."""
-
-MAX_OUTPUT = 10 * 1024 * 1024
-"""Bytes of JSON a step's output may take; a bigger output fails the step."""
-
-TIMEOUT_MARGIN = 0.25
-"""Seconds added to the step timeout so the runner's timer wins and reports ``StepTimeout``."""
+EXAMPLE = "'function run(inputs) { ... }'"
+"""What ``run`` looks like, in the messages that ask for one."""
 
 CHECK_LIMIT = 2.0
 """CPU seconds the syntax check may take (it only compiles, but the code is the user's)."""
@@ -123,7 +115,7 @@ def run_javascript(
     timeout: float | None = None,
 ) -> Any:
     """Run ``code``'s ``run(inputs, params)`` once in a fresh context; its output as JSON data."""
-    where = f"step {step_id} (javascript)"
+    where = common.step_prefix(step_id, "javascript")
     limit = None if timeout is None else (timeout + TIMEOUT_MARGIN) * _cpus()
     started = time.monotonic()
     ctx = _context(limit)
@@ -133,16 +125,15 @@ def run_javascript(
         deadline = None if timeout is None else started + timeout + TIMEOUT_MARGIN
         text = _call_run(ctx, step_id, code, deadline)
     except (quickjs.JSException, _DeadlinePassed) as exc:
-        stopped = isinstance(exc, _DeadlinePassed) or "InternalError: interrupted" in str(exc)
-        if stopped and timeout is not None:
+        interrupted = isinstance(exc, _DeadlinePassed) or "InternalError: interrupted" in str(exc)
+        if interrupted and timeout is not None:
             elapsed = time.monotonic() - started
             raise JavaScriptTimeout(
-                f"{where}: stopped after its timeout of {timeout:g}s ({elapsed:.1f}s elapsed)"
+                f"{common.stopped(where, timeout)} ({elapsed:.1f}s elapsed)"
             ) from None
         if "InternalError: out of memory" in str(exc):
             raise JavaScriptStepError(
-                f"{where}: ran out of its {MAX_MEMORY // 2**20} MiB of JavaScript memory; "
-                "keep less data in JavaScript"
+                common.out_of_memory(where, "JavaScript", MAX_MEMORY)
             ) from None
         raise JavaScriptStepError(f"{where}: {_message(exc)}") from None
     return _output(where, text)
@@ -158,35 +149,29 @@ def _json(where: str, what: str, value: Mapping[str, Any]) -> str:
 
 def _call_run(ctx: quickjs.Context, step_id: str, code: str, deadline: float | None) -> str | None:
     """Execute the code, then call its ``run``; the output as JSON text (None for undefined)."""
+    where = common.step_prefix(step_id, "javascript")
     try:
         ctx.eval(code)
     except quickjs.JSException as exc:
-        raise JavaScriptStepError(
-            f"step {step_id} (javascript): {_message(exc, last_frame_is_ours=False)}"
-        ) from None
+        raise JavaScriptStepError(f"{where}: {_message(exc, last_frame_is_ours=False)}") from None
     kind = ctx.eval("typeof run")
     if kind == "undefined":
-        raise JavaScriptStepError(
-            f"No 'run' function found in step {step_id}; define 'function run(inputs) {{ ... }}'"
-        )
+        raise JavaScriptStepError(common.no_run(step_id, f"define {EXAMPLE}"))
     if kind != "function":
-        raise JavaScriptStepError(
-            f"'run' is not callable in step {step_id}: it is a {kind}; make it a function"
-        )
+        raise JavaScriptStepError(common.run_not_callable(step_id, kind, "make it a function"))
     ctx.eval(_CALL)
-    _settle(ctx, step_id, deadline)
+    _settle(ctx, where, deadline)
     try:
         text = ctx.eval("JSON.stringify(globalThis.__pardag_out)")
     except quickjs.JSException as exc:
         first = str(exc).strip().splitlines()[0]
         raise JavaScriptStepError(
-            f"step {step_id} (javascript): the output cannot be converted to JSON: {first}; "
-            "return plain data"
+            f"{where}: the output cannot be converted to JSON: {first}; return plain data"
         ) from None
     return text if isinstance(text, str) else None
 
 
-def _settle(ctx: quickjs.Context, step_id: str, deadline: float | None) -> None:
+def _settle(ctx: quickjs.Context, where: str, deadline: float | None) -> None:
     """Await the output of an ``async run``: run the engine's jobs until its promise settles.
 
     The engine's CPU limit holds per job, so the deadline is also checked between jobs. A
@@ -207,10 +192,10 @@ def _settle(ctx: quickjs.Context, step_id: str, deadline: float | None) -> None:
             if str(exc).startswith(_ENGINE_LIMITS):
                 raise  # the timeout or memory cap, reported as such by the caller
             message = _message(exc, last_frame_is_ours=False)
-            raise JavaScriptStepError(f"step {step_id} (javascript): {message}") from None
+            raise JavaScriptStepError(f"{where}: {message}") from None
     if state != "fulfilled":
         raise JavaScriptStepError(
-            f"step {step_id} (javascript): 'run' returned a promise that never settled "
+            f"{where}: 'run' returned a promise that never settled "
             "(nothing left to wait for); resolve it, or return the value itself"
         )
 
@@ -239,12 +224,7 @@ def _message(exc: BaseException, *, last_frame_is_ours: bool = True) -> str:
 def _output(where: str, text: str | None) -> Any:
     if text is None:
         return None
-    size = len(text.encode())
-    if size > MAX_OUTPUT:
-        raise JavaScriptStepError(
-            f"{where}: the output is {size} bytes of JSON, over the cap of "
-            f"{MAX_OUTPUT} bytes; return less data, or write it to a file"
-        )
+    common.check_output_size(where, len(text.encode()), JavaScriptStepError)
     return json.loads(text)
 
 
@@ -253,7 +233,7 @@ class JavaScriptKind(CodeKind):
 
     language = "javascript"
     label = "JavaScript"
-    example = "'function run(inputs) { ... }'"
+    example = EXAMPLE
 
     def syntax_error(self, code: str) -> str | None:
         return syntax_error(code)

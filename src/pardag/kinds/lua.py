@@ -26,11 +26,9 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pardag.errors import PardagError
+from pardag.kinds import code as common
 from pardag.kinds.base import lazy_module
-from pardag.kinds.code import CodeKind
-
-if TYPE_CHECKING:
-    pass
+from pardag.kinds.code import MAX_MEMORY, MAX_OUTPUT, TIMEOUT_MARGIN, CodeKind
 
 if TYPE_CHECKING:
     import lupa  # type: ignore[import-untyped]
@@ -51,24 +49,14 @@ __all__ = [
     "syntax_error",
 ]
 
-MAX_MEMORY = 256 * 1024 * 1024
-"""Bytes the Lua heap of one attempt may use; past it the step fails with a memory error."""
-
-MAX_OUTPUT = 10 * 1024 * 1024
-"""Bytes of JSON a step's output may take; a bigger output fails the step."""
-
 MAX_DEPTH = 100
 """Nesting depth of tables converted to and from Lua (a deeper or cyclic table fails)."""
 
 HOOK_EVERY = 10_000
 """Lua instructions between two deadline checks."""
 
-TIMEOUT_MARGIN = 0.25
-"""Seconds past the step timeout before the hook stops the code.
-
-The runner marks the step timed out at the timeout itself; the margin lets its timer win, so
-the step fails as a ``StepTimeout`` (and retries as one) while the Lua code is still stopped.
-"""
+EXAMPLE = "'function run(inputs) ... end'"
+"""What ``run`` looks like, in the messages that ask for one."""
 
 CHUNK = "=[string]"
 """The chunk name: Lua reports positions in the code as ``[string]:<line>:``."""
@@ -232,15 +220,12 @@ def run_lua(
 ) -> Any:
     """Run ``code``'s ``run(inputs, params)`` once in a fresh sandbox; its output as JSON data."""
     deadline = None if timeout is None else time.monotonic() + timeout + TIMEOUT_MARGIN
-    where = f"step {step_id} (lua)"
+    where = common.step_prefix(step_id, "lua")
     try:
         lua = _sandboxed(deadline)
         result = _call_run(lua, step_id, code, _arguments(lua, where, inputs, params))
     except lupa.LuaMemoryError:
-        raise LuaStepError(
-            f"{where}: ran out of its {MAX_MEMORY // 2**20} MiB of Lua memory; "
-            "keep less data in Lua"
-        ) from None
+        raise LuaStepError(common.out_of_memory(where, "Lua", MAX_MEMORY)) from None
     except lupa.LuaError as exc:
         _check_deadline(where, deadline, timeout)
         raise LuaStepError(f"{where}: {_first_line(exc)}") from None
@@ -249,7 +234,8 @@ def run_lua(
         output = from_lua(result)
     except LuaStepError as exc:
         raise LuaStepError(f"{where}: {exc}") from None
-    _check_size(where, output)
+    size = len(json.dumps(output, ensure_ascii=False).encode())
+    common.check_output_size(where, size, LuaStepError)
     return output
 
 
@@ -267,23 +253,19 @@ def _call_run(lua: lupa.LuaRuntime, step_id: str, code: str, args: tuple[Any, An
     """Execute the chunk, then call its ``run``; Lua errors propagate as lupa's."""
     chunk, message = _load(lua, code)
     if chunk is None:
-        raise LuaStepError(f"step {step_id} (lua): {message}")
+        raise LuaStepError(f"{common.step_prefix(step_id, 'lua')}: {message}")
     chunk()
     fn = lua.globals().run
     if fn is None:
-        raise LuaStepError(
-            f"No 'run' function found in step {step_id}; define 'function run(inputs) ... end'"
-        )
+        raise LuaStepError(common.no_run(step_id, f"define {EXAMPLE}"))
     if lupa.lua_type(fn) != "function":
-        raise LuaStepError(
-            f"'run' is not callable in step {step_id}: it is a {_lua_type(fn)}; make it a function"
-        )
+        raise LuaStepError(common.run_not_callable(step_id, _lua_type(fn), "make it a function"))
     return fn(*args)
 
 
 def _check_deadline(where: str, deadline: float | None, timeout: float | None) -> None:
     if deadline is not None and time.monotonic() > deadline:
-        raise LuaTimeout(f"{where}: stopped after its timeout of {timeout:g}s")
+        raise LuaTimeout(common.stopped(where, timeout))
 
 
 def _lua_type(value: Any) -> str:
@@ -303,21 +285,12 @@ def _first_line(exc: BaseException) -> str:
     return message or "error() was given a value that is not a string; give it a message"
 
 
-def _check_size(where: str, output: Any) -> None:
-    size = len(json.dumps(output, ensure_ascii=False).encode())
-    if size > MAX_OUTPUT:
-        raise LuaStepError(
-            f"{where}: the output is {size} bytes of JSON, over the cap of "
-            f"{MAX_OUTPUT} bytes; return less data, or write it to a file"
-        )
-
-
 class LuaKind(CodeKind):
     """Runs inline Lua ``code`` defining ``run``; see the module docstring."""
 
     language = "lua"
     label = "Lua"
-    example = "'function run(inputs) ... end'"
+    example = EXAMPLE
     line_hint = " ([string]:N is line N of the code)"
 
     def syntax_error(self, code: str) -> str | None:

@@ -31,7 +31,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pardag.errors import PardagError
+from pardag.kinds import code as common
 from pardag.kinds.base import Action, RunContext, lazy_module
+from pardag.kinds.code import MAX_MEMORY, MAX_OUTPUT, TIMEOUT_MARGIN
 
 if TYPE_CHECKING:
     from pardag.model import Step
@@ -54,18 +56,11 @@ __all__ = [
     "run_wasm",
 ]
 
-MAX_MEMORY = 256 * 1024 * 1024
-"""Bytes of linear memory one attempt may use; a module needing more fails the step."""
-
-MAX_OUTPUT = 10 * 1024 * 1024
-"""Bytes of output JSON a module may return; a bigger output fails the step."""
-
 TICK = 0.01
 """Seconds between two epoch ticks: the resolution of the timeout."""
 
-TIMEOUT_MARGIN = 0.25
-"""Seconds past the step timeout before the module is interrupted (lets the runner's timer
-win, so the step fails as a ``StepTimeout`` while the module is still really stopped)."""
+_RUN = "'run(ptr: i32, len: i32) -> i64'"
+"""The ABI's ``run``, in the messages that ask for one."""
 
 _NO_DEADLINE = 2**40
 """Epoch ticks standing for "no timeout" (centuries at ``TICK``)."""
@@ -165,7 +160,7 @@ def run_wasm(
     timeout: float | None = None,
 ) -> Any:
     """Instantiate the module in a fresh store, call ``run`` on the inputs JSON; the output."""
-    where = f"step {step_id} (wasm)"
+    where = common.step_prefix(step_id, "wasm")
     try:
         module = compile_module(source, inline=inline)
     except WasmStepError as exc:
@@ -177,7 +172,7 @@ def run_wasm(
         raise WasmStepError(
             f"{where}: cannot instantiate the module: {_instantiate(exc)}"
         ) from None
-    memory, alloc, run = _exports(store, instance, step_id)
+    memory, alloc, run = _exports(store, instance, step_id, where)
     data = json.dumps(dict(inputs), ensure_ascii=False, default=str).encode()
     try:
         ptr = _call(alloc, store, where, len(data))
@@ -185,7 +180,7 @@ def run_wasm(
         packed = _call(run, store, where, ptr, len(data))
     except wasmtime.Trap as exc:
         if exc.trap_code == wasmtime.TrapCode.INTERRUPT:
-            raise WasmTimeout(f"{where}: stopped after its timeout of {timeout:g}s") from None
+            raise WasmTimeout(common.stopped(where, timeout)) from None
         raise WasmStepError(f"{where}: wasm trap: {_trap_message(exc)}") from None
     except wasmtime.WasmtimeError as exc:
         raise WasmStepError(f"{where}: {_first_line(exc)}") from None
@@ -215,33 +210,31 @@ def _instantiate(exc: Exception) -> str:
 
 
 def _exports(
-    store: wasmtime.Store, instance: wasmtime.Instance, step_id: str
+    store: wasmtime.Store, instance: wasmtime.Instance, step_id: str, where: str
 ) -> tuple[wasmtime.Memory, wasmtime.Func, wasmtime.Func]:
     """``memory``, ``alloc`` and ``run``, each checked, with the fix when missing."""
     exports = instance.exports(store)
     run = exports.get("run")
-    if run is None:
-        raise WasmStepError(
-            f"No 'run' function found in step {step_id}; export "
-            "'run(ptr: i32, len: i32) -> i64' from the module"
-        )
     if not isinstance(run, wasmtime.Func):
-        raise WasmStepError(
-            f"'run' is not callable in step {step_id}: it is a {_export_kind(run)}; "
-            "export a function 'run(ptr: i32, len: i32) -> i64'"
-        )
+        raise WasmStepError(_run_problem(step_id, run))
     alloc = exports.get("alloc")
     if not isinstance(alloc, wasmtime.Func):
         raise WasmStepError(
-            f"step {step_id} (wasm): the module exports no function 'alloc'; "
+            f"{where}: the module exports no function 'alloc'; "
             "export 'alloc(len: i32) -> i32' returning where to write the input"
         )
     memory = exports.get("memory")
     if not isinstance(memory, wasmtime.Memory):
-        raise WasmStepError(
-            f"step {step_id} (wasm): the module exports no memory 'memory'; export its memory"
-        )
+        raise WasmStepError(f"{where}: the module exports no memory 'memory'; export its memory")
     return memory, alloc, run
+
+
+def _run_problem(step_id: str, run: object) -> str:
+    """Why the export ``run`` (None if absent) is not a function: one wording for validation
+    (which sees export types) and runs (which see the exports)."""
+    if run is None:
+        return common.no_run(step_id, f"export {_RUN} from the module")
+    return common.run_not_callable(step_id, _kind_name(run), f"export a function {_RUN}")
 
 
 _SIGNATURES = {"run": (["i32", "i32"], ["i64"]), "alloc": (["i32"], ["i32"])}
@@ -251,18 +244,8 @@ _SIGNATURES = {"run": (["i32", "i32"], ["i64"]), "alloc": (["i32"], ["i32"])}
 def abi_problems(module: wasmtime.Module, step_id: str) -> list[str]:
     """What the module's exports lack for the ABI, found before any run (no instantiation)."""
     types = {export.name: export.type for export in module.exports}
-    out: list[str] = []
     run = types.get("run")
-    if run is None:
-        out.append(
-            f"No 'run' function found in step {step_id}; export "
-            "'run(ptr: i32, len: i32) -> i64' from the module"
-        )
-    elif not isinstance(run, wasmtime.FuncType):
-        out.append(
-            f"'run' is not callable in step {step_id}: it is a {_type_kind(run)}; "
-            "export a function 'run(ptr: i32, len: i32) -> i64'"
-        )
+    out = [] if isinstance(run, wasmtime.FuncType) else [_run_problem(step_id, run)]
     if not isinstance(types.get("alloc"), wasmtime.FuncType):
         out.append("the module exports no function 'alloc'; export 'alloc(len: i32) -> i32'")
     if not isinstance(types.get("memory"), wasmtime.MemoryType):
@@ -279,20 +262,17 @@ def abi_problems(module: wasmtime.Module, step_id: str) -> list[str]:
     return out
 
 
-def _type_kind(value: object) -> str:
-    return {
+def _kind_name(value: object) -> str:
+    """What an export is (or, at validation, its type describes): "memory", "global", ..."""
+    kinds: dict[type, str] = {
         wasmtime.MemoryType: "memory",
-        wasmtime.GlobalType: "global",
-        wasmtime.TableType: "table",
-    }.get(type(value), type(value).__name__)
-
-
-def _export_kind(value: object) -> str:
-    return {
         wasmtime.Memory: "memory",
+        wasmtime.GlobalType: "global",
         wasmtime.Global: "global",
+        wasmtime.TableType: "table",
         wasmtime.Table: "table",
-    }.get(type(value), type(value).__name__)
+    }
+    return kinds.get(type(value), type(value).__name__)
 
 
 def _call(fn: wasmtime.Func, store: wasmtime.Store, where: str, *args: int) -> int:
@@ -321,11 +301,7 @@ def _output(store: wasmtime.Store, memory: wasmtime.Memory, where: str, packed: 
     """The JSON value at ``packed`` (``out_ptr << 32 | out_len``), checked and decoded."""
     packed &= 0xFFFFFFFFFFFFFFFF
     ptr, length = packed >> 32, packed & 0xFFFFFFFF
-    if length > MAX_OUTPUT:
-        raise WasmStepError(
-            f"{where}: the output is {length} bytes of JSON, over the cap of {MAX_OUTPUT} "
-            "bytes; return less data, or write it to a file"
-        )
+    common.check_output_size(where, length, WasmStepError)
     size = memory.data_len(store)
     if ptr + length > size:
         raise WasmStepError(
@@ -380,10 +356,9 @@ class WasmKind:
                 out.extend(abi_problems(compile_module(source[0], inline=source[1]), step.id))
             except WasmStepError as exc:
                 out.append(str(exc))
-        if step.executor not in (None, "threads"):
-            out.append(
-                f"a wasm step runs on 'threads', not {step.executor!r}; remove the executor setting"
-            )
+        executor = common.threads_only("wasm", step.executor)
+        if executor is not None:
+            out.append(executor)
         return out
 
     def action(self, step: Step, ctx: RunContext) -> Action:
