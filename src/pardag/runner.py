@@ -62,7 +62,7 @@ __all__ = ["Runner", "run_sync"]
 
 _FREEZE_AT = 5_000
 """Runs with at least this many steps freeze the heap for their duration; see _freeze_heap."""
-_AHEAD = 4
+_AHEAD = 16
 """Steps per thread handed to the thread pool at once while steps are short; see _adapt."""
 _SHORT_STEP = 0.001
 """Seconds (a moving average of dispatch to end) below which a step counts as short."""
