@@ -36,3 +36,9 @@ def sleep_then_mark(path: str, seconds: float) -> str:
     time.sleep(seconds)
     Path(path).touch()
     return "finished"
+
+
+def skip_in_worker() -> None:
+    from pardag import StepSkipped
+
+    raise StepSkipped("nothing new in the worker")

@@ -21,6 +21,7 @@ from pardag.errors import (
     StepCancelled,
     StepFailed,
     StepPaused,
+    StepSkipped,
     StepTimeout,
     ValidationError,
 )
@@ -96,6 +97,7 @@ __all__ = [
     "StepFailed",
     "StepPaused",
     "StepResult",
+    "StepSkipped",
     "StepState",
     "StepTimeout",
     "Trigger",

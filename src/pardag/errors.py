@@ -37,6 +37,7 @@ __all__ = [
     "StepCancelled",
     "StepFailed",
     "StepPaused",
+    "StepSkipped",
     "StepTimeout",
     "ValidationError",
 ]
@@ -130,6 +131,21 @@ class StepTimeout(StepFailed):
 
 class StepCancelled(StepFailed):
     """A step was cancelled because the run was cancelled or failed elsewhere."""
+
+
+class StepSkipped(PardagError):
+    """Raised by a step to skip itself: it ends ``skipped`` with ``reason``, is not retried,
+    and its dependents follow their trigger rules, as after a false ``when``.
+
+    For a decision only the step can make once it runs (no new data, nothing to do).
+    """
+
+    def __init__(self, reason: str = "skipped by the step") -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+    def __reduce__(self) -> tuple[type[StepSkipped], tuple[str]]:
+        return (type(self), (self.reason,))
 
 
 class StepPaused(PardagError):

@@ -40,6 +40,7 @@ from pardag.errors import (
     StepCancelled,
     StepFailed,
     StepPaused,
+    StepSkipped,
     StepTimeout,
 )
 from pardag.events import Event, EventKind, Listener
@@ -418,8 +419,12 @@ class Runner:
             self._adapt(self._finished[i] - self._started[i])
 
     def _failed(self, i: int, exc: BaseException | None) -> None:
-        if isinstance(exc, StepPaused) and self._stop is None:
-            self._pause(i, exc)
+        if isinstance(exc, StepPaused | StepSkipped) and self._stop is None:
+            if isinstance(exc, StepPaused):
+                self._pause(i, exc)
+            else:
+                self._timed_out.discard(i)
+                self._finish(i, StepState.SKIPPED, reason=exc.reason)
             return
         stopped_under_it = exc is None and i not in self._timed_out
         error = self._step_error(i, exc)

@@ -324,6 +324,41 @@ def test_when_matches_a_regex_after_re(tmp_path: Path) -> None:
     assert result.steps["never"].reason == "condition false"
 
 
+def test_a_slow_when_does_not_hold_up_other_steps(tmp_path: Path) -> None:
+    """The predicate is awaited, not run on the event loop: a step beside it finishes first."""
+    wf = flow(
+        tmp_path,
+        """
+        steps:
+          - name: gated
+            command: echo gated
+            when: {predicate: "`sleep 1; echo no`", expected: "yes"}
+          - name: quick
+            command: echo quick
+        """,
+    )
+    recorder = pardag.Recorder()
+    result = wf.run(listeners=[recorder])
+    order = [(e.kind.value, e.step) for e in recorder.events]
+    assert result.steps["gated"].reason == "condition false"
+    assert order.index(("step_succeeded", "quick")) < order.index(("step_skipped", "gated"))
+
+
+def test_a_when_is_not_retried(tmp_path: Path) -> None:
+    wf = flow(
+        tmp_path,
+        """
+        steps:
+          - name: gated
+            command: echo gated
+            when: {predicate: "$X", expected: "set"}
+            retry_policy: {limit: 3, interval_sec: 0}
+        """,
+    )
+    step = wf.run().steps["gated"]
+    assert (step.state, step.attempts) == (StepState.SKIPPED, 1)
+
+
 def test_a_failed_precondition_fails_once_but_failed_commands_are_retried(
     tmp_path: Path,
 ) -> None:

@@ -55,7 +55,6 @@ from pardag.kinds.shell import CommandFailed
 from pardag.kinds.shellflow import (
     VARIABLE,
     Predicate,
-    WhenPredicate,
     expected_problems,
     expected_text,
     output_problems,
@@ -116,7 +115,6 @@ class _Step:
     params: dict[str, Any]
     depends: list[str] = field(default_factory=list)
     after: list[str] = field(default_factory=list)
-    when: WhenPredicate | None = None
     retry: RetryPolicy | None = None
     critical: bool = True
 
@@ -281,6 +279,11 @@ class _Reader:
                 params["dir"] = cwd
             else:
                 self.problem("dir must be a directory path", *at, "dir", step=name)
+        when = raw.get("when")
+        if when is not None:
+            predicate = self.predicate(when, (*at, "when"), name)
+            if predicate is not None:
+                params["when"] = {"predicate": predicate.text, "expected": predicate.expected}
         preconditions = self.preconditions(raw.get("preconditions"), at, name)
         if preconditions:
             params["preconditions"] = preconditions
@@ -291,7 +294,6 @@ class _Reader:
             params,
             depends=self.names(raw.get("depends"), (*at, "depends"), name),
             after=self.names(raw.get("after"), (*at, "after"), name),
-            when=self.when(raw.get("when"), at, name, env, params.get("dir")),
             retry=self.retry(raw.get("retry_policy"), at, name),
             critical=not self.flag(raw.get("continue_on_error"), (*at, "continue_on_error"), name),
         )
@@ -362,14 +364,6 @@ class _Reader:
             self.problem(message, *key, "expected", step=name)
             ok = False
         return Predicate(str(text), expected_text(expected)) if ok else None
-
-    def when(
-        self, value: Any, at: KeyPath, name: str, env: dict[str, str], cwd: str | None
-    ) -> WhenPredicate | None:
-        if value is None:
-            return None
-        predicate = self.predicate(value, (*at, "when"), name)
-        return WhenPredicate(predicate, env, cwd) if predicate is not None else None
 
     def output(
         self, raw: Mapping[str, Any], params: dict[str, Any], at: KeyPath, name: str
@@ -466,7 +460,6 @@ class _Graph:
                 depends_on=deps,
                 params=s.params,
                 retry=s.retry,
-                when=s.when,
                 critical=s.critical,
             )
             wf.locations[s.name] = self.reader.doc.where("steps", s.index)

@@ -12,6 +12,9 @@ Params (``step.params``):
 * ``script``: a script for ``sh``; with ``command`` too, ``command`` is its interpreter
   (``command: python3``) and gets ``args``, the script's path and the positional parameters.
 * ``dir``: the working directory. ``env``: variables for this step only.
+* ``when``: ``{"predicate": ..., "expected": ...}``, checked like a precondition when the step
+  starts, as a subprocess the event loop awaits; one that does not hold skips the step
+  (``StepSkipped("condition false")``), so its dependents follow their trigger rules.
 * ``preconditions``: ``[{"predicate": ..., "expected": ...}]``. Each predicate is expanded
   like a double-quoted shell word (``"$BRANCH"``, ``"`date +%u`"``) and compared, trimmed, to
   ``expected``; ``re:PATTERN`` searches instead (unanchored, as the original tools do). One
@@ -37,13 +40,12 @@ import os
 import re
 import shlex
 import signal
-import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pardag.errors import ArgumentError
+from pardag.errors import ArgumentError, StepSkipped
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
 from pardag.kinds.shell import MAX_OUTPUT, CommandFailed
 
@@ -56,7 +58,6 @@ __all__ = [
     "PreconditionFailed",
     "Predicate",
     "ShellflowKind",
-    "WhenPredicate",
     "expected_text",
     "positional_params",
 ]
@@ -65,8 +66,6 @@ VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 """What an environment or output variable's name may look like."""
 RESERVED_OUTPUTS = frozenset({"stdout", "stderr", "exit_code", "vars"})
 """Keys of a step's output that an output variable may not be named."""
-WHEN_TIMEOUT = 30.0
-"""Seconds a ``when`` predicate may take; it runs before the step, on the run's own thread."""
 _TAIL = 2000
 _CHUNK = 64 * 1024
 
@@ -171,44 +170,6 @@ def environment(
     return {**_run_env(run_params), **inherited(inputs), **step_env}
 
 
-class WhenPredicate:
-    """A step's ``when``: true if the predicate holds; false skips the step ("condition false").
-
-    The runner checks ``when`` synchronously before the step starts, so the predicate runs
-    as a blocking subprocess, limited to ``WHEN_TIMEOUT`` seconds.
-    """
-
-    def __init__(
-        self, predicate: Predicate, env: Mapping[str, str] | None = None, cwd: str | None = None
-    ) -> None:
-        self.predicate = predicate
-        self.env = dict(env or {})
-        self.cwd = cwd
-
-    def __call__(self, inputs: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
-        env = {**os.environ, **environment(inputs, params, self.env)}
-        argv = ["sh", "-c", self.predicate.script(), "sh", *positional_params(params)]
-        with subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=env,
-            cwd=self.cwd,
-            start_new_session=True,
-            text=True,
-        ) as proc:
-            try:
-                out, err = proc.communicate(timeout=WHEN_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc.pid)
-                proc.communicate()
-                raise PreconditionFailed(
-                    f"when predicate {self.predicate.text!r} took longer than {WHEN_TIMEOUT:g}s"
-                ) from None
-        return self.predicate.verdict(out, err, proc.returncode)
-
-
 @dataclass(frozen=True, slots=True)
 class _Spec:
     """A step's params, checked and typed once per run."""
@@ -218,22 +179,22 @@ class _Spec:
     args: tuple[str, ...]
     cwd: str | None
     env: dict[str, str]
+    when: Predicate | None
     preconditions: tuple[Predicate, ...]
     outputs: dict[str, str]  # stream -> variable
 
     @classmethod
     def of(cls, params: Mapping[str, Any]) -> _Spec:
         output = params.get("output") or {}
+        when = params.get("when")
         return cls(
             params.get("command"),
             params.get("script"),
             tuple(params.get("args") or ()),
             params.get("dir"),
             dict(params.get("env") or {}),
-            tuple(
-                Predicate(p["predicate"], expected_text(p.get("expected")))
-                for p in params.get("preconditions") or ()
-            ),
+            None if when is None else _predicate(when),
+            tuple(_predicate(p) for p in params.get("preconditions") or ()),
             {"stdout": output} if isinstance(output, str) else dict(output),
         )
 
@@ -291,18 +252,34 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
+def _predicate(spec: Mapping[str, Any]) -> Predicate:
+    return Predicate(spec["predicate"], expected_text(spec.get("expected")))
+
+
+async def _holds(
+    predicate: Predicate, spec: _Spec, positional: list[str], env: Mapping[str, str]
+) -> tuple[bool, str]:
+    """Whether ``predicate`` holds, and what it expanded to; awaited, never blocking the loop."""
+    argv = ["sh", "-c", predicate.script(), "sh", *positional]
+    out, err, code = await _capture(argv, env, spec.cwd)
+    return predicate.verdict(out, err, code), out
+
+
 async def _check(spec: _Spec, positional: list[str], env: Mapping[str, str]) -> None:
+    """``when`` (false: the step is skipped), then each precondition (false: it fails)."""
+    if spec.when is not None and not (await _holds(spec.when, spec, positional, env))[0]:
+        raise StepSkipped("condition false")
     for predicate in spec.preconditions:
-        argv = ["sh", "-c", predicate.script(), "sh", *positional]
-        out, err, code = await _capture(argv, env, spec.cwd)
-        if not predicate.verdict(out, err, code):
+        ok, out = await _holds(predicate, spec, positional, env)
+        if not ok:
             raise PreconditionFailed(predicate.failure(out))
 
 
 async def _run_step(
     spec: _Spec, positional: list[str], env: dict[str, str], passed: dict[str, str]
 ) -> dict[str, Any]:
-    """One attempt: preconditions, then the command; its output with the variables set."""
+    """One attempt: ``when`` and preconditions, then the command; its output with the
+    variables set."""
     await _check(spec, positional, env)
     with _script_file(spec) as path:
         argv = ["sh", "-c", spec.text(path), "sh", *positional]
@@ -340,6 +317,7 @@ class ShellflowKind:
         "args",
         "dir",
         "env",
+        "when",
         "preconditions",
         "output",
     )
@@ -370,6 +348,9 @@ def param_problems(params: Mapping[str, Any]) -> list[str]:
         out.append("env must map variable names to strings, e.g. {'BRANCH': 'main'}")
     if not isinstance(params.get("dir", ""), str):
         out.append("dir must be a directory path (a string)")
+    when = params.get("when")
+    if when is not None:
+        out += _precondition_problems([when], "when must be {predicate: text, expected: value}")
     out += _precondition_problems(params.get("preconditions", []))
     out += output_problems(params.get("output", {}))
     return out
@@ -391,11 +372,14 @@ def _command_problems(params: Mapping[str, Any]) -> list[str]:
     return out
 
 
-def _precondition_problems(preconditions: Any) -> list[str]:
+def _precondition_problems(
+    preconditions: Any,
+    shape: str = "preconditions must be a list of {predicate: text, expected: value}",
+) -> list[str]:
     if not isinstance(preconditions, list | tuple) or not all(
         isinstance(p, Mapping) and isinstance(p.get("predicate"), str) for p in preconditions
     ):
-        return ["preconditions must be a list of {predicate: text, expected: value}"]
+        return [shape]
     return [m for p in preconditions for m in expected_problems(p.get("expected"))]
 
 
