@@ -76,6 +76,8 @@ EXPECTED: dict[str, tuple[int | None, str]] = {
     "yaml_two_documents.yaml": (3, "more than one YAML document"),
     "yaml_no_steps.yaml": (None, "is not a workflow pardag can read"),
     # the native format's own checks
+    "language_unknown.yaml": (2, "language 'cobol' is unknown; use one of lua, shell, bash"),
+    "python_code_syntax.yaml": (2, "Python syntax error in 'code' line 1: invalid syntax"),
     "unknown_fields.yaml": (2, "unknown field 'exection' at the top level; did you mean"),
     "json_unknown_field.json": (4, "unknown field 'dependson'; did you mean 'depends_on'?"),
     "toml_unknown_field.toml": (4, "unknown field 'timout'; did you mean 'timeout'?"),

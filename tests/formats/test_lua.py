@@ -312,7 +312,7 @@ def test_unknown_fields_get_a_did_you_mean_with_their_line(tmp_path: Path) -> No
     assert found == [
         f"{path}:2: unknown field 'nmae' at the top level; did you mean 'name'?",
         f"{path}:6: step 'b': unknown field 'tmeout'; did you mean 'timeout'?",
-        f"{path}:7: step 'c': kind 'pyhton' is unknown; did you mean 'python'?",
+        f"{path}:7: step 'c': language 'pyhton' is unknown; did you mean 'python'?",
     ]
 
 

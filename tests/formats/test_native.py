@@ -391,12 +391,12 @@ steps:
     timeout: 0
 """,
     )
-    assert found[1:] == [
+    assert [found[0], *found[2:]] == [  # in the order of the file's lines
+        "10: load: depends on unknown step 'extrct'; did you mean 'extract'?",
         "13: bad-id!: the id may use only letters, digits, '_', '.' and '-'",
         "15: slow: timeout must be a positive number of seconds, got 0.0",
-        "10: load: depends on unknown step 'extrct'; did you mean 'extract'?",
     ]
-    assert found[0].startswith("11: noop: ") and "command" in found[0]
+    assert found[1].startswith("11: noop: ") and "command" in found[1]
 
 
 def test_a_cycle_is_a_cycle_error_at_its_first_step(tmp_path: Path) -> None:
@@ -646,3 +646,19 @@ def test_bash_code_runs_in_bash_and_sh_code_in_sh(tmp_path: Path) -> None:
     assert "shell" not in steps["s"].params
     assert steps["chosen"].params["shell"] == "dash"
     assert steps["under_params"].params["shell"] == "zsh"
+
+
+def test_an_unknown_language_is_named_as_a_language_and_nothing_else(tmp_path: Path) -> None:
+    flow = tmp_path / "langs.yaml"
+    flow.write_text(
+        "steps:\n  b:\n    code: 'def run(:'\n  a:\n    language: cobol\n    code: DISPLAY 'HI'.\n"
+    )
+    with pytest.raises(ValidationError) as info:
+        pardag.load(flow)
+    messages = [str(p) for p in info.value.problems]
+    assert messages == [  # in the order of the file's lines, whichever check found each
+        f"{flow}:2: step 'b': Python syntax error in 'code' line 1: invalid syntax: 'def run(:'; "
+        "fix the code",
+        f"{flow}:4: step 'a': language 'cobol' is unknown; use one of lua, shell, bash, sh, "
+        "python, javascript, js, node, nodejs, wasm",
+    ]

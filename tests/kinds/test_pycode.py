@@ -158,8 +158,11 @@ def _problems(**params: Any) -> list[str]:
 @pytest.mark.parametrize(
     ("code", "fragment"),
     [
-        ("def run(inputs):\n    return (\n", "code line 2: '(' was never closed: 'return ('"),
-        ("def run(:\n", "code line 1:"),
+        (
+            "def run(inputs):\n    return (\n",
+            "Python syntax error in 'code' line 2: '(' was never closed: 'return ('; fix the code",
+        ),
+        ("def run(:\n", "Python syntax error in 'code' line 1:"),
         ("x = 1\n", "no 'run' function found in the code; define it at top level as 'def run("),
         ("run = print\n", "no 'run' function found"),
         ("", "params 'code' must be Python source defining run"),

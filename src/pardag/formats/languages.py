@@ -7,6 +7,7 @@ read like any other.
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from pardag.errors import Problem
@@ -43,7 +44,12 @@ def as_kind(sid: str, spec: dict[str, Any], where: str, problems: list[Problem])
     if not isinstance(language, str):
         spec["kind"] = language  # the reader says it must be a string
         return spec
-    kind = LANGUAGES.get(language.lower(), language)
+    kind = LANGUAGES.get(language.lower())
+    if kind is None:
+        close = difflib.get_close_matches(language.lower(), LANGUAGES, n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "use one of " + ", ".join(LANGUAGES)
+        problems.append(Problem(sid, f"language {language!r} is unknown; {hint}", where))
+        return spec
     spec["kind"] = kind
     if language.lower() == "bash" and "shell" not in spec and "shell" not in _params(spec):
         spec["shell"] = "bash"  # bash code gets bash, not the system's sh

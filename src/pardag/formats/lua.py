@@ -22,7 +22,7 @@ from typing import Any
 from pardag.errors import MissingRuntime, Problem, ValidationError
 from pardag.formats import native
 from pardag.formats.document import MAX_DEPTH, Document, Key
-from pardag.formats.languages import LANGUAGES, as_kind
+from pardag.formats.languages import LANGUAGES
 from pardag.kinds.base import import_runtime
 from pardag.model import Workflow
 
@@ -326,13 +326,10 @@ def _native_data(data: dict[str, Any], doc: Document, problems: list[Problem]) -
 
 
 def _step(sid: str, spec: Any, doc: Document, problems: list[Problem]) -> Any:
-    """One step's table in native form: ``language`` -> ``kind``, ``code`` -> its parameter."""
-    if not isinstance(spec, dict):
-        return spec  # the native reader reports it
-    spec = dict(spec)
-    if spec.get("depends_on") == {}:
-        spec["depends_on"] = []
-    return as_kind(sid, spec, _where(doc, ("steps", sid)), problems)
+    """One step's table in native form (``language`` is the native reader's to map)."""
+    if not isinstance(spec, dict) or spec.get("depends_on") != {}:
+        return spec  # the native reader reports what is wrong with it
+    return {**spec, "depends_on": []}  # an empty Lua table reads as a mapping
 
 
 # -- lines ------------------------------------------------------------------------------------

@@ -387,7 +387,11 @@ class _Reader:
     def _step(self, wf: Workflow, sid: str, spec: Any) -> None:
         at = ("steps", sid)
         if isinstance(spec, dict):  # ``language: bash`` + ``code`` -> ``kind: shell`` + ``command``
+            found = len(self.problems)
             spec = as_kind(sid, spec, self.doc.where(*at), self.problems)
+            if len(self.problems) > found:  # its language: further checks would only guess
+                self.bad_steps.add(sid)
+                return
         if not isinstance(spec, dict):
             self.bad(
                 f"must be a mapping of step fields (kind, depends_on, ...), got {_type_name(spec)}",
@@ -564,9 +568,8 @@ class _Reader:
     # -- the model's own checks ------------------------------------------------------------
 
     def _validate(self, wf: Workflow) -> None:
-        """Raise every problem: the file's (by line), then the model's for steps the file got
-        right."""
-        self.problems.sort(key=_line_of)
+        """Raise every problem in the order of the file's lines: the file's, and the model's
+        for steps the file got right (on one line, the file's first)."""
         apply_defaults(wf)  # a pool declared in a config file counts
         try:
             wf.validate()
@@ -577,7 +580,7 @@ class _Reader:
         except ValidationError as exc:
             self.problems += self._placed(wf, exc.problems)
         if self.problems:
-            raise ValidationError(self.doc.path, self.problems)
+            raise ValidationError(self.doc.path, sorted(self.problems, key=_line_of))
 
     def _placed(self, wf: Workflow, problems: list[Problem]) -> list[Problem]:
         """The model's problems, but for steps with file problems already (the likely cause);

@@ -272,7 +272,7 @@ def _code_problems(step: Step) -> list[str]:
         _, node = compile_code(step.id, code)
     except SyntaxError as exc:
         text = f": {exc.text.strip()!r}" if exc.text and exc.text.strip() else ""
-        return [f"code line {exc.lineno}: {exc.msg}{text}"]
+        return [f"Python syntax error in 'code' line {exc.lineno}: {exc.msg}{text}; fix the code"]
     if node is None:
         return [
             "no 'run' function found in the code; define it at top level as "
