@@ -9,14 +9,25 @@ end, so nothing outlives ``Workflow.run``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-__all__ = ["Executor", "format_traceback", "set_remote_traceback"]
+__all__ = ["Executor", "describe_exit", "format_traceback", "set_remote_traceback"]
 
 _TRACEBACK_ATTR = "_pardag_traceback"
+
+
+def describe_exit(code: int | None) -> str:
+    """How a process ended, in words: ``exited with code 3``, ``was killed by SIGSEGV (exit
+    code -11)``; a signal's name says more than its number."""
+    if code is not None and code < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-code).name} (exit code {code})"
+    return f"exited with code {code}"
 
 
 def set_remote_traceback(exc: BaseException, text: str) -> BaseException:

@@ -36,7 +36,7 @@ from multiprocessing.context import ForkServerContext, SpawnContext
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from pardag.executors.base import Executor, set_remote_traceback
+from pardag.executors.base import Executor, describe_exit, set_remote_traceback
 
 __all__ = ["ProcessExecutor"]
 
@@ -344,9 +344,9 @@ class ProcessExecutor(Executor):
         if future.done():
             return
         if worker.ready:
-            message = f"worker process exited with code {code} while running the step"
+            message = f"worker process {describe_exit(code)} while running the step"
         else:  # e.g. multiprocessing could not re-import the main module (see stderr)
-            message = f"worker process exited with code {code} before it could run the step"
+            message = f"worker process {describe_exit(code)} before it could run the step"
         future.set_exception(RuntimeError(message))
 
     # --- event-loop callbacks -------------------------------------------------------------

@@ -42,6 +42,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pardag.executors.base import describe_exit
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
 from pardag.templates import namespace, render, template_problems, to_text
 
@@ -174,10 +175,7 @@ def _kill_group(pid: int) -> None:
 def _result(stdout: str, stderr: str, code: int | None) -> Any:
     if code != 0:
         tail = stderr.strip()[-2000:] or stdout.strip()[-2000:]
-        how = f"exited with code {code}"
-        if code is not None and code < 0:
-            with contextlib.suppress(ValueError):
-                how = f"was killed by {signal.Signals(-code).name} (exit code {code})"
+        how = describe_exit(code)
         raise CommandFailed(f"command {how}" + (f": {tail}" if tail else ""))
     for line in stdout.splitlines():
         line = line.strip()
