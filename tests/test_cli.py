@@ -178,8 +178,16 @@ def test_run_succeeds_with_a_plain_table_on_stderr(project: Path) -> None:
     assert set(rows) == {"a", "b", "c", "d"}
     assert all(state == "succeeded" and attempts == "1" for state, _, attempts in rows.values())
     assert "run succeeded in " in done.stderr
+    assert ": 4 steps (4 succeeded)" in done.stderr
     assert "speed-up " in done.stderr and "over running them one after another" in done.stderr
     assert 'output: {"n": 4}' in done.stderr
+
+
+def test_a_single_step_is_counted_in_the_singular(project: Path) -> None:
+    write(project, "one.yaml", "steps:\n  only:\n    kind: shell\n    command: echo hi\n")
+    done = pardag(project, "run", "one.yaml")
+    assert done.returncode == 0, done.stderr
+    assert ": 1 step (1 succeeded)" in done.stderr
 
 
 def test_run_json_has_the_stable_keys_and_the_outputs(project: Path) -> None:

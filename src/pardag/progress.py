@@ -232,7 +232,8 @@ def _closing_line(result: RunResult) -> Text:
     states = ", ".join(f"{n} {state}" for state, n in counts.items())
     status = result.status.value
     line = Text(f"run {status}", style=_STYLE.get(status, ""))
-    line.append(f" in {wall:.2f}s: {len(result.steps)} steps ({states})")
+    count = len(result.steps)
+    line.append(f" in {wall:.2f}s: {count} step{'' if count == 1 else 's'} ({states})")
     ratio = speedup(result)
     if ratio is not None and result.status is not RunStatus.RUNNING:
         line.append(
