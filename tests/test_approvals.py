@@ -240,7 +240,7 @@ def test_a_timeout_that_passed_while_paused_is_applied_by_the_next_resume(tmp_pa
     [
         ({"timeout": "soon"}, "is not a duration"),
         ({"timeout": "1h", "on_timeout": "ignore"}, "on_timeout must be 'reject' or 'approve'"),
-        ({"default": 1}, "apply only with a timeout"),
+        ({"default": 1}, "apply only with the wait's own timeout, under params"),
     ],
 )
 def test_bad_timeout_settings_fail_validation(params: dict[str, object], message: str) -> None:

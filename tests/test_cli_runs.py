@@ -138,3 +138,48 @@ def test_kill_9_during_a_run_then_resume_finishes_it(project: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["outputs"]["c"] == {"done": "c"}
     assert (project / "ledger").read_text().split() == ["a", "b", "b", "c"]
+
+
+WAITING = """\
+name: {name}
+steps:
+  ok:
+    kind: approval
+    prompt: Ship it?
+    params: {{timeout: {timeout}, on_timeout: approve, default: {{target: staging}}}}
+  ship:
+    kind: shell
+    depends_on: ok
+    command: |
+      echo '{{"shipped": true}}'
+"""
+
+
+def test_resume_due_applies_on_timeout_to_the_paused_runs_whose_wait_is_over(
+    project: Path,
+) -> None:
+    write(project, "soon.yaml", WAITING.format(name="soon", timeout="0.2s"))
+    write(project, "later.yaml", WAITING.format(name="later", timeout="1h"))
+    ids = {}
+    for name in ("soon", "later"):
+        done = pardag(project, "run", f"{name}.yaml", "--json")
+        assert done.returncode == 3, done.stderr  # paused: nothing else to do
+        ids[name] = json.loads(done.stdout)["run_id"]
+    time.sleep(0.3)  # let the short wait pass; no timing is asserted
+    due = pardag(project, "resume", "--due", "--json")
+    assert due.returncode == 0, due.stderr
+    resumed = json.loads(due.stdout)
+    assert resumed["run_id"] == ids["soon"]
+    assert resumed["outputs"] == {"ok": {"target": "staging"}, "ship": {"shipped": True}}
+    later = json.loads(pardag(project, "show", ids["later"], "--json").stdout)
+    assert later["status"] == "paused"  # its hour is not over: left alone
+    again = pardag(project, "resume", "--due")
+    assert again.returncode == 0, again.stderr
+    assert "no paused run has an approval wait that is over" in again.stderr
+
+
+def test_resume_takes_a_run_id_or_due(project: Path) -> None:
+    for args in ((), ("abcdef", "--due")):
+        done = pardag(project, "resume", *args)
+        assert done.returncode == 2
+        assert "give a run id, or --due (not both)" in done.stderr

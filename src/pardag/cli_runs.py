@@ -156,7 +156,17 @@ def logs_command(
 
 @app.command("resume")
 def resume_command(
-    run_id: Annotated[str, typer.Argument(help="The run's id (or its first 6+ characters).")],
+    run_id: Annotated[
+        str | None, typer.Argument(help="The run's id (or its first 6+ characters).")
+    ] = None,
+    due: Annotated[
+        bool,
+        typer.Option(
+            "--due",
+            help="Resume every paused run whose approval wait is over (for cron), applying "
+            "its on_timeout.",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
     store: StoreOpt = None,
     config: ConfigOpt = None,
@@ -164,9 +174,27 @@ def resume_command(
 ) -> None:
     """Finish a run whose process died: what succeeded is kept, the rest runs."""
     session = _Session(debug)
+    if (run_id is None) == (not due):
+        with _reported(session):
+            raise ArgumentError("give a run id, or --due (not both): pardag resume RUN_ID")
+    codes = []
     with _reported(session), _open(store, config) as opened:
-        result = _go_on(opened, run_id, lambda rid: pardag.resume(rid, store=opened))
-    raise typer.Exit(_finish(result, json_output, session))
+        todo = history.due_runs(opened) if due else [run_id]
+        if not todo:
+            _stderr.print("no paused run has an approval wait that is over", markup=False)
+        for rid in todo:
+            assert rid is not None
+            result = _go_on(opened, rid, lambda found: pardag.resume(found, store=opened))
+            codes.append(_finish(result, json_output, session))
+    raise typer.Exit(_worst(codes))
+
+
+def _worst(codes: list[int]) -> int:
+    """One exit code for several runs: a failure before a pause before success."""
+    for code in (130, 1, 3):
+        if code in codes:
+            return code
+    return max(codes, default=0)
 
 
 @app.command("approve")

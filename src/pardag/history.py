@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "approve",
     "cancel",
+    "due_runs",
     "find_import_path",
     "latest_attempts",
     "open_run_store",
@@ -233,6 +234,36 @@ def _paused_since(steps: list[StepRecord]) -> dict[str, float]:
         if rec.state == "paused" and rec.started_at is not None:
             since[rec.step_id] = min(since.get(rec.step_id, rec.started_at), rec.started_at)
     return since
+
+
+def due_runs(store: Store, now: float | None = None) -> list[str]:
+    """Paused runs with an approval whose wait is over: resuming one applies its ``on_timeout``.
+
+    Nothing watches a paused run's clock once its process has exited, so ``pardag resume
+    --due``, run from cron or a timer, is what applies approval timeouts to such runs. A run
+    whose workflow can no longer be rebuilt is left out (``pardag resume RUN`` says why).
+    """
+    from pardag.units import parse_duration
+
+    now = time.time() if now is None else now
+    due = []
+    for record in store.list_runs(status="paused", limit=1_000_000):
+        every = store.get_steps(record.run_id)
+        paused = [s for s in latest_attempts(every).values() if s.state == "paused"]
+        since = _paused_since(every)
+        try:
+            steps = workflow_of(record).steps
+        except Exception:  # a file or module gone since: resume by hand, which says why
+            continue
+        for rec in paused:
+            step = steps.get(rec.step_id)
+            limit = step.params.get("timeout") if step is not None else None
+            if step is None or step.kind != "approval" or limit is None:
+                continue
+            if since[rec.step_id] + parse_duration(limit, "timeout") <= now:
+                due.append(record.run_id)
+                break
+    return due
 
 
 def latest_attempts(steps: list[StepRecord]) -> dict[str, StepRecord]:

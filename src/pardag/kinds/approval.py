@@ -154,7 +154,10 @@ def _timeout_problems(params: Mapping[str, Any]) -> list[str]:
     if params.get("on_timeout", "reject") not in ("reject", "approve"):
         out.append(f"on_timeout must be 'reject' or 'approve', got {params['on_timeout']!r}")
     if ("on_timeout" in params or "default" in params) and "timeout" not in params:
-        out.append("on_timeout and default apply only with a timeout: add timeout: '1h'")
+        out.append(
+            "on_timeout and default apply only with the wait's own timeout, under params "
+            "(params: {timeout: '1h'}); a step-level timeout limits a run of the step, not the wait"
+        )
     return out
 
 
