@@ -11,11 +11,14 @@ The hierarchy::
     │   ├── StepTimeout           ... because it ran past its timeout
     │   └── StepCancelled         ... because the run was cancelled under it
     ├── StepPaused                a step waits for a person (raised by approval steps)
+    ├── StepSkipped               a step skips itself (raised by the step, with a reason)
+    ├── MissingRuntime            a step language's runtime is not installed (names the extra)
     ├── RunCancelled              the run was cancelled (Ctrl-C, ``Runner.cancel``)
     └── RunTimedOut               the run ran past its ``timeout``
 
 ``ArgumentError``, ``ValidationError`` and ``CycleError`` are also ``ValueError`` so that code
-written against plain Python conventions still catches them. A step's own exception is never
+written against plain Python conventions still catches them; ``MissingRuntime`` is also an
+``ImportError``. A step's own exception is never
 swallowed: it is ``StepFailed.cause`` (and ``__cause__``), with its formatted traceback in
 ``StepFailed.traceback``.
 """
