@@ -183,3 +183,80 @@ def test_resume_takes_a_run_id_or_due(project: Path) -> None:
         done = pardag(project, "resume", *args)
         assert done.returncode == 2
         assert "give a run id, or --due (not both)" in done.stderr
+
+
+GATED = """\
+name: gated
+steps:
+  wait:
+    kind: shell
+    command: while [ ! -e go ]; do sleep 0.05; done; echo '{"waited":true}'
+  after:
+    kind: shell
+    depends_on: wait
+    command: echo '{"after":true}'
+"""
+
+
+def test_logs_follow_prints_events_as_they_come_until_the_run_ends(project: Path) -> None:
+    write(project, "gated.yaml", GATED)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pardag", "run", "gated.yaml"],
+        cwd=project,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert run.stderr is not None
+    run_id = run.stderr.readline().split()[1]  # "run <id>" comes first
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "pardag", "logs", run_id, "--follow"],
+        cwd=project,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert follow.stdout is not None
+        first = [json.loads(follow.stdout.readline()) for _ in range(3)]
+        # the run is held at 'wait': what came so far was printed, and the follower waits on
+        assert [e["kind"] for e in first] == ["run_started", "step_ready", "step_started"]
+        assert follow.poll() is None
+        (project / "go").touch()
+        rest, err = follow.communicate(timeout=30)
+    finally:
+        (project / "go").touch()
+        run.communicate(timeout=30)
+        follow.kill()
+    assert follow.returncode == 0, err
+    events = [json.loads(line) for line in rest.splitlines()]
+    assert [e["seq"] for e in first + events] == list(range(1, len(events) + 4))
+    assert events[-1]["kind"] == "run_finished"
+    assert ("step_succeeded", "after") in [(e["kind"], e["step"]) for e in events]
+
+
+def test_logs_follow_of_a_run_whose_process_died_says_how_to_finish_it(project: Path) -> None:
+    write(project, "flow.yaml", SLOW)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pardag", "run", "flow.yaml"],
+        cwd=project,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stderr is not None
+    run_id = proc.stderr.readline().split()[1]
+    deadline = time.monotonic() + 30
+    while not (project / "started").exists():
+        assert time.monotonic() < deadline, "step b never started"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    done = pardag(project, "logs", run_id, "--follow")
+    assert done.returncode == 1
+    assert f"run {run_id}: its process is gone; `pardag resume {run_id[:12]}`" in done.stderr
+    assert json.loads(done.stdout.splitlines()[0])["kind"] == "run_started"

@@ -141,6 +141,12 @@ def show_command(
 def logs_command(
     run_id: Annotated[str, typer.Argument(help="The run's id (or its first 6+ characters).")],
     step: Annotated[str | None, typer.Argument(help="Only this step's events.")] = None,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow", "-f", help="Keep printing new events until the run stops running."
+        ),
+    ] = False,
     store: StoreOpt = None,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
@@ -148,10 +154,33 @@ def logs_command(
     """Print a run's events as JSON lines (one step's, when given)."""
     with _reported(_Session(debug)), _open(store, config) as opened:
         record = _find(opened, run_id)
-        for e in opened.get_events(record.run_id, step):
-            line = {"seq": e.seq, "at": e.at, "kind": e.kind, "step": e.step}
-            line |= {"attempt": e.attempt, **json.loads(e.data_json or "{}")}
-            typer.echo(json.dumps(line))
+        last = _print_events(opened, record.run_id, step, 0)
+        while follow and (record := _find(opened, record.run_id)).status == "running":
+            if history.process_gone(record):
+                _stderr.print(
+                    f"run {record.run_id}: its process is gone; `pardag resume "
+                    f"{record.run_id[:12]}` finishes it",
+                    markup=False,
+                )
+                raise typer.Exit(1)
+            time.sleep(_FOLLOW_EVERY)
+            last = _print_events(opened, record.run_id, step, last)
+        if follow:  # what the run wrote with its last status
+            _print_events(opened, record.run_id, step, last)
+
+
+_FOLLOW_EVERY = 0.25
+"""Seconds between two looks at the store while following a run."""
+
+
+def _print_events(opened: Store, run_id: str, step: str | None, after: int) -> int:
+    """Print the events numbered above ``after``; returns the last number printed."""
+    for e in opened.get_events(run_id, step, after=after):
+        line = {"seq": e.seq, "at": e.at, "kind": e.kind, "step": e.step}
+        line |= {"attempt": e.attempt, **json.loads(e.data_json or "{}")}
+        typer.echo(json.dumps(line))
+        after = e.seq
+    return after
 
 
 @app.command("resume")

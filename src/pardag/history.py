@@ -35,6 +35,7 @@ __all__ = [
     "find_import_path",
     "latest_attempts",
     "open_run_store",
+    "process_gone",
     "reject",
     "resume",
     "run_record",
@@ -157,6 +158,17 @@ def _check_resumable(record: RunRecord) -> None:
             f"run {record.run_id} is still running in process {pid} on this machine; "
             "wait for it, or stop that process first"
         )
+
+
+def process_gone(record: RunRecord) -> bool:
+    """Whether a run recorded as running lost its process: one on this machine that is dead.
+
+    (A process on another machine cannot be looked at from here: it counts as alive.)
+    """
+    host, _, pid = (record.owner or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    return int(pid) != os.getpid() and not _alive(int(pid))
 
 
 def _alive(pid: int) -> bool:

@@ -314,6 +314,15 @@ def test_events_by_step(store: Store) -> None:
     assert store.get_events("run000001", step="zzz") == []
 
 
+def test_events_after_a_seq_are_only_the_newer_ones(store: Store) -> None:
+    store.create_run(new_run())
+    kinds = [(1, None), (2, "a"), (3, "b"), (4, "a"), (5, None)]
+    store.write(events=[EventRecord("run000001", n, T0 + n, "k", step) for n, step in kinds])
+    assert [e.seq for e in store.get_events("run000001", after=2)] == [3, 4, 5]
+    assert [e.seq for e in store.get_events("run000001", step="a", after=2)] == [4]
+    assert store.get_events("run000001", after=5) == []
+
+
 def test_a_duplicate_event_is_an_error(store: Store) -> None:
     store.create_run(new_run())
     store.write(events=[EventRecord("run000001", 1, T0, "run_started")])

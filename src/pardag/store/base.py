@@ -204,8 +204,9 @@ class Store(ABC):
         """Every attempt of every step of the run, by step then attempt."""
 
     @abstractmethod
-    def get_events(self, run_id: str, step: str | None = None) -> list[EventRecord]:
-        """The run's events (only ``step``'s when given), in ``seq`` order."""
+    def get_events(self, run_id: str, step: str | None = None, after: int = 0) -> list[EventRecord]:
+        """The run's events (only ``step``'s when given) numbered above ``after``, in ``seq``
+        order; ``after`` lets a follower read only what is new."""
 
     @abstractmethod
     def get_answers(self, run_id: str) -> dict[str, Answer]:

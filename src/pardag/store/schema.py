@@ -249,8 +249,10 @@ SELECT_RUN_PREFIX = _select(
     "runs", RUN_COLUMNS, "substr(run_id, 1, ?) = ? ORDER BY created_at DESC, run_id DESC LIMIT 6"
 )
 SELECT_STEPS = _select("steps", STEP_COLUMNS, "run_id = ?")
-SELECT_EVENTS = _select("events", EVENT_COLUMNS, "run_id = ? ORDER BY seq")
-SELECT_STEP_EVENTS = _select("events", EVENT_COLUMNS, "run_id = ? AND step = ? ORDER BY seq")
+SELECT_EVENTS = _select("events", EVENT_COLUMNS, "run_id = ? AND seq > ? ORDER BY seq")
+SELECT_STEP_EVENTS = _select(
+    "events", EVENT_COLUMNS, "run_id = ? AND step = ? AND seq > ? ORDER BY seq"
+)
 SELECT_ANSWERS = _select("answers", ANSWER_COLUMNS, "run_id = ?")
 SELECT_CACHE = _select("cache", CACHE_COLUMNS, "key = ? AND (expires_at IS NULL OR expires_at > ?)")
 

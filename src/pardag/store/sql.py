@@ -111,11 +111,11 @@ class SQLStore(Store):
         steps = [schema.step_from_row(r) for r in self._read(schema.SELECT_STEPS, (run_id,))]
         return sorted(steps, key=schema.step_order)
 
-    def get_events(self, run_id: str, step: str | None = None) -> list[EventRecord]:
+    def get_events(self, run_id: str, step: str | None = None, after: int = 0) -> list[EventRecord]:
         if step is None:
-            rows = self._read(schema.SELECT_EVENTS, (run_id,))
+            rows = self._read(schema.SELECT_EVENTS, (run_id, after))
         else:
-            rows = self._read(schema.SELECT_STEP_EVENTS, (run_id, step))
+            rows = self._read(schema.SELECT_STEP_EVENTS, (run_id, step, after))
         return [schema.event_from_row(r) for r in rows]
 
     def get_answers(self, run_id: str) -> dict[str, Answer]:
