@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import resource
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -208,7 +209,17 @@ def test_the_action_is_run_code_on_processes() -> None:
     wf.add("s", params=_code("def run():\n    return 1\n"))
     action = PythonKind().action(wf.steps["s"], CTX)
     assert action.executor == "processes"
-    assert action.fn.func is pycode.run_code  # type: ignore[attr-defined]
+    assert action.fn == pycode.CodeCall("s", "def run():\n    return 1\n")
+
+
+def test_unpicklable_run_params_are_named_with_the_step_not_its_source() -> None:
+    wf = Workflow("params")
+    wf.add("s", params=_code("def run(params):\n    return 1\n"))
+    reason = _error(wf.run(params={"lock": threading.Lock()}), "s").reason
+    assert reason.startswith(
+        "TypeError: the arguments of Python code step 's' cannot be pickled for the processes "
+        "executor (TypeError: cannot pickle '_thread.lock' object)"
+    )
 
 
 # --- the runner survives ----------------------------------------------------------------

@@ -25,6 +25,7 @@ import linecache
 import pickle
 import traceback
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from types import CodeType
 from typing import Any
 
@@ -33,6 +34,7 @@ from pardag.errors import PardagError
 __all__ = [
     "MAX_MEMORY",
     "MAX_OUTPUT",
+    "CodeCall",
     "PythonStepError",
     "compile_code",
     "in_process",
@@ -96,6 +98,23 @@ def run_code(
             ) from None
     _check_size(step_id, value, output)
     return value
+
+
+@dataclass(frozen=True)
+class CodeCall:
+    """One code step's call on the ``processes`` executor: picklable (a module-level class
+    with its code's text), and named after its step in messages, not by its whole source."""
+
+    step_id: str
+    code: str
+    memory: int = MAX_MEMORY
+    output: int = MAX_OUTPUT
+
+    def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        return run_code(self.step_id, self.code, args, kwargs, self.memory, self.output)
+
+    def __repr__(self) -> str:
+        return f"Python code step {self.step_id!r}"
 
 
 def in_process(step_id: str, compiled: CodeType, is_async: bool) -> Callable[..., Any]:

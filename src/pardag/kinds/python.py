@@ -32,7 +32,6 @@ from __future__ import annotations
 import ast
 import contextlib
 import difflib
-import functools
 import importlib
 import inspect
 import traceback
@@ -319,9 +318,7 @@ def _code_action(step: Step) -> Action:
     if executor != "processes":
         is_async = default_executor(stub) == "async"
         return Action(pycode.in_process(step.id, compiled, is_async), executor, binder)
-    call = functools.partial(
-        pycode.run_code, step.id, code, memory=pycode.MAX_MEMORY, output=pycode.MAX_OUTPUT
-    )
+    call = pycode.CodeCall(step.id, code, pycode.MAX_MEMORY, pycode.MAX_OUTPUT)
     return Action(call, "processes", _packed(binder))
 
 
