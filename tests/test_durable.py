@@ -13,8 +13,10 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -243,3 +245,43 @@ def test_shell_steps_get_a_stable_idempotency_key(url: str) -> None:
     result = wf.run(store=url)
     assert result.outputs["env"]["stdout"].strip() == f"{result.run_id}:env"
     assert result.outputs["tpl"]["stdout"].strip() == f"{result.run_id}:tpl"
+
+
+def test_a_recorded_workflow_orders_its_next_run_by_past_durations(url: str) -> None:
+    """Duration history: by step count the chain b1 -> b2 -> b3 is the longer path, so the
+    first run starts b1; the store then knows 'slow' takes far longer, so the next run starts
+    it first. One slot, so the first step started is the one the order put first."""
+    wf = pardag.Workflow("history", max_concurrency=1)
+    wf.add("slow", lambda: time.sleep(0.2))
+    wf.add("b1", lambda: None)
+    wf.add("b2", lambda: None, depends_on=["b1"])
+    wf.add("b3", lambda: None, depends_on=["b2"])
+
+    def first_started(**run: Any) -> str:
+        recorder = pardag.Recorder()
+        wf.run(listeners=[recorder], **run)
+        return next(e.step for e in recorder.events if e.kind == "step_started")
+
+    assert first_started() == "b1"  # no store: counts
+    assert first_started(store=url) == "b1"  # an empty history: counts
+    assert first_started(store=url) == "slow"  # the history
+    wf.steps["b1"].estimate = 10.0  # a declared estimate still wins over the history
+    assert first_started(store=url) == "b1"
+    assert first_started(store=url, mode="levels") == "b1"  # levels: by level, then id
+
+
+def test_past_durations_stay_out_of_the_way_without_use(url: str) -> None:
+    from pardag.model import Mode
+    from pardag.runner import past_durations
+
+    wf = pardag.Workflow("quiet")
+    wf.add("a", lambda: 1, estimate=2.0)
+    wf.add("b", lambda: 1)
+    wf.run(store=url)
+    with open_store(url) as store:
+        graph = wf.compile()
+        assert past_durations(None, "quiet", graph, Mode.DYNAMIC) is None
+        assert past_durations(store, "quiet", graph, Mode.LEVELS) is None
+        assert past_durations(store, "never-ran", graph, Mode.DYNAMIC) is None
+        found = past_durations(store, "quiet", graph, Mode.DYNAMIC)
+        assert found is not None and found[0] == 2.0 and 0 <= found[1] < 2.0

@@ -22,6 +22,7 @@ import os
 import random
 import signal
 import socket
+import statistics
 import threading
 import time
 import uuid
@@ -155,7 +156,7 @@ class Runner:
         self._stop_reason = ""
         self._first_failure: StepFailed | None = None
         self._wakeup_armed: float | None = None
-        self.sched = self._scheduler()
+        self.sched = self._scheduler(past_durations(store, workflow, graph, settings.mode))
         self.sched.log_all = bool(self._listeners)
         self._ahead_allowed = self._may_hand_over_ahead()
         self._chain = self._chains()
@@ -660,7 +661,7 @@ class Runner:
         while self._inbox:  # threads that ended during close release their slots
             self._settle(*self._inbox.popleft())
 
-    def _scheduler(self) -> Scheduler:
+    def _scheduler(self, durations: Sequence[float] | None) -> Scheduler:
         s = self.settings
         pools = {
             name: Pool(*spec) if isinstance(spec, tuple) else Pool(spec)
@@ -681,6 +682,7 @@ class Runner:
             mode=s.mode,
             limit=s.max_concurrency or None,
             pools=pools,
+            durations=durations,
             resources=resources,
         )
 
@@ -979,6 +981,32 @@ def _actions(steps: Sequence[Step], ctx: RunContext) -> list[Action]:
             shared[(fn, step.executor)] = action
         out.append(action)
     return out
+
+
+HISTORY_RUNS = 10
+"""Recent runs of a workflow whose step durations order its next run (duration history)."""
+
+
+def past_durations(
+    store: Store | None, workflow: str, graph: Graph, mode: Mode
+) -> list[float] | None:
+    """Each step's ``estimate``, else its mean duration in the workflow's recent recorded runs.
+
+    The dynamic order runs first what has the longest remaining path; without estimates every
+    step counts 1, which knows nothing of a slow step. With a run store the past says more: a
+    step never seen counts as the typical step of the workflow. None (estimates or 1) without
+    a store, without history, in ``levels`` mode, or when every step has an estimate.
+    """
+    if store is None or mode is Mode.LEVELS or all(s.estimate is not None for s in graph.steps):
+        return None
+    try:
+        past = store.step_durations(workflow, HISTORY_RUNS)
+    except StoreError:
+        return None  # only an order is lost; the journal reports a store that is really down
+    if not past:
+        return None
+    typical = statistics.median(past.values())
+    return [s.estimate if s.estimate is not None else past.get(s.id, typical) for s in graph.steps]
 
 
 def _settings_dict(settings: Settings) -> dict[str, Any]:

@@ -633,3 +633,28 @@ def test_a_write_that_returned_survives_the_writer_being_killed(store_url: str) 
     with open_store(store_url, create=False) as store:
         assert [s.output_json for s in store.get_steps("killed")] == ["42"]
         assert len(store.get_events("killed")) == 1
+
+
+def test_step_durations_average_the_latest_runs_of_a_workflow(store: Store) -> None:
+    def attempt(run: str, step: str, seconds: float, **fields: Any) -> StepRecord:
+        values: dict[str, Any] = {"state": "succeeded", "started_at": T0, "finished_at": T0}
+        values["finished_at"] = T0 + seconds
+        values.update(fields)
+        return StepRecord(run, step, 1, **values)
+
+    for n, (workflow, created) in enumerate([("wf", 1), ("wf", 2), ("wf", 3), ("other", 4)]):
+        store.create_run(new_run(f"run{n:06d}", workflow=workflow, created_at=T0 + created))
+    store.write(
+        steps=[
+            attempt("run000000", "a", 9.0),  # the oldest run: left out with runs=2
+            attempt("run000001", "a", 1.0),
+            attempt("run000002", "a", 3.0),
+            attempt("run000001", "b", 5.0, state="failed"),  # did not succeed
+            attempt("run000002", "b", 7.0, cached=True),  # did not run
+            attempt("run000002", "c", 2.0),
+            attempt("run000003", "a", 100.0),  # another workflow
+        ]
+    )
+    assert store.step_durations("wf", runs=2) == {"a": 2.0, "c": 2.0}
+    assert store.step_durations("wf", runs=3) == {"a": pytest.approx(13 / 3), "c": 2.0}
+    assert store.step_durations("nothing") == {}

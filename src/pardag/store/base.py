@@ -209,6 +209,11 @@ class Store(ABC):
         order; ``after`` lets a follower read only what is new."""
 
     @abstractmethod
+    def step_durations(self, workflow: str, runs: int = 10) -> dict[str, float]:
+        """Each step's mean duration in seconds over ``workflow``'s latest ``runs`` runs, from
+        its succeeded attempts that ran (not cache hits): the run's duration history."""
+
+    @abstractmethod
     def get_answers(self, run_id: str) -> dict[str, Answer]:
         """The answers given to the run's approval steps, by step id."""
 

@@ -254,6 +254,13 @@ SELECT_STEP_EVENTS = _select(
     "events", EVENT_COLUMNS, "run_id = ? AND step = ? AND seq > ? ORDER BY seq"
 )
 SELECT_ANSWERS = _select("answers", ANSWER_COLUMNS, "run_id = ?")
+SELECT_DURATIONS = (
+    "SELECT step_id, AVG(finished_at - started_at) FROM steps WHERE run_id IN "
+    "(SELECT run_id FROM runs WHERE workflow = ? ORDER BY created_at DESC LIMIT ?) "
+    "AND state = 'succeeded' AND cached = ? AND started_at IS NOT NULL "
+    "AND finished_at IS NOT NULL GROUP BY step_id"
+)
+"""Each step's mean duration over a workflow's latest runs (succeeded, not from the cache)."""
 SELECT_CACHE = _select("cache", CACHE_COLUMNS, "key = ? AND (expires_at IS NULL OR expires_at > ?)")
 
 

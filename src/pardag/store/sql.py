@@ -118,6 +118,10 @@ class SQLStore(Store):
             rows = self._read(schema.SELECT_STEP_EVENTS, (run_id, step, after))
         return [schema.event_from_row(r) for r in rows]
 
+    def step_durations(self, workflow: str, runs: int = 10) -> dict[str, float]:
+        rows = self._read(schema.SELECT_DURATIONS, (workflow, runs, False))
+        return {str(step): float(mean) for step, mean in rows if mean is not None}
+
     def get_answers(self, run_id: str) -> dict[str, Answer]:
         answers = map(schema.answer_from_row, self._read(schema.SELECT_ANSWERS, (run_id,)))
         return {a.step_id: a for a in answers}
