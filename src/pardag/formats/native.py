@@ -23,6 +23,7 @@ from pardag.errors import CycleError, Problem, ValidationError
 from pardag.formats import apply_defaults
 from pardag.formats.document import Document
 from pardag.formats.languages import as_kind
+from pardag.formats.reading import line_of
 from pardag.kinds import KINDS
 from pardag.kinds.control import branch_handle
 from pardag.model import Mode, OnFailure, RetryPolicy, Trigger, Workflow
@@ -580,7 +581,7 @@ class _Reader:
         except ValidationError as exc:
             self.problems += self._placed(wf, exc.problems)
         if self.problems:
-            raise ValidationError(self.doc.path, sorted(self.problems, key=_line_of))
+            raise ValidationError(self.doc.path, sorted(self.problems, key=line_of))
 
     def _placed(self, wf: Workflow, problems: list[Problem]) -> list[Problem]:
         """The model's problems, but for steps with file problems already (the likely cause);
@@ -598,11 +599,6 @@ class _Reader:
                 p = Problem(p.step, p.message, self.doc.where("steps", step.id, "depends_on", n))
             out.append(p)
         return out
-
-
-def _line_of(problem: Problem) -> int:
-    line = (problem.where or "").rpartition(":")[2]
-    return int(line) if line.isdigit() else 0
 
 
 _UNKNOWN_DEP = re.compile(r"depends on unknown step '([^']*)'")

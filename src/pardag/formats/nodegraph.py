@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pardag.errors import ArgumentError, CycleError, Problem, ValidationError
+from pardag.errors import ArgumentError, CycleError, ValidationError
 from pardag.formats.document import Document
+from pardag.formats.reading import Reader
 from pardag.kinds import KINDS
 from pardag.kinds.nodegraph import condition_function
 from pardag.model import Workflow
@@ -136,25 +137,22 @@ class _Node:
     sources: dict[str, list[str | None]] = field(default_factory=dict)  # source: handles
 
 
-class _Reader:
+class _Reader(Reader):
+    """Reads a node graph: nodes first (``seen`` keeps even broken ones), then edges."""
+
     def __init__(self, doc: Document) -> None:
-        self.doc = doc
-        self.problems: list[Problem] = []
+        super().__init__(doc)
         self.nodes: dict[str, _Node] = {}  # by node id
         self.seen: dict[str, int] = {}  # every node id, broken or not: its index
         self.steps: dict[str, str] = {}  # step id: node id
-
-    def problem(self, message: str, *key: str | int, step: str | None = None) -> None:
-        self.problems.append(self.doc.problem(message, *key, step=step))
 
     def read(self) -> Workflow:
         data = self.doc.data
         if not isinstance(data, dict):
             got = type(data).__name__
-            self.problem(
+            self.fail(
                 f'a node graph is a JSON object {{"nodes": [...], "edges": [...]}}, got {got}'
             )
-            raise ValidationError(self.doc.path, self.problems)
         nodes, edges = self.list(data, "nodes"), self.list(data, "edges")
         for i, raw in enumerate(nodes):
             self.node(i, raw)

@@ -40,17 +40,16 @@ only: a precondition that does not hold fails the step once. ``continue_on_error
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import shlex
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pardag.errors import CycleError, Problem, ValidationError
 from pardag.formats.document import Document
+from pardag.formats.reading import KeyPath, Reader, hint, topological_order
 from pardag.kinds.shell import CommandFailed
 from pardag.kinds.shellflow import (
     VARIABLE,
@@ -87,8 +86,6 @@ _RETRY_FIELDS = ("limit", "interval_sec")
 _PREDICATE_FIELDS = ("predicate", "expected")
 _REFERENCE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
-KeyPath = tuple[str | int, ...]
-
 
 def detect(doc: Document) -> bool:
     """A mapping whose ``steps`` is a list holding a step with ``name`` and a command or script."""
@@ -119,22 +116,15 @@ class _Step:
     critical: bool = True
 
 
-class _Reader:
-    """Reads one document, collecting problems instead of stopping at the first."""
+class _Reader(Reader):
+    """Reads a shell-orchestrator file; ``file_env`` is its ``env``, which steps' ``env`` extend."""
 
     def __init__(self, doc: Document) -> None:
-        self.doc = doc
-        self.problems: list[Problem] = []
+        super().__init__(doc)
         self.file_env: dict[str, str] = {}
 
-    def problem(self, message: str, *key: str | int, step: str | None = None) -> None:
-        self.problems.append(self.doc.problem(message, *key, step=step))
-
     def read(self) -> Workflow:
-        data = self.doc.data
-        if not isinstance(data, Mapping) or not isinstance(data.get("steps"), list):
-            self.problem("a shell-orchestrator file is a mapping with a 'steps:' list")
-            raise ValidationError(self.doc.path, self.problems)
+        data = self.top("steps", "a shell-orchestrator file is a mapping with a 'steps:' list")
         self.unknown(data, FIELDS, ())
         wf = Workflow(self.name(data))
         wf.source = self.doc.path
@@ -149,23 +139,6 @@ class _Reader:
             return name
         self.problem("name must be a non-empty string", "name")
         return Path(self.doc.path).stem
-
-    def checked(self, wf: Workflow) -> Workflow:
-        """Validate ``wf`` too, so the model's problems (cycles, ids) come out with ours.
-
-        A step the reader already found problems with is not reported again by the model.
-        """
-        self.problems.sort(key=_line)
-        try:
-            wf.validate()
-        except CycleError as exc:
-            raise CycleError(self.doc.path, [*self.problems, *exc.problems], exc.cycle) from None
-        except ValidationError as exc:
-            flagged = {p.step for p in self.problems}
-            self.problems += [p for p in exc.problems if p.step is None or p.step not in flagged]
-        if self.problems:
-            raise ValidationError(self.doc.path, self.problems)
-        return wf
 
     # -- the file's own fields ------------------------------------------------------------
 
@@ -239,22 +212,6 @@ class _Reader:
                     )
         else:
             self.problem("env must be a mapping or a list of 'KEY=value'", *key, step=step)
-
-    def unknown(
-        self,
-        data: Mapping[str, Any],
-        known: Sequence[str],
-        key: KeyPath,
-        step: str | None = None,
-    ) -> None:
-        """A problem for each field of ``data`` not in ``known``, with the closest one."""
-        for name in data:
-            if name not in known:
-                close = difflib.get_close_matches(str(name), known, n=1)
-                hint = (
-                    f"did you mean {close[0]!r}?" if close else "the fields are " + ", ".join(known)
-                )
-                self.problem(f"unknown field {name!r}; {hint}", *key, name, step=step)
 
     # -- steps ------------------------------------------------------------------------------
 
@@ -451,7 +408,7 @@ class _Graph:
             for dep in deps:
                 children[dep].append(name)
         final = {s.name: self.with_after(s, depends[s.name], children) for s in self.steps.values()}
-        rank = _topological_rank(final)
+        rank = {name: i for i, name in enumerate(topological_order(final))}
         for s in self.steps.values():
             deps = sorted(final[s.name], key=lambda d: rank.get(d, self.steps[d].index))
             wf.add(
@@ -471,10 +428,9 @@ class _Graph:
             if dep in self.steps:
                 out.append(dep)
                 continue
-            close = difflib.get_close_matches(dep, list(self.steps), n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "declare it or fix the name"
+            fix = hint(dep, self.steps, "declare it or fix the name")
             self.reader.problem(
-                f"{field_name} names unknown step {dep!r}; {hint}",
+                f"{field_name} names unknown step {dep!r}; {fix}",
                 "steps",
                 s.index,
                 field_name,
@@ -509,22 +465,6 @@ def _descendants(roots: list[str], children: Mapping[str, list[str]]) -> list[st
     return [name for name in seen if name not in roots]
 
 
-def _topological_rank(deps: Mapping[str, list[str]]) -> dict[str, int]:
-    """Each step's position in a topological order (file order breaks ties); cycles left out."""
-    waiting = {name: len(d) for name, d in deps.items()}
-    dependents: dict[str, list[str]] = {name: [] for name in deps}
-    for name, d in deps.items():
-        for dep in d:
-            dependents[dep].append(name)
-    order = [name for name, count in waiting.items() if count == 0]
-    for name in order:  # grows while it is walked
-        for child in dependents[name]:
-            waiting[child] -= 1
-            if waiting[child] == 0:
-                order.append(child)
-    return {name: position for position, name in enumerate(order)}
-
-
 def _expand(text: str, known: Mapping[str, str]) -> str:
     """``$VAR`` and ``${VAR}`` replaced from ``known`` or the environment; unknown ones kept."""
 
@@ -534,9 +474,3 @@ def _expand(text: str, known: Mapping[str, str]) -> str:
         return match.group(0) if found is None else found
 
     return _REFERENCE.sub(value, text)
-
-
-def _line(problem: Problem) -> int:
-    """The line a problem is placed at (0 for the file as a whole), to list them in order."""
-    _, _, line = (problem.where or "").rpartition(":")
-    return int(line) if line.isdigit() else 0

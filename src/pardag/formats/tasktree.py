@@ -33,13 +33,13 @@ Functions:
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pardag.errors import CycleError, Problem, ValidationError
 from pardag.formats.document import Document
+from pardag.formats.reading import KeyPath, Reader, hint, topological_order
 from pardag.model import Workflow
 
 __all__ = ["FIELDS", "FUNCTIONS", "TASK_FIELDS", "detect", "read"]
@@ -55,8 +55,6 @@ FUNCTIONS = {
 """The functions a task can call, with the fields of their ``input``."""
 INPUT_TYPES = ("string", "number", "boolean")
 """What ``user_input.input_type`` may be."""
-
-KeyPath = tuple[str | int, ...]
 
 
 def detect(doc: Document) -> bool:
@@ -85,23 +83,16 @@ class _Task:
     parents: list[str] = field(default_factory=list)
 
 
-class _Reader:
+class _Reader(Reader):
     """Walks the tree once, collecting tasks and problems."""
 
     def __init__(self, doc: Document) -> None:
-        self.doc = doc
-        self.problems: list[Problem] = []
+        super().__init__(doc)
         self.tasks: dict[str, _Task] = {}
         self.references: list[tuple[str, str, KeyPath]] = []  # (parent, target, where)
 
-    def problem(self, message: str, *key: str | int, step: str | None = None) -> None:
-        self.problems.append(self.doc.problem(message, *key, step=step))
-
     def read(self) -> Workflow:
-        data = self.doc.data
-        if not isinstance(data, Mapping) or not isinstance(data.get("tasks"), list):
-            self.problem("a task tree is a mapping with a 'tasks' list")
-            raise ValidationError(self.doc.path, self.problems)
+        data = self.top("tasks", "a task tree is a mapping with a 'tasks' list")
         self.unknown(data, FIELDS, ())
         for raw, key, parent in self.walk(data["tasks"]):
             self.task(raw, key, parent)
@@ -227,37 +218,10 @@ class _Reader:
         for parent, target, key in self.references:
             task = self.tasks.get(target)
             if task is None:
-                close = difflib.get_close_matches(target, list(self.tasks), n=1)
-                hint = f"did you mean {close[0]!r}?" if close else "define a task with that id"
-                self.problem(f"next_tasks names unknown task {target!r}; {hint}", *key, step=parent)
+                fix = hint(target, self.tasks, "define a task with that id")
+                self.problem(f"next_tasks names unknown task {target!r}; {fix}", *key, step=parent)
             elif parent not in task.parents:
                 task.parents.append(parent)
-
-    def unknown(
-        self, data: Mapping[str, Any], known: Sequence[str], key: KeyPath, step: str | None = None
-    ) -> None:
-        """A problem for each field of ``data`` not in ``known``, with the closest one."""
-        for name in data:
-            if name not in known:
-                close = difflib.get_close_matches(str(name), known, n=1)
-                hint = (
-                    f"did you mean {close[0]!r}?" if close else "the fields are " + ", ".join(known)
-                )
-                self.problem(f"unknown field {name!r}; {hint}", *key, name, step=step)
-
-    def checked(self, wf: Workflow) -> Workflow:
-        """Validate ``wf`` too, so the model's problems (cycles, ids) come out with ours."""
-        self.problems.sort(key=_line)
-        try:
-            wf.validate()
-        except CycleError as exc:
-            raise CycleError(self.doc.path, [*self.problems, *exc.problems], exc.cycle) from None
-        except ValidationError as exc:
-            flagged = {p.step for p in self.problems}
-            self.problems += [p for p in exc.problems if p.step is None or p.step not in flagged]
-        if self.problems:
-            raise ValidationError(self.doc.path, self.problems)
-        return wf
 
 
 def _ancestors(tasks: Mapping[str, _Task]) -> dict[str, list[str]]:
@@ -266,7 +230,7 @@ def _ancestors(tasks: Mapping[str, _Task]) -> dict[str, list[str]]:
     With a cycle (through references), each task keeps its direct parents only, so that
     validation reports the cycle itself.
     """
-    order = _topological(tasks)
+    order = topological_order({tid: t.parents for tid, t in tasks.items()})
     if len(order) < len(tasks):
         return {tid: list(t.parents) for tid, t in tasks.items()}
     rank = {tid: i for i, tid in enumerate(order)}
@@ -277,25 +241,3 @@ def _ancestors(tasks: Mapping[str, _Task]) -> dict[str, list[str]]:
             found |= above[parent]
         above[tid] = found
     return {tid: sorted(above[tid], key=rank.__getitem__) for tid in order}
-
-
-def _topological(tasks: Mapping[str, _Task]) -> list[str]:
-    """Kahn's algorithm over the parent links; tasks on a cycle are left out."""
-    waiting = {tid: len(t.parents) for tid, t in tasks.items()}
-    children: dict[str, list[str]] = {tid: [] for tid in tasks}
-    for tid, t in tasks.items():
-        for parent in t.parents:
-            children[parent].append(tid)
-    order = [tid for tid, count in waiting.items() if count == 0]
-    for tid in order:  # grows while it is walked
-        for child in children[tid]:
-            waiting[child] -= 1
-            if waiting[child] == 0:
-                order.append(child)
-    return order
-
-
-def _line(problem: Problem) -> int:
-    """The line a problem is placed at (0 for the file as a whole), to list them in order."""
-    _, _, line = (problem.where or "").rpartition(":")
-    return int(line) if line.isdigit() else 0
