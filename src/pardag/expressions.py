@@ -35,6 +35,7 @@ evaluating raises :class:`~pardag.errors.ExpressionError` saying what failed, e.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -231,7 +232,10 @@ def _location(text: str, exc: TemplateSyntaxError, parser: Parser | None) -> str
     if parser is None:
         return None
     offsets = _token_offsets(text)
-    remaining = sum(1 for _ in parser.stream)  # tokens from the failing one to the end
+    try:
+        remaining = sum(1 for _ in parser.stream)  # tokens from the failing one to the end
+    except TemplateSyntaxError:  # text after the failing token the lexer cannot read
+        return None
     index = len(offsets) - remaining
     if not 0 <= index < len(offsets):
         return "the end"
@@ -239,13 +243,15 @@ def _location(text: str, exc: TemplateSyntaxError, parser: Parser | None) -> str
 
 
 def _token_offsets(text: str) -> list[int]:
-    """Where each significant token of ``text`` starts (whitespace skipped)."""
+    """Where each significant token of ``text`` starts (whitespace skipped), up to the first
+    text the lexer cannot read (a parse error can come before a lexing one: ``a b 'c``)."""
     offsets: list[int] = []
     position = 0
-    for _, kind, value in environment().lexer.tokeniter(text, None, state="variable"):
-        if kind != TOKEN_WHITESPACE:
-            offsets.append(position)
-        position += len(value)
+    with contextlib.suppress(TemplateSyntaxError):
+        for _, kind, value in environment().lexer.tokeniter(text, None, state="variable"):
+            if kind != TOKEN_WHITESPACE:
+                offsets.append(position)
+            position += len(value)
     return offsets
 
 

@@ -130,7 +130,7 @@ class _Reader(Reader):
             yield raw, key, parent
             below = raw.get("next_tasks") if isinstance(raw, Mapping) else None
             me = raw.get("id") if isinstance(raw, Mapping) else None
-            if isinstance(below, list) and isinstance(me, str):
+            if isinstance(below, list) and isinstance(me, str) and me:
                 nested = (*key, "next_tasks")
                 stack += [(t, (*nested, j), me) for j, t in reversed(list(enumerate(below)))]
 
@@ -166,7 +166,7 @@ class _Reader(Reader):
         self.unknown(value, ("name", "input"), at, step=tid)
         name = value.get("name")
         inputs = value.get("input", {})
-        if name not in FUNCTIONS:
+        if not isinstance(name, str) or name not in FUNCTIONS:
             known = ", ".join(FUNCTIONS)
             close = difflib.get_close_matches(str(name), list(FUNCTIONS), n=1)
             hint = f"; did you mean {close[0]!r}?" if close else ""
@@ -216,6 +216,8 @@ class _Reader(Reader):
     def resolve_references(self) -> None:
         """Strings in ``next_tasks``: the named task also waits for the one that names it."""
         for parent, target, key in self.references:
+            if parent not in self.tasks:  # the task naming it had a problem of its own
+                continue
             task = self.tasks.get(target)
             if task is None:
                 fix = hint(target, self.tasks, "define a task with that id")

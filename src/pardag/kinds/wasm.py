@@ -147,6 +147,10 @@ def compile_module(source: str, *, inline: bool) -> wasmtime.Module:
         raise WasmStepError(
             f"{what} does not compile: {_first_line(exc)}; fix the module"
         ) from None
+    except OSError as exc:  # a directory, no permission: stat() alone cannot tell
+        raise WasmStepError(
+            f"cannot read {what}: {exc.strerror}; give the path of a .wasm or .wat file"
+        ) from None
     with _cache_lock:
         _cache[key] = module
     return module
