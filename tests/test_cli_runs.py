@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -199,25 +200,8 @@ steps:
 
 
 def test_logs_follow_prints_events_as_they_come_until_the_run_ends(project: Path) -> None:
-    write(project, "gated.yaml", GATED)
-    run = subprocess.Popen(
-        [sys.executable, "-m", "pardag", "run", "gated.yaml"],
-        cwd=project,
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert run.stderr is not None
-    run_id = run.stderr.readline().split()[1]  # "run <id>" comes first
-    follow = subprocess.Popen(
-        [sys.executable, "-m", "pardag", "logs", run_id, "--follow"],
-        cwd=project,
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    run, run_id = _start_gated(project)
+    follow = _background(project, "logs", run_id, "--follow")
     try:
         assert follow.stdout is not None
         first = [json.loads(follow.stdout.readline()) for _ in range(3)]
@@ -238,18 +222,7 @@ def test_logs_follow_prints_events_as_they_come_until_the_run_ends(project: Path
 
 
 def test_logs_follow_of_a_run_whose_process_died_says_how_to_finish_it(project: Path) -> None:
-    write(project, "flow.yaml", SLOW)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pardag", "run", "flow.yaml"],
-        cwd=project,
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    assert proc.stderr is not None
-    run_id = proc.stderr.readline().split()[1]
+    proc, run_id = _start_run(project, "flow.yaml", SLOW)
     deadline = time.monotonic() + 30
     while not (project / "started").exists():
         assert time.monotonic() < deadline, "step b never started"
@@ -260,3 +233,127 @@ def test_logs_follow_of_a_run_whose_process_died_says_how_to_finish_it(project: 
     assert done.returncode == 1
     assert f"run {run_id}: its process is gone; `pardag resume {run_id[:12]}`" in done.stderr
     assert json.loads(done.stdout.splitlines()[0])["kind"] == "run_started"
+
+
+def _start_run(project: Path, name: str, text: str) -> tuple[subprocess.Popen[str], str]:
+    """``pardag run NAME`` in the background (its own process group) and the run's id."""
+    write(project, name, text)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pardag", "run", name],
+        cwd=project,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert run.stderr is not None
+    return run, run.stderr.readline().split()[1]  # "run <id>" comes first
+
+
+def _background(project: Path, *args: str) -> subprocess.Popen[str]:
+    """``pardag ARGS`` running beside the test, its output piped as text."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "pardag", *args],
+        cwd=project,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _start_gated(project: Path) -> tuple[subprocess.Popen[str], str]:
+    """``gated.yaml`` running in the background, held at step 'wait' until ``go`` exists."""
+    return _start_run(project, "gated.yaml", GATED)
+
+
+def test_watch_waits_for_the_run_then_shows_it(project: Path) -> None:
+    run, run_id = _start_gated(project)
+    watch = _background(project, "watch", run_id[:8])
+    try:
+        time.sleep(0.5)  # give it time to finish early, which it must not do
+        assert watch.poll() is None  # the run is held at 'wait': still watching
+        (project / "go").touch()
+        _, err = watch.communicate(timeout=30)
+    finally:
+        (project / "go").touch()
+        run.communicate(timeout=30)
+        watch.kill()
+    assert watch.returncode == 0, err
+    assert err.splitlines()[0].startswith(f"run {run_id}  gated  succeeded")
+    rows = {line.split()[0]: line.split()[1] for line in err.splitlines()[2:]}
+    assert rows == {"wait": "succeeded", "after": "succeeded"}
+
+
+def test_watch_on_a_terminal_shows_the_live_view(project: Path) -> None:
+    import pty
+
+    run, run_id = _start_gated(project)
+    main, child = pty.openpty()
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "pardag", "watch", run_id],
+        cwd=project,
+        env=clean_env(TERM="xterm"),
+        stdin=subprocess.DEVNULL,
+        stdout=child,
+        stderr=child,
+    )
+    os.close(child)
+    seen = b""
+    deadline = time.monotonic() + 30
+    try:
+        while b"running: wait" not in seen:  # the live view names the running step
+            assert time.monotonic() < deadline, seen[-2000:]
+            if select.select([main], [], [], 0.1)[0]:
+                seen += os.read(main, 4096)
+        (project / "go").touch()
+        while True:
+            assert time.monotonic() < deadline, seen[-2000:]
+            if not select.select([main], [], [], 0.1)[0]:
+                continue
+            try:
+                chunk = os.read(main, 4096)
+            except OSError:  # the child closed its end: it exited
+                break
+            if not chunk:
+                break
+            seen += chunk
+        watch.wait(timeout=30)
+    finally:
+        (project / "go").touch()
+        run.communicate(timeout=30)
+        watch.kill()
+        os.close(main)
+    assert watch.returncode == 0
+    assert b"gated" in seen and b"succeeded" in seen
+
+
+def test_watch_exits_3_for_a_paused_run(project: Path) -> None:
+    write(project, "soon.yaml", WAITING.format(name="soon", timeout="1h"))
+    done = pardag(project, "run", "soon.yaml", "--json")
+    run_id = json.loads(done.stdout)["run_id"]
+    watched = pardag(project, "watch", run_id)
+    assert watched.returncode == 3, watched.stderr
+    assert f"run {run_id}  soon  paused" in watched.stderr
+
+
+def test_recorded_events_feed_the_live_view() -> None:
+    from rich.console import Console
+
+    from pardag.cli_runs import as_event
+    from pardag.progress import LiveProgress
+    from pardag.store.base import EventRecord
+
+    live = LiveProgress(Console(file=open(os.devnull, "w")), "wf", 3)  # noqa: SIM115
+    records = [
+        EventRecord("r", 1, time.time(), "run_started"),
+        EventRecord("r", 2, time.time(), "step_started", "a", 1),
+        EventRecord("r", 3, time.time(), "step_succeeded", "a", 1),
+        EventRecord("r", 4, time.time(), "step_started", "b", 1),
+        EventRecord("r", 5, time.time(), "step_skipped", "c", 0, '{"reason": "condition false"}'),
+    ]
+    for record in records:
+        live.on_event(as_event(record))
+    assert live.counts["succeeded"] == 1 and live.counts["skipped"] == 1
+    assert list(live.running) == ["b"]

@@ -7,6 +7,7 @@ or the config file says otherwise). ``--json`` output uses the keys of ``pardag 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable
@@ -31,15 +32,19 @@ from pardag.cli import (
 )
 from pardag.config import resolve
 from pardag.errors import ArgumentError
+from pardag.events import Event, EventKind
 from pardag.history import latest_attempts
-from pardag.progress import print_trimmed
+from pardag.progress import LiveProgress, print_trimmed
 from pardag.results import RunResult
 from pardag.store import DEFAULT_PATH, open_store
-from pardag.store.base import RunRecord, StepRecord, Store
+from pardag.store.base import EventRecord, RunRecord, StepRecord, Store
 
 __all__ = ["run_json"]
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+
+
+RunIdArg = Annotated[str, typer.Argument(help="The run's id (or its first 6+ characters).")]
 
 
 def _open(store: str | None, config: Any) -> Store:
@@ -99,7 +104,7 @@ def runs_command(
 
 @app.command("show")
 def show_command(
-    run_id: Annotated[str, typer.Argument(help="The run's id (or its first 6+ characters).")],
+    run_id: RunIdArg,
     outputs: Annotated[bool, typer.Option("--outputs", help="Show each step's output.")] = False,
     json_output: JsonOpt = False,
     store: StoreOpt = None,
@@ -113,33 +118,94 @@ def show_command(
         if json_output:
             typer.echo(json.dumps(run_json(record, steps), indent=2))
             return
-        _stderr.print(
-            f"run {record.run_id}  {record.workflow}  {record.status}  {_when(record.created_at)}",
-            markup=False,
-        )
-        table = Table(box=None, pad_edge=False, header_style="bold")
-        columns = ["step", "state", "duration", "attempts", "reason / error"]
-        for column in [*columns, *(["output"] if outputs else [])]:
-            table.add_column(column)
-        for sid, last in latest_attempts(steps).items():
-            row = [
-                sid,
-                last.state,
-                _duration(last),
-                str(last.attempt),
-                last.error or last.reason or "",
-            ]
-            if outputs:
-                row.append(last.output_json or "")
-            table.add_row(*(Text(cell) for cell in row))
-        print_trimmed(_stderr, table)
-        if record.error:
-            _stderr.print(f"error: {record.error}", markup=False)
+        _print_run(record, steps, outputs)
+
+
+def _print_run(record: RunRecord, steps: list[StepRecord], outputs: bool = False) -> None:
+    """A recorded run as ``show`` prints it: a head line, a table of its steps, its error."""
+    _stderr.print(
+        f"run {record.run_id}  {record.workflow}  {record.status}  {_when(record.created_at)}",
+        markup=False,
+    )
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    columns = ["step", "state", "duration", "attempts", "reason / error"]
+    for column in [*columns, *(["output"] if outputs else [])]:
+        table.add_column(column)
+    for sid, last in latest_attempts(steps).items():
+        row = [sid, last.state, _duration(last), str(last.attempt), last.error or last.reason or ""]
+        if outputs:
+            row.append(last.output_json or "")
+        table.add_row(*(Text(cell) for cell in row))
+    print_trimmed(_stderr, table)
+    if record.error:
+        _stderr.print(f"error: {record.error}", markup=False)
+
+
+@app.command("watch")
+def watch_command(
+    run_id: RunIdArg,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Watch a run started elsewhere, live on a terminal, until it stops running; then show it."""
+    with _reported(_Session(debug)), _open(store, config) as opened:
+        record = _find(opened, run_id)
+        total = _step_count(record, opened)
+        live = LiveProgress(_stderr, record.workflow, total) if _stderr.is_terminal else None
+        with live or contextlib.nullcontext():
+            record = _follow(opened, record, live)
+        _print_run(record, opened.get_steps(record.run_id))
+    raise typer.Exit(_RUN_EXIT.get(record.status, 1))
+
+
+_RUN_EXIT = {"succeeded": 0, "paused": 3, "cancelled": 130}
+"""Exit codes of ``watch`` by the run's status, as ``pardag run`` would have exited."""
+
+
+def _step_count(record: RunRecord, opened: Store) -> int:
+    """How many steps the run has: from its definition, else from what it recorded."""
+    try:
+        return len(history.workflow_of(record).steps)
+    except Exception:  # a file or module gone since: the steps seen will do
+        return len(latest_attempts(opened.get_steps(record.run_id)))
+
+
+def _follow(opened: Store, record: RunRecord, live: LiveProgress | None) -> RunRecord:
+    """Feed the run's events to ``live`` until the run stops running; its record then."""
+    last = 0
+    while True:
+        status = record.status
+        for e in opened.get_events(record.run_id, after=last):
+            last = e.seq
+            if live is not None:
+                live.on_event(as_event(e))
+        if status != "running":
+            return record
+        if history.process_gone(record):
+            raise ArgumentError(
+                f"run {record.run_id}: its process is gone; `pardag resume "
+                f"{record.run_id[:12]}` finishes it"
+            )
+        time.sleep(_FOLLOW_EVERY)
+        record = _find(opened, record.run_id)
+
+
+def as_event(e: EventRecord) -> Event:
+    """A recorded event as the live view takes it (its time moved onto the monotonic clock)."""
+    return Event(
+        EventKind(e.kind),
+        e.run_id,
+        time.monotonic() - (time.time() - e.at),
+        e.step,
+        e.attempt or 0,
+        json.loads(e.data_json or "{}"),
+    )
 
 
 @app.command("logs")
 def logs_command(
-    run_id: Annotated[str, typer.Argument(help="The run's id (or its first 6+ characters).")],
+    run_id: RunIdArg,
     step: Annotated[str | None, typer.Argument(help="Only this step's events.")] = None,
     follow: Annotated[
         bool,
@@ -228,7 +294,7 @@ def _worst(codes: list[int]) -> int:
 
 @app.command("approve")
 def approve_command(
-    run_id: Annotated[str, typer.Argument(help="The run's id (or its first 6+ characters).")],
+    run_id: RunIdArg,
     step: Annotated[str, typer.Argument(help="The approval step waiting for an answer.")],
     input_: Annotated[
         str,
@@ -257,7 +323,7 @@ def approve_command(
 
 @app.command("reject")
 def reject_command(
-    run_id: Annotated[str, typer.Argument(help="The run's id (or its first 6+ characters).")],
+    run_id: RunIdArg,
     step: Annotated[str, typer.Argument(help="The approval step waiting for an answer.")],
     reason: Annotated[str, typer.Option(help="Why; the step fails with it.")] = "",
     json_output: JsonOpt = False,
@@ -274,7 +340,7 @@ def reject_command(
 
 @app.command("cancel")
 def cancel_command(
-    run_id: Annotated[str, typer.Argument(help="The run's id (or its first 6+ characters).")],
+    run_id: RunIdArg,
     store: StoreOpt = None,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
