@@ -535,3 +535,34 @@ def test_branch_on_a_step_that_is_not_a_condition_is_a_problem() -> None:
     with pytest.raises(ValidationError) as info:
         wf.validate()
     assert "branch names 'a', which is a 'python' step, not a condition" in str(info.value)
+
+
+@pytest.mark.parametrize("fn", [42, "print"])
+def test_a_step_that_is_not_a_function_is_a_validation_problem(fn: Any) -> None:
+    wf = Workflow("not_callable")
+    wf.add("a", fn)  # no TypeError from looking at its parameters
+    with pytest.raises(ValidationError) as info:
+        wf.validate()
+    [problem] = info.value.problems
+    assert problem.message.startswith(f"a python step needs a callable, got {fn!r}")
+
+
+def test_a_builtin_without_a_signature_can_be_a_step() -> None:
+    wf = Workflow("builtin")
+    wf.add("a", print)  # inspect cannot read print's parameters
+    assert wf.run().outputs == {"a": None}
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("shel", "kind 'shel' is unknown; did you mean 'shell'?"),
+        ("zzz", "kind 'zzz' is unknown; use one of accumulator, approval,"),
+    ],
+)
+def test_an_unknown_kind_suggests_the_closest(kind: str, message: str) -> None:
+    wf = Workflow("kinds")
+    wf.add("a", kind=kind)
+    with pytest.raises(ValidationError) as info:
+        wf.validate()
+    assert info.value.problems[0].message.startswith(message)

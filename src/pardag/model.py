@@ -457,10 +457,12 @@ def _unknown_option(exc: TypeError) -> str:
 
 def _infer_deps(fn: Callable[..., Any] | None, known: Mapping[str, Step]) -> tuple[str, ...]:
     """Dependencies named by ``fn``'s parameters: required ones, and defaulted ones naming steps."""
-    if fn is None:
+    try:
+        params = inspect.signature(fn).parameters.values() if fn is not None else ()
+    except (TypeError, ValueError):  # not callable, or no signature: validation says which
         return ()
     deps = []
-    for p in inspect.signature(fn).parameters.values():
+    for p in params:
         if p.name in RESERVED_PARAMS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         if p.default is p.empty or p.name in known:

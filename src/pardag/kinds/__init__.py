@@ -6,6 +6,7 @@ run start (``action``), so nothing about a kind is decided inside the scheduler'
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
@@ -73,6 +74,9 @@ def kind_problems(step: Step) -> list[str]:
     """Validation messages for ``step`` from its kind (an unknown kind is one)."""
     kind = _kinds().get(step.kind)
     if kind is None:
+        close = difflib.get_close_matches(str(step.kind), list(_kinds()), n=1)
+        if close:
+            return [f"kind {step.kind!r} is unknown; did you mean {close[0]!r}?"]
         known = ", ".join(sorted(_kinds()))
         return [f"kind {step.kind!r} is unknown; use one of {known}"]
     try:
