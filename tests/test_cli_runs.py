@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+import pardag as pardag_api
 from tests.test_cli import clean_env, pardag, write
 
 FLOW = """\
@@ -357,3 +358,13 @@ def test_recorded_events_feed_the_live_view() -> None:
         live.on_event(as_event(record))
     assert live.counts["succeeded"] == 1 and live.counts["skipped"] == 1
     assert list(live.running) == ["b"]
+
+
+def test_an_unknown_status_filter_is_an_error_not_an_empty_list(project: Path) -> None:
+    done = pardag(project, "runs", "--status", "succeded")
+    assert done.returncode == 2
+    assert "Invalid --status value 'succeded': use one of running, succeeded, failed" in (
+        done.stderr
+    )
+    with pytest.raises(pardag_api.ArgumentError, match="Invalid status value 'finished'"):
+        pardag_api.runs(store=str(project / "runs.db"), status="finished")

@@ -82,24 +82,28 @@ def runs_command(
     debug: DebugOpt = False,
 ) -> None:
     """List recorded runs, newest first."""
-    with _reported(_Session(debug)), _open(store, config) as opened:
-        found = opened.list_runs(workflow=workflow, status=status, since=_since(since), limit=limit)
-        if json_output:
-            typer.echo(json.dumps([_run_row(r) for r in found], indent=2))
-            return
-        table = Table(box=None, pad_edge=False, header_style="bold")
-        for column in ("run", "workflow", "status", "started", "duration"):
-            table.add_column(column, no_wrap=True)
-        for r in found:
-            end = r.finished_at or time.time()
-            table.add_row(
-                Text(r.run_id[:12]),
-                Text(r.workflow),
-                Text(r.status),
-                Text(_when(r.created_at)),
-                Text(f"{end - r.created_at:.2f}s"),
+    with _reported(_Session(debug)):
+        history.check_status(status, "--status")
+        with _open(store, config) as opened:
+            found = opened.list_runs(
+                workflow=workflow, status=status, since=_since(since), limit=limit
             )
-        print_trimmed(_stderr, table)
+            if json_output:
+                typer.echo(json.dumps([_run_row(r) for r in found], indent=2))
+                return
+            table = Table(box=None, pad_edge=False, header_style="bold")
+            for column in ("run", "workflow", "status", "started", "duration"):
+                table.add_column(column, no_wrap=True)
+            for r in found:
+                end = r.finished_at or time.time()
+                table.add_row(
+                    Text(r.run_id[:12]),
+                    Text(r.workflow),
+                    Text(r.status),
+                    Text(_when(r.created_at)),
+                    Text(f"{end - r.created_at:.2f}s"),
+                )
+            print_trimmed(_stderr, table)
 
 
 @app.command("show")

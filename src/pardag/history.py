@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "approve",
     "cancel",
+    "check_status",
     "due_runs",
     "find_import_path",
     "latest_attempts",
@@ -324,6 +325,7 @@ def runs(
     limit: int = 50,
 ) -> list[RunRecord]:
     """Recorded runs, newest first, filtered by workflow, status and start time."""
+    check_status(status, "status")
     opened, owned = _required_store(store, "runs()")
     try:
         return opened.list_runs(
@@ -332,6 +334,15 @@ def runs(
     finally:
         if owned:
             opened.close()
+
+
+def check_status(status: str | None, what: str) -> None:
+    """A run status filter must be one a run can have (a typo would list nothing, silently)."""
+    from pardag.results import RunStatus
+
+    known = [s.value for s in RunStatus]
+    if status is not None and status not in known:
+        raise ArgumentError(f"Invalid {what} value {status!r}: use one of {', '.join(known)}")
 
 
 def _required_store(store: Store | str | os.PathLike[str] | None, what: str) -> tuple[Store, bool]:
