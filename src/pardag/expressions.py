@@ -48,14 +48,8 @@ from jinja2.parser import Parser
 from jinja2.runtime import Undefined
 
 from pardag.errors import ArgumentError, ExpressionError
-from pardag.templates import (
-    MAX_EXPONENT,
-    MAX_INT_BITS,
-    MAX_LENGTH,
-    NameMissing,
-    available_names,
-    environment,
-)
+from pardag.sandbox import MAX_EXPONENT, MAX_INT_BITS, MAX_LENGTH
+from pardag.templates import NameMissing, available_names, environment
 
 __all__ = [
     "EXPRESSION_NAMES",
