@@ -749,16 +749,23 @@ def plots(res: Results, series: dict[tuple[str, str], dict[int, float]], docs: P
 # -- the page -------------------------------------------------------------------------------------
 
 
-def lua_file_section(rows: list[dict[str, Any]] | str | None) -> list[str]:
-    """The Lua workflow file at two concurrency limits (``benchmarks/lua_file.py``)."""
-    from benchmarks import lua_file
+SIDE_TITLES = {
+    "lua_file": "A Lua workflow file, four one-second steps",
+    "code_steps": "Python code steps: a worker process against threads",
+}
 
-    head = ["### A Lua workflow file, four one-second steps", ""]
-    if rows is None:
-        return [*head, "Not run in this benchmark run (`python -m benchmarks.lua_file`).", ""]
-    if isinstance(rows, str):
-        return [*head, f"Failed: {rows}", ""]
-    return [*head, *lua_file.describe(rows), ""]
+
+def side_section(name: str, found: Any) -> list[str]:
+    """One feature's benchmark (``benchmarks/<name>.py``), described by its own module."""
+    import importlib
+
+    head = [f"### {SIDE_TITLES[name]}", ""]
+    if found is None:
+        return [*head, f"Not run in this benchmark run (`python -m benchmarks.{name}`).", ""]
+    if isinstance(found, str):
+        return [*head, f"Failed: {found}", ""]
+    describe = importlib.import_module(f"benchmarks.{name}").describe
+    return [*head, *describe(found), ""]
 
 
 def write(doc: dict[str, Any], page: Path) -> None:
@@ -909,7 +916,7 @@ def write(doc: dict[str, Any], page: Path) -> None:
         "",
         scaling_text,
         "",
-        *lua_file_section(doc.get("lua_file")),
+        *(line for name in SIDE_TITLES for line in side_section(name, doc.get(name))),
     ]
     failures = [r for r in res.all if not ok(r) and r.get("status") != "missing"]
     if failures:

@@ -441,20 +441,24 @@ def _tail(log: Path) -> str:
     return lines[-1][:200] if lines else ""
 
 
-def lua_file_job() -> list[dict[str, Any]] | str:
-    """``benchmarks/lua_file.py`` in its own process: its rows, or why it failed."""
+SIDE_JOBS = ("lua_file", "code_steps")
+"""Benchmarks of one feature each (``benchmarks/<name>.py --json``), shown under the results."""
+
+
+def side_job(name: str) -> Any:
+    """``benchmarks/<name>.py`` in its own process: its data, or why it failed (a string)."""
     proc = subprocess.run(
-        [sys.executable, "-m", "benchmarks.lua_file", "--json"],
+        [sys.executable, "-m", f"benchmarks.{name}", "--json"],
         cwd=REPO,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
     if proc.returncode != 0:
         return (proc.stderr.strip().splitlines() or ["failed"])[-1][:200]
-    rows: list[dict[str, Any]] = json.loads(proc.stdout)
-    print(f"  lua file: {rows}", file=sys.stderr)
-    return rows
+    found = json.loads(proc.stdout)
+    print(f"  {name}: {found}", file=sys.stderr)
+    return found
 
 
 # -- the machine -----------------------------------------------------------------------------
@@ -630,8 +634,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         doc["elapsed_s"] = time.monotonic() - began
         args.out.write_text(json.dumps(doc, indent=1))
-    if (not args.only or "pardag" in args.only) and (not args.workloads or "lua" in args.workloads):
-        doc["lua_file"] = lua_file_job()
+    for name in SIDE_JOBS:
+        if (not args.only or "pardag" in args.only) and (
+            not args.workloads or name in args.workloads
+        ):
+            doc[name] = side_job(name)
     doc["elapsed_s"] = time.monotonic() - began
     args.out.write_text(json.dumps(doc, indent=1))
     print(f"results: {args.out} ({doc['elapsed_s']:.0f} s)", file=sys.stderr)
