@@ -138,6 +138,22 @@ def test_a_lua_error_names_step_language_and_line() -> None:
     assert "stack traceback" not in message
 
 
+@pytest.mark.parametrize(
+    "code",
+    ['function run() error("\\255 bad") end', 'function run() return {a = "\\255"} end'],
+    ids=["error", "output"],
+)
+def test_a_string_that_is_not_utf8_fails_the_step_saying_so(code: str) -> None:
+    message = failure(run_code(code))
+    assert message.startswith("step l (lua): ")
+    assert "holds bytes that are not UTF-8 text (a string escape such as \\255?)" in message
+
+
+def test_code_whose_syntax_error_is_not_utf8_is_a_validation_problem() -> None:
+    [message] = LUA.problems('function "\\255" run() end')
+    assert "Lua's message holds bytes that are not UTF-8 text" in message
+
+
 def test_error_with_a_table_value_still_says_something() -> None:
     assert "not a string" in failure(run_code("function run() error({code = 1}) end"))
 

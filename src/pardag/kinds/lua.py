@@ -121,9 +121,18 @@ def _runtime() -> lupa.LuaRuntime:
     )
 
 
+_NOT_UTF8 = (
+    "holds bytes that are not UTF-8 text (a string escape such as \\255?); keep Lua strings UTF-8"
+)
+"""Why a Lua string could not reach Python: lupa decodes every string as UTF-8."""
+
+
 def syntax_error(code: str) -> str | None:
     """Lua's own message for ``code`` that does not compile (with its line), else None."""
-    _, message = _load(_runtime(), code)
+    try:
+        _, message = _load(_runtime(), code)
+    except UnicodeDecodeError:
+        return f"the code does not compile, and Lua's message {_NOT_UTF8}"
     return message
 
 
@@ -229,11 +238,18 @@ def run_lua(
     except lupa.LuaError as exc:
         _check_deadline(where, deadline, timeout)
         raise LuaStepError(f"{where}: {_first_line(exc)}") from None
+    except UnicodeDecodeError:
+        _check_deadline(where, deadline, timeout)
+        raise LuaStepError(
+            f"{where}: a string from Lua (its output or an error) {_NOT_UTF8}"
+        ) from None
     _check_deadline(where, deadline, timeout)  # a pcall or coroutine may have caught the stop
     try:
         output = from_lua(result)
     except LuaStepError as exc:
         raise LuaStepError(f"{where}: {exc}") from None
+    except UnicodeDecodeError:
+        raise LuaStepError(f"{where}: the output {_NOT_UTF8}") from None
     size = len(json.dumps(output, ensure_ascii=False).encode())
     common.check_output_size(where, size, LuaStepError)
     return output
