@@ -152,9 +152,8 @@ def _check_resumable(record: RunRecord) -> None:
             f"run {record.run_id} already finished: {record.status} at {when}; there is "
             "nothing to resume (start a new run instead)"
         )
-    host, _, pid = (record.owner or "").rpartition(":")
-    here = record.status == "running" and host == socket.gethostname() and pid.isdigit()
-    if here and int(pid) != os.getpid() and _alive(int(pid)):
+    pid = _local_pid(record)
+    if record.status == "running" and pid is not None and _alive(pid):
         raise ArgumentError(
             f"run {record.run_id} is still running in process {pid} on this machine; "
             "wait for it, or stop that process first"
@@ -166,10 +165,17 @@ def process_gone(record: RunRecord) -> bool:
 
     (A process on another machine cannot be looked at from here: it counts as alive.)
     """
+    pid = _local_pid(record)
+    return pid is not None and not _alive(pid)
+
+
+def _local_pid(record: RunRecord) -> int | None:
+    """The pid of the run's process when it is on this machine and not this process, else
+    None (``owner`` is recorded as ``host:pid``)."""
     host, _, pid = (record.owner or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit():
-        return False
-    return int(pid) != os.getpid() and not _alive(int(pid))
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return None
+    return int(pid)
 
 
 def _alive(pid: int) -> bool:
@@ -368,11 +374,7 @@ def _answer(
 
     opened, owned = _required_store(store, "answering an approval")
     try:
-        record = opened.get_run(run_id)
-        if record is None:
-            raise ArgumentError(f"there is no run {run_id!r} in the run store {opened.url}")
-        if record.status in _FINISHED:
-            raise ArgumentError(f"run {record.run_id} already finished: {record.status}")
+        record = _unfinished_run(opened, run_id)
         latest = latest_attempts(opened.get_steps(record.run_id))
         step = latest.get(step_id)
         if step is None or step.state != "paused":
@@ -396,6 +398,16 @@ def _answer(
             opened.close()
 
 
+def _unfinished_run(opened: Store, run_id: str) -> RunRecord:
+    """The run's record; a run the store does not hold, or one that finished, is an error."""
+    record = opened.get_run(run_id)
+    if record is None:
+        raise ArgumentError(f"there is no run {run_id!r} in the run store {opened.url}")
+    if record.status in _FINISHED:
+        raise ArgumentError(f"run {record.run_id} already finished: {record.status}")
+    return record
+
+
 def cancel(run_id: str, *, store: Store | str | os.PathLike[str] | None = None) -> str:
     """Cancel a run that has not finished; returns what was done, in words.
 
@@ -405,19 +417,15 @@ def cancel(run_id: str, *, store: Store | str | os.PathLike[str] | None = None) 
     """
     opened, owned = _required_store(store, "cancel")
     try:
-        record = opened.get_run(run_id)
-        if record is None:
-            raise ArgumentError(f"there is no run {run_id!r} in the run store {opened.url}")
-        if record.status in _FINISHED:
-            raise ArgumentError(f"run {record.run_id} already finished: {record.status}")
-        host, _, pid = (record.owner or "").rpartition(":")
-        here = host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid()
-        if record.status == "running" and here and _alive(int(pid)):
-            os.kill(int(pid), signal.SIGINT)
+        record = _unfinished_run(opened, run_id)
+        pid = _local_pid(record)
+        if record.status == "running" and pid is not None and _alive(pid):
+            os.kill(pid, signal.SIGINT)
             return f"asked process {pid} to cancel run {record.run_id}"
-        if record.status == "running" and not here and host:
+        host, _, recorded_pid = (record.owner or "").rpartition(":")
+        if record.status == "running" and pid is None and host:
             raise ArgumentError(
-                f"run {record.run_id} runs on {host} (process {pid}); cancel it there"
+                f"run {record.run_id} runs on {host} (process {recorded_pid}); cancel it there"
             )
         update = RunUpdate(record.run_id, status="cancelled", finished_at=time.time())
         update.error = "run cancelled: pardag cancel"

@@ -98,13 +98,7 @@ class PostgresStore(SQLStore):
             "AND table_name = ANY(%s)",
             (found[0], list(schema.TABLES)),
         ).fetchall()
-        tables = [str(r[0]) for r in rows]
-        if "pardag_schema" not in tables:
-            return 0, "", tables
-        latest = conn.execute(schema.READ_VERSION).fetchone()
-        if latest is None:
-            return 0, "", tables
-        return int(latest[0]), str(latest[1]), tables
+        return schema.recorded_version([str(r[0]) for r in rows], conn.execute)
 
     # -- writing --------------------------------------------------------------------------
 

@@ -147,6 +147,21 @@ CREATE_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS pardag_schema (
     pardag_version TEXT NOT NULL
 )"""
 READ_VERSION = "SELECT version, pardag_version FROM pardag_schema ORDER BY version DESC LIMIT 1"
+
+
+def recorded_version(
+    tables: list[str], execute: Callable[[str], Any]
+) -> tuple[int, str, list[str]]:
+    """(schema version, the pardag that wrote it, ``tables``) of a store whose tables are
+    ``tables``: version 0 before ``pardag_schema`` exists or holds a row."""
+    if "pardag_schema" not in tables:
+        return 0, "", tables
+    latest = execute(READ_VERSION).fetchone()
+    if latest is None:
+        return 0, "", tables
+    return int(latest[0]), str(latest[1]), tables
+
+
 RECORD_VERSION = "INSERT INTO pardag_schema (version, applied_at, pardag_version) VALUES (?, ?, ?)"
 
 

@@ -112,13 +112,7 @@ class SQLiteStore(SQLStore):
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite!_%' "
             "ESCAPE '!'"
         ).fetchall()
-        tables = [str(n[0]) for n in names]
-        if "pardag_schema" not in tables:
-            return 0, "", tables
-        found = conn.execute(schema.READ_VERSION).fetchone()
-        if found is None:
-            return 0, "", tables
-        return int(found[0]), str(found[1]), tables
+        return schema.recorded_version([str(n[0]) for n in names], conn.execute)
 
     def _migrate(self, conn: sqlite3.Connection, create: bool) -> None:
         """Inside the write transaction: look again (another process may have migrated)."""
