@@ -420,12 +420,12 @@ class Runner:
             self._adapt(self._finished[i] - self._started[i])
 
     def _failed(self, i: int, exc: BaseException | None) -> None:
-        if isinstance(exc, StepPaused | StepSkipped) and self._stop is None:
-            if isinstance(exc, StepPaused):
-                self._pause(i, exc)
-            else:
-                self._timed_out.discard(i)
-                self._finish(i, StepState.SKIPPED, reason=exc.reason)
+        if isinstance(exc, StepPaused) and self._stop is None:
+            self._pause(i, exc)
+            return
+        if isinstance(exc, StepSkipped) and self._stop is None:  # the step chose to skip
+            self._timed_out.discard(i)
+            self._finish(i, StepState.SKIPPED, reason=exc.reason)
             return
         stopped_under_it = exc is None and i not in self._timed_out
         error = self._step_error(i, exc)
@@ -876,7 +876,6 @@ class Runner:
                 handle = handle_of(output) if handle_of is not None else None
             elif rec.error is not None:
                 self._errors[i] = StepFailed(rec.step_id, None, rec.error, rec.traceback or "")
-            self._attempts[i] = rec.attempt
             self._started[i] = rec.started_at or 0.0
             self._finished[i] = rec.finished_at or 0.0
             final[i] = (state, handle, rec.reason)

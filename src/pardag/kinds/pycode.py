@@ -54,10 +54,12 @@ class PythonStepError(PardagError):
     """A Python code step failed: its ``run`` raised, is not callable, or returned too much."""
 
 
+@functools.lru_cache(maxsize=256)
 def compile_code(step_id: str, code: str) -> tuple[CodeType, Def | None]:
     """The compiled code and its top-level ``def run``; raises SyntaxError.
 
     The source goes into ``linecache`` under the code's file name, so tracebacks show its lines.
+    Cached: validation, the run and a worker's attempts all ask for the same code.
     """
     filename = _filename(step_id)
     tree = ast.parse(code, filename)
@@ -72,10 +74,6 @@ def _filename(step_id: str) -> str:
     return f"<step {step_id!r} code>"
 
 
-_compiled = functools.lru_cache(maxsize=256)(compile_code)
-"""A worker runs the same steps' code again and again (retries, many runs): compile once."""
-
-
 def run_code(
     step_id: str,
     code: str,
@@ -85,7 +83,7 @@ def run_code(
     output: int = MAX_OUTPUT,
 ) -> Any:
     """One attempt of a code step in a worker process: ``run(*args, **kwargs)``'s value."""
-    compiled, _ = _compiled(step_id, code)
+    compiled, _ = compile_code(step_id, code)
     with _address_space(memory):
         try:
             value = _call(step_id, compiled, args, kwargs)
