@@ -1,4 +1,4 @@
-"""The run-store commands of ``pardag``: ``runs``, ``show``, ``logs``, ``resume``,
+"""The run-store commands of ``pardag``: ``runs``, ``show``, ``watch``, ``logs``, ``resume``,
 ``approve``, ``reject`` and ``cancel``.
 
 They read what ``pardag run`` recorded (``.pardag/runs.db`` unless ``--store``, ``PARDAG_STORE``
@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -33,7 +33,7 @@ from pardag.cli import (
 from pardag.config import resolve
 from pardag.errors import ArgumentError
 from pardag.events import Event, EventKind
-from pardag.history import latest_attempts
+from pardag.history import latest_attempts, recorded_run
 from pardag.progress import LiveProgress, print_trimmed
 from pardag.results import RunResult
 from pardag.store import DEFAULT_PATH, open_store
@@ -56,16 +56,9 @@ def _open(store: str | None, config: Any) -> Store:
 def _go_on(opened: Store, run_id: str, call: Callable[[str], RunResult]) -> RunResult:
     """Continue run ``run_id`` (a prefix will do) with ``call``; its full id goes first on
     stderr, as with ``pardag run``."""
-    record = _find(opened, run_id)
+    record = recorded_run(opened, run_id)
     _stderr.print(f"run {record.run_id}", markup=False)
     return call(record.run_id)
-
-
-def _find(opened: Store, run_id: str) -> RunRecord:
-    record = opened.get_run(run_id)
-    if record is None:
-        raise ArgumentError(f"there is no run {run_id!r} in the run store {opened.url}")
-    return record
 
 
 @app.command("runs")
@@ -117,7 +110,7 @@ def show_command(
 ) -> None:
     """Show one run: its steps with states, times, attempts and errors."""
     with _reported(_Session(debug)), _open(store, config) as opened:
-        record = _find(opened, run_id)
+        record = recorded_run(opened, run_id)
         steps = opened.get_steps(record.run_id)
         if json_output:
             typer.echo(json.dumps(run_json(record, steps), indent=2))
@@ -154,11 +147,14 @@ def watch_command(
 ) -> None:
     """Watch a run started elsewhere, live on a terminal, until it stops running; then show it."""
     with _reported(_Session(debug)), _open(store, config) as opened:
-        record = _find(opened, run_id)
+        record = recorded_run(opened, run_id)
         total = _step_count(record, opened)
         live = LiveProgress(_stderr, record.workflow, total) if _stderr.is_terminal else None
         with live or contextlib.nullcontext():
-            record = _follow(opened, record, live)
+            for e in _tail(opened, record, None, follow=True):
+                if live is not None:
+                    live.on_event(as_event(e))
+        record = recorded_run(opened, record.run_id)
         _print_run(record, opened.get_steps(record.run_id))
     raise typer.Exit(_RUN_EXIT.get(record.status, 1))
 
@@ -175,24 +171,30 @@ def _step_count(record: RunRecord, opened: Store) -> int:
         return len(latest_attempts(opened.get_steps(record.run_id)))
 
 
-def _follow(opened: Store, record: RunRecord, live: LiveProgress | None) -> RunRecord:
-    """Feed the run's events to ``live`` until the run stops running; its record then."""
+class _ProcessGone(ArgumentError):
+    """The followed run is recorded as running, but its process on this machine is dead."""
+
+
+def _tail(
+    opened: Store, record: RunRecord, step: str | None, *, follow: bool
+) -> Iterator[EventRecord]:
+    """The run's events (``step``'s only, when given); with ``follow``, the new ones too as
+    they are committed, until the run stops running. Raises ``_ProcessGone``."""
     last = 0
     while True:
-        status = record.status
-        for e in opened.get_events(record.run_id, after=last):
+        status = record.status  # read first: the events written with it are read below
+        for e in opened.get_events(record.run_id, step, after=last):
             last = e.seq
-            if live is not None:
-                live.on_event(as_event(e))
-        if status != "running":
-            return record
+            yield e
+        if not follow or status != "running":
+            return
         if history.process_gone(record):
-            raise ArgumentError(
+            raise _ProcessGone(
                 f"run {record.run_id}: its process is gone; `pardag resume "
                 f"{record.run_id[:12]}` finishes it"
             )
         time.sleep(_FOLLOW_EVERY)
-        record = _find(opened, record.run_id)
+        record = recorded_run(opened, record.run_id)
 
 
 def as_event(e: EventRecord) -> Event:
@@ -223,34 +225,18 @@ def logs_command(
 ) -> None:
     """Print a run's events as JSON lines (one step's, when given)."""
     with _reported(_Session(debug)), _open(store, config) as opened:
-        record = _find(opened, run_id)
-        last = _print_events(opened, record.run_id, step, 0)
-        while follow and (record := _find(opened, record.run_id)).status == "running":
-            if history.process_gone(record):
-                _stderr.print(
-                    f"run {record.run_id}: its process is gone; `pardag resume "
-                    f"{record.run_id[:12]}` finishes it",
-                    markup=False,
-                )
-                raise typer.Exit(1)
-            time.sleep(_FOLLOW_EVERY)
-            last = _print_events(opened, record.run_id, step, last)
-        if follow:  # what the run wrote with its last status
-            _print_events(opened, record.run_id, step, last)
+        try:
+            for e in _tail(opened, recorded_run(opened, run_id), step, follow=follow):
+                line = {"seq": e.seq, "at": e.at, "kind": e.kind, "step": e.step}
+                line |= {"attempt": e.attempt, **json.loads(e.data_json or "{}")}
+                typer.echo(json.dumps(line))
+        except _ProcessGone as exc:
+            _stderr.print(str(exc), markup=False)
+            raise typer.Exit(1) from None
 
 
 _FOLLOW_EVERY = 0.25
 """Seconds between two looks at the store while following a run."""
-
-
-def _print_events(opened: Store, run_id: str, step: str | None, after: int) -> int:
-    """Print the events numbered above ``after``; returns the last number printed."""
-    for e in opened.get_events(run_id, step, after=after):
-        line = {"seq": e.seq, "at": e.at, "kind": e.kind, "step": e.step}
-        line |= {"attempt": e.attempt, **json.loads(e.data_json or "{}")}
-        typer.echo(json.dumps(line))
-        after = e.seq
-    return after
 
 
 @app.command("resume")
@@ -352,7 +338,7 @@ def cancel_command(
     """Cancel a run: its process (on this machine) stops it cleanly; a paused or dead run is
     marked cancelled."""
     with _reported(_Session(debug)), _open(store, config) as opened:
-        record = _find(opened, run_id)
+        record = recorded_run(opened, run_id)
         _stderr.print(history.cancel(record.run_id, store=opened), markup=False)
 
 

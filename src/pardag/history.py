@@ -37,6 +37,7 @@ __all__ = [
     "latest_attempts",
     "open_run_store",
     "process_gone",
+    "recorded_run",
     "reject",
     "resume",
     "run_record",
@@ -123,9 +124,7 @@ def resume(
             "resume needs the run store the run was recorded in: pass store=URL or set PARDAG_STORE"
         )
     try:
-        record = opened.get_run(run_id)
-        if record is None:
-            raise ArgumentError(f"there is no run {run_id!r} in the run store {opened.url}")
+        record = recorded_run(opened, run_id)
         _check_resumable(record)
         wf = workflow_of(record)
         settings = _recorded_settings(record.settings_json)
@@ -398,11 +397,18 @@ def _answer(
             opened.close()
 
 
-def _unfinished_run(opened: Store, run_id: str) -> RunRecord:
-    """The run's record; a run the store does not hold, or one that finished, is an error."""
+def recorded_run(opened: Store, run_id: str) -> RunRecord:
+    """The record of run ``run_id`` (a unique prefix will do); an error naming the store when
+    it holds no such run."""
     record = opened.get_run(run_id)
     if record is None:
         raise ArgumentError(f"there is no run {run_id!r} in the run store {opened.url}")
+    return record
+
+
+def _unfinished_run(opened: Store, run_id: str) -> RunRecord:
+    """The run's record; a run the store does not hold, or one that finished, is an error."""
+    record = recorded_run(opened, run_id)
     if record.status in _FINISHED:
         raise ArgumentError(f"run {record.run_id} already finished: {record.status}")
     return record
