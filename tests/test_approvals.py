@@ -15,7 +15,7 @@ import pytest
 import pardag
 from pardag import ArgumentError, RunStatus, StepState
 from pardag.store import open_store
-from tests.test_cli import clean_env
+from tests.test_cli import clean_env, start_run
 
 FLOW = """\
 name: release
@@ -107,16 +107,7 @@ def test_answering_what_is_not_waiting_says_so(project: Path) -> None:
 
 def test_pause_then_kill_then_approve_from_a_fresh_process(project: Path) -> None:
     slow = FLOW.replace("command: echo docs >> ledger", "command: echo docs >> ledger; sleep 30")
-    (project / "flow.yaml").write_text(slow)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pardag", "run", "flow.yaml"],
-        cwd=project,
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc, _ = start_run(project, "flow.yaml", slow)
     db = project / ".pardag" / "runs.db"
     deadline = time.monotonic() + 30
     paused = False
@@ -175,17 +166,7 @@ def test_cancel_marks_a_paused_run_cancelled_and_answers_are_then_refused(
 
 
 def test_cancel_stops_a_live_run_in_its_own_process(project: Path) -> None:
-    (project / "flow.yaml").write_text(FLOW.replace("echo docs >> ledger", "sleep 30"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pardag", "run", "flow.yaml"],
-        cwd=project,
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    run_id = proc.stderr.readline().split()[1]  # "run <id>" comes first
+    proc, run_id = start_run(project, "flow.yaml", FLOW.replace("echo docs >> ledger", "sleep 30"))
     done = pardag_cli(project, "cancel", run_id)
     assert done.returncode == 0, done.stderr
     assert f"asked process {proc.pid} to cancel run {run_id}" in done.stderr

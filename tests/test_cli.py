@@ -149,6 +149,23 @@ def write(directory: Path, name: str, text: str) -> Path:
     return path
 
 
+def start_run(project: Path, name: str, text: str) -> tuple[subprocess.Popen[str], str]:
+    """``pardag run NAME`` (written from ``text``) in the background, in its own process
+    group, and the run's id, which it prints first."""
+    write(project, name, text)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pardag", "run", name],
+        cwd=project,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert run.stderr is not None
+    return run, run.stderr.readline().split()[1]
+
+
 def settings_of(cwd: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
     done = pardag(cwd, "run", *args, "--show-settings", "--json", env=env)
     assert done.returncode == 0, done.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import pardag as pardag_api
-from tests.test_cli import clean_env, pardag, write
+from tests.test_cli import clean_env, pardag, start_run, write
 
 FLOW = """\
 name: recorded
@@ -117,16 +117,7 @@ def test_an_unreachable_store_is_named_with_its_password_masked(project: Path) -
 
 
 def test_kill_9_during_a_run_then_resume_finishes_it(project: Path) -> None:
-    write(project, "flow.yaml", SLOW)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pardag", "run", "flow.yaml"],
-        cwd=project,
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    proc, _ = start_run(project, "flow.yaml", SLOW)
     deadline = time.monotonic() + 30
     while not (project / "started").exists():
         assert time.monotonic() < deadline, "step b never started"
@@ -223,7 +214,7 @@ def test_logs_follow_prints_events_as_they_come_until_the_run_ends(project: Path
 
 
 def test_logs_follow_of_a_run_whose_process_died_says_how_to_finish_it(project: Path) -> None:
-    proc, run_id = _start_run(project, "flow.yaml", SLOW)
+    proc, run_id = start_run(project, "flow.yaml", SLOW)
     deadline = time.monotonic() + 30
     while not (project / "started").exists():
         assert time.monotonic() < deadline, "step b never started"
@@ -234,22 +225,6 @@ def test_logs_follow_of_a_run_whose_process_died_says_how_to_finish_it(project: 
     assert done.returncode == 1
     assert f"run {run_id}: its process is gone; `pardag resume {run_id[:12]}`" in done.stderr
     assert json.loads(done.stdout.splitlines()[0])["kind"] == "run_started"
-
-
-def _start_run(project: Path, name: str, text: str) -> tuple[subprocess.Popen[str], str]:
-    """``pardag run NAME`` in the background (its own process group) and the run's id."""
-    write(project, name, text)
-    run = subprocess.Popen(
-        [sys.executable, "-m", "pardag", "run", name],
-        cwd=project,
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    assert run.stderr is not None
-    return run, run.stderr.readline().split()[1]  # "run <id>" comes first
 
 
 def _background(project: Path, *args: str) -> subprocess.Popen[str]:
@@ -266,7 +241,7 @@ def _background(project: Path, *args: str) -> subprocess.Popen[str]:
 
 def _start_gated(project: Path) -> tuple[subprocess.Popen[str], str]:
     """``gated.yaml`` running in the background, held at step 'wait' until ``go`` exists."""
-    return _start_run(project, "gated.yaml", GATED)
+    return start_run(project, "gated.yaml", GATED)
 
 
 def test_watch_waits_for_the_run_then_shows_it(project: Path) -> None:
