@@ -10,8 +10,6 @@ take an advisory lock, so processes opening a new database at once create it onc
 from __future__ import annotations
 
 import contextlib
-import os
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
@@ -26,6 +24,7 @@ from pardag.store.base import (
     CacheEntry,
     StoreError,
 )
+from pardag.store.pool import ConnectionPool
 from pardag.store.sql import SQLStore
 
 __all__ = ["CONNECT_TIMEOUT", "PostgresStore"]
@@ -33,8 +32,6 @@ __all__ = ["CONNECT_TIMEOUT", "PostgresStore"]
 CONNECT_TIMEOUT = 5
 """Seconds to wait for the server before the store is reported unreachable (unless the URL
 sets ``connect_timeout``)."""
-IDLE_CONNECTIONS = 4
-"""Idle connections kept for reuse; more are closed when handed back."""
 MIGRATION_LOCK = 0x7061726461670001
 """The advisory lock key serialising migrations ("pardag" and 1)."""
 
@@ -49,11 +46,7 @@ class PostgresStore(SQLStore):
         self.url = mask_url(url)
         self._params = self._conninfo(url)
         self._password = str(self._params.get("password") or "")
-        self._lock = threading.Lock()
-        self._idle: list[Connection] = []
-        self._forked: list[Connection] = []  # a parent's: see _disown_if_forked
-        self._pid = os.getpid()
-        self._closed = False
+        self._pool = ConnectionPool(self.url, self._connect, _reusable)
         try:
             self._open(create)
         except BaseException:
@@ -138,9 +131,7 @@ class PostgresStore(SQLStore):
     # -- lifetime -------------------------------------------------------------------------
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-        self._drop_idle()
+        self._pool.close()
 
     # -- transactions, connections, errors ------------------------------------------------
 
@@ -164,11 +155,11 @@ class PostgresStore(SQLStore):
     @contextlib.contextmanager
     def _connection(self, doing: str) -> Iterator[Connection]:
         """A connection for one operation; psycopg errors become StoreErrors saying ``doing``."""
-        conn = self._take()
+        conn = self._pool.take()
         try:
             yield conn
         except psycopg.OperationalError as exc:
-            self._drop_idle()  # the server may have gone away under all of them
+            self._pool.drop_idle()  # the server may have gone away under all of them
             raise StoreError(
                 f"run store {self.url}: {doing} failed, the connection to the server broke: "
                 f"{self._scrub(exc)}"
@@ -176,41 +167,7 @@ class PostgresStore(SQLStore):
         except psycopg.Error as exc:
             raise StoreError(f"run store {self.url}: {doing} failed: {self._scrub(exc)}") from exc
         finally:
-            self._give_back(conn)
-
-    def _disown_if_forked(self) -> None:
-        """In a forked child, set the parent's connections aside, never to use nor close them
-        (closing one would end the parent's session on the server). Called with the lock held."""
-        if self._pid != os.getpid():
-            self._forked += self._idle
-            self._idle, self._pid = [], os.getpid()
-
-    def _take(self) -> Connection:
-        with self._lock:
-            if self._closed:
-                raise StoreError(f"the run store {self.url} is closed; open it again")
-            self._disown_if_forked()
-            if self._idle:
-                return self._idle.pop()
-        return self._connect()
-
-    def _give_back(self, conn: Connection) -> None:
-        idle = conn.info.transaction_status == TransactionStatus.IDLE
-        with self._lock:
-            keep = (
-                not self._closed and self._pid == os.getpid() and len(self._idle) < IDLE_CONNECTIONS
-            )
-            if keep and idle and not conn.closed:
-                self._idle.append(conn)
-                return
-        conn.close()
-
-    def _drop_idle(self) -> None:
-        with self._lock:
-            self._disown_if_forked()
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+            self._pool.give_back(conn)
 
     def _connect(self) -> Connection:
         try:
@@ -247,3 +204,8 @@ def _execute(conn: Connection, sql: str, params: Sequence[Any], refused: str) ->
         conn.execute(_pg(sql), params)
     except psycopg.IntegrityError as exc:
         raise StoreError(f"{refused} ({exc.diag.message_primary or exc})") from exc
+
+
+def _reusable(conn: Connection) -> bool:
+    """A connection can serve again when it is open and outside any transaction."""
+    return not conn.closed and conn.info.transaction_status == TransactionStatus.IDLE

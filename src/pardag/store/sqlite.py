@@ -17,7 +17,6 @@ import contextlib
 import os
 import random
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -28,6 +27,7 @@ from pardag.store.base import (
     CacheEntry,
     StoreError,
 )
+from pardag.store.pool import ConnectionPool
 from pardag.store.sql import SQLStore
 
 __all__ = ["BUSY_TIMEOUT", "LOCK_TIMEOUT", "SQLiteStore"]
@@ -40,8 +40,6 @@ QUICK_CHECK_LIMIT = 256 * 1024 * 1024
 """Files up to this size are checked whole (``PRAGMA quick_check``) when opened; it reads every
 page (about 0.15 s for 90 MB here), so bigger ones are not. Damage found later is reported
 the same way."""
-IDLE_CONNECTIONS = 4
-"""Idle connections kept for reuse; more are closed when handed back."""
 
 _BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}
 _DAMAGED = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
@@ -63,11 +61,7 @@ class SQLiteStore(SQLStore):
         self.url = str(self.path)
         self.busy_timeout = busy_timeout
         self.lock_timeout = lock_timeout
-        self._lock = threading.Lock()
-        self._idle: list[sqlite3.Connection] = []
-        self._forked: list[sqlite3.Connection] = []  # a parent's: see _disown_if_forked
-        self._pid = os.getpid()
-        self._closed = False
+        self._pool = ConnectionPool(self.url, self._connect, lambda c: not c.in_transaction)
         try:
             self._open(create)
         except BaseException:
@@ -158,12 +152,7 @@ class SQLiteStore(SQLStore):
     # -- lifetime -------------------------------------------------------------------------
 
     def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            self._disown_if_forked()
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        self._pool.close()
 
     # -- transactions, retries, errors ----------------------------------------------------
 
@@ -204,37 +193,13 @@ class SQLiteStore(SQLStore):
     @contextlib.contextmanager
     def _connection(self, doing: str) -> Iterator[sqlite3.Connection]:
         """A connection for one operation; sqlite3 errors become StoreErrors saying ``doing``."""
-        conn = self._take()
+        conn = self._pool.take()
         try:
             yield conn
         except sqlite3.Error as exc:
             raise self._error(exc, doing) from exc
         finally:
-            self._give_back(conn)
-
-    def _disown_if_forked(self) -> None:
-        """In a forked child, set the parent's connections aside, never to use nor close them
-        (SQLite forbids carrying a connection across fork). Called with the lock held."""
-        if self._pid != os.getpid():
-            self._forked += self._idle
-            self._idle, self._pid = [], os.getpid()
-
-    def _take(self) -> sqlite3.Connection:
-        with self._lock:
-            if self._closed:
-                raise StoreError(f"the run store {self.url} is closed; open it again")
-            self._disown_if_forked()
-            if self._idle:
-                return self._idle.pop()
-        return self._connect()
-
-    def _give_back(self, conn: sqlite3.Connection) -> None:
-        with self._lock:
-            keep = not self._closed and self._pid == os.getpid()
-            if keep and len(self._idle) < IDLE_CONNECTIONS and not conn.in_transaction:
-                self._idle.append(conn)
-                return
-        conn.close()
+            self._pool.give_back(conn)
 
     def _connect(self) -> sqlite3.Connection:
         """A new connection with pardag's settings; the journal mode is the file's own."""
