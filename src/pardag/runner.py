@@ -627,9 +627,10 @@ class Runner:
         return bool(ok)
 
     def _pick_executor(self, step: Step, action: Action) -> str:
-        """The step's own choice, else the kind's where it is not a default (a code step's
-        worker process is its protection), else the run's setting, else the kind's."""
-        if step.executor is not None or action.executor in ("async", "inline", "processes"):
+        """The step's own choice; else the kind's, unless it is the plain-function default
+        ``threads``, which the run's ``executor`` setting replaces (a kind that asks for
+        ``async``, ``inline`` or a code step's worker ``processes`` needs that one)."""
+        if step.executor is not None or action.executor != "threads":
             return action.executor
         return self.settings.executor or action.executor
 
