@@ -49,7 +49,15 @@ from pardag.templates import namespace, render, template_problems, to_text
 if TYPE_CHECKING:
     from pardag.model import Step
 
-__all__ = ["MAX_OUTPUT", "TAIL_OUTPUT", "CommandFailed", "ShellKind", "input_env", "run_command"]
+__all__ = [
+    "MAX_OUTPUT",
+    "TAIL_OUTPUT",
+    "CommandFailed",
+    "ShellKind",
+    "input_env",
+    "kill_group",
+    "run_command",
+]
 
 MAX_OUTPUT = 10 * 1024 * 1024
 """Bytes of each stream (stdout, stderr) kept from its start."""
@@ -152,7 +160,7 @@ async def run_command(
         await asyncio.gather(_drain(proc.stdout, out), _drain(proc.stderr, err))
         code = await proc.wait()
     except BaseException:
-        _kill_group(proc.pid)
+        kill_group(proc.pid)
         await proc.wait()
         raise
     return _result(out.text("stdout"), err.text("stderr"), code)
@@ -167,7 +175,8 @@ def _not_found(argv: list[str], cwd: str | None, exc: FileNotFoundError) -> str:
     )
 
 
-def _kill_group(pid: int) -> None:
+def kill_group(pid: int) -> None:
+    """SIGKILL process group ``pid`` (a command started in its own session), if it lives."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
 

@@ -39,7 +39,6 @@ import contextlib
 import os
 import re
 import shlex
-import signal
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -47,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from pardag.errors import ArgumentError, StepSkipped
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
-from pardag.kinds.shell import MAX_OUTPUT, CommandFailed
+from pardag.kinds.shell import MAX_OUTPUT, CommandFailed, kill_group
 
 if TYPE_CHECKING:
     from pardag.model import Step
@@ -230,7 +229,7 @@ async def _capture(
         out, err = await asyncio.gather(_read(proc.stdout), _read(proc.stderr))
         code = await proc.wait()
     except BaseException:
-        _kill_group(proc.pid)
+        kill_group(proc.pid)
         await proc.wait()
         raise
     return out, err, code
@@ -245,11 +244,6 @@ async def _read(stream: asyncio.StreamReader | None) -> str:
         dropped += len(chunk) - min(room, len(chunk))
     text = kept.decode(errors="replace")
     return text + (f"\n[pardag: {dropped:,} more bytes dropped]\n" if dropped else "")
-
-
-def _kill_group(pid: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, signal.SIGKILL)
 
 
 def _predicate(spec: Mapping[str, Any]) -> Predicate:
