@@ -437,6 +437,9 @@ def _parse_yaml(text: str) -> tuple[Any, dict[Key, int], int | None]:
         for event in yaml.parse(text, Loader=_Loader):
             builder.feed(event)
     except yaml.MarkedYAMLError as exc:
+        deep = _flow_too_deep(text)
+        if deep is not None:  # a YAML library may refuse deep nesting first, in its own words
+            raise _Bad(f"is nested more than {MAX_DEPTH} levels deep; flatten it", deep) from None
         raise _Bad(*_yaml_error(exc)) from None
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
@@ -448,6 +451,31 @@ def _parse_yaml(text: str) -> tuple[Any, dict[Key, int], int | None]:
     except yaml.YAMLError as exc:
         raise _Bad(f"malformed YAML: {exc}") from None
     return builder.root, builder.lines, builder.root_line
+
+
+_FLOW_TOKEN = re.compile(r"""[\[{]|[\]}]|\n|"(?:[^"\\]|\\.)*"?|'(?:[^']|'')*'?|(?<!\S)#[^\n]*""")
+
+
+def _flow_too_deep(text: str) -> int | None:
+    """The line where ``[``/``{`` brackets first nest deeper than ``MAX_DEPTH``, if they do.
+
+    Asked only once the YAML library has refused the file: libyaml (PyYAML 6.0.4 and later)
+    stops at its own nesting limit while scanning ahead, before the builder sees the depth.
+    Quoted strings and comments are skipped; brackets inside plain scalars count, which at
+    worst names nesting for a file YAML refuses anyway.
+    """
+    depth, line = 0, 1
+    for match in _FLOW_TOKEN.finditer(text):
+        token = match.group()
+        if token in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return line
+        elif token in "]}":
+            depth = max(depth - 1, 0)
+        else:
+            line += token.count("\n")
+    return None
 
 
 def _yaml_error(exc: yaml.MarkedYAMLError) -> tuple[str, int | None]:
