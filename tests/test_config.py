@@ -8,7 +8,8 @@ import pytest
 
 import pardag
 from pardag.config import SettingsError, find_config_file, resolve
-from pardag.model import Mode, OnFailure, Settings
+from pardag.model import Settings
+from pardag.states import Mode, OnFailure
 
 
 def write(path: Path, text: str) -> Path:

@@ -271,8 +271,8 @@ def test_a_recorded_workflow_orders_its_next_run_by_past_durations(url: str) -> 
 
 
 def test_past_durations_stay_out_of_the_way_without_use(url: str) -> None:
-    from pardag.model import Mode
     from pardag.runner import past_durations
+    from pardag.states import Mode
 
     wf = pardag.Workflow("quiet")
     wf.add("a", lambda: 1, estimate=2.0)

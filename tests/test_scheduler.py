@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from pardag import StepState, Trigger, Workflow
-from pardag.model import Graph, Mode
+from pardag.model import Graph
 from pardag.scheduler import Pool, Scheduler
+from pardag.states import Mode
 
 SUCCEEDED, FAILED = StepState.SUCCEEDED, StepState.FAILED
 SKIPPED, CANCELLED = StepState.SKIPPED, StepState.CANCELLED

@@ -26,8 +26,9 @@ from pardag.errors import (
     ValidationError,
 )
 from pardag.events import Event, EventKind, Listener, Recorder
-from pardag.model import Mode, OnFailure, RetryPolicy, Settings, Step, StepState, Trigger, Workflow
-from pardag.results import RunResult, RunStatus, StepResult
+from pardag.model import RetryPolicy, Settings, Step, Workflow
+from pardag.results import RunResult, StepResult
+from pardag.states import Mode, OnFailure, RunStatus, StepState, Trigger
 
 
 def load(

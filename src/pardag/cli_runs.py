@@ -33,8 +33,9 @@ from pardag.cli import (
 from pardag.config import resolve
 from pardag.errors import ArgumentError
 from pardag.events import Event, EventKind
-from pardag.history import latest_attempts, recorded_run
+from pardag.history import recorded_run
 from pardag.progress import LiveProgress, print_trimmed
+from pardag.recording import latest_attempts
 from pardag.results import RunResult
 from pardag.store import DEFAULT_PATH, open_store
 from pardag.store.base import EventRecord, RunRecord, StepRecord, Store

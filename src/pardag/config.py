@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from pardag.errors import ArgumentError
-from pardag.model import Mode, OnFailure, Settings, Workflow
+from pardag.model import Settings, Workflow
+from pardag.states import Mode, OnFailure
 from pardag.units import parse_duration, parse_rate
 
 __all__ = [

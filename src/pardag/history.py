@@ -1,15 +1,13 @@
-"""Runs in the run store, from Python: which store a run uses, what it records about the
-workflow, and the history API (``pardag.runs``, ``pardag.resume``).
+"""The recorded runs' API: ``resume``, ``approve``, ``reject``, ``cancel``, ``runs``.
 
-A run is recorded when a store is given (``store=`` a ``Store`` or a URL), or when the
-``PARDAG_STORE`` environment variable names one; otherwise it stays in memory. The record keeps
-a snapshot of the definition (a workflow file's text) or, for a workflow built in Python, the
-``module:attribute`` to import it from, so that ``resume`` can rebuild it in a new process.
+Above the runner: each call reads what the run store recorded (``pardag.recording`` says what
+that is), rebuilds the workflow a run recorded (from its file snapshot, or by importing it),
+and, to go on with a run, hands the runner a ``Resumption`` explicitly
+(``pardag.runner.resume_run``).
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.util
 import json
@@ -22,10 +20,18 @@ import types
 from typing import TYPE_CHECKING, Any
 
 from pardag.errors import ArgumentError
-from pardag.store.base import Answer, RunRecord, RunUpdate, StepRecord, Store
+from pardag.model import Workflow
+from pardag.recording import (
+    Resumption,
+    latest_attempts,
+    open_run_store,
+    paused_since,
+    recorded_settings,
+)
+from pardag.states import RunStatus, StepState
+from pardag.store.base import Answer, RunRecord, RunUpdate, Store
 
 if TYPE_CHECKING:
-    from pardag.model import Workflow
     from pardag.results import RunResult
 
 __all__ = [
@@ -33,80 +39,16 @@ __all__ = [
     "cancel",
     "check_status",
     "due_runs",
-    "find_import_path",
-    "latest_attempts",
-    "open_run_store",
     "process_gone",
     "recorded_run",
     "reject",
     "resume",
-    "run_record",
     "runs",
     "workflow_of",
 ]
 
 
-def open_run_store(store: Store | str | os.PathLike[str] | None) -> tuple[Store | None, bool]:
-    """The store a run records to, and whether the caller opened it (and must close it).
-
-    ``None`` means ``PARDAG_STORE`` if set, else no store (the run stays in memory).
-    """
-    if isinstance(store, Store):
-        return store, False
-    url = store if store is not None else os.environ.get("PARDAG_STORE") or None
-    if url is None:
-        return None, False
-    from pardag.store import open_store
-
-    return open_store(url), True
-
-
-def run_record(wf: Workflow, run_id: str) -> RunRecord:
-    """What the store keeps about ``wf`` for a new run ``run_id`` (status ``running``)."""
-    definition = wf.definition
-    if wf.definition_format == "python":
-        source = wf.import_path or find_import_path(wf)
-    else:
-        source = os.path.abspath(wf.source) if wf.source else None
-    digest = hashlib.sha256(
-        (definition or f"{source}:{sorted(wf.steps)}").encode("utf-8", "replace")
-    ).hexdigest()
-    return RunRecord(
-        run_id,
-        wf.name,
-        "running",
-        time.time(),
-        definition=definition,
-        definition_format=wf.definition_format,
-        definition_hash=digest,
-        source=source,
-    )
-
-
-def find_import_path(wf: Workflow) -> str | None:
-    """``module:attribute`` holding ``wf``, looked for in the modules of its steps' functions.
-
-    A workflow defined in a script run as ``__main__`` is recorded by the script's path
-    (``/path/flow.py:wf``), which ``resume`` imports under another name so that the script's
-    ``if __name__ == "__main__":`` part does not run again.
-    """
-    seen: set[str] = set()
-    for step in wf.steps.values():
-        name = getattr(step.fn, "__module__", None)
-        if not name or name in seen:
-            continue
-        seen.add(name)
-        module = sys.modules.get(name)
-        for attr, value in vars(module).items() if module is not None else ():
-            if value is wf:
-                if name == "__main__":
-                    path = getattr(module, "__file__", None)
-                    return f"{os.path.abspath(path)}:{attr}" if path else None
-                return f"{name}:{attr}"
-    return None
-
-
-_FINISHED = ("succeeded", "failed", "cancelled", "timed_out")
+_FINISHED = frozenset(status for status in RunStatus if status.is_final())
 
 
 def resume(
@@ -127,18 +69,12 @@ def resume(
         record = recorded_run(opened, run_id)
         _check_resumable(record)
         wf = workflow_of(record)
-        settings = _recorded_settings(record.settings_json)
+        settings = recorded_settings(record.settings_json)
         params = {**json.loads(record.params_json or "{}"), **(overrides.pop("params", None) or {})}
-        every = opened.get_steps(record.run_id)
-        first_event = len(opened.get_events(record.run_id)) + 1
         args = {**settings, **overrides, "params": params, "store": opened}
-        args["_resume"] = (
-            record,
-            list(latest_attempts(every).values()),
-            first_event,
-            _paused_since(every),
-        )
-        return wf.run(**args)
+        from pardag.runner import resume_run  # the runner lies below; history only calls it
+
+        return resume_run(wf, Resumption.read(opened, record), **args)
     finally:
         if owned:
             opened.close()
@@ -152,7 +88,7 @@ def _check_resumable(record: RunRecord) -> None:
             "nothing to resume (start a new run instead)"
         )
     pid = _local_pid(record)
-    if record.status == "running" and pid is not None and _alive(pid):
+    if record.status == RunStatus.RUNNING and pid is not None and _alive(pid):
         raise ArgumentError(
             f"run {record.run_id} is still running in process {pid} on this machine; "
             "wait for it, or stop that process first"
@@ -210,8 +146,6 @@ def workflow_of(record: RunRecord) -> Workflow:
 
 
 def _import_workflow(spec: str, run_id: str) -> Workflow:
-    from pardag.model import Workflow
-
     where, _, attr = spec.rpartition(":")
     try:
         load = _load_script if where.endswith(".py") else importlib.import_module
@@ -238,22 +172,6 @@ def _load_script(path: str) -> types.ModuleType:
     return module
 
 
-def _recorded_settings(text: str) -> dict[str, Any]:
-    settings: dict[str, Any] = json.loads(text or "{}")
-    pools = settings.get("pools") or {}
-    settings["pools"] = {k: tuple(v) if isinstance(v, list) else v for k, v in pools.items()}
-    return settings
-
-
-def _paused_since(steps: list[StepRecord]) -> dict[str, float]:
-    """When each step first paused (an approval's timeout counts from then)."""
-    since: dict[str, float] = {}
-    for rec in steps:
-        if rec.state == "paused" and rec.started_at is not None:
-            since[rec.step_id] = min(since.get(rec.step_id, rec.started_at), rec.started_at)
-    return since
-
-
 def due_runs(store: Store, now: float | None = None) -> list[str]:
     """Paused runs with an approval whose wait is over: resuming one applies its ``on_timeout``.
 
@@ -265,10 +183,10 @@ def due_runs(store: Store, now: float | None = None) -> list[str]:
 
     now = time.time() if now is None else now
     due = []
-    for record in store.list_runs(status="paused", limit=1_000_000):
+    for record in store.list_runs(status=RunStatus.PAUSED.value, limit=1_000_000):
         every = store.get_steps(record.run_id)
-        paused = [s for s in latest_attempts(every).values() if s.state == "paused"]
-        since = _paused_since(every)
+        paused = [s for s in latest_attempts(every).values() if s.state == StepState.PAUSED]
+        since = paused_since(every)
         try:
             steps = workflow_of(record).steps
         except Exception:  # a file or module gone since: resume by hand, which says why
@@ -282,15 +200,6 @@ def due_runs(store: Store, now: float | None = None) -> list[str]:
                 due.append(record.run_id)
                 break
     return due
-
-
-def latest_attempts(steps: list[StepRecord]) -> dict[str, StepRecord]:
-    """Each step's latest recorded attempt, by step id (in the order the steps come)."""
-    latest: dict[str, StepRecord] = {}
-    for rec in steps:
-        if rec.step_id not in latest or rec.attempt >= latest[rec.step_id].attempt:
-            latest[rec.step_id] = rec
-    return latest
 
 
 def approve(
@@ -343,7 +252,7 @@ def runs(
 
 def check_status(status: str | None, what: str) -> None:
     """A run status filter must be one a run can have (a typo would list nothing, silently)."""
-    from pardag.results import RunStatus
+    from pardag.states import RunStatus
 
     known = [s.value for s in RunStatus]
     if status is not None and status not in known:
@@ -376,7 +285,7 @@ def _answer(
         record = _unfinished_run(opened, run_id)
         latest = latest_attempts(opened.get_steps(record.run_id))
         step = latest.get(step_id)
-        if step is None or step.state != "paused":
+        if step is None or step.state != StepState.PAUSED:
             now = "has not started" if step is None else f"is {step.state}"
             raise ArgumentError(
                 f"step {step_id!r} of run {record.run_id} is not waiting for approval (it {now})"
@@ -425,15 +334,15 @@ def cancel(run_id: str, *, store: Store | str | os.PathLike[str] | None = None) 
     try:
         record = _unfinished_run(opened, run_id)
         pid = _local_pid(record)
-        if record.status == "running" and pid is not None and _alive(pid):
+        if record.status == RunStatus.RUNNING and pid is not None and _alive(pid):
             os.kill(pid, signal.SIGINT)
             return f"asked process {pid} to cancel run {record.run_id}"
         host, _, recorded_pid = (record.owner or "").rpartition(":")
-        if record.status == "running" and pid is None and host:
+        if record.status == RunStatus.RUNNING and pid is None and host:
             raise ArgumentError(
                 f"run {record.run_id} runs on {host} (process {recorded_pid}); cancel it there"
             )
-        update = RunUpdate(record.run_id, status="cancelled", finished_at=time.time())
+        update = RunUpdate(record.run_id, status=RunStatus.CANCELLED.value, finished_at=time.time())
         update.error = "run cancelled: pardag cancel"
         opened.write(runs=[update])
         return f"run {record.run_id} ({record.status}) is now cancelled"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import threading
 import time
 import warnings
@@ -21,22 +20,13 @@ from collections.abc import Callable
 from typing import Any
 
 from pardag.events import Event
+from pardag.recording import encode_json
 from pardag.store.base import EventRecord, RunUpdate, StepRecord, Store
 
-__all__ = ["Journal", "encode_output", "warn_not_stored"]
+__all__ = ["Journal", "warn_not_stored"]
 
 Then = Callable[[], None]
 Encoder = Callable[[Any], Any]
-
-
-def encode_output(value: Any, default: Encoder | None = None) -> str | None:
-    """``value`` as JSON text, or None when JSON cannot hold it (even with ``default``)."""
-    if value is None:
-        return "null"
-    try:
-        return json.dumps(value, default=default, allow_nan=False)
-    except (TypeError, ValueError, OverflowError, RecursionError):
-        return None
 
 
 class Journal:
@@ -110,7 +100,7 @@ class Journal:
     def on_event(self, event: Event) -> None:
         """Listener: record every event of the run, in order."""
         self._seq += 1
-        data = encode_output(event.data, default=repr) or "{}" if event.data else "{}"
+        data = encode_json(event.data, default=repr) or "{}" if event.data else "{}"
         at = time.time() - (time.monotonic() - event.time)
         record = EventRecord(
             self.run_id, self._seq, at, event.kind.value, event.step, event.attempt, data

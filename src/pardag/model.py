@@ -1,29 +1,29 @@
-"""What a workflow is: steps, settings, validation and graph analysis.
+"""What a workflow is: steps, settings, and the graph a valid workflow compiles to.
 
-A ``Workflow`` is a named, ordered set of ``Step`` objects plus ``Settings``. Nothing runs until
-the workflow validates: ``validate()`` collects every problem (duplicate ids, unknown
-dependencies with the closest existing id, cycles printed as their path, bad parameters) and
-raises them together. ``compile()`` turns a valid workflow into a ``Graph``: steps numbered in
-declaration order with flat predecessor/successor lists, which the scheduler and the analyses
-(topological order, levels, upward rank, critical path) use. Every algorithm here is iterative,
-so a 100,000-step chain or cycle never meets Python's recursion limit.
+A ``Workflow`` is a named, ordered set of ``Step`` objects plus ``Settings``, built with
+``@wf.step`` and ``wf.add``. Nothing runs until it validates: ``compile()`` hands it to
+``pardag.validate``, which collects every problem (duplicate ids, unknown dependencies with the
+closest existing id, cycles printed as their path, bad parameters) and raises them together,
+or returns a ``Graph``: steps numbered in declaration order with flat predecessor/successor
+lists, which the scheduler and the analyses here (levels, upward rank, critical path) use.
+
+This module is the bottom of the model: it imports no kind, executor or template engine.
+``Workflow.compile`` and ``Workflow.run`` are facades that import the layers above them
+(``pardag.validate``, ``pardag.run``) when called, so that reading or building a workflow
+costs none of that.
 """
 
 from __future__ import annotations
 
-import contextlib
-import difflib
-import gc
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from pardag.errors import ArgumentError, CycleError, Problem, ValidationError
-from pardag.kinds import kind_problems
-from pardag.kinds.control import branch_handle
+from pardag.errors import ArgumentError
+from pardag.states import RUN_EXECUTORS, Mode, OnFailure, Trigger
 
 if TYPE_CHECKING:
     from pardag.events import Listener
@@ -31,65 +31,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Graph",
-    "Mode",
-    "OnFailure",
     "RetryPolicy",
     "Settings",
     "Step",
-    "StepState",
-    "Trigger",
     "Workflow",
+    "settings_problems",
+    "with_overrides",
 ]
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9_.-]+")
 RESERVED_PARAMS = frozenset({"inputs", "params"})
 """Parameter names a Python step receives specially: all inputs, and the run's params."""
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class StepState(StrEnum):
-    """Where a step is in its life; the last four are final."""
-
-    PENDING = "pending"  # waiting for dependencies
-    READY = "ready"  # dependencies final, waiting for a slot
-    RUNNING = "running"
-    RETRYING = "retrying"  # waiting out a backoff, holding no slot
-    PAUSED = "paused"  # waiting for a person's input
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    CANCELLED = "cancelled"
-
-    def is_final(self) -> bool:
-        """True once the step will not change state again in this run."""
-        return self in _FINAL
-
-
-_FINAL = frozenset({StepState.SUCCEEDED, StepState.FAILED, StepState.SKIPPED, StepState.CANCELLED})
-
-
-class Mode(StrEnum):
-    """How ready steps are ordered and released; see docs/concepts.md."""
-
-    DYNAMIC = "dynamic"
-    LEVELS = "levels"
-    SEQUENTIAL = "sequential"
-
-
-class OnFailure(StrEnum):
-    """What a run does when a critical step fails."""
-
-    FAIL_FAST = "fail_fast"
-    CONTINUE = "continue"
-
-
-class Trigger(StrEnum):
-    """When a step runs, decided once all its dependencies are final."""
-
-    ALL_SUCCESS = "all_success"
-    ALL_DONE = "all_done"
-    ANY_SUCCESS = "any_success"
-    NONE_FAILED = "none_failed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,6 +303,11 @@ class Workflow:
         """The steps by id, in declaration order."""
         return self._steps
 
+    @property
+    def duplicates(self) -> Sequence[str]:
+        """Ids added more than once (each repeat listed); validation reports them."""
+        return self._duplicates
+
     # -- checking and analysis ----------------------------------------------------------------
 
     def validate(self) -> None:
@@ -359,8 +317,9 @@ class Workflow:
     def compile(self) -> Graph:
         """The validated ``Graph`` of this workflow (cached until the workflow changes)."""
         if self._graph is None:
-            with _no_gc():  # a big graph is many small lists: collecting midway only costs
-                self._graph = _compile(self)
+            from pardag.validate import compile_workflow  # the facade: validation lies above
+
+            self._graph = compile_workflow(self)
         return self._graph
 
     def topological_order(self) -> list[str]:
@@ -417,18 +376,6 @@ class Workflow:
 # -- helpers for building ---------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _no_gc() -> Iterator[None]:
-    """Pause the cyclic garbage collector (allocation-heavy work that makes no cycles)."""
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 E = TypeVar("E", bound=StrEnum)
 
 
@@ -470,7 +417,8 @@ def _infer_deps(fn: Callable[..., Any] | None, known: Mapping[str, Step]) -> tup
     return tuple(deps)
 
 
-def _override(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
+def with_overrides(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
+    """``settings`` with ``overrides`` (field: value) applied, checked; the original stays."""
     unknown = sorted(set(overrides) - set(Settings.__dataclass_fields__))
     if unknown:
         allowed = ", ".join(Settings.__dataclass_fields__)
@@ -482,13 +430,14 @@ def _override(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
     merged["mode"] = _enum(Mode, merged["mode"], "mode")
     merged["on_failure"] = _enum(OnFailure, merged["on_failure"], "on_failure")
     result = Settings(**merged)
-    problems = _settings_problems(result)
+    problems = settings_problems(result)
     if problems:
         raise ArgumentError("; ".join(problems))
     return result
 
 
-def _settings_problems(s: Settings) -> list[str]:
+def settings_problems(s: Settings) -> list[str]:
+    """What is wrong with these settings, each message naming the setting and the fix."""
     out = []
     if isinstance(s.max_concurrency, bool) or not isinstance(s.max_concurrency, int):
         out.append(f"max_concurrency must be an int (0 = auto), got {s.max_concurrency!r}")
@@ -496,7 +445,7 @@ def _settings_problems(s: Settings) -> list[str]:
         out.append(f"max_concurrency must be >= 0 (0 = auto), got {s.max_concurrency}")
     if s.timeout is not None and not s.timeout > 0:
         out.append(f"timeout must be a positive number of seconds, got {s.timeout!r}")
-    if s.executor not in (None, "threads", "processes", "inline"):
+    if s.executor is not None and s.executor not in RUN_EXECUTORS:
         out.append(
             f"executor={s.executor!r} is not valid for a run; use 'threads', "
             "'processes' or 'inline' (async def steps always run on the event loop)"
@@ -509,193 +458,3 @@ def _settings_problems(s: Settings) -> list[str]:
         if rate is not None and not rate > 0:
             out.append(f"pool {name!r} rate must be > 0 per second, got {rate!r}")
     return out
-
-
-# -- validation and compilation ---------------------------------------------------------------
-
-
-def _compile(wf: Workflow) -> Graph:
-    steps = list(wf.steps.values())
-    ids = [s.id for s in steps]
-    index = {sid: i for i, sid in enumerate(ids)}
-    problems = [
-        Problem(d, "is declared more than once; give each step a unique id")
-        for d in dict.fromkeys(wf._duplicates)
-    ]
-    problems += [p for s in steps for p in _step_problems(s, wf.settings)]
-    problems += [Problem(None, m) for m in _settings_problems(wf.settings)]
-    preds: list[list[int]] = [[] for _ in steps]
-    succs: list[list[int]] = [[] for _ in steps]
-    handles: dict[tuple[int, int], str] = {}
-    for i, s in enumerate(steps):
-        mine = preds[i]
-        for dep in s.depends_on:
-            j = index.get(dep)
-            if j is None:
-                problems.append(Problem(s.id, _unknown_dep(dep, index)))
-            else:
-                mine.append(j)
-        if len(mine) > 1 and len(set(mine)) < len(mine):
-            mine[:] = dict.fromkeys(mine)  # a dependency named twice counts once
-        for j in mine:
-            succs[j].append(i)
-        for dep, handle in s.branch.items():
-            if dep not in s.depends_on:
-                problems.append(
-                    Problem(
-                        s.id,
-                        f"branch names {dep!r}, which is not in depends_on; "
-                        f"add {dep!r} to depends_on",
-                    )
-                )
-            elif dep in index:
-                if wf.steps[dep].kind != "condition":
-                    problems.append(
-                        Problem(
-                            s.id,
-                            f"branch names {dep!r}, which is a "
-                            f"{wf.steps[dep].kind!r} step, not a condition; "
-                            "make it kind='condition' or drop branch",
-                        )
-                    )
-                handles[(index[dep], i)] = branch_handle(handle)
-    order, cycle = _toposort(preds, succs)
-    if cycle:
-        path = [ids[i] for i in cycle]
-        problems.append(
-            Problem(
-                path[0],
-                "is part of a cycle: " + " -> ".join(path) + "; remove one of these dependencies",
-            )
-        )
-        raise CycleError(wf.name, _placed(wf, problems), path)
-    if problems:
-        raise ValidationError(wf.name, _placed(wf, problems))
-    # Tuples are a third smaller than lists; a million-step graph keeps two per step.
-    frozen_preds = [tuple(p) for p in preds]
-    frozen_succs = [tuple(s) for s in succs]
-    return Graph(steps, ids, index, frozen_preds, frozen_succs, handles, order)
-
-
-def _placed(wf: Workflow, problems: list[Problem]) -> list[Problem]:
-    """``problems`` with the file location of their step, for workflows read from files."""
-    if not wf.locations:
-        return problems
-    return [
-        Problem(p.step, p.message, wf.locations.get(p.step) or wf.source)
-        if p.where is None and p.step is not None
-        else p
-        for p in problems
-    ]
-
-
-def _unknown_dep(dep: str, index: Mapping[str, int]) -> str:
-    msg = f"depends on unknown step {dep!r}"
-    close = difflib.get_close_matches(dep, index.keys(), n=1) if len(index) < 20_000 else []
-    return msg + (f"; did you mean {close[0]!r}?" if close else "; declare it or fix the name")
-
-
-def _step_problems(s: Step, settings: Settings) -> list[Problem]:
-    msgs: list[str] = []
-    if not isinstance(s.id, str) or not ID_PATTERN.fullmatch(s.id):
-        msgs.append("the id may use only letters, digits, '_', '.' and '-'")
-    if s.timeout is not None and not (isinstance(s.timeout, int | float) and s.timeout > 0):
-        msgs.append(f"timeout must be a positive number of seconds, got {s.timeout!r}")
-    if s.retry is not None:
-        msgs += s.retry.problems()
-    if s.trigger is not Trigger.ALL_SUCCESS and s.trigger not in Trigger._value2member_map_:
-        msgs.append(
-            f"trigger {s.trigger!r} is unknown; use one of " + ", ".join(t.value for t in Trigger)
-        )
-    if type(s.priority) is not int:
-        msgs.append(f"priority must be an int, got {s.priority!r}")
-    if s.estimate is not None and not s.estimate >= 0:
-        msgs.append(f"estimate must be >= 0 seconds, got {s.estimate!r}")
-    for pool, amount in s.resources.items():
-        size = _pool_size(settings.pools.get(pool))
-        if size is None:
-            known = ", ".join(settings.pools) or "none"
-            msgs.append(
-                f"uses pool {pool!r}, which is not declared (pools: {known}); "
-                f"declare it with pools={{{pool!r}: N}}"
-            )
-        elif not isinstance(amount, int) or not 1 <= amount <= size:
-            msgs.append(
-                f"asks for {amount!r} of pool {pool!r}, which has {size}; ask for 1 to {size}"
-            )
-    if s.when is not None:
-        msgs += _when_problems(s)
-    if s.cache is not None:
-        from pardag.caching import cache_problems
-
-        msgs += cache_problems(s)
-    msgs += kind_problems(s)
-    return [Problem(s.id, m) for m in msgs] if msgs else []
-
-
-def _when_problems(s: Step) -> list[str]:
-    """A ``when`` must compile and read only the step's inputs, ``inputs`` and ``params``."""
-    if s.when is None:
-        return []
-    if callable(s.when):
-        return _when_callable_problems(s.when, s.depends_on)
-    from pardag.expressions import EXPRESSION_NAMES, compile_expression
-
-    try:
-        expr = compile_expression(s.when, where="when")
-    except ArgumentError as exc:
-        return [str(exc)]
-    unknown = sorted(expr.names_used - set(s.depends_on) - EXPRESSION_NAMES)
-    if unknown:
-        return [
-            f"when reads {', '.join(map(repr, unknown))}, which is not a dependency; "
-            f"add it to depends_on or read the run's params as params.NAME"
-        ]
-    return []
-
-
-def _when_callable_problems(when: Callable[..., Any], deps: tuple[str, ...]) -> list[str]:
-    from pardag.kinds.python import bind_function
-
-    if inspect.iscoroutinefunction(when):
-        return ["when= must be a plain function returning a bool, not an async def"]
-    binder = bind_function(when, deps)
-    return [f"when= {binder}"] if isinstance(binder, str) else []
-
-
-def _pool_size(spec: int | tuple[int, float] | None) -> int | None:
-    if spec is None:
-        return None
-    return spec[0] if isinstance(spec, tuple) else spec
-
-
-def _toposort(preds: list[list[int]], succs: list[list[int]]) -> tuple[list[int], list[int]]:
-    """Kahn's algorithm in declaration order; returns (order, a cycle path or [])."""
-    n = len(preds)
-    waiting = [len(p) for p in preds]
-    order = [i for i in range(n) if waiting[i] == 0]
-    head = 0
-    while head < len(order):
-        for s in succs[order[head]]:
-            waiting[s] -= 1
-            if waiting[s] == 0:
-                order.append(s)
-        head += 1
-    if len(order) == n:
-        return order, []
-    return order, _find_cycle(preds, [i for i in range(n) if waiting[i] > 0])
-
-
-def _find_cycle(preds: list[list[int]], stuck: list[int]) -> list[int]:
-    """A cycle among the steps Kahn's algorithm could not order, walking predecessors."""
-    blocked = set(stuck)
-    seen: dict[int, int] = {}
-    path: list[int] = []
-    node = stuck[0]
-    while node not in seen:
-        seen[node] = len(path)
-        path.append(node)
-        node = next(p for p in preds[node] if p in blocked)
-    cycle = path[seen[node] :]
-    cycle.reverse()  # walked against the edges; show it along them
-    return [*cycle, cycle[0]]

@@ -22,7 +22,8 @@ from rich.table import Table
 from rich.text import Text
 
 from pardag.events import Event, EventKind
-from pardag.results import RunResult, RunStatus
+from pardag.results import RunResult
+from pardag.states import RunStatus
 
 __all__ = ["LiveProgress", "print_summary", "print_trimmed", "speedup", "step_seconds"]
 

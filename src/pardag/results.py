@@ -4,24 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from pardag.errors import PardagError, StepFailed
-from pardag.model import StepState
+from pardag.states import RunStatus, StepState
 
-__all__ = ["Outputs", "RunResult", "RunStatus", "StepResult", "StepResults"]
-
-
-class RunStatus(StrEnum):
-    """Where a run is; all but ``running`` and ``paused`` are final."""
-
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    TIMED_OUT = "timed_out"
-    PAUSED = "paused"
+__all__ = ["Outputs", "RunResult", "StepResult", "StepResults"]
 
 
 @dataclass(slots=True)

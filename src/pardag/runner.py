@@ -48,17 +48,20 @@ from pardag.events import Event, EventKind, Listener
 from pardag.executors import create_executor, default_capacity
 from pardag.executors.base import Executor, format_traceback
 from pardag.executors.threads import ThreadExecutor
-from pardag.journal import Journal, encode_output, warn_not_stored
+from pardag.journal import Journal, warn_not_stored
 from pardag.kinds import Action, RunContext, action_for
 from pardag.kinds.base import no_inputs
 from pardag.kinds.python import bind_function
-from pardag.model import Graph, Mode, OnFailure, Settings, Step, StepState
-from pardag.results import Outputs, RunResult, RunStatus, StepResult, StepResults
+from pardag.model import Graph, Settings, Step
+from pardag.recording import encode_json as encode_output
+from pardag.results import Outputs, RunResult, StepResult, StepResults
 from pardag.scheduler import Pool, Scheduler
+from pardag.states import Mode, OnFailure, RunStatus, StepState
 from pardag.store.base import RunRecord, RunUpdate, StepRecord, Store, StoreError
 
 if TYPE_CHECKING:
     from pardag.model import Workflow
+    from pardag.recording import Resumption
 
 __all__ = ["Runner", "run_sync"]
 
@@ -1056,6 +1059,11 @@ def _precondition(step: Step) -> Callable[[Mapping[str, Any], Mapping[str, Any]]
     return check_fn
 
 
+def resume_run(wf: Workflow, resumption: Resumption, **overrides: Any) -> RunResult:
+    """Go on with a recorded run in this process (``pardag.resume``)."""
+    return run_sync(wf, _resume=resumption, **overrides)
+
+
 def run_sync(wf: Workflow, **overrides: Any) -> RunResult:
     """``Workflow.run``: run on a fresh event loop; Ctrl-C cancels cleanly, a second exits."""
     try:
@@ -1089,8 +1097,8 @@ async def run_workflow(wf: Workflow, overrides: dict[str, Any]) -> RunResult:
 def new_runner(wf: Workflow, overrides: dict[str, Any]) -> tuple[Runner, Callable[[], None]]:
     """A runner for ``wf`` with ``overrides`` (settings, ``listeners``, ``params``, ``store``,
     ``encoder``), and what to call once it is done (closing a store it opened)."""
-    from pardag.history import open_run_store, run_record
-    from pardag.model import _override
+    from pardag.model import with_overrides
+    from pardag.recording import open_run_store, run_record
 
     listeners = overrides.pop("listeners", ())
     params = {**wf.params, **(overrides.pop("params", None) or {})}
@@ -1101,18 +1109,17 @@ def new_runner(wf: Workflow, overrides: dict[str, Any]) -> tuple[Runner, Callabl
             f"cache={use_cache!r} is not valid; give cache=False to run every step without "
             "looking in the cache (fresh outputs still refresh it), or leave it out"
         )
-    resumed = overrides.pop("_resume", None)  # (record, step records, next event) from resume()
+    resumed: Resumption | None = overrides.pop("_resume", None)
     store, owned = open_run_store(overrides.pop("store", None))
-    settings = _override(wf.settings, overrides)
+    settings = with_overrides(wf.settings, overrides)
     graph = wf.compile()
     extra: dict[str, Any] = {}
     if resumed is not None:
-        record, steps, first_event, paused_since = resumed
         extra = {
-            "record": record,
-            "resume": steps,
-            "first_event": first_event,
-            "paused_since": paused_since,
+            "record": resumed.record,
+            "resume": resumed.steps,
+            "first_event": resumed.first_event,
+            "paused_since": resumed.paused_since,
         }
     elif store is not None:
         extra = {"record": run_record(wf, uuid.uuid4().hex)}

@@ -31,7 +31,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from pardag.model import Graph, Mode, StepState, Trigger
+from pardag.model import Graph
+from pardag.states import Mode, StepState, Trigger
 
 __all__ = ["Pool", "Scheduler"]
 

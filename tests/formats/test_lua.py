@@ -14,7 +14,8 @@ from pardag.formats import lua as lua_format
 from pardag.formats import read_workflow
 from pardag.formats.document import parse_document
 from pardag.kinds import KINDS
-from pardag.model import RetryPolicy, Trigger
+from pardag.model import RetryPolicy
+from pardag.states import Trigger
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -16,7 +16,8 @@ from pardag.errors import CycleError, ValidationError
 from pardag.formats import native
 from pardag.formats.document import parse_document
 from pardag.formats.schema import render
-from pardag.model import RetryPolicy, Trigger
+from pardag.model import RetryPolicy
+from pardag.states import Trigger
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = [ROOT / "examples" / "flows" / f"etl.{ext}" for ext in ("yaml", "toml", "json")]

@@ -26,7 +26,8 @@ from pardag.formats.languages import as_kind
 from pardag.formats.reading import line_of
 from pardag.kinds import KINDS
 from pardag.kinds.control import branch_handle
-from pardag.model import Mode, OnFailure, RetryPolicy, Trigger, Workflow
+from pardag.model import RetryPolicy, Workflow
+from pardag.states import Mode, OnFailure, Trigger
 from pardag.units import parse_duration, parse_rate
 
 __all__ = ["EXECUTION", "POOL", "RETRY", "STEP", "TOP", "Field", "detect", "read"]

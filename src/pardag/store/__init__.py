@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from pardag.store.base import (
     Answer,
@@ -22,6 +21,7 @@ from pardag.store.base import (
     StepRecord,
     Store,
     StoreError,
+    mask_url,
 )
 from pardag.store.schema import SCHEMA_VERSION
 from pardag.store.sqlite import SQLiteStore
@@ -79,19 +79,6 @@ def open_store(url: str | os.PathLike[str] | None = None, *, create: bool = True
 
         return PostgresStore("postgresql" + url[len(scheme) :], create=create)
     raise StoreError(f"store URL {mask_url(url)!r} is not supported; use {ACCEPTED}")
-
-
-def mask_url(url: str) -> str:
-    """``url`` with its password (in the user part or a ``password=`` parameter) as ``***``."""
-    try:
-        userinfo, at, _ = urlsplit(url).netloc.rpartition("@")
-    except ValueError:  # malformed: mask whatever sits between "user:" and "@"
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
-    masked = url
-    if at and ":" in userinfo:
-        user = userinfo.split(":", 1)[0]
-        masked = masked.replace(f"//{userinfo}@", f"//{user}:***@", 1)
-    return re.sub(r"([?&]password=)[^&#]*", r"\1***", masked, flags=re.IGNORECASE)
 
 
 def _scheme(url: str) -> str | None:

@@ -10,10 +10,12 @@ Values are plain: times are ``time.time()`` floats, JSON documents are already e
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from pardag.errors import PardagError
 
@@ -26,6 +28,7 @@ __all__ = [
     "StepRecord",
     "Store",
     "StoreError",
+    "mask_url",
 ]
 
 
@@ -232,3 +235,16 @@ class Store(ABC):
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (in the user part or a ``password=`` parameter) as ``***``."""
+    try:
+        userinfo, at, _ = urlsplit(url).netloc.rpartition("@")
+    except ValueError:  # malformed: mask whatever sits between "user:" and "@"
+        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+    masked = url
+    if at and ":" in userinfo:
+        user = userinfo.split(":", 1)[0]
+        masked = masked.replace(f"//{userinfo}@", f"//{user}:***@", 1)
+    return re.sub(r"([?&]password=)[^&#]*", r"\1***", masked, flags=re.IGNORECASE)

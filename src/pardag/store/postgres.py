@@ -19,10 +19,11 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
-from pardag.store import mask_url, schema
+from pardag.store import schema
 from pardag.store.base import (
     CacheEntry,
     StoreError,
+    mask_url,
 )
 from pardag.store.pool import ConnectionPool
 from pardag.store.sql import SQLStore

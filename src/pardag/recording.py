@@ -1,0 +1,163 @@
+"""What a run records about itself in the run store, and what a resumed run reads back.
+
+Below the runner: which store a run uses (``open_run_store``), the record of a new run
+(``run_record``: a snapshot of the definition, or where to import a workflow built in Python),
+the settings as JSON and back, and ``Resumption``, what an earlier process of a run left for
+the next one. ``pardag.history`` (resume, approve, reject, cancel, runs) builds on this from
+above the runner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pardag.model import Settings
+from pardag.states import RunStatus, StepState
+from pardag.store.base import RunRecord, StepRecord, Store
+
+if TYPE_CHECKING:
+    from pardag.model import Workflow
+
+__all__ = [
+    "Resumption",
+    "encode_json",
+    "find_import_path",
+    "latest_attempts",
+    "open_run_store",
+    "paused_since",
+    "recorded_settings",
+    "run_record",
+    "settings_json",
+]
+
+
+@dataclass(frozen=True)
+class Resumption:
+    """What an earlier process of a run recorded, for the process that resumes it.
+
+    ``steps`` holds each step's latest attempt; ``first_event`` is the number the next event
+    gets; ``paused_since`` says when each paused step first paused (an approval's timeout
+    counts from then).
+    """
+
+    record: RunRecord
+    steps: Sequence[StepRecord]
+    first_event: int = 1
+    paused_since: Mapping[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, store: Store, record: RunRecord) -> Resumption:
+        """Everything ``store`` holds about the run ``record``, for resuming it."""
+        every = store.get_steps(record.run_id)
+        first_event = len(store.get_events(record.run_id)) + 1
+        latest = list(latest_attempts(every).values())
+        return cls(record, latest, first_event, paused_since(every))
+
+
+def open_run_store(store: Store | str | os.PathLike[str] | None) -> tuple[Store | None, bool]:
+    """The store a run records to, and whether the caller opened it (and must close it).
+
+    ``None`` means ``PARDAG_STORE`` if set, else no store (the run stays in memory).
+    """
+    if isinstance(store, Store):
+        return store, False
+    url = store if store is not None else os.environ.get("PARDAG_STORE") or None
+    if url is None:
+        return None, False
+    from pardag.store import open_store  # the backends load only when a store is asked for
+
+    return open_store(url), True
+
+
+def run_record(wf: Workflow, run_id: str) -> RunRecord:
+    """What the store keeps about ``wf`` for a new run ``run_id`` (status ``running``)."""
+    definition = wf.definition
+    if wf.definition_format == "python":
+        source = wf.import_path or find_import_path(wf)
+    else:
+        source = os.path.abspath(wf.source) if wf.source else None
+    digest = hashlib.sha256(
+        (definition or f"{source}:{sorted(wf.steps)}").encode("utf-8", "replace")
+    ).hexdigest()
+    return RunRecord(
+        run_id,
+        wf.name,
+        RunStatus.RUNNING.value,
+        time.time(),
+        definition=definition,
+        definition_format=wf.definition_format,
+        definition_hash=digest,
+        source=source,
+    )
+
+
+def find_import_path(wf: Workflow) -> str | None:
+    """``module:attribute`` holding ``wf``, looked for in the modules of its steps' functions.
+
+    A workflow defined in a script run as ``__main__`` is recorded by the script's path
+    (``/path/flow.py:wf``), which ``resume`` imports under another name so that the script's
+    ``if __name__ == "__main__":`` part does not run again.
+    """
+    seen: set[str] = set()
+    for step in wf.steps.values():
+        name = getattr(step.fn, "__module__", None)
+        if not name or name in seen:
+            continue
+        seen.add(name)
+        module = sys.modules.get(name)
+        for attr, value in vars(module).items() if module is not None else ():
+            if value is wf:
+                if name == "__main__":
+                    path = getattr(module, "__file__", None)
+                    return f"{os.path.abspath(path)}:{attr}" if path else None
+                return f"{name}:{attr}"
+    return None
+
+
+def encode_json(value: Any, default: Any = None) -> str | None:
+    """``value`` as JSON text, or None when JSON cannot hold it (even with ``default``)."""
+    if value is None:
+        return "null"
+    try:
+        return json.dumps(value, default=default, allow_nan=False)
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        return None
+
+
+def settings_json(settings: Settings) -> str:
+    """The run's settings as the store records them."""
+    fields = {f: getattr(settings, f) for f in Settings.__dataclass_fields__}
+    return encode_json(fields, repr) or "{}"
+
+
+def recorded_settings(text: str | None) -> dict[str, Any]:
+    """``settings_json``'s text back as run options (a rate-limited pool is a tuple again)."""
+    settings: dict[str, Any] = json.loads(text or "{}")
+    pools = settings.get("pools") or {}
+    settings["pools"] = {k: tuple(v) if isinstance(v, list) else v for k, v in pools.items()}
+    return settings
+
+
+def paused_since(steps: Sequence[StepRecord]) -> dict[str, float]:
+    """When each step first paused (an approval's timeout counts from then)."""
+    since: dict[str, float] = {}
+    for rec in steps:
+        if rec.state == StepState.PAUSED and rec.started_at is not None:
+            since[rec.step_id] = min(since.get(rec.step_id, rec.started_at), rec.started_at)
+    return since
+
+
+def latest_attempts(steps: Sequence[StepRecord]) -> dict[str, StepRecord]:
+    """Each step's latest recorded attempt, by step id (in the order the steps come)."""
+    latest: dict[str, StepRecord] = {}
+    for rec in steps:
+        if rec.step_id not in latest or rec.attempt >= latest[rec.step_id].attempt:
+            latest[rec.step_id] = rec
+    return latest
