@@ -14,7 +14,7 @@ def test_no_listener_builds_no_event(monkeypatch: pytest.MonkeyPatch) -> None:
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("an event was built with no listener registered")
 
-    monkeypatch.setattr("pardag.runner.Event", forbidden)
+    monkeypatch.setattr("pardag.runner.events.Event", forbidden)
     wf = pardag.Workflow("quiet", on_failure="continue")
     wf.add("a", lambda: 1)
     wf.add("b", lambda a: a + 1)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os as _os
 from collections.abc import Mapping as _Mapping
 from typing import Any as _Any
+from typing import Unpack as _Unpack
 
 from pardag.errors import (
     ArgumentError,
@@ -27,6 +28,7 @@ from pardag.errors import (
 )
 from pardag.events import Event, EventKind, Listener, Recorder
 from pardag.model import RetryPolicy, Settings, Step, Workflow
+from pardag.options import RunOptions, StepOptions
 from pardag.results import RunResult, StepResult
 from pardag.states import Mode, OnFailure, RunStatus, StepState, Trigger
 
@@ -43,37 +45,52 @@ def load(
     return load_file(path, format=format, defaults=defaults)
 
 
-def resume(run_id: str, **options: _Any) -> RunResult:
+def resume(run_id: str, **options: _Unpack[RunOptions]) -> RunResult:
     """Finish a recorded run whose process died; see ``pardag.history.resume``."""
     from pardag import history
 
     return history.resume(run_id, **options)
 
 
-def approve(run_id: str, step_id: str, value: _Any = True, **options: _Any) -> RunResult:
+def approve(
+    run_id: str, step_id: str, value: _Any = True, **options: _Unpack[RunOptions]
+) -> RunResult:
     """Answer a paused approval step and resume its run; see ``pardag.history.approve``."""
     from pardag import history
 
     return history.approve(run_id, step_id, value, **options)
 
 
-def reject(run_id: str, step_id: str, reason: str = "", **options: _Any) -> RunResult:
+def reject(
+    run_id: str, step_id: str, reason: str = "", **options: _Unpack[RunOptions]
+) -> RunResult:
     """Reject a paused approval step and resume its run; see ``pardag.history.reject``."""
     from pardag import history
 
     return history.reject(run_id, step_id, reason, **options)
 
 
-def runs(**filters: _Any) -> list[_Any]:
-    """Recorded runs, newest first; see ``pardag.history.runs``."""
+def runs(
+    *,
+    store: _Any = None,
+    workflow: str | None = None,
+    status: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+    limit: int = 50,
+) -> list[_Any]:
+    """Recorded runs (``pardag.store.RunRecord``), newest first; see ``pardag.history.runs``."""
     from pardag import history
 
-    return list(history.runs(**filters))
+    found = history.runs(
+        store=store, workflow=workflow, status=status, since=since, until=until, limit=limit
+    )
+    return list(found)
 
 
-def run(workflow: Workflow, **settings: object) -> RunResult:
-    """Run ``workflow`` to the end; the same as ``workflow.run(**settings)``."""
-    return workflow.run(**settings)
+def run(workflow: Workflow, **options: _Unpack[RunOptions]) -> RunResult:
+    """Run ``workflow`` to the end; the same as ``workflow.run(**options)``."""
+    return workflow.run(**options)
 
 
 __all__ = [
@@ -89,6 +106,7 @@ __all__ = [
     "Recorder",
     "RetryPolicy",
     "RunCancelled",
+    "RunOptions",
     "RunResult",
     "RunStatus",
     "RunTimedOut",
@@ -96,6 +114,7 @@ __all__ = [
     "Step",
     "StepCancelled",
     "StepFailed",
+    "StepOptions",
     "StepPaused",
     "StepResult",
     "StepSkipped",

@@ -50,6 +50,7 @@ __all__ = [
     "CACHE_OPTIONS",
     "KEY_VERSION",
     "CachePolicy",
+    "cache_entry",
     "cache_policies",
     "cache_problems",
     "canonical_json",
@@ -433,8 +434,21 @@ def remember(
     It expires ``ttl`` seconds after ``now`` (never when ``ttl`` is None); ``run_id`` and
     ``step_id`` say where it came from. Committed before this returns.
     """
+    store.put_cache(cache_entry(key, output_json, now, ttl, run_id, step_id))
+
+
+def cache_entry(
+    key: str,
+    output_json: str,
+    now: float,
+    ttl: float | None,
+    run_id: str | None = None,
+    step_id: str | None = None,
+) -> CacheEntry:
+    """What the store keeps for a successful output stored at ``now``: it expires ``ttl``
+    seconds later (never when ``ttl`` is None)."""
     expires = None if ttl is None else now + ttl
-    store.put_cache(CacheEntry(key, output_json, now, expires, run_id, step_id))
+    return CacheEntry(key, output_json, now, expires, run_id, step_id)
 
 
 def cache_policies(

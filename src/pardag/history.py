@@ -17,10 +17,11 @@ import socket
 import sys
 import time
 import types
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack, cast
 
 from pardag.errors import ArgumentError
 from pardag.model import Workflow
+from pardag.options import RunOptions
 from pardag.recording import (
     Resumption,
     latest_attempts,
@@ -29,7 +30,7 @@ from pardag.recording import (
     recorded_settings,
 )
 from pardag.states import RunStatus, StepState
-from pardag.store.base import Answer, RunRecord, RunUpdate, Store
+from pardag.store.base import APPROVED, REJECTED, Answer, RunRecord, RunUpdate, Store
 
 if TYPE_CHECKING:
     from pardag.results import RunResult
@@ -51,16 +52,15 @@ __all__ = [
 _FINISHED = frozenset(status for status in RunStatus if status.is_final())
 
 
-def resume(
-    run_id: str, *, store: Store | str | os.PathLike[str] | None = None, **overrides: Any
-) -> RunResult:
+def resume(run_id: str, **options: Unpack[RunOptions]) -> RunResult:
     """Finish a run whose process died, in this process.
 
     Steps whose final state was committed keep it (and their outputs); steps that were running
-    run again (at-least-once); the rest run as usual. ``overrides`` are as for ``run``
-    (settings, ``listeners``, ``params`` merged over the recorded ones).
+    run again (at-least-once); the rest run as usual. ``options`` are as for ``run``
+    (``store`` names the run store, ``PARDAG_STORE`` by default; the recorded settings apply
+    unless given again; ``params`` are merged over the recorded ones).
     """
-    opened, owned = open_run_store(store)
+    opened, owned = open_run_store(options.get("store"))
     if opened is None:
         raise ArgumentError(
             "resume needs the run store the run was recorded in: pass store=URL or set PARDAG_STORE"
@@ -69,12 +69,12 @@ def resume(
         record = recorded_run(opened, run_id)
         _check_resumable(record)
         wf = workflow_of(record)
-        settings = recorded_settings(record.settings_json)
-        params = {**json.loads(record.params_json or "{}"), **(overrides.pop("params", None) or {})}
-        args = {**settings, **overrides, "params": params, "store": opened}
+        params = {**json.loads(record.params_json or "{}"), **(options.get("params") or {})}
+        given: dict[str, Any] = {**recorded_settings(record.settings_json), **options}
+        given |= {"params": params, "store": opened}
         from pardag.runner import resume_run  # the runner lies below; history only calls it
 
-        return resume_run(wf, Resumption.read(opened, record), **args)
+        return resume_run(wf, Resumption.read(opened, record), cast(RunOptions, given))
     finally:
         if owned:
             opened.close()
@@ -203,30 +203,18 @@ def due_runs(store: Store, now: float | None = None) -> list[str]:
 
 
 def approve(
-    run_id: str,
-    step_id: str,
-    value: Any = True,
-    *,
-    store: Store | str | os.PathLike[str] | None = None,
-    **overrides: Any,
+    run_id: str, step_id: str, value: Any = True, **options: Unpack[RunOptions]
 ) -> RunResult:
     """Answer a paused approval step with ``value`` (its output) and resume the run here.
 
     An answer that does not fit the step's ``schema`` is refused, and the run stays paused.
     """
-    return _answer(run_id, step_id, "approved", value, None, store, overrides)
+    return _answer(run_id, step_id, APPROVED, value, None, options)
 
 
-def reject(
-    run_id: str,
-    step_id: str,
-    reason: str = "",
-    *,
-    store: Store | str | os.PathLike[str] | None = None,
-    **overrides: Any,
-) -> RunResult:
+def reject(run_id: str, step_id: str, reason: str = "", **options: Unpack[RunOptions]) -> RunResult:
     """Reject a paused approval step (it fails with ``reason``) and resume the run here."""
-    return _answer(run_id, step_id, "rejected", None, reason or None, store, overrides)
+    return _answer(run_id, step_id, REJECTED, None, reason or None, options)
 
 
 def runs(
@@ -252,8 +240,6 @@ def runs(
 
 def check_status(status: str | None, what: str) -> None:
     """A run status filter must be one a run can have (a typo would list nothing, silently)."""
-    from pardag.states import RunStatus
-
     known = [s.value for s in RunStatus]
     if status is not None and status not in known:
         raise ArgumentError(f"Invalid {what} value {status!r}: use one of {', '.join(known)}")
@@ -275,12 +261,11 @@ def _answer(
     decision: str,
     value: Any,
     reason: str | None,
-    store: Store | str | os.PathLike[str] | None,
-    overrides: dict[str, Any],
+    options: RunOptions,
 ) -> RunResult:
     from pardag.kinds.approval import answer_problem
 
-    opened, owned = _required_store(store, "answering an approval")
+    opened, owned = _required_store(options.get("store"), "answering an approval")
     try:
         record = _unfinished_run(opened, run_id)
         latest = latest_attempts(opened.get_steps(record.run_id))
@@ -290,7 +275,7 @@ def _answer(
             raise ArgumentError(
                 f"step {step_id!r} of run {record.run_id} is not waiting for approval (it {now})"
             )
-        if decision == "approved":
+        if decision == APPROVED:
             schema = workflow_of(record).steps[step_id].params.get("schema")
             problem = answer_problem(schema, value)
             if problem is not None:
@@ -300,7 +285,8 @@ def _answer(
                 )
         answer = Answer(record.run_id, step_id, decision, json.dumps(value), reason, time.time())
         opened.put_answer(answer)
-        return resume(record.run_id, store=opened, **overrides)
+        go_on: RunOptions = {**options, "store": opened}
+        return resume(record.run_id, **go_on)
     finally:
         if owned:
             opened.close()

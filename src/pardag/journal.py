@@ -7,26 +7,39 @@ previous commit was on its way in one transaction (group commit), then hands the
 continuations that waited for it (start the step, release its dependents) in order.
 
 The journal is also a ``Listener``: every event of the run goes into the same transactions.
+And it is the run's only way to the step output cache: a step's cached output is stored with
+its final record, and a cache lookup is answered by the writer thread after the group it came
+with, so the event loop never waits for the store.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import threading
-import time
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
+from pardag.caching import lookup
+from pardag.clock import Clock, SystemClock
 from pardag.events import Event
 from pardag.recording import encode_json
-from pardag.store.base import EventRecord, RunUpdate, StepRecord, Store
+from pardag.store.base import CacheEntry, EventRecord, RunUpdate, StepRecord, Store
 
-__all__ = ["Journal", "warn_not_stored"]
+__all__ = ["Answered", "Journal", "warn_not_stored"]
 
 Then = Callable[[], None]
-Encoder = Callable[[Any], Any]
+Answered = Callable[[bool, Any, BaseException | None], None]
+"""Receives a cache lookup's answer on the loop: (hit, output, the store's error or None)."""
+
+
+class _Lookup(NamedTuple):
+    key: str
+    now: float
+    ttl: float | None
+    then: Answered
 
 
 class Journal:
@@ -37,13 +50,18 @@ class Journal:
     loop; nothing added after it is committed.
     """
 
-    def __init__(self, store: Store, run_id: str, first_event: int = 1) -> None:
+    def __init__(
+        self, store: Store, run_id: str, first_event: int = 1, clock: Clock | None = None
+    ) -> None:
         self.store = store
         self.run_id = run_id
         self.first_event = first_event
+        self._clock = clock or SystemClock()
         self._steps: list[StepRecord] = []
         self._events: list[EventRecord] = []
         self._runs: list[RunUpdate] = []
+        self._caches: list[CacheEntry] = []
+        self._lookups: list[_Lookup] = []
         self._thens: list[Then] = []
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -69,16 +87,20 @@ class Journal:
     def busy(self) -> bool:
         """True while something added has not been delivered yet."""
         with self._lock:
-            return self._in_flight > 0 or bool(self._thens or self._steps or self._runs)
+            return self._in_flight > 0 or bool(
+                self._thens or self._steps or self._runs or self._lookups
+            )
 
     def add(
         self,
         *,
         step: StepRecord | None = None,
         run: RunUpdate | None = None,
+        cache: CacheEntry | None = None,
         then: Then | None = None,
     ) -> None:
-        """Queue a record; ``then`` runs on the loop after it is committed.
+        """Queue a record (and a step's output for the cache); ``then`` runs on the loop after
+        it is committed.
 
         Once a commit has failed nothing more is recorded: ``then`` runs at once, so that the
         run (which is failing with the store's error) can wind down.
@@ -92,8 +114,24 @@ class Journal:
                 self._steps.append(step)
             if run is not None:
                 self._runs.append(run)
+            if cache is not None:
+                self._caches.append(cache)
             if then is not None:
                 self._thens.append(then)
+            if self._idle:
+                self._wake.notify()
+
+    def lookup(self, key: str, ttl: float | None, then: Answered) -> None:
+        """Look ``key`` up in the step output cache; ``then(hit, output, error)`` runs on the
+        loop with the answer, after what was added before has been committed.
+
+        Once a commit has failed, the answer is a miss, at once (the run is stopping).
+        """
+        if self._failed is not None:
+            then(False, None, None)
+            return
+        with self._lock:
+            self._lookups.append(_Lookup(key, self._clock.time(), ttl, then))
             if self._idle:
                 self._wake.notify()
 
@@ -101,7 +139,7 @@ class Journal:
         """Listener: record every event of the run, in order."""
         self._seq += 1
         data = encode_json(event.data, default=repr) or "{}" if event.data else "{}"
-        at = time.time() - (time.monotonic() - event.time)
+        at = self._clock.time() - (self._clock.monotonic() - event.time)
         record = EventRecord(
             self.run_id, self._seq, at, event.kind.value, event.step, event.attempt, data
         )
@@ -122,23 +160,45 @@ class Journal:
     def _write_loop(self) -> None:
         while True:
             with self._lock:
-                while not (self._steps or self._events or self._runs or self._thens):
+                while not (
+                    self._steps
+                    or self._events
+                    or self._runs
+                    or self._caches
+                    or self._lookups
+                    or self._thens
+                ):
                     if self._closing:
                         return
                     self._idle = True
                     self._wake.wait()
                     self._idle = False
                 steps, events, runs, thens = self._steps, self._events, self._runs, self._thens
+                caches, lookups = self._caches, self._lookups
                 self._steps, self._events, self._runs, self._thens = [], [], [], []
+                self._caches, self._lookups = [], []
                 self._in_flight += 1
             try:
                 if self._failed is None:  # after a failure, only the continuations go on
+                    for entry in caches:
+                        self.store.put_cache(entry)
                     self.store.write(runs=runs, steps=steps, events=events)
             except BaseException as exc:  # the run fails with it, on the loop
                 self._failed = exc
+                thens += [functools.partial(q.then, False, None, None) for q in lookups]
                 self._post(self._fail, exc, thens)
             else:
-                self._post(self._deliver, thens)
+                self._post(self._deliver, thens + [self._answer(q) for q in lookups])
+
+    def _answer(self, query: _Lookup) -> Then:
+        """Read the cache for ``query`` (on the writer thread); its answer, to run on the loop."""
+        if self._failed is not None:
+            return functools.partial(query.then, False, None, None)
+        try:
+            hit, output = lookup(self.store, query.key, query.now, query.ttl)
+        except Exception as exc:  # the store's error: the run stops with it, saying why
+            return functools.partial(query.then, False, None, exc)
+        return functools.partial(query.then, hit, output, None)
 
     def _post(self, fn: Callable[..., None], *args: Any) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more

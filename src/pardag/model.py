@@ -17,16 +17,16 @@ from __future__ import annotations
 
 import inspect
 import re
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from pardag.errors import ArgumentError
+from pardag.options import STEP_OPTIONS, RunOptions, StepOptions, check_options
 from pardag.states import RUN_EXECUTORS, Mode, OnFailure, Trigger
 
 if TYPE_CHECKING:
-    from pardag.events import Listener
     from pardag.results import RunResult
 
 __all__ = [
@@ -250,17 +250,18 @@ class Workflow:
 
     @overload
     def step(
-        self, fn: None = None, /, *, id: str | None = None, **options: Any
+        self, fn: None = None, /, *, id: str | None = None, **options: Unpack[StepOptions]
     ) -> Callable[[F], F]: ...
 
     def step(
-        self, fn: F | None = None, /, *, id: str | None = None, **options: Any
+        self, fn: F | None = None, /, *, id: str | None = None, **options: Unpack[StepOptions]
     ) -> F | Callable[[F], F]:
         """Decorator adding a function as a step named after it.
 
         Dependencies are the function's parameters (except ``inputs``) unless ``depends_on``
-        is given. Options are ``Step`` fields; ``retry`` also takes an int (that many retries).
-        Returns the function unchanged, so it stays callable and testable on its own.
+        is given. Options are ``Step`` fields (``pardag.options.StepOptions``); ``retry`` also
+        takes an int (that many retries). Returns the function unchanged, so it stays callable
+        and testable on its own.
         """
 
         def register(func: F) -> F:
@@ -273,24 +274,22 @@ class Workflow:
         self,
         id: str,
         fn: Callable[..., Any] | Callable[..., Awaitable[Any]] | None = None,
-        *,
-        depends_on: Iterable[str] | str | None = None,
-        retry: RetryPolicy | int | None = None,
-        **options: Any,
+        **options: Unpack[StepOptions],
     ) -> Step:
         """Add a step; the programmatic twin of ``@wf.step``, for generated graphs.
 
-        ``depends_on=None`` infers dependencies from ``fn``'s parameter names.
+        ``depends_on`` (absent or None) is inferred from ``fn``'s parameter names.
         """
+        check_options(options, STEP_OPTIONS, f"step {id!r}")
+        fields: dict[str, Any] = dict(options)
+        depends_on = fields.pop("depends_on", None)
         if isinstance(depends_on, str):
             depends_on = (depends_on,)
-        if options.get("kind") == "merge":
-            options.setdefault("trigger", Trigger.ANY_SUCCESS)
+        if fields.get("kind") == "merge":
+            fields.setdefault("trigger", Trigger.ANY_SUCCESS)
         deps = tuple(depends_on) if depends_on is not None else _infer_deps(fn, self._steps)
-        try:
-            step = Step(id, fn, depends_on=deps, retry=_retry(retry), **options)
-        except TypeError as exc:
-            raise ArgumentError(f"step {id!r}: {_unknown_option(exc)}") from None
+        retry = _retry(fields.pop("retry", None))
+        step = Step(id, fn, depends_on=deps, retry=retry, **fields)
         if id in self._steps:
             self._duplicates.append(id)
         else:
@@ -341,24 +340,21 @@ class Workflow:
 
     # -- running -----------------------------------------------------------------------------
 
-    def run(self, **overrides: Any) -> RunResult:
-        """Run the workflow to the end and return its ``RunResult``; see ``run_async``."""
-        from pardag.runner import run_sync
+    def run(self, **options: Unpack[RunOptions]) -> RunResult:
+        """Run the workflow to the end on a fresh event loop and return its ``RunResult``.
 
-        return run_sync(self, **overrides)
+        ``options`` (``pardag.options.RunOptions``): settings for this run only (``mode``,
+        ``max_concurrency``, ``on_failure``, ``timeout``, ``pools``, ``executor``), and
+        ``listeners``, ``params``, ``store``, ``encoder``, ``cache``, ``clock``. The first
+        Ctrl-C cancels the run cleanly; a second leaves at once.
+        """
+        from pardag.runner import run_sync  # the facade: the runner lies above the model
 
-    async def run_async(
-        self,
-        *,
-        listeners: Sequence[Listener] = (),
-        params: Mapping[str, Any] | None = None,
-        store: Any = None,
-        **overrides: Any,
-    ) -> RunResult:
-        """Run the workflow inside the running event loop.
+        return run_sync(self, options)
 
-        ``overrides`` replace ``Settings`` fields for this run only (``mode``,
-        ``max_concurrency``, ``on_failure``, ``timeout``, ``pools``, ``executor``).
+    async def run_async(self, **options: Unpack[RunOptions]) -> RunResult:
+        """Run the workflow inside the running event loop; options as for ``run``.
+
         ``store`` (a ``pardag.store.Store`` or a URL; default ``PARDAG_STORE``) records the
         run durably; ``encoder=`` turns outputs JSON cannot hold into ones it can.
         ``cache=False`` runs steps with ``cache`` set instead of taking their stored outputs
@@ -366,8 +362,7 @@ class Workflow:
         """
         from pardag.runner import run_workflow
 
-        args = {"listeners": listeners, "params": params, "store": store, **overrides}
-        return await run_workflow(self, args)
+        return await run_workflow(self, options)
 
     def __repr__(self) -> str:
         return f"Workflow({self.name!r}, {len(self._steps)} steps)"
@@ -395,11 +390,6 @@ def _retry(retry: RetryPolicy | int | None) -> RetryPolicy | None:
             f"retry={retry!r} is not valid; give a number of retries or a pardag.RetryPolicy"
         )
     return RetryPolicy(retries=retry)
-
-
-def _unknown_option(exc: TypeError) -> str:
-    allowed = ", ".join(f for f in Step.__dataclass_fields__ if f not in ("id", "fn"))
-    return f"{exc.args[0].split('__init__() ')[-1]}; the options are: {allowed}"
 
 
 def _infer_deps(fn: Callable[..., Any] | None, known: Mapping[str, Step]) -> tuple[str, ...]:

@@ -118,6 +118,12 @@ class Scheduler:
         steps made ready nor the step given to ``done``; a runner without listeners needs no
         more."""
 
+    @property
+    def ready_queue(self) -> list[int]:
+        """The heap of positions of ready steps waiting for a slot (the same list for the
+        whole run): empty when no step waits."""
+        return self._heap
+
     # -- the graphlib protocol ------------------------------------------------------------
 
     def prepare(self) -> None:

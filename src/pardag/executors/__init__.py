@@ -54,4 +54,8 @@ def create_executor(name: str, max_workers: int | None) -> Executor:
         from pardag.executors.processes import ProcessExecutor
 
         return ProcessExecutor(max_workers)
+    if name == "inline":
+        from pardag.executors.inline import InlineExecutor
+
+        return InlineExecutor(max_workers)
     raise ArgumentError(f"executor {name!r} is unknown; use one of {', '.join(EXECUTORS)}")

@@ -57,6 +57,14 @@ class Executor(ABC):
     callable here and the executor calls it on the loop with the futures it settled (one call
     per batch), sparing a done-callback (one more event-loop turn) per call."""
     reports_done: ClassVar[bool] = False
+    synchronous: ClassVar[bool] = False
+    """True when a call finishes inside ``submit`` (``inline``): the runner then uses ``call``
+    and settles the step at once, without a future."""
+
+    def call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run the call now and return its result or raise its exception (``synchronous``
+        executors only)."""
+        raise NotImplementedError(f"the {self.name} executor does not run calls synchronously")
 
     @property
     @abstractmethod

@@ -28,12 +28,12 @@ the process running the run, while other steps keep it alive, and otherwise by t
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pardag.errors import StepPaused
 from pardag.kinds.base import Action, RunContext
+from pardag.store.base import REJECTED
 from pardag.templates import namespace, render, template_problems, to_text
 from pardag.units import parse_duration
 
@@ -117,17 +117,17 @@ class ApprovalKind:
 
         def answer(inputs: Mapping[str, Any]) -> Any:
             question = to_text(render(prompt, namespace(inputs, ctx), where=where))
-            stored = ctx.state.get("answers", {}).get(step_id)
+            stored = ctx.answers.get(step_id)
             if stored is not None:
-                if stored.decision == "rejected":
+                if stored.decision == REJECTED:
                     raise ApprovalRejected(f"rejected: {stored.reason or 'no reason given'}")
                 return json.loads(stored.value_json)
             given = answer_of(ctx.params, step_id)
             if given is None:
                 if timeout is None:
                     raise StepPaused(question)
-                since = ctx.state["paused_at"].setdefault(step_id, time.time())
-                left = since + timeout - time.time()
+                since = ctx.paused_at.setdefault(step_id, ctx.clock.time())
+                left = since + timeout - ctx.clock.time()
                 if left > 0:
                     raise StepPaused(question, wait=left)
                 if on_timeout == "approve":

@@ -10,7 +10,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from pardag.clock import Clock, SystemClock
 from pardag.errors import MissingRuntime
+from pardag.store.base import Answer
 
 __all__ = [
     "IDEMPOTENCY_ENV",
@@ -126,6 +128,12 @@ class RunContext:
     params: Mapping[str, Any]
     state: dict[str, Any] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    clock: Clock = field(default_factory=SystemClock)
+    """The run's clock: kinds that keep time (an approval's wait) read it, never ``time``."""
+    answers: Mapping[str, Answer] = field(default_factory=dict)
+    """Answers given to the run's approval steps, by step id (read from the run store)."""
+    paused_at: dict[str, float] = field(default_factory=dict)
+    """When each approval step first paused, by step id: its timeout counts from then."""
     _closers: list[Callable[[], Any]] = field(default_factory=list)
 
     def shared(self, key: str, factory: Callable[[], T]) -> T:

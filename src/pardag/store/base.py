@@ -20,6 +20,8 @@ from urllib.parse import urlsplit
 from pardag.errors import PardagError
 
 __all__ = [
+    "APPROVED",
+    "REJECTED",
     "Answer",
     "CacheEntry",
     "EventRecord",
@@ -115,9 +117,15 @@ class EventRecord:
     data_json: str = "{}"
 
 
+APPROVED = "approved"
+"""``Answer.decision`` of an approval that was given."""
+REJECTED = "rejected"
+"""``Answer.decision`` of an approval that was refused (the step fails with the reason)."""
+
+
 @dataclass
 class Answer:
-    """A person's answer to an approval step: ``decision`` is ``approved`` or ``rejected``."""
+    """A person's answer to an approval step: ``decision`` is ``APPROVED`` or ``REJECTED``."""
 
     run_id: str
     step_id: str

@@ -1,0 +1,55 @@
+"""Every time a run must be woken by the clock: step timeouts, backoffs, approval waits, rate
+windows and the run's own limit. Each alarm arms a timer on the run's ``Clock`` that delivers
+a message (or calls back) on the loop; nothing here decides what the alarm means.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from pardag.clock import Clock, Timer
+from pardag.runner.state import Message, RateWake, Requeue, Unpause
+
+__all__ = ["Alarms"]
+
+
+class Alarms:
+    """The timers of one run; ``rate_armed`` is when the next rate window wakes it, if set."""
+
+    def __init__(self, clock: Clock, post: Callable[[Message], None]) -> None:
+        self._clock, self._post = clock, post
+        self.rate_armed: float | None = None
+
+    def timeout(
+        self,
+        seconds: float,
+        on_timeout: Callable[[int, asyncio.Future[Any]], None],
+        i: int,
+        fut: asyncio.Future[Any],
+    ) -> Timer:
+        """Call ``on_timeout(i, fut)`` when step ``i``'s attempt has run ``seconds``."""
+        return self._clock.call_later(seconds, on_timeout, i, fut)
+
+    def backoff(self, i: int, delay: float) -> None:
+        """Requeue retrying step ``i`` once its backoff of ``delay`` seconds is over."""
+        self._clock.call_later(delay, self._post, Requeue(i))
+
+    def answer_wait(self, i: int, wait: float) -> None:
+        """Look at paused step ``i`` again when its wait for an answer is over."""
+        self._clock.call_later(max(wait, 0.0), self._post, Unpause(i))
+
+    def rate_window(self, at: float) -> None:
+        """Wake the run when a rate-limited pool earns its next token (the earliest asked)."""
+        if self.rate_armed is None or at < self.rate_armed:
+            self.rate_armed = at
+            self._clock.call_at(at, self._post, RateWake())
+
+    def rate_woke(self) -> None:
+        """The rate window's alarm went off."""
+        self.rate_armed = None
+
+    def run_limit(self, limit: float | None, expire: Callable[[], None]) -> Timer | None:
+        """Call ``expire()`` when the run has run ``limit`` seconds (None: no limit)."""
+        return None if limit is None else self._clock.call_later(limit, expire)

@@ -1,0 +1,630 @@
+"""The ``Runner``: the one place that changes a run's state.
+
+Executors report each finished attempt into one inbox and wake the loop; timers (timeouts,
+backoffs, rate windows), the journal (commits, cache answers) and worker threads running a
+chain do the same, each with a typed message (``pardag.runner.state``). The loop then reads
+as a sentence: settle what arrived, start everything the scheduler says is ready, until every
+step is final. A step's whole path is ``_pump`` -> ``_begin``/``_start`` -> ``_launch`` ->
+(an executor) -> ``_settle`` -> ``_succeeded``/``_failed`` -> ``_finish`` -> ``_release``.
+
+Stopping work. A timed-out or cancelled step is stopped for real where its executor can (a
+coroutine is cancelled, a worker process killed). A thread cannot be stopped: the step is
+recorded as failed or cancelled at once, but its slot stays taken until the function returns,
+and the run does not return before that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import gc
+import random
+import uuid
+from collections import deque
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pardag.caching import CachePolicy, Encoder
+from pardag.clock import Clock, SystemClock
+from pardag.errors import ExpressionError, PardagError, RunCancelled, RunTimedOut
+from pardag.events import EventKind, Listener
+from pardag.journal import Journal
+from pardag.kinds import RunContext
+from pardag.kinds.base import no_inputs
+from pardag.model import Graph, Settings
+from pardag.recording import Resumption
+from pardag.results import RunResult
+from pardag.runner.alarms import Alarms
+from pardag.runner.chains import Follower, HandAhead
+from pardag.runner.decisions import (
+    Cancel,
+    Fail,
+    Pause,
+    Retry,
+    SkipItself,
+    after_failure,
+    run_status,
+    stalled,
+)
+from pardag.runner.events import Announcer
+from pardag.runner.outcome import build_result
+from pardag.runner.plan import Check, make_plan, make_scheduler, past_durations
+from pardag.runner.records import RunRecords
+from pardag.runner.state import (
+    Abandon,
+    CacheAnswer,
+    Ended,
+    Handoff,
+    Message,
+    RateWake,
+    Requeue,
+    RunState,
+    Skip,
+    Stop,
+    Unpause,
+)
+from pardag.runner.workers import Workers
+from pardag.states import OnFailure, RunStatus, StepState
+from pardag.store.base import RunRecord, Store
+
+__all__ = ["Runner"]
+
+_FREEZE_AT = 5_000
+"""Runs with at least this many steps freeze the heap for their duration; see _freeze_heap."""
+_SLICE = 0.02
+"""Seconds the hot loop may run before it lets the event loop serve timers and signals."""
+_NO_INPUTS: dict[str, Any] = {}
+RUNNING, SUCCEEDED, FAILED = StepState.RUNNING, StepState.SUCCEEDED, StepState.FAILED
+
+
+class Runner:
+    """Runs one compiled workflow once. Create, then ``await runner.run()``."""
+
+    def __init__(
+        self,
+        workflow: str,
+        graph: Graph,
+        settings: Settings,
+        *,
+        listeners: Sequence[Listener] = (),
+        params: Mapping[str, Any] | None = None,
+        store: Store | None = None,
+        record: RunRecord | None = None,
+        resumption: Resumption | None = None,
+        encoder: Encoder | None = None,
+        cache: bool = True,
+        clock: Clock | None = None,
+    ) -> None:
+        self.run_id = record.run_id if record is not None else uuid.uuid4().hex
+        self.params = dict(params or {})
+        self.clock = clock or SystemClock()
+        first_event = resumption.first_event if resumption is not None else 1
+        journal = Journal(store, self.run_id, first_event, self.clock) if store else None
+        listeners = [*listeners, journal] if journal is not None else list(listeners)
+        self.context = RunContext(self.run_id, workflow, self.params, clock=self.clock)
+        if resumption is not None:
+            self.context.paused_at.update(resumption.paused_since)  # approval waits so far
+        self.plan = plan = make_plan(
+            graph,
+            settings,
+            self.context,
+            durable=journal is not None,
+            exact_events=bool(listeners),
+            encoder=encoder,
+        )
+        self.state = st = RunState.of(len(graph.ids))
+        self.sched = make_scheduler(plan, past_durations(store, workflow, graph, settings.mode))
+        self.sched.log_all = plan.exact_events
+        self._events = Announcer(listeners, self.run_id, graph.ids, st.attempts, self.clock)
+        self._records = (
+            None
+            if journal is None
+            else RunRecords(journal, plan, st, self.run_id, self.clock, encoder)
+        )
+        self._record = record or RunRecord(self.run_id, workflow, RunStatus.RUNNING.value, 0.0)
+        self._resumption = resumption
+        self._use_cache = cache  # False: no lookups, but fresh outputs still refresh the cache
+        self._inbox: deque[Message] = deque()
+        self._pumping = False
+        self._alarms = Alarms(self.clock, self._post)
+        self._reported: dict[asyncio.Future[Any], int] = {}  # futures reported in batches
+        follower = None
+        if plan.chain is not None:
+            heap = self.sched.ready_queue
+            args = (plan.graph, plan.actions, self.params, st, heap, self._reported, self._post)
+            follower = Follower(plan.chain, *args)
+        self._workers = Workers(settings.max_concurrency, self._on_reported, follower)
+        self._ahead = HandAhead(settings, self.sched.pools) if plan.hand_ahead else None
+
+    # -- public -------------------------------------------------------------------------------
+
+    async def run(self) -> RunResult:
+        """Run every step to a final state and return the result."""
+        started = self.clock.time()
+        if self._records is not None:
+            self._record.created_at = self._record.created_at or started
+            self.context.answers = self._records.open(
+                self._record,
+                self._resumption is not None,
+                self.params,
+                self._store_failed,
+                self._pump,
+            )
+        self._events.emit(EventKind.RUN_STARTED, None)
+        deadline = self._alarms.run_limit(self.plan.settings.timeout, self._expire)
+        frozen = _freeze_heap(len(self.plan.graph.ids))
+        try:
+            await self._drive()
+        except BaseException:
+            self.cancel("the task running the workflow was cancelled")
+            raise
+        finally:
+            if frozen:
+                gc.unfreeze()
+            if deadline is not None:
+                deadline.cancel()
+            await self._close_executors()
+            await self.context.aclose()
+        result = self._result(started)
+        self._events.emit(EventKind.RUN_FINISHED, None, status=result.status.value)
+        if self._records is not None:
+            error = str(result.error) if result.error is not None else None
+            await self._records.close(self.sched, result.status, error)
+        return result
+
+    def cancel(self, reason: str = "cancelled by the caller") -> None:
+        """Cancel the run from its own event loop: running steps are stopped, no new ones start."""
+        self._abort(Stop(RunStatus.CANCELLED, RunCancelled(reason), f"run cancelled: {reason}"))
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    async def _drive(self) -> None:
+        self._all_final = asyncio.get_running_loop().create_future()
+        resumed = self._resumption
+        if resumed is not None and resumed.steps and self._records is not None:
+            self.sched.restore(self._records.restore(resumed.steps))
+        self.sched.prepare()
+        self._report()
+        self._pump()
+        await self._all_final
+
+    def _pump(self) -> None:
+        """The hot loop: settle what arrived, start what is ready, until neither is left.
+
+        It runs inside whichever callback delivered something (a step's end, a timer), so a
+        completion is handled without another trip through the event loop. After a slice of
+        ``_SLICE`` seconds it hands the loop back (timers, signals) and continues next turn.
+        """
+        if self._pumping or self._all_final.done():
+            return
+        self._pumping = True
+        sched, inbox, monotonic = self.sched, self._inbox, self.clock.monotonic
+        try:
+            deadline = monotonic() + _SLICE
+            while True:
+                while inbox:
+                    self._settle(inbox.popleft())
+                now = monotonic()
+                ready = sched.get_ready(now)
+                if sched.waits:
+                    self._report_waits()
+                if not ready:
+                    break
+                for i in ready:
+                    self._begin(i)
+                if now > deadline:
+                    asyncio.get_running_loop().call_soon(self._pump)
+                    return
+            self._after_pump()
+        except BaseException as exc:  # a bug or an interrupt: end the run with it
+            if not self._all_final.done():
+                self._all_final.set_exception(exc)
+        finally:
+            self._pumping = False
+
+    def _after_pump(self) -> None:
+        sched = self.sched
+        self._report()
+        if sched.wakeup_at is not None:
+            self._alarms.rate_window(sched.wakeup_at)
+        if not sched.unfinished:
+            self._all_final.set_result(None)
+        else:
+            self._check_stall()
+
+    def _post(self, message: Message) -> None:
+        """Deliver a message to the loop from a callback or timer."""
+        self._inbox.append(message)
+        self._pump()
+
+    def _settle(self, message: Message) -> None:
+        """Apply one message: see ``pardag.runner.state`` for what each one means."""
+        st, sched = self.state, self.sched
+        match message:
+            case Ended(i, fut):
+                if st.futures.get(i) is fut:
+                    self._ended(i, fut)
+                elif fut in st.detached:
+                    self._detached_ended(fut)
+            case Handoff():
+                self._handed_off(message)
+            case CacheAnswer():
+                self._cache_answered(message)
+            case Requeue(i) if sched.state[i] is StepState.RETRYING:
+                sched.requeue(i)
+                self._report()
+            case RateWake():
+                self._alarms.rate_woke()
+                sched.wake_rate_limited()
+            case Unpause(i) if sched.state[i] is StepState.PAUSED and st.stop is None:
+                sched.unpause(i)
+            case Skip(i) if not sched.state[i].is_final():
+                self._finish(i, StepState.SKIPPED, reason="condition false")
+            case Abandon(i) if not sched.state[i].is_final():
+                self._failed(i, None)
+
+    # -- starting a step ------------------------------------------------------------------------
+
+    def _begin(self, i: int) -> None:
+        """Start step ``i``; with a store, its attempt goes into the journal first (it is
+        committed in the next group, and always before the attempt's end)."""
+        if self._records is not None:
+            self._records.started(i)
+        self._start(i)
+
+    def _start(self, i: int) -> None:
+        """Begin one attempt of step ``i``, which holds its slot: its ``when``, then the cache,
+        then the call."""
+        plan = self.plan
+        action, check = plan.actions[i], plan.checks[i]
+        policy = plan.cache[i] if plan.cache is not None else None
+        needs_inputs = check is not None or action.bind is not no_inputs or policy is not None
+        inputs = self._inputs(i) if needs_inputs else _NO_INPUTS
+        if check is not None and not self._check(i, check, inputs):
+            return
+        if policy is not None and self._look_up(i, policy, inputs):
+            return
+        self._launch(i, inputs)
+
+    def _launch(self, i: int, inputs: Mapping[str, Any]) -> None:
+        """Hand step ``i``'s call to its executor (an inline one answers at once)."""
+        st, plan = self.state, self.plan
+        if st.stop is not None:  # stopped while its cache was looked up
+            self._failed(i, None)
+            return
+        st.attempts[i] += 1
+        if not st.started[i]:
+            st.started[i] = self.clock.time()
+        if plan.exact_events:
+            self._events.emit(EventKind.STEP_STARTED, i)
+        name, action = plan.executor_of[i], plan.actions[i]
+        try:
+            ex = self._workers.get(name)
+            args, kwargs = action.bind(inputs, self.params)
+            if ex.synchronous:
+                output = ex.call(action.fn, args, kwargs)  # cheap: right here, no hand-off
+            else:
+                fut = ex.submit(action.fn, args, kwargs, i)
+        except Exception as exc:  # the step raised (inline), or could not be started
+            self._failed(i, exc)
+            return
+        if ex.synchronous:
+            self._succeeded(i, output)
+            return
+        st.futures[i] = fut
+        if fut.done():  # an executor that refused the call at once: the pump settles it next
+            self._inbox.append(Ended(i, fut))
+            return
+        if name in self._workers.reporting:
+            self._reported[fut] = i  # the executor reports it in a batch: see _on_reported
+        else:
+            fut.add_done_callback(functools.partial(self._on_done, i))
+        timeout = plan.graph.steps[i].timeout
+        if timeout is not None:
+            st.timers[i] = self._alarms.timeout(timeout, self._on_timeout, i, fut)
+
+    def _check(self, i: int, check: Check, inputs: Mapping[str, Any]) -> bool:
+        """Evaluate the step's ``when``; False means it is skipped (or failed, if it raised)."""
+        try:
+            ok = check(inputs, self.params)
+        except Exception as exc:  # a broken precondition fails the step, once: no retries
+            self._failed_by_workflow(i, exc)
+            return False
+        if not ok:
+            self._post(Skip(i))
+        return bool(ok)
+
+    def _look_up(self, i: int, policy: CachePolicy, inputs: dict[str, Any]) -> bool:
+        """Ask the cache for step ``i``'s output; True when that is under way or settled the
+        step (a ``key`` template that cannot render). Without lookups (``cache=False``) it only
+        notes the key, so that the fresh output is stored under it."""
+        try:
+            key = policy.key(inputs)
+        except ExpressionError as exc:  # a mistake in the workflow: fail the step, no retries
+            self._failed_by_workflow(i, exc)
+            return True
+        if key is None:  # inputs JSON cannot hold: it runs (policy.key warned)
+            return False
+        self.state.cache_keys[i] = key
+        if not self._use_cache:
+            return False
+        assert self._records is not None  # policies exist only for runs with a store
+        answer = functools.partial(self._on_cache_answer, i, inputs)
+        self._records.lookup(key, policy.ttl, answer)
+        return True
+
+    def _cache_answered(self, answer: CacheAnswer) -> None:
+        """The cache answered for step ``i``: a hit settles it, a miss runs it."""
+        i, st = answer.step, self.state
+        if answer.error is not None:
+            self._store_failed(answer.error)
+        if st.stop is not None or not answer.hit:
+            self._launch(i, answer.inputs)  # cancelled at once when the run is stopping
+            return
+        del st.cache_keys[i]
+        st.attempts[i] += 1
+        st.started[i] = st.started[i] or self.clock.time()
+        st.cached.add(i)
+        self._succeeded(i, answer.output, reason="cached")
+
+    # -- outcomes -------------------------------------------------------------------------------
+
+    def _ended(self, i: int, fut: asyncio.Future[Any]) -> None:
+        """An attempt's future completed: success, failure or cancellation."""
+        timer = self.state.timers.pop(i, None)
+        if timer is not None:
+            timer.cancel()
+        del self.state.futures[i]
+        if fut.cancelled():
+            self._failed(i, None)
+        elif fut.exception() is not None:
+            self._failed(i, fut.exception())
+        else:
+            self._succeeded(i, fut.result())
+
+    def _succeeded(self, i: int, output: Any, reason: str | None = None) -> None:
+        st = self.state
+        if st.timed_out:
+            st.timed_out.discard(i)
+        st.outputs[i] = output
+        handle_of = self.plan.actions[i].handle
+        handle = handle_of(output) if handle_of is not None else None
+        self._finish(i, SUCCEEDED, handle=handle, reason=reason)
+        if self._ahead is not None:
+            self._ahead.observe(st.finished[i] - st.started[i], self.sched)
+
+    def _failed(self, i: int, exc: BaseException | None) -> None:
+        """An attempt failed (``exc``) or was stopped (None): apply what ``after_failure``
+        decides."""
+        st, step = self.state, self.plan.graph.steps[i]
+        timed_out = i in st.timed_out
+        decision = after_failure(
+            step,
+            exc,
+            attempts=st.attempts[i],
+            timed_out=timed_out,
+            may_retry=i not in st.no_retry,
+            stopping=st.stop,
+            fail_fast=self.plan.settings.on_failure is OnFailure.FAIL_FAST,
+            rand=random.random,
+        )
+        if not isinstance(decision, Pause):
+            st.timed_out.discard(i)
+        match decision:
+            case Pause():
+                self._pause(i, decision)
+            case SkipItself(reason):
+                self._finish(i, StepState.SKIPPED, reason=reason)
+            case Cancel(reason):
+                self._finish(i, StepState.CANCELLED, reason=reason)
+            case Retry(delay):
+                self._retry(i, exc, delay)
+            case Fail(error, abort):
+                st.errors[i] = error
+                self._finish(i, FAILED, reason=error.reason)
+                if step.critical:
+                    st.first_failure = st.first_failure or error
+                if abort:
+                    stop = Stop(RunStatus.FAILED, error, f"run failed at step {step.id!r}")
+                    self._abort(stop)
+
+    def _failed_by_workflow(self, i: int, exc: Exception) -> None:
+        """A mistake in the workflow (its ``when`` or cache key) fails the step, once."""
+        self.state.attempts[i] += 1
+        self.state.no_retry.add(i)
+        self._failed(i, exc)
+
+    def _pause(self, i: int, pause: Pause) -> None:
+        """The step waits for an answer: no slot, dependents wait, the rest of the run goes on."""
+        self.state.timers.pop(i, None)
+        self.sched.pause(i)
+        if pause.wait is not None:  # while the run lives on, look again when the wait is over
+            self._alarms.answer_wait(i, pause.wait)
+        if self._records is not None:
+            self._records.waiting(i, StepState.PAUSED, reason=pause.prompt)
+        self._events.emit(EventKind.STEP_PAUSED, i, prompt=pause.prompt)
+
+    def _retry(self, i: int, exc: BaseException | None, delay: float) -> None:
+        """Wait out the backoff without a slot, then compete for one again."""
+        self.sched.retry_later(i)
+        if self._records is not None:
+            self._records.waiting(i, StepState.RETRYING, error=exc)
+        self._events.emit(EventKind.STEP_RETRYING, i, delay=delay, error=repr(exc))
+        self._alarms.backoff(i, delay)
+
+    def _finish(
+        self, i: int, state: StepState, *, handle: str | None = None, reason: str | None = None
+    ) -> None:
+        """Record a final state; the scheduler releases dependents and cascades skips.
+
+        With a store, the step's slot is free at once but its dependents are released only
+        once the store has committed the final state.
+        """
+        self.state.finished[i] = self.clock.time()
+        if self._records is None:
+            self._release(i, state, handle, reason)
+            return
+        if self.sched.state[i] is RUNNING:
+            self.sched.vacate(i)
+        then = functools.partial(self._release, i, state, handle, reason)
+        self._records.finished(i, state, reason, then)
+
+    def _release(self, i: int, state: StepState, handle: str | None, reason: str | None) -> None:
+        self.sched.done(i, state, handle=handle, reason=reason)
+        if self.plan.exact_events:
+            self._report()
+
+    def _report(self) -> None:
+        """Stamp and announce the steps the scheduler made ready or final since last time.
+
+        With exact events this runs after every change, so events keep their order; without,
+        once per pump pass, only to stamp the steps a skip cascaded to.
+        """
+        log = self.sched.log
+        if not log:
+            return
+        now, states, finished = self.clock.time(), self.sched.state, self.state.finished
+        listening, reasons = self._events.listening, self.sched.reason
+        for i in log:
+            if not finished[i] and states[i].is_final():
+                finished[i] = now
+            if listening:
+                self._events.state(i, states[i], reasons.get(i))
+        log.clear()
+
+    # -- stopping -------------------------------------------------------------------------------
+
+    def _on_timeout(self, i: int, fut: asyncio.Future[Any]) -> None:
+        if fut.done():
+            return
+        self.state.timed_out.add(i)
+        self._stop_work(i, fut)
+
+    def _stop_work(self, i: int, fut: asyncio.Future[Any]) -> None:
+        """Stop an attempt; a thread that cannot stop keeps its slot until it ends."""
+        if self._workers.get(self.plan.executor_of[i]).stop(fut):
+            return  # the future completes cancelled and settles as usual
+        st = self.state
+        st.timers.pop(i, None)
+        del st.futures[i]
+        st.detached[fut] = self.sched.detach(i)
+        self._post(Abandon(i))
+
+    def _abort(self, stop: Stop) -> None:
+        """Stop the run: cancel what waits, stop what runs, start nothing new."""
+        st = self.state
+        if st.stop is not None:
+            return
+        st.stop = stop
+        self.sched.cancel_pending(stop.reason)
+        self._report()
+        for i in self.sched.running_steps():
+            fut = st.futures.get(i)
+            if fut is not None and not fut.done():
+                self._stop_work(i, fut)
+        self._pump()  # nothing may be running: only a backoff timer would wake the loop
+
+    def _expire(self) -> None:
+        """The run ran past its ``timeout``."""
+        limit = self.plan.settings.timeout or 0.0
+        reason = f"run timed out after {limit:g}s"
+        self._abort(Stop(RunStatus.TIMED_OUT, RunTimedOut(limit), reason))
+
+    def _store_failed(self, exc: BaseException) -> None:
+        """A commit failed: the run cannot keep its promises, so it stops, saying why."""
+        error = PardagError(f"the run store failed, so the run stopped: {exc}")
+        self._abort(Stop(RunStatus.FAILED, error, "run stopped: the run store failed"))
+
+    def _report_waits(self) -> None:
+        waiting_on = self.sched.waiting_on
+        for i in self.sched.waits:
+            self._events.emit(EventKind.STEP_WAITING, i, waiting_on=waiting_on.get(i))
+        self.sched.waits.clear()
+
+    def _check_stall(self) -> None:
+        """Pause the run when only steps waiting for an answer are left; fail loudly instead
+        of hanging when nothing can make progress (a bug if reached)."""
+        st, sched = self.state, self.sched
+        busy = self._records is not None and self._records.busy
+        waiting = bool(st.futures or st.detached) or self._alarms.rate_armed is not None or busy
+        verdict = stalled(sched.state, sched.paused, waiting, self.plan.graph.ids)
+        if verdict == "paused":
+            st.paused = True
+            self._all_final.set_result(None)
+        elif verdict is not None:
+            raise RuntimeError(verdict)
+
+    # -- executors and their reports ----------------------------------------------------------
+
+    def _inputs(self, i: int) -> dict[str, Any]:
+        preds = self.plan.graph.preds[i]
+        if not preds:
+            return {}
+        ids, out, state = self.plan.graph.ids, self.state.outputs, self.sched.state
+        return {ids[p]: out[p] for p in preds if state[p] is SUCCEEDED}
+
+    def _on_done(self, i: int, fut: asyncio.Future[Any]) -> None:
+        """A done-callback: the future of step ``i``'s attempt completed."""
+        self._post(Ended(i, fut))
+
+    def _on_reported(self, futures: Sequence[asyncio.Future[Any]]) -> None:
+        """An executor settled ``futures`` (on the loop): deliver them, then pump once."""
+        reported, inbox = self._reported, self._inbox
+        for fut in futures:
+            i = reported.pop(fut, None)
+            if i is not None:
+                inbox.append(Ended(i, fut))
+        self._pump()
+
+    def _on_cache_answer(
+        self, i: int, inputs: dict[str, Any], hit: bool, output: Any, error: BaseException | None
+    ) -> None:
+        """The journal's answer to a cache lookup (the journal pumps after delivering it)."""
+        self._inbox.append(CacheAnswer(i, inputs, hit, output, error))
+
+    def _detached_ended(self, fut: asyncio.Future[Any]) -> None:
+        """A thread ended after its step was settled: free its slot, drop its result."""
+        if not fut.cancelled():
+            fut.exception()  # retrieved, so asyncio does not log it as never retrieved
+        self.sched.release_detached(self.state.detached.pop(fut))
+
+    def _handed_off(self, msg: Handoff) -> None:
+        """Settle a chain's step, then record its follower as running in the slot it freed."""
+        st, i, j = self.state, msg.step, msg.next_step
+        if st.futures.get(i) is not msg.done:  # ``i`` was stopped meanwhile: the run stops
+            if msg.done in st.detached:
+                self._detached_ended(msg.done)
+            st.detached[msg.future] = self.sched.adopt(j)
+            return
+        del st.futures[i]
+        self._succeeded(i, msg.output)
+        if self.sched.claim(j):
+            st.attempts[j] += 1
+            if not st.started[j]:
+                st.started[j] = msg.started
+            st.futures[j] = msg.future
+        else:  # the run began to stop as the thread moved on: hold the slot until it ends
+            st.detached[msg.future] = self.sched.adopt(j)
+
+    async def _close_executors(self) -> None:
+        await self._workers.aclose()
+        while self._inbox:  # threads that ended during close release their slots
+            self._settle(self._inbox.popleft())
+
+    def _result(self, started: float) -> RunResult:
+        st = self.state
+        ending = run_status(st.stop, st.paused, st.first_failure)
+        times = (started, self.clock.time())
+        return build_result(self.plan, st, self.sched, self.run_id, self.params, times, ending)
+
+
+def _freeze_heap(steps: int) -> bool:
+    """For a big run, move what exists now (the graph) out of the collector's sight.
+
+    Otherwise every collection during the run walks the whole graph again. Skipped when the
+    program froze objects itself, so that its own ``gc.freeze`` is left alone.
+    """
+    if steps < _FREEZE_AT or gc.get_freeze_count():
+        return False
+    gc.freeze()
+    return True

@@ -1,0 +1,141 @@
+"""The ways into a run: ``Workflow.run`` (its own event loop, Ctrl-C handled), ``run_async``
+(inside the caller's loop) and ``resume_run`` (a recorded run, going on in this process).
+
+Each checks the options, opens the run store the run records to (closing it afterwards when it
+opened it), builds a ``Runner`` and drives it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from pardag.errors import ArgumentError
+from pardag.model import Workflow, with_overrides
+from pardag.options import RUN_OPTIONS, SETTING_OPTIONS, RunOptions, check_options
+from pardag.recording import Resumption, open_run_store, run_record
+from pardag.results import RunResult
+from pardag.runner.core import Runner
+
+__all__ = ["new_runner", "resume_run", "run_sync", "run_workflow"]
+
+
+def run_sync(wf: Workflow, options: RunOptions, resumption: Resumption | None = None) -> RunResult:
+    """``Workflow.run``: run on a fresh event loop; Ctrl-C cancels cleanly, a second exits."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        pass
+    else:
+        raise ArgumentError(
+            "wf.run() was called inside a running event loop; use "
+            "'await wf.run_async(...)' there instead"
+        )
+    loop = asyncio.new_event_loop()
+    try:
+        result = loop.run_until_complete(_run_with_signals(wf, options, resumption))
+    except KeyboardInterrupt:  # the second Ctrl-C: leave now, without waiting for threads
+        _close_loop(loop, wait_for_threads=False)
+        raise
+    _close_loop(loop, wait_for_threads=True)
+    return result
+
+
+def resume_run(wf: Workflow, resumption: Resumption, options: RunOptions) -> RunResult:
+    """Go on with the recorded run ``resumption`` in this process (``pardag.resume``)."""
+    return run_sync(wf, options, resumption)
+
+
+async def run_workflow(wf: Workflow, options: RunOptions) -> RunResult:
+    """``Workflow.run_async``: one run, recorded when a store is given or configured."""
+    runner, close = new_runner(wf, options)
+    try:
+        return await runner.run()
+    finally:
+        close()
+
+
+def new_runner(
+    wf: Workflow, options: RunOptions, resumption: Resumption | None = None
+) -> tuple[Runner, Callable[[], None]]:
+    """A runner for ``wf`` with ``options``, and what to call once it is done (closing a store
+    it opened). Every option is checked before the store is opened."""
+    check_options(options, RUN_OPTIONS, "run()")
+    use_cache = options.get("cache", True)
+    if not isinstance(use_cache, bool):
+        raise ArgumentError(
+            f"cache={use_cache!r} is not valid; give cache=False to run every step without "
+            "looking in the cache (fresh outputs still refresh it), or leave it out"
+        )
+    overrides: Mapping[str, Any] = {k: v for k, v in options.items() if k in SETTING_OPTIONS}
+    settings = with_overrides(wf.settings, overrides)
+    graph = wf.compile()
+    store, owned = open_run_store(options.get("store"))
+    record = resumption.record if resumption is not None else None
+    if record is None and store is not None:
+        record = run_record(wf, uuid.uuid4().hex)
+    runner = Runner(
+        wf.name,
+        graph,
+        settings,
+        listeners=options.get("listeners", ()),
+        params={**wf.params, **(options.get("params") or {})},
+        store=store,
+        record=record,
+        resumption=resumption,
+        encoder=options.get("encoder"),
+        cache=use_cache,
+        clock=options.get("clock"),
+    )
+    return runner, (store.close if owned and store is not None else _nothing)
+
+
+def _nothing() -> None:
+    pass
+
+
+async def _run_with_signals(
+    wf: Workflow, options: RunOptions, resumption: Resumption | None
+) -> RunResult:
+    runner, close = new_runner(wf, options, resumption)
+    loop = asyncio.get_running_loop()
+    presses = 0
+
+    def on_sigint() -> None:
+        nonlocal presses
+        presses += 1
+        if presses == 1:
+            runner.cancel("interrupted (Ctrl-C); press Ctrl-C again to exit at once")
+        else:
+            loop.remove_signal_handler(signal.SIGINT)
+            raise KeyboardInterrupt
+
+    handled = threading.current_thread() is threading.main_thread() and os.name == "posix"
+    if handled:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    try:
+        return await runner.run()
+    finally:
+        close()
+        if handled:
+            loop.remove_signal_handler(signal.SIGINT)
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop, *, wait_for_threads: bool) -> None:
+    """Close the run's loop; after a second Ctrl-C, give tasks a moment but not threads."""
+    try:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending, timeout=1.0))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        if wait_for_threads:
+            loop.run_until_complete(loop.shutdown_default_executor())
+    finally:
+        loop.close()

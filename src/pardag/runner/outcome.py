@@ -1,0 +1,56 @@
+"""A finished run as the ``RunResult`` its caller gets back, read from the run's flat state.
+
+The result's ``steps`` and ``outputs`` are views over the run's lists, built on first access:
+a run of a million steps makes no million objects that nobody reads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pardag.errors import PardagError
+from pardag.results import Outputs, RunResult, StepResult, StepResults
+from pardag.runner.plan import Plan
+from pardag.runner.state import RunState
+from pardag.scheduler import Scheduler
+from pardag.states import RunStatus
+
+__all__ = ["build_result"]
+
+
+def build_result(
+    plan: Plan,
+    state: RunState,
+    sched: Scheduler,
+    run_id: str,
+    params: Mapping[str, Any],
+    times: tuple[float, float],
+    ending: tuple[RunStatus, PardagError | None],
+) -> RunResult:
+    """The result of run ``run_id``, which started and finished at ``times``, ending as
+    ``ending`` (its status and error)."""
+    graph = plan.graph
+    ids, reasons, states = graph.ids, sched.reason, sched.state
+
+    def make(i: int) -> StepResult:
+        return StepResult(
+            ids[i],
+            states[i],
+            state.attempts[i],
+            state.started[i] or None,
+            state.finished[i] or None,
+            state.errors.get(i),
+            reasons.get(i),
+            plan.executor_of[i],
+            i in state.cached,
+        )
+
+    steps = StepResults(ids, graph.index, make)
+    outputs = Outputs(ids, graph.index, state.outputs, states)
+    terminal = tuple(ids[i] for i in range(len(ids)) if not graph.succs[i])
+    status, error = ending
+    started, finished = times
+    return RunResult(
+        run_id, plan.workflow, status, steps, outputs, terminal, error, started, finished, params
+    )

@@ -1,0 +1,186 @@
+"""What a durable run writes to its journal, and what it reads back when it is resumed.
+
+``RunRecords`` stands between the runner and its ``Journal``: it opens the run in the store
+(or takes over a recorded one), records each attempt as it starts, waits, ends, stores fresh
+outputs in the step output cache and asks the cache for stored ones, and at the end records
+the steps that never started and the run's outcome. ``restore`` puts back what an earlier
+process of the run committed. The runner calls it; only the runner changes run state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from pardag.caching import Encoder, cache_entry
+from pardag.clock import Clock
+from pardag.errors import StepFailed
+from pardag.executors.base import format_traceback
+from pardag.journal import Answered, Journal, Then, warn_not_stored
+from pardag.recording import encode_json, settings_json
+from pardag.runner.plan import Plan
+from pardag.runner.state import RunState
+from pardag.scheduler import Scheduler
+from pardag.states import RunStatus, StepState
+from pardag.store.base import Answer, RunRecord, RunUpdate, StepRecord
+
+__all__ = ["RunRecords"]
+
+Restored = dict[int, tuple[StepState, str | None, str | None]]
+"""Steps final in an earlier process: (state, chosen branch handle, reason), by step."""
+
+
+class RunRecords:
+    """The journal side of one run; see the module docstring."""
+
+    def __init__(
+        self,
+        journal: Journal,
+        plan: Plan,
+        state: RunState,
+        run_id: str,
+        clock: Clock,
+        encoder: Encoder | None,
+    ) -> None:
+        self.journal = journal
+        self._plan, self._state, self._run_id = plan, state, run_id
+        self._clock, self._encoder = clock, encoder
+        self._recorded: dict[int, tuple[int, float]] = {}  # step -> (attempt, started_at)
+
+    @property
+    def busy(self) -> bool:
+        """True while something handed to the journal has not come back."""
+        return self.journal.busy
+
+    def open(
+        self,
+        record: RunRecord,
+        resuming: bool,
+        params: Mapping[str, Any],
+        on_error: Callable[[BaseException], None],
+        after: Then,
+    ) -> Mapping[str, Answer]:
+        """Record the run (committed before any step starts), start the writer, and return
+        the answers its approval steps have been given."""
+        store, owner = self.journal.store, f"{socket.gethostname()}:{os.getpid()}"
+        if resuming:  # recorded already: this process takes it over
+            update = RunUpdate(self._run_id, status=RunStatus.RUNNING.value, owner=owner)
+            store.write(runs=[update])
+        else:
+            record.status = RunStatus.RUNNING.value
+            record.settings_json = settings_json(self._plan.settings)
+            record.params_json = encode_json(params, repr) or "{}"
+            record.owner = owner
+            store.create_run(record)
+        answers = store.get_answers(self._run_id)
+        self.journal.start(asyncio.get_running_loop(), on_error, after)
+        return answers
+
+    def started(self, i: int) -> None:
+        """Step ``i``'s next attempt is about to start: journaled first (write-ahead)."""
+        self._recorded[i] = (self._state.attempts[i] + 1, self._clock.time())
+        self.journal.add(step=self._step_record(i, StepState.RUNNING))
+
+    def waiting(
+        self,
+        i: int,
+        state: StepState,
+        reason: str | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        """Step ``i`` paused (``reason``: the question) or waits to retry (``error``)."""
+        self.journal.add(step=self._step_record(i, state, reason=reason, error=error))
+
+    def finished(self, i: int, state: StepState, reason: str | None, then: Then) -> None:
+        """Step ``i`` is final: its record, and a fresh output for the cache, are committed
+        before ``then`` (which releases its dependents) runs."""
+        record = self._step_record(i, state, reason=reason, error=self._state.errors.get(i))
+        keys = self._state.cache_keys
+        key = keys.pop(i, None) if keys else None
+        entry = None
+        if key is not None and state is StepState.SUCCEEDED and record.output_json is not None:
+            policy = self._plan.cache[i] if self._plan.cache is not None else None
+            ttl = policy.ttl if policy is not None else None
+            now = self._clock.time()
+            entry = cache_entry(key, record.output_json, now, ttl, self._run_id, record.step_id)
+        self.journal.add(step=record, cache=entry, then=then)
+
+    def lookup(self, key: str, ttl: float | None, then: Answered) -> None:
+        """Ask the cache for ``key``; the answer comes back on the loop."""
+        self.journal.lookup(key, ttl, then)
+
+    def restore(self, records: Sequence[StepRecord]) -> Restored:
+        """Steps whose final state an earlier process of this run committed keep it, and
+        their outputs; a success whose output was not stored runs again."""
+        st, index, actions = self._state, self._plan.graph.index, self._plan.actions
+        final: Restored = {}
+        for rec in records:
+            i = index.get(rec.step_id)
+            if i is None:
+                continue
+            state = StepState(rec.state)
+            st.attempts[i] = rec.attempt  # a step run again gets the next attempt number
+            if not state.is_final() or state is StepState.CANCELLED:
+                continue
+            handle = None
+            if state is StepState.SUCCEEDED:
+                if not rec.output_stored:
+                    continue
+                output = json.loads(rec.output_json) if rec.output_json is not None else None
+                st.outputs[i] = output
+                if rec.cached:
+                    st.cached.add(i)
+                handle_of = actions[i].handle
+                handle = handle_of(output) if handle_of is not None else None
+            elif rec.error is not None:
+                st.errors[i] = StepFailed(rec.step_id, None, rec.error, rec.traceback or "")
+            st.started[i] = rec.started_at or 0.0
+            st.finished[i] = rec.finished_at or 0.0
+            final[i] = (state, handle, rec.reason)
+        st.kept = set(final)
+        return final
+
+    async def close(self, sched: Scheduler, status: RunStatus, error: str | None) -> None:
+        """Record the steps never started (skipped, cancelled) and the run's end; stop."""
+        state, kept = sched.state, self._state.kept
+        for i in range(len(state)):
+            if i not in self._recorded and i not in kept and state[i].is_final():
+                record = self._step_record(i, state[i], reason=sched.reason.get(i))
+                self.journal.add(step=record)
+        end = RunUpdate(self._run_id, status=status.value, finished_at=self._clock.time())
+        end.error = error
+        self.journal.add(run=end)
+        await self.journal.aclose()
+
+    def _step_record(
+        self,
+        i: int,
+        state: StepState,
+        *,
+        reason: str | None = None,
+        error: BaseException | None = None,
+    ) -> StepRecord:
+        plan, st = self._plan, self._state
+        sid = plan.graph.ids[i]
+        attempt, started = self._recorded.get(i, (st.attempts[i], 0.0))
+        record = StepRecord(self._run_id, sid, attempt, state.value, plan.executor_of[i])
+        record.started_at = started or None
+        record.reason = reason
+        if state is not StepState.RUNNING:
+            record.finished_at = self._clock.time()
+        if state is StepState.SUCCEEDED:
+            value = st.outputs[i]
+            record.cached = i in st.cached
+            record.output_json = encode_json(value, self._encoder)
+            if record.output_json is None:
+                record.output_stored = False
+                warn_not_stored(sid, value)
+        if error is not None:
+            cause = error.cause if isinstance(error, StepFailed) else error
+            record.error = str(error)
+            record.traceback = format_traceback(cause) if cause is not None else None
+        return record
