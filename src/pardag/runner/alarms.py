@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pardag.clock import Clock, Timer
-from pardag.runner.state import Message, RateWake, Requeue, Unpause
+from pardag.runner.state import Message, RateWake, Requeue, Stop, Unpause
 
 __all__ = ["Alarms"]
 
@@ -50,6 +50,6 @@ class Alarms:
         """The rate window's alarm went off."""
         self.rate_armed = None
 
-    def run_limit(self, limit: float | None, expire: Callable[[], None]) -> Timer | None:
-        """Call ``expire()`` when the run has run ``limit`` seconds (None: no limit)."""
-        return None if limit is None else self._clock.call_later(limit, expire)
+    def run_limit(self, limit: float | None, stop: Callable[[Stop], None]) -> Timer | None:
+        """Stop the run, timed out, once it has run ``limit`` seconds (None: no limit)."""
+        return None if limit is None else self._clock.call_later(limit, stop, Stop.timed_out(limit))

@@ -19,19 +19,14 @@ import asyncio
 import functools
 import gc
 import random
-import uuid
 from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pardag.caching import CachePolicy, Encoder
-from pardag.clock import Clock, SystemClock
-from pardag.errors import ExpressionError, PardagError, RunCancelled, RunTimedOut
-from pardag.events import EventKind, Listener
-from pardag.journal import Journal
+from pardag.errors import ExpressionError
+from pardag.events import EventKind
 from pardag.kinds import RunContext
 from pardag.kinds.base import no_inputs
-from pardag.model import Graph, Settings
 from pardag.recording import Resumption
 from pardag.results import RunResult
 from pardag.runner.alarms import Alarms
@@ -48,7 +43,7 @@ from pardag.runner.decisions import (
 )
 from pardag.runner.events import Announcer
 from pardag.runner.outcome import build_result
-from pardag.runner.plan import Check, make_plan, make_scheduler, past_durations
+from pardag.runner.plan import Check, Plan, make_scheduler
 from pardag.runner.records import RunRecords
 from pardag.runner.state import (
     Abandon,
@@ -64,8 +59,7 @@ from pardag.runner.state import (
     Unpause,
 )
 from pardag.runner.workers import Workers
-from pardag.states import OnFailure, RunStatus, StepState
-from pardag.store.base import RunRecord, Store
+from pardag.states import OnFailure, StepState
 
 __all__ = ["Runner"]
 
@@ -82,59 +76,33 @@ class Runner:
 
     def __init__(
         self,
-        workflow: str,
-        graph: Graph,
-        settings: Settings,
+        plan: Plan,
+        context: RunContext,
+        state: RunState,
+        events: Announcer,
+        records: RunRecords | None,
         *,
-        listeners: Sequence[Listener] = (),
-        params: Mapping[str, Any] | None = None,
-        store: Store | None = None,
-        record: RunRecord | None = None,
+        durations: Sequence[float] | None = None,
         resumption: Resumption | None = None,
-        encoder: Encoder | None = None,
         cache: bool = True,
-        clock: Clock | None = None,
     ) -> None:
-        self.run_id = record.run_id if record is not None else uuid.uuid4().hex
-        self.params = dict(params or {})
-        self.clock = clock or SystemClock()
-        first_event = resumption.first_event if resumption is not None else 1
-        journal = Journal(store, self.run_id, first_event, self.clock) if store else None
-        listeners = [*listeners, journal] if journal is not None else list(listeners)
-        self.context = RunContext(self.run_id, workflow, self.params, clock=self.clock)
-        if resumption is not None:
-            self.context.paused_at.update(resumption.paused_since)  # approval waits so far
-        self.plan = plan = make_plan(
-            graph,
-            settings,
-            self.context,
-            durable=journal is not None,
-            exact_events=bool(listeners),
-            encoder=encoder,
-        )
-        self.state = st = RunState.of(len(graph.ids))
-        self.sched = make_scheduler(plan, past_durations(store, workflow, graph, settings.mode))
+        """Assembled by ``pardag.runner.entry.new_runner``: ``records`` is None for a run
+        without a store; ``durations`` (the duration history) order the ready steps."""
+        self.plan, self.context, self.state, self.clock = plan, context, state, context.clock
+        self.run_id, self.params = context.run_id, context.params
+        self.sched = make_scheduler(plan, durations)
         self.sched.log_all = plan.exact_events
-        self._events = Announcer(listeners, self.run_id, graph.ids, st.attempts, self.clock)
-        self._records = (
-            None
-            if journal is None
-            else RunRecords(journal, plan, st, self.run_id, self.clock, encoder)
-        )
-        self._record = record or RunRecord(self.run_id, workflow, RunStatus.RUNNING.value, 0.0)
-        self._resumption = resumption
+        self._events, self._records, self._resumption = events, records, resumption
         self._use_cache = cache  # False: no lookups, but fresh outputs still refresh the cache
         self._inbox: deque[Message] = deque()
         self._pumping = False
         self._alarms = Alarms(self.clock, self._post)
-        self._reported: dict[asyncio.Future[Any], int] = {}  # futures reported in batches
-        follower = None
+        self._workers = Workers(plan.settings.max_concurrency, self._inbox, self._pump)
         if plan.chain is not None:
-            heap = self.sched.ready_queue
-            args = (plan.graph, plan.actions, self.params, st, heap, self._reported, self._post)
-            follower = Follower(plan.chain, *args)
-        self._workers = Workers(settings.max_concurrency, self._on_reported, follower)
-        self._ahead = HandAhead(settings, self.sched.pools) if plan.hand_ahead else None
+            heap, reported = self.sched.ready_queue, self._workers.reported
+            args = (plan.graph, plan.actions, self.params, state, heap, reported, self._post)
+            self._workers.follower = Follower(plan.chain, *args)
+        self._ahead = HandAhead(plan.settings, self.sched.pools) if plan.hand_ahead else None
 
     # -- public -------------------------------------------------------------------------------
 
@@ -142,16 +110,12 @@ class Runner:
         """Run every step to a final state and return the result."""
         started = self.clock.time()
         if self._records is not None:
-            self._record.created_at = self._record.created_at or started
+            resuming = self._resumption is not None
             self.context.answers = self._records.open(
-                self._record,
-                self._resumption is not None,
-                self.params,
-                self._store_failed,
-                self._pump,
+                started, resuming, self.params, self._store_failed, self._pump
             )
         self._events.emit(EventKind.RUN_STARTED, None)
-        deadline = self._alarms.run_limit(self.plan.settings.timeout, self._expire)
+        deadline = self._alarms.run_limit(self.plan.settings.timeout, self._abort)
         frozen = _freeze_heap(len(self.plan.graph.ids))
         try:
             await self._drive()
@@ -174,7 +138,7 @@ class Runner:
 
     def cancel(self, reason: str = "cancelled by the caller") -> None:
         """Cancel the run from its own event loop: running steps are stopped, no new ones start."""
-        self._abort(Stop(RunStatus.CANCELLED, RunCancelled(reason), f"run cancelled: {reason}"))
+        self._abort(Stop.cancelled(reason))
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -207,7 +171,7 @@ class Runner:
                 now = monotonic()
                 ready = sched.get_ready(now)
                 if sched.waits:
-                    self._report_waits()
+                    self._events.waits(sched)
                 if not ready:
                     break
                 for i in ready:
@@ -279,11 +243,16 @@ class Runner:
         action, check = plan.actions[i], plan.checks[i]
         policy = plan.cache[i] if plan.cache is not None else None
         needs_inputs = check is not None or action.bind is not no_inputs or policy is not None
-        inputs = self._inputs(i) if needs_inputs else _NO_INPUTS
+        inputs = self.state.inputs(i, plan.graph, self.sched.state) if needs_inputs else _NO_INPUTS
         if check is not None and not self._check(i, check, inputs):
             return
-        if policy is not None and self._look_up(i, policy, inputs):
-            return
+        if policy is not None and self._records is not None:
+            try:  # the cache's answer comes back as a message
+                if self._records.look_up(i, policy, inputs, self._use_cache, self._on_answer):
+                    return
+            except ExpressionError as exc:  # a key template that cannot render: no retries
+                self._failed_by_workflow(i, exc)
+                return
         self._launch(i, inputs)
 
     def _launch(self, i: int, inputs: Mapping[str, Any]) -> None:
@@ -292,9 +261,7 @@ class Runner:
         if st.stop is not None:  # stopped while its cache was looked up
             self._failed(i, None)
             return
-        st.attempts[i] += 1
-        if not st.started[i]:
-            st.started[i] = self.clock.time()
+        st.begin_attempt(i, self.clock.time())
         if plan.exact_events:
             self._events.emit(EventKind.STEP_STARTED, i)
         name, action = plan.executor_of[i], plan.actions[i]
@@ -304,23 +271,15 @@ class Runner:
             if ex.synchronous:
                 output = ex.call(action.fn, args, kwargs)  # cheap: right here, no hand-off
             else:
-                fut = ex.submit(action.fn, args, kwargs, i)
+                st.futures[i] = fut = self._workers.submit(ex, action.fn, args, kwargs, i)
         except Exception as exc:  # the step raised (inline), or could not be started
             self._failed(i, exc)
             return
         if ex.synchronous:
             self._succeeded(i, output)
             return
-        st.futures[i] = fut
-        if fut.done():  # an executor that refused the call at once: the pump settles it next
-            self._inbox.append(Ended(i, fut))
-            return
-        if name in self._workers.reporting:
-            self._reported[fut] = i  # the executor reports it in a batch: see _on_reported
-        else:
-            fut.add_done_callback(functools.partial(self._on_done, i))
         timeout = plan.graph.steps[i].timeout
-        if timeout is not None:
+        if timeout is not None and not fut.done():
             st.timers[i] = self._alarms.timeout(timeout, self._on_timeout, i, fut)
 
     def _check(self, i: int, check: Check, inputs: Mapping[str, Any]) -> bool:
@@ -334,25 +293,6 @@ class Runner:
             self._post(Skip(i))
         return bool(ok)
 
-    def _look_up(self, i: int, policy: CachePolicy, inputs: dict[str, Any]) -> bool:
-        """Ask the cache for step ``i``'s output; True when that is under way or settled the
-        step (a ``key`` template that cannot render). Without lookups (``cache=False``) it only
-        notes the key, so that the fresh output is stored under it."""
-        try:
-            key = policy.key(inputs)
-        except ExpressionError as exc:  # a mistake in the workflow: fail the step, no retries
-            self._failed_by_workflow(i, exc)
-            return True
-        if key is None:  # inputs JSON cannot hold: it runs (policy.key warned)
-            return False
-        self.state.cache_keys[i] = key
-        if not self._use_cache:
-            return False
-        assert self._records is not None  # policies exist only for runs with a store
-        answer = functools.partial(self._on_cache_answer, i, inputs)
-        self._records.lookup(key, policy.ttl, answer)
-        return True
-
     def _cache_answered(self, answer: CacheAnswer) -> None:
         """The cache answered for step ``i``: a hit settles it, a miss runs it."""
         i, st = answer.step, self.state
@@ -361,9 +301,7 @@ class Runner:
         if st.stop is not None or not answer.hit:
             self._launch(i, answer.inputs)  # cancelled at once when the run is stopping
             return
-        del st.cache_keys[i]
-        st.attempts[i] += 1
-        st.started[i] = st.started[i] or self.clock.time()
+        st.begin_attempt(i, self.clock.time())
         st.cached.add(i)
         self._succeeded(i, answer.output, reason="cached")
 
@@ -425,8 +363,7 @@ class Runner:
                 if step.critical:
                     st.first_failure = st.first_failure or error
                 if abort:
-                    stop = Stop(RunStatus.FAILED, error, f"run failed at step {step.id!r}")
-                    self._abort(stop)
+                    self._abort(Stop.failed_at(error))
 
     def _failed_by_workflow(self, i: int, exc: Exception) -> None:
         """A mistake in the workflow (its ``when`` or cache key) fails the step, once."""
@@ -524,22 +461,9 @@ class Runner:
                 self._stop_work(i, fut)
         self._pump()  # nothing may be running: only a backoff timer would wake the loop
 
-    def _expire(self) -> None:
-        """The run ran past its ``timeout``."""
-        limit = self.plan.settings.timeout or 0.0
-        reason = f"run timed out after {limit:g}s"
-        self._abort(Stop(RunStatus.TIMED_OUT, RunTimedOut(limit), reason))
-
     def _store_failed(self, exc: BaseException) -> None:
         """A commit failed: the run cannot keep its promises, so it stops, saying why."""
-        error = PardagError(f"the run store failed, so the run stopped: {exc}")
-        self._abort(Stop(RunStatus.FAILED, error, "run stopped: the run store failed"))
-
-    def _report_waits(self) -> None:
-        waiting_on = self.sched.waiting_on
-        for i in self.sched.waits:
-            self._events.emit(EventKind.STEP_WAITING, i, waiting_on=waiting_on.get(i))
-        self.sched.waits.clear()
+        self._abort(Stop.store_failed(exc))
 
     def _check_stall(self) -> None:
         """Pause the run when only steps waiting for an answer are left; fail loudly instead
@@ -556,31 +480,9 @@ class Runner:
 
     # -- executors and their reports ----------------------------------------------------------
 
-    def _inputs(self, i: int) -> dict[str, Any]:
-        preds = self.plan.graph.preds[i]
-        if not preds:
-            return {}
-        ids, out, state = self.plan.graph.ids, self.state.outputs, self.sched.state
-        return {ids[p]: out[p] for p in preds if state[p] is SUCCEEDED}
-
-    def _on_done(self, i: int, fut: asyncio.Future[Any]) -> None:
-        """A done-callback: the future of step ``i``'s attempt completed."""
-        self._post(Ended(i, fut))
-
-    def _on_reported(self, futures: Sequence[asyncio.Future[Any]]) -> None:
-        """An executor settled ``futures`` (on the loop): deliver them, then pump once."""
-        reported, inbox = self._reported, self._inbox
-        for fut in futures:
-            i = reported.pop(fut, None)
-            if i is not None:
-                inbox.append(Ended(i, fut))
-        self._pump()
-
-    def _on_cache_answer(
-        self, i: int, inputs: dict[str, Any], hit: bool, output: Any, error: BaseException | None
-    ) -> None:
+    def _on_answer(self, answer: CacheAnswer) -> None:
         """The journal's answer to a cache lookup (the journal pumps after delivering it)."""
-        self._inbox.append(CacheAnswer(i, inputs, hit, output, error))
+        self._inbox.append(answer)
 
     def _detached_ended(self, fut: asyncio.Future[Any]) -> None:
         """A thread ended after its step was settled: free its slot, drop its result."""
@@ -599,9 +501,7 @@ class Runner:
         del st.futures[i]
         self._succeeded(i, msg.output)
         if self.sched.claim(j):
-            st.attempts[j] += 1
-            if not st.started[j]:
-                st.started[j] = msg.started
+            st.begin_attempt(j, msg.started)
             st.futures[j] = msg.future
         else:  # the run began to stop as the thread moved on: hold the slot until it ends
             st.detached[msg.future] = self.sched.adopt(j)

@@ -15,12 +15,19 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from pardag.clock import SystemClock
 from pardag.errors import ArgumentError
+from pardag.journal import Journal
+from pardag.kinds import RunContext
 from pardag.model import Workflow, with_overrides
 from pardag.options import RUN_OPTIONS, SETTING_OPTIONS, RunOptions, check_options
 from pardag.recording import Resumption, open_run_store, run_record
 from pardag.results import RunResult
 from pardag.runner.core import Runner
+from pardag.runner.events import Announcer
+from pardag.runner.plan import make_plan, past_durations
+from pardag.runner.records import RunRecords
+from pardag.runner.state import RunState
 
 __all__ = ["new_runner", "resume_run", "run_sync", "run_workflow"]
 
@@ -63,8 +70,9 @@ async def run_workflow(wf: Workflow, options: RunOptions) -> RunResult:
 def new_runner(
     wf: Workflow, options: RunOptions, resumption: Resumption | None = None
 ) -> tuple[Runner, Callable[[], None]]:
-    """A runner for ``wf`` with ``options``, and what to call once it is done (closing a store
-    it opened). Every option is checked before the store is opened."""
+    """A runner for ``wf`` with ``options``, assembled from its parts (the plan, the state,
+    the run store's journal, events), and what to call once it is done (closing a store it
+    opened). Every option is checked before the store is opened."""
     check_options(options, RUN_OPTIONS, "run()")
     use_cache = options.get("cache", True)
     if not isinstance(use_cache, bool):
@@ -79,18 +87,39 @@ def new_runner(
     record = resumption.record if resumption is not None else None
     if record is None and store is not None:
         record = run_record(wf, uuid.uuid4().hex)
-    runner = Runner(
-        wf.name,
+    run_id = record.run_id if record is not None else uuid.uuid4().hex
+    clock = options.get("clock") or SystemClock()
+    params = {**wf.params, **(options.get("params") or {})}
+    context = RunContext(run_id, wf.name, params, clock=clock)
+    first_event = 1
+    if resumption is not None:
+        context.paused_at.update(resumption.paused_since)  # approval waits so far
+        first_event = resumption.first_event
+    journal = Journal(store, run_id, first_event, clock) if store is not None else None
+    listeners = [*options.get("listeners", ()), *([journal] if journal is not None else [])]
+    encoder = options.get("encoder")
+    plan = make_plan(
         graph,
         settings,
-        listeners=options.get("listeners", ()),
-        params={**wf.params, **(options.get("params") or {})},
-        store=store,
-        record=record,
+        context,
+        durable=journal is not None,
+        exact_events=bool(listeners),
+        encoder=encoder,
+    )
+    state = RunState.of(len(graph.ids))
+    events = Announcer(listeners, run_id, graph.ids, state.attempts, clock)
+    records = None
+    if journal is not None and record is not None:
+        records = RunRecords(journal, plan, state, record, clock, encoder)
+    runner = Runner(
+        plan,
+        context,
+        state,
+        events,
+        records,
+        durations=past_durations(store, wf.name, graph, settings.mode),
         resumption=resumption,
-        encoder=options.get("encoder"),
         cache=use_cache,
-        clock=options.get("clock"),
     )
     return runner, (store.close if owned and store is not None else _nothing)
 

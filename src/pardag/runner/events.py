@@ -13,6 +13,7 @@ from typing import Any
 
 from pardag.clock import Clock
 from pardag.events import Event, EventKind, Listener
+from pardag.scheduler import Scheduler
 from pardag.states import StepState
 
 __all__ = ["STATE_EVENTS", "Announcer"]
@@ -60,3 +61,10 @@ class Announcer:
     def state(self, i: int, state: StepState, reason: str | None) -> None:
         """Announce that step ``i`` became ``state`` (ready or final), with its reason."""
         self.emit(STATE_EVENTS[state], i, **({"reason": reason} if reason else {}))
+
+    def waits(self, sched: Scheduler) -> None:
+        """Announce the steps the scheduler parked on a full pool since last time (and
+        forget them), each with what it waits for."""
+        for i in sched.waits:
+            self.emit(EventKind.STEP_WAITING, i, waiting_on=sched.waiting_on.get(i))
+        sched.waits.clear()

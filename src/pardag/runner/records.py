@@ -16,14 +16,14 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from pardag.caching import Encoder, cache_entry
+from pardag.caching import CachePolicy, Encoder, cache_entry
 from pardag.clock import Clock
 from pardag.errors import StepFailed
 from pardag.executors.base import format_traceback
-from pardag.journal import Answered, Journal, Then, warn_not_stored
+from pardag.journal import Journal, Then, warn_not_stored
 from pardag.recording import encode_json, settings_json
 from pardag.runner.plan import Plan
-from pardag.runner.state import RunState
+from pardag.runner.state import CacheAnswer, RunState
 from pardag.scheduler import Scheduler
 from pardag.states import RunStatus, StepState
 from pardag.store.base import Answer, RunRecord, RunUpdate, StepRecord
@@ -42,14 +42,16 @@ class RunRecords:
         journal: Journal,
         plan: Plan,
         state: RunState,
-        run_id: str,
+        record: RunRecord,
         clock: Clock,
         encoder: Encoder | None,
     ) -> None:
         self.journal = journal
-        self._plan, self._state, self._run_id = plan, state, run_id
+        self._plan, self._state, self._record = plan, state, record
+        self._run_id = record.run_id
         self._clock, self._encoder = clock, encoder
         self._recorded: dict[int, tuple[int, float]] = {}  # step -> (attempt, started_at)
+        self._cache_keys: dict[int, str] = {}  # step -> its attempt's key, to store under
 
     @property
     def busy(self) -> bool:
@@ -58,19 +60,21 @@ class RunRecords:
 
     def open(
         self,
-        record: RunRecord,
+        started: float,
         resuming: bool,
         params: Mapping[str, Any],
         on_error: Callable[[BaseException], None],
         after: Then,
     ) -> Mapping[str, Answer]:
-        """Record the run (committed before any step starts), start the writer, and return
-        the answers its approval steps have been given."""
+        """Record the run that started at ``started`` (committed before any step starts),
+        start the writer, and return the answers its approval steps have been given."""
         store, owner = self.journal.store, f"{socket.gethostname()}:{os.getpid()}"
         if resuming:  # recorded already: this process takes it over
             update = RunUpdate(self._run_id, status=RunStatus.RUNNING.value, owner=owner)
             store.write(runs=[update])
         else:
+            record = self._record
+            record.created_at = record.created_at or started
             record.status = RunStatus.RUNNING.value
             record.settings_json = settings_json(self._plan.settings)
             record.params_json = encode_json(params, repr) or "{}"
@@ -99,7 +103,7 @@ class RunRecords:
         """Step ``i`` is final: its record, and a fresh output for the cache, are committed
         before ``then`` (which releases its dependents) runs."""
         record = self._step_record(i, state, reason=reason, error=self._state.errors.get(i))
-        keys = self._state.cache_keys
+        keys = self._cache_keys
         key = keys.pop(i, None) if keys else None
         entry = None
         if key is not None and state is StepState.SUCCEEDED and record.output_json is not None:
@@ -109,9 +113,33 @@ class RunRecords:
             entry = cache_entry(key, record.output_json, now, ttl, self._run_id, record.step_id)
         self.journal.add(step=record, cache=entry, then=then)
 
-    def lookup(self, key: str, ttl: float | None, then: Answered) -> None:
-        """Ask the cache for ``key``; the answer comes back on the loop."""
-        self.journal.lookup(key, ttl, then)
+    def look_up(
+        self,
+        i: int,
+        policy: CachePolicy,
+        inputs: dict[str, Any],
+        ask: bool,
+        answer: Callable[[CacheAnswer], None],
+    ) -> bool:
+        """Note step ``i``'s cache key for these inputs (its fresh output is stored under it)
+        and, when ``ask``, ask the cache for it: True when ``answer`` will get the answer (on
+        the loop). False when the step just runs: no lookups (``cache=False``), or inputs JSON
+        cannot hold (``policy.key`` warned). Raises ``ExpressionError`` for a ``key`` template
+        that cannot render (a mistake in the workflow)."""
+        key = policy.key(inputs)
+        if key is None:
+            return False
+        self._cache_keys[i] = key
+        if not ask:
+            return False
+
+        def then(hit: bool, output: Any, error: BaseException | None) -> None:
+            if hit:
+                del self._cache_keys[i]  # nothing fresh to store
+            answer(CacheAnswer(i, inputs, hit, output, error))
+
+        self.journal.lookup(key, policy.ttl, then)
+        return True
 
     def restore(self, records: Sequence[StepRecord]) -> Restored:
         """Steps whose final state an earlier process of this run committed keep it, and

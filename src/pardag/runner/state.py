@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from pardag.clock import Timer
-from pardag.errors import PardagError, StepFailed
-from pardag.states import RunStatus
+from pardag.errors import PardagError, RunCancelled, RunTimedOut, StepFailed
+from pardag.model import Graph
+from pardag.states import RunStatus, StepState
 
 __all__ = [
     "Abandon",
@@ -34,6 +36,7 @@ __all__ = [
 ]
 
 _ZERO = (0.0,)
+SUCCEEDED = StepState.SUCCEEDED
 
 
 class Ended(NamedTuple):
@@ -99,11 +102,32 @@ Message = Ended | Skip | Abandon | Requeue | Unpause | RateWake | CacheAnswer | 
 
 class Stop(NamedTuple):
     """Why the run is stopping: the status it ends with, its error, and the reason given to
-    the steps it cancels."""
+    the steps it cancels. One constructor per way a run stops."""
 
     status: RunStatus
     error: PardagError
     reason: str
+
+    @classmethod
+    def cancelled(cls, reason: str) -> Stop:
+        """Cancelled by the caller (Ctrl-C, ``Runner.cancel``)."""
+        return cls(RunStatus.CANCELLED, RunCancelled(reason), f"run cancelled: {reason}")
+
+    @classmethod
+    def timed_out(cls, limit: float) -> Stop:
+        """The run ran past its ``timeout``."""
+        return cls(RunStatus.TIMED_OUT, RunTimedOut(limit), f"run timed out after {limit:g}s")
+
+    @classmethod
+    def failed_at(cls, error: StepFailed) -> Stop:
+        """A critical step failed under fail-fast."""
+        return cls(RunStatus.FAILED, error, f"run failed at step {error.step!r}")
+
+    @classmethod
+    def store_failed(cls, exc: BaseException) -> Stop:
+        """A commit failed: the run cannot keep its promises."""
+        error = PardagError(f"the run store failed, so the run stopped: {exc}")
+        return cls(RunStatus.FAILED, error, "run stopped: the run store failed")
 
 
 @dataclass(slots=True)
@@ -122,7 +146,6 @@ class RunState:
     timed_out: set[int] = field(default_factory=set)
     no_retry: set[int] = field(default_factory=set)  # failed by the workflow's own mistake
     detached: dict[asyncio.Future[Any], int] = field(default_factory=dict)  # -> slot token
-    cache_keys: dict[int, str] = field(default_factory=dict)  # the attempt's key, to store under
     stop: Stop | None = None
     first_failure: StepFailed | None = None
     paused: bool = False  # only steps waiting for an answer were left
@@ -133,3 +156,17 @@ class RunState:
         return cls(
             [None] * steps, [0] * steps, array("d", _ZERO) * steps, array("d", _ZERO) * steps
         )
+
+    def begin_attempt(self, i: int, now: float) -> None:
+        """Count step ``i``'s next attempt; its first one stamps its start."""
+        self.attempts[i] += 1
+        if not self.started[i]:
+            self.started[i] = now
+
+    def inputs(self, i: int, graph: Graph, states: Sequence[StepState]) -> dict[str, Any]:
+        """Step ``i``'s inputs: the outputs of its dependencies that succeeded, by id."""
+        preds = graph.preds[i]
+        if not preds:
+            return {}
+        ids, out = graph.ids, self.outputs
+        return {ids[p]: out[p] for p in preds if states[p] is SUCCEEDED}

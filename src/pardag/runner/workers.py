@@ -1,14 +1,17 @@
-"""The executors of one run: made on first use, wired to the runner's hooks, closed at its end.
+"""The executors of one run, and how their results come back to the runner.
 
-An executor that reports finished calls in batches (``reports_done``) gets the runner's
-``on_reported`` as its ``notify`` hook; the thread executor also gets the chain hooks when the
-run has chains. Which executors exist is ``pardag.executors``'s business; this only keeps one
-of each name per run.
+One executor per name, made on first use and closed at the run's end. ``submit`` hands a call
+to its executor and arranges for its end to reach the runner's inbox as an ``Ended`` message:
+through the executor's batched ``notify`` hook when it has one (``reports_done``: one pump
+per batch instead of a done-callback per call), else a done-callback. The thread executor also
+gets the chain hooks (``follower``) when the run has chains.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -16,24 +19,24 @@ from pardag.executors import create_executor
 from pardag.executors.base import Executor
 from pardag.executors.threads import ThreadExecutor
 from pardag.runner.chains import Follower
+from pardag.runner.state import Ended, Message
 
 __all__ = ["Workers"]
 
 
 class Workers:
-    """One executor per name for a run; ``reporting`` names those that report in batches."""
+    """The executors of a run; ``reported`` maps each batch-reported call to its step."""
 
     def __init__(
-        self,
-        max_concurrency: int,
-        on_reported: Callable[[Sequence[asyncio.Future[Any]]], None],
-        follower: Follower | None,
+        self, max_concurrency: int, inbox: deque[Message], pump: Callable[[], None]
     ) -> None:
         self._limit = max_concurrency or None
-        self._on_reported = on_reported
-        self._follower = follower
+        self._inbox, self._pump = inbox, pump
         self._by_name: dict[str, Executor] = {}
-        self.reporting: set[str] = set()
+        self._reporting: set[str] = set()
+        self.reported: dict[asyncio.Future[Any], int] = {}
+        self.follower: Follower | None = None
+        """Set before the first step starts, when the run has chains."""
 
     def get(self, name: str) -> Executor:
         """Executor ``name`` of this run, made (and wired) the first time it is asked for."""
@@ -42,16 +45,48 @@ class Workers:
             ex = self._by_name[name] = self._make(name)
         return ex
 
-    def _make(self, name: str) -> Executor:
-        ex = create_executor(name, self._limit)
-        if ex.reports_done:
-            self.reporting.add(name)
-            ex.notify = self._on_reported
-        if isinstance(ex, ThreadExecutor) and self._follower is not None:
-            ex.follow, ex.on_follow = self._follower.follow, self._follower.on_follow
-        return ex
+    def submit(
+        self,
+        ex: Executor,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        i: int,
+    ) -> asyncio.Future[Any]:
+        """Start step ``i``'s call on ``ex``; its end will reach the inbox as ``Ended``."""
+        fut = ex.submit(fn, args, kwargs, i)
+        if fut.done():  # an executor that refused the call at once: the pump settles it next
+            self._inbox.append(Ended(i, fut))
+        elif ex.name in self._reporting:
+            self.reported[fut] = i
+        else:
+            fut.add_done_callback(functools.partial(self._on_done, i))
+        return fut
 
     async def aclose(self) -> None:
         """Stop what still runs and release every worker."""
         for ex in self._by_name.values():
             await ex.aclose()
+
+    def _make(self, name: str) -> Executor:
+        ex = create_executor(name, self._limit)
+        if ex.reports_done:
+            self._reporting.add(ex.name)
+            ex.notify = self._on_reported
+        if isinstance(ex, ThreadExecutor) and self.follower is not None:
+            ex.follow, ex.on_follow = self.follower.follow, self.follower.on_follow
+        return ex
+
+    def _on_done(self, i: int, fut: asyncio.Future[Any]) -> None:
+        """A done-callback: the future of step ``i``'s attempt completed."""
+        self._inbox.append(Ended(i, fut))
+        self._pump()
+
+    def _on_reported(self, futures: Sequence[asyncio.Future[Any]]) -> None:
+        """An executor settled ``futures`` (on the loop): deliver them, then pump once."""
+        reported, inbox = self.reported, self._inbox
+        for fut in futures:
+            i = reported.pop(fut, None)
+            if i is not None:
+                inbox.append(Ended(i, fut))
+        self._pump()
