@@ -47,7 +47,9 @@ def segfault() -> None:
 def start_grandchild_and_sleep(directory: str) -> None:
     """Start a long ``sleep`` process, record its pid in ``grandchild``, then hang."""
     child = subprocess.Popen(["sleep", "60"])
-    Path(directory, "grandchild").write_text(str(child.pid))
+    scratch = Path(directory, "grandchild.tmp")  # then renamed: a reader never sees it empty
+    scratch.write_text(str(child.pid))
+    scratch.replace(Path(directory, "grandchild"))
     time.sleep(3600)
 
 
