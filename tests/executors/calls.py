@@ -1,12 +1,12 @@
-"""Module-level step functions for the executor tests.
+"""Module-level step functions for the processes executor's own tests.
 
 The processes executor can only run importable functions, so every call the tests submit
-lives here; ``*_async`` variants are the same calls for the async executor.
+lives in a module: the conformance suite's in ``pardag.testing.calls`` (used here too), the
+ones only the processes tests need here.
 """
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -14,80 +14,21 @@ import threading
 import time
 from pathlib import Path
 
-WAIT_LIMIT = 10.0
-"""Seconds a rendezvous waits for its partner before declaring the calls were not concurrent."""
+from pardag.testing.calls import WAIT_LIMIT, add, echo, mark_and_sleep, raise_stop_iteration
 
-
-def add(a: int, b: int = 0) -> int:
-    return a + b
-
-
-async def add_async(a: int, b: int = 0) -> int:
-    await asyncio.sleep(0)
-    return a + b
-
-
-def echo(*args: object, **kwargs: object) -> tuple[tuple[object, ...], dict[str, object]]:
-    return args, kwargs
-
-
-async def echo_async(
-    *args: object, **kwargs: object
-) -> tuple[tuple[object, ...], dict[str, object]]:
-    await asyncio.sleep(0)
-    return args, kwargs
-
-
-def raise_value_error(message: str) -> None:
-    raise ValueError(message)
-
-
-async def raise_value_error_async(message: str) -> None:
-    await asyncio.sleep(0)
-    raise ValueError(message)
-
-
-def rendezvous(directory: str, me: str, other: str) -> str:
-    """Announce ``me`` and wait for ``other``: succeeds only if both calls run at once."""
-    Path(directory, me).touch()
-    deadline = time.monotonic() + WAIT_LIMIT
-    while not Path(directory, other).exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{other!r} never started while {me!r} was running")
-        time.sleep(0.005)
-    return me
-
-
-async def rendezvous_async(directory: str, me: str, other: str) -> str:
-    Path(directory, me).touch()
-    deadline = time.monotonic() + WAIT_LIMIT
-    while not Path(directory, other).exists():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{other!r} never started while {me!r} was running")
-        await asyncio.sleep(0.005)
-    return me
-
-
-def _mark(directory: str) -> None:
-    """Write ``started`` holding the pid, atomically: a reader never sees it empty."""
-    scratch = Path(directory, f"started.{os.getpid()}.tmp")
-    scratch.write_text(str(os.getpid()))
-    scratch.replace(Path(directory, "started"))
-
-
-def mark_and_sleep(directory: str, seconds: float) -> str:
-    """Write ``started`` (holding the pid), sleep, then write ``finished``."""
-    _mark(directory)
-    time.sleep(seconds)
-    Path(directory, "finished").touch()
-    return "finished"
-
-
-async def mark_and_sleep_async(directory: str, seconds: float) -> str:
-    _mark(directory)
-    await asyncio.sleep(seconds)
-    Path(directory, "finished").touch()
-    return "finished"
+__all__ = [
+    "NeedsTwoArgs",
+    "add",
+    "echo",
+    "exit_now",
+    "getpid",
+    "mark_and_sleep",
+    "raise_needs_two_args",
+    "raise_stop_iteration",
+    "return_lock",
+    "segfault",
+    "start_grandchild_and_sleep",
+]
 
 
 def getpid() -> int:
@@ -106,7 +47,9 @@ def segfault() -> None:
 def start_grandchild_and_sleep(directory: str) -> None:
     """Start a long ``sleep`` process, record its pid in ``grandchild``, then hang."""
     child = subprocess.Popen(["sleep", "60"])
-    Path(directory, "grandchild").write_text(str(child.pid))
+    scratch = Path(directory, "grandchild.tmp")  # then renamed: a reader never sees it empty
+    scratch.write_text(str(child.pid))
+    scratch.replace(Path(directory, "grandchild"))
     time.sleep(3600)
 
 
@@ -119,10 +62,6 @@ class NeedsTwoArgs(Exception):
 
 def raise_needs_two_args() -> None:
     raise NeedsTwoArgs("left", "right")
-
-
-def raise_stop_iteration() -> None:
-    next(iter([]))
 
 
 def return_lock() -> threading.Lock:

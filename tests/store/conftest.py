@@ -1,4 +1,4 @@
-"""Fresh stores for the store tests: a SQLite file in tmp_path, or a PostgreSQL schema.
+"""PostgreSQL for the store tests, and plain SQL beside a store (``Raw``).
 
 PostgreSQL is the real server on this machine (``postgresql://postgres@127.0.0.1:5432/test``
 with trust authentication; ``PARDAG_TEST_POSTGRES`` points elsewhere). When it does not
@@ -24,10 +24,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pardag.store import Store, mask_url, open_store
+from pardag.store import mask_url
 
 POSTGRES_URL = os.environ.get("PARDAG_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-BACKENDS = ("sqlite", "postgresql")
 HOW_TO_START = (
     "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start "
     "(.ci/run does this), or point PARDAG_TEST_POSTGRES at a server with a database you may "
@@ -72,25 +71,6 @@ def postgres_url(postgres: str) -> Iterator[str]:
             admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
 
 
-@pytest.fixture(params=BACKENDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """Where a fresh store goes, once per backend; nothing is created there yet."""
-    if request.param == "sqlite":
-        return str(tmp_path / "store" / "runs.db")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    """A fresh, empty store on each backend."""
-    opened = open_store(store_url)
-    try:
-        yield opened
-    finally:
-        opened.close()
-
-
 class Raw:
     """Plain SQL on a store's database, bypassing pardag: to build old or foreign databases
     and to look at what pardag wrote. Statements use ``?`` placeholders on both backends."""
@@ -110,8 +90,3 @@ class Raw:
             return conn.execute(statement, params).fetchall()
         finally:
             conn.close()
-
-
-@pytest.fixture
-def raw(store_url: str) -> Raw:
-    return Raw(store_url)

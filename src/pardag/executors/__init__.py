@@ -12,10 +12,11 @@ name           runs                                        auto capacity (max_co
 =============  ==========================================  ================================
 
 ``inline`` suits functions that take microseconds: a step on it blocks the event loop while
-it runs, so nothing else moves, and a timeout cannot interrupt it.
+it runs, so nothing else moves, and a timeout cannot interrupt it. It is the one
+``synchronous`` executor: its ``call`` returns the result with no future in between.
 
-With ``max_concurrency=N`` every executor is sized to ``N`` and the run never has more than
-``N`` steps running in all.
+With ``max_concurrency=N`` every executor is sized to ``N`` (but ``inline``, which never runs
+two calls at once) and the run never has more than ``N`` steps running in all.
 """
 
 from __future__ import annotations
@@ -25,36 +26,35 @@ import os
 from pardag.errors import ArgumentError
 from pardag.executors.base import Executor
 from pardag.executors.threads import DEFAULT_THREADS
+from pardag.states import EXECUTORS, ExecutorName
 
 __all__ = ["EXECUTORS", "Executor", "create_executor", "default_capacity"]
-
-EXECUTORS = ("async", "threads", "processes", "inline")
 
 
 def default_capacity(name: str) -> int | None:
     """How many steps executor ``name`` runs at once when ``max_concurrency`` is 0 (auto)."""
-    if name == "threads":
+    if name == ExecutorName.THREADS:
         return DEFAULT_THREADS
-    if name == "processes":
+    if name == ExecutorName.PROCESSES:
         return os.cpu_count() or 1
     return None
 
 
 def create_executor(name: str, max_workers: int | None) -> Executor:
     """A new executor ``name`` for one run; ``max_workers`` None means its auto capacity."""
-    if name == "async":
+    if name == ExecutorName.ASYNC:
         from pardag.executors.coroutines import AsyncExecutor
 
         return AsyncExecutor(max_workers)
-    if name == "threads":
+    if name == ExecutorName.THREADS:
         from pardag.executors.threads import ThreadExecutor
 
         return ThreadExecutor(max_workers)
-    if name == "processes":
+    if name == ExecutorName.PROCESSES:
         from pardag.executors.processes import ProcessExecutor
 
         return ProcessExecutor(max_workers)
-    if name == "inline":
+    if name == ExecutorName.INLINE:
         from pardag.executors.inline import InlineExecutor
 
         return InlineExecutor(max_workers)

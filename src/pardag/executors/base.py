@@ -1,9 +1,10 @@
 """The one small interface every executor implements.
 
 An executor runs a call somewhere (the event loop, a thread, a worker process, a Dask
-cluster) and reports the result through an ``asyncio.Future``. It never touches run state:
-the runner alone decides what a result means. Executors are created per run and closed at its
-end, so nothing outlives ``Workflow.run``.
+cluster) and reports the result through an ``asyncio.Future``; a ``synchronous`` one, which
+runs it right in the caller's thread, can also just return it (``call``). It never touches
+run state: the runner alone decides what a result means. Executors are created per run and
+closed at its end, so nothing outlives ``Workflow.run``.
 """
 
 from __future__ import annotations
@@ -58,13 +59,10 @@ class Executor(ABC):
     per batch), sparing a done-callback (one more event-loop turn) per call."""
     reports_done: ClassVar[bool] = False
     synchronous: ClassVar[bool] = False
-    """True when a call finishes inside ``submit`` (``inline``): the runner then uses ``call``
-    and settles the step at once, without a future."""
-
-    def call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Run the call now and return its result or raise its exception (``synchronous``
-        executors only)."""
-        raise NotImplementedError(f"the {self.name} executor does not run calls synchronously")
+    """True when the executor runs each call to its end in the caller's thread, at once
+    (``inline``). Then ``call`` runs it without a future, and a caller on a hot path (the
+    runner) uses ``call`` instead of ``submit``: a step of microseconds should not pay for a
+    future and its callback. ``submit`` still works, returning a future already settled."""
 
     @property
     @abstractmethod
@@ -83,6 +81,15 @@ class Executor(ABC):
 
         ``tag`` identifies the call to hooks an executor offers (the runner passes the step).
         """
+
+    def call(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Run ``fn(*args, **kwargs)`` here and now; return its result or raise its exception.
+
+        The exception is the step's own, unwrapped, as from a direct call (so KeyboardInterrupt
+        and SystemExit keep their meaning). Only a ``synchronous`` executor implements it: the
+        others run calls elsewhere and can only report them through ``submit``'s future.
+        """
+        raise NotImplementedError(f"the {self.name} executor is not synchronous: use submit")
 
     @abstractmethod
     def stop(self, future: asyncio.Future[Any]) -> bool:

@@ -1,0 +1,524 @@
+"""The store conformance suite: the contract of ``pardag.store.Store``, for any backend.
+
+Subclass ``StoreSuite`` in a test module as ``Test<Something>`` and give it an ``opener``
+fixture; pytest collects every ``test_*`` method for the subclass (see ``pardag.testing`` for
+an example). A store on pardag's own SQL schema has more tests: ``pardag.testing.sqlstores``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import pytest
+
+from pardag.errors import PardagError
+from pardag.store import (
+    Answer,
+    CacheEntry,
+    EventRecord,
+    RunRecord,
+    RunUpdate,
+    StepRecord,
+    Store,
+    StoreError,
+)
+from pardag.testing.records import (
+    BIG_JSON,
+    T0,
+    UNICODE,
+    full_run,
+    full_step,
+    ids,
+    new_run,
+    seed_runs,
+)
+
+__all__ = ["Opener", "StoreSuite"]
+
+Opener = Callable[..., Store]
+"""Opens one store (creating it when missing); each call opens the same one again."""
+
+
+class StoreSuite:
+    """The tests every store must pass. Not collected itself (its name lacks ``Test``).
+
+    A subclass provides the fixture ``opener``: a callable that opens a store of its own for
+    this test, empty at first call, and the same store again at every later call. It must
+    pickle (``functools.partial`` of a function does) when ``multiprocess`` is True. The
+    fixture ``store`` is ``opener()``, closed after the test; a subclass may override it.
+    """
+
+    persistent: ClassVar[bool] = True
+    """What a store wrote survives closing it, and the killing of its process."""
+    multiprocess: ClassVar[bool] = True
+    """Several processes (spawned, or forked with a store open) may use the store at once."""
+
+    @pytest.fixture
+    def opener(self) -> Opener:
+        pytest.fail(f"{type(self).__name__} must define the fixture 'opener'", pytrace=False)
+
+    @pytest.fixture
+    def store(self, opener: Opener) -> Iterator[Store]:
+        """A fresh, empty store."""
+        opened = opener()
+        try:
+            yield opened
+        finally:
+            opened.close()
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    def test_a_run_round_trips_every_field(self, store: Store) -> None:
+        run = full_run("a1b2c3d4e5f6")
+        store.create_run(run)
+        assert store.get_run(run.run_id) == run
+
+    def test_a_run_keeps_its_defaults_and_nones(self, store: Store) -> None:
+        run = new_run()
+        store.create_run(run)
+        found = store.get_run(run.run_id)
+        assert found == run
+        assert found is not None and found.finished_at is None and found.source is None
+
+    def test_creating_a_run_twice_is_an_error_naming_it(self, store: Store) -> None:
+        store.create_run(new_run("dup-run"))
+        with pytest.raises(StoreError, match="'dup-run' already exists"):
+            store.create_run(new_run("dup-run", workflow="other"))
+        assert store.get_run("dup-run") == new_run("dup-run")
+
+    def test_store_errors_are_pardag_errors(self, store: Store) -> None:
+        store.create_run(new_run())
+        with pytest.raises(PardagError):
+            store.create_run(new_run())
+
+    def test_a_missing_run_is_none(self, store: Store) -> None:
+        assert store.get_run("no-such-run") is None
+        assert store.get_steps("no-such-run") == []
+        assert store.get_events("no-such-run") == []
+        assert store.get_answers("no-such-run") == {}
+
+    def test_run_updates_change_only_the_fields_given(self, store: Store) -> None:
+        run = full_run("r-update")
+        store.create_run(run)
+        store.write(runs=[RunUpdate(run.run_id, status="succeeded", heartbeat_at=T0 + 9)])
+        found = store.get_run(run.run_id)
+        assert found is not None
+        assert (found.status, found.heartbeat_at) == ("succeeded", T0 + 9)
+        assert (found.error, found.owner, found.finished_at) == (
+            run.error,
+            run.owner,
+            run.finished_at,
+        )
+        store.write(runs=[RunUpdate(run.run_id)])  # nothing to change: a no-op
+        assert store.get_run(run.run_id) == found
+
+    def test_updating_a_run_that_does_not_exist_is_an_error(self, store: Store) -> None:
+        with pytest.raises(StoreError, match="cannot update run 'ghost': no such run"):
+            store.write(runs=[RunUpdate("ghost", status="failed")])
+
+    # -- run ids and prefixes -------------------------------------------------------------------
+
+    def test_a_unique_prefix_of_six_characters_finds_the_run(self, store: Store) -> None:
+        store.create_run(new_run("abcdef123456"))
+        store.create_run(new_run("abcxyz999999"))
+        found = store.get_run("abcdef")
+        assert found is not None and found.run_id == "abcdef123456"
+        assert store.get_run("abcdef1234") is not None
+        assert store.get_run("abcde") is None  # five characters never match a prefix
+        assert store.get_run("abcdeg") is None
+        assert store.get_run("ABCDEF") is None  # ids are case-sensitive
+
+    def test_an_ambiguous_prefix_names_the_matches(self, store: Store) -> None:
+        for n in range(7):
+            store.create_run(new_run(f"feed00{n:04d}", created_at=T0 + n))
+        with pytest.raises(StoreError, match="ambiguous") as caught:
+            store.get_run("feed00")
+        message = str(caught.value)
+        assert "feed000006" in message and "feed000002" in message and "and more" in message
+        assert "feed000001" not in message  # up to five, newest first
+        store.create_run(new_run("beef01aa", created_at=T0))
+        store.create_run(new_run("beef01bb", created_at=T0 + 1))
+        with pytest.raises(StoreError, match=r"matches beef01bb, beef01aa; give more"):
+            store.get_run("beef01")
+
+    def test_an_exact_id_wins_over_longer_ids_it_prefixes(self, store: Store) -> None:
+        store.create_run(new_run("cafe0123"))
+        store.create_run(new_run("cafe01234567"))
+        found = store.get_run("cafe0123")
+        assert found is not None and found.run_id == "cafe0123"
+
+    def test_a_prefix_is_matched_literally(self, store: Store) -> None:
+        store.create_run(new_run("ab%_cd-rest"))
+        store.create_run(new_run("abXYcd-rest"))
+        found = store.get_run("ab%_cd")
+        assert found is not None and found.run_id == "ab%_cd-rest"
+
+    # -- listing runs ---------------------------------------------------------------------------
+
+    def test_runs_are_listed_newest_first(self, store: Store) -> None:
+        seed_runs(store)
+        assert ids(store.list_runs()) == ["r5", "r4", "r3", "r2", "r1"]
+
+    def test_each_filter_narrows_the_list(self, store: Store) -> None:
+        seed_runs(store)
+        assert ids(store.list_runs(workflow="etl")) == ["r4", "r2", "r1"]
+        assert ids(store.list_runs(status="succeeded")) == ["r4", "r3", "r1"]
+        assert ids(store.list_runs(since=T0 + 3)) == ["r5", "r4", "r3"]  # since is inclusive
+        assert ids(store.list_runs(until=T0 + 3)) == ["r2", "r1"]  # until is exclusive
+        assert ids(store.list_runs(workflow="nope")) == []
+
+    def test_filters_combine(self, store: Store) -> None:
+        seed_runs(store)
+        found = store.list_runs(workflow="etl", status="succeeded", since=T0 + 2, until=T0 + 5)
+        assert ids(found) == ["r4"]
+        assert ids(store.list_runs(workflow="report", status="succeeded")) == ["r3"]
+
+    def test_limit_keeps_the_newest(self, store: Store) -> None:
+        seed_runs(store)
+        assert ids(store.list_runs(limit=2)) == ["r5", "r4"]
+        assert ids(store.list_runs(workflow="etl", limit=1)) == ["r4"]
+        assert len(store.list_runs(limit=0)) == 5  # 0: no limit
+
+    def test_listing_reflects_updates(self, store: Store) -> None:
+        seed_runs(store)
+        store.write(runs=[RunUpdate("r5", status="succeeded", finished_at=T0 + 6)])
+        assert ids(store.list_runs(status="paused")) == []
+        assert ids(store.list_runs(status="succeeded", limit=1)) == ["r5"]
+
+    # -- steps ----------------------------------------------------------------------------------
+
+    def test_a_step_attempt_round_trips_every_field(self, store: Store) -> None:
+        store.create_run(new_run())
+        step = full_step("run000001")
+        store.write(steps=[step])
+        assert store.get_steps("run000001") == [step]
+
+    def test_a_step_keeps_its_defaults_and_nones(self, store: Store) -> None:
+        store.create_run(new_run())
+        step = StepRecord("run000001", "a", 1, "running")
+        store.write(steps=[step])
+        assert store.get_steps("run000001") == [step]
+        got = store.get_steps("run000001")[0]
+        assert got.output_stored is True and got.cached is False and got.output_json is None
+
+    def test_write_upserts_a_step_attempt_by_its_key(self, store: Store) -> None:
+        store.create_run(new_run())
+        running = StepRecord("run000001", "a", 1, "running", "threads", started_at=T0)
+        store.write(steps=[running])
+        done = StepRecord("run000001", "a", 1, "succeeded", "threads", T0, T0 + 1, "[1, 2]")
+        store.write(steps=[done])
+        assert store.get_steps("run000001") == [done]
+        retry = StepRecord("run000001", "a", 2, "running", "threads", started_at=T0 + 2)
+        store.write(steps=[retry])
+        assert store.get_steps("run000001") == [done, retry]
+
+    def test_the_last_record_of_a_key_in_one_write_wins(self, store: Store) -> None:
+        store.create_run(new_run())
+        first = StepRecord("run000001", "a", 1, "running")
+        last = StepRecord("run000001", "a", 1, "succeeded", output_json='"ok"')
+        store.write(steps=[first, StepRecord("run000001", "b", 1, "running"), last])
+        states = {(s.step_id, s.state) for s in store.get_steps("run000001")}
+        assert states == {("a", "succeeded"), ("b", "running")}
+
+    def test_steps_come_by_step_id_then_attempt(self, store: Store) -> None:
+        store.create_run(new_run())
+        keys = [("b", 2), ("a10", 1), ("B", 1), ("a2", 1), ("b", 1), ("a", 3), ("a", 1)]
+        store.write(steps=[StepRecord("run000001", s, n, "succeeded") for s, n in keys])
+        got = [(s.step_id, s.attempt) for s in store.get_steps("run000001")]
+        assert got == sorted(keys)
+
+    def test_steps_of_other_runs_stay_apart(self, store: Store) -> None:
+        store.create_run(new_run("run-a"))
+        store.create_run(new_run("run-b"))
+        store.write(steps=[StepRecord("run-a", "s", 1, "ok"), StepRecord("run-b", "s", 1, "no")])
+        assert [s.state for s in store.get_steps("run-a")] == ["ok"]
+        assert [s.state for s in store.get_steps("run-b")] == ["no"]
+
+    def test_a_step_of_a_run_never_created_is_an_error(self, store: Store) -> None:
+        with pytest.raises(StoreError, match="run ghost: the run does not exist"):
+            store.write(steps=[StepRecord("ghost", "a", 1, "running")])
+
+    # -- events ---------------------------------------------------------------------------------
+
+    def test_events_round_trip_in_seq_order(self, store: Store) -> None:
+        store.create_run(new_run())
+        events = [
+            EventRecord("run000001", 3, T0 + 3, "step_succeeded", "a", 1, '{"out": "é"}'),
+            EventRecord("run000001", 1, T0 + 1, "run_started"),
+            EventRecord("run000001", 2, T0 + 2, "step_started", "a", 1, BIG_JSON),
+        ]
+        store.write(events=events[:2])
+        store.write(events=events[2:])
+        assert store.get_events("run000001") == sorted(events, key=lambda e: e.seq)
+
+    def test_events_by_step(self, store: Store) -> None:
+        store.create_run(new_run())
+        kinds = [(1, None), (2, "a"), (3, "b"), (4, "a"), (5, None), (6, "b")]
+        store.write(events=[EventRecord("run000001", n, T0 + n, "k", step) for n, step in kinds])
+        assert [e.seq for e in store.get_events("run000001", step="a")] == [2, 4]
+        assert [e.seq for e in store.get_events("run000001", step="b")] == [3, 6]
+        assert store.get_events("run000001", step="zzz") == []
+
+    def test_events_after_a_seq_are_only_the_newer_ones(self, store: Store) -> None:
+        store.create_run(new_run())
+        kinds = [(1, None), (2, "a"), (3, "b"), (4, "a"), (5, None)]
+        store.write(events=[EventRecord("run000001", n, T0 + n, "k", step) for n, step in kinds])
+        assert [e.seq for e in store.get_events("run000001", after=2)] == [3, 4, 5]
+        assert [e.seq for e in store.get_events("run000001", step="a", after=2)] == [4]
+        assert store.get_events("run000001", after=5) == []
+
+    def test_a_duplicate_event_is_an_error(self, store: Store) -> None:
+        store.create_run(new_run())
+        store.write(events=[EventRecord("run000001", 1, T0, "run_started")])
+        with pytest.raises(StoreError, match="already recorded"):
+            store.write(events=[EventRecord("run000001", 1, T0, "again")])
+        assert [e.kind for e in store.get_events("run000001")] == ["run_started"]
+
+    def test_a_write_is_all_or_nothing(self, store: Store) -> None:
+        store.create_run(new_run())
+        store.write(events=[EventRecord("run000001", 1, T0, "run_started")])
+        with pytest.raises(StoreError):
+            store.write(
+                runs=[RunUpdate("run000001", status="succeeded")],
+                steps=[StepRecord("run000001", "a", 1, "succeeded")],
+                events=[
+                    EventRecord("run000001", 2, T0, "ok"),
+                    EventRecord("run000001", 1, T0, "x"),
+                ],
+            )
+        assert store.get_steps("run000001") == []
+        assert [e.seq for e in store.get_events("run000001")] == [1]
+        found = store.get_run("run000001")
+        assert found is not None and found.status == "running"
+        with pytest.raises(StoreError):  # a bad run update undoes the steps and events with it
+            store.write(
+                runs=[RunUpdate("ghost", status="failed")],
+                steps=[StepRecord("run000001", "a", 1, "succeeded")],
+            )
+        assert store.get_steps("run000001") == []
+
+    def test_an_empty_write_does_nothing(self, store: Store) -> None:
+        store.write()
+        store.write(runs=[], steps=[], events=[])
+        assert store.list_runs() == []
+
+    # -- answers --------------------------------------------------------------------------------
+
+    def test_answers_round_trip_and_replace(self, store: Store) -> None:
+        store.create_run(new_run())
+        first = Answer("run000001", "approve", "rejected", "null", "not today " + UNICODE, T0)
+        other = Answer("run000001", "sign-off", "approved", '{"by": "ana"}', None, T0 + 1)
+        store.put_answer(first)
+        store.put_answer(other)
+        assert store.get_answers("run000001") == {"approve": first, "sign-off": other}
+        again = Answer("run000001", "approve", "approved", '{"amount": 12.5}', None, T0 + 2)
+        store.put_answer(again)
+        assert store.get_answers("run000001") == {"approve": again, "sign-off": other}
+
+    def test_answers_of_an_unknown_run_or_decision_are_refused(self, store: Store) -> None:
+        with pytest.raises(StoreError, match="answer to step 'a' of run 'ghost'"):
+            store.put_answer(Answer("ghost", "a", "approved"))
+        store.create_run(new_run())
+        with pytest.raises(StoreError, match="'maybe' is not 'approved' or 'rejected'"):
+            store.put_answer(Answer("run000001", "a", "maybe"))
+        assert store.get_answers("run000001") == {}
+
+    # -- cache ----------------------------------------------------------------------------------
+
+    def test_cache_round_trips_and_replaces(self, store: Store) -> None:
+        entry = CacheEntry("key:é", BIG_JSON, T0, None, "run000001", "a")
+        store.put_cache(entry)
+        assert store.get_cache("key:é", T0 + 10**9) == entry  # no expiry: forever
+        newer = CacheEntry("key:é", "2", T0 + 5, T0 + 65)
+        store.put_cache(newer)
+        assert store.get_cache("key:é", T0 + 6) == newer
+        assert store.get_cache("other", T0) is None
+
+    def test_a_cache_entry_expires_at_its_time(self, store: Store) -> None:
+        store.put_cache(CacheEntry("k", "1", T0, expires_at=T0 + 60))
+        assert store.get_cache("k", T0 + 59.999) is not None
+        assert store.get_cache("k", T0 + 60) is None
+        assert store.get_cache("k", T0 + 61) is None
+        store.put_cache(CacheEntry("k", "2", T0 + 61, expires_at=T0 + 121))  # stored again: fresh
+        fresh = store.get_cache("k", T0 + 62)
+        assert fresh is not None and fresh.output_json == "2"
+
+    def test_step_durations_average_the_latest_runs_of_a_workflow(self, store: Store) -> None:
+        def attempt(run: str, step: str, seconds: float, **fields: Any) -> StepRecord:
+            values: dict[str, Any] = {"state": "succeeded", "started_at": T0, "finished_at": T0}
+            values["finished_at"] = T0 + seconds
+            values.update(fields)
+            return StepRecord(run, step, 1, **values)
+
+        for n, (workflow, created) in enumerate([("wf", 1), ("wf", 2), ("wf", 3), ("other", 4)]):
+            store.create_run(new_run(f"run{n:06d}", workflow=workflow, created_at=T0 + created))
+        store.write(
+            steps=[
+                attempt("run000000", "a", 9.0),  # the oldest run: left out with runs=2
+                attempt("run000001", "a", 1.0),
+                attempt("run000002", "a", 3.0),
+                attempt("run000001", "b", 5.0, state="failed"),  # did not succeed
+                attempt("run000002", "b", 7.0, cached=True),  # did not run
+                attempt("run000002", "c", 2.0),
+                attempt("run000003", "a", 100.0),  # another workflow
+            ]
+        )
+        assert store.step_durations("wf", runs=2) == {"a": 2.0, "c": 2.0}
+        assert store.step_durations("wf", runs=3) == {"a": pytest.approx(13 / 3), "c": 2.0}
+        assert store.step_durations("nothing") == {}
+
+    # -- lifetime -----------------------------------------------------------------------------
+
+    def test_everything_is_there_after_reopening(self, opener: Opener) -> None:
+        if not self.persistent:
+            pytest.skip("the store keeps nothing once closed")
+        with opener() as first:
+            first.create_run(full_run("persist01"))
+            first.write(
+                steps=[full_step("persist01")], events=[EventRecord("persist01", 1, T0, "k", "a")]
+            )
+            first.put_answer(Answer("persist01", "a", "approved"))
+            first.put_cache(CacheEntry("k", "1", T0))
+        with opener() as second:
+            assert second.get_run("persist01") == full_run("persist01")
+            assert second.get_steps("persist01") == [full_step("persist01")]
+            assert len(second.get_events("persist01")) == 1
+            assert set(second.get_answers("persist01")) == {"a"}
+            assert second.get_cache("k", T0) is not None
+
+    def test_a_closed_store_says_so(self, opener: Opener) -> None:
+        opened = opener()
+        opened.close()
+        opened.close()  # idempotent
+        with pytest.raises(StoreError, match="is closed"):
+            opened.get_run("x")
+        with pytest.raises(StoreError, match="is closed"):
+            opened.write(steps=[StepRecord("x", "a", 1, "running")])
+
+    # -- concurrency ----------------------------------------------------------------------------
+
+    def test_two_threads_write_while_a_third_reads(self, store: Store) -> None:
+        writes = 150
+        for run_id in ("run-a", "run-b"):
+            store.create_run(new_run(run_id))
+        errors: list[BaseException] = []
+        done = threading.Event()
+
+        def writer(run_id: str) -> None:
+            try:
+                for n in range(1, writes + 1):
+                    step = StepRecord(run_id, f"s{n:04d}", 1, "succeeded", output_json=str(n))
+                    event = EventRecord(run_id, n, T0 + n, "step_succeeded", step.step_id)
+                    store.write(
+                        steps=[step], events=[event], runs=[RunUpdate(run_id, heartbeat_at=n)]
+                    )
+            except BaseException as exc:
+                errors.append(exc)
+
+        def reader() -> None:
+            seen = {"run-a": 0, "run-b": 0}
+            try:
+                while not done.is_set():
+                    for run_id in seen:
+                        steps = len(store.get_steps(run_id))
+                        events = len(store.get_events(run_id))
+                        assert steps >= seen[run_id], "a committed step disappeared"
+                        assert events >= steps, "a step committed without its event"
+                        seen[run_id] = steps
+                    store.list_runs()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(r,)) for r in ("run-a", "run-b")]
+        watcher = threading.Thread(target=reader)
+        watcher.start()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        done.set()
+        watcher.join()
+        assert errors == []
+        for run_id in ("run-a", "run-b"):
+            assert len(store.get_steps(run_id)) == writes
+            assert [e.seq for e in store.get_events(run_id)] == list(range(1, writes + 1))
+            found = store.get_run(run_id)
+            assert found is not None and found.heartbeat_at == writes
+
+    def test_several_processes_write_to_one_store_at_once(self, opener: Opener) -> None:
+        if not self.multiprocess:
+            pytest.skip("one process at a time")
+        processes, writes = 4, 60
+        context = multiprocessing.get_context("spawn")  # separate interpreters, like separate CLIs
+        start = context.Barrier(processes)
+        children = [
+            context.Process(target=_write_from_a_process, args=(opener, f"proc-{n}", writes, start))
+            for n in range(processes)
+        ]
+        for child in children:
+            child.start()
+        for child in children:
+            child.join(timeout=90)
+        assert [c.exitcode for c in children] == [0] * processes  # a child's traceback is above
+        with opener() as store:
+            for n in range(processes):
+                found = store.get_run(f"proc-{n}")
+                assert found is not None and found.status == "succeeded"
+                assert len(store.get_steps(f"proc-{n}")) == writes
+                assert len(store.get_events(f"proc-{n}")) == writes
+
+    def test_a_forked_child_can_use_its_parents_store(self, store: Store) -> None:
+        if not self.multiprocess:
+            pytest.skip("one process at a time")
+        store.create_run(new_run())
+        assert store.get_run("run000001") is not None  # the parent holds an idle connection now
+        pid = os.fork()
+        if pid == 0:  # the child: its own connections; the parent's are left alone
+            code = 1
+            try:
+                store.write(steps=[StepRecord("run000001", "child", 1, "succeeded")])
+                code = 0
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        store.write(steps=[StepRecord("run000001", "parent", 1, "succeeded")])
+        assert [s.step_id for s in store.get_steps("run000001")] == ["child", "parent"]
+
+    def test_a_write_that_returned_survives_the_writer_being_killed(self, opener: Opener) -> None:
+        if not (self.persistent and self.multiprocess):
+            pytest.skip("the store keeps nothing once closed, or lives in one process")
+        child = multiprocessing.get_context("spawn").Process(target=_write_then_die, args=(opener,))
+        child.start()
+        child.join(timeout=60)
+        assert child.exitcode == -signal.SIGKILL
+        with opener() as store:
+            assert [s.output_json for s in store.get_steps("killed")] == ["42"]
+            assert len(store.get_events("killed")) == 1
+
+
+def _write_from_a_process(opener: Opener, run_id: str, writes: int, start: Any) -> None:
+    """A separate process: open the store (maybe creating it), then write as fast as it can."""
+    start.wait()
+    with opener() as store:
+        store.create_run(new_run(run_id))
+        for n in range(1, writes + 1):
+            step = StepRecord(run_id, f"s{n}", 1, "succeeded")
+            store.write(steps=[step], events=[EventRecord(run_id, n, T0, "k", step.step_id)])
+        store.write(runs=[RunUpdate(run_id, status="succeeded")])
+
+
+def _write_then_die(opener: Opener) -> None:
+    """A separate process: one write, then SIGKILL, with no chance to flush or close."""
+    store = opener()
+    store.create_run(RunRecord("killed", "wf", "running", 1.0))
+    store.write(
+        steps=[StepRecord("killed", "a", 1, "succeeded", output_json="42")],
+        events=[EventRecord("killed", 1, 1.0, "step_succeeded", "a")],
+    )
+    os.kill(os.getpid(), signal.SIGKILL)
