@@ -3,32 +3,15 @@ what validation says of one step."""
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
 from pardag import ValidationError, Workflow
+from pardag.testing.executors import child_pids, pid_gone
 
-SHARED_HELPERS = ("multiprocessing.forkserver", "multiprocessing.resource_tracker")
-"""Processes multiprocessing shares between all pools; they outlive any one executor."""
-
-
-def pid_gone(pid: int) -> bool:
-    """True when ``pid`` no longer runs (an unreaped zombie counts as gone)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    except OSError:  # no /proc: ask the kernel instead
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+__all__ = ["Peak", "child_pids", "eventually_gone", "pid_gone", "step_problems"]
 
 
 def eventually_gone(pid: int, within: float = 5.0) -> bool:
@@ -37,22 +20,6 @@ def eventually_gone(pid: int, within: float = 5.0) -> bool:
     while not pid_gone(pid) and time.monotonic() < deadline:
         time.sleep(0.01)
     return pid_gone(pid)
-
-
-def child_pids() -> set[int]:
-    """Our live child processes, leaving out multiprocessing's shared helpers (Linux)."""
-    children = set()
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        shared = any(helper in cmdline for helper in SHARED_HELPERS)
-        if int(fields[1]) == os.getpid() and fields[0] != "Z" and not shared:
-            children.add(int(entry.name))
-    return children
 
 
 class Peak:

@@ -17,7 +17,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 
-__all__ = ["Executor", "describe_exit", "format_traceback", "set_remote_traceback"]
+__all__ = [
+    "Executor",
+    "Follow",
+    "Next",
+    "OnFollow",
+    "deliverable",
+    "describe_exit",
+    "format_traceback",
+    "set_remote_traceback",
+]
 
 _TRACEBACK_ATTR = "_pardag_traceback"
 
@@ -45,6 +54,14 @@ def format_traceback(exc: BaseException) -> str:
     return "".join(traceback.format_exception(exc))
 
 
+Next = tuple[int, Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+"""A call to run next on the same worker: (tag, fn, args, kwargs)."""
+Follow = Callable[[int, Any], Next | None]
+"""On the worker: (tag, result) -> the next call to run there, or None."""
+OnFollow = Callable[[asyncio.Future[Any], Any, int, asyncio.Future[Any], float], None]
+"""On the loop: (finished call's future, its result, next tag, next call's future, start time)."""
+
+
 class Executor(ABC):
     """Runs calls and reports each through a future; see the module docstring.
 
@@ -58,6 +75,13 @@ class Executor(ABC):
     callable here and the executor calls it on the loop with the futures it settled (one call
     per batch), sparing a done-callback (one more event-loop turn) per call."""
     reports_done: ClassVar[bool] = False
+    chains: ClassVar[bool] = False
+    """True when a worker that finished a call may run the next one itself (``threads``): the
+    runner then sets ``follow`` (asked on the worker, with the call's tag and result) and
+    ``on_follow`` (told on the loop afterwards), so a chain of short steps runs without a trip
+    through the event loop per link."""
+    follow: Follow | None = None
+    on_follow: OnFollow | None = None
     synchronous: ClassVar[bool] = False
     """True when the executor runs each call to its end in the caller's thread, at once
     (``inline``). Then ``call`` runs it without a future, and a caller on a hot path (the
@@ -102,3 +126,12 @@ class Executor(ABC):
     @abstractmethod
     async def aclose(self) -> None:
         """Stop everything still running and release workers; idempotent."""
+
+
+def deliverable(exc: BaseException) -> BaseException:
+    """``StopIteration`` and interpreter-exit exceptions cannot travel in an asyncio future."""
+    if isinstance(exc, Exception) and not isinstance(exc, StopIteration):
+        return exc
+    wrapped = RuntimeError(f"the step raised {type(exc).__name__}: {exc!r}")
+    wrapped.__cause__ = exc
+    return wrapped

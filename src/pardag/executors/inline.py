@@ -15,8 +15,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-from pardag.executors.base import Executor
-from pardag.executors.threads import _deliverable
+from pardag.executors.base import Executor, deliverable
 from pardag.states import ExecutorName
 
 __all__ = ["InlineExecutor"]
@@ -50,7 +49,7 @@ class InlineExecutor(Executor):
         try:
             future.set_result(self.call(fn, args, kwargs))
         except Exception as exc:  # KeyboardInterrupt, SystemExit: raised, as by a direct call
-            future.set_exception(_deliverable(exc))  # StopIteration cannot sit in a future
+            future.set_exception(deliverable(exc))  # StopIteration cannot sit in a future
         return future
 
     def stop(self, future: asyncio.Future[Any]) -> bool:

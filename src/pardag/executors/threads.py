@@ -26,7 +26,7 @@ from collections.abc import Callable
 from queue import SimpleQueue
 from typing import Any
 
-from pardag.executors.base import Executor
+from pardag.executors.base import Executor, Follow, OnFollow, deliverable
 
 __all__ = ["DEFAULT_THREADS", "ThreadExecutor"]
 
@@ -34,11 +34,6 @@ DEFAULT_THREADS = 64
 """Threads used when ``max_concurrency`` is 0 (auto): enough for I/O-bound steps."""
 
 _Call = tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], asyncio.Future[Any], int]
-_Next = tuple[int, Callable[..., Any], tuple[Any, ...], dict[str, Any]]
-Follow = Callable[[int, Any], _Next | None]
-"""(tag, result) -> the next call to run on this worker, as (tag, fn, args, kwargs), or None."""
-OnFollow = Callable[[asyncio.Future[Any], Any, int, asyncio.Future[Any], float], None]
-"""On the loop: (finished call's future, its result, next tag, next call's future, start time)."""
 _Followed = tuple[int, asyncio.Future[Any], float]
 
 
@@ -47,6 +42,7 @@ class ThreadExecutor(Executor):
 
     name = "threads"
     reports_done = True
+    chains = True
 
     def __init__(self, max_workers: int | None = None) -> None:
         self._max_workers = max_workers or DEFAULT_THREADS
@@ -119,7 +115,7 @@ class ThreadExecutor(Executor):
                 try:
                     outcome: tuple[bool, Any] = (True, fn(*args, **kwargs))
                 except BaseException as exc:  # delivered to the runner, never raised here
-                    outcome = (False, _deliverable(exc))
+                    outcome = (False, deliverable(exc))
                 nxt = None
                 if follow is not None and outcome[0] and tag >= 0:
                     with contextlib.suppress(Exception):  # no chain, then: the loop decides
@@ -183,12 +179,3 @@ def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
         future.set_result(value)
     else:
         future.set_exception(value)
-
-
-def _deliverable(exc: BaseException) -> BaseException:
-    """``StopIteration`` and interpreter-exit exceptions cannot travel in an asyncio future."""
-    if isinstance(exc, Exception) and not isinstance(exc, StopIteration):
-        return exc
-    wrapped = RuntimeError(f"the step raised {type(exc).__name__}: {exc!r}")
-    wrapped.__cause__ = exc
-    return wrapped

@@ -3,8 +3,8 @@
 One executor per name, made on first use and closed at the run's end. ``submit`` hands a call
 to its executor and arranges for its end to reach the runner's inbox as an ``Ended`` message:
 through the executor's batched ``notify`` hook when it has one (``reports_done``: one pump
-per batch instead of a done-callback per call), else a done-callback. The thread executor also
-gets the chain hooks (``follower``) when the run has chains.
+per batch instead of a done-callback per call), else a done-callback.
+An executor that ``chains`` gets the chain hooks (``follower``) when the run has chains.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from typing import Any
 
 from pardag.executors import create_executor
 from pardag.executors.base import Executor
-from pardag.executors.threads import ThreadExecutor
 from pardag.runner.chains import Follower
 from pardag.runner.state import Ended, Message
 
@@ -73,7 +72,7 @@ class Workers:
         if ex.reports_done:
             self._reporting.add(ex.name)
             ex.notify = self._on_reported
-        if isinstance(ex, ThreadExecutor) and self.follower is not None:
+        if ex.chains and self.follower is not None:
             ex.follow, ex.on_follow = self.follower.follow, self.follower.on_follow
         return ex
 
