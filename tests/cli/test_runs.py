@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import pardag as pardag_api
-from tests.test_cli import clean_env, pardag, start_run, write
+from tests.cli.support import clean_env, pardag, start_run, write
 
 FLOW = """\
 name: recorded
