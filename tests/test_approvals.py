@@ -15,7 +15,7 @@ import pytest
 import pardag
 from pardag import ArgumentError, RunStatus, StepState
 from pardag.store import open_store
-from tests.test_cli import clean_env, start_run
+from tests.cli.support import clean_env, start_run
 
 FLOW = """\
 name: release

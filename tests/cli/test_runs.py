@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import pardag as pardag_api
-from tests.test_cli import clean_env, pardag, start_run, write
+from tests.cli.support import clean_env, pardag, start_run, write
 
 FLOW = """\
 name: recorded
@@ -317,7 +317,7 @@ def test_watch_exits_3_for_a_paused_run(project: Path) -> None:
 def test_recorded_events_feed_the_live_view() -> None:
     from rich.console import Console
 
-    from pardag.cli_runs import as_event
+    from pardag.cli import as_event
     from pardag.progress import LiveProgress
     from pardag.store.base import EventRecord
 

@@ -1,4 +1,5 @@
-"""The ``pardag`` command, run as a real subprocess on workflow files written to tmp_path."""
+"""``pardag run``, its settings and its params, run as a real subprocess on workflow files
+written to tmp_path."""
 
 from __future__ import annotations
 
@@ -18,48 +19,7 @@ import pytest
 
 from pardag.cli import run_params
 from pardag.errors import ArgumentError
-
-FLOW = """\
-name: demo
-steps:
-  a:
-    kind: shell
-    command: echo '{"n":1}'
-  b:
-    kind: shell
-    depends_on: a
-    command: echo '{"n":2}'
-  c:
-    kind: shell
-    depends_on: a
-    command: echo '{"n":3}'
-  d:
-    kind: shell
-    depends_on: [b, c]
-    command: echo '{"n":4}'
-"""
-
-BRANCHES = """\
-name: branches
-params:
-  limits:
-    rows: 1
-    floor: 5
-steps:
-  check:
-    kind: condition
-    expression: params.limits.rows > params.limits.floor
-  big:
-    kind: shell
-    depends_on: check
-    branch: {check: "true"}
-    command: echo '{"size":"big"}'
-  small:
-    kind: shell
-    depends_on: check
-    branch: {check: "false"}
-    command: echo '{"size":"small"}'
-"""
+from tests.cli.support import BRANCHES, FLOW, clean_env, pardag, write
 
 FAILING = """\
 name: failing
@@ -74,18 +34,6 @@ steps:
   independent:
     kind: shell
     command: echo fine
-"""
-
-INVALID = """\
-steps:
-  extract:
-    kind: shell
-    command: echo hi
-    timeout: [1]
-  load:
-    kind: shell
-    depend_on: extract
-    command: echo hi
 """
 
 SLOW = """\
@@ -112,58 +60,6 @@ STEP_KEYS = {
     "cached",
 }
 ANSI = "\x1b["
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A directory to run in; its ``.git`` keeps the config file search inside it."""
-    (tmp_path / ".git").mkdir()
-    return tmp_path
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    """The environment without anything that changes settings or forces colour."""
-    forcing = {"FORCE_COLOR", "CLICOLOR_FORCE", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "NO_COLOR"}
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARDAG_") and k not in forcing}
-    env["COLUMNS"] = "200"
-    env.update(extra)
-    return env
-
-
-def pardag(
-    cwd: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pardag", *args],
-        cwd=cwd,
-        env=env or clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
-def write(directory: Path, name: str, text: str) -> Path:
-    path = directory / name
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def start_run(project: Path, name: str, text: str) -> tuple[subprocess.Popen[str], str]:
-    """``pardag run NAME`` (written from ``text``) in the background, in its own process
-    group, and the run's id, which it prints first."""
-    write(project, name, text)
-    run = subprocess.Popen(
-        [sys.executable, "-m", "pardag", "run", name],
-        cwd=project,
-        env=clean_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    assert run.stderr is not None
-    return run, run.stderr.readline().split()[1]
 
 
 def settings_of(cwd: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
@@ -590,113 +486,6 @@ def test_pools_from_the_config_file_count_for_validation(project: Path) -> None:
     assert pardag(project, "validate", "flow.yaml").returncode == 0
 
 
-# -- validate -----------------------------------------------------------------------------------
-
-
-def test_validate_lists_every_problem_with_file_and_line(project: Path) -> None:
-    write(project, "bad.yaml", INVALID)
-    done = pardag(project, "validate", "bad.yaml")
-    assert done.returncode == 2
-    lines = done.stderr.splitlines()
-    assert lines[0] == "error: bad.yaml is invalid (2 problems):"
-    assert any(line.strip().startswith("bad.yaml:5: step 'extract': ") for line in lines)
-    assert any(
-        line.strip().startswith("bad.yaml:8: step 'load': ") and "'depends_on'" in line
-        for line in lines
-    )
-    assert "Traceback" not in done.stderr
-
-
-def test_validate_reports_graph_problems_at_the_step_line(project: Path) -> None:
-    write(project, "flow.yaml", FLOW.replace("depends_on: [b, c]", "depends_on: [b, cc]"))
-    done = pardag(project, "validate", "flow.yaml")
-    assert done.returncode == 2
-    assert "flow.yaml:16: step 'd': depends on unknown step 'cc'; did you mean 'c'?" in done.stderr
-
-
-def test_validate_a_valid_file(project: Path) -> None:
-    write(project, "flow.yaml", FLOW)
-    done = pardag(project, "validate", "flow.yaml")
-    assert done.returncode == 0
-    assert done.stdout == "flow.yaml: valid (4 steps, 3 levels)\n"
-
-
-def test_usage_errors_exit_2(project: Path) -> None:
-    write(project, "flow.yaml", FLOW)
-    assert pardag(project, "run").returncode == 2
-    assert pardag(project, "graph", "flow.yaml", "--format", "png").returncode == 2
-    assert pardag(project, "run", "flow.yaml", "--set", "no-equals-sign").returncode == 2
-    missing = pardag(project, "run", "missing.yaml")
-    assert missing.returncode == 2
-    assert "missing.yaml" in missing.stderr and "Traceback" not in missing.stderr
-
-
-# -- graph --------------------------------------------------------------------------------------
-
-
-def test_graph_mermaid(project: Path) -> None:
-    write(project, "branches.yaml", BRANCHES)
-    done = pardag(project, "graph", "branches.yaml", "--format", "mermaid")
-    assert done.returncode == 0
-    assert done.stdout.splitlines() == [
-        "graph TD",
-        '    check{"check"}',
-        '    big["big"]',
-        '    small["small"]',
-        "    check -->|true| big",
-        "    check -->|false| small",
-    ]
-
-
-def test_graph_dot(project: Path) -> None:
-    write(project, "flow.yaml", FLOW)
-    done = pardag(project, "graph", "flow.yaml", "--format", "dot")
-    assert done.returncode == 0
-    lines = done.stdout.splitlines()
-    assert lines[0] == 'digraph "demo" {' and lines[-1] == "}"
-    edges = {line.strip() for line in lines if "->" in line}
-    assert edges == {'"a" -> "b";', '"a" -> "c";', '"b" -> "d";', '"c" -> "d";'}
-
-
-def test_graph_dot_labels_branches(project: Path) -> None:
-    write(project, "branches.yaml", BRANCHES)
-    done = pardag(project, "graph", "branches.yaml", "-f", "dot")
-    assert '    "check" [shape=diamond];' in done.stdout.splitlines()
-    assert '    "check" -> "big" [label="true"];' in done.stdout.splitlines()
-
-
-def test_graph_levels(project: Path) -> None:
-    write(project, "flow.yaml", FLOW)
-    done = pardag(project, "graph", "flow.yaml", "--format", "levels")
-    assert done.stdout == "level 0: a\nlevel 1: b, c\nlevel 2: d\n"
-
-
-def test_graph_ascii(project: Path) -> None:
-    write(project, "flow.yaml", FLOW)
-    done = pardag(project, "graph", "flow.yaml", "--format", "ascii")
-    assert done.stdout.splitlines() == [
-        "demo: 4 steps in 3 levels; critical path a -> b -> d",
-        "a",
-        "+-- b",
-        "|   `-- d",
-        "`-- c",
-        "    `-- d (see above)",
-    ]
-    write(project, "branches.yaml", BRANCHES)
-    done = pardag(project, "graph", "branches.yaml")  # ascii is the default
-    assert done.stdout.splitlines()[1:] == [
-        "check (condition)",
-        "+-- [true] big",
-        "`-- [false] small",
-    ]
-
-
-def test_graph_of_an_invalid_file_exits_2(project: Path) -> None:
-    write(project, "bad.yaml", INVALID)
-    done = pardag(project, "graph", "bad.yaml")
-    assert done.returncode == 2 and done.stdout == ""
-
-
 # -- params -------------------------------------------------------------------------------------
 
 
@@ -722,17 +511,3 @@ def test_run_params_refuse_a_key_inside_a_value() -> None:
         run_params({"region": "eu"}, ["region.name=x"])
     with pytest.raises(ArgumentError, match="expected key=value"):
         run_params({}, ["=3"])
-
-
-# -- the docs -----------------------------------------------------------------------------------
-
-
-def test_the_graph_drawings_in_the_docs_are_true(project: Path) -> None:
-    docs = (Path(__file__).resolve().parent.parent / "docs" / "cli.md").read_text()
-    fenced = re.findall(r"^```(\w*)\n(.*?)^```$", docs, re.MULTILINE | re.DOTALL)
-    write(project, "flow.yaml", next(body for lang, body in fenced if lang == "yaml"))
-    blocks = [body for lang, body in fenced if not lang]
-    for fmt in ("mermaid", "dot", "levels", "ascii"):
-        drawn = pardag(project, "graph", "flow.yaml", "--format", fmt)
-        assert drawn.returncode == 0, drawn.stderr
-        assert drawn.stdout in blocks, fmt

@@ -1,0 +1,126 @@
+"""The commands that act on a recorded run: ``resume``, ``approve``, ``reject`` and ``cancel``.
+
+The first three continue the run in this process and end as ``pardag run`` does (``finish``):
+the result, then the exit code of its status.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated
+
+import typer
+
+import pardag
+from pardag import history
+from pardag.cli.console import Session, reported, stderr
+from pardag.cli.exits import worst
+from pardag.cli.loading import open_run_store
+from pardag.cli.options import ConfigOpt, DebugOpt, JsonOpt, RunIdArg, StoreOpt
+from pardag.cli.run import finish
+from pardag.errors import ArgumentError
+from pardag.history import recorded_run
+from pardag.results import RunResult
+from pardag.store.base import Store
+
+__all__ = ["approve_command", "cancel_command", "reject_command", "resume_command"]
+
+
+def _go_on(opened: Store, run_id: str, call: Callable[[str], RunResult]) -> RunResult:
+    """Continue run ``run_id`` (a prefix will do) with ``call``; its full id goes first on
+    stderr, as with ``pardag run``."""
+    record = recorded_run(opened, run_id)
+    stderr.print(f"run {record.run_id}", markup=False)
+    return call(record.run_id)
+
+
+def resume_command(
+    run_id: Annotated[
+        str | None, typer.Argument(help="The run's id (or its first 6+ characters).")
+    ] = None,
+    due: Annotated[
+        bool,
+        typer.Option(
+            "--due",
+            help="Resume every paused run whose approval wait is over (for cron), applying "
+            "its on_timeout.",
+        ),
+    ] = False,
+    json_output: JsonOpt = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Finish a run whose process died: what succeeded is kept, the rest runs."""
+    session = Session(debug)
+    if (run_id is None) == (not due):
+        with reported(session):
+            raise ArgumentError("give a run id, or --due (not both): pardag resume RUN_ID")
+    codes = []
+    with reported(session), open_run_store(store, config) as opened:
+        todo = history.due_runs(opened) if due else [run_id]
+        if not todo:
+            stderr.print("no paused run has an approval wait that is over", markup=False)
+        for rid in todo:
+            assert rid is not None
+            result = _go_on(opened, rid, lambda found: pardag.resume(found, store=opened))
+            codes.append(finish(result, json_output, session))
+    raise typer.Exit(worst(codes))
+
+
+def approve_command(
+    run_id: RunIdArg,
+    step: Annotated[str, typer.Argument(help="The approval step waiting for an answer.")],
+    input_: Annotated[
+        str,
+        typer.Option("--input", help="The answer as JSON (the step's output).", metavar="JSON"),
+    ] = "true",
+    json_output: JsonOpt = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Answer a paused approval step and continue its run in this process."""
+    session = Session(debug)
+    with reported(session):
+        try:
+            value = json.loads(input_)
+        except json.JSONDecodeError as exc:
+            raise ArgumentError(
+                f"Invalid --input value {input_!r}: expected JSON ({exc.msg}), e.g. "
+                """--input '{"approved": true}' or --input '"staging"'"""
+            ) from None
+        with open_run_store(store, config) as opened:
+            answer = lambda rid: pardag.approve(rid, step, value, store=opened)  # noqa: E731
+            result = _go_on(opened, run_id, answer)
+    raise typer.Exit(finish(result, json_output, session))
+
+
+def reject_command(
+    run_id: RunIdArg,
+    step: Annotated[str, typer.Argument(help="The approval step waiting for an answer.")],
+    reason: Annotated[str, typer.Option(help="Why; the step fails with it.")] = "",
+    json_output: JsonOpt = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Reject a paused approval step (it fails) and continue its run in this process."""
+    session = Session(debug)
+    with reported(session), open_run_store(store, config) as opened:
+        result = _go_on(opened, run_id, lambda rid: pardag.reject(rid, step, reason, store=opened))
+    raise typer.Exit(finish(result, json_output, session))
+
+
+def cancel_command(
+    run_id: RunIdArg,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Cancel a run: its process (on this machine) stops it cleanly; a paused or dead run is
+    marked cancelled."""
+    with reported(Session(debug)), open_run_store(store, config) as opened:
+        record = recorded_run(opened, run_id)
+        stderr.print(history.cancel(record.run_id, store=opened), markup=False)

@@ -1,0 +1,188 @@
+"""``pardag run``: run a workflow file recorded in the run store, show it, exit with its code.
+
+How a finished run is shown and what the command exits with (``finish``) is shared with the
+commands that continue a recorded run (``resume``, ``approve``, ``reject``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from pardag.cli.console import Session, error, reported, stderr
+from pardag.cli.exits import ExitCode, exit_code
+from pardag.cli.jsonout import JsonLines, dumps, result_json
+from pardag.cli.loading import prepare
+from pardag.cli.options import ConfigOpt, DebugOpt, FileArg, StoreOpt
+from pardag.cli.params import run_params
+from pardag.config import ResolvedSettings
+from pardag.errors import ArgumentError, StepFailed
+from pardag.events import Event, EventKind, Listener
+from pardag.model import Workflow
+from pardag.progress import LiveProgress, print_summary, print_trimmed
+from pardag.results import RunResult
+from pardag.store import DEFAULT_PATH, open_store
+
+__all__ = ["finish", "run_command"]
+
+
+def run_command(
+    file: FileArg,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the result as JSON on stdout.")
+    ] = False,
+    events: Annotated[
+        Path | None,
+        typer.Option(
+            "--events", help="Write every event to this file, JSON lines.", metavar="FILE"
+        ),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            metavar="KEY=VALUE",
+            help="Set a param: key=value (repeatable; a.b=1 sets nested keys).",
+        ),
+    ] = None,
+    mode: Annotated[
+        str | None, typer.Option(help="dynamic, levels or sequential.", metavar="MODE")
+    ] = None,
+    max_concurrency: Annotated[
+        str | None, typer.Option(help="Most steps running at once; 0 = auto.", metavar="N")
+    ] = None,
+    executor: Annotated[
+        str | None, typer.Option(help="threads, processes or inline.", metavar="EXECUTOR")
+    ] = None,
+    timeout: Annotated[
+        str | None,
+        typer.Option(
+            help="Limit for the whole run: 30s, 2m, ...; none = no limit.", metavar="DURATION"
+        ),
+    ] = None,
+    on_failure: Annotated[
+        str | None, typer.Option(help="fail_fast or continue.", metavar="POLICY")
+    ] = None,
+    show_settings: Annotated[
+        bool,
+        typer.Option("--show-settings", help="Print each setting and its source; do not run."),
+    ] = False,
+    no_cache: Annotated[
+        bool,
+        typer.Option(
+            "--no-cache",
+            help="Run steps that have cache set instead of taking their stored outputs "
+            "(their fresh outputs still refresh the cache).",
+        ),
+    ] = False,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Run a workflow file and show its progress; exit 0 if it succeeded.
+
+    The run is recorded in the run store (.pardag/runs.db unless --store, PARDAG_STORE or the
+    config file says otherwise); its id is the first line on stderr.
+    """
+    session = Session(debug)
+    flags = {
+        "mode": mode,
+        "max_concurrency": max_concurrency,
+        "executor": executor,
+        "timeout": timeout,
+        "on_failure": on_failure,
+        "store": store,
+        "debug": True if debug else None,
+    }
+    with reported(session):
+        wf, settings = prepare(file, config, flags, validate=not show_settings)
+        session.debug = settings.debug
+        if show_settings:
+            _print_settings(settings, json_output)
+            return
+        params = run_params(wf.params, set_ or [])
+        store_url = settings.store or str(DEFAULT_PATH)
+        result = _run_watched(wf, params, events, store_url, cache=not no_cache)
+    raise typer.Exit(finish(result, json_output, session))
+
+
+def _run_watched(
+    wf: Workflow, params: dict[str, Any], events: Path | None, store: str, *, cache: bool = True
+) -> RunResult:
+    """Run ``wf`` recorded in ``store``, with the events file and, on a terminal, the live
+    view as listeners; the run's id goes first on stderr."""
+    listeners: list[Listener] = [_RunIdPrinter()]
+    with contextlib.ExitStack() as stack:
+        opened = stack.enter_context(open_store(store))
+        if events is not None:
+            listeners.append(JsonLines(stack.enter_context(_open_events(events))))
+        if stderr.is_terminal:
+            live = LiveProgress(stderr, wf.name, len(wf.steps))
+            listeners.append(stack.enter_context(live))
+        try:
+            return wf.run(listeners=listeners, params=params, store=opened, cache=cache)
+        except KeyboardInterrupt:  # the second Ctrl-C: the run did not wait for its steps
+            stack.close()
+            error("interrupted (Ctrl-C); the run was abandoned")
+            raise typer.Exit(ExitCode.INTERRUPTED) from None
+
+
+class _RunIdPrinter:
+    """Prints ``run <id>`` on stderr when the run starts (scripts read it from there)."""
+
+    def on_event(self, event: Event) -> None:
+        if event.kind is EventKind.RUN_STARTED:
+            stderr.print(f"run {event.run}", markup=False)
+
+
+@contextlib.contextmanager
+def _open_events(path: Path) -> Iterator[IO[str]]:
+    try:
+        stream = path.open("w", encoding="utf-8", buffering=1)  # a line at a time: tail -f
+    except OSError as exc:
+        raise ArgumentError(
+            f"cannot write the --events file {path}: {exc.strerror}; give a writable path"
+        ) from None
+    with stream:
+        yield stream
+
+
+def finish(result: RunResult, json_output: bool, session: Session) -> int:
+    """Print the result (table on stderr, or JSON on stdout) and return the exit code."""
+    if json_output:
+        sys.stdout.write(dumps(result_json(result), indent=2) + "\n")
+    else:
+        print_summary(stderr, result)
+        if result.ok:
+            stderr.print(f"output: {_short(result.final_output)}", markup=False)
+    if result.error is not None and not result.ok:
+        if session.debug and isinstance(result.error, StepFailed) and result.error.traceback:
+            stderr.print(result.error.traceback, end="", markup=False)
+        error(str(result.error))
+    return exit_code(result.status)
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = dumps(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _print_settings(settings: ResolvedSettings, json_output: bool) -> None:
+    if json_output:
+        sys.stdout.write(json.dumps(settings.as_json(), default=str, indent=2) + "\n")
+        return
+    table = Table(box=None, pad_edge=False, header_style="bold")
+    for column in ("setting", "value", "source"):
+        table.add_column(column, no_wrap=True)
+    for row in settings.rows():
+        table.add_row(*(Text(cell) for cell in row))  # Text: "[tool.pardag]" is not markup
+    print_trimmed(Console(highlight=False), table)
