@@ -48,12 +48,6 @@ steps:
 """
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    (tmp_path / ".git").mkdir()
-    return tmp_path
-
-
 def test_run_records_and_show_gives_the_keys_of_run_json(project: Path) -> None:
     write(project, "flow.yaml", FLOW)
     done = pardag(project, "run", "flow.yaml", "--json")

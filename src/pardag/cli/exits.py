@@ -20,15 +20,15 @@ class ExitCode(IntEnum):
     SUCCEEDED = 0
     FAILED = 1  # the run failed or timed out, or pardag itself failed
     INVALID = 2  # invalid workflow file, setting or usage
-    PAUSED = 3  # the run waits for an approval (reserved for the run store)
-    INTERRUPTED = 130  # Ctrl-C
+    PAUSED = 3  # the run waits for an approval
+    INTERRUPTED = 130  # Ctrl-C, or a run cancelled (pardag cancel)
 
 
 _OF_STATUS: dict[str, ExitCode] = {
     RunStatus.SUCCEEDED: ExitCode.SUCCEEDED,
     RunStatus.FAILED: ExitCode.FAILED,
     RunStatus.TIMED_OUT: ExitCode.FAILED,
-    RunStatus.CANCELLED: ExitCode.INTERRUPTED,  # the CLI's runs are cancelled only by Ctrl-C
+    RunStatus.CANCELLED: ExitCode.INTERRUPTED,  # by Ctrl-C, or by pardag cancel (as SIGINT)
     RunStatus.PAUSED: ExitCode.PAUSED,
 }
 
