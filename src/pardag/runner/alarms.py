@@ -32,6 +32,12 @@ class Alarms:
         """Call ``on_timeout(i, fut)`` when step ``i``'s attempt has run ``seconds``."""
         return self._clock.call_later(seconds, on_timeout, i, fut)
 
+    @staticmethod
+    def cancel(timer: Timer | None) -> None:
+        """Disarm ``timer`` (a step's timeout whose attempt ended), if there is one."""
+        if timer is not None:
+            timer.cancel()
+
     def backoff(self, i: int, delay: float) -> None:
         """Requeue retrying step ``i`` once its backoff of ``delay`` seconds is over."""
         self._clock.call_later(delay, self._post, Requeue(i))

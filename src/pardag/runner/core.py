@@ -20,7 +20,7 @@ import functools
 import gc
 import random
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from pardag.errors import ExpressionError
@@ -81,19 +81,16 @@ class Runner:
         state: RunState,
         events: Announcer,
         records: RunRecords | None,
-        *,
-        durations: Sequence[float] | None = None,
         resumption: Resumption | None = None,
-        cache: bool = True,
     ) -> None:
         """Assembled by ``pardag.runner.entry.new_runner``: ``records`` is None for a run
         without a store; ``durations`` (the duration history) order the ready steps."""
         self.plan, self.context, self.state, self.clock = plan, context, state, context.clock
         self.run_id, self.params = context.run_id, context.params
-        self.sched = make_scheduler(plan, durations)
+        self.sched = make_scheduler(plan)
         self.sched.log_all = plan.exact_events
         self._events, self._records, self._resumption = events, records, resumption
-        self._use_cache = cache  # False: no lookups, but fresh outputs still refresh the cache
+        self._fail_fast = plan.settings.on_failure is OnFailure.FAIL_FAST
         self._inbox: deque[Message] = deque()
         self._pumping = False
         self._alarms = Alarms(self.clock, self._post)
@@ -248,7 +245,7 @@ class Runner:
             return
         if policy is not None and self._records is not None:
             try:  # the cache's answer comes back as a message
-                if self._records.look_up(i, policy, inputs, self._use_cache, self._on_answer):
+                if self._records.look_up(i, policy, inputs, plan.lookups, self._on_answer):
                     return
             except ExpressionError as exc:  # a key template that cannot render: no retries
                 self._failed_by_workflow(i, exc)
@@ -309,9 +306,7 @@ class Runner:
 
     def _ended(self, i: int, fut: asyncio.Future[Any]) -> None:
         """An attempt's future completed: success, failure or cancellation."""
-        timer = self.state.timers.pop(i, None)
-        if timer is not None:
-            timer.cancel()
+        self._alarms.cancel(self.state.timers.pop(i, None))
         del self.state.futures[i]
         if fut.cancelled():
             self._failed(i, None)
@@ -335,17 +330,8 @@ class Runner:
         """An attempt failed (``exc``) or was stopped (None): apply what ``after_failure``
         decides."""
         st, step = self.state, self.plan.graph.steps[i]
-        timed_out = i in st.timed_out
-        decision = after_failure(
-            step,
-            exc,
-            attempts=st.attempts[i],
-            timed_out=timed_out,
-            may_retry=i not in st.no_retry,
-            stopping=st.stop,
-            fail_fast=self.plan.settings.on_failure is OnFailure.FAIL_FAST,
-            rand=random.random,
-        )
+        facts = (st.attempts[i], i in st.timed_out, i not in st.no_retry, st.stop)
+        decision = after_failure(step, exc, *facts, fail_fast=self._fail_fast, rand=random.random)
         if not isinstance(decision, Pause):
             st.timed_out.discard(i)
         match decision:
@@ -392,11 +378,8 @@ class Runner:
     def _finish(
         self, i: int, state: StepState, *, handle: str | None = None, reason: str | None = None
     ) -> None:
-        """Record a final state; the scheduler releases dependents and cascades skips.
-
-        With a store, the step's slot is free at once but its dependents are released only
-        once the store has committed the final state.
-        """
+        """Record a final state; the scheduler releases dependents and cascades skips. With a
+        store, the slot is free at once, the dependents once the store committed the state."""
         self.state.finished[i] = self.clock.time()
         if self._records is None:
             self._release(i, state, handle, reason)
@@ -412,11 +395,9 @@ class Runner:
             self._report()
 
     def _report(self) -> None:
-        """Stamp and announce the steps the scheduler made ready or final since last time.
-
-        With exact events this runs after every change, so events keep their order; without,
-        once per pump pass, only to stamp the steps a skip cascaded to.
-        """
+        """Stamp and announce the steps the scheduler made ready or final since last time:
+        after every change with exact events (they keep their order), else once per pump pass,
+        only to stamp the steps a skip cascaded to."""
         log = self.sched.log
         if not log:
             return

@@ -81,11 +81,11 @@ Decision = Pause | SkipItself | Cancel | Retry | Fail
 def after_failure(
     step: Step,
     exc: BaseException | None,
-    *,
     attempts: int,
     timed_out: bool,
     may_retry: bool,
     stopping: Stop | None,
+    *,
     fail_fast: bool,
     rand: Callable[[], float],
 ) -> Decision:

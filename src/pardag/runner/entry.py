@@ -105,22 +105,15 @@ def new_runner(
         durable=journal is not None,
         exact_events=bool(listeners),
         encoder=encoder,
+        durations=past_durations(store, wf.name, graph, settings.mode),
+        lookups=use_cache,
     )
     state = RunState.of(len(graph.ids))
     events = Announcer(listeners, run_id, graph.ids, state.attempts, clock)
     records = None
     if journal is not None and record is not None:
         records = RunRecords(journal, plan, state, record, clock, encoder)
-    runner = Runner(
-        plan,
-        context,
-        state,
-        events,
-        records,
-        durations=past_durations(store, wf.name, graph, settings.mode),
-        resumption=resumption,
-        cache=use_cache,
-    )
+    runner = Runner(plan, context, state, events, records, resumption)
     return runner, (store.close if owned and store is not None else _nothing)
 
 

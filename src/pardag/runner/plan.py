@@ -67,6 +67,10 @@ class Plan:
     exact_events: bool
     chain: Mapping[int, int] | None
     hand_ahead: bool
+    durations: Sequence[float] | None = None
+    """Each step's duration from the run history (``past_durations``), to order ready steps."""
+    lookups: bool = True
+    """False (``cache=False``): cached steps run, their fresh outputs still stored."""
 
 
 def make_plan(
@@ -77,6 +81,8 @@ def make_plan(
     durable: bool,
     exact_events: bool,
     encoder: Encoder | None = None,
+    durations: Sequence[float] | None = None,
+    lookups: bool = True,
 ) -> Plan:
     """The plan of one run of ``graph`` (a compiled workflow) with ``settings``."""
     steps = graph.steps
@@ -99,6 +105,8 @@ def make_plan(
         exact_events,
         chain,
         ahead,
+        durations,
+        lookups,
     )
 
 
@@ -152,7 +160,7 @@ def precondition(step: Step) -> Check | None:
     return check_fn
 
 
-def make_scheduler(plan: Plan, durations: Sequence[float] | None) -> Scheduler:
+def make_scheduler(plan: Plan) -> Scheduler:
     """The scheduler of the run: its limit, its pools, and when ``max_concurrency`` is 0
     (auto) one pool per executor that has a capacity of its own."""
     s = plan.settings
@@ -175,7 +183,7 @@ def make_scheduler(plan: Plan, durations: Sequence[float] | None) -> Scheduler:
         mode=s.mode,
         limit=s.max_concurrency or None,
         pools=pools,
-        durations=durations,
+        durations=plan.durations,
         resources=resources,
     )
 
