@@ -7,14 +7,6 @@ import asyncio
 import pardag
 
 
-def test_all_is_sorted_and_complete() -> None:
-    assert pardag.__all__ == sorted(pardag.__all__)
-    for name in pardag.__all__:
-        assert hasattr(pardag, name), name
-    public = {n for n in vars(pardag) if not n.startswith("_") and n[0].isupper()}
-    assert public <= set(pardag.__all__), public - set(pardag.__all__)
-
-
 def test_design_section_4_example_runs() -> None:
     wf = pardag.Workflow("etl")
 

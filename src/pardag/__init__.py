@@ -9,22 +9,40 @@ from __future__ import annotations
 
 import os as _os
 from collections.abc import Mapping as _Mapping
+from types import FunctionType as _FunctionType
 from typing import Any as _Any
 from typing import Unpack as _Unpack
 
 from pardag.errors import (
+    ApprovalMissing,
+    ApprovalRejected,
     ArgumentError,
+    CommandFailed,
     CycleError,
+    ExpressionError,
+    HTTPFailed,
+    JavaScriptStepError,
+    JavaScriptTimeout,
+    LuaStepError,
+    LuaTimeout,
+    MissingRuntime,
+    NodeError,
     PardagError,
+    PreconditionFailed,
     Problem,
+    PythonStepError,
     RunCancelled,
     RunTimedOut,
+    SettingsError,
     StepCancelled,
     StepFailed,
     StepPaused,
     StepSkipped,
     StepTimeout,
+    StoreError,
     ValidationError,
+    WasmStepError,
+    WasmTimeout,
 )
 from pardag.events import Event, EventKind, Listener, Recorder
 from pardag.model import RetryPolicy, Settings, Step, Workflow
@@ -94,15 +112,28 @@ def run(workflow: Workflow, **options: _Unpack[RunOptions]) -> RunResult:
 
 
 __all__ = [
+    "ApprovalMissing",
+    "ApprovalRejected",
     "ArgumentError",
+    "CommandFailed",
     "CycleError",
     "Event",
     "EventKind",
+    "ExpressionError",
+    "HTTPFailed",
+    "JavaScriptStepError",
+    "JavaScriptTimeout",
     "Listener",
+    "LuaStepError",
+    "LuaTimeout",
+    "MissingRuntime",
     "Mode",
+    "NodeError",
     "OnFailure",
     "PardagError",
+    "PreconditionFailed",
     "Problem",
+    "PythonStepError",
     "Recorder",
     "RetryPolicy",
     "RunCancelled",
@@ -111,6 +142,7 @@ __all__ = [
     "RunStatus",
     "RunTimedOut",
     "Settings",
+    "SettingsError",
     "Step",
     "StepCancelled",
     "StepFailed",
@@ -120,8 +152,11 @@ __all__ = [
     "StepSkipped",
     "StepState",
     "StepTimeout",
+    "StoreError",
     "Trigger",
     "ValidationError",
+    "WasmStepError",
+    "WasmTimeout",
     "Workflow",
     "approve",
     "load",
@@ -132,3 +167,15 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+
+def _name_as_pardag() -> None:
+    """Show every public class and function as ``pardag.X`` in tracebacks and reprs (as httpx
+    and trio do), not as the module that defines it; pickle finds it here, as it is exported."""
+    for name in __all__:
+        value = globals()[name]
+        if isinstance(value, type | _FunctionType):
+            value.__module__ = __name__
+
+
+_name_as_pardag()

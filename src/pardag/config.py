@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pardag.errors import ArgumentError
+from pardag.errors import ArgumentError, SettingsError
 from pardag.model import Settings, Workflow
 from pardag.states import Mode, OnFailure
 from pardag.units import parse_duration, parse_rate
@@ -77,15 +77,6 @@ FLAGS = {
 """The command-line flag of each setting that has one."""
 CONFIG_FILES = ("pardag.toml", "pyproject.toml", "config.toml")
 """Config file names, in the order they are tried in each directory."""
-
-
-class SettingsError(ArgumentError):
-    """One or more settings are invalid; ``problems`` lists each, naming its source."""
-
-    def __init__(self, problems: list[str], warnings: tuple[str, ...] = ()) -> None:
-        self.problems = problems
-        self.warnings = warnings
-        super().__init__("\n".join(problems))
 
 
 # -- values -----------------------------------------------------------------------------------

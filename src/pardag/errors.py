@@ -1,9 +1,13 @@
 """Every error pardag raises, so callers can catch exactly what they mean.
 
+Each is exported as ``pardag.X`` (and named so in tracebacks); the modules that raise one
+import it from here, so ``import pardag`` never loads a step kind just to name its error.
+
 The hierarchy::
 
     PardagError                   base of everything below
     ├── ArgumentError             a bad argument to an API call (names the argument)
+    │   └── SettingsError         ... bad run settings; ``problems`` names each one's source
     ├── ExpressionError           evaluating a ``when`` or condition expression failed
     ├── ValidationError           a workflow that cannot run; carries every problem found
     │   └── CycleError            ... among them a cycle, available as ``.cycle``
@@ -14,13 +18,39 @@ The hierarchy::
     ├── StepSkipped               a step skips itself (raised by the step, with a reason)
     ├── MissingRuntime            a step language's runtime is not installed (names the extra)
     ├── RunCancelled              the run was cancelled (Ctrl-C, ``Runner.cancel``)
-    └── RunTimedOut               the run ran past its ``timeout``
+    ├── RunTimedOut               the run ran past its ``timeout``
+    ├── StoreError                the run store cannot be used (unreachable, corrupt, newer)
+    ├── CommandFailed             a ``shell`` step's command exited non-zero or did not start
+    ├── PreconditionFailed        a ``shellflow`` step's precondition did not hold
+    ├── HTTPFailed                an ``http`` step got a status it does not allow (``.status``)
+    ├── NodeError                 a node-graph node could not compute its output
+    ├── ApprovalMissing           an ``approval`` step got an answer it does not accept
+    ├── ApprovalRejected          an ``approval`` step was rejected (``pardag reject``)
+    ├── PythonStepError           a Python ``code`` step failed
+    ├── LuaStepError              a ``lua`` step failed
+    │   └── LuaTimeout            ... its code ran past the step timeout
+    ├── JavaScriptStepError       a ``javascript`` step failed
+    │   └── JavaScriptTimeout     ... its code ran past the step timeout
+    └── WasmStepError             a ``wasm`` step failed
+        └── WasmTimeout           ... its module ran past the step timeout
 
 ``ArgumentError``, ``ValidationError`` and ``CycleError`` are also ``ValueError`` so that code
 written against plain Python conventions still catches them; ``MissingRuntime`` is also an
-``ImportError``. A step's own exception is never
-swallowed: it is ``StepFailed.cause`` (and ``__cause__``), with its formatted traceback in
-``StepFailed.traceback``.
+``ImportError``; ``LuaTimeout``, ``JavaScriptTimeout`` and ``WasmTimeout`` are also
+``TimeoutError``. A step's own exception is never swallowed: it is ``StepFailed.cause`` (and
+``__cause__``), with its formatted traceback in ``StepFailed.traceback``.
+
+From ``CommandFailed`` down, each is what a step of one kind raises: the ``StepFailed.cause``
+a caller checks, the type a ``RetryPolicy(retry_on=...)`` names. Every error pickles with its
+attributes, as a worker process sends them back to the runner.
+
+Kept internal, each caught where it is raised and never reaching a caller:
+
+* ``pardag.cli_runs._ProcessGone``: ``pardag runs --follow`` prints it and exits 1;
+* ``pardag.config._Invalid``: a value that does not parse, becomes a ``SettingsError`` problem;
+* ``pardag.formats.document._Bad`` and ``_Constant``: become the file's ``ValidationError``;
+* ``pardag.kinds.javascript._DeadlinePassed``: becomes a ``JavaScriptTimeout``;
+* ``pardag.templates.NameMissing``: a jinja2 ``UndefinedError``, becomes an ``ExpressionError``.
 """
 
 from __future__ import annotations
@@ -29,20 +59,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "ApprovalMissing",
+    "ApprovalRejected",
     "ArgumentError",
+    "CommandFailed",
     "CycleError",
     "ExpressionError",
+    "HTTPFailed",
+    "JavaScriptStepError",
+    "JavaScriptTimeout",
+    "LuaStepError",
+    "LuaTimeout",
     "MissingRuntime",
+    "NodeError",
     "PardagError",
+    "PreconditionFailed",
     "Problem",
+    "PythonStepError",
     "RunCancelled",
     "RunTimedOut",
+    "SettingsError",
     "StepCancelled",
     "StepFailed",
     "StepPaused",
     "StepSkipped",
     "StepTimeout",
+    "StoreError",
     "ValidationError",
+    "WasmStepError",
+    "WasmTimeout",
 ]
 
 
@@ -56,6 +101,18 @@ class MissingRuntime(PardagError, ImportError):
 
 class ArgumentError(PardagError, ValueError):
     """An API call got an argument it cannot use; the message names it and the fix."""
+
+
+class SettingsError(ArgumentError):
+    """One or more settings are invalid; ``problems`` lists each, naming its source."""
+
+    def __init__(self, problems: list[str], warnings: tuple[str, ...] = ()) -> None:
+        self.problems = problems
+        self.warnings = warnings
+        super().__init__("\n".join(problems))
+
+    def __reduce__(self) -> tuple[type[SettingsError], tuple[list[str], tuple[str, ...]]]:
+        return (type(self), (self.problems, self.warnings))
 
 
 class ExpressionError(PardagError):
@@ -104,6 +161,9 @@ class ValidationError(PardagError, ValueError):
         head = f"workflow {workflow!r} is invalid ({count} problem{'s' if count != 1 else ''}):"
         super().__init__("\n".join([head, *(f"  - {p}" for p in self.problems)]))
 
+    def __reduce__(self) -> tuple[type[ValidationError], tuple[object, ...]]:
+        return (type(self), (self.workflow, self.problems))
+
 
 class CycleError(ValidationError):
     """The workflow has a cycle. ``cycle`` is its path, first step repeated at the end."""
@@ -111,6 +171,9 @@ class CycleError(ValidationError):
     def __init__(self, workflow: str, problems: Sequence[Problem], cycle: Sequence[str]) -> None:
         self.cycle = list(cycle)
         super().__init__(workflow, problems)
+
+    def __reduce__(self) -> tuple[type[ValidationError], tuple[object, ...]]:
+        return (type(self), (self.workflow, self.problems, self.cycle))
 
 
 class StepFailed(PardagError):
@@ -126,6 +189,9 @@ class StepFailed(PardagError):
         super().__init__(f"step {step!r} failed: {reason}")
         if cause is not None:
             self.__cause__ = cause
+
+    def __reduce__(self) -> tuple[type[StepFailed], tuple[str, BaseException | None, str, str]]:
+        return (type(self), (self.step, self.cause, self.reason, self.traceback))
 
 
 class StepTimeout(StepFailed):
@@ -175,6 +241,9 @@ class RunCancelled(PardagError):
         self.reason = reason
         super().__init__(f"run cancelled: {reason}")
 
+    def __reduce__(self) -> tuple[type[RunCancelled], tuple[str]]:
+        return (type(self), (self.reason,))
+
 
 class RunTimedOut(PardagError):
     """The run ran past its ``timeout``; the steps still running were stopped."""
@@ -182,3 +251,75 @@ class RunTimedOut(PardagError):
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         super().__init__(f"run timed out after {timeout:g}s; raise timeout= or make steps faster")
+
+    def __reduce__(self) -> tuple[type[RunTimedOut], tuple[float]]:
+        return (type(self), (self.timeout,))
+
+
+class StoreError(PardagError):
+    """The store cannot be used: unreachable, corrupt, or written by a newer pardag.
+
+    The message names the store (its URL with the password masked, or its file) and the fix.
+    """
+
+
+# -- raised by the step kinds: a step's ``StepFailed.cause``, what ``retry_on`` names ----------
+
+
+class CommandFailed(PardagError):
+    """A shell step's command exited with a non-zero code, or could not be started."""
+
+
+class PreconditionFailed(PardagError):
+    """A precondition did not hold (or could not be evaluated); the step fails once."""
+
+
+class HTTPFailed(PardagError):
+    """A request got a status it does not allow, or no response at all.
+
+    ``status`` is the status code (None when there was no response).
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class NodeError(PardagError):
+    """A node could not compute its output from its inputs and data; the message says why."""
+
+
+class ApprovalMissing(PardagError):
+    """An approval step's answer is not one it accepts."""
+
+
+class ApprovalRejected(PardagError):
+    """Someone rejected the approval step (``pardag reject``); the message gives the reason."""
+
+
+class PythonStepError(PardagError):
+    """A Python code step failed: its ``run`` raised, is not callable, or returned too much."""
+
+
+class LuaStepError(PardagError):
+    """A Lua step failed: no ``run``, a Lua error, an output that cannot be kept."""
+
+
+class LuaTimeout(LuaStepError, TimeoutError):
+    """The step timeout passed while its Lua code was still running."""
+
+
+class JavaScriptStepError(PardagError):
+    """A JavaScript step failed: no ``run``, a JavaScript error, an output that cannot be kept."""
+
+
+class JavaScriptTimeout(JavaScriptStepError, TimeoutError):
+    """The step timeout passed while its JavaScript code was still running."""
+
+
+class WasmStepError(PardagError):
+    """A wasm step failed: a module that does not follow the ABI, a trap, a bad output."""
+
+
+class WasmTimeout(WasmStepError, TimeoutError):
+    """The step timeout passed while its module was still running."""

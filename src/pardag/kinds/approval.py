@@ -31,7 +31,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from pardag.errors import StepPaused
+from pardag.errors import ApprovalMissing, ApprovalRejected, StepPaused
 from pardag.kinds.base import Action, RunContext
 from pardag.store.base import REJECTED
 from pardag.templates import namespace, render, template_problems, to_text
@@ -52,14 +52,6 @@ __all__ = [
 
 _YES = frozenset({"yes", "y", "true", "ok", "approve", "approved"})
 _NO = frozenset({"no", "n", "false", "reject", "rejected"})
-
-
-class ApprovalMissing(Exception):
-    """An approval step's answer is not one it accepts."""
-
-
-class ApprovalRejected(Exception):
-    """Someone rejected the approval step (``pardag reject``); the message gives the reason."""
 
 
 def answer_of(params: Mapping[str, Any], step_id: str) -> Any:

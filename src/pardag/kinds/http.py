@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from pardag.errors import HTTPFailed
 from pardag.kinds.base import Action, RunContext, idempotency_key, lazy_module
 from pardag.templates import is_template, namespace, render, template_problems, to_text
 from pardag.units import parse_duration
@@ -45,17 +46,6 @@ DEFAULT_TIMEOUT = 30.0
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _BODY_TAIL = 500
-
-
-class HTTPFailed(Exception):
-    """A request got a status it does not allow, or no response at all.
-
-    ``status`` is the status code (None when there was no response).
-    """
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def client(ctx: RunContext) -> httpx.AsyncClient:

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pardag.errors import PardagError
+from pardag.errors import JavaScriptStepError, JavaScriptTimeout
 from pardag.kinds import code as common
 from pardag.kinds.base import lazy_module
 from pardag.kinds.code import MAX_MEMORY, MAX_OUTPUT, TIMEOUT_MARGIN, CodeKind
@@ -64,14 +64,6 @@ globalThis.__pardag_out.then(
 """
 _ENGINE_LIMITS = ("InternalError: interrupted", "InternalError: out of memory")
 _FRAME = re.compile(r"^\s*at (?P<name>\S+)(?: \(<input>(?::(?P<paren>\d+))?\)|.*?:(?P<bare>\d+))")
-
-
-class JavaScriptStepError(PardagError):
-    """A JavaScript step failed: no ``run``, a JavaScript error, an output that cannot be kept."""
-
-
-class JavaScriptTimeout(JavaScriptStepError, TimeoutError):
-    """The step timeout passed while its JavaScript code was still running."""
 
 
 class _DeadlinePassed(Exception):

@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pardag.errors import PardagError
+from pardag.errors import LuaStepError, LuaTimeout
 from pardag.kinds import code as common
 from pardag.kinds.base import lazy_module
 from pardag.kinds.code import MAX_MEMORY, MAX_OUTPUT, TIMEOUT_MARGIN, CodeKind
@@ -97,14 +97,6 @@ end
 string.dump = nil
 for _, name in ipairs(removed) do _G[name] = nil end
 """
-
-
-class LuaStepError(PardagError):
-    """A Lua step failed: no ``run``, a Lua error, an output that cannot be kept."""
-
-
-class LuaTimeout(LuaStepError, TimeoutError):
-    """The step timeout passed while its Lua code was still running."""
 
 
 def _deny(obj: object, name: object, setting: bool) -> object:

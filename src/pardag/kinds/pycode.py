@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from types import CodeType
 from typing import Any
 
-from pardag.errors import PardagError
+from pardag.errors import PardagError, PythonStepError
 
 __all__ = [
     "MAX_MEMORY",
@@ -48,10 +48,6 @@ MAX_OUTPUT = 10 * 1024**2
 """Bytes a code step's output may take, pickled, to come back from the worker process."""
 
 Def = ast.FunctionDef | ast.AsyncFunctionDef
-
-
-class PythonStepError(PardagError):
-    """A Python code step failed: its ``run`` raised, is not callable, or returned too much."""
 
 
 @functools.lru_cache(maxsize=256)

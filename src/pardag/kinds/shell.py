@@ -42,6 +42,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from pardag.errors import CommandFailed
 from pardag.executors.base import describe_exit
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
 from pardag.templates import namespace, render, template_problems, to_text
@@ -67,10 +68,6 @@ TAIL_OUTPUT = 64 * 1024
 
 _CHUNK = 64 * 1024
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-class CommandFailed(Exception):
-    """A shell step's command exited with a non-zero code, or could not be started."""
 
 
 class _Capture:

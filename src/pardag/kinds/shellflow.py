@@ -44,7 +44,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pardag.errors import ArgumentError, StepSkipped
+from pardag.errors import ArgumentError, PreconditionFailed, StepSkipped
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
 from pardag.kinds.shell import MAX_OUTPUT, CommandFailed, kill_group
 
@@ -67,10 +67,6 @@ RESERVED_OUTPUTS = frozenset({"stdout", "stderr", "exit_code", "vars"})
 """Keys of a step's output that an output variable may not be named."""
 _TAIL = 2000
 _CHUNK = 64 * 1024
-
-
-class PreconditionFailed(Exception):
-    """A precondition did not hold (or could not be evaluated); the step fails once."""
 
 
 def expected_text(value: Any) -> str:

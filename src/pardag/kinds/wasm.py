@@ -30,7 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pardag.errors import PardagError
+from pardag.errors import WasmStepError, WasmTimeout
 from pardag.kinds import code as common
 from pardag.kinds.base import Action, RunContext, lazy_module
 from pardag.kinds.code import MAX_MEMORY, MAX_OUTPUT, TIMEOUT_MARGIN
@@ -64,14 +64,6 @@ _RUN = "'run(ptr: i32, len: i32) -> i64'"
 
 _NO_DEADLINE = 2**40
 """Epoch ticks standing for "no timeout" (centuries at ``TICK``)."""
-
-
-class WasmStepError(PardagError):
-    """A wasm step failed: a module that does not follow the ABI, a trap, a bad output."""
-
-
-class WasmTimeout(WasmStepError, TimeoutError):
-    """The step timeout passed while its module was still running."""
 
 
 @functools.cache

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from pardag.errors import PardagError
+from pardag.errors import StoreError
 
 __all__ = [
     "APPROVED",
@@ -32,13 +32,6 @@ __all__ = [
     "StoreError",
     "mask_url",
 ]
-
-
-class StoreError(PardagError):
-    """The store cannot be used: unreachable, corrupt, or written by a newer pardag.
-
-    The message names the store (its URL with the password masked, or its file) and the fix.
-    """
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pardag.errors import NodeError
 from pardag.templates import is_template
 
 __all__ = [
@@ -25,10 +26,6 @@ __all__ = [
 
 MAX_TEXT = 1_000_000
 """Longest text a ``repeat`` or ``concat`` may build, in characters."""
-
-
-class NodeError(Exception):
-    """A node could not compute its output from its inputs and data; the message says why."""
 
 
 def first_input(inputs: Mapping[str, Any]) -> Any:
