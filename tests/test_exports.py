@@ -49,14 +49,16 @@ PUBLIC = {
     "Recorder",
     "RetryPolicy",
     "RunCancelled",
+    "RunOptions",
     "RunResult",
     "RunStatus",
     "RunTimedOut",
-    "SettingsError",
     "Settings",
+    "SettingsError",
     "Step",
     "StepCancelled",
     "StepFailed",
+    "StepOptions",
     "StepPaused",
     "StepResult",
     "StepSkipped",
@@ -64,6 +66,7 @@ PUBLIC = {
     "StepTimeout",
     "StoreError",
     "Trigger",
+    "UnknownOption",
     "ValidationError",
     "WasmStepError",
     "WasmTimeout",
@@ -77,7 +80,7 @@ PUBLIC = {
 }
 
 INTERNAL = {
-    "pardag.cli_runs._ProcessGone",
+    "pardag.cli.runs._ProcessGone",
     "pardag.config._Invalid",
     "pardag.formats.document._Bad",
     "pardag.formats.document._Constant",
@@ -96,6 +99,7 @@ EXAMPLES: dict[str, Exception] = {
     "ApprovalMissing": pardag.ApprovalMissing("answer 'maybe' is not one of ['yes', 'no']"),
     "ApprovalRejected": pardag.ApprovalRejected("rejected: not on a Friday"),
     "ArgumentError": pardag.ArgumentError("max_concurrency must be >= 1, got 0"),
+    "UnknownOption": pardag.UnknownOption("run() got an unknown option 'max_concurency'"),
     "CommandFailed": pardag.CommandFailed("command exited with code 4: about to fail"),
     "CycleError": pardag.CycleError(
         "wf", [pardag.Problem(None, "cycle: a -> b -> a")], ["a", "b", "a"]

@@ -7,7 +7,8 @@ The hierarchy::
 
     PardagError                   base of everything below
     ├── ArgumentError             a bad argument to an API call (names the argument)
-    │   └── SettingsError         ... bad run settings; ``problems`` names each one's source
+    │   ├── SettingsError         ... bad run settings; ``problems`` names each one's source
+    │   └── UnknownOption         ... an option the call does not have (names the closest)
     ├── ExpressionError           evaluating a ``when`` or condition expression failed
     ├── ValidationError           a workflow that cannot run; carries every problem found
     │   └── CycleError            ... among them a cycle, available as ``.cycle``
@@ -35,7 +36,8 @@ The hierarchy::
         └── WasmTimeout           ... its module ran past the step timeout
 
 ``ArgumentError``, ``ValidationError`` and ``CycleError`` are also ``ValueError`` so that code
-written against plain Python conventions still catches them; ``MissingRuntime`` is also an
+written against plain Python conventions still catches them (``UnknownOption`` is also the
+``TypeError`` Python raises for an unexpected keyword argument); ``MissingRuntime`` is also an
 ``ImportError``; ``LuaTimeout``, ``JavaScriptTimeout`` and ``WasmTimeout`` are also
 ``TimeoutError``. A step's own exception is never swallowed: it is ``StepFailed.cause`` (and
 ``__cause__``), with its formatted traceback in ``StepFailed.traceback``.
@@ -46,7 +48,7 @@ attributes, as a worker process sends them back to the runner.
 
 Kept internal, each caught where it is raised and never reaching a caller:
 
-* ``pardag.cli_runs._ProcessGone``: ``pardag runs --follow`` prints it and exits 1;
+* ``pardag.cli.runs._ProcessGone``: ``pardag logs --follow`` prints it and exits 1;
 * ``pardag.config._Invalid``: a value that does not parse, becomes a ``SettingsError`` problem;
 * ``pardag.formats.document._Bad`` and ``_Constant``: become the file's ``ValidationError``;
 * ``pardag.kinds.javascript._DeadlinePassed``: becomes a ``JavaScriptTimeout``;
@@ -85,6 +87,7 @@ __all__ = [
     "StepSkipped",
     "StepTimeout",
     "StoreError",
+    "UnknownOption",
     "ValidationError",
     "WasmStepError",
     "WasmTimeout",
@@ -101,6 +104,12 @@ class MissingRuntime(PardagError, ImportError):
 
 class ArgumentError(PardagError, ValueError):
     """An API call got an argument it cannot use; the message names it and the fix."""
+
+
+class UnknownOption(ArgumentError, TypeError):
+    """A call got an option it does not have (``wf.run(max_concurency=8)``); the message
+    names the closest one. Also a ``TypeError``, as Python raises for an unexpected keyword
+    argument."""
 
 
 class SettingsError(ArgumentError):

@@ -2,8 +2,8 @@
 
 ``RunOptions`` and ``StepOptions`` are ``TypedDict``s that the public entry points take as
 ``**options: Unpack[...]``, so that a user's type checker flags ``wf.run(max_concurency=8)``
-before it runs; at run time ``check_options`` raises ``UnknownOption`` (a ``TypeError`` and
-an ``ArgumentError``) naming the closest option. The option names come from these classes,
+before it runs; at run time ``check_options`` raises ``pardag.UnknownOption`` (a ``TypeError``
+and an ``ArgumentError``) naming the closest option. The option names come from these classes,
 so a new option is declared in one place.
 """
 
@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypedDict
 
-from pardag.errors import ArgumentError
+from pardag.errors import UnknownOption
 from pardag.states import Mode, OnFailure, Trigger
 
 if TYPE_CHECKING:
@@ -30,17 +30,8 @@ __all__ = [
     "RunOptions",
     "SettingOptions",
     "StepOptions",
-    "UnknownOption",
     "check_options",
 ]
-
-
-class UnknownOption(ArgumentError, TypeError):
-    """A call got an option it does not have; the message names the closest one.
-
-    A ``TypeError``, as Python raises for an unexpected keyword argument, and an
-    ``ArgumentError`` (a ``ValueError``), as every bad argument to pardag is.
-    """
 
 
 class SettingOptions(TypedDict, total=False):
