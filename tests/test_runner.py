@@ -36,6 +36,7 @@ from pardag import (
     Trigger,
     Workflow,
 )
+from pardag.clock import VirtualClock
 from tests import steps
 from tests.support import Peak, child_pids, pid_gone
 
@@ -469,7 +470,7 @@ def test_backoff_holds_no_slot() -> None:
     wf = Workflow("slot", max_concurrency=1)
     wf.add("flaky", flaky_logged, retry=RetryPolicy(retries=1, delay=0.5, jitter=0.0))
     wf.add("other", lambda: log.add("other"))
-    result = wf.run()
+    result = wf.run(clock=VirtualClock())
     assert result.ok
     assert list(log) == ["flaky1", "other", "flaky2"]
 
@@ -489,12 +490,12 @@ def test_timed_out_attempt_is_retried_only_if_timeouts_are_retried() -> None:
         wf.add("step", slow_then_fast, timeout=0.2, retry=policy)
         return wf
 
-    retried = make((TimeoutError,)).run()
+    retried = make((TimeoutError,)).run(clock=VirtualClock())
     assert retried.ok
     assert retried.outputs["step"] == "fast"
     assert retried.steps["step"].attempts == 2
 
-    not_retried = make((ConnectionError,)).run()
+    not_retried = make((ConnectionError,)).run(clock=VirtualClock())
     assert not_retried.status is RunStatus.FAILED
     assert not_retried.steps["step"].attempts == 1
     assert isinstance(not_retried.steps["step"].error, StepTimeout)
@@ -510,7 +511,7 @@ def test_async_step_timeout_cancels_the_coroutine() -> None:
     wf = Workflow("timeout")
     wf.add("stuck", stuck, timeout=0.2)
     t0 = time.monotonic()
-    result = wf.run()
+    result = wf.run(clock=VirtualClock())
     assert time.monotonic() - t0 < SANITY
     assert list(cancelled) == ["stuck"]
     step = result.steps["stuck"]
@@ -616,7 +617,7 @@ def test_run_timeout_stops_the_run() -> None:
     wf.add("after", lambda slow: slow)
     wf.add("quick", lambda: "q")
     t0 = time.monotonic()
-    result = wf.run()
+    result = wf.run(clock=VirtualClock())
     assert time.monotonic() - t0 < SANITY
     assert result.status is RunStatus.TIMED_OUT
     assert isinstance(result.error, RunTimedOut)
@@ -631,7 +632,7 @@ def test_run_timeout_stops_the_run() -> None:
 def test_run_timeout_given_per_run() -> None:
     wf = Workflow("run-timeout")
     wf.add("slow", _sleep_60_async)
-    result = wf.run(timeout=0.2)
+    result = wf.run(timeout=0.2, clock=VirtualClock())
     assert result.status is RunStatus.TIMED_OUT
 
 
@@ -645,7 +646,7 @@ def test_run_timeout_while_a_step_waits_out_a_backoff() -> None:
     wf.add("down", _raise_connection_error, retry=RetryPolicy(retries=1, delay=30, jitter=0))
     wf.add("after", lambda down: down)
     t0 = time.monotonic()
-    result = wf.run()
+    result = wf.run(clock=VirtualClock())
     assert time.monotonic() - t0 < 15, "the run waited for the backoff instead of timing out"
     assert result.status is RunStatus.TIMED_OUT
     assert result.steps["down"].state is StepState.CANCELLED
@@ -811,7 +812,7 @@ def test_rate_limited_pool_spaces_out_starts() -> None:
     wf = Workflow("rate", pools={"api": (10, 5.0)})
     for i in range(4):
         wf.add(f"r{i}", lambda: 1, resources={"api": 1})
-    result = wf.run(listeners=[recorder])
+    result = wf.run(listeners=[recorder], clock=VirtualClock())
     assert result.ok
     starts = [e.time for e in recorder.of(EventKind.STEP_STARTED)]
     gaps = [b - a for a, b in itertools.pairwise(starts)]

@@ -41,6 +41,11 @@ class Clock(Protocol):
     def call_at(self, when: float, callback: Callable[..., None], *args: Any) -> Timer:
         """Call ``callback(*args)`` on the run's event loop at ``monotonic() == when``."""
 
+    def watch(self, waiting: Callable[[], bool]) -> None:
+        """The run says how to tell that it only waits for time: ``waiting()`` is True when
+        no step works on a thread or a process and the store owes it nothing. A real clock
+        has no use for it."""
+
 
 class SystemClock:
     """The real clock: the system's time, and timers on the running event loop."""
@@ -56,6 +61,9 @@ class SystemClock:
         # the loop's own clock is monotonic too, but need not share time.monotonic()'s zero
         loop = asyncio.get_running_loop()
         return loop.call_at(loop.time() + (when - time.monotonic()), callback, *args)
+
+    def watch(self, waiting: Callable[[], bool]) -> None:
+        pass
 
 
 class _VirtualTimer:
@@ -73,23 +81,25 @@ class _VirtualTimer:
 
 
 class VirtualClock:
-    """A clock for tests: virtual time that jumps to the next timer when the run waits.
+    """A clock for tests: virtual time that jumps to the next timer when the run only waits.
 
-    Time starts at ``start`` (``monotonic``) and ``wall + start`` (``time``) and moves only
-    when the run has had ``idle`` real seconds with nothing to do but wait for a timer: then it
-    jumps to the earliest timer and fires it. Steps keep running in real time, so use it with
-    steps that finish at once or never (an ``async`` step awaiting an event nobody sets):
-    a step that works for real longer than ``idle`` may see its virtual timeout fire first.
+    Time starts at ``start`` (``monotonic``) and ``wall + start`` (``time``). It stands still
+    while the run works: while a step runs on a thread or a process, the run store has writes
+    on the way, or the loop has had something to do in the last ``idle`` real seconds. Once
+    the run only waits (for backoffs, timeouts, rate windows, or ``async`` steps awaiting
+    something), it jumps to the earliest timer and fires it. So a step that works on a thread
+    is never timed out under it: use ``async`` steps that never finish to test timeouts.
     ``jumped`` is the virtual time skipped so far.
     """
 
-    def __init__(self, start: float = 0.0, *, wall: float = 1_800_000_000.0, idle: float = 0.01):
+    def __init__(self, start: float = 0.0, *, wall: float = 1_800_000_000.0, idle: float = 0.002):
         self._now = start
         self._wall = wall
         self._idle = idle
         self._timers: list[tuple[float, int, _VirtualTimer]] = []
         self._order = itertools.count()
         self._armed: asyncio.TimerHandle | None = None
+        self._waiting: Callable[[], bool] = lambda: True
         self.jumped = 0.0
 
     def time(self) -> float:
@@ -97,6 +107,9 @@ class VirtualClock:
 
     def monotonic(self) -> float:
         return self._now
+
+    def watch(self, waiting: Callable[[], bool]) -> None:
+        self._waiting = waiting
 
     def call_later(self, delay: float, callback: Callable[..., None], *args: Any) -> Timer:
         return self.call_at(self._now + max(delay, 0.0), callback, *args)
@@ -108,16 +121,17 @@ class VirtualClock:
         return timer
 
     def _arm(self) -> None:
-        """Look again after ``idle`` real seconds; a look that finds work re-arms itself."""
+        """Look again after ``idle`` real seconds, while any timer is armed."""
         if self._armed is None and self._timers:
             self._armed = asyncio.get_running_loop().call_later(self._idle, self._jump)
 
     def _jump(self) -> None:
-        """Fire the earliest live timer (and any due with it), moving time forward to it."""
+        """When the run only waits, fire the earliest live timer (and any due with it),
+        moving time forward to it; else look again later."""
         self._armed = None
         while self._timers and self._timers[0][2].cancelled:
             heapq.heappop(self._timers)
-        if self._timers:
+        if self._timers and self._waiting():
             when = self._timers[0][0]
             if when > self._now:
                 self.jumped += when - self._now

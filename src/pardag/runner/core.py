@@ -59,7 +59,7 @@ from pardag.runner.state import (
     Unpause,
 )
 from pardag.runner.workers import Workers
-from pardag.states import OnFailure, StepState
+from pardag.states import ExecutorName, OnFailure, StepState
 
 __all__ = ["Runner"]
 
@@ -111,6 +111,7 @@ class Runner:
             self.context.answers = self._records.open(
                 started, resuming, self.params, self._store_failed, self._pump
             )
+        self.clock.watch(self._only_waits)
         self._events.emit(EventKind.RUN_STARTED, None)
         deadline = self._alarms.run_limit(self.plan.settings.timeout, self._abort)
         frozen = _freeze_heap(len(self.plan.graph.ids))
@@ -458,6 +459,15 @@ class Runner:
             self._all_final.set_result(None)
         elif verdict is not None:
             raise RuntimeError(verdict)
+
+    def _only_waits(self) -> bool:
+        """True when nothing works for the run: no step on a thread or a process (an async
+        step may be awaiting time), the store owes nothing, no message waits (a virtual
+        clock may then move time on)."""
+        st, ex = self.state, self.plan.executor_of
+        if st.detached or self._inbox or (self._records is not None and self._records.busy):
+            return False
+        return all(ex[i] == ExecutorName.ASYNC for i in st.futures)
 
     # -- executors and their reports ----------------------------------------------------------
 
