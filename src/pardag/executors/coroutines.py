@@ -13,6 +13,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from pardag.executors.base import Executor
+from pardag.states import ExecutorName
 
 __all__ = ["AsyncExecutor"]
 
@@ -20,7 +21,7 @@ __all__ = ["AsyncExecutor"]
 class AsyncExecutor(Executor):
     """Runs coroutine functions on the event loop; cancelling the task really stops them."""
 
-    name = "async"
+    name = ExecutorName.ASYNC
     reports_done = True
 
     def __init__(self, max_workers: int | None = None) -> None:

@@ -37,6 +37,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from pardag.executors.base import Executor, describe_exit, set_remote_traceback
+from pardag.states import ExecutorName
 
 __all__ = ["ProcessExecutor"]
 
@@ -225,7 +226,7 @@ class ProcessExecutor(Executor):
     tracker) are shared by every user of multiprocessing in this interpreter and stay.
     """
 
-    name = "processes"
+    name = ExecutorName.PROCESSES
 
     def __init__(self, max_workers: int | None = None) -> None:
         self._max_workers = max_workers or os.cpu_count() or 1

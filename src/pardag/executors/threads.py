@@ -27,6 +27,7 @@ from queue import SimpleQueue
 from typing import Any
 
 from pardag.executors.base import Executor, Follow, OnFollow, deliverable
+from pardag.states import ExecutorName
 
 __all__ = ["DEFAULT_THREADS", "ThreadExecutor"]
 
@@ -40,7 +41,7 @@ _Followed = tuple[int, asyncio.Future[Any], float]
 class ThreadExecutor(Executor):
     """Runs plain functions on daemon threads, started lazily up to ``max_workers``."""
 
-    name = "threads"
+    name = ExecutorName.THREADS
     reports_done = True
     chains = True
 

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from pardag.errors import ApprovalMissing, ApprovalRejected, StepPaused
 from pardag.kinds.base import Action, RunContext
+from pardag.states import ExecutorName
 from pardag.store.base import REJECTED
 from pardag.templates import namespace, render, template_problems, to_text
 from pardag.units import parse_duration
@@ -132,7 +133,7 @@ class ApprovalKind:
                 )
             return {"approved": approved(given), "answer": given}
 
-        return Action(answer, "inline", _bind_inputs)
+        return Action(answer, ExecutorName.INLINE, _bind_inputs)
 
 
 def _timeout_problems(params: Mapping[str, Any]) -> list[str]:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pardag.kinds.base import Action, RunContext
+from pardag.states import ExecutorName
 
 if TYPE_CHECKING:
     from pardag.model import Step
@@ -87,7 +88,7 @@ def run_not_callable(step_id: str, kind: str, fix: str) -> str:
 
 def threads_only(language: str, executor: str | None) -> str | None:
     """The problem of a step asking for another executor: the runtimes run on threads only."""
-    if executor in (None, "threads"):
+    if executor in (None, ExecutorName.THREADS):
         return None
     return f"a {language} step runs on 'threads', not {executor!r}; remove the executor setting"
 
@@ -145,4 +146,4 @@ class CodeKind:
         ) -> tuple[tuple[Any, ...], dict[str, Any]]:
             return (step_id, code, dict(inputs), dict(params), timeout), {}
 
-        return Action(self.runner(), "threads", bind)
+        return Action(self.runner(), ExecutorName.THREADS, bind)

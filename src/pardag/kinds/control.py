@@ -17,6 +17,7 @@ from pardag.errors import ArgumentError
 from pardag.expressions import compile_expression, expression_names
 from pardag.kinds.base import Action, RunContext
 from pardag.kinds.python import PythonKind
+from pardag.states import ExecutorName
 
 if TYPE_CHECKING:
     from pardag.model import Step
@@ -57,7 +58,7 @@ class ConditionKind(PythonKind):
             action = super().action(step, ctx)
         else:
             expr = compile_expression(step.params["expression"], where="expression")
-            action = Action(expr.evaluate, "inline", _bind_names)
+            action = Action(expr.evaluate, ExecutorName.INLINE, _bind_names)
         action.handle = branch_handle
         return action
 
@@ -83,7 +84,7 @@ class MergeKind(PythonKind):
     def action(self, step: Step, ctx: RunContext) -> Action:
         if step.fn is not None:
             return super().action(step, ctx)
-        return Action(_merge_inputs, "inline", _bind_inputs)
+        return Action(_merge_inputs, ExecutorName.INLINE, _bind_inputs)
 
 
 def _bind_inputs(

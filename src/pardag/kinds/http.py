@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 
 from pardag.errors import HTTPFailed
 from pardag.kinds.base import Action, RunContext, idempotency_key, lazy_module
+from pardag.states import ExecutorName
 from pardag.templates import is_template, namespace, render, template_problems, to_text
 from pardag.units import parse_duration
 
@@ -176,7 +177,7 @@ class HttpKind:
             response = await _send(client(ctx), method, url, request, where)
             return _output(response, method, url, allowed)
 
-        return Action(call, "async", _bind_inputs)
+        return Action(call, ExecutorName.ASYNC, _bind_inputs)
 
 
 def _bind_inputs(

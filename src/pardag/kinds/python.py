@@ -42,13 +42,14 @@ from typing import TYPE_CHECKING, Any
 from pardag.kinds import pycode
 from pardag.kinds.base import Action, Binder, RunContext, no_inputs
 from pardag.kinds.pycode import Def, compile_code
+from pardag.states import EXECUTORS, ExecutorName
 
 if TYPE_CHECKING:
     from pardag.model import Step
 
 __all__ = ["PythonKind", "bind_function", "default_executor", "resolve_function"]
 
-_EXECUTORS = ("async", "threads", "processes", "inline")
+_EXECUTORS = EXECUTORS
 
 
 _SIGNATURES: weakref.WeakKeyDictionary[Callable[..., Any], tuple[inspect.Parameter, ...] | None]
@@ -67,7 +68,7 @@ def default_executor(fn: Callable[..., Any]) -> str:
         is_async = inspect.iscoroutinefunction(fn)
         with contextlib.suppress(TypeError):
             _ASYNC[fn] = is_async
-    return "async" if is_async else "threads"
+    return ExecutorName.ASYNC if is_async else ExecutorName.THREADS
 
 
 def _parameters(fn: Callable[..., Any]) -> tuple[inspect.Parameter, ...] | None:
@@ -281,7 +282,7 @@ def _code_problems(step: Step) -> list[str]:
     binder = bind_function(stub, step.depends_on)
     if isinstance(binder, str):
         return [binder]
-    if step.executor in (None, "processes"):
+    if step.executor in (None, ExecutorName.PROCESSES):
         return []
     return executor_problems(step, stub)
 
@@ -314,12 +315,12 @@ def _code_action(step: Step) -> Action:
     stub = _signature_stub(node)
     binder = bind_function(stub, step.depends_on)
     assert not isinstance(binder, str)  # validated
-    executor = step.executor or "processes"
-    if executor != "processes":
-        is_async = default_executor(stub) == "async"
+    executor = step.executor or ExecutorName.PROCESSES
+    if executor != ExecutorName.PROCESSES:
+        is_async = default_executor(stub) == ExecutorName.ASYNC
         return Action(pycode.in_process(step.id, compiled, is_async), executor, binder)
     call = pycode.CodeCall(step.id, code, pycode.MAX_MEMORY, pycode.MAX_OUTPUT)
-    return Action(call, "processes", _packed(binder))
+    return Action(call, ExecutorName.PROCESSES, _packed(binder))
 
 
 def _packed(binder: Binder) -> Binder:
@@ -340,13 +341,13 @@ def executor_problems(step: Step, fn: Callable[..., Any]) -> list[str]:
         return []
     if step.executor not in _EXECUTORS:
         return [f"executor {step.executor!r} is unknown; use one of {', '.join(_EXECUTORS)}"]
-    is_async = default_executor(fn) == "async"
-    if is_async and step.executor != "async":
+    is_async = default_executor(fn) == ExecutorName.ASYNC
+    if is_async and step.executor != ExecutorName.ASYNC:
         return [
             f"an async def function runs on the 'async' executor, not {step.executor!r}; "
             "drop executor= or make the function a plain def"
         ]
-    if not is_async and step.executor == "async":
+    if not is_async and step.executor == ExecutorName.ASYNC:
         return [
             "executor 'async' needs an async def function; use 'threads', 'processes' or "
             "'inline' for a plain function"

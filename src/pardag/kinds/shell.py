@@ -45,6 +45,7 @@ from typing import TYPE_CHECKING, Any
 from pardag.errors import CommandFailed
 from pardag.executors.base import describe_exit
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
+from pardag.states import ExecutorName
 from pardag.templates import namespace, render, template_problems, to_text
 
 if TYPE_CHECKING:
@@ -298,7 +299,7 @@ class ShellKind:
             argv = _argv(render(command, names, where=f"{where}.command"))
             return await run_command([*argv, *args], full_env, cwd)
 
-        return Action(run, "async", _bind_inputs)
+        return Action(run, ExecutorName.ASYNC, _bind_inputs)
 
 
 def _bind_inputs(

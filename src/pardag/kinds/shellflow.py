@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from pardag.errors import ArgumentError, PreconditionFailed, StepSkipped
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
 from pardag.kinds.shell import MAX_OUTPUT, CommandFailed, kill_group
+from pardag.states import ExecutorName
 
 if TYPE_CHECKING:
     from pardag.model import Step
@@ -325,7 +326,7 @@ class ShellflowKind:
             env = {IDEMPOTENCY_ENV: key, **environment(inputs, run_params, spec.env)}
             return (spec, positional_params(run_params), env, inherited(inputs)), {}
 
-        return Action(_run_step, "async", bind)
+        return Action(_run_step, ExecutorName.ASYNC, bind)
 
 
 def param_problems(params: Mapping[str, Any]) -> list[str]:

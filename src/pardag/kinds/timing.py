@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from pardag.kinds.base import Action, RunContext
+from pardag.states import ExecutorName
 from pardag.templates import is_template, namespace, render, template_problems
 from pardag.units import parse_duration
 
@@ -54,7 +55,7 @@ class DelayKind:
             await asyncio.sleep(seconds)
             return None if first is None else inputs.get(first)
 
-        return Action(wait, "async", _bind_inputs)
+        return Action(wait, ExecutorName.ASYNC, _bind_inputs)
 
 
 def _bind_inputs(

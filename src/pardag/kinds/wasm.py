@@ -34,6 +34,7 @@ from pardag.errors import WasmStepError, WasmTimeout
 from pardag.kinds import code as common
 from pardag.kinds.base import Action, RunContext, lazy_module
 from pardag.kinds.code import MAX_MEMORY, MAX_OUTPUT, TIMEOUT_MARGIN
+from pardag.states import ExecutorName
 
 if TYPE_CHECKING:
     from pardag.model import Step
@@ -368,7 +369,7 @@ class WasmKind:
         ) -> tuple[tuple[Any, ...], dict[str, Any]]:
             return (step_id, text, inline, dict(inputs), timeout), {}
 
-        return Action(run_wasm, "threads", bind)
+        return Action(run_wasm, ExecutorName.THREADS, bind)
 
 
 def _source(params: Mapping[str, Any]) -> tuple[str, bool] | None:

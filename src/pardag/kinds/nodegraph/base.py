@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pardag.kinds.base import Action, RunContext
 from pardag.kinds.nodegraph.data import NodeError, has_template
+from pardag.states import ExecutorName
 from pardag.templates import namespace, render, template_problems
 
 if TYPE_CHECKING:
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
 
 __all__ = ["GraphState", "NodeKind", "bind_inputs", "graph_state", "template_names"]
 
-_EXECUTORS = ("inline", "threads")
+_EXECUTORS = (ExecutorName.INLINE, ExecutorName.THREADS)
 
 
 @dataclass
@@ -98,7 +99,7 @@ class NodeKind:
 
     def action(self, step: Step, ctx: RunContext) -> Action:
         """Call ``compute`` with the node's data, rendering the templated fields first."""
-        params, executor = step.params, step.executor or "inline"
+        params, executor = step.params, step.executor or ExecutorName.INLINE
         rendered = [k for k in self.templated if k in params and has_template(params[k])]
         if not rendered and not self.min_inputs:  # most nodes: nothing to check or render
             return Action(functools.partial(self.compute, params, ctx=ctx), executor, bind_inputs)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pardag.kinds.base import Action, RunContext
 from pardag.kinds.nodegraph.base import bind_inputs, template_names
+from pardag.states import ExecutorName
 from pardag.templates import is_template, render
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ class HttpNodeKind:
 
     def problems(self, step: Step) -> list[str]:
         out = _http_kind().problems(_with_params(step, _http_params(step.params)))
-        if step.executor not in (None, "async"):
+        if step.executor not in (None, ExecutorName.ASYNC):
             out.append(f"an http node runs on the 'async' executor, not {step.executor!r}")
         return out
 
@@ -53,7 +54,7 @@ class HttpNodeKind:
             args, kwargs = inner.bind({"rendered": rendered}, ctx.params)
             return await inner.fn(*args, **kwargs)
 
-        return Action(call, "async", bind_inputs)
+        return Action(call, ExecutorName.ASYNC, bind_inputs)
 
 
 def _http_kind() -> Kind:
