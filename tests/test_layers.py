@@ -143,3 +143,17 @@ def test_modules_and_classes_stay_readable(module: str) -> None:
     for cls in _classes(ast.parse(text)):
         size = (cls.end_lineno or cls.lineno) - cls.lineno + 1
         assert size <= MAX_CLASS_LINES, f"{module}.{cls.name} is {size} lines"
+
+
+def test_the_architecture_page_names_every_module_of_the_runner() -> None:
+    """docs/architecture.md's table of the runner package lists exactly its modules."""
+    page = (ROOT.parent.parent / "docs" / "architecture.md").read_text(encoding="utf-8")
+    table = page.partition("## The runner package")[2].partition("## A step's path")[0]
+    named = {
+        name.strip().strip("`")
+        for row in table.splitlines()
+        if row.startswith("| `")
+        for name in row.split("|")[1].split(",")
+    }
+    modules = {m.rpartition(".")[2] for m in MODULES if m.startswith("pardag.runner.")}
+    assert named == modules

@@ -143,7 +143,7 @@ class Follower:
         i = self._reported.pop(done, None)
         if i is not None:
             self._reported[future] = j
-            self._post(Handoff(i, done, output, j, future, started))
+            self._post(Handoff(i, done, j, future, started))
 
 
 class HandAhead:

@@ -83,8 +83,8 @@ class Runner:
         records: RunRecords | None,
         resumption: Resumption | None = None,
     ) -> None:
-        """Assembled by ``pardag.runner.entry.new_runner``: ``records`` is None for a run
-        without a store; ``durations`` (the duration history) order the ready steps."""
+        """Assembled by ``pardag.runner.entry.new_runner``; ``records`` is None for a run
+        without a store, ``resumption`` what an earlier process of the run left."""
         self.plan, self.context, self.state, self.clock = plan, context, state, context.clock
         self.run_id, self.params = context.run_id, context.params
         self.sched = make_scheduler(plan)
@@ -208,8 +208,14 @@ class Runner:
                     self._ended(i, fut)
                 elif fut in st.detached:
                     self._detached_ended(fut)
-            case Handoff():
-                self._handed_off(message)
+            case Handoff(i, done, j, fut, started):  # a chain: j ran on in i's thread
+                settled = st.futures.get(i) is done  # not stopped meanwhile
+                self._settle(Ended(i, done))
+                if settled and sched.claim(j):
+                    st.begin_attempt(j, started)
+                    st.futures[j] = fut
+                else:  # the run began to stop as the thread moved on: hold the slot until it ends
+                    st.detached[fut] = sched.adopt(j)
             case CacheAnswer():
                 self._cache_answered(message)
             case Requeue(i) if sched.state[i] is StepState.RETRYING:
@@ -480,22 +486,6 @@ class Runner:
         if not fut.cancelled():
             fut.exception()  # retrieved, so asyncio does not log it as never retrieved
         self.sched.release_detached(self.state.detached.pop(fut))
-
-    def _handed_off(self, msg: Handoff) -> None:
-        """Settle a chain's step, then record its follower as running in the slot it freed."""
-        st, i, j = self.state, msg.step, msg.next_step
-        if st.futures.get(i) is not msg.done:  # ``i`` was stopped meanwhile: the run stops
-            if msg.done in st.detached:
-                self._detached_ended(msg.done)
-            st.detached[msg.future] = self.sched.adopt(j)
-            return
-        del st.futures[i]
-        self._succeeded(i, msg.output)
-        if self.sched.claim(j):
-            st.begin_attempt(j, msg.started)
-            st.futures[j] = msg.future
-        else:  # the run began to stop as the thread moved on: hold the slot until it ends
-            st.detached[msg.future] = self.sched.adopt(j)
 
     async def _close_executors(self) -> None:
         await self._workers.aclose()

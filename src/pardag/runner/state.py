@@ -87,11 +87,11 @@ class CacheAnswer(NamedTuple):
 
 
 class Handoff(NamedTuple):
-    """A step on a thread succeeded and its worker went on with ``next_step`` (a chain)."""
+    """A step on a thread succeeded (``done`` holds its output) and its worker went on with
+    ``next_step`` (a chain), whose end ``future`` will report."""
 
     step: int
     done: asyncio.Future[Any]
-    output: Any
     next_step: int
     future: asyncio.Future[Any]
     started: float
