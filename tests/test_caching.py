@@ -30,12 +30,12 @@ import pytest
 import pardag
 from pardag.caching import (
     CachePolicy,
+    cache_entry,
     cache_policies,
     cache_problems,
     canonical_json,
     function_fingerprint,
     lookup,
-    remember,
 )
 from pardag.errors import ExpressionError
 from pardag.events import EventKind, Recorder
@@ -267,40 +267,42 @@ def test_a_template_key_that_cannot_render_names_cache_key() -> None:
     assert "did you mean 'id'?" in str(caught.value)
 
 
-# -- the store: lookup, remember, ttl ---------------------------------------------------------
+# -- the store: lookup, cache_entry, ttl ------------------------------------------------------
 
 
 def test_lookup_finds_what_remember_stored(store: Store) -> None:
     assert lookup(store, "k1", now=1000.0) == (False, None)
-    remember(store, "k1", json.dumps({"rows": [1, 2]}), 1000.0, None, "run1", "load")
+    store.put_cache(cache_entry("k1", json.dumps({"rows": [1, 2]}), 1000.0, None, "run1", "load"))
     assert lookup(store, "k1", now=1001.0) == (True, {"rows": [1, 2]})
     assert lookup(store, "k2", now=1001.0) == (False, None)
     entry = store.get_cache("k1", 1001.0)
     assert entry is not None and (entry.run_id, entry.step_id) == ("run1", "load")
-    remember(store, "k1", "null", 1002.0, None, "run2", "load")  # a later output replaces it
+    store.put_cache(
+        cache_entry("k1", "null", 1002.0, None, "run2", "load")
+    )  # a later output replaces it
     assert lookup(store, "k1", now=1003.0) == (True, None)
 
 
 def test_an_output_expires_after_its_ttl(store: Store) -> None:
-    remember(store, "k", "42", 1000.0, 60.0, "run1", "s")
+    store.put_cache(cache_entry("k", "42", 1000.0, 60.0, "run1", "s"))
     assert lookup(store, "k", now=1059.5, ttl=60.0) == (True, 42)
     assert lookup(store, "k", now=1060.0, ttl=60.0) == (False, None)
     assert lookup(store, "k", now=1060.0) == (False, None)  # expired as stored, too
 
 
 def test_without_ttl_an_output_never_expires(store: Store) -> None:
-    remember(store, "k", '"kept"', 1000.0, None)
+    store.put_cache(cache_entry("k", '"kept"', 1000.0, None))
     assert lookup(store, "k", now=1e12) == (True, "kept")
 
 
 def test_a_shorter_ttl_applies_to_outputs_stored_before(store: Store) -> None:
-    remember(store, "k", "1", 1000.0, None)
+    store.put_cache(cache_entry("k", "1", 1000.0, None))
     assert lookup(store, "k", now=1009.0, ttl=10.0) == (True, 1)
     assert lookup(store, "k", now=1010.0, ttl=10.0) == (False, None)
 
 
 def test_unreadable_json_in_the_store_is_a_miss(store: Store) -> None:
-    remember(store, "k", "{not json", 1000.0, None)
+    store.put_cache(cache_entry("k", "{not json", 1000.0, None))
     assert lookup(store, "k", now=1001.0) == (False, None)
 
 

@@ -56,7 +56,6 @@ __all__ = [
     "canonical_json",
     "function_fingerprint",
     "lookup",
-    "remember",
     "wants_cache",
 ]
 
@@ -418,23 +417,6 @@ def lookup(store: Store, key: str, now: float, ttl: float | None = None) -> tupl
         return True, json.loads(entry.output_json)
     except ValueError:
         return False, None
-
-
-def remember(
-    store: Store,
-    key: str,
-    output_json: str,
-    now: float,
-    ttl: float | None,
-    run_id: str | None = None,
-    step_id: str | None = None,
-) -> None:
-    """Store a successful output (JSON text) under ``key``, replacing what was there.
-
-    It expires ``ttl`` seconds after ``now`` (never when ``ttl`` is None); ``run_id`` and
-    ``step_id`` say where it came from. Committed before this returns.
-    """
-    store.put_cache(cache_entry(key, output_json, now, ttl, run_id, step_id))
 
 
 def cache_entry(
