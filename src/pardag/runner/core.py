@@ -155,7 +155,9 @@ class Runner:
 
         It runs inside whichever callback delivered something (a step's end, a timer), so a
         completion is handled without another trip through the event loop. After a slice of
-        ``_SLICE`` seconds it hands the loop back (timers, signals) and continues next turn.
+        ``_SLICE`` seconds it hands the loop back (timers, signals) and continues next turn
+        (a virtual clock's time stands still while the run works: the pump then yields only
+        once nothing is left, which a test does not mind).
         """
         if self._pumping or self._all_final.done():
             return
