@@ -181,9 +181,13 @@ def detect(doc: Document) -> bool:
     return isinstance(doc.data, dict) and isinstance(doc.data.get("steps"), dict)
 
 
-def read(doc: Document) -> Workflow:
-    """The workflow in ``doc``, validated; raises ``ValidationError`` with every problem."""
-    return _Reader(doc).read()
+def read(doc: Document, defaults: Mapping[str, Any]) -> Workflow:
+    """The workflow in ``doc``, validated; raises ``ValidationError`` with every problem.
+
+    ``defaults`` are settings from below the file (a config file's pools): they count when
+    the workflow is validated, for what the file does not declare.
+    """
+    return _Reader(doc, defaults).read()
 
 
 # -- value checks -----------------------------------------------------------------------------
@@ -209,8 +213,9 @@ def _suggest(word: str, options: Sequence[str]) -> str:
 class _Reader:
     """Reads one document; ``problems`` collects everything wrong, each at its line."""
 
-    def __init__(self, doc: Document) -> None:
+    def __init__(self, doc: Document, defaults: Mapping[str, Any]) -> None:
         self.doc = doc
+        self.defaults = defaults
         self.problems: list[Problem] = []
         self.bad_steps: set[str] = set()
         self.settings: dict[str, Any] = {}
@@ -572,7 +577,7 @@ class _Reader:
     def _validate(self, wf: Workflow) -> None:
         """Raise every problem in the order of the file's lines: the file's, and the model's
         for steps the file got right (on one line, the file's first)."""
-        apply_defaults(wf)  # a pool declared in a config file counts
+        apply_defaults(wf, self.defaults)  # a pool declared in a config file counts
         try:
             wf.validate()
         except CycleError as exc:
