@@ -450,7 +450,7 @@ def settings_problems(s: Settings) -> list[str]:
     for name, spec in s.pools.items():
         size = spec[0] if isinstance(spec, tuple) else spec
         rate = spec[1] if isinstance(spec, tuple) else None
-        if size is not True and rules.pool_size(size) is not None:
+        if size is not True and rules.pool_size(size) is not None:  # True: kept, a size of 1
             out.append(f"pool {name!r} must have a size >= 1, got {size!r}")
         if rate is not None and rules.pool_rate(rate) is not None:
             out.append(f"pool {name!r} rate must be > 0 per second, got {rate!r}")

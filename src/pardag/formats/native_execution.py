@@ -39,7 +39,13 @@ def read_execution(checks: Checks, section: Any) -> dict[str, Any]:
     return settings
 
 
-def _choice(rule: Callable[[object], str | None], options: tuple[str, ...], what: str) -> Any:
+_Read = Callable[[Checks, Any], Any]
+"""Reads one setting's value: the value to use, or ``MISSING`` after recording a problem."""
+
+
+def _choice(rule: Callable[[object], str | None], options: tuple[str, ...], what: str) -> _Read:
+    """A choice setting's reader: the rule decides, a misspelt name is told the closest."""
+
     def read(checks: Checks, value: Any) -> Any:
         return checks.ruled(value, what, rule(value), _AT, what, options=options)
 
@@ -98,7 +104,7 @@ def _rate(checks: Checks, value: Any, what: str, *key: str) -> Any:
     return checks.ruled(per_second, what, rules.pool_rate(per_second), *key)
 
 
-_READERS: dict[str, Callable[[Checks, Any], Any]] = {
+_READERS: dict[str, _Read] = {
     "mode": _choice(rules.mode, rules.MODES, "mode"),
     "max_concurrency": _max_concurrency,
     "timeout": _timeout,
