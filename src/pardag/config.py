@@ -25,8 +25,9 @@ import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
+from pardag import settings_rules as rules
 from pardag.errors import ArgumentError, SettingsError
 from pardag.model import Settings, Workflow
 from pardag.states import Mode, OnFailure
@@ -80,53 +81,68 @@ CONFIG_FILES = ("pardag.toml", "pyproject.toml", "config.toml")
 
 
 # -- values -----------------------------------------------------------------------------------
+# ``pardag.settings_rules`` decides whether a value is valid, as it does for the Python API and
+# a workflow file's ``execution:``. What is read differently here, on purpose: flags and
+# variables are text typed by hand, so a choice is matched loosely (``Fail-Fast``), a count may
+# be digits (``"8"``), a timeout may be ``none``, ``off`` or 0 (no limit), and pools may be
+# JSON text or ``[size, rate]``; a rate may be ``"10/s"`` (as in a workflow file).
+
+
+T = TypeVar("T")
 
 
 class _Invalid(ValueError):
     """A raw value does not parse; the message is what was expected."""
 
 
-def _choice(values: tuple[str, ...]) -> Callable[[object], str]:
+def _checked(value: T, rule: Callable[[T], str | None], expected: str = "") -> T:
+    """``value`` if ``rule`` accepts it; else ``_Invalid`` with ``expected`` or the rule's words."""
+    words = rule(value)
+    if words is not None:
+        raise _Invalid(expected or words)
+    return value
+
+
+def _choice(rule: Callable[[object], str | None]) -> Callable[[object], str]:
+    """A reader of a choice: case, spaces and ``-`` for ``_`` do not matter (``Fail-Fast``)."""
+
     def parse(raw: object) -> str:
-        text = str(raw).strip().lower().replace("-", "_") if isinstance(raw, str) else raw
-        if text not in values:
-            raise _Invalid("one of " + ", ".join(values))
-        return str(text)
+        text = raw.strip().lower().replace("-", "_") if isinstance(raw, str) else raw
+        return str(_checked(text, rule))
 
     return parse
 
 
 def _mode(raw: object) -> Mode:
-    return Mode(_choice(tuple(m.value for m in Mode))(raw))
+    return Mode(_choice(rules.mode)(raw))
 
 
 def _on_failure(raw: object) -> OnFailure:
-    return OnFailure(_choice(tuple(o.value for o in OnFailure))(raw))
+    return OnFailure(_choice(rules.on_failure)(raw))
 
 
 def _non_negative_int(raw: object) -> int:
-    if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 0:
-        return raw
+    """An integer >= 0, also written as digits (variables and flags are text)."""
     if isinstance(raw, str) and re.fullmatch(r"\s*[0-9]+\s*", raw):
-        return int(raw.strip())
-    raise _Invalid("an integer >= 0")
+        raw = int(raw.strip())
+    return cast(int, _checked(raw, rules.max_concurrency))
+
+
+_TIMEOUT_EXPECTED = "a duration like '30s', '2m' or a number of seconds (0 or 'none': no limit)"
 
 
 def _timeout(raw: object) -> float | None:
+    """A duration; ``none``, ``off``, empty or 0 mean no limit (a flag can lift one below it)."""
     if isinstance(raw, str) and raw.strip().lower() in ("none", "off", ""):
         return None
     try:
         seconds = parse_duration(raw, "timeout")
     except ValueError:
-        raise _Invalid(
-            "a duration like '30s', '2m' or a number of seconds (0 or 'none': no limit)"
-        ) from None
-    return seconds or None
+        raise _Invalid(_TIMEOUT_EXPECTED) from None
+    return _checked(seconds or None, rules.timeout, _TIMEOUT_EXPECTED)
 
 
-def _executor(raw: object) -> str:
-    return _choice(("threads", "processes", "inline"))(raw)
-
+_executor = _choice(rules.executor)
 
 _POOLS_EXPECTED = (
     "pools by name, each a size (an integer >= 1) or a size and a rate, "
@@ -152,14 +168,14 @@ def _pool(spec: object) -> int | tuple[int, float]:
         size, rate = spec.get("size"), spec.get("rate")
     elif isinstance(spec, tuple | list) and len(spec) == 2:
         size, rate = spec
-    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-        raise _Invalid(_POOLS_EXPECTED)
+    units = cast(int, _checked(size, rules.pool_size, _POOLS_EXPECTED))
     if rate is None:
-        return size
+        return units
     try:
-        return size, parse_rate(rate, "rate")
+        per_second = parse_rate(rate, "rate")
     except ValueError:
         raise _Invalid(_POOLS_EXPECTED) from None
+    return units, _checked(per_second, rules.pool_rate, _POOLS_EXPECTED)
 
 
 def _store(raw: object) -> str:

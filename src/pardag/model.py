@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
+from pardag import settings_rules as rules
 from pardag.errors import ArgumentError
 from pardag.options import STEP_OPTIONS, RunOptions, StepOptions, check_options
-from pardag.states import RUN_EXECUTORS, Mode, OnFailure, Trigger
+from pardag.states import Mode, OnFailure, Trigger
 
 if TYPE_CHECKING:
     from pardag.results import RunResult
@@ -216,9 +217,9 @@ class Workflow:
     ) -> None:
         self.name = name
         self.settings = Settings(
-            mode=_enum(Mode, mode, "mode"),
+            mode=_enum(Mode, mode, "mode", rules.mode),
             max_concurrency=max_concurrency,
-            on_failure=_enum(OnFailure, on_failure, "on_failure"),
+            on_failure=_enum(OnFailure, on_failure, "on_failure", rules.on_failure),
             timeout=timeout,
             pools=dict(pools or {}),
             executor=executor,
@@ -374,12 +375,12 @@ class Workflow:
 E = TypeVar("E", bound=StrEnum)
 
 
-def _enum(cls: type[E], value: E | str, what: str) -> E:
-    try:
-        return cls(value)
-    except ValueError:
+def _enum(cls: type[E], value: E | str, what: str, rule: Callable[[object], str | None]) -> E:
+    """``value`` as a member of ``cls``, if ``rule`` (``pardag.settings_rules``) accepts it."""
+    if rule(value) is not None:
         allowed = ", ".join(repr(m.value) for m in cls)
-        raise ArgumentError(f"{what}={value!r} is not valid; use one of {allowed}") from None
+        raise ArgumentError(f"{what}={value!r} is not valid; use one of {allowed}")
+    return cls(value)
 
 
 def _retry(retry: RetryPolicy | int | None) -> RetryPolicy | None:
@@ -417,8 +418,8 @@ def with_overrides(settings: Settings, overrides: Mapping[str, Any]) -> Settings
         )
     merged = {f: getattr(settings, f) for f in Settings.__dataclass_fields__}
     merged.update(overrides)
-    merged["mode"] = _enum(Mode, merged["mode"], "mode")
-    merged["on_failure"] = _enum(OnFailure, merged["on_failure"], "on_failure")
+    merged["mode"] = _enum(Mode, merged["mode"], "mode", rules.mode)
+    merged["on_failure"] = _enum(OnFailure, merged["on_failure"], "on_failure", rules.on_failure)
     result = Settings(**merged)
     problems = settings_problems(result)
     if problems:
@@ -427,24 +428,36 @@ def with_overrides(settings: Settings, overrides: Mapping[str, Any]) -> Settings
 
 
 def settings_problems(s: Settings) -> list[str]:
-    """What is wrong with these settings, each message naming the setting and the fix."""
+    """What is wrong with these settings, each message naming the setting and the fix.
+
+    The rules come from ``pardag.settings_rules``. The Python API takes values as
+    ``Settings`` holds them (seconds, not ``"2m"``) and hands them to the rules unparsed; so,
+    as it always has, it takes ``True`` as a pool size of 1 (files and config refuse a bool),
+    and a timeout or rate that is not a number raises ``TypeError`` in the rule's comparison.
+    """
     out = []
-    if isinstance(s.max_concurrency, bool) or not isinstance(s.max_concurrency, int):
+    if not rules.is_integer(s.max_concurrency):
         out.append(f"max_concurrency must be an int (0 = auto), got {s.max_concurrency!r}")
-    elif s.max_concurrency < 0:
+    elif rules.max_concurrency(s.max_concurrency) is not None:
         out.append(f"max_concurrency must be >= 0 (0 = auto), got {s.max_concurrency}")
-    if s.timeout is not None and not s.timeout > 0:
+    if rules.timeout(s.timeout) is not None:
         out.append(f"timeout must be a positive number of seconds, got {s.timeout!r}")
-    if s.executor is not None and s.executor not in RUN_EXECUTORS:
+    if s.executor is not None and rules.executor(s.executor) is not None:
         out.append(
-            f"executor={s.executor!r} is not valid for a run; use 'threads', "
-            "'processes' or 'inline' (async def steps always run on the event loop)"
+            f"executor={s.executor!r} is not valid for a run; use {_either(rules.EXECUTORS)} "
+            "(async def steps always run on the event loop)"
         )
     for name, spec in s.pools.items():
         size = spec[0] if isinstance(spec, tuple) else spec
         rate = spec[1] if isinstance(spec, tuple) else None
-        if not isinstance(size, int) or size < 1:
+        if size is not True and rules.pool_size(size) is not None:  # True: kept, a size of 1
             out.append(f"pool {name!r} must have a size >= 1, got {size!r}")
-        if rate is not None and not rate > 0:
+        if rate is not None and rules.pool_rate(rate) is not None:
             out.append(f"pool {name!r} rate must be > 0 per second, got {rate!r}")
     return out
+
+
+def _either(names: Sequence[str]) -> str:
+    """``'a', 'b' or 'c'``."""
+    *rest, last = (repr(n) for n in names)
+    return f"{', '.join(rest)} or {last}" if rest else last

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from pardag.errors import ValidationError
-from pardag.formats import document
+from pardag.formats import yaml_lines
 from pardag.formats.document import (
     MAX_BYTES,
     MAX_DEPTH,
@@ -264,7 +264,7 @@ def test_very_deep_nesting_never_overflows_the_stack(
     # builder sees it; the pure-Python parser does not. Either way the message is pardag's.
     if not hasattr(yaml, loader):
         pytest.skip(f"this PyYAML has no {loader}")
-    monkeypatch.setattr(document, "_Loader", getattr(yaml, loader))
+    monkeypatch.setattr(yaml_lines, "_Loader", getattr(yaml, loader))
     for text, line in (("[" * 200_000, 1), ("steps: {}\nx:\n  " + "{a: " * 5_000, 3)):
         where, message = parse_error(text, "yaml")
         assert (where, message) == (

@@ -169,6 +169,15 @@ def test_native_step_options_are_read(tmp_path: Path) -> None:
     assert wf.file_settings["pools"] == {"db": 2}
 
 
+def test_pools_given_as_defaults_count_when_the_table_is_validated() -> None:
+    step = '{ language = "sh", code = "echo", resources = { gpu = 1 } }'
+    text = f"workflow = {{ steps = {{ a = {step} }} }}"
+    doc = parse_document(text, "flow.lua", "lua")
+    with pytest.raises(ValidationError, match="uses pool 'gpu', which is not declared"):
+        lua_format.read(doc, {})
+    assert lua_format.read(doc, {"pools": {"gpu": 1}}).settings.pools == {"gpu": 1}
+
+
 def test_lua_code_may_build_the_table(tmp_path: Path) -> None:
     wf = load(
         tmp_path,

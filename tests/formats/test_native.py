@@ -400,6 +400,17 @@ steps:
     assert found[1].startswith("11: noop: ") and "command" in found[1]
 
 
+def test_pools_given_as_defaults_count_when_the_file_is_validated() -> None:
+    text = (
+        "execution: {pools: {db: 1}}\n"
+        "steps:\n  a: {kind: shell, command: echo, resources: {db: 1, gpu: 1}}\n"
+    )
+    with pytest.raises(ValidationError, match="uses pool 'gpu', which is not declared"):
+        native.read(parse_document(text, "flow.yaml", "yaml"), {})
+    wf = native.read(parse_document(text, "flow.yaml", "yaml"), {"pools": {"gpu": 2, "db": 5}})
+    assert wf.settings.pools == {"gpu": 2, "db": 1}  # the file's own pool wins over a default
+
+
 def test_a_cycle_is_a_cycle_error_at_its_first_step(tmp_path: Path) -> None:
     path = tmp_path / "flow.yaml"
     path.write_text(
@@ -544,7 +555,7 @@ def test_the_docs_examples_do_what_the_docs_say(
 
 def test_the_first_docs_example_takes_the_branch_it_says() -> None:
     syntax, body, _ = doc_blocks()[0]
-    wf = native.read(parse_document(body, "flow.yaml", syntax))
+    wf = native.read(parse_document(body, "flow.yaml", syntax), {})
     result = wf.run()
     assert result.outputs["load"]["stdout"] == "loading 120 rows in eu\n"
     assert result.outputs["report"] == {"load": result.outputs["load"]}

@@ -312,7 +312,7 @@ def test_two_nodes_mapped_to_one_step_id_are_a_problem(tmp_path: Path) -> None:
 def test_a_graph_that_is_not_an_object() -> None:
     """The document reader refuses such files first; the reader checks for itself too."""
     with pytest.raises(ValidationError) as exc:
-        read(Document("flow.json", [{"nodes": []}]))
+        read(Document("flow.json", [{"nodes": []}]), {})
     assert [str(p) for p in exc.value.problems] == [
         'flow.json: a node graph is a JSON object {"nodes": [...], "edges": [...]}, got list'
     ]

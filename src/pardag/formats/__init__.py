@@ -2,8 +2,11 @@
 
 ``load(path)`` reads the file (``document``), picks the format from the extension and the
 content, and hands the parsed document to that format's reader. Every reader is a module here
-with ``detect(doc) -> bool`` and ``read(doc) -> Workflow``; readers report problems with the
-file and line (``Document.where``) and record each step's place in ``Workflow.locations``.
+with ``detect(doc) -> bool`` and ``read(doc, defaults) -> Workflow``. ``defaults`` are the
+settings from the layers below the file (a config file's pools, say): a reader whose files
+declare settings applies them (``apply_defaults``) before it validates, so that a step may use
+a pool the config file declares. Readers report problems with the file and line
+(``Document.where``) and record each step's place in ``Workflow.locations``.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ import importlib
 import os
 import sys
 from collections.abc import Mapping
-from contextvars import ContextVar
 from pathlib import Path
 from types import MappingProxyType, ModuleType
 from typing import Any
@@ -28,10 +30,6 @@ FORMATS = ("nodegraph", "tasktree", "shellflow", "native")
 most permissive)."""
 SCRIPT_FORMATS = ("lua",)
 """Formats whose files are programs, not data: chosen by the file's extension alone."""
-
-
-_NONE: Mapping[str, Any] = MappingProxyType({})
-_DEFAULTS: ContextVar[Mapping[str, Any]] = ContextVar("pardag_format_defaults", default=_NONE)
 
 
 def load(
@@ -61,25 +59,23 @@ def read_workflow(
 ) -> Workflow:
     """The workflow in an already parsed document."""
     name = format or detect_format(doc)
-    token = _DEFAULTS.set(dict(defaults or {}))
-    try:
-        wf: Workflow = _reader(name, doc).read(doc)
-    finally:
-        _DEFAULTS.reset(token)
-    apply_defaults(wf, defaults or {})
+    below = MappingProxyType(dict(defaults or {}))
+    wf: Workflow = _reader(name, doc).read(doc, below)
+    apply_defaults(wf, below)
     wf.source = doc.path
     wf.definition = doc.text
     wf.definition_format = f"{name}:{doc.format}"
     return wf
 
 
-def apply_defaults(wf: Workflow, defaults: Mapping[str, Any] | None = None) -> None:
+def apply_defaults(wf: Workflow, defaults: Mapping[str, Any]) -> None:
     """Give ``wf`` the settings from below its file that the file does not declare.
 
-    Readers call it (with no ``defaults``: those of the ``load`` in progress) before they
-    validate, so that a pool declared in a config file counts.
+    A reader calls it with the ``defaults`` it was given before it validates, so that a pool
+    declared in a config file counts; ``read_workflow`` calls it on what every reader returns
+    (applying them twice changes nothing).
     """
-    for name, value in (_DEFAULTS.get() if defaults is None else defaults).items():
+    for name, value in defaults.items():
         if name == "pools":
             wf.settings.pools = {**value, **wf.settings.pools}
         elif name not in wf.file_settings:

@@ -17,6 +17,7 @@ Lines are found by scanning the text for ``id =`` (best effort, like TOML's).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from pardag.errors import MissingRuntime, Problem, ValidationError
@@ -80,8 +81,12 @@ def detect(doc: Document) -> bool:
     return doc.format == "lua"
 
 
-def read(doc: Document) -> Workflow:
-    """The workflow the Lua file in ``doc`` builds; raises ``ValidationError`` naming the line."""
+def read(doc: Document, defaults: Mapping[str, Any]) -> Workflow:
+    """The workflow the Lua file in ``doc`` builds; raises ``ValidationError`` naming the line.
+
+    The table it builds is read as a native steps file, with ``defaults`` (settings from
+    below the file) applied before it is validated.
+    """
     table = _evaluate(doc)
     plain = _Plain(doc)
     data = plain.convert(table, ("workflow",))
@@ -96,7 +101,7 @@ def read(doc: Document) -> Workflow:
     if problems:
         raise ValidationError(doc.path, problems)
     lines = _lines(doc.text, data)
-    return native.read(Document(doc.path, data, lines, "lua", doc.text))
+    return native.read(Document(doc.path, data, lines, "lua", doc.text), defaults)
 
 
 def _fail(doc: Document, message: str, line: int | None = None) -> ValidationError:

@@ -119,8 +119,12 @@ def detect(doc: Document) -> bool:
     return ("nodes" in data or "edges" in data) and not ("steps" in data or "tasks" in data)
 
 
-def read(doc: Document) -> Workflow:
-    """The workflow in ``doc``, validated; raises ``ValidationError`` with every problem."""
+def read(doc: Document, defaults: Mapping[str, Any]) -> Workflow:
+    """The workflow in ``doc``, validated; raises ``ValidationError`` with every problem.
+
+    ``defaults`` (settings from below the file) are not needed to validate: a node graph
+    declares no pools or run settings, and ``read_workflow`` applies them to the result.
+    """
     return _Reader(doc).read()
 
 

@@ -98,8 +98,12 @@ def detect(doc: Document) -> bool:
     )
 
 
-def read(doc: Document) -> Workflow:
-    """The workflow in a shell-orchestrator file; raises every problem at once, with its line."""
+def read(doc: Document, defaults: Mapping[str, Any]) -> Workflow:
+    """The workflow in a shell-orchestrator file; raises every problem at once, with its line.
+
+    ``defaults`` (settings from below the file) are not needed to validate: such a file
+    declares no pools or run settings, and ``read_workflow`` applies them to the result.
+    """
     return _Reader(doc).read()
 
 
