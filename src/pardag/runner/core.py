@@ -204,12 +204,14 @@ class Runner:
     def _settle(self, message: Message) -> None:
         """Apply one message: see ``pardag.runner.state`` for what each one means."""
         st, sched = self.state, self.sched
+        if type(message) is Ended:  # nearly every message: spared the pattern matching
+            i, fut = message
+            if st.futures.get(i) is fut:
+                self._ended(i, fut)
+            elif fut in st.detached:
+                self._detached_ended(fut)
+            return
         match message:
-            case Ended(i, fut):
-                if st.futures.get(i) is fut:
-                    self._ended(i, fut)
-                elif fut in st.detached:
-                    self._detached_ended(fut)
             case Handoff(i, done, j, fut, started):  # a chain: j ran on in i's thread
                 settled = st.futures.get(i) is done  # not stopped meanwhile
                 self._settle(Ended(i, done))
@@ -267,7 +269,9 @@ class Runner:
         if st.stop is not None:  # stopped while its cache was looked up
             self._failed(i, None)
             return
-        st.begin_attempt(i, self.clock.time())
+        st.attempts[i] += 1  # begin_attempt, spelt out on the hot path
+        if not st.started[i]:
+            st.started[i] = self.clock.time()
         if plan.exact_events:
             self._events.emit(EventKind.STEP_STARTED, i)
         name, action = plan.executor_of[i], plan.actions[i]
@@ -315,8 +319,10 @@ class Runner:
 
     def _ended(self, i: int, fut: asyncio.Future[Any]) -> None:
         """An attempt's future completed: success, failure or cancellation."""
-        self._alarms.cancel(self.state.timers.pop(i, None))
-        del self.state.futures[i]
+        st = self.state
+        if st.timers:  # most runs arm no step timeout
+            self._alarms.cancel(st.timers.pop(i, None))
+        del st.futures[i]
         if fut.cancelled():
             self._failed(i, None)
         elif fut.exception() is not None:
@@ -459,9 +465,10 @@ class Runner:
         """Pause the run when only steps waiting for an answer are left; fail loudly instead
         of hanging when nothing can make progress (a bug if reached)."""
         st, sched = self.state, self.sched
+        if st.futures or st.detached or self._alarms.rate_armed is not None:
+            return  # the common case, asked after every pump: something will wake the run
         busy = self._records is not None and self._records.busy
-        waiting = bool(st.futures or st.detached) or self._alarms.rate_armed is not None or busy
-        verdict = stalled(sched.state, sched.paused, waiting, self.plan.graph.ids)
+        verdict = stalled(sched.state, sched.paused, busy, self.plan.graph.ids)
         if verdict == "paused":
             st.paused = True
             self._all_final.set_result(None)
