@@ -82,8 +82,8 @@ PUBLIC = {
 INTERNAL = {
     "pardag.cli.runs._ProcessGone",
     "pardag.config._Invalid",
-    "pardag.formats.document._Bad",
-    "pardag.formats.document._Constant",
+    "pardag.formats.json_lines._Constant",
+    "pardag.formats.syntax.Bad",
     "pardag.kinds.javascript._DeadlinePassed",
     "pardag.templates.NameMissing",
 }

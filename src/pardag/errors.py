@@ -50,7 +50,8 @@ Kept internal, each caught where it is raised and never reaching a caller:
 
 * ``pardag.cli.runs._ProcessGone``: ``pardag logs --follow`` prints it and exits 1;
 * ``pardag.config._Invalid``: a value that does not parse, becomes a ``SettingsError`` problem;
-* ``pardag.formats.document._Bad`` and ``_Constant``: become the file's ``ValidationError``;
+* ``pardag.formats.syntax.Bad`` and ``pardag.formats.json_lines._Constant``: a problem with a
+  workflow file's syntax, which becomes the file's ``ValidationError``;
 * ``pardag.kinds.javascript._DeadlinePassed``: becomes a ``JavaScriptTimeout``;
 * ``pardag.templates.NameMissing``: a jinja2 ``UndefinedError``, becomes an ``ExpressionError``.
 """
