@@ -29,6 +29,7 @@ from pardag.recording import (
     paused_since,
     recorded_settings,
 )
+from pardag.runner import resume_run
 from pardag.states import RunStatus, StepState
 from pardag.store.base import APPROVED, REJECTED, Answer, RunRecord, RunUpdate, Store
 
@@ -60,11 +61,7 @@ def resume(run_id: str, **options: Unpack[RunOptions]) -> RunResult:
     (``store`` names the run store, ``PARDAG_STORE`` by default; the recorded settings apply
     unless given again; ``params`` are merged over the recorded ones).
     """
-    opened, owned = open_run_store(options.get("store"))
-    if opened is None:
-        raise ArgumentError(
-            "resume needs the run store the run was recorded in: pass store=URL or set PARDAG_STORE"
-        )
+    opened, owned = _required_store(options.get("store"), "resume")
     try:
         record = recorded_run(opened, run_id)
         _check_resumable(record)
@@ -72,8 +69,6 @@ def resume(run_id: str, **options: Unpack[RunOptions]) -> RunResult:
         params = {**json.loads(record.params_json or "{}"), **(options.get("params") or {})}
         given: dict[str, Any] = {**recorded_settings(record.settings_json), **options}
         given |= {"params": params, "store": opened}
-        from pardag.runner import resume_run  # the runner lies below; history only calls it
-
         return resume_run(wf, Resumption.read(opened, record), cast(RunOptions, given))
     finally:
         if owned:

@@ -178,17 +178,19 @@ class Journal:
                 self._steps, self._events, self._runs, self._thens = [], [], [], []
                 self._caches, self._lookups = [], []
                 self._in_flight += 1
+            failure = None
             try:
                 if self._failed is None:  # after a failure, only the continuations go on
                     for entry in caches:
                         self.store.put_cache(entry)
                     self.store.write(runs=runs, steps=steps, events=events)
             except BaseException as exc:  # the run fails with it, on the loop
-                self._failed = exc
-                thens += [functools.partial(q.then, False, None, None) for q in lookups]
-                self._post(self._fail, exc, thens)
+                self._failed = failure = exc
+            answered = thens + [self._answer(q) for q in lookups]  # misses once failed
+            if failure is not None:
+                self._post(self._fail, failure, answered)
             else:
-                self._post(self._deliver, thens + [self._answer(q) for q in lookups])
+                self._post(self._deliver, answered)
 
     def _answer(self, query: _Lookup) -> Then:
         """Read the cache for ``query`` (on the writer thread); its answer, to run on the loop."""

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from pardag import settings_rules as rules
 from pardag.errors import ArgumentError
-from pardag.options import STEP_OPTIONS, RunOptions, StepOptions, check_options
+from pardag.options import SETTING_OPTIONS, STEP_OPTIONS, RunOptions, StepOptions, check_options
 from pardag.states import Mode, OnFailure, Trigger
 
 if TYPE_CHECKING:
@@ -410,12 +410,7 @@ def _infer_deps(fn: Callable[..., Any] | None, known: Mapping[str, Step]) -> tup
 
 def with_overrides(settings: Settings, overrides: Mapping[str, Any]) -> Settings:
     """``settings`` with ``overrides`` (field: value) applied, checked; the original stays."""
-    unknown = sorted(set(overrides) - set(Settings.__dataclass_fields__))
-    if unknown:
-        allowed = ", ".join(Settings.__dataclass_fields__)
-        raise ArgumentError(
-            f"unknown run setting {', '.join(unknown)}; the settings are: {allowed}"
-        )
+    check_options(overrides, SETTING_OPTIONS, "the run settings")
     merged = {f: getattr(settings, f) for f in Settings.__dataclass_fields__}
     merged.update(overrides)
     merged["mode"] = _enum(Mode, merged["mode"], "mode", rules.mode)

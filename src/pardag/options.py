@@ -83,7 +83,7 @@ class StepOptions(TypedDict, total=False):
     branch: dict[str, str]
 
 
-SETTING_OPTIONS = tuple(SettingOptions.__optional_keys__)
+SETTING_OPTIONS = tuple(SettingOptions.__annotations__)
 RUN_OPTIONS = tuple(RunOptions.__annotations__)
 STEP_OPTIONS = tuple(StepOptions.__annotations__)
 

@@ -16,7 +16,7 @@ import pardag
 from pardag import history
 from pardag.cli.console import Session, reported, stderr
 from pardag.cli.exits import worst
-from pardag.cli.loading import open_run_store
+from pardag.cli.loading import open_recorded_store
 from pardag.cli.options import ConfigOpt, DebugOpt, JsonOpt, RunIdArg, StoreOpt
 from pardag.cli.run import finish
 from pardag.errors import ArgumentError
@@ -58,7 +58,7 @@ def resume_command(
         with reported(session):
             raise ArgumentError("give a run id, or --due (not both): pardag resume RUN_ID")
     codes = []
-    with reported(session), open_run_store(store, config) as opened:
+    with reported(session), open_recorded_store(store, config) as opened:
         todo = history.due_runs(opened) if due else [run_id]
         if not todo:
             stderr.print("no paused run has an approval wait that is over", markup=False)
@@ -91,7 +91,7 @@ def approve_command(
                 f"Invalid --input value {input_!r}: expected JSON ({exc.msg}), e.g. "
                 """--input '{"approved": true}' or --input '"staging"'"""
             ) from None
-        with open_run_store(store, config) as opened:
+        with open_recorded_store(store, config) as opened:
             answer = lambda rid: pardag.approve(rid, step, value, store=opened)  # noqa: E731
             result = _go_on(opened, run_id, answer)
     raise typer.Exit(finish(result, json_output, session))
@@ -108,7 +108,7 @@ def reject_command(
 ) -> None:
     """Reject a paused approval step (it fails) and continue its run in this process."""
     session = Session(debug)
-    with reported(session), open_run_store(store, config) as opened:
+    with reported(session), open_recorded_store(store, config) as opened:
         result = _go_on(opened, run_id, lambda rid: pardag.reject(rid, step, reason, store=opened))
     raise typer.Exit(finish(result, json_output, session))
 
@@ -121,6 +121,6 @@ def cancel_command(
 ) -> None:
     """Cancel a run: its process (on this machine) stops it cleanly; a paused or dead run is
     marked cancelled."""
-    with reported(Session(debug)), open_run_store(store, config) as opened:
+    with reported(Session(debug)), open_recorded_store(store, config) as opened:
         record = recorded_run(opened, run_id)
         stderr.print(history.cancel(record.run_id, store=opened), markup=False)

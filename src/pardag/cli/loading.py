@@ -12,7 +12,7 @@ from pardag.model import Workflow
 from pardag.store import DEFAULT_PATH, open_store
 from pardag.store.base import Store
 
-__all__ = ["open_run_store", "prepare"]
+__all__ = ["open_recorded_store", "prepare"]
 
 
 def prepare(
@@ -39,7 +39,7 @@ def prepare(
     return wf, settings
 
 
-def open_run_store(store: str | None, config: Path | None) -> Store:
+def open_recorded_store(store: str | None, config: Path | None) -> Store:
     """The store named by --store, else PARDAG_STORE or the config file, else the default;
     it must exist already (the run-store commands read what ``pardag run`` recorded)."""
     settings = resolve(None, flags={"store": store}, config=config)

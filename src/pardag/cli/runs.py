@@ -21,7 +21,7 @@ from pardag import history
 from pardag.cli.console import Session, reported, stderr
 from pardag.cli.exits import exit_code
 from pardag.cli.jsonout import run_json, step_seconds
-from pardag.cli.loading import open_run_store
+from pardag.cli.loading import open_recorded_store
 from pardag.cli.options import ConfigOpt, DebugOpt, JsonOpt, RunIdArg, StoreOpt
 from pardag.errors import ArgumentError
 from pardag.events import Event, EventKind
@@ -49,7 +49,7 @@ def runs_command(
     """List recorded runs, newest first."""
     with reported(Session(debug)):
         history.check_status(status, "--status")
-        with open_run_store(store, config) as opened:
+        with open_recorded_store(store, config) as opened:
             found = opened.list_runs(
                 workflow=workflow, status=status, since=_since(since), limit=limit
             )
@@ -80,7 +80,7 @@ def show_command(
     debug: DebugOpt = False,
 ) -> None:
     """Show one run: its steps with states, times, attempts and errors."""
-    with reported(Session(debug)), open_run_store(store, config) as opened:
+    with reported(Session(debug)), open_recorded_store(store, config) as opened:
         record = recorded_run(opened, run_id)
         steps = opened.get_steps(record.run_id)
         if json_output:
@@ -116,7 +116,7 @@ def watch_command(
     debug: DebugOpt = False,
 ) -> None:
     """Watch a run started elsewhere, live on a terminal, until it stops running; then show it."""
-    with reported(Session(debug)), open_run_store(store, config) as opened:
+    with reported(Session(debug)), open_recorded_store(store, config) as opened:
         record = recorded_run(opened, run_id)
         total = _step_count(record, opened)
         live = LiveProgress(stderr, record.workflow, total) if stderr.is_terminal else None
@@ -189,7 +189,7 @@ def logs_command(
     debug: DebugOpt = False,
 ) -> None:
     """Print a run's events as JSON lines (one step's, when given)."""
-    with reported(Session(debug)), open_run_store(store, config) as opened:
+    with reported(Session(debug)), open_recorded_store(store, config) as opened:
         try:
             for e in _tail(opened, recorded_run(opened, run_id), step, follow=follow):
                 line = {"seq": e.seq, "at": e.at, "kind": e.kind, "step": e.step}

@@ -88,7 +88,6 @@ class Runner:
         self.plan, self.context, self.state, self.clock = plan, context, state, context.clock
         self.run_id, self.params = context.run_id, context.params
         self.sched = make_scheduler(plan)
-        self.sched.log_all = plan.exact_events
         self._events, self._records, self._resumption = events, records, resumption
         self._fail_fast = plan.settings.on_failure is OnFailure.FAIL_FAST
         self._inbox: deque[Message] = deque()
@@ -269,9 +268,7 @@ class Runner:
         if st.stop is not None:  # stopped while its cache was looked up
             self._failed(i, None)
             return
-        st.attempts[i] += 1  # begin_attempt, spelt out on the hot path
-        if not st.started[i]:
-            st.started[i] = self.clock.time()
+        st.begin_attempt(i, self.clock.time())
         if plan.exact_events:
             self._events.emit(EventKind.STEP_STARTED, i)
         name, action = plan.executor_of[i], plan.actions[i]

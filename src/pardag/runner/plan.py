@@ -178,7 +178,7 @@ def make_scheduler(plan: Plan) -> Scheduler:
                 pools.setdefault(pool, Pool(cap))  # hand-ahead may widen it
                 one = units.setdefault(name, {pool: 1})
                 resources[i] = {**resources[i], pool: 1} if resources[i] else one
-    return Scheduler(
+    sched = Scheduler(
         plan.graph,
         mode=s.mode,
         limit=s.max_concurrency or None,
@@ -186,6 +186,8 @@ def make_scheduler(plan: Plan) -> Scheduler:
         durations=plan.durations,
         resources=resources,
     )
+    sched.log_all = plan.exact_events  # else only what the runner cannot know is logged
+    return sched
 
 
 def past_durations(
