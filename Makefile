@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck pytest postgres clean bench bench-full
+.PHONY: test demo lint typecheck pytest postgres clean bench bench-full test-lowest
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test,languages]'
+	$(BIN)/python -m pip install --quiet -e '.[test,all]'
 	touch $(STAMP)
 
 test: $(STAMP) lint typecheck pytest
@@ -24,14 +24,15 @@ typecheck: $(STAMP)
 pytest: $(STAMP) postgres
 	$(BIN)/python -m pytest
 
-# The run store tests need PostgreSQL on 127.0.0.1:5432 (tests/store/conftest.py): start the
-# local cluster if it is installed and not answering. Without one, those tests fail saying how
-# to start it; PARDAG_SKIP_POSTGRES=1 skips them, PARDAG_TEST_POSTGRES names another server.
+# The run store tests need PostgreSQL (tests/store/conftest.py). If this machine has a cluster
+# that is installed but stopped, start it; with none, the test session starts a real one from
+# the pgserver wheel in a temporary folder. PARDAG_TEST_POSTGRES names another server,
+# PARDAG_SKIP_POSTGRES=1 skips those tests.
 postgres:
 	@if [ "$${PARDAG_SKIP_POSTGRES:-}" = 1 ] || [ -n "$${PARDAG_TEST_POSTGRES:-}" ]; then :; \
-	elif ! command -v pg_isready >/dev/null; then echo "PostgreSQL is not installed here"; \
+	elif ! command -v pg_isready >/dev/null; then :; \
 	elif pg_isready -q -h 127.0.0.1 -p 5432; then :; \
-	elif [ -d /etc/postgresql ]; then \
+	elif [ -d /etc/postgresql ] && command -v pg_ctlcluster >/dev/null; then \
 		pg_ctlcluster --skip-systemctl-redirect "$$(ls /etc/postgresql | tail -n 1)" main start || true; \
 		for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
 	fi
@@ -40,7 +41,16 @@ demo: $(STAMP)
 	$(BIN)/python examples/parallel_speedup.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .venv-lowest .pytest_cache .mypy_cache .ruff_cache
+
+# The lowest versions pyproject.toml allows (uv's lowest-direct resolution), whole suite:
+# run it when a lower bound changes (docs/install.md).
+test-lowest:
+	rm -rf .venv-lowest && $(PYTHON) -m venv .venv-lowest
+	.venv-lowest/bin/python -m pip install --quiet uv
+	.venv-lowest/bin/python -m uv pip install --quiet --python .venv-lowest/bin/python \
+		--resolution lowest-direct -e '.[test,all]'
+	.venv-lowest/bin/python -m pytest
 
 # Benchmarks (benchmarks/README.md): their own venv, with pardag (editable) and the anchors.
 BENCH_VENV := .venv-bench
@@ -50,7 +60,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 $(BENCH_STAMP): pyproject.toml benchmarks/requirements.txt
 	test -d $(BENCH_VENV) || $(PYTHON) -m venv $(BENCH_VENV)
 	$(BENCH_BIN)/python -m pip install --quiet --upgrade pip
-	$(BENCH_BIN)/python -m pip install --quiet -e '.[languages]'
+	$(BENCH_BIN)/python -m pip install --quiet -e '.[all]'
 	$(BENCH_BIN)/python benchmarks/install.py
 	touch $(BENCH_STAMP)
 

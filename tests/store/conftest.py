@@ -1,9 +1,16 @@
 """PostgreSQL for the store tests, and plain SQL beside a store (``Raw``).
 
-PostgreSQL is the real server on this machine (``postgresql://postgres@127.0.0.1:5432/test``
-with trust authentication; ``PARDAG_TEST_POSTGRES`` points elsewhere). When it does not
-answer, the PostgreSQL tests FAIL and say how to start it: CI must never skip them silently.
-On a machine without PostgreSQL, ``PARDAG_SKIP_POSTGRES=1`` skips them instead.
+Which server, first that applies:
+
+1. ``PARDAG_SKIP_POSTGRES=1``: none; the PostgreSQL tests are skipped (say so on purpose).
+2. ``PARDAG_TEST_POSTGRES=URL``: that server; the tests FAIL if it does not answer.
+   ``PARDAG_TEST_POSTGRES=embedded`` forces step 4.
+3. The machine's own server, ``postgresql://postgres@127.0.0.1:5432/test`` with trust
+   authentication, when it answers.
+4. Otherwise a real PostgreSQL from the ``pgserver`` wheel (a test dependency), started by the
+   test session in a temporary folder and stopped at its end, so ``make test`` passes on a
+   machine with only ``python3`` and ``make``. If even that cannot start, the tests FAIL
+   saying why: CI never skips them silently.
 
 Each PostgreSQL test gets a schema of its own, ``t_<random>``, named in the store URL's
 ``options=-csearch_path=...`` (the way a user puts pardag's tables in a schema), and dropped
@@ -15,6 +22,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,28 +34,58 @@ from psycopg import sql
 
 from pardag.store import mask_url
 
-POSTGRES_URL = os.environ.get("PARDAG_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-HOW_TO_START = (
-    "start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start "
-    "(.ci/run does this), or point PARDAG_TEST_POSTGRES at a server with a database you may "
-    "create schemas in, or set PARDAG_SKIP_POSTGRES=1 to skip the PostgreSQL tests on a "
-    "machine without PostgreSQL"
+LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/test"
+EMBEDDED = "embedded"
+HOW_TO_FIX = (
+    "point PARDAG_TEST_POSTGRES at a server with a database you may create schemas in, "
+    "or set PARDAG_SKIP_POSTGRES=1 to skip the PostgreSQL tests"
 )
 
 
+def answers(url: str) -> str | None:
+    """None when ``url`` accepts a connection, else why not."""
+    try:
+        psycopg.connect(url, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        return str(exc).strip() or type(exc).__name__
+    return None
+
+
+def start_embedded(folder: Path) -> Any:
+    """A PostgreSQL server of the ``pgserver`` wheel with its data in ``folder`` (its
+    ``get_uri()`` is a URL over a Unix socket in that folder; ``cleanup()`` stops it)."""
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        warnings.simplefilter("ignore")
+        import pgserver
+    return pgserver.get_server(folder, cleanup_mode="stop")
+
+
 @pytest.fixture(scope="session")
-def postgres() -> str:
-    """The test server's URL, once it answered; fails (never skips) when it does not."""
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The test server's URL, once it answered (module docstring: which server)."""
     if os.environ.get("PARDAG_SKIP_POSTGRES") == "1":
         pytest.skip("PARDAG_SKIP_POSTGRES=1: the PostgreSQL store tests are skipped")
+    chosen = os.environ.get("PARDAG_TEST_POSTGRES")
+    if chosen and chosen != EMBEDDED:
+        if (why := answers(chosen)) is not None:
+            pytest.fail(f"PostgreSQL does not answer at {mask_url(chosen)}: {why}", pytrace=False)
+        yield chosen
+        return
+    if chosen != EMBEDDED and answers(LOCAL_URL) is None:
+        yield LOCAL_URL
+        return
     try:
-        psycopg.connect(POSTGRES_URL, connect_timeout=5).close()
-    except psycopg.Error as exc:
+        server = start_embedded(tmp_path_factory.mktemp("pgdata"))
+    except Exception as exc:
         pytest.fail(
-            f"PostgreSQL does not answer at {mask_url(POSTGRES_URL)}: {exc}\n{HOW_TO_START}",
+            f"no PostgreSQL answers at {LOCAL_URL} and the embedded one (pgserver) did not "
+            f"start: {exc}\n{HOW_TO_FIX}",
             pytrace=False,
         )
-    return POSTGRES_URL
+    try:
+        yield server.get_uri()
+    finally:
+        server.cleanup()
 
 
 def with_search_path(url: str, schema: str) -> str:

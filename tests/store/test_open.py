@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -146,3 +148,54 @@ def test_a_sqlite_store_never_becomes_a_postgresql_one(tmp_path: Path) -> None:
 )
 def test_mask_url_hides_every_password(url: str, masked: str) -> None:
     assert mask_url(url) == masked
+
+
+WITHOUT_PSYCOPG = """
+import sys
+sys.modules["psycopg"] = None  # as on a machine where pardag was installed without the extra
+from pardag.store import StoreError, open_store
+try:
+    open_store("postgresql://ana:s3cret@db.example:5432/runs")
+except StoreError as exc:
+    print(exc)
+"""
+
+
+def test_postgresql_without_the_driver_names_the_extra_to_install(tmp_path: Path) -> None:
+    """psycopg is the ``postgres`` extra: SQLite users never install it, and a PostgreSQL URL
+    without it says how to get it (and still hides the password)."""
+    done = subprocess.run(
+        [sys.executable, "-c", WITHOUT_PSYCOPG], capture_output=True, text=True, check=True
+    )
+    message = done.stdout
+    assert "pip install 'pardag[postgres]'" in message
+    assert "postgresql://ana:***@db.example:5432/runs" in message
+    assert "s3cret" not in message
+
+
+def test_the_cli_says_the_same_without_a_traceback(tmp_path: Path) -> None:
+    script = (
+        "import sys; sys.modules['psycopg'] = None\nfrom pardag.cli import main\nsys.exit(main())"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, "runs", "--store", "postgresql://db.example/runs"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode != 0
+    assert "pardag[postgres]" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_sqlite_runs_never_import_the_postgresql_driver(tmp_path: Path) -> None:
+    script = (
+        "import sys, pardag\n"
+        "wf = pardag.Workflow('w')\n"
+        "wf.add('a', lambda: 1)\n"
+        "assert wf.run(store='runs.db').ok\n"
+        "print('psycopg' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
+    assert done.stdout.strip() == "False"

@@ -75,10 +75,26 @@ def open_store(url: str | os.PathLike[str] | None = None, *, create: bool = True
     if scheme == "sqlite":
         return SQLiteStore(_sqlite_path(url), create=create)
     if scheme in ("postgresql", "postgres"):
-        from pardag.store.postgres import PostgresStore  # psycopg loads only when asked for
-
-        return PostgresStore("postgresql" + url[len(scheme) :], create=create)
+        return _postgres_store("postgresql" + url[len(scheme) :], create)
     raise StoreError(f"store URL {mask_url(url)!r} is not supported; use {ACCEPTED}")
+
+
+POSTGRES_EXTRA = "pip install 'pardag[postgres]'"
+"""How to get the PostgreSQL driver, which is an extra: SQLite users never need it."""
+
+
+def _postgres_store(url: str, create: bool) -> Store:
+    """A ``PostgresStore``; psycopg is imported only here, and its absence is a StoreError."""
+    try:
+        import psycopg  # noqa: F401
+    except ImportError as exc:
+        raise StoreError(
+            f"the store {mask_url(url)} is a PostgreSQL database, and PostgreSQL needs the "
+            f"psycopg driver, which is not installed ({exc}); install it with: {POSTGRES_EXTRA}"
+        ) from exc
+    from pardag.store.postgres import PostgresStore
+
+    return PostgresStore(url, create=create)
 
 
 def _scheme(url: str) -> str | None:
