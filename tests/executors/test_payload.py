@@ -89,18 +89,22 @@ def test_an_unpicklable_closure_is_a_problem_naming_the_step_and_the_variable(
     assert not marker.exists()  # nothing ran
 
 
-def test_a_global_and_a_default_are_named_too() -> None:
+def test_a_global_of_the_script_and_a_default_are_named_too() -> None:
+    script: dict[str, Any] = {"__name__": "__main__"}  # a script's namespace: sent by value
+    exec("import threading\nLOCK = threading.Lock()\ndef locked():\n    return LOCK\n", script)
     with socket.socket() as sock:
 
         def send(s: socket.socket = sock) -> None: ...
 
         wf = Workflow("unsendable")
         wf.add("send", send, executor="processes")
-        wf.add("locked", _uses_the_global_lock, executor="processes")
+        wf.add("script", script["locked"], executor="processes")
+        wf.add("module", _uses_the_global_lock, executor="processes")
         problems = {p.step: p.message for p in _problems(wf)}
     assert "the default of 's' (a socket), which cannot be pickled" in problems["send"]
-    # A module-level function of an importable module goes by reference: its globals stay.
-    assert "locked" not in problems
+    assert "the global 'LOCK' it uses (a lock), which cannot be pickled" in problems["script"]
+    # A function of an importable module goes by reference: its globals stay where they are.
+    assert "module" not in problems
 
 
 def test_the_run_executor_setting_counts_but_not_for_async_functions() -> None:
