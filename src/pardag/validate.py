@@ -22,6 +22,7 @@ from typing import Any
 
 from pardag.caching import cache_problems
 from pardag.errors import ArgumentError, CycleError, Problem, ValidationError
+from pardag.executors.payload import send_problems
 from pardag.expressions import EXPRESSION_NAMES, compile_expression
 from pardag.kinds import kind_problems
 from pardag.kinds.control import branch_handle
@@ -165,6 +166,7 @@ def _step_problems(s: Step, settings: Settings) -> list[Problem]:
     if s.cache is not None:
         msgs += cache_problems(s)
     msgs += kind_problems(s)
+    msgs += send_problems(s, settings.executor)
     return [Problem(s.id, m) for m in msgs] if msgs else []
 
 

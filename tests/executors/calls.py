@@ -1,8 +1,8 @@
 """Module-level step functions for the processes executor's own tests.
 
-The processes executor can only run importable functions, so every call the tests submit
-lives in a module: the conformance suite's in ``pardag.testing.calls`` (used here too), the
-ones only the processes tests need here.
+Importable functions cross to a worker process by reference, as most users' do, so the calls
+the tests submit live in a module: the conformance suite's in ``pardag.testing.calls`` (used
+here too), the ones only the processes tests need here.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import types
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -109,14 +110,35 @@ def test_stop_kills_the_steps_own_child_processes(tmp_path: Path) -> None:
     assert eventually_gone(run(body))
 
 
-def test_unpicklable_function_says_module_level() -> None:
-    def nested() -> None: ...
+def test_lambdas_and_closures_are_sent_by_value() -> None:
+    offset = 40
+
+    def nested(n: int) -> int:
+        return n + offset
 
     async def body(executor: ProcessExecutor) -> None:
-        for fn in (lambda: None, nested):
-            with pytest.raises(TypeError, match="module level") as info:
-                await executor.submit(fn, (), {})
-            assert "threads executor" in str(info.value)
+        assert await executor.submit(lambda: offset + 2, (), {}) == 42
+        assert await executor.submit(nested, (2,), {}) == 42
+        # An argument and a result may be local functions too.
+        (make,), _ = await executor.submit(calls.echo, (lambda: offset,), {})
+        assert make() == 40
+
+    run(body)
+
+
+def test_an_unpicklable_closure_names_the_variable_at_fault() -> None:
+    lock = threading.Lock()
+
+    def guarded() -> None:
+        with lock:
+            pass
+
+    async def body(executor: ProcessExecutor) -> None:
+        with pytest.raises(TypeError) as info:
+            await executor.submit(guarded, (), {})
+        message = str(info.value)
+        assert "the variable 'lock' it closes over (a lock), which cannot be pickled" in message
+        assert "executor='threads'" in message
         assert await executor.submit(calls.add, (1,), {"b": 2}) == 3
 
     run(body)
@@ -125,19 +147,19 @@ def test_unpicklable_function_says_module_level() -> None:
 def test_unpicklable_argument_is_a_clear_error() -> None:
     async def body(executor: ProcessExecutor) -> None:
         with pytest.raises(TypeError, match=r"arguments of .* cannot be pickled"):
-            await executor.submit(calls.echo, (lambda: None,), {})
+            await executor.submit(calls.echo, (threading.Lock(),), {})
 
     run(body)
 
 
 def test_function_the_worker_cannot_import(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Importable here (in sys.modules) but not in the worker, like a notebook's __main__.
+    # In sys.modules here but made at run time: the worker cannot import it by name.
     module = types.ModuleType("pardag_test_parent_only")
     exec("def here_only():\n    return 1\n", module.__dict__)
     monkeypatch.setitem(sys.modules, module.__name__, module)
 
     async def body(executor: ProcessExecutor) -> None:
-        with pytest.raises(RuntimeError, match=r"could not be loaded in the worker.*module level"):
+        with pytest.raises(RuntimeError, match=r"could not be loaded in the worker.*importable"):
             await executor.submit(module.here_only, (), {})
         assert await executor.submit(calls.add, (1, 1), {}) == 2
 

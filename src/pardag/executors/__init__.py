@@ -5,7 +5,8 @@ name           runs                                        auto capacity (max_co
 =============  ==========================================  ================================
 ``async``      ``async def`` functions, on the run's loop  unlimited
 ``threads``    plain functions (their default)             64 threads
-``processes``  plain, importable functions, CPU-bound      one worker per CPU core
+``processes``  plain functions, CPU-bound (pickled: by    one worker per CPU core
+               value when not importable)
 ``inline``     cheap built-in kinds, and plain functions   unlimited
                given ``executor="inline"``: called in the
                event loop's own thread, no hand-off

@@ -12,18 +12,18 @@ Here every worker is a ``multiprocessing`` process of our own, talking over a du
 * a worker that dies (``os._exit``, a segfault, the OOM killer) fails only its own call, with
   the exit code in the message.
 
-Workers start with the "forkserver" method on Linux (forking a process that has threads is
-unsafe) and "spawn" elsewhere. So a step's function must be importable (defined at module
-level; a script's ``__main__`` needs the usual ``if __name__ == "__main__"`` guard) and its
-arguments and result picklable. POSIX only: it relies on ``add_reader`` for pipes and on
-``setsid``/``killpg``.
+Workers are forked by a fork server (forking a process that has threads is unsafe) and never
+import the user's ``__main__`` (``pardag.executors.spawning``), so a script needs no
+``if __name__ == "__main__":`` guard. Functions, arguments and results cross as pickles
+(``pardag.executors.payload``): by reference when importable, by value (cloudpickle) when
+defined in ``__main__``, a notebook or a REPL, and for lambdas and closures. POSIX only: it
+relies on a fork server, on ``add_reader`` for pipes and on ``setsid``/``killpg``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import multiprocessing
 import os
 import pickle
 import signal
@@ -31,12 +31,15 @@ import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from multiprocessing.connection import Connection
-from multiprocessing.context import ForkServerContext, SpawnContext
+from multiprocessing.connection import Connection, Pipe
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 from pardag.executors.base import Executor, describe_exit, set_remote_traceback
+from pardag.executors.payload import describe as _describe
+from pardag.executors.payload import dumps as _dumps
+from pardag.executors.payload import unsendable
+from pardag.executors.spawning import WorkerProcess
 from pardag.states import ExecutorName
 
 __all__ = ["ProcessExecutor"]
@@ -47,28 +50,11 @@ _JOIN_TIMEOUT = 5.0
 _READY = b""
 """A worker's first message: it started; a death before it means the start failed."""
 
-_MODULE_LEVEL_HINT = (
-    "functions run on the processes executor must be defined at module level (importable), "
-    "because worker processes load them by name; use the threads executor for lambdas, "
-    "nested functions and other local callables"
+_IMPORT_HINT = (
+    "the worker imports the function's module by name, so it must be importable there (on "
+    "sys.path, not made at run time); or define the function in the script itself, which "
+    "is sent by value"
 )
-
-
-def _describe(exc: BaseException) -> str:
-    """``module.Type: message``, safe even when ``str(exc)`` itself raises."""
-    cls = type(exc)
-    name = cls.__qualname__
-    if cls.__module__ != "builtins":
-        name = f"{cls.__module__}.{name}"
-    try:
-        message = str(exc)
-    except Exception:
-        message = "<exception str() failed>"
-    return f"{name}: {message}" if message else name
-
-
-def _dumps(obj: object) -> bytes:
-    return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 # --- worker side --------------------------------------------------------------------------
@@ -97,7 +83,7 @@ def _run_request(request: bytes) -> bytes:
     except Exception as exc:
         error = RuntimeError(
             f"the step could not be loaded in the worker process ({_describe(exc)}); "
-            + _MODULE_LEVEL_HINT
+            + _IMPORT_HINT
         )
         return _error_reply(error, _format(exc))
     try:
@@ -146,17 +132,6 @@ class _Worker:
     ready: bool = False
 
 
-def _default_context() -> SpawnContext | ForkServerContext:
-    """forkserver on Linux (fork is unsafe once threads exist), spawn elsewhere."""
-    if sys.platform.startswith("linux"):
-        context = multiprocessing.get_context("forkserver")
-        # Workers fork from the server with the worker loop already imported: a new worker
-        # is ready in milliseconds. (No effect once the server runs.)
-        context.set_forkserver_preload([__name__])
-        return context
-    return multiprocessing.get_context("spawn")
-
-
 def _pickle_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
     """Pickle a call in the parent, so an unpicklable one fails clearly and costs no worker."""
     try:
@@ -164,8 +139,8 @@ def _pickle_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str
     except Exception as exc:
         try:
             _dumps(fn)
-        except Exception:
-            error = TypeError(f"{fn!r} cannot be pickled ({_describe(exc)}); {_MODULE_LEVEL_HINT}")
+        except Exception as fn_exc:
+            error = TypeError(unsendable(fn, fn_exc))
         else:
             error = TypeError(
                 f"the arguments of {fn!r} cannot be pickled for the processes executor "
@@ -222,15 +197,14 @@ def _reap(worker: _Worker) -> int | None:
 class ProcessExecutor(Executor):
     """Runs plain functions in worker processes that can be killed one at a time.
 
-    ``aclose`` leaves no worker behind. The forkserver (and multiprocessing's resource
-    tracker) are shared by every user of multiprocessing in this interpreter and stay.
+    ``aclose`` leaves no worker behind. The fork server (pardag's, shared by every
+    ``ProcessExecutor``) and multiprocessing's resource tracker stay for the interpreter.
     """
 
     name = ExecutorName.PROCESSES
 
     def __init__(self, max_workers: int | None = None) -> None:
         self._max_workers = max_workers or os.cpu_count() or 1
-        self._context = _default_context()
         self._workers: set[_Worker] = set()
         self._idle: list[_Worker] = []
         self._busy: dict[asyncio.Future[Any], _Worker] = {}
@@ -305,8 +279,8 @@ class ProcessExecutor(Executor):
         return self._start_worker(loop)
 
     def _start_worker(self, loop: asyncio.AbstractEventLoop) -> _Worker:
-        parent_conn, child_conn = self._context.Pipe(duplex=True)
-        process = self._context.Process(
+        parent_conn, child_conn = Pipe(duplex=True)
+        process = WorkerProcess(
             target=_worker_main,
             args=(child_conn, list(sys.path)),
             name="pardag-worker",
@@ -346,7 +320,7 @@ class ProcessExecutor(Executor):
             return
         if worker.ready:
             message = f"worker process {describe_exit(code)} while running the step"
-        else:  # e.g. multiprocessing could not re-import the main module (see stderr)
+        else:  # e.g. the fork server could not start it (see stderr)
             message = f"worker process {describe_exit(code)} before it could run the step"
         future.set_exception(RuntimeError(message))
 
