@@ -86,7 +86,7 @@ def spin_pidfile(tmp_path: Path) -> Iterator[Path]:
 
 
 def warm_up_processes() -> None:
-    """Start multiprocessing's forkserver, so a timeout is not eaten by its first start."""
+    """Start pardag's fork server (executors.spawning), so a timeout is not eaten by its start."""
     wf = Workflow("warm-up")
     wf.add("pid", steps.pid, executor="processes")
     assert wf.run().ok
