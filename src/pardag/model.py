@@ -38,6 +38,7 @@ __all__ = [
     "Settings",
     "Step",
     "Workflow",
+    "param_problem",
     "retry_policy",
     "settings_problems",
     "with_overrides",
@@ -205,6 +206,10 @@ class Workflow:
         name: shown in messages, events and the run store.
         mode, max_concurrency, on_failure, timeout, pools, executor: the default ``Settings``
             of its runs; ``run()`` can override each.
+        params: the params its runs take, with their defaults; a run given another one fails
+            (see ``param_problem``), as does a template or expression reading another one.
+        extra_params: True to take params besides those declared (the default when
+            ``params`` is not given).
     """
 
     def __init__(
@@ -217,6 +222,8 @@ class Workflow:
         timeout: float | None = None,
         pools: Mapping[str, int | tuple[int, float]] | None = None,
         executor: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        extra_params: bool | None = None,
     ) -> None:
         self.name = name
         self.settings = Settings(
@@ -234,6 +241,8 @@ class Workflow:
         """The file this workflow was read from, when it came from one."""
         self.locations: dict[str, str] = {}
         """Where each step is declared in ``source`` (``"flow.yaml:12"``), for problems."""
+        self.field_locations: dict[tuple[str, str], str] = {}
+        """Where each step's fields are, by (step id, field): problems with a field point there."""
         self.definition = ""
         """A snapshot of the file it came from (its text), which the run store records."""
         self.definition_format = "python"
@@ -241,8 +250,12 @@ class Workflow:
         self.import_path: str | None = None
         """``module:attribute`` this workflow can be imported from, for resuming its runs;
         found by looking in its steps' modules when not set."""
-        self.params: dict[str, Any] = {}
+        self.params: dict[str, Any] = dict(params or {})
         """Default run params; a run's own ``params=`` are merged over them (top-level keys)."""
+        self.extra_params: bool = params is None if extra_params is None else extra_params
+        """Whether a run may give params the workflow does not declare. Declaring params
+        (``params=`` here, ``params:`` in a file) makes it False unless said otherwise, so a
+        misspelt ``--set enviro=prod`` is an error, not a silently unused value."""
         self.file_settings: dict[str, Any] = {}
         """The settings the workflow file itself declared (its ``execution:`` section), so
         that configuration layers above and below it can be told apart."""
@@ -460,6 +473,28 @@ def _infer_deps(fn: Callable[..., Any] | None, known: Mapping[str, Step]) -> tup
         if p.default is p.empty or p.name in known:
             deps.append(p.name)
     return tuple(deps)
+
+
+RESERVED_RUN_PARAMS = ("approvals",)
+"""Run params every workflow takes: answers to approval steps (``approvals`` or
+``approvals.STEP``, see ``pardag.kinds.approval``)."""
+
+
+def param_problem(wf: Workflow, name: str) -> str | None:
+    """Why ``wf`` does not take the run param ``name`` (with the closest declared one), or
+    None when it does: it declares it, takes any, or every workflow takes it."""
+    if wf.extra_params or name in wf.params:
+        return None
+    if name.partition(".")[0] in RESERVED_RUN_PARAMS:
+        return None
+    declared = sorted(wf.params)
+    close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return (
+        f"workflow {wf.name!r} has no param {name!r} (it declares "
+        f"{', '.join(declared) or 'none'}); {hint}declare it in the workflow's params, "
+        "or let it take any (extra_params)"
+    )
 
 
 def with_overrides(settings: Settings, overrides: Mapping[str, Any]) -> Settings:

@@ -76,9 +76,16 @@ class _Reader(Checks):
         wf = Workflow(name, **settings)
         wf.source = self.doc.path
         wf.file_settings = dict(settings)
-        params = data.get("params", {})
-        if self.mapping(params, "params", "params"):
-            wf.params = dict(params)
+        wf.definition_format = f"native:{self.doc.format}"  # the fixes validation suggests
+        if "params" in data and self.mapping(data["params"], "params", "params"):
+            wf.params = dict(data["params"])
+            wf.extra_params = False
+        if "extra_params" in data:
+            extra = data["extra_params"]
+            if self.expect(
+                type(extra) is bool, extra, "extra_params", "true or false", "extra_params"
+            ):
+                wf.extra_params = extra
         if "description" in data:
             self._text(data["description"], "description", ("description",), None)
         steps = data.get("steps")
@@ -87,8 +94,19 @@ class _Reader(Checks):
         for sid, spec in steps.items():
             self._step(wf, sid, spec)
             wf.locations[sid] = self.doc.where("steps", sid)
+            self._field_lines(wf, sid, spec)
         self._validate(wf)
         return wf
+
+    def _field_lines(self, wf: Workflow, sid: str, spec: Any) -> None:
+        """Where each field of step ``sid`` is (a kind parameter under ``params:`` too)."""
+        if not isinstance(spec, dict):
+            return
+        params = spec.get("params")
+        for key in params if isinstance(params, dict) else ():
+            wf.field_locations[(sid, str(key))] = self.doc.where("steps", sid, "params", key)
+        for key in spec:
+            wf.field_locations[(sid, str(key))] = self.doc.where("steps", sid, key)
 
     def _name(self, data: Mapping[str, Any]) -> str:
         name = data.get("name", MISSING)
