@@ -540,5 +540,5 @@ def test_run_params_refuse_what_the_workflow_does_not_take() -> None:
         return None if name == "env" else f"no param {name!r}"
 
     assert run_params({"env": "dev"}, ["env=prod"], takes) == {"env": "prod"}
-    with pytest.raises(ArgumentError, match="--set enviro.x=1: no param 'enviro'"):
+    with pytest.raises(ArgumentError, match=r"--set enviro\.x=1: no param 'enviro'"):
         run_params({"env": "dev"}, ["enviro.x=1"], takes)
