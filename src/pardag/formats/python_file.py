@@ -107,8 +107,7 @@ def _choose(file: str, found: dict[str, Workflow], name: str | None, module: Mod
     first = next(iter(found))
     raise _error(
         file,
-        f"defines {len(found)} Workflows ({', '.join(found)}); "
-        f"name the one to use: {file}:{first}",
+        f"defines {len(found)} Workflows ({', '.join(found)}); name the one to use: {file}:{first}",
     )
 
 
