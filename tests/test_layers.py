@@ -113,7 +113,13 @@ def test_the_cycle_finder_finds_one() -> None:
 
 def test_the_facades_are_the_only_upward_imports_of_the_model() -> None:
     assert {("pardag.model", t) for t in imports_of("pardag.model")} & FACADES == FACADES
-    below = {"pardag.errors", "pardag.states", "pardag.options", "pardag.settings_rules"}
+    below = {
+        "pardag.errors",
+        "pardag.states",
+        "pardag.units",
+        "pardag.options",
+        "pardag.settings_rules",
+    }
     assert {t for t in imports_of("pardag.model") if ("pardag.model", t) not in FACADES} <= below
 
 

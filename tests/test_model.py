@@ -409,6 +409,45 @@ def test_retry_of_the_wrong_type_is_an_argument_error(bad: Any) -> None:
         wf.add("a", noop, retry=bad)
 
 
+def test_retry_takes_the_mapping_the_files_write() -> None:
+    wf = Workflow("retry")
+    step = wf.add("a", noop, retry={"retries": 2, "delay": 0.1, "max_delay": "2m"})
+    assert step.retry == RetryPolicy(retries=2, delay=0.1, max_delay=120.0)
+    from pardag.formats import read_workflow
+    from pardag.formats.document import parse_document
+
+    text = "steps:\n  a: {kind: merge, retry: {retries: 2, delay: 0.1, max_delay: 2m}}\n"
+    loaded = read_workflow(parse_document(text, "flow.yaml", "yaml"))  # the file's mapping
+    assert loaded.steps["a"].retry == step.retry
+
+
+def test_a_bad_retry_mapping_says_what_the_files_say() -> None:
+    wf = Workflow("retry")
+    with pytest.raises(ArgumentError) as info:
+        wf.add("a", noop, retry={"retries": -1, "dealy": 1, "factor": "big"})
+    assert str(info.value) == (
+        "step 'a': 'retry.retries' must be an integer >= 0, got -1; "
+        "unknown field 'dealy' in retry; did you mean 'delay'?; "
+        "'retry.factor' must be a number, got 'big'"
+    )
+
+
+def test_the_retry_keys_are_the_files_retry_fields() -> None:
+    from pardag.formats.native_fields import RETRY
+    from pardag.model import RETRY_KEYS
+
+    assert tuple(f.name for f in RETRY) == RETRY_KEYS
+
+
+@pytest.mark.parametrize(
+    ("kind", "meant"), [("bash", "shell"), ("sh", "shell"), ("python3", "python"), ("htpp", "http")]
+)
+def test_a_near_miss_of_a_kind_is_told_the_kind(kind: str, meant: str) -> None:
+    wf = Workflow("kinds")
+    wf.add("a", kind=kind, params={"command": "true"})
+    assert has_problem(problems_of(wf), "a", f"kind {kind!r} is unknown; did you mean {meant!r}?")
+
+
 def test_merge_kind_defaults_to_any_success_but_keeps_an_explicit_trigger() -> None:
     wf = Workflow("merge")
     assert wf.add("m", kind="merge").trigger == Trigger.ANY_SUCCESS

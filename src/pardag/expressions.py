@@ -48,6 +48,7 @@ from jinja2.parser import Parser
 from jinja2.runtime import Undefined
 
 from pardag.errors import ArgumentError, ExpressionError
+from pardag.reads import Reads, reads_of
 from pardag.sandbox import MAX_EXPONENT, MAX_INT_BITS, MAX_LENGTH
 from pardag.templates import NameMissing, available_names, environment
 
@@ -90,13 +91,16 @@ class Expression:
     """A compiled expression, ready to evaluate; make one with :func:`compile_expression`.
 
     ``names_used`` are the top-level names it reads (leaving out the built-in functions and
-    ``null``), so validation can check them against a step's dependencies.
+    ``null``) and ``reads`` the keys of them it reads, so validation can check them against a
+    step's dependencies and the workflow's params.
     """
 
     source: str
     where: str
     names_used: frozenset[str]
     _call: Callable[..., Any] = field(repr=False, compare=False)
+    reads: Reads = field(default=Reads(), repr=False, compare=False)
+    """What it reads: ``names_used`` and the keys written out (``steps.fetch``, ``params.x``)."""
 
     def evaluate(self, names: Mapping[str, Any]) -> Any:
         """The value with ``names`` bound; raises :class:`ExpressionError` when it fails."""
@@ -153,7 +157,8 @@ def compile_expression(source: str, *, where: str) -> Expression:
             pass
         return context.vars["result"]
 
-    return Expression(source, where, frozenset(names_used - set(template.globals)), call)
+    used = frozenset(names_used - set(template.globals))
+    return Expression(source, where, used, call, reads_of(tree, used))
 
 
 def expression_names(inputs: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:

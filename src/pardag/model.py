@@ -15,6 +15,7 @@ costs none of that.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -26,6 +27,7 @@ from pardag import settings_rules as rules
 from pardag.errors import ArgumentError
 from pardag.options import SETTING_OPTIONS, STEP_OPTIONS, RunOptions, StepOptions, check_options
 from pardag.states import Mode, OnFailure, Trigger
+from pardag.units import parse_duration
 
 if TYPE_CHECKING:
     from pardag.results import RunResult
@@ -36,6 +38,8 @@ __all__ = [
     "Settings",
     "Step",
     "Workflow",
+    "param_problem",
+    "retry_policy",
     "settings_problems",
     "with_overrides",
 ]
@@ -202,6 +206,10 @@ class Workflow:
         name: shown in messages, events and the run store.
         mode, max_concurrency, on_failure, timeout, pools, executor: the default ``Settings``
             of its runs; ``run()`` can override each.
+        params: the params its runs take, with their defaults; a run given another one fails
+            (see ``param_problem``), as does a template or expression reading another one.
+        extra_params: True to take params besides those declared (the default when
+            ``params`` is not given).
     """
 
     def __init__(
@@ -214,6 +222,8 @@ class Workflow:
         timeout: float | None = None,
         pools: Mapping[str, int | tuple[int, float]] | None = None,
         executor: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        extra_params: bool | None = None,
     ) -> None:
         self.name = name
         self.settings = Settings(
@@ -231,6 +241,8 @@ class Workflow:
         """The file this workflow was read from, when it came from one."""
         self.locations: dict[str, str] = {}
         """Where each step is declared in ``source`` (``"flow.yaml:12"``), for problems."""
+        self.field_locations: dict[tuple[str, str], str] = {}
+        """Where each step's fields are, by (step id, field): problems with a field point there."""
         self.definition = ""
         """A snapshot of the file it came from (its text), which the run store records."""
         self.definition_format = "python"
@@ -238,8 +250,12 @@ class Workflow:
         self.import_path: str | None = None
         """``module:attribute`` this workflow can be imported from, for resuming its runs;
         found by looking in its steps' modules when not set."""
-        self.params: dict[str, Any] = {}
+        self.params: dict[str, Any] = dict(params or {})
         """Default run params; a run's own ``params=`` are merged over them (top-level keys)."""
+        self.extra_params: bool = params is None if extra_params is None else extra_params
+        """Whether a run may give params the workflow does not declare. Declaring params
+        (``params=`` here, ``params:`` in a file) makes it False unless said otherwise, so a
+        misspelt ``--set enviro=prod`` is an error, not a silently unused value."""
         self.file_settings: dict[str, Any] = {}
         """The settings the workflow file itself declared (its ``execution:`` section), so
         that configuration layers above and below it can be told apart."""
@@ -289,7 +305,7 @@ class Workflow:
         if fields.get("kind") == "merge":
             fields.setdefault("trigger", Trigger.ANY_SUCCESS)
         deps = tuple(depends_on) if depends_on is not None else _infer_deps(fn, self._steps)
-        retry = _retry(fields.pop("retry", None))
+        retry = _retry(fields.pop("retry", None), id)
         step = Step(id, fn, depends_on=deps, retry=retry, **fields)
         if id in self._steps:
             self._duplicates.append(id)
@@ -383,14 +399,65 @@ def _enum(cls: type[E], value: E | str, what: str, rule: Callable[[object], str 
     return cls(value)
 
 
-def _retry(retry: RetryPolicy | int | None) -> RetryPolicy | None:
+def _retry(retry: RetryPolicy | int | Mapping[str, Any] | None, sid: str) -> RetryPolicy | None:
     if retry is None or isinstance(retry, RetryPolicy):
         return retry
+    if isinstance(retry, Mapping):
+        policy, problems = retry_policy(retry)
+        if policy is None:
+            raise ArgumentError(f"step {sid!r}: " + "; ".join(m for _, m in problems))
+        return policy
     if isinstance(retry, bool) or not isinstance(retry, int):
         raise ArgumentError(
-            f"retry={retry!r} is not valid; give a number of retries or a pardag.RetryPolicy"
+            f"retry={retry!r} is not valid; give a number of retries, a mapping "
+            "{'retries': 2, 'delay': 0.5, ...} or a pardag.RetryPolicy"
         )
     return RetryPolicy(retries=retry)
+
+
+RETRY_KEYS = ("retries", "delay", "factor", "max_delay", "jitter")
+"""The keys of a retry mapping (``retry: {retries: 2, delay: 1s}``), RetryPolicy's numbers."""
+
+
+def retry_policy(spec: Mapping[str, Any]) -> tuple[RetryPolicy | None, list[tuple[str, str]]]:
+    """The ``RetryPolicy`` a mapping describes, or None and its problems as (key, message).
+
+    The one reading of a retry mapping, for the Python API (``retry={"retries": 2}``) and
+    the workflow files (which place each message at its key's line): durations may be
+    written ``"500ms"``; the numbers' ranges are checked later, by ``RetryPolicy.problems``.
+    """
+    problems: list[tuple[str, str]] = []
+    values: dict[str, Any] = {}
+    for key, value in spec.items():
+        if key not in RETRY_KEYS:
+            close = difflib.get_close_matches(str(key), RETRY_KEYS, n=1, cutoff=0.6)
+            hint = f"did you mean {close[0]!r}?" if close else "use one of " + ", ".join(RETRY_KEYS)
+            problems.append((key, f"unknown field {key!r} in retry; {hint}"))
+            continue
+        got, expected = _retry_value(key, value)
+        if expected:
+            problems.append((key, f"'retry.{key}' must be {expected}, got {_show(value)}"))
+        values[key] = got
+    return (None, problems) if problems else (RetryPolicy(**values), [])
+
+
+def _retry_value(key: str, value: Any) -> tuple[Any, str]:
+    """The value of retry key ``key``, and what was expected instead ('' when it is good)."""
+    if key == "retries":
+        ok = type(value) is int and value >= 0
+        return value, "" if ok else "an integer >= 0"
+    if key in ("delay", "max_delay"):
+        try:
+            return parse_duration(value, f"retry.{key}"), ""
+        except ValueError:
+            return value, "a duration like '30s' or a number of seconds >= 0"
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    return (float(value), "") if ok else (value, "a number")
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _infer_deps(fn: Callable[..., Any] | None, known: Mapping[str, Step]) -> tuple[str, ...]:
@@ -406,6 +473,28 @@ def _infer_deps(fn: Callable[..., Any] | None, known: Mapping[str, Step]) -> tup
         if p.default is p.empty or p.name in known:
             deps.append(p.name)
     return tuple(deps)
+
+
+RESERVED_RUN_PARAMS = ("approvals",)
+"""Run params every workflow takes: answers to approval steps (``approvals`` or
+``approvals.STEP``, see ``pardag.kinds.approval``)."""
+
+
+def param_problem(wf: Workflow, name: str) -> str | None:
+    """Why ``wf`` does not take the run param ``name`` (with the closest declared one), or
+    None when it does: it declares it, takes any, or every workflow takes it."""
+    if wf.extra_params or name in wf.params:
+        return None
+    if name.partition(".")[0] in RESERVED_RUN_PARAMS:
+        return None
+    declared = sorted(wf.params)
+    close = difflib.get_close_matches(name, declared, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return (
+        f"workflow {wf.name!r} has no param {name!r} (it declares "
+        f"{', '.join(declared) or 'none'}); {hint}declare it in the workflow's params, "
+        "or let it take any (extra_params)"
+    )
 
 
 def with_overrides(settings: Settings, overrides: Mapping[str, Any]) -> Settings:

@@ -65,10 +65,11 @@ class RunOptions(SettingOptions, total=False):
 
 class StepOptions(TypedDict, total=False):
     """What ``Workflow.add`` and ``@wf.step`` accept besides the id and the function: the
-    ``Step`` fields (DESIGN §1); ``retry`` also takes a number of retries."""
+    ``Step`` fields (DESIGN §1); ``retry`` also takes a number of retries, or a mapping of
+    ``RetryPolicy``'s numbers as the workflow files write it (``{"retries": 2, "delay": 0.1}``)."""
 
     depends_on: Iterable[str] | str | None
-    retry: RetryPolicy | int | None
+    retry: RetryPolicy | int | Mapping[str, Any] | None
     kind: str
     params: dict[str, Any]
     timeout: float | None

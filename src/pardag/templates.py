@@ -53,6 +53,7 @@ __all__ = [
     "MAX_EXPONENT",
     "MAX_INT_BITS",
     "MAX_LENGTH",
+    "TEMPLATE_NAMES",
     "NameMissing",
     "Sandbox",
     "available_names",
@@ -66,6 +67,9 @@ __all__ = [
     "template_problems",
     "to_text",
 ]
+
+TEMPLATE_NAMES = frozenset({"inputs", "steps", "params", "trigger", "env"})
+"""The names :func:`namespace` gives every step's templates (a kind may add more)."""
 
 _MAX_LISTED = 20
 _MAX_QUOTED = 200

@@ -3,7 +3,8 @@
 ``compile_workflow(wf)`` collects every problem at once, each naming the step and the fix:
 duplicate ids, unknown dependencies (with the closest existing id), a cycle (printed as its
 path), settings, and each step's own fields: its kind's parameters (``pardag.kinds``), its
-``cache`` (``pardag.caching``) and its ``when`` (``pardag.expressions``). Nothing runs when
+``cache`` (``pardag.caching``) and its ``when`` (``pardag.expressions``), and what its
+templates and expressions read (``pardag.validate_reads``). Nothing runs when
 there is a problem. A valid workflow becomes a ``Graph``: steps numbered in declaration order
 with flat predecessor and successor tuples, and a topological order.
 
@@ -23,12 +24,13 @@ from typing import Any
 from pardag.caching import cache_problems
 from pardag.errors import ArgumentError, CycleError, Problem, ValidationError
 from pardag.executors.payload import send_problems
-from pardag.expressions import EXPRESSION_NAMES, compile_expression
+from pardag.expressions import compile_expression
 from pardag.kinds import kind_problems
 from pardag.kinds.control import branch_handle
 from pardag.kinds.python import bind_function
 from pardag.model import ID_PATTERN, Graph, Settings, Step, Workflow, settings_problems
 from pardag.states import Trigger
+from pardag.validate_reads import read_problems
 
 __all__ = ["compile_workflow"]
 
@@ -62,6 +64,7 @@ def _compile(wf: Workflow) -> Graph:
     ]
     problems += [p for s in steps for p in _step_problems(s, wf.settings)]
     problems += [Problem(None, m) for m in settings_problems(wf.settings)]
+    problems += read_problems(wf)
     preds: list[list[int]] = [[] for _ in steps]
     succs: list[list[int]] = [[] for _ in steps]
     handles: dict[tuple[int, int], str] = {}
@@ -171,21 +174,15 @@ def _step_problems(s: Step, settings: Settings) -> list[Problem]:
 
 
 def _when_problems(s: Step) -> list[str]:
-    """A ``when`` must compile and read only the step's inputs, ``inputs`` and ``params``."""
+    """A ``when`` must compile (what it reads is checked by ``pardag.validate_reads``)."""
     if s.when is None:
         return []
     if callable(s.when):
         return _when_callable_problems(s.when, s.depends_on)
     try:
-        expr = compile_expression(s.when, where="when")
+        compile_expression(s.when, where="when")
     except ArgumentError as exc:
         return [str(exc)]
-    unknown = sorted(expr.names_used - set(s.depends_on) - EXPRESSION_NAMES)
-    if unknown:
-        return [
-            f"when reads {', '.join(map(repr, unknown))}, which is not a dependency; "
-            f"add it to depends_on or read the run's params as params.NAME"
-        ]
     return []
 
 

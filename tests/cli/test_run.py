@@ -511,3 +511,34 @@ def test_run_params_refuse_a_key_inside_a_value() -> None:
         run_params({"region": "eu"}, ["region.name=x"])
     with pytest.raises(ArgumentError, match="expected key=value"):
         run_params({}, ["=3"])
+
+
+DEPLOY = """\
+name: deploy
+params:
+  env: dev
+steps:
+  go:
+    kind: shell
+    command: "echo deploying to {{ params.env }}"
+"""
+
+
+def test_set_of_a_param_the_file_does_not_declare_is_an_error(project: Path) -> None:
+    write(project, "deploy.yaml", DEPLOY)
+    done = pardag(project, "run", "deploy.yaml", "--set", "enviro=prod")
+    assert done.returncode != 0
+    assert "--set enviro=prod: workflow 'deploy' has no param 'enviro'" in done.stderr
+    assert "did you mean 'env'?" in done.stderr and "Traceback" not in done.stderr
+    assert "deploying" not in done.stdout + done.stderr
+    ok = pardag(project, "run", "deploy.yaml", "--json", "--set", "env=prod")
+    assert json.loads(ok.stdout)["outputs"]["go"]["stdout"] == "deploying to prod\n"
+
+
+def test_run_params_refuse_what_the_workflow_does_not_take() -> None:
+    def takes(name: str) -> str | None:
+        return None if name == "env" else f"no param {name!r}"
+
+    assert run_params({"env": "dev"}, ["env=prod"], takes) == {"env": "prod"}
+    with pytest.raises(ArgumentError, match=r"--set enviro\.x=1: no param 'enviro'"):
+        run_params({"env": "dev"}, ["enviro.x=1"], takes)

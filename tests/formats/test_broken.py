@@ -87,7 +87,9 @@ EXPECTED: dict[str, tuple[int | None, str]] = {
     "toml_unknown_field.toml": (4, "unknown field 'timout'; did you mean 'timeout'?"),
     "wrong_types.yaml": (2, "'max_concurrency' must be an integer >= 0, got 'many'"),
     "infinite_timeout.yaml": (5, "'timeout' must be a duration"),
-    "unknown_kind.yaml": (3, "kind 'htpp' is unknown"),
+    "unknown_kind.yaml": (3, "kind 'htpp' is unknown; did you mean 'http'?"),
+    "kind_bash.yaml": (3, "kind 'bash' is unknown; did you mean 'shell'?"),
+    "json_kind_http_request.json": (4, "kind 'http_request' is unknown; did you mean 'http'?"),
     # the model's checks, placed at their step (or dependency)
     "cycle.yaml": (None, "is part of a cycle"),
     "toml_cycle.toml": (None, "is part of a cycle"),

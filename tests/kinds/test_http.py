@@ -248,7 +248,7 @@ def test_urlencode_filter_for_values_in_the_url(server: Server) -> None:
 
 
 def test_a_template_error_fails_the_step_naming_it(server: Server) -> None:
-    result = run_http(url=server.url + "/{{ steps.nope.output }}")
+    result = run_http(url=server.url + "/{{ params.nope }}")
     reason = result.steps["call"].reason or ""
     assert "step 'call' params" in reason
     assert "key 'nope' not found" in reason

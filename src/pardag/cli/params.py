@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from pardag.errors import ArgumentError
@@ -14,12 +14,17 @@ __all__ = ["run_params"]
 _KEY = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 
 
-def run_params(defaults: Mapping[str, Any], assignments: Sequence[str]) -> dict[str, Any]:
+def run_params(
+    defaults: Mapping[str, Any],
+    assignments: Sequence[str],
+    takes: Callable[[str], str | None] | None = None,
+) -> dict[str, Any]:
     """The run's params: ``key=value`` assignments (``--set``) over the workflow's defaults.
 
     ``a.b=1`` sets key ``b`` inside mapping ``a`` (made when missing, kept otherwise). A value
     that parses as JSON is that JSON value (``3``, ``true``, ``null``, ``[1, 2]``, ``"3"``);
-    anything else is the plain string.
+    anything else is the plain string. ``takes`` says why the workflow does not take a
+    top-level key (``pardag.model.param_problem``): such an assignment is an error.
     """
     params: dict[str, Any] = _copy(defaults)
     for assignment in assignments:
@@ -29,7 +34,11 @@ def run_params(defaults: Mapping[str, Any], assignments: Sequence[str]) -> dict[
                 f"Invalid --set value {assignment!r}: expected key=value, "
                 "e.g. --set region=eu or --set limits.rows=100"
             )
-        _assign(params, key.strip().split("."), _value(text), assignment)
+        path = key.strip().split(".")
+        problem = takes(path[0]) if takes is not None else None
+        if problem is not None:
+            raise ArgumentError(f"--set {assignment}: {problem}")
+        _assign(params, path, _value(text), assignment)
     return params
 
 

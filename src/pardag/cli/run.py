@@ -7,6 +7,7 @@ commands that continue a recorded run (``resume``, ``approve``, ``reject``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sys
 from collections.abc import Iterator
@@ -27,7 +28,7 @@ from pardag.cli.params import run_params
 from pardag.config import ResolvedSettings
 from pardag.errors import ArgumentError, StepFailed
 from pardag.events import Event, EventKind, Listener
-from pardag.model import Workflow
+from pardag.model import Workflow, param_problem
 from pardag.progress import LiveProgress, print_summary, print_trimmed
 from pardag.results import RunResult
 from pardag.store import DEFAULT_PATH, open_store
@@ -109,7 +110,7 @@ def run_command(
         if show_settings:
             _print_settings(settings, json_output)
             return
-        params = run_params(wf.params, set_ or [])
+        params = run_params(wf.params, set_ or [], functools.partial(param_problem, wf))
         store_url = settings.store or str(DEFAULT_PATH)
         result = _run_watched(wf, params, events, store_url, cache=not no_cache)
     raise typer.Exit(finish(result, json_output, session))

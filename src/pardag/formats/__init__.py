@@ -21,6 +21,7 @@ from typing import Any
 
 from pardag.errors import Problem, ValidationError
 from pardag.formats.document import Document, read_document
+from pardag.formats.python_file import is_python_target, load_python
 from pardag.model import Workflow
 
 __all__ = ["FORMATS", "apply_defaults", "detect_format", "load", "read_workflow"]
@@ -45,9 +46,17 @@ def load(
 
     The file's directory goes to the front of ``sys.path`` first (as ``python script.py``
     does for a script), so ``function: "steps:clean"`` finds a ``steps.py`` beside the file.
+    ``flow.py`` or ``flow.py:name`` is a workflow defined in Python
+    (``pardag.formats.python_file``): the file's only ``Workflow``, or the one named.
+
     Raises ``ValidationError`` naming the file and line for a file that cannot be read, is
     malformed, or describes an invalid workflow.
     """
+    if is_python_target(os.fspath(path)):
+        wf = load_python(os.fspath(path))
+        apply_defaults(wf, MappingProxyType(dict(defaults or {})))
+        wf.validate()
+        return wf
     directory = str(Path(path).resolve().parent)
     if directory not in sys.path:
         sys.path.insert(0, directory)

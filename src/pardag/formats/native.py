@@ -37,9 +37,9 @@ from pardag.formats.native_fields import (
     Field,
 )
 from pardag.formats.reading import line_of
-from pardag.kinds import KINDS
+from pardag.kinds import KINDS, unknown_kind
 from pardag.kinds.control import branch_handle
-from pardag.model import RetryPolicy, Workflow
+from pardag.model import RetryPolicy, Workflow, retry_policy
 from pardag.states import Trigger
 
 __all__ = ["EXECUTION", "POOL", "RETRY", "STEP", "TOP", "Field", "detect", "read"]
@@ -76,9 +76,16 @@ class _Reader(Checks):
         wf = Workflow(name, **settings)
         wf.source = self.doc.path
         wf.file_settings = dict(settings)
-        params = data.get("params", {})
-        if self.mapping(params, "params", "params"):
-            wf.params = dict(params)
+        wf.definition_format = f"native:{self.doc.format}"  # the fixes validation suggests
+        if "params" in data and self.mapping(data["params"], "params", "params"):
+            wf.params = dict(data["params"])
+            wf.extra_params = False
+        if "extra_params" in data:
+            extra = data["extra_params"]
+            if self.expect(
+                type(extra) is bool, extra, "extra_params", "true or false", "extra_params"
+            ):
+                wf.extra_params = extra
         if "description" in data:
             self._text(data["description"], "description", ("description",), None)
         steps = data.get("steps")
@@ -87,8 +94,19 @@ class _Reader(Checks):
         for sid, spec in steps.items():
             self._step(wf, sid, spec)
             wf.locations[sid] = self.doc.where("steps", sid)
+            self._field_lines(wf, sid, spec)
         self._validate(wf)
         return wf
+
+    def _field_lines(self, wf: Workflow, sid: str, spec: Any) -> None:
+        """Where each field of step ``sid`` is (a kind parameter under ``params:`` too)."""
+        if not isinstance(spec, dict):
+            return
+        params = spec.get("params")
+        for key in params if isinstance(params, dict) else ():
+            wf.field_locations[(sid, str(key))] = self.doc.where("steps", sid, "params", key)
+        for key in spec:
+            wf.field_locations[(sid, str(key))] = self.doc.where("steps", sid, key)
 
     def _name(self, data: Mapping[str, Any]) -> str:
         name = data.get("name", MISSING)
@@ -121,9 +139,7 @@ class _Reader(Checks):
             self.expect(False, kind, "kind", "a string", *at, "kind", step=sid)
             kind = "python"
         elif kind not in KINDS:
-            self.bad(
-                f"kind {kind!r} is unknown{suggest(kind, sorted(KINDS))}", *at, "kind", step=sid
-            )
+            self.bad(unknown_kind(kind), *at, "kind", step=sid)
         step_fields = [f.name for f in STEP]
         fields: tuple[str, ...] | None = None  # an unknown kind's: whatever is there
         if kind in KINDS:
@@ -241,18 +257,10 @@ class _Reader(Checks):
                 return RetryPolicy(retries=value)
             expected = "a number of retries or a mapping {retries, delay, ...}"
             return self.bad(f"'retry' must be {expected}, got {show(value)}", *at, step=sid)
-        self.unknown(value, [f.name for f in RETRY], " in retry", at, step=sid)
-        checks: dict[str, Callable[[Any], Any]] = {
-            "retries": lambda v: self.integer(v, "retry.retries", 0, *at, "retries", step=sid),
-            "delay": lambda v: self.duration(v, "retry.delay", *at, "delay", step=sid),
-            "factor": lambda v: self.number(v, "retry.factor", *at, "factor", step=sid),
-            "max_delay": lambda v: self.duration(v, "retry.max_delay", *at, "max_delay", step=sid),
-            "jitter": lambda v: self.number(v, "retry.jitter", *at, "jitter", step=sid),
-        }
-        options = {k: check(value[k]) for k, check in checks.items() if k in value}
-        if any(v is MISSING for v in options.values()):
-            return MISSING
-        return RetryPolicy(**options)
+        policy, problems = retry_policy(value)
+        for key, message in problems:
+            self.bad(message, *at, key, step=sid)
+        return MISSING if policy is None else policy
 
     def _resources(self, value: Any, sid: str) -> Any:
         at = ("steps", sid, "resources")

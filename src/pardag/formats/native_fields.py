@@ -149,7 +149,13 @@ TOP = (
     Field(
         "params",
         {"type": "object"},
-        "Default params of its runs; a run's own params are merged over them.",
+        "The params its runs take, with their defaults; a run's own params are merged over "
+        "them, and a run given another one fails (unless extra_params is true).",
+    ),
+    Field(
+        "extra_params",
+        {"type": "boolean"},
+        "Whether runs may give params that 'params' does not declare (default false).",
     ),
     Field(
         "steps",

@@ -16,7 +16,16 @@ from pardag.kinds.base import Action, Binder, RunContext
 if TYPE_CHECKING:
     from pardag.model import Step
 
-__all__ = ["KINDS", "Action", "Binder", "Kind", "RunContext", "action_for", "kind_problems"]
+__all__ = [
+    "KINDS",
+    "Action",
+    "Binder",
+    "Kind",
+    "RunContext",
+    "action_for",
+    "kind_problems",
+    "unknown_kind",
+]
 
 
 class Kind(Protocol):
@@ -70,15 +79,52 @@ def _kinds() -> dict[str, Kind]:
     return KINDS
 
 
+NEAR_MISSES = {
+    "bash": "shell",
+    "sh": "shell",
+    "zsh": "shell",
+    "command": "shell",
+    "cmd": "shell",
+    "script": "shell",
+    "py": "python",
+    "python3": "python",
+    "function": "python",
+    "http_request": "http",
+    "request": "http",
+    "https": "http",
+    "rest": "http",
+    "api": "http",
+    "webhook": "http",
+    "if": "condition",
+    "switch": "condition",
+    "branch": "condition",
+    "sleep": "delay",
+    "wait": "delay",
+    "join": "merge",
+    "approve": "approval",
+    "manual": "approval",
+}
+"""Names users reach for that are not kinds, and the kind they mean."""
+
+
+def unknown_kind(kind: object) -> str:
+    """``kind 'bash' is unknown; did you mean 'shell'?``: a known near miss, else the closest
+    kind by spelling, else the list of kinds."""
+    known = sorted(_kinds())
+    meant = NEAR_MISSES.get(str(kind).lower())
+    if meant is None:
+        close = difflib.get_close_matches(str(kind).lower(), known, n=1, cutoff=0.6)
+        meant = close[0] if close else None
+    if meant is not None:
+        return f"kind {kind!r} is unknown; did you mean {meant!r}?"
+    return f"kind {kind!r} is unknown; use one of {', '.join(known)}"
+
+
 def kind_problems(step: Step) -> list[str]:
     """Validation messages for ``step`` from its kind (an unknown kind is one)."""
     kind = _kinds().get(step.kind)
     if kind is None:
-        close = difflib.get_close_matches(str(step.kind), list(_kinds()), n=1)
-        if close:
-            return [f"kind {step.kind!r} is unknown; did you mean {close[0]!r}?"]
-        known = ", ".join(sorted(_kinds()))
-        return [f"kind {step.kind!r} is unknown; use one of {known}"]
+        return [unknown_kind(step.kind)]
     try:
         return kind.problems(step)
     except MissingRuntime as exc:  # the kind's language runtime is not installed

@@ -80,6 +80,10 @@ class ApprovalKind:
     """Reads the step's answer from the run's params; see the module docstring."""
 
     fields: tuple[str, ...] = ("prompt", "choices", "schema", "timeout", "on_timeout", "default")
+    templated: tuple[str, ...] = ("prompt",)
+    """The fields rendered as templates (validation checks what they read)."""
+    template_names: tuple[str, ...] = ()
+    """Names its templates read besides ``pardag.templates.TEMPLATE_NAMES``."""
 
     def problems(self, step: Step) -> list[str]:
         prompt = step.params.get("prompt")

@@ -40,6 +40,8 @@ class ConditionKind(PythonKind):
     """
 
     fields: tuple[str, ...] = ("expression",)
+    expressions: tuple[str, ...] = ("expression",)
+    """The fields that are expressions (validation checks what they read)."""
 
     def problems(self, step: Step) -> list[str]:
         if step.fn is not None:

@@ -149,6 +149,10 @@ class HttpKind:
         "timeout",
         "allow_status",
     )
+    templated: tuple[str, ...] = ("url", "method", "headers", "query", "json", "body", "timeout")
+    """The fields rendered as templates (validation checks what they read)."""
+    template_names: tuple[str, ...] = ("idempotency_key",)
+    """Names its templates read besides ``pardag.templates.TEMPLATE_NAMES``."""
 
     def problems(self, step: Step) -> list[str]:
         params = step.params

@@ -262,6 +262,10 @@ class ShellKind:
     """Runs ``command`` or ``script``; see the module docstring."""
 
     fields: tuple[str, ...] = ("command", "script", "args", "env", "cwd", "shell")
+    templated: tuple[str, ...] = ("command", "script", "args", "env", "cwd")
+    """The fields rendered as templates (validation checks what they read)."""
+    template_names: tuple[str, ...] = ("idempotency_key",)
+    """Names its templates read besides ``pardag.templates.TEMPLATE_NAMES``."""
 
     def problems(self, step: Step) -> list[str]:
         out = _shape_problems(step.params)

@@ -28,6 +28,10 @@ class DelayKind:
     """Sleeps for ``duration``; see the module docstring."""
 
     fields: tuple[str, ...] = ("duration",)
+    templated: tuple[str, ...] = ("duration",)
+    """The fields rendered as templates (validation checks what they read)."""
+    template_names: tuple[str, ...] = ()
+    """Names its templates read besides ``pardag.templates.TEMPLATE_NAMES``."""
 
     def problems(self, step: Step) -> list[str]:
         if "duration" not in step.params:

@@ -19,7 +19,7 @@ from pardag.clock import SystemClock
 from pardag.errors import ArgumentError
 from pardag.journal import Journal
 from pardag.kinds import RunContext
-from pardag.model import Workflow, with_overrides
+from pardag.model import Workflow, param_problem, with_overrides
 from pardag.options import RUN_OPTIONS, SETTING_OPTIONS, RunOptions, check_options
 from pardag.recording import Resumption, open_run_store, run_record
 from pardag.results import RunResult
@@ -74,6 +74,10 @@ def new_runner(
     the run store's journal, events), and what to call once it is done (closing a store it
     opened). Every option is checked before the store is opened."""
     check_options(options, RUN_OPTIONS, "run()")
+    given = options.get("params") or {}
+    unknown = [m for name in given if (m := param_problem(wf, name)) is not None]
+    if unknown:
+        raise ArgumentError("run(params=...): " + "; ".join(unknown))
     use_cache = options.get("cache", True)
     if not isinstance(use_cache, bool):
         raise ArgumentError(
@@ -89,7 +93,7 @@ def new_runner(
         record = run_record(wf, uuid.uuid4().hex)
     run_id = record.run_id if record is not None else uuid.uuid4().hex
     clock = options.get("clock") or SystemClock()
-    params = {**wf.params, **(options.get("params") or {})}
+    params = {**wf.params, **given}
     context = RunContext(run_id, wf.name, params, clock=clock)
     first_event = 1
     if resumption is not None:
