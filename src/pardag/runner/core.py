@@ -272,13 +272,14 @@ class Runner:
         if plan.exact_events:
             self._events.emit(EventKind.STEP_STARTED, i)
         name, action = plan.executor_of[i], plan.actions[i]
+        fn = action.fn if self._records is None else self._records.capture(i, action.fn, name)
         try:
             ex = self._workers.get(name)
             args, kwargs = action.bind(inputs, self.params)
             if ex.synchronous:
-                output = ex.call(action.fn, args, kwargs)  # cheap: right here, no hand-off
+                output = ex.call(fn, args, kwargs)  # cheap: right here, no hand-off
             else:
-                st.futures[i] = fut = self._workers.submit(ex, action.fn, args, kwargs, i)
+                st.futures[i] = fut = self._workers.submit(ex, fn, args, kwargs, i)
         except Exception as exc:  # the step raised (inline), or could not be started
             self._failed(i, exc)
             return
