@@ -207,8 +207,12 @@ class _Handler(logging.Handler):
         log = _current.get()
         if log is not None:
             log.write("log", self.format(record) + "\n")
-        elif self._alone(record) and record.levelno >= logging.lastResort.level:
-            logging.lastResort.handle(record)  # as if this handler were not there
+        elif (
+            (last := logging.lastResort) is not None
+            and record.levelno >= last.level
+            and self._alone(record)
+        ):
+            last.handle(record)  # as Python would, were this handler not there
 
     def _alone(self, record: logging.LogRecord) -> bool:
         """True when no other handler sees ``record``: Python would then print it itself."""

@@ -24,8 +24,8 @@ first line of stdout that is a JSON object, else ``{"stdout", "stderr", "exit_co
 stream keeps its first 10 MiB and its last 64 KiB; what lies between is dropped and replaced
 by a line saying how many bytes were dropped. Both streams also go, as they come, into the
 step's log (``pardag logs RUN STEP``, see :mod:`pardag.steplog`). A non-zero exit fails the
-step with the tail of stderr (of stdout when stderr is empty). A timeout or cancellation kills the whole process
-group (``SIGKILL``), background children included.
+step with the tail of stderr (of stdout when stderr is empty). A timeout or cancellation
+kills the whole process group (``SIGKILL``), background children included.
 """
 
 from __future__ import annotations

@@ -369,7 +369,9 @@ def write_batches(
     return batches
 
 
-def _runs(records: Sequence[StepRecord] | Sequence[EventRecord] | Sequence[LogRecord]) -> tuple[str, ...]:
+def _runs(
+    records: Sequence[StepRecord] | Sequence[EventRecord] | Sequence[LogRecord],
+) -> tuple[str, ...]:
     return tuple(dict.fromkeys(r.run_id for r in records))
 
 
