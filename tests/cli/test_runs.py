@@ -452,8 +452,8 @@ def test_logs_of_a_step_the_run_does_not_have_is_an_error_naming_its_steps(proje
     done = pardag(project, "logs", run_id, "alpah")
     assert done.returncode == 2 and done.stdout == ""
     assert (
-        f"run {run_id[:12]} has no step 'alpah'; did you mean 'alpha'? its steps: zeta, alpha, tests"
-        in done.stderr
+        f"run {run_id[:12]} has no step 'alpah'; did you mean 'alpha'? "
+        "its steps: zeta, alpha, tests" in done.stderr
     )
     assert pardag(project, "show", run_id, "nope").returncode == 2
 
