@@ -116,22 +116,6 @@ def test_steps_on_worker_processes_bring_their_log_back(url: str) -> None:
     assert _log(url, result.run_id, "fail") == [(1, "stdout", "about to fail\n")]
 
 
-def test_each_attempt_has_its_own_log(url: str) -> None:
-    tries = iter([ValueError("first"), None])
-
-    def flaky() -> str:
-        print("trying")
-        error = next(tries)
-        if error:
-            raise error
-        return "ok"
-
-    wf = pardag.Workflow("retried")
-    wf.add("f", flaky, retry=pardag.RetryPolicy(retries=1, delay=0.001))
-    result = wf.run(store=url)
-    assert _log(url, result.run_id, "f") == [(1, "stdout", "trying\n"), (2, "stdout", "trying\n")]
-
-
 def test_a_log_past_its_limit_is_cut_and_says_how_much_was_dropped(url: str) -> None:
     def flood() -> None:
         line = "x" * 1023 + "\n"
