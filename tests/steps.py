@@ -6,6 +6,7 @@ Worker processes load a step's function by name, so it must live in an importabl
 from __future__ import annotations
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -42,3 +43,15 @@ def skip_in_worker() -> None:
     from pardag import StepSkipped
 
     raise StepSkipped("nothing new in the worker")
+
+
+def print_lines() -> int:
+    for n in range(3):
+        print(f"line {n}")
+    print("done", file=sys.stderr)
+    return 3
+
+
+def print_then_fail() -> None:
+    print("about to fail")
+    raise ValueError("bad")

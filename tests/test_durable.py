@@ -72,6 +72,7 @@ def test_retried_attempts_are_each_recorded(url: str) -> None:
     tries = iter([ValueError("first"), None])
 
     def flaky() -> str:
+        print("trying")
         error = next(tries)
         if error:
             raise error
@@ -83,8 +84,10 @@ def test_retried_attempts_are_each_recorded(url: str) -> None:
     with open_store(url) as store:
         attempts = [(s.attempt, s.state) for s in store.get_steps(result.run_id)]
         first = next(s for s in store.get_steps(result.run_id) if s.attempt == 1)
+        logs = [(p.attempt, p.text) for p in store.get_logs(result.run_id, "f")]
     assert attempts == [(1, "retrying"), (2, "succeeded")]
     assert "first" in (first.error or "") and "ValueError" in (first.traceback or "")
+    assert logs == [(1, "trying\n"), (2, "trying\n")]  # each attempt's log its own
 
 
 def test_an_output_json_cannot_hold_is_kept_in_memory_with_a_warning(url: str) -> None:

@@ -80,7 +80,7 @@ PUBLIC = {
 }
 
 INTERNAL = {
-    "pardag.cli.runs._ProcessGone",
+    "pardag.cli.logs.ProcessGone",
     "pardag.config._Invalid",
     "pardag.formats.json_lines._Constant",
     "pardag.formats.syntax.Bad",

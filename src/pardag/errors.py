@@ -48,7 +48,7 @@ attributes, as a worker process sends them back to the runner.
 
 Kept internal, each caught where it is raised and never reaching a caller:
 
-* ``pardag.cli.runs._ProcessGone``: ``pardag logs --follow`` prints it and exits 1;
+* ``pardag.cli.logs.ProcessGone``: ``pardag logs --follow`` prints it and exits 1;
 * ``pardag.config._Invalid``: a value that does not parse, becomes a ``SettingsError`` problem;
 * ``pardag.formats.syntax.Bad`` and ``pardag.formats.json_lines._Constant``: a problem with a
   workflow file's syntax, which becomes the file's ``ValidationError``;

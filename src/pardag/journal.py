@@ -6,6 +6,9 @@ would cost an fsync each, so one writer thread commits everything that arrived w
 previous commit was on its way in one transaction (group commit), then hands the loop the
 continuations that waited for it (start the step, release its dependents) in order.
 
+Step logs (``pardag.steplog``) go into the same groups; they are added from whichever thread
+the step writes on, and nothing waits for them.
+
 The journal is also a ``Listener``: every event of the run goes into the same transactions.
 And it is the run's only way to the step output cache: a step's cached output is stored with
 its final record, and a cache lookup is answered by the writer thread after the group it came
@@ -26,7 +29,7 @@ from pardag.caching import lookup
 from pardag.clock import Clock, SystemClock
 from pardag.events import Event
 from pardag.recording import encode_json
-from pardag.store.base import CacheEntry, EventRecord, RunUpdate, StepRecord, Store
+from pardag.store.base import CacheEntry, EventRecord, LogRecord, RunUpdate, StepRecord, Store
 
 __all__ = ["Answered", "Journal", "warn_not_stored"]
 
@@ -59,6 +62,7 @@ class Journal:
         self._clock = clock or SystemClock()
         self._steps: list[StepRecord] = []
         self._events: list[EventRecord] = []
+        self._logs: list[LogRecord] = []
         self._runs: list[RunUpdate] = []
         self._caches: list[CacheEntry] = []
         self._lookups: list[_Lookup] = []
@@ -97,10 +101,11 @@ class Journal:
         step: StepRecord | None = None,
         run: RunUpdate | None = None,
         cache: CacheEntry | None = None,
+        log: LogRecord | None = None,
         then: Then | None = None,
     ) -> None:
-        """Queue a record (and a step's output for the cache); ``then`` runs on the loop after
-        it is committed.
+        """Queue a record (and a step's output for the cache, a piece of a step's log); ``then``
+        runs on the loop after it is committed. Thread-safe.
 
         Once a commit has failed nothing more is recorded: ``then`` runs at once, so that the
         run (which is failing with the store's error) can wind down.
@@ -116,6 +121,8 @@ class Journal:
                 self._runs.append(run)
             if cache is not None:
                 self._caches.append(cache)
+            if log is not None:
+                self._logs.append(log)
             if then is not None:
                 self._thens.append(then)
             if self._idle:
@@ -163,6 +170,7 @@ class Journal:
                 while not (
                     self._steps
                     or self._events
+                    or self._logs
                     or self._runs
                     or self._caches
                     or self._lookups
@@ -174,8 +182,9 @@ class Journal:
                     self._wake.wait()
                     self._idle = False
                 steps, events, runs, thens = self._steps, self._events, self._runs, self._thens
-                caches, lookups = self._caches, self._lookups
+                caches, lookups, logs = self._caches, self._lookups, self._logs
                 self._steps, self._events, self._runs, self._thens = [], [], [], []
+                self._logs = []
                 self._caches, self._lookups = [], []
                 self._in_flight += 1
             failure = None
@@ -183,7 +192,7 @@ class Journal:
                 if self._failed is None:  # after a failure, only the continuations go on
                     for entry in caches:
                         self.store.put_cache(entry)
-                    self.store.write(runs=runs, steps=steps, events=events)
+                    self.store.write(runs=runs, steps=steps, events=events, logs=logs)
             except BaseException as exc:  # the run fails with it, on the loop
                 self._failed = failure = exc
             answered = thens + [self._answer(q) for q in lookups]  # misses once failed

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Resumption",
+    "StepHistory",
     "encode_json",
     "find_import_path",
     "latest_attempts",
@@ -35,6 +36,7 @@ __all__ = [
     "recorded_settings",
     "run_record",
     "settings_json",
+    "step_histories",
 ]
 
 
@@ -161,3 +163,42 @@ def latest_attempts(steps: Sequence[StepRecord]) -> dict[str, StepRecord]:
         if rec.step_id not in latest or rec.attempt >= latest[rec.step_id].attempt:
             latest[rec.step_id] = rec
     return latest
+
+
+@dataclass(frozen=True)
+class StepHistory:
+    """Every recorded attempt of one step, oldest first; ``last`` is the one that counts."""
+
+    attempts: tuple[StepRecord, ...]
+
+    @property
+    def last(self) -> StepRecord:
+        return self.attempts[-1]
+
+    @property
+    def started_at(self) -> float | None:
+        """When its first attempt started (as ``StepResult.started_at``)."""
+        return min((a.started_at for a in self.attempts if a.started_at), default=None)
+
+    @property
+    def duration(self) -> float | None:
+        """From its first start to its final end (as ``StepResult.duration``); None before."""
+        start, end = self.started_at, self.last.finished_at
+        return None if start is None or end is None else end - start
+
+
+def step_histories(steps: Sequence[StepRecord]) -> dict[str, StepHistory]:
+    """Each step's attempts, the steps in declaration order (``position``; records without
+    one, from older pardags, after them by first start, then id)."""
+    by_step: dict[str, list[StepRecord]] = {}
+    for rec in sorted(steps, key=lambda r: r.attempt):
+        by_step.setdefault(rec.step_id, []).append(rec)
+    histories = {sid: StepHistory(tuple(found)) for sid, found in by_step.items()}
+
+    def place(sid: str) -> tuple[int, float, str]:
+        history = histories[sid]
+        position = next((a.position for a in history.attempts if a.position is not None), None)
+        unknown = 1 << 62
+        return (unknown if position is None else position, history.started_at or 0.0, sid)
+
+    return {sid: histories[sid] for sid in sorted(histories, key=place)}

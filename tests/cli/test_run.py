@@ -72,14 +72,14 @@ def settings_of(cwd: Path, *args: str, env: dict[str, str] | None = None) -> dic
 # -- run ----------------------------------------------------------------------------------------
 
 
-def test_run_succeeds_with_a_plain_table_on_stderr(project: Path) -> None:
+def test_run_succeeds_with_a_plain_table_on_stdout(project: Path) -> None:
     write(project, "flow.yaml", FLOW)
     done = pardag(project, "run", "flow.yaml")
     assert done.returncode == 0, done.stderr
-    assert done.stdout == ""
-    assert ANSI not in done.stderr  # stderr is a pipe: no colour, no live display
-    first, *lines = done.stderr.splitlines()
+    assert ANSI not in done.stderr + done.stdout  # pipes: no colour, no live display
+    (first,) = done.stderr.splitlines()  # progress and messages only
     assert re.fullmatch(r"run [0-9a-f]{32}", first)  # the run's id comes first
+    lines = done.stdout.splitlines()  # the results are data: stdout
     rows = {line.split()[0]: line.split()[1:4] for line in lines[1:5]}
     assert lines[0].split() == [
         "step",
@@ -90,17 +90,17 @@ def test_run_succeeds_with_a_plain_table_on_stderr(project: Path) -> None:
     ]
     assert set(rows) == {"a", "b", "c", "d"}
     assert all(state == "succeeded" and attempts == "1" for state, _, attempts in rows.values())
-    assert "run succeeded in " in done.stderr
-    assert ": 4 steps (4 succeeded)" in done.stderr
-    assert "speed-up " in done.stderr and "over running them one after another" in done.stderr
-    assert 'output: {"n": 4}' in done.stderr
+    assert "run succeeded in " in done.stdout
+    assert ": 4 steps (4 succeeded)" in done.stdout
+    assert "speed-up " in done.stdout and "over running them one after another" in done.stdout
+    assert 'output: {"n": 4}' in done.stdout
 
 
 def test_a_single_step_is_counted_in_the_singular(project: Path) -> None:
     write(project, "one.yaml", "steps:\n  only:\n    kind: shell\n    command: echo hi\n")
     done = pardag(project, "run", "one.yaml")
     assert done.returncode == 0, done.stderr
-    assert ": 1 step (1 succeeded)" in done.stderr
+    assert ": 1 step (1 succeeded)" in done.stdout
 
 
 def test_run_json_has_the_stable_keys_and_the_outputs(project: Path) -> None:
@@ -156,7 +156,8 @@ def test_events_file_has_every_event_in_order(project: Path) -> None:
     assert events[0]["kind"] == "run_started" and events[0]["step"] is None
     assert events[-1] == {**events[-1], "kind": "run_finished", "data": {"status": "succeeded"}}
     assert {e["run"] for e in events} == {json.loads(done.stdout)["run_id"]}
-    assert [e["time"] for e in events] == sorted(e["time"] for e in events)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert [e["at"] for e in events] == sorted(e["at"] for e in events)
 
     def at(kind: str, step: str) -> int:
         return next(n for n, e in enumerate(events) if e["kind"] == kind and e["step"] == step)
@@ -190,7 +191,8 @@ def test_failed_run_exits_1_naming_the_step_without_a_traceback(project: Path) -
     assert "error: step 'broken' failed" in done.stderr
     assert "Traceback" not in done.stderr
     assert ANSI not in done.stderr
-    lines = {line.split()[0]: line for line in done.stderr.splitlines() if line.strip()}
+    assert "pardag show " in done.stderr and " broken  for the traceback" in done.stderr
+    lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.strip()}
     assert lines["after"].split()[1] == "skipped" and "upstream failed: broken" in lines["after"]
     assert lines["independent"].split()[1] == "succeeded"  # --on-failure continue reached it
 
@@ -314,13 +316,16 @@ def test_live_progress_only_on_a_terminal(project: Path) -> None:
                 break
             seen += chunk
         assert proc.wait(timeout=30) == 0
+        assert proc.stdout is not None
+        summary = proc.stdout.read().decode()
     finally:
         proc.kill()
         os.close(leader)
     text = seen.decode(errors="replace")
     assert ANSI in text
     assert "demo" in text and "/4" in text  # the live header: name and the count of steps
-    assert "run succeeded" in text  # then the summary
+    assert "run succeeded" in summary  # then the summary, on stdout (a pipe: plain)
+    assert ANSI not in summary
 
 
 def test_live_view_counts_what_runs_and_what_waits_for_a_pool() -> None:

@@ -75,7 +75,7 @@ def test_run_records_and_show_gives_the_keys_of_run_json(project: Path) -> None:
 def test_logs_print_the_events_of_a_step_in_order(project: Path) -> None:
     write(project, "flow.yaml", FLOW)
     run_id = json.loads(pardag(project, "run", "flow.yaml", "--json").stdout)["run_id"]
-    done = pardag(project, "logs", run_id, "second")
+    done = pardag(project, "logs", run_id, "second", "--events")
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [e["kind"] for e in lines] == ["step_ready", "step_started", "step_succeeded"]
@@ -245,14 +245,14 @@ def test_watch_waits_for_the_run_then_shows_it(project: Path) -> None:
         time.sleep(0.5)  # give it time to finish early, which it must not do
         assert watch.poll() is None  # the run is held at 'wait': still watching
         (project / "go").touch()
-        _, err = watch.communicate(timeout=30)
+        out, err = watch.communicate(timeout=30)
     finally:
         (project / "go").touch()
         run.communicate(timeout=30)
         watch.kill()
     assert watch.returncode == 0, err
-    assert err.splitlines()[0].startswith(f"run {run_id}  gated  succeeded")
-    rows = {line.split()[0]: line.split()[1] for line in err.splitlines()[2:]}
+    assert out.splitlines()[0].startswith(f"run {run_id}  gated  succeeded")
+    rows = {line.split()[0]: line.split()[1] for line in out.splitlines()[2:]}
     assert rows == {"wait": "succeeded", "after": "succeeded"}
 
 
@@ -305,7 +305,7 @@ def test_watch_exits_3_for_a_paused_run(project: Path) -> None:
     run_id = json.loads(done.stdout)["run_id"]
     watched = pardag(project, "watch", run_id)
     assert watched.returncode == 3, watched.stderr
-    assert f"run {run_id}  soon  paused" in watched.stderr
+    assert f"run {run_id}  soon  paused" in watched.stdout
 
 
 def test_recorded_events_feed_the_live_view() -> None:
@@ -337,3 +337,135 @@ def test_an_unknown_status_filter_is_an_error_not_an_empty_list(project: Path) -
     )
     with pytest.raises(pardag_api.ArgumentError, match="Invalid status value 'finished'"):
         pardag_api.runs(store=str(project / "runs.db"), status="finished")
+
+
+FAILING = """\
+name: failing
+steps:
+  zeta:
+    kind: shell
+    command: echo '{"n":1}'
+  alpha:
+    kind: python
+    function: failing_steps:look_up
+    depends_on: zeta
+    retry: {retries: 1, delay: 0.05}
+  tests:
+    kind: shell
+    depends_on: zeta
+    command: for n in 30 31; do echo "test_$n ... FAILED"; done; echo 'see above' >&2; exit 1
+"""
+
+FAILING_STEPS = """\
+def look_up(zeta):
+    print("looking up", zeta)
+    return zeta["missing_key"]
+"""
+
+
+def _failed_run(project: Path) -> str:
+    write(project, "failing_steps.py", FAILING_STEPS)
+    write(project, "failing.yaml", FAILING)
+    done = pardag(project, "run", "failing.yaml", "--on-failure", "continue", "--json")
+    assert done.returncode == 1, done.stderr
+    run_id: str = json.loads(done.stdout)["run_id"]
+    return run_id
+
+
+def test_runs_and_show_print_their_tables_on_stdout_for_grep_and_less(project: Path) -> None:
+    run_id = _failed_run(project)
+    piped = subprocess.run(
+        f"{sys.executable} -m pardag runs | grep failing",
+        shell=True,
+        cwd=project,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert piped.returncode == 0 and piped.stdout.split()[:3] == [run_id[:12], "failing", "failed"]
+    shown = pardag(project, "show", run_id)
+    assert shown.stdout.splitlines()[0].startswith(f"run {run_id}  failing  failed")
+    assert shown.stderr == ""
+
+
+def test_show_lists_steps_as_declared_with_where_each_failure_was_raised(project: Path) -> None:
+    run_id = _failed_run(project)
+    shown = pardag(project, "show", run_id)
+    lines = shown.stdout.splitlines()
+    assert [line.split()[0] for line in lines[2:5]] == ["zeta", "alpha", "tests"]  # as declared
+    text = shown.stdout
+    assert "alpha: KeyError: 'missing_key'" in text
+    assert f"  at {project / 'failing_steps.py'}:3 in look_up" in text
+    assert "tests: CommandFailed: command exited with code 1: see above" in text
+    assert f"pardag show {run_id[:12]} alpha  for the traceback and every attempt" in text
+    recorded = json.loads(pardag(project, "show", run_id, "--json").stdout)
+    assert list(recorded["steps"]) == ["zeta", "alpha", "tests"]
+    alpha = recorded["steps"]["alpha"]
+    first = json.loads(pardag(project, "show", run_id, "alpha", "--json").stdout)["attempts"][0]
+    assert alpha["started_at"] == first["started_at"]  # from the first attempt's start ...
+    assert alpha["duration"] == alpha["finished_at"] - first["started_at"]  # ... to the end
+    assert alpha["duration"] >= 0.05  # the retry's backoff is inside it
+    assert set(recorded) == {*RUN_KEYS, "duration", "speedup"}
+
+
+RUN_KEYS = {"run_id", "workflow", "status", "error", "final_output", "outputs", "steps"}
+
+
+def test_show_run_step_gives_every_attempt_with_its_traceback(project: Path) -> None:
+    run_id = _failed_run(project)
+    step = json.loads(pardag(project, "show", run_id[:8], "alpha", "--json").stdout)
+    assert [(a["attempt"], a["state"]) for a in step["attempts"]] == [
+        (1, "retrying"),
+        (2, "failed"),
+    ]
+    for attempt in step["attempts"]:
+        assert 'line 3, in look_up\n    return zeta["missing_key"]' in attempt["traceback"]
+        assert attempt["log_bytes"] == len("looking up {'n': 1}\n")
+    assert step["log"] == f"pardag logs {run_id[:12]} alpha"
+    text = pardag(project, "show", run_id, "alpha").stdout
+    assert "attempt 1: retrying" in text and "attempt 2: failed" in text
+    assert text.count("Traceback (most recent call last)") == 2
+
+
+def test_logs_of_a_step_print_what_it_wrote_each_attempt_headed(project: Path) -> None:
+    run_id = _failed_run(project)
+    shell = pardag(project, "logs", run_id, "tests")
+    assert shell.returncode == 0, shell.stderr
+    assert shell.stdout == (
+        "--- tests, attempt 1 ---\ntest_30 ... FAILED\ntest_31 ... FAILED\nsee above\n"
+    )
+    python = pardag(project, "logs", run_id, "alpha")
+    assert python.stdout == (
+        "--- alpha, attempt 1 ---\nlooking up {'n': 1}\n"
+        "--- alpha, attempt 2 ---\nlooking up {'n': 1}\n"
+    )
+    pieces = [
+        json.loads(line)
+        for line in pardag(project, "logs", run_id, "tests", "--json").stdout.splitlines()
+    ]
+    assert [(p["stream"], p["attempt"]) for p in pieces] == [("stdout", 1), ("stderr", 1)]
+
+
+def test_logs_of_a_step_the_run_does_not_have_is_an_error_naming_its_steps(project: Path) -> None:
+    run_id = _failed_run(project)
+    done = pardag(project, "logs", run_id, "alpah")
+    assert done.returncode == 2 and done.stdout == ""
+    assert (
+        f"run {run_id[:12]} has no step 'alpah'; did you mean 'alpha'? "
+        "its steps: zeta, alpha, tests" in done.stderr
+    )
+    assert pardag(project, "show", run_id, "nope").returncode == 2
+
+
+def test_logs_events_and_the_events_file_share_one_schema(project: Path) -> None:
+    write(project, "flow.yaml", FLOW)
+    done = pardag(project, "run", "flow.yaml", "--events", "events.jsonl", "--json")
+    run_id = json.loads(done.stdout)["run_id"]
+    written = [json.loads(line) for line in (project / "events.jsonl").read_text().splitlines()]
+    logged = [json.loads(line) for line in pardag(project, "logs", run_id).stdout.splitlines()]
+    assert [set(e) for e in written] == [set(e) for e in logged]
+    assert [(e["seq"], e["kind"], e["step"], e["attempt"], e["data"]) for e in written] == [
+        (e["seq"], e["kind"], e["step"], e["attempt"], e["data"]) for e in logged
+    ]
+    assert all(abs(w["at"] - g["at"]) < 1.0 for w, g in zip(written, logged, strict=True))

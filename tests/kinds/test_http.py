@@ -43,6 +43,14 @@ class Server:
     closed: list[int] = field(default_factory=list)  # client ports whose connection ended
 
 
+ERROR_PAGE = (
+    "<!DOCTYPE html>\n<html><head>\n<title>503 Service &amp; Co Unavailable</title>\n"
+    "</head><body>\n<h1>Service Unavailable</h1>\n"
+    + "<p>The server is temporarily unable to service your request.</p>\n" * 40
+    + "<address>Apache Server at example Port 80</address>\n</body></html>\n"
+)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so that connection reuse is visible
     server: _RecordingServer
@@ -71,6 +79,10 @@ class _Handler(BaseHTTPRequestHandler):
         route = parts.path.strip("/").split("/")
         if route[0] == "status":
             self._reply(int(route[1]), "text/plain", f"status {route[1]} body".encode())
+        elif route[0] == "page":
+            self._reply(int(route[1]), "text/html", ERROR_PAGE.encode())
+        elif route[0] == "lines":
+            self._reply(502, "text/plain", b"\n\n  upstream timed out  \nretry later\n")
         elif route[0] == "text":
             self._reply(200, "text/plain; charset=utf-8", "plain text ✓".encode())
         elif route[0] == "problem":
@@ -383,3 +395,35 @@ def test_fields() -> None:
         "timeout",
         "allow_status",
     )
+
+
+def test_a_failed_requests_reason_is_one_line_and_its_body_goes_to_the_log(
+    server: Server, tmp_path: Any
+) -> None:
+    from pardag.store import open_store
+
+    wf = Workflow("pages")
+    wf.add("page", kind="http", params={"url": f"{server.url}/page/503"})
+    wf.add("lines", kind="http", params={"url": f"{server.url}/lines"})
+    url = str(tmp_path / "runs.db")
+    result = wf.run(store=url, on_failure="continue")
+    page = result.steps["page"].reason or ""
+    assert (
+        page == f"HTTPFailed: HTTP 503 from GET {server.url}/page/503: 503 Service & Co Unavailable"
+    )
+    lines = result.steps["lines"].reason or ""
+    assert lines.endswith(f"HTTP 502 from GET {server.url}/lines: upstream timed out")
+    with open_store(url) as store:
+        logged = "".join(p.text for p in store.get_logs(result.run_id, "page"))
+    assert logged == f"HTTP 503 from GET {server.url}/page/503, response body:\n{ERROR_PAGE}\n"
+
+
+def test_the_gist_of_a_body_is_short_and_says_when_there_is_none() -> None:
+    from pardag.kinds.http import gist
+
+    assert gist("") == "(empty body)"
+    assert (
+        gist("<html><title> </title><p>first</p></html>")
+        == "<html><title> </title><p>first</p></html>"
+    )
+    assert gist("x" * 500) == "x" * 197 + "..."

@@ -406,3 +406,26 @@ def test_a_bad_shell_param_is_a_validation_problem() -> None:
     wf.add("sh", kind="shell", params={"command": "x", "shell": ""})
     with pytest.raises(ValidationError, match="shell must be a program name or path, such as bash"):
         wf.validate()
+
+
+def test_a_failed_commands_whole_output_is_its_log_while_the_reason_keeps_the_tail(
+    tmp_path: Path,
+) -> None:
+    from pardag.store import open_store
+
+    script = (
+        'for n in $(seq 1 400); do echo "test_$n ... FAILED"; done; '
+        "printf 'h\\303\\251' >&2; printf 'llo\\n' >&2; exit 1"
+    )
+    wf = Workflow("loud")
+    wf.add("tests", kind="shell", params={"command": script})
+    url = str(tmp_path / "runs.db")
+    result = wf.run(store=url)
+    reason = result.steps["tests"].reason or ""
+    assert reason.endswith("command exited with code 1: héllo")  # stderr's tail, as before
+    assert "test_31 ... FAILED" not in reason
+    with open_store(url) as store:
+        pieces = store.get_logs(result.run_id, "tests")
+    out = "".join(p.text for p in pieces if p.stream == "stdout")
+    assert out == "".join(f"test_{n} ... FAILED\n" for n in range(1, 401))
+    assert "".join(p.text for p in pieces if p.stream == "stderr") == "héllo\n"

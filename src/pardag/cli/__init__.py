@@ -22,7 +22,7 @@ from typing import Any
 
 import typer
 
-from pardag.cli import control, graph, run, runs
+from pardag.cli import control, graph, logs, run, runs
 from pardag.cli.exits import ExitCode
 from pardag.cli.graph import render_graph
 from pardag.cli.jsonout import JsonLines, result_json, run_json
@@ -56,7 +56,7 @@ _COMMANDS: dict[str, Callable[..., Any]] = {  # in the order `pardag --help` lis
     "runs": runs.runs_command,
     "show": runs.show_command,
     "watch": runs.watch_command,
-    "logs": runs.logs_command,
+    "logs": logs.logs_command,
     "resume": control.resume_command,
     "approve": control.approve_command,
     "reject": control.reject_command,

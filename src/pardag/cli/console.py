@@ -1,8 +1,9 @@
 """The console every command talks on, and how an error becomes one message and an exit code.
 
-Messages, tables and the live view go to stderr, so that stdout holds only what scripts read
-(JSON, drawings). An error is one readable message; ``--debug`` (or ``PARDAG_DEBUG``) adds the
-traceback.
+What a command was asked for (tables of runs and steps, a run's results, JSON, logs,
+drawings) goes to stdout, so that ``pardag runs | grep`` and ``pardag show ID | less`` work;
+progress, the live view, warnings and errors go to stderr. An error is one readable message;
+``--debug`` (or ``PARDAG_DEBUG``) adds the traceback.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from pardag.cli.exits import ExitCode
 from pardag.config import SettingsError
 from pardag.errors import ArgumentError, PardagError, ValidationError
 
-__all__ = ["Session", "error", "reported", "stderr", "warn"]
+__all__ = ["Session", "error", "reported", "stderr", "stdout", "warn"]
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-"""Where the commands write messages, tables and the live view (plain text on a pipe)."""
+"""Where the commands write progress, the live view, warnings and errors (plain on a pipe)."""
+stdout = Console(highlight=False, soft_wrap=True)
+"""Where the commands write what they were asked for: tables, results (plain on a pipe)."""
 
 
 class Session:

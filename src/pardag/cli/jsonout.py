@@ -5,84 +5,128 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Mapping
 from typing import IO, Any
 
 from pardag.events import Event
-from pardag.progress import speedup
-from pardag.recording import latest_attempts
+from pardag.recording import step_histories
 from pardag.results import RunResult
 from pardag.states import StepState
 from pardag.store.base import RunRecord, StepRecord
 
-__all__ = ["JsonLines", "dumps", "result_json", "run_json", "step_seconds"]
+__all__ = ["JsonLines", "dumps", "event_json", "result_json", "run_json", "step_json"]
 
 
 def result_json(result: RunResult) -> dict[str, Any]:
     """The run as JSON-ready data; these keys are stable (``pardag run --json``)."""
-    return {
-        "run_id": result.run_id,
-        "workflow": result.workflow,
-        "status": result.status.value,
-        "error": None if result.error is None else str(result.error),
-        "final_output": result.final_output,
-        "outputs": dict(result.outputs),
-        "steps": {
-            sid: {
-                "state": step.state.value,
-                "reason": step.reason,
-                "attempts": step.attempts,
-                "cached": step.cached,
-                "started_at": step.started_at,
-                "finished_at": step.finished_at,
-                "duration": step.duration,
-                "error": None if step.error is None else str(step.error),
-            }
-            for sid, step in result.steps.items()
-        },
-        "duration": result.finished_at - result.started_at,
-        "speedup": speedup(result),
+    steps = {
+        sid: step_json(
+            step.state.value,
+            step.reason,
+            step.attempts,
+            step.cached,
+            (step.started_at, step.finished_at),
+            None if step.error is None else str(step.error),
+        )
+        for sid, step in result.steps.items()
     }
+    head = (result.run_id, result.workflow, result.status.value)
+    error = None if result.error is None else str(result.error)
+    wall = result.finished_at - result.started_at
+    return _run_document(head, error, result.final_output, dict(result.outputs), steps, wall)
 
 
 def run_json(record: RunRecord, steps: list[StepRecord]) -> dict[str, Any]:
-    """A recorded run with the keys of ``pardag run --json``."""
-    latest = latest_attempts(steps)
+    """A recorded run with the keys of ``pardag run --json``: its steps in declaration order,
+    each step's times from its first start to its final end."""
+    histories = step_histories(steps)
     outputs = {
-        sid: json.loads(s.output_json)
-        for sid, s in latest.items()
-        if s.state == StepState.SUCCEEDED and s.output_json is not None
+        sid: json.loads(h.last.output_json)
+        for sid, h in histories.items()
+        if h.last.state == StepState.SUCCEEDED and h.last.output_json is not None
     }
-    finished = [s for s in latest.values() if s.finished_at]
+    finished = [h.last for h in histories.values() if h.last.finished_at]
     last = max(finished, key=lambda s: s.finished_at or 0.0, default=None)
+    shaped = {
+        sid: step_json(
+            h.last.state,
+            h.last.reason,
+            h.last.attempt,
+            h.last.cached,
+            (h.started_at, h.last.finished_at),
+            h.last.error,
+        )
+        for sid, h in histories.items()
+    }
+    head = (record.run_id, record.workflow, record.status)
+    final = outputs.get(last.step_id) if last is not None else None
+    wall = None if record.finished_at is None else record.finished_at - record.created_at
+    return _run_document(head, record.error, final, outputs, shaped, wall)
+
+
+def step_json(
+    state: str,
+    reason: str | None,
+    attempts: int,
+    cached: bool,
+    times: tuple[float | None, float | None],
+    error: str | None,
+) -> dict[str, Any]:
+    """One step as ``pardag run --json`` and ``pardag show --json`` give it."""
+    started, finished = times
     return {
-        "run_id": record.run_id,
-        "workflow": record.workflow,
-        "status": record.status,
-        "error": record.error,
-        "final_output": outputs.get(last.step_id) if last is not None else None,
-        "outputs": outputs,
-        "steps": {
-            sid: {
-                "state": s.state,
-                "reason": s.reason,
-                "attempts": s.attempt,
-                "started_at": s.started_at,
-                "finished_at": s.finished_at,
-                "duration": step_seconds(s),
-                "error": s.error,
-                "cached": s.cached,
-            }
-            for sid, s in latest.items()
-        },
+        "state": state,
+        "reason": reason,
+        "attempts": attempts,
+        "cached": cached,
+        "started_at": started,
+        "finished_at": finished,
+        "duration": None if started is None or finished is None else finished - started,
+        "error": error,
     }
 
 
-def step_seconds(s: StepRecord) -> float | None:
-    """How long a recorded step attempt ran; None until it has started and finished."""
-    if s.started_at is None or s.finished_at is None:
-        return None
-    return s.finished_at - s.started_at
+def _run_document(
+    head: tuple[str, str, str],
+    error: str | None,
+    final_output: Any,
+    outputs: dict[str, Any],
+    steps: dict[str, dict[str, Any]],
+    wall: float | None,
+) -> dict[str, Any]:
+    """The run's keys, the same for a run just finished and a recorded one; ``speedup`` is
+    the steps' summed durations over the run's wall time (None when either is zero)."""
+    run_id, workflow, status = head
+    total = sum(step["duration"] or 0.0 for step in steps.values())
+    return {
+        "run_id": run_id,
+        "workflow": workflow,
+        "status": status,
+        "error": error,
+        "final_output": final_output,
+        "outputs": outputs,
+        "steps": steps,
+        "duration": wall,
+        "speedup": total / wall if wall and total else None,
+    }
+
+
+def event_json(
+    run: str, seq: int, at: float, kind: str, where: tuple[str | None, int], data: Any
+) -> dict[str, Any]:
+    """One event as ``--events FILE`` and ``pardag logs`` write it: ``at`` in seconds since
+    the epoch, ``where`` the step (None for the run's own events) and its attempt."""
+    step, attempt = where
+    return {
+        "seq": seq,
+        "at": at,
+        "run": run,
+        "kind": kind,
+        "step": step,
+        "attempt": attempt,
+        "data": data,
+    }
 
 
 def dumps(value: Any, indent: int | None = None) -> str:
@@ -112,18 +156,16 @@ def _plain(value: Any) -> Any:
 
 
 class JsonLines:
-    """A listener writing each event as one JSON object per line (``--events FILE``)."""
+    """A listener writing each event as one JSON object per line (``--events FILE``), in the
+    schema of ``pardag logs`` (``event_json``); ``seq`` counts this process's events."""
 
     def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
+        self._seq = 0
 
     def on_event(self, event: Event) -> None:
-        record = {
-            "kind": event.kind.value,
-            "run": event.run,
-            "time": event.time,
-            "step": event.step,
-            "attempt": event.attempt,
-            "data": event.data,
-        }
+        self._seq += 1
+        at = time.time() - (time.monotonic() - event.time)
+        where = (event.step, event.attempt)
+        record = event_json(event.run, self._seq, at, event.kind.value, where, event.data)
         self.stream.write(dumps(record) + "\n")

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from pardag.cli.console import Session, error, reported, stderr
+from pardag.cli.console import Session, error, reported, stderr, stdout
 from pardag.cli.exits import ExitCode, exit_code
 from pardag.cli.jsonout import JsonLines, dumps, result_json
 from pardag.cli.loading import prepare
@@ -158,17 +158,24 @@ def _open_events(path: Path) -> Iterator[IO[str]]:
 
 
 def finish(result: RunResult, json_output: bool, session: Session) -> int:
-    """Print the result (table on stderr, or JSON on stdout) and return the exit code."""
+    """Print the result (a table or JSON, on stdout) and return the exit code."""
     if json_output:
         sys.stdout.write(dumps(result_json(result), indent=2) + "\n")
     else:
-        print_summary(stderr, result)
+        print_summary(stdout, result)
         if result.ok:
-            stderr.print(f"output: {_short(result.final_output)}", markup=False)
+            stdout.print(f"output: {_short(result.final_output)}", markup=False)
     if result.error is not None and not result.ok:
-        if session.debug and isinstance(result.error, StepFailed) and result.error.traceback:
-            stderr.print(result.error.traceback, end="", markup=False)
+        failed = result.error if isinstance(result.error, StepFailed) else None
+        if session.debug and failed is not None and failed.traceback:
+            stderr.print(failed.traceback, end="", markup=False)
         error(str(result.error))
+        if failed is not None and not session.debug:
+            stderr.print(
+                f"pardag show {result.run_id[:12]} {failed.step}  for the traceback and every "
+                "attempt",
+                markup=False,
+            )
     return exit_code(result.status)
 
 

@@ -1,7 +1,9 @@
-"""The commands that read the run store: ``runs``, ``show``, ``watch`` and ``logs``.
+"""The commands that read the run store: ``runs``, ``show`` and ``watch`` (``logs``: its own
+module).
 
 They read what ``pardag run`` recorded (``.pardag/runs.db`` unless ``--store``, ``PARDAG_STORE``
 or the config file says otherwise). ``--json`` output uses the keys of ``pardag run --json``.
+Tables go to stdout; messages to stderr.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -18,20 +20,28 @@ from rich.table import Table
 from rich.text import Text
 
 from pardag import history
-from pardag.cli.console import Session, reported, stderr
+from pardag.cli.console import Session, reported, stderr, stdout
 from pardag.cli.exits import exit_code
-from pardag.cli.jsonout import run_json, step_seconds
+from pardag.cli.frames import user_frame
+from pardag.cli.jsonout import run_json
 from pardag.cli.loading import open_recorded_store
+from pardag.cli.logs import checked_step, events_after, follow_run
 from pardag.cli.options import ConfigOpt, DebugOpt, JsonOpt, RunIdArg, StoreOpt
 from pardag.errors import ArgumentError
 from pardag.events import Event, EventKind
 from pardag.history import recorded_run
 from pardag.progress import LiveProgress, print_trimmed
-from pardag.recording import latest_attempts
-from pardag.states import RunStatus
+from pardag.recording import StepHistory, latest_attempts, step_histories
+from pardag.states import StepState
 from pardag.store.base import EventRecord, RunRecord, StepRecord, Store
 
-__all__ = ["as_event", "logs_command", "runs_command", "show_command", "watch_command"]
+__all__ = [
+    "as_event",
+    "print_run",
+    "runs_command",
+    "show_command",
+    "watch_command",
+]
 
 
 def runs_command(
@@ -68,30 +78,46 @@ def runs_command(
                     Text(_when(r.created_at)),
                     Text(f"{end - r.created_at:.2f}s"),
                 )
-            print_trimmed(stderr, table)
+            print_trimmed(stdout, table)
 
 
 def show_command(
     run_id: RunIdArg,
+    step: Annotated[
+        str | None, typer.Argument(help="Only this step: every attempt, with its traceback.")
+    ] = None,
     outputs: Annotated[bool, typer.Option("--outputs", help="Show each step's output.")] = False,
     json_output: JsonOpt = False,
     store: StoreOpt = None,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Show one run: its steps with states, times, attempts and errors."""
+    """Show one run: its steps with states, times, attempts and errors (or one step's every
+    attempt, with tracebacks)."""
     with reported(Session(debug)), open_recorded_store(store, config) as opened:
         record = recorded_run(opened, run_id)
         steps = opened.get_steps(record.run_id)
+        if step is not None:
+            history = checked_step(record, step_histories(steps), step)
+            logs = opened.get_logs(record.run_id, step)
+            sizes = {a.attempt: 0 for a in history.attempts}
+            for piece in logs:
+                sizes[piece.attempt] = sizes.get(piece.attempt, 0) + len(piece.text.encode())
+            if json_output:
+                typer.echo(json.dumps(_step_document(record, history, sizes), indent=2))
+            else:
+                _print_step(record, history, sizes)
+            return
         if json_output:
             typer.echo(json.dumps(run_json(record, steps), indent=2))
             return
-        _print_run(record, steps, outputs)
+        print_run(record, steps, outputs)
 
 
-def _print_run(record: RunRecord, steps: list[StepRecord], outputs: bool = False) -> None:
-    """A recorded run as ``show`` prints it: a head line, a table of its steps, its error."""
-    stderr.print(
+def print_run(record: RunRecord, steps: list[StepRecord], outputs: bool = False) -> None:
+    """A recorded run as ``show`` prints it: a head line, a table of its steps in declaration
+    order, where each failed step failed, and the run's error."""
+    stdout.print(
         f"run {record.run_id}  {record.workflow}  {record.status}  {_when(record.created_at)}",
         markup=False,
     )
@@ -99,14 +125,88 @@ def _print_run(record: RunRecord, steps: list[StepRecord], outputs: bool = False
     columns = ["step", "state", "duration", "attempts", "reason / error"]
     for column in [*columns, *(["output"] if outputs else [])]:
         table.add_column(column)
-    for sid, last in latest_attempts(steps).items():
-        row = [sid, last.state, _duration(last), str(last.attempt), last.error or last.reason or ""]
+    histories = step_histories(steps)
+    for sid, steps_of in histories.items():
+        last = steps_of.last
+        duration = "" if steps_of.duration is None else f"{steps_of.duration:.2f}s"
+        row = [sid, last.state, duration, str(last.attempt), last.reason or last.error or ""]
         if outputs:
             row.append(last.output_json or "")
         table.add_row(*(Text(cell) for cell in row))
-    print_trimmed(stderr, table)
+    print_trimmed(stdout, table)
+    _print_failures(record, histories)
     if record.error:
-        stderr.print(f"error: {record.error}", markup=False)
+        stdout.print(f"error: {record.error}", markup=False)
+
+
+def _print_failures(record: RunRecord, histories: Mapping[str, StepHistory]) -> None:
+    """For each failed step, its error and where in the user's code it was raised; then how
+    to see the whole traceback."""
+    failed = [sid for sid, h in histories.items() if h.last.state == StepState.FAILED]
+    for sid in failed:
+        last = histories[sid].last
+        stdout.print(f"\n{sid}: {last.reason or last.error or 'failed'}", markup=False)
+        frame = user_frame(last.traceback)
+        if frame is not None:
+            stdout.print(f"  at {frame}", markup=False)
+    if failed:
+        stdout.print(
+            f"\npardag show {record.run_id[:12]} {failed[0]}  for the traceback and every attempt",
+            markup=False,
+        )
+
+
+def _step_document(
+    record: RunRecord, history: StepHistory, sizes: Mapping[int, int]
+) -> dict[str, Any]:
+    """One step of a recorded run, every attempt, as ``show RUN STEP --json`` gives it."""
+    sid = history.last.step_id
+    return {
+        "run_id": record.run_id,
+        "step": sid,
+        "state": history.last.state,
+        "started_at": history.started_at,
+        "finished_at": history.last.finished_at,
+        "duration": history.duration,
+        "log": f"pardag logs {record.run_id[:12]} {sid}",
+        "attempts": [
+            {
+                "attempt": a.attempt,
+                "state": a.state,
+                "executor": a.executor,
+                "started_at": a.started_at,
+                "finished_at": a.finished_at,
+                "reason": a.reason,
+                "error": a.error,
+                "where": user_frame(a.traceback),
+                "traceback": a.traceback,
+                "log_bytes": sizes.get(a.attempt, 0),
+            }
+            for a in history.attempts
+        ],
+    }
+
+
+def _print_step(record: RunRecord, history: StepHistory, sizes: Mapping[int, int]) -> None:
+    """One step of a recorded run, every attempt: state, times, error, traceback, log size."""
+    doc = _step_document(record, history, sizes)
+    count = len(doc["attempts"])
+    stdout.print(
+        f"step {doc['step']} of run {record.run_id}  {record.workflow}: {doc['state']}, "
+        f"{count} attempt{'' if count == 1 else 's'}",
+        markup=False,
+    )
+    for a in doc["attempts"]:
+        took = ""
+        if a["started_at"] is not None and a["finished_at"] is not None:
+            took = f" ({a['finished_at'] - a['started_at']:.2f}s)"
+        start = "" if a["started_at"] is None else f" started {_when(a['started_at'])}"
+        lines = [f"\nattempt {a['attempt']}: {a['state']}{start}{took} on {a['executor']}"]
+        lines += [f"  {k}: {a[k]}" for k in ("reason", "error", "where") if a[k]]
+        lines.append(f"  log: {a['log_bytes']:,} bytes ({doc['log']})")
+        if a["traceback"]:
+            lines.append("  " + a["traceback"].rstrip().replace("\n", "\n  "))
+        stdout.print("\n".join(lines), markup=False)
 
 
 def watch_command(
@@ -121,11 +221,11 @@ def watch_command(
         total = _step_count(record, opened)
         live = LiveProgress(stderr, record.workflow, total) if stderr.is_terminal else None
         with live or contextlib.nullcontext():
-            for e in _tail(opened, record, None, follow=True):
+            for e in follow_run(opened, record, events_after(opened, record.run_id, None)):
                 if live is not None:
                     live.on_event(as_event(e))
         record = recorded_run(opened, record.run_id)
-        _print_run(record, opened.get_steps(record.run_id))
+        print_run(record, opened.get_steps(record.run_id))
     raise typer.Exit(exit_code(record.status))  # as `pardag run` would have exited
 
 
@@ -135,32 +235,6 @@ def _step_count(record: RunRecord, opened: Store) -> int:
         return len(history.workflow_of(record).steps)
     except Exception:  # a file or module gone since: the steps seen will do
         return len(latest_attempts(opened.get_steps(record.run_id)))
-
-
-class _ProcessGone(ArgumentError):
-    """The followed run is recorded as running, but its process on this machine is dead."""
-
-
-def _tail(
-    opened: Store, record: RunRecord, step: str | None, *, follow: bool
-) -> Iterator[EventRecord]:
-    """The run's events (``step``'s only, when given); with ``follow``, the new ones too as
-    they are committed, until the run stops running. Raises ``_ProcessGone``."""
-    last = 0
-    while True:
-        status = record.status  # read first: the events written with it are read below
-        for e in opened.get_events(record.run_id, step, after=last):
-            last = e.seq
-            yield e
-        if not follow or status != RunStatus.RUNNING:
-            return
-        if history.process_gone(record):
-            raise _ProcessGone(
-                f"run {record.run_id}: its process is gone; `pardag resume "
-                f"{record.run_id[:12]}` finishes it"
-            )
-        time.sleep(_FOLLOW_EVERY)
-        record = recorded_run(opened, record.run_id)
 
 
 def as_event(e: EventRecord) -> Event:
@@ -175,35 +249,6 @@ def as_event(e: EventRecord) -> Event:
     )
 
 
-def logs_command(
-    run_id: RunIdArg,
-    step: Annotated[str | None, typer.Argument(help="Only this step's events.")] = None,
-    follow: Annotated[
-        bool,
-        typer.Option(
-            "--follow", "-f", help="Keep printing new events until the run stops running."
-        ),
-    ] = False,
-    store: StoreOpt = None,
-    config: ConfigOpt = None,
-    debug: DebugOpt = False,
-) -> None:
-    """Print a run's events as JSON lines (one step's, when given)."""
-    with reported(Session(debug)), open_recorded_store(store, config) as opened:
-        try:
-            for e in _tail(opened, recorded_run(opened, run_id), step, follow=follow):
-                line = {"seq": e.seq, "at": e.at, "kind": e.kind, "step": e.step}
-                line |= {"attempt": e.attempt, **json.loads(e.data_json or "{}")}
-                typer.echo(json.dumps(line))
-        except _ProcessGone as exc:
-            stderr.print(str(exc), markup=False)
-            raise typer.Exit(1) from None
-
-
-_FOLLOW_EVERY = 0.25
-"""Seconds between two looks at the store while following a run."""
-
-
 def _run_row(r: RunRecord) -> dict[str, Any]:
     return {
         "run_id": r.run_id,
@@ -214,11 +259,6 @@ def _run_row(r: RunRecord) -> dict[str, Any]:
         "finished_at": r.finished_at,
         "source": r.source,
     }
-
-
-def _duration(s: StepRecord) -> str:
-    seconds = step_seconds(s)
-    return "" if seconds is None else f"{seconds:.2f}s"
 
 
 def _when(at: float) -> str:

@@ -12,8 +12,10 @@ Params (every string in them may be a template, see :mod:`pardag.templates`):
 The output is ``{"status": int, "headers": {...}, "body": ...}``, the body parsed when the
 response says it is JSON (``application/json`` or ``+json``) and text otherwise. Headers are
 lower-cased names; a repeated header is joined with ``", "``. Redirects are followed. A status
-that is neither 2xx nor allowed fails the step with ``HTTP 404 from GET http://...: <the end
-of the body>``; a connection error or timeout fails it naming the URL.
+that is neither 2xx nor allowed fails the step with one line, ``HTTP 404 from GET
+http://...: <the body's title or first line>`` (an HTML page's ``<title>``, else its first
+non-empty line, shortened), and the whole body goes into the step's log (``pardag logs RUN
+STEP``); a connection error or timeout fails it naming the URL.
 
 Values substituted into ``url`` are inserted as they are: put values in ``query`` (encoded for
 you) or encode them with ``{{ value | urlencode }}``. All the steps of a run share one pooled
@@ -22,6 +24,8 @@ you) or encode them with ``{{ value | urlencode }}``. All the steps of a run sha
 
 from __future__ import annotations
 
+import html
+import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -29,6 +33,7 @@ from urllib.parse import urlsplit
 from pardag.errors import HTTPFailed
 from pardag.kinds.base import Action, RunContext, idempotency_key, lazy_module
 from pardag.states import ExecutorName
+from pardag.steplog import current
 from pardag.templates import is_template, namespace, render, template_problems, to_text
 from pardag.units import parse_duration
 
@@ -40,13 +45,15 @@ if TYPE_CHECKING:
 else:
     httpx = lazy_module("httpx")
 
-__all__ = ["DEFAULT_TIMEOUT", "HTTPFailed", "HttpKind", "client"]
+__all__ = ["DEFAULT_TIMEOUT", "HTTPFailed", "HttpKind", "client", "gist"]
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds each phase of a request may take when the step gives no ``timeout``."""
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
-_BODY_TAIL = 500
+_GIST = 200
+"""Characters of a failed response's body that its one-line reason keeps."""
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
 
 
 def client(ctx: RunContext) -> httpx.AsyncClient:
@@ -227,10 +234,25 @@ def _output(
     body = _body(response)
     status = response.status_code
     if not (200 <= status < 300 or status in allowed):
-        text = response.text.strip()
-        tail = text[-_BODY_TAIL:] if text else "(empty body)"
-        raise HTTPFailed(f"HTTP {status} from {method} {url}: {tail}", status)
+        text = response.text
+        log = current()
+        if log is not None and text.strip():
+            log.write("log", f"HTTP {status} from {method} {url}, response body:\n{text}\n")
+        raise HTTPFailed(f"HTTP {status} from {method} {url}: {gist(text)}", status)
     return {"status": status, "headers": dict(response.headers.items()), "body": body}
+
+
+def gist(body: str) -> str:
+    """A failed response's body in one short line: an HTML page's ``<title>``, else the first
+    non-empty line; ``(empty body)`` when there is none."""
+    title = _TITLE.search(body)
+    found = html.unescape(title.group(1)) if title else ""
+    if not found.strip():
+        found = next((line for line in body.splitlines() if line.strip()), "")
+    line = " ".join(found.split())
+    if not line:
+        return "(empty body)"
+    return line if len(line) <= _GIST else line[: _GIST - 3] + "..."
 
 
 def _body(response: httpx.Response) -> Any:

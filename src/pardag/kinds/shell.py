@@ -22,9 +22,10 @@ Each dependency's output is given as the environment variable ``INPUT_<ID>`` (JS
 upper-cased, other characters as ``_``). stdin is empty (``/dev/null``). The output is the
 first line of stdout that is a JSON object, else ``{"stdout", "stderr", "exit_code"}``. Each
 stream keeps its first 10 MiB and its last 64 KiB; what lies between is dropped and replaced
-by a line saying how many bytes were dropped. A non-zero exit fails the step with the tail of
-stderr (of stdout when stderr is empty). A timeout or cancellation kills the whole process
-group (``SIGKILL``), background children included.
+by a line saying how many bytes were dropped. Both streams also go, as they come, into the
+step's log (``pardag logs RUN STEP``, see :mod:`pardag.steplog`). A non-zero exit fails the
+step with the tail of stderr (of stdout when stderr is empty). A timeout or cancellation
+kills the whole process group (``SIGKILL``), background children included.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from pardag.errors import CommandFailed
 from pardag.executors.base import describe_exit
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
 from pardag.states import ExecutorName
+from pardag.steplog import BytesInto
 from pardag.templates import namespace, render, template_problems, to_text
 
 if TYPE_CHECKING:
@@ -116,11 +118,15 @@ class _Capture:
         return head + marker + b"".join(self.tail).decode(errors="replace")
 
 
-async def _drain(stream: asyncio.StreamReader | None, capture: _Capture) -> None:
+async def _drain(stream: asyncio.StreamReader | None, capture: _Capture, name: str) -> None:
+    """Read ``stream`` to its end into ``capture``, and into the step's log as it comes."""
     if stream is None:
         return
+    log = BytesInto(name)
     while chunk := await stream.read(_CHUNK):
         capture.add(chunk)
+        log.add(chunk)
+    log.end()
 
 
 async def run_command(
@@ -155,7 +161,7 @@ async def run_command(
         ) from exc
     out, err = _Capture(limit), _Capture(limit)
     try:
-        await asyncio.gather(_drain(proc.stdout, out), _drain(proc.stderr, err))
+        await asyncio.gather(_drain(proc.stdout, out, "stdout"), _drain(proc.stderr, err, "stderr"))
         code = await proc.wait()
     except BaseException:
         kill_group(proc.pid)

@@ -48,6 +48,7 @@ from pardag.errors import ArgumentError, PreconditionFailed, StepSkipped
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
 from pardag.kinds.shell import MAX_OUTPUT, CommandFailed, kill_group
 from pardag.states import ExecutorName
+from pardag.steplog import BytesInto
 
 if TYPE_CHECKING:
     from pardag.model import Step
@@ -223,7 +224,7 @@ async def _capture(
         start_new_session=True,
     )
     try:
-        out, err = await asyncio.gather(_read(proc.stdout), _read(proc.stderr))
+        out, err = await asyncio.gather(_read(proc.stdout, "stdout"), _read(proc.stderr, "stderr"))
         code = await proc.wait()
     except BaseException:
         kill_group(proc.pid)
@@ -232,13 +233,16 @@ async def _capture(
     return out, err, code
 
 
-async def _read(stream: asyncio.StreamReader | None) -> str:
-    """A stream's text, its first ``MAX_OUTPUT`` bytes kept (and how much was dropped)."""
-    kept, dropped = bytearray(), 0
+async def _read(stream: asyncio.StreamReader | None, name: str) -> str:
+    """A stream's text, its first ``MAX_OUTPUT`` bytes kept (and how much was dropped); all
+    of it goes into the step's log as it comes."""
+    kept, dropped, log = bytearray(), 0, BytesInto(name)
     while stream is not None and (chunk := await stream.read(_CHUNK)):
+        log.add(chunk)
         room = max(0, MAX_OUTPUT - len(kept))
         kept += chunk[:room]
         dropped += len(chunk) - min(room, len(chunk))
+    log.end()
     text = kept.decode(errors="replace")
     return text + (f"\n[pardag: {dropped:,} more bytes dropped]\n" if dropped else "")
 

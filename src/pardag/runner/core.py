@@ -99,6 +99,7 @@ class Runner:
             args = (plan.graph, plan.actions, self.params, state, heap, reported, self._post)
             self._workers.follower = Follower(plan.chain, *args)
         self._ahead = HandAhead(plan.settings, self.sched.pools) if plan.hand_ahead else None
+        self._held_back: dict[int, list[int]] = {}  # see _abort
 
     # -- public -------------------------------------------------------------------------------
 
@@ -272,13 +273,14 @@ class Runner:
         if plan.exact_events:
             self._events.emit(EventKind.STEP_STARTED, i)
         name, action = plan.executor_of[i], plan.actions[i]
+        fn = action.fn if self._records is None else self._records.capture(i, action.fn, name)
         try:
             ex = self._workers.get(name)
             args, kwargs = action.bind(inputs, self.params)
             if ex.synchronous:
-                output = ex.call(action.fn, args, kwargs)  # cheap: right here, no hand-off
+                output = ex.call(fn, args, kwargs)  # cheap: right here, no hand-off
             else:
-                st.futures[i] = fut = self._workers.submit(ex, action.fn, args, kwargs, i)
+                st.futures[i] = fut = self._workers.submit(ex, fn, args, kwargs, i)
         except Exception as exc:  # the step raised (inline), or could not be started
             self._failed(i, exc)
             return
@@ -360,8 +362,8 @@ class Runner:
                 self._finish(i, FAILED, reason=error.reason)
                 if step.critical:
                     st.first_failure = st.first_failure or error
-                if abort:
-                    self._abort(Stop.failed_at(error))
+                if abort:  # with a store, its failure is announced once committed: after it
+                    self._abort(Stop.failed_at(error), cause=i if self._records else None)
 
     def _failed_by_workflow(self, i: int, exc: Exception) -> None:
         """A mistake in the workflow (its ``when`` or cache key) fails the step, once."""
@@ -403,6 +405,8 @@ class Runner:
 
     def _release(self, i: int, state: StepState, handle: str | None, reason: str | None) -> None:
         self.sched.done(i, state, handle=handle, reason=reason)
+        if self._held_back and i in self._held_back:
+            self.sched.log.extend(self._held_back.pop(i))  # the cancels it caused, after it
         if self.plan.exact_events:
             self._report()
 
@@ -440,13 +444,21 @@ class Runner:
         st.detached[fut] = self.sched.detach(i)
         self._post(Abandon(i))
 
-    def _abort(self, stop: Stop) -> None:
-        """Stop the run: cancel what waits, stop what runs, start nothing new."""
-        st = self.state
+    def _abort(self, stop: Stop, cause: int | None = None) -> None:
+        """Stop the run: cancel what waits, stop what runs, start nothing new.
+
+        ``cause``: the failed step whose end is not announced yet (it waits for its commit);
+        the cancels are announced after it, so that the events keep cause before effect.
+        """
+        st, log = self.state, self.sched.log
         if st.stop is not None:
             return
         st.stop = stop
+        before = len(log)
         self.sched.cancel_pending(stop.reason)
+        if cause is not None:
+            self._held_back[cause] = log[before:]
+            del log[before:]
         self._report()
         for i in self.sched.running_steps():
             fut = st.futures.get(i)

@@ -5,6 +5,9 @@
 outputs in the step output cache and asks the cache for stored ones, and at the end records
 the steps that never started and the run's outcome. ``restore`` puts back what an earlier
 process of the run committed. The runner calls it; only the runner changes run state.
+
+Each attempt that runs gets a ``StepLog`` (``capture``): what the step writes goes into the
+journal in pieces as it runs, and the rest when the attempt ends, before its record.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from pardag.recording import encode_json, settings_json
 from pardag.runner.plan import Plan
 from pardag.runner.state import CacheAnswer, RunState
 from pardag.scheduler import Scheduler
-from pardag.states import RunStatus, StepState
-from pardag.store.base import Answer, RunRecord, RunUpdate, StepRecord
+from pardag.states import ExecutorName, RunStatus, StepState
+from pardag.steplog import InWorker, StepLog, captured, install
+from pardag.store.base import Answer, LogRecord, RunRecord, RunUpdate, StepRecord
 
 __all__ = ["RunRecords"]
 
@@ -52,6 +56,7 @@ class RunRecords:
         self._clock, self._encoder = clock, encoder
         self._recorded: dict[int, tuple[int, float]] = {}  # step -> (attempt, started_at)
         self._cache_keys: dict[int, str] = {}  # step -> its attempt's key, to store under
+        self._logs: dict[int, StepLog] = {}  # step -> its running attempt's log
 
     @property
     def busy(self) -> bool:
@@ -81,6 +86,7 @@ class RunRecords:
             record.owner = owner
             store.create_run(record)
         answers = store.get_answers(self._run_id)
+        install()
         self.journal.start(asyncio.get_running_loop(), on_error, after)
         return answers
 
@@ -88,6 +94,26 @@ class RunRecords:
         """Step ``i``'s next attempt is about to start: journaled first (write-ahead)."""
         self._recorded[i] = (self._state.attempts[i] + 1, self._clock.time())
         self.journal.add(step=self._step_record(i, StepState.RUNNING))
+
+    def capture(self, i: int, fn: Callable[..., Any], executor: str) -> Callable[..., Any]:
+        """``fn``, writing what it prints and logs into a new log of step ``i``'s attempt;
+        on the processes executor an ``InWorker`` (``Workers`` brings its log back)."""
+        attempt = self._recorded[i][0] if i in self._recorded else self._state.attempts[i]
+        run_id, sid, add = self._run_id, self._plan.graph.ids[i], self.journal.add
+
+        def sink(seq: int, stream: str, text: str) -> None:
+            add(log=LogRecord(run_id, sid, attempt, seq, stream, text))
+
+        log = self._logs[i] = StepLog(sink)
+        if executor == ExecutorName.PROCESSES:
+            return InWorker(fn, log)
+        return captured(fn, log, executor == ExecutorName.ASYNC)
+
+    def _close_log(self, i: int) -> None:
+        """The attempt of step ``i`` is over: the rest of its log goes into the journal."""
+        log = self._logs.pop(i, None) if self._logs else None
+        if log is not None:
+            log.close()
 
     def waiting(
         self,
@@ -97,11 +123,13 @@ class RunRecords:
         error: BaseException | None = None,
     ) -> None:
         """Step ``i`` paused (``reason``: the question) or waits to retry (``error``)."""
+        self._close_log(i)
         self.journal.add(step=self._step_record(i, state, reason=reason, error=error))
 
     def finished(self, i: int, state: StepState, reason: str | None, then: Then) -> None:
         """Step ``i`` is final: its record, and a fresh output for the cache, are committed
         before ``then`` (which releases its dependents) runs."""
+        self._close_log(i)
         record = self._step_record(i, state, reason=reason, error=self._state.errors.get(i))
         keys = self._cache_keys
         key = keys.pop(i, None) if keys else None
@@ -196,6 +224,7 @@ class RunRecords:
         sid = plan.graph.ids[i]
         attempt, started = self._recorded.get(i, (st.attempts[i], 0.0))
         record = StepRecord(self._run_id, sid, attempt, state.value, plan.executor_of[i])
+        record.position = i
         record.started_at = started or None
         record.reason = reason
         if state is not StepState.RUNNING:

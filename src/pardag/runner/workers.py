@@ -4,6 +4,8 @@ One executor per name, made on first use and closed at the run's end. ``submit``
 to its executor and arranges for its end to reach the runner's inbox as an ``Ended`` message:
 through the executor's batched ``notify`` hook when it has one (``reports_done``: one pump
 per batch instead of a done-callback per call), else a done-callback.
+A call captured for a worker process (``steplog.InWorker``) comes back through
+``steplog.unwrap``, which puts its log in place before the runner sees the result.
 An executor that ``chains`` gets the chain hooks (``follower``) when the run has chains.
 """
 
@@ -19,6 +21,7 @@ from pardag.executors import create_executor
 from pardag.executors.base import Executor
 from pardag.runner.chains import Follower
 from pardag.runner.state import Ended, Message
+from pardag.steplog import InWorker, unwrap
 
 __all__ = ["Workers"]
 
@@ -54,6 +57,8 @@ class Workers:
     ) -> asyncio.Future[Any]:
         """Start step ``i``'s call on ``ex``; its end will reach the inbox as ``Ended``."""
         fut = ex.submit(fn, args, kwargs, i)
+        if type(fn) is InWorker:
+            fut = unwrap(fut, fn.log)
         if fut.done():  # an executor that refused the call at once: the pump settles it next
             self._inbox.append(Ended(i, fut))
         elif ex.name in self._reporting:

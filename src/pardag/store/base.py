@@ -25,6 +25,7 @@ __all__ = [
     "Answer",
     "CacheEntry",
     "EventRecord",
+    "LogRecord",
     "RunRecord",
     "RunUpdate",
     "StepRecord",
@@ -80,6 +81,8 @@ class StepRecord:
     ``state`` is a ``StepState`` value. ``output_json`` is the output as JSON text, None when
     there is none or it could not be stored (then ``output_stored`` is False and the run kept
     it in memory only). ``cached`` marks an output taken from the cache instead of running.
+    ``position`` is the step's place in the workflow's declaration (0 first), so that a
+    recorded run lists its steps in the order they were written (None in older records).
     """
 
     run_id: str
@@ -95,6 +98,7 @@ class StepRecord:
     traceback: str | None = None
     reason: str | None = None
     cached: bool = False
+    position: int | None = None
 
 
 @dataclass
@@ -108,6 +112,21 @@ class EventRecord:
     step: str | None = None
     attempt: int = 0
     data_json: str = "{}"
+
+
+@dataclass
+class LogRecord:
+    """A piece of one step attempt's log: what it wrote to ``stream`` (``stdout``, ``stderr``
+    or ``log``, for logging records and pardag's own notes), numbered ``seq`` from 1 within
+    the attempt. (run_id, step_id, attempt, seq) is its key; the pieces in ``seq`` order are
+    the attempt's log as it was written."""
+
+    run_id: str
+    step_id: str
+    attempt: int
+    seq: int
+    stream: str
+    text: str
 
 
 APPROVED = "approved"
@@ -161,12 +180,14 @@ class Store(ABC):
         runs: Sequence[RunUpdate] = (),
         steps: Sequence[StepRecord] = (),
         events: Sequence[EventRecord] = (),
+        logs: Sequence[LogRecord] = (),
     ) -> None:
         """Apply all of it in ONE transaction, committed durably before this returns.
 
         Steps are upserted by key (the last record of a key in ``steps`` wins); an event whose
-        (run_id, seq) is already recorded, or a record of a run never created, is a StoreError
-        and nothing of the call is applied. A RunUpdate of a run that does not exist is too.
+        (run_id, seq) is already recorded, a log piece whose key is, or a record of a run never
+        created, is a StoreError and nothing of the call is applied. A RunUpdate of a run that
+        does not exist is too.
         """
 
     @abstractmethod
@@ -211,6 +232,14 @@ class Store(ABC):
     def get_events(self, run_id: str, step: str | None = None, after: int = 0) -> list[EventRecord]:
         """The run's events (only ``step``'s when given) numbered above ``after``, in ``seq``
         order; ``after`` lets a follower read only what is new."""
+
+    @abstractmethod
+    def get_logs(
+        self, run_id: str, step_id: str, after: tuple[int, int] = (0, 0)
+    ) -> list[LogRecord]:
+        """The log of step ``step_id`` of the run, every attempt, in (attempt, seq) order;
+        only the pieces after ``after`` (an (attempt, seq)) when given, so that a follower
+        reads only what is new."""
 
     @abstractmethod
     def step_durations(self, workflow: str, runs: int = 10) -> dict[str, float]:

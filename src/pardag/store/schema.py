@@ -25,6 +25,7 @@ from pardag.store.base import (
     Answer,
     CacheEntry,
     EventRecord,
+    LogRecord,
     RunRecord,
     RunUpdate,
     StepRecord,
@@ -123,10 +124,27 @@ MIGRATIONS: list[Migration] = [
             )""",
         ),
     ),
+    Migration(
+        2,
+        "each step attempt's log (its output, print() and logging records); each step's place "
+        "in the declaration, so that a recorded run lists its steps as they were written",
+        (
+            """CREATE TABLE logs (
+                run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+                step_id TEXT NOT NULL,
+                attempt INTEGER NOT NULL,
+                seq INTEGER NOT NULL,
+                stream TEXT NOT NULL,
+                text TEXT NOT NULL,
+                PRIMARY KEY (run_id, step_id, attempt, seq)
+            )""",
+            "ALTER TABLE steps ADD COLUMN position INTEGER",
+        ),
+    ),
 ]
 """Every version of the schema, oldest first; append, never edit."""
 
-TABLES = ("runs", "steps", "events", "answers", "cache", "pardag_schema")
+TABLES = ("runs", "steps", "events", "answers", "cache", "logs", "pardag_schema")
 """The tables pardag owns; a database holding some of them but no ``pardag_schema`` is not
 one of ours and is never touched."""
 
@@ -232,6 +250,7 @@ def _columns(record: type) -> tuple[str, ...]:
 RUN_COLUMNS = _columns(RunRecord)
 STEP_COLUMNS = _columns(StepRecord)
 EVENT_COLUMNS = _columns(EventRecord)
+LOG_COLUMNS = _columns(LogRecord)
 ANSWER_COLUMNS = _columns(Answer)
 CACHE_COLUMNS = _columns(CacheEntry)
 UPDATE_COLUMNS = tuple(c for c in _columns(RunUpdate) if c != "run_id")
@@ -256,6 +275,7 @@ STEP_KEY = ("run_id", "step_id", "attempt")
 INSERT_RUN = _insert("runs", RUN_COLUMNS)
 UPSERT_STEP = _upsert("steps", STEP_COLUMNS, STEP_KEY)
 INSERT_EVENT = _insert("events", EVENT_COLUMNS)
+INSERT_LOG = _insert("logs", LOG_COLUMNS)
 UPSERT_ANSWER = _upsert("answers", ANSWER_COLUMNS, ("run_id", "step_id"))
 UPSERT_CACHE = _upsert("cache", CACHE_COLUMNS, ("key",))
 
@@ -267,6 +287,12 @@ SELECT_STEPS = _select("steps", STEP_COLUMNS, "run_id = ?")
 SELECT_EVENTS = _select("events", EVENT_COLUMNS, "run_id = ? AND seq > ? ORDER BY seq")
 SELECT_STEP_EVENTS = _select(
     "events", EVENT_COLUMNS, "run_id = ? AND step = ? AND seq > ? ORDER BY seq"
+)
+SELECT_LOGS = _select(
+    "logs",
+    LOG_COLUMNS,
+    "run_id = ? AND step_id = ? AND (attempt > ? OR (attempt = ? AND seq > ?)) "
+    "ORDER BY attempt, seq",
 )
 SELECT_ANSWERS = _select("answers", ANSWER_COLUMNS, "run_id = ?")
 SELECT_DURATIONS = (
@@ -321,8 +347,10 @@ class Batch:
     runs: tuple[str, ...]
 
 
-def write_batches(steps: Sequence[StepRecord], events: Sequence[EventRecord]) -> list[Batch]:
-    """The batches of ``Store.write`` for steps and events (run updates come separately).
+def write_batches(
+    steps: Sequence[StepRecord], events: Sequence[EventRecord], logs: Sequence[LogRecord] = ()
+) -> list[Batch]:
+    """The batches of ``Store.write`` for steps, events and logs (run updates come separately).
 
     Several records of one step attempt collapse to the last, the one that must win, so the
     database upserts each key once.
@@ -335,10 +363,15 @@ def write_batches(steps: Sequence[StepRecord], events: Sequence[EventRecord]) ->
     if events:
         rows = [row(e, EVENT_COLUMNS) for e in events]
         batches.append(Batch("events", INSERT_EVENT, rows, _runs(events)))
+    if logs:
+        rows = [row(piece, LOG_COLUMNS) for piece in logs]
+        batches.append(Batch("step logs", INSERT_LOG, rows, _runs(logs)))
     return batches
 
 
-def _runs(records: Sequence[StepRecord] | Sequence[EventRecord]) -> tuple[str, ...]:
+def _runs(
+    records: Sequence[StepRecord] | Sequence[EventRecord] | Sequence[LogRecord],
+) -> tuple[str, ...]:
     return tuple(dict.fromkeys(r.run_id for r in records))
 
 
@@ -352,7 +385,8 @@ def conflict_message(where: str, what: str, runs: Sequence[str], foreign_key: bo
         )
     return (
         f"run store {where}: cannot record {what} of run {named}: one of them is already "
-        "recorded (each event's seq must be new within its run)"
+        "recorded (each event's seq must be new within its run, each log piece's within its "
+        "step attempt)"
     )
 
 
@@ -387,6 +421,10 @@ def step_from_row(values: Sequence[Any]) -> StepRecord:
 
 def event_from_row(values: Sequence[Any]) -> EventRecord:
     return EventRecord(*values)
+
+
+def log_from_row(values: Sequence[Any]) -> LogRecord:
+    return LogRecord(*values)
 
 
 def answer_from_row(values: Sequence[Any]) -> Answer:

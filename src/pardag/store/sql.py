@@ -15,6 +15,7 @@ from pardag.store.base import (
     Answer,
     CacheEntry,
     EventRecord,
+    LogRecord,
     RunRecord,
     RunUpdate,
     StepRecord,
@@ -66,8 +67,9 @@ class SQLStore(Store):
         runs: Sequence[RunUpdate] = (),
         steps: Sequence[StepRecord] = (),
         events: Sequence[EventRecord] = (),
+        logs: Sequence[LogRecord] = (),
     ) -> None:
-        batches = schema.write_batches(steps, events)
+        batches = schema.write_batches(steps, events, logs)
         updates = [(u.run_id, q) for u in runs if (q := schema.run_update(u)) is not None]
         if batches or updates:
             self._write("recording run progress", lambda c: self._apply(c, batches, updates))
@@ -117,6 +119,13 @@ class SQLStore(Store):
         else:
             rows = self._read(schema.SELECT_STEP_EVENTS, (run_id, step, after))
         return [schema.event_from_row(r) for r in rows]
+
+    def get_logs(
+        self, run_id: str, step_id: str, after: tuple[int, int] = (0, 0)
+    ) -> list[LogRecord]:
+        attempt, seq = after
+        rows = self._read(schema.SELECT_LOGS, (run_id, step_id, attempt, attempt, seq))
+        return [schema.log_from_row(r) for r in rows]
 
     def step_durations(self, workflow: str, runs: int = 10) -> dict[str, float]:
         rows = self._read(schema.SELECT_DURATIONS, (workflow, runs, False))

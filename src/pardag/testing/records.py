@@ -61,6 +61,7 @@ def full_step(run_id: str, step_id: str = "step ü", attempt: int = 3) -> StepRe
         traceback='Traceback (most recent call last):\n  File "x.py", line 1\nValueError\n' * 20,
         reason="timed out after 5s",
         cached=True,
+        position=7,
     )
 
 

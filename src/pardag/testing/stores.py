@@ -17,6 +17,7 @@ from pardag.store import (
     Answer,
     CacheEntry,
     EventRecord,
+    LogRecord,
     RunUpdate,
     StepRecord,
     Store,
@@ -294,6 +295,52 @@ class StoreSuite(LifetimeSuite):
         store.write()
         store.write(runs=[], steps=[], events=[])
         assert store.list_runs() == []
+
+    # -- step logs ------------------------------------------------------------------------------
+
+    def test_a_step_log_round_trips_in_attempt_then_seq_order(self, store: Store) -> None:
+        store.create_run(new_run())
+        pieces = [
+            LogRecord("run000001", "a", 2, 1, "stdout", "second attempt\n"),
+            LogRecord("run000001", "a", 1, 2, "stderr", UNICODE + "\n"),
+            LogRecord("run000001", "a", 1, 1, "stdout", BIG_JSON),
+            LogRecord("run000001", "a", 1, 3, "log", "WARNING root: careful\n"),
+        ]
+        store.write(logs=pieces[:2])
+        store.write(logs=pieces[2:])
+        assert store.get_logs("run000001", "a") == sorted(pieces, key=lambda p: (p.attempt, p.seq))
+
+    def test_a_step_log_after_a_piece_is_only_the_newer_ones(self, store: Store) -> None:
+        store.create_run(new_run())
+        keys = [(1, 1), (1, 2), (2, 1), (2, 2), (3, 1)]
+        store.write(logs=[LogRecord("run000001", "a", n, s, "stdout", "x") for n, s in keys])
+        store.write(logs=[LogRecord("run000001", "b", 1, 9, "stdout", "other step")])
+        assert [(p.attempt, p.seq) for p in store.get_logs("run000001", "a", after=(1, 2))] == [
+            (2, 1),
+            (2, 2),
+            (3, 1),
+        ]
+        assert [(p.attempt, p.seq) for p in store.get_logs("run000001", "a", (2, 1))] == [
+            (2, 2),
+            (3, 1),
+        ]
+        assert store.get_logs("run000001", "a", after=(3, 1)) == []
+        assert store.get_logs("run000001", "zzz") == []
+        assert store.get_logs("no-such-run", "a") == []
+
+    def test_a_log_piece_recorded_twice_or_of_no_run_is_an_error(self, store: Store) -> None:
+        store.create_run(new_run())
+        piece = LogRecord("run000001", "a", 1, 1, "stdout", "once")
+        store.write(logs=[piece])
+        with pytest.raises(StoreError, match="step logs of run run000001: one of them is already"):
+            store.write(
+                steps=[StepRecord("run000001", "a", 1, "failed")],
+                logs=[LogRecord("run000001", "a", 1, 1, "stdout", "twice")],
+            )
+        assert store.get_logs("run000001", "a") == [piece]
+        assert store.get_steps("run000001") == []  # all or nothing
+        with pytest.raises(StoreError, match="run ghost: the run does not exist"):
+            store.write(logs=[LogRecord("ghost", "a", 1, 1, "stdout", "x")])
 
     # -- answers --------------------------------------------------------------------------------
 
