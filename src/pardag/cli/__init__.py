@@ -18,14 +18,16 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
+import pardag
 from pardag.cli import control, graph, run, runs
 from pardag.cli.exits import ExitCode
 from pardag.cli.graph import render_graph
 from pardag.cli.jsonout import JsonLines, result_json, run_json
+from pardag.cli.options import FlagCommand, FlagGroup
 from pardag.cli.params import run_params
 from pardag.cli.runs import as_event
 
@@ -47,7 +49,30 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=FlagGroup,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"pardag {pardag.__version__}")
+        raise typer.Exit(ExitCode.SUCCEEDED)
+
+
+@app.callback()
+def _pardag(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print pardag's version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """``pardag``'s own options (the app's help says what it does)."""
+
 
 _COMMANDS: dict[str, Callable[..., Any]] = {  # in the order `pardag --help` lists them
     "run": run.run_command,
@@ -63,7 +88,7 @@ _COMMANDS: dict[str, Callable[..., Any]] = {  # in the order `pardag --help` lis
     "cancel": control.cancel_command,
 }
 for _name, _command in _COMMANDS.items():
-    app.command(_name)(_command)
+    app.command(_name, cls=FlagCommand)(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
