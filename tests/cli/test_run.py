@@ -428,6 +428,31 @@ def test_show_settings_as_a_table(project: Path) -> None:
     assert "../pyproject.toml [tool.pardag]" in done.stdout
 
 
+def test_show_settings_names_the_store_runs_go_to(project: Path) -> None:
+    """The default store is the one ``pardag run`` records to, not "none"; a URL's password
+    is hidden and a path keeps its case."""
+    write(project, "flow.yaml", FLOW)
+    table = pardag(project, "run", "flow.yaml", "--show-settings").stdout
+    assert ["store", ".pardag/runs.db", "default"] in [line.split() for line in table.splitlines()]
+    assert settings_of(project, "flow.yaml")["store"] == {
+        "value": ".pardag/runs.db",
+        "source": "default",
+    }
+    assert pardag(project, "run", "flow.yaml").returncode == 0
+    assert (project / ".pardag" / "runs.db").is_file()  # where it said
+    env = clean_env(PARDAG_STORE="postgresql://me:s3cret@db.example/runs")
+    shown = settings_of(project, "flow.yaml", env=env)["store"]
+    assert shown["source"] == "PARDAG_STORE" and "s3cret" not in shown["value"]
+    table = pardag(project, "run", "flow.yaml", "--show-settings", env=env).stdout
+    assert "s3cret" not in table and "db.example/runs" in table
+    assert settings_of(project, "flow.yaml", "--store", "Runs/My.db")["store"] == {
+        "value": "Runs/My.db",
+        "source": "--store",
+    }
+    table = pardag(project, "run", "flow.yaml", "--show-settings", "--store", "Runs/My.db").stdout
+    assert "Runs/My.db" in table
+
+
 def test_the_settings_reach_the_run(project: Path) -> None:
     """mode = "sequential" in pardag.toml really runs one step at a time."""
     write(project, "pardag.toml", 'mode = "sequential"\n')

@@ -30,7 +30,7 @@ from pardag.events import Event, EventKind, Listener
 from pardag.model import Workflow
 from pardag.progress import LiveProgress, print_summary, print_trimmed
 from pardag.results import RunResult
-from pardag.store import DEFAULT_PATH, open_store
+from pardag.store import open_store
 
 __all__ = ["finish", "run_command"]
 
@@ -110,7 +110,7 @@ def run_command(
             _print_settings(settings, json_output)
             return
         params = run_params(wf.params, set_ or [])
-        store_url = settings.store or str(DEFAULT_PATH)
+        store_url = settings.store
         result = _run_watched(wf, params, events, store_url, cache=not no_cache)
     raise typer.Exit(finish(result, json_output, session))
 
