@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -24,12 +24,14 @@ from pardag.cli.jsonout import JsonLines, dumps, result_json
 from pardag.cli.loading import prepare
 from pardag.cli.options import ConfigOpt, DebugOpt, FileArg, StoreOpt
 from pardag.cli.params import run_params
+from pardag.cli.waiting import answer_lines
 from pardag.config import ResolvedSettings
 from pardag.errors import ArgumentError, StepFailed
 from pardag.events import Event, EventKind, Listener
-from pardag.model import Workflow
+from pardag.model import Step, Workflow
 from pardag.progress import LiveProgress, print_summary, print_trimmed
 from pardag.results import RunResult
+from pardag.states import RunStatus
 from pardag.store import open_store
 
 __all__ = ["finish", "run_command"]
@@ -112,7 +114,7 @@ def run_command(
         params = run_params(wf.params, set_ or [])
         store_url = settings.store
         result = _run_watched(wf, params, events, store_url, cache=not no_cache)
-    raise typer.Exit(finish(result, json_output, session))
+    raise typer.Exit(finish(result, json_output, session, wf.steps, store))
 
 
 def _run_watched(
@@ -156,8 +158,18 @@ def _open_events(path: Path) -> Iterator[IO[str]]:
         yield stream
 
 
-def finish(result: RunResult, json_output: bool, session: Session) -> int:
-    """Print the result (table on stderr, or JSON on stdout) and return the exit code."""
+def finish(
+    result: RunResult,
+    json_output: bool,
+    session: Session,
+    steps: Mapping[str, Step] | None = None,
+    store: str | None = None,
+) -> int:
+    """Print the result (table on stderr, or JSON on stdout) and return the exit code.
+
+    A paused run also gets, on stderr, each waiting step's question and the commands that
+    answer it (``steps``, the workflow's, give the answer's shape; ``store`` is the
+    ``--store`` given, which the commands repeat)."""
     if json_output:
         sys.stdout.write(dumps(result_json(result), indent=2) + "\n")
     else:
@@ -168,6 +180,9 @@ def finish(result: RunResult, json_output: bool, session: Session) -> int:
         if session.debug and isinstance(result.error, StepFailed) and result.error.traceback:
             stderr.print(result.error.traceback, end="", markup=False)
         error(str(result.error))
+    if result.status is RunStatus.PAUSED:
+        for line in answer_lines(result, steps, store):
+            stderr.print(line, markup=False)
     return exit_code(result.status)
 
 

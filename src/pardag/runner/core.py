@@ -228,6 +228,7 @@ class Runner:
                 self._alarms.rate_woke()
                 sched.wake_rate_limited()
             case Unpause(i) if sched.state[i] is StepState.PAUSED and st.stop is None:
+                sched.reason.pop(i, None)  # the question no longer stands
                 sched.unpause(i)
             case Skip(i) if not sched.state[i].is_final():
                 self._finish(i, StepState.SKIPPED, reason="condition false")
@@ -373,6 +374,7 @@ class Runner:
         """The step waits for an answer: no slot, dependents wait, the rest of the run goes on."""
         self.state.timers.pop(i, None)
         self.sched.pause(i)
+        self.sched.reason[i] = pause.prompt  # the result says what it waits for, as the store
         if pause.wait is not None:  # while the run lives on, look again when the wait is over
             self._alarms.answer_wait(i, pause.wait)
         if self._records is not None:
