@@ -92,7 +92,6 @@ def test_run_succeeds_with_a_plain_table_on_stderr(project: Path) -> None:
     assert all(state == "succeeded" and attempts == "1" for state, _, attempts in rows.values())
     assert "run succeeded in " in done.stderr
     assert ": 4 steps (4 succeeded)" in done.stderr
-    assert "speed-up " in done.stderr and "over running them one after another" in done.stderr
     assert 'output: {"n": 4}' in done.stderr
 
 
@@ -122,7 +121,7 @@ def test_run_json_has_the_stable_keys_and_the_outputs(project: Path) -> None:
     steps = result["steps"]
     assert steps["a"]["finished_at"] <= steps["b"]["started_at"]
     assert max(steps["b"]["finished_at"], steps["c"]["finished_at"]) <= steps["d"]["started_at"]
-    assert isinstance(result["speedup"], float) and result["speedup"] > 0
+    assert result["speedup"] is None or result["speedup"] >= 1.1  # see tests/test_progress.py
 
 
 ODD_OUTPUT = """\
