@@ -41,6 +41,8 @@ __all__ = [
     "cancel",
     "check_status",
     "due_runs",
+    "owner_gone",
+    "owner_gone_hint",
     "process_gone",
     "recorded_run",
     "reject",
@@ -97,6 +99,23 @@ def process_gone(record: RunRecord) -> bool:
     """
     pid = _local_pid(record)
     return pid is not None and not _alive(pid)
+
+
+def owner_gone(record: RunRecord) -> bool:
+    """Whether a run the store says is running has lost its process: one on this machine
+    that is dead (killed with ``kill -9``, or the machine restarted). Nothing will ever finish
+    such a run by itself; ``owner_gone_hint`` says what does. A view of what is stored plus a
+    look at the process: the record is not changed."""
+    return record.status == RunStatus.RUNNING and process_gone(record)
+
+
+def owner_gone_hint(record: RunRecord) -> str:
+    """What to do about a run whose process is gone (``owner_gone``), as commands."""
+    short = record.run_id[:12]
+    return (
+        f"its process ({record.owner}) is gone: `pardag resume {short}` finishes it (the steps "
+        f"that were running run again), `pardag cancel {short}` marks it cancelled"
+    )
 
 
 def _local_pid(record: RunRecord) -> int | None:

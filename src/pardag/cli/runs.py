@@ -64,11 +64,13 @@ def runs_command(
                 table.add_row(
                     Text(r.run_id[:12]),
                     Text(r.workflow),
-                    Text(r.status),
+                    Text(_status(r)),
                     Text(_when(r.created_at)),
                     Text(f"{end - r.created_at:.2f}s"),
                 )
             print_trimmed(stderr, table)
+            for r in filter(history.owner_gone, found):
+                stderr.print(f"run {r.run_id[:12]}: {history.owner_gone_hint(r)}", markup=False)
 
 
 def show_command(
@@ -84,7 +86,8 @@ def show_command(
         record = recorded_run(opened, run_id)
         steps = opened.get_steps(record.run_id)
         if json_output:
-            typer.echo(json.dumps(run_json(record, steps), indent=2))
+            shown = {**run_json(record, steps), "owner_gone": history.owner_gone(record)}
+            typer.echo(json.dumps(shown, indent=2))
             return
         _print_run(record, steps, outputs)
 
@@ -92,7 +95,7 @@ def show_command(
 def _print_run(record: RunRecord, steps: list[StepRecord], outputs: bool = False) -> None:
     """A recorded run as ``show`` prints it: a head line, a table of its steps, its error."""
     stderr.print(
-        f"run {record.run_id}  {record.workflow}  {record.status}  {_when(record.created_at)}",
+        f"run {record.run_id}  {record.workflow}  {_status(record)}  {_when(record.created_at)}",
         markup=False,
     )
     table = Table(box=None, pad_edge=False, header_style="bold")
@@ -107,6 +110,13 @@ def _print_run(record: RunRecord, steps: list[StepRecord], outputs: bool = False
     print_trimmed(stderr, table)
     if record.error:
         stderr.print(f"error: {record.error}", markup=False)
+    if history.owner_gone(record):
+        stderr.print(f"note: {history.owner_gone_hint(record)}", markup=False)
+
+
+def _status(record: RunRecord) -> str:
+    """The recorded status, and whether a running run's process is gone."""
+    return record.status + (" (owner gone)" if history.owner_gone(record) else "")
 
 
 def watch_command(
@@ -213,6 +223,7 @@ def _run_row(r: RunRecord) -> dict[str, Any]:
         "created_at": r.created_at,
         "finished_at": r.finished_at,
         "source": r.source,
+        "owner_gone": history.owner_gone(r),
     }
 
 
