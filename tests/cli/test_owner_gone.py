@@ -60,3 +60,8 @@ def test_runs_and_show_mark_a_run_whose_process_was_killed(project: Path) -> Non
     assert cancelled.returncode == 0, cancelled.stderr
     after = json.loads(pardag(project, "runs", "--json").stdout)
     assert [(r["status"], r["owner_gone"]) for r in after] == [("cancelled", False)]
+    hold = json.loads(pardag(project, "show", short, "--json").stdout)["steps"]["hold"]
+    assert (hold["state"], hold["reason"]) == (  # not left running either
+        "cancelled",
+        "cancelled by `pardag cancel` (its process was gone)",
+    )

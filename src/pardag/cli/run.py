@@ -134,7 +134,10 @@ def _run_watched(
             return wf.run(listeners=listeners, params=params, store=opened, cache=cache)
         except KeyboardInterrupt:  # the second Ctrl-C: the run did not wait for its steps
             stack.close()
-            error("interrupted (Ctrl-C); the run was abandoned")
+            error(
+                "left at the second Ctrl-C without waiting for the steps still running; "
+                "the run is recorded as cancelled"
+            )
             raise typer.Exit(ExitCode.INTERRUPTED) from None
 
 

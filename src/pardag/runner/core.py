@@ -117,7 +117,7 @@ class Runner:
         try:
             await self._drive()
         except BaseException:
-            self.cancel("the task running the workflow was cancelled")
+            self.cancel("cancelling the task that runs the workflow")
             raise
         finally:
             if frozen:
@@ -133,9 +133,23 @@ class Runner:
             await self._records.close(self.sched, result.status, error)
         return result
 
-    def cancel(self, reason: str = "cancelled by the caller") -> None:
-        """Cancel the run from its own event loop: running steps are stopped, no new ones start."""
-        self._abort(Stop.cancelled(reason))
+    def cancel(self, by: str = "the caller") -> None:
+        """Cancel the run from its own event loop: running steps are stopped, no new ones start;
+        each cancelled step's reason is ``cancelled by {by}``."""
+        self._abort(Stop.cancelled(by))
+
+    def unstoppable(self) -> list[str]:
+        """The steps whose work goes on after the run stopped them: threads, which cannot be
+        stopped (the run waits for them before it returns)."""
+        return [self.plan.graph.ids[i] for i in self.sched.detached_steps()]
+
+    def leave(self) -> None:
+        """The process leaves now, without waiting for its steps (a second Ctrl-C). With a
+        store, the run and every step not final yet are recorded cancelled first, and that
+        commit is waited for: the run is not left ``running`` in the store."""
+        stop = self.state.stop or Stop.cancelled("the caller")
+        if self._records is not None:
+            self._records.leave(self.sched, stop)
 
     # -- the loop -----------------------------------------------------------------------------
 
