@@ -6,11 +6,11 @@ runs with ``Workflow.run`` and listeners, and prints the ``RunResult``. Exit cod
 succeeded, 1 it failed (or timed out), 2 the workflow, a setting or the usage is invalid, 3 it
 paused, 130 it was interrupted. Errors are one readable message; ``--debug`` adds tracebacks.
 
-A module a concept: ``run`` (and ``params``, ``jsonout``), ``graph`` (validate and graph),
-``runs`` (what the run store holds), ``control`` (resume, approve, reject, cancel), over the
-shared ``console``, ``options``, ``loading`` and ``exits``. Importing this package registers
-every command on ``app``; nothing in pardag but ``__main__`` imports it (it is the top
-layer).
+A module a concept: ``run`` (and ``params``, ``jsonout``, ``waiting``), ``graph`` (validate
+and graph), ``runs`` (what the run store holds), ``control`` (resume, approve, reject,
+cancel), over the shared ``console``, ``options``, ``loading`` and ``exits``. Importing this
+package registers every command on ``app``; nothing in pardag but ``__main__`` imports it (it
+is the top layer).
 """
 
 from __future__ import annotations
