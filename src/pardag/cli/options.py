@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer._click.core import Command, Context, Parameter
-from typer.core import TyperCommand, TyperGroup, TyperOption
+from typer.core import TyperCommand, TyperGroup
 
 __all__ = [
     "ConfigOpt",
@@ -53,23 +52,26 @@ RunIdArg = Annotated[str, typer.Argument(help="The run's id (or its first 6+ cha
 """The recorded run a run-store command is about."""
 
 
-class _FlagHelp(Command):
-    """Help that shows each boolean option as a flag (``--json``): typer would show
-    ``--json <bool>``, as if it took a value."""
+class _FlagHelp:
+    """Help that shows each boolean option as a flag (``--json``): typer 0.29 shows
+    ``--json <bool>``, as if it took a value. A mixin over typer's command classes (whose
+    click base moved into typer in 0.29)."""
+
+    params: list[Any]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         for param in self.params:
             _as_flag(param)
 
-    def get_help_option(self, ctx: Context) -> TyperOption | None:
-        option = super().get_help_option(ctx)
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]  # the typer class's
         _as_flag(option)
         return option
 
 
-def _as_flag(option: Parameter | None) -> None:
-    if isinstance(option, TyperOption) and option.is_flag:
+def _as_flag(option: Any) -> None:
+    if getattr(option, "is_flag", False):  # an option (typer's, or click's --help before 0.29)
         option.metavar = ""
 
 
