@@ -307,8 +307,8 @@ def wfcommons_section(res: Results) -> str:
     if not rows_in:
         return (
             "### Real workflow shapes (WfCommons)\n\nNot run: no instances found (set "
-            "`PARDAG_BENCH_WFCOMMONS` to a folder of WfFormat JSON files, or keep "
-            "`../shared/bench/wfcommons` beside the repo).\n"
+            "`PARDAG_BENCH_WFCOMMONS` to a folder of WfFormat JSON files; by default "
+            "[`benchmarks/wfcommons`](../benchmarks/wfcommons)).\n"
         )
     instances: dict[str, Result] = {}
     for r in rows_in:
@@ -786,11 +786,11 @@ def write(doc: dict[str, Any], page: Path) -> None:
         "generator, or benchmarks/profile-notes.md for the profiles section. -->",
         "",
         "pardag against the engines a user would pick instead, on the workloads of "
-        "[`WORKLOADS.md`](../../shared/bench/WORKLOADS.md) (generated from seed 0 by "
+        "[`WORKLOADS.md`](../benchmarks/WORKLOADS.md) (generated from seed 0 by "
         "[`benchmarks/workloads.py`](../benchmarks/workloads.py)), every engine variant in its "
         "own fresh process, in one run. Anchor figures from an earlier run on this kind of "
-        "machine are in `../shared/bench/ANCHORS.md`; the ones here were measured beside "
-        "pardag.",
+        "machine are in [`ANCHORS.md`](../benchmarks/ANCHORS.md); the ones here were measured "
+        "beside pardag.",
         "",
         f"- **Run**: `{doc['command']}` ({doc['mode']} mode), {doc['date']}, "
         f"{doc.get('elapsed_s', 0) / 60:.1f} minutes.",

@@ -3,8 +3,8 @@
 Every workload is a list of ``Step(id, deps, kind, duration)`` in a topological order (each
 step after all of its dependencies), plus the slots (concurrency) it runs on and its ideal
 makespan or lower bound. Engines build their own graphs from this data; nothing here knows
-about any engine. ``/work/shared/bench/WORKLOADS.md`` (``../shared/bench`` beside the repo)
-defines the workloads; the docstrings below repeat what each one is.
+about any engine. ``benchmarks/WORKLOADS.md`` defines the workloads; the docstrings below
+repeat what each one is.
 
 Kinds: ``noop`` returns None; ``sleep`` sleeps ``duration`` seconds (``asyncio.sleep`` in async
 variants); ``cpu`` runs ``benchmarks.tasks.cpu_spin`` for an iteration count calibrated once
@@ -191,9 +191,9 @@ def w6(n: int = 8, duration: float = 0.5, cores: int = 2, seed: int = 0) -> Work
 
 
 def wfcommons_dir() -> Path | None:
-    """Where the WfCommons instances are: $PARDAG_BENCH_WFCOMMONS, else ../shared/bench."""
+    """Where the WfCommons instances are: $PARDAG_BENCH_WFCOMMONS, else benchmarks/wfcommons."""
     env = os.environ.get("PARDAG_BENCH_WFCOMMONS")
-    for candidate in (env, REPO.parent / "shared" / "bench" / "wfcommons"):
+    for candidate in (env, REPO / "benchmarks" / "wfcommons"):
         if candidate and Path(candidate).is_dir() and any(Path(candidate).glob("*.json")):
             return Path(candidate)
     return None

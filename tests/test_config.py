@@ -30,7 +30,7 @@ def test_defaults_when_no_layer_sets_anything(tmp_path: Path) -> None:
     resolved = resolve(None, environ={}, cwd=tmp_path)
     assert resolved.settings() == Settings()
     assert set(resolved.sources.values()) == {"default"}
-    assert resolved.store is None and resolved.debug is False
+    assert resolved.store == ".pardag/runs.db" and resolved.debug is False
     assert resolved.config_file is None
 
 

@@ -78,3 +78,68 @@ def test_readme_workflow_runs(block_id: str, ext: str, text: str, tmp_path: Path
     result = pardag.load(path).run()
     assert result.status == "succeeded", (block_id, result.error)
     assert result.final_output is not None
+
+
+# -- links: everything the docs and benchmarks use lives in the repository ----------------------
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+MARKDOWN = sorted(
+    p
+    for p in ROOT.rglob("*.md")
+    if not any(part.startswith(".") or part in ("results", "node_modules") for part in p.parts)
+    and ROOT in p.parents
+)
+OUTSIDE = re.compile(r"\.\./shared\b|/work/")
+"""A path that leaves the repository: the shared folder beside it, or an absolute one here."""
+
+
+def link_problems(path: Path) -> list[str]:
+    """Each relative link of ``path`` that leaves the repository or names nothing in it."""
+    problems = []
+    for match in LINK.finditer(path.read_text(encoding="utf-8")):
+        target = match.group(1).split("#", 1)[0]
+        if not target or re.match(r"^[a-z][a-z0-9+.-]*:", target):  # an anchor, a URL
+            continue
+        where = (path.parent / target).resolve()
+        if target.startswith("/") or ROOT not in [where, *where.parents]:
+            problems.append(f"{target}: outside the repository")
+        elif not where.exists():
+            problems.append(f"{target}: no such file")
+    return problems
+
+
+def test_the_link_checker_sees_a_link_that_leaves_the_repository() -> None:
+    page = ROOT / "docs" / "_link_check.md"
+    try:
+        page.write_text(
+            "[w](../../shared/bench/W.md) [a](/etc/passwd) [x](nothere.md) [ok](cli.md)"
+        )
+        assert link_problems(page) == [
+            "../../shared/bench/W.md: outside the repository",
+            "/etc/passwd: outside the repository",
+            "nothere.md: no such file",
+        ]
+    finally:
+        page.unlink()
+
+
+@pytest.mark.parametrize("path", MARKDOWN, ids=[str(p.relative_to(ROOT)) for p in MARKDOWN])
+def test_every_link_stays_inside_the_repository(path: Path) -> None:
+    assert link_problems(path) == []
+
+
+@pytest.mark.parametrize(
+    "path",
+    [*MARKDOWN, *sorted((ROOT / "benchmarks").glob("*.py"))],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
+def test_no_doc_or_benchmark_names_a_path_outside_the_repository(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert [m.group(0) for m in OUTSIDE.finditer(text)] == []
+
+
+def test_the_kind_table_of_formats_lists_the_general_kinds() -> None:
+    text = (ROOT / "docs" / "formats.md").read_text(encoding="utf-8")
+    table = text[text.index("| kind        | parameters") :].split("\n\n", 1)[0]
+    listed = re.findall(r"^\| `(\w+)`", table, re.MULTILINE)
+    assert listed == ["python", "shell", "condition", "merge", "http", "approval", "delay"]

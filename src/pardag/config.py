@@ -31,6 +31,7 @@ from pardag import settings_rules as rules
 from pardag.errors import ArgumentError, SettingsError
 from pardag.model import Settings, Workflow
 from pardag.states import Mode, OnFailure
+from pardag.store import DEFAULT_PATH, mask_url
 from pardag.units import parse_duration, parse_rate
 
 __all__ = [
@@ -212,7 +213,7 @@ _DEFAULTS = Settings()
 def _default(key: str) -> Any:
     if key in RUN_KEYS:
         return getattr(_DEFAULTS, key)
-    return None if key == "store" else False
+    return str(DEFAULT_PATH) if key == "store" else False  # the store pardag run records to
 
 
 # -- layers -----------------------------------------------------------------------------------
@@ -435,9 +436,10 @@ class ResolvedSettings:
         return Settings(**{key: self.values[key] for key in RUN_KEYS})
 
     @property
-    def store(self) -> str | None:
-        """Where runs are recorded: a file path or database URL; None for the default."""
-        value: str | None = self.values["store"]
+    def store(self) -> str:
+        """Where runs are recorded: a file path or database URL (``.pardag/runs.db`` by
+        default, relative to the current directory)."""
+        value: str = self.values["store"]
         return value
 
     @property
@@ -466,7 +468,8 @@ class ResolvedSettings:
                     shown = {"size": spec[0], "rate": spec[1]} if isinstance(spec, tuple) else spec
                     out[f"pools.{name}"] = {"value": shown, "source": self.pool_sources[name]}
             else:
-                out[key] = {"value": value, "source": self.sources[key]}
+                shown = mask_url(value) if key == "store" else value
+                out[key] = {"value": shown, "source": self.sources[key]}
         return out
 
 
@@ -479,6 +482,8 @@ def _show(key: str, value: Any) -> str:
         return f"{value:g}s"
     if key == "pools":
         return "{}"
+    if key == "store":  # a path keeps its case; a database URL hides its password
+        return mask_url(value)
     return str(value.value if isinstance(value, Mode | OnFailure) else value).lower()
 
 

@@ -31,7 +31,15 @@ from pardag.recording import (
 )
 from pardag.runner import resume_run
 from pardag.states import RunStatus, StepState
-from pardag.store.base import APPROVED, REJECTED, Answer, RunRecord, RunUpdate, Store
+from pardag.store.base import (
+    APPROVED,
+    REJECTED,
+    Answer,
+    RunRecord,
+    RunUpdate,
+    StepRecord,
+    Store,
+)
 
 if TYPE_CHECKING:
     from pardag.results import RunResult
@@ -41,6 +49,8 @@ __all__ = [
     "cancel",
     "check_status",
     "due_runs",
+    "owner_gone",
+    "owner_gone_hint",
     "process_gone",
     "recorded_run",
     "reject",
@@ -97,6 +107,23 @@ def process_gone(record: RunRecord) -> bool:
     """
     pid = _local_pid(record)
     return pid is not None and not _alive(pid)
+
+
+def owner_gone(record: RunRecord) -> bool:
+    """Whether a run the store says is running has lost its process: one on this machine
+    that is dead (killed with ``kill -9``, or the machine restarted). Nothing will ever finish
+    such a run by itself; ``owner_gone_hint`` says what does. A view of what is stored plus a
+    look at the process: the record is not changed."""
+    return record.status == RunStatus.RUNNING and process_gone(record)
+
+
+def owner_gone_hint(record: RunRecord) -> str:
+    """What to do about a run whose process is gone (``owner_gone``), as commands."""
+    short = record.run_id[:12]
+    return (
+        f"its process ({record.owner}) is gone: `pardag resume {short}` finishes it (the steps "
+        f"that were running run again), `pardag cancel {short}` marks it cancelled"
+    )
 
 
 def _local_pid(record: RunRecord) -> int | None:
@@ -304,28 +331,43 @@ def _unfinished_run(opened: Store, run_id: str) -> RunRecord:
     return record
 
 
+def _cancelled_steps(opened: Store, record: RunRecord, now: float) -> list[StepRecord]:
+    """The run's steps left running or paused (their latest attempts), now cancelled."""
+    gone = "" if record.status == RunStatus.PAUSED else " (its process was gone)"
+    out = []
+    for step in latest_attempts(opened.get_steps(record.run_id)).values():
+        if step.state in (StepState.RUNNING, StepState.PAUSED):
+            step.state, step.finished_at = StepState.CANCELLED.value, now
+            step.reason = f"cancelled by `pardag cancel`{gone}"
+            out.append(step)
+    return out
+
+
 def cancel(run_id: str, *, store: Store | str | os.PathLike[str] | None = None) -> str:
     """Cancel a run that has not finished; returns what was done, in words.
 
-    A run whose process is alive on this machine is sent SIGINT, which that process handles as
-    Ctrl-C (running steps stopped, the run recorded cancelled). A paused run, or one whose
-    process died, is marked cancelled in the store. A finished run is left alone (an error).
+    A run whose process is alive on this machine is sent SIGTERM, which that process handles
+    as a first Ctrl-C (running steps stopped, the run recorded cancelled), each cancelled step
+    saying ``cancelled by `pardag cancel` (SIGTERM)``. A paused run, or one whose process
+    died, is marked cancelled in the store, with its steps that were running or paused. A
+    finished run is left alone (an error).
     """
     opened, owned = _required_store(store, "cancel")
     try:
         record = _unfinished_run(opened, run_id)
         pid = _local_pid(record)
         if record.status == RunStatus.RUNNING and pid is not None and _alive(pid):
-            os.kill(pid, signal.SIGINT)
+            os.kill(pid, signal.SIGTERM)
             return f"asked process {pid} to cancel run {record.run_id}"
         host, _, recorded_pid = (record.owner or "").rpartition(":")
         if record.status == RunStatus.RUNNING and pid is None and host:
             raise ArgumentError(
                 f"run {record.run_id} runs on {host} (process {recorded_pid}); cancel it there"
             )
-        update = RunUpdate(record.run_id, status=RunStatus.CANCELLED.value, finished_at=time.time())
-        update.error = "run cancelled: pardag cancel"
-        opened.write(runs=[update])
+        now = time.time()
+        update = RunUpdate(record.run_id, status=RunStatus.CANCELLED.value, finished_at=now)
+        update.error = "run cancelled: by `pardag cancel`"
+        opened.write(runs=[update], steps=_cancelled_steps(opened, record, now))
         return f"run {record.run_id} ({record.status}) is now cancelled"
     finally:
         if owned:

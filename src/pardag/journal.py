@@ -157,10 +157,21 @@ class Journal:
 
     async def aclose(self) -> None:
         """Commit what is left, run its continuations, and stop the writer thread."""
+        self._close()
+        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
+
+    def close_now(self, timeout: float) -> None:
+        """Commit what is left and stop the writer, waiting here (at most ``timeout`` seconds)
+        instead of on the loop: for a process that leaves at once. The continuations are
+        dropped (the loop will not run them)."""
+        self._close()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _close(self) -> None:
         with self._lock:
             self._closing = True
             self._wake.notify()
-        await asyncio.get_running_loop().run_in_executor(None, self._thread.join)
 
     # -- the writer thread ------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -25,7 +25,14 @@ from pardag.events import Event, EventKind
 from pardag.results import RunResult
 from pardag.states import RunStatus
 
-__all__ = ["LiveProgress", "print_summary", "print_trimmed", "speedup", "step_seconds"]
+__all__ = [
+    "LiveProgress",
+    "print_summary",
+    "print_trimmed",
+    "speedup",
+    "speedup_of",
+    "step_seconds",
+]
 
 _FINAL = {
     EventKind.STEP_SUCCEEDED: "succeeded",
@@ -186,18 +193,50 @@ def _clock(seconds: float) -> str:
 # -- the summary -----------------------------------------------------------------------------
 
 
+_MEANINGFUL_SPAN = 0.1
+"""Seconds a run's steps must span before its speed-up is shown: below it, timer resolution
+and start-up costs decide the ratio (a tiny run read "0.0x" or "0.5x")."""
+_MEANINGFUL_RATIO = 1.1
+"""The least speed-up worth a line: below it the steps did not really run at once."""
+
+
 def step_seconds(result: RunResult) -> float:
-    """The sum of the steps' durations: the run's length had they run one after another."""
-    return sum(s.duration or 0.0 for s in result.steps.values())
+    """The sum of the durations of the steps this process ran: the time they would have
+    taken one after another."""
+    return sum(end - start for start, end in _ran_here(result))
 
 
 def speedup(result: RunResult) -> float | None:
-    """Sum of step durations over the run's wall time; None when either is zero."""
-    wall = result.finished_at - result.started_at
-    total = step_seconds(result)
-    if wall <= 0 or total <= 0:
+    """How many times faster the run's steps ran than one after another: the sum of their
+    durations over the time from the first one's start to the last one's end.
+
+    None where the ratio means nothing (docs/cli.md): a run that did not succeed (it stopped
+    part-way), steps spanning less than ``_MEANINGFUL_SPAN``, or a ratio under
+    ``_MEANINGFUL_RATIO``. Only the steps this process ran count: a resumed run's earlier
+    steps ran in another process, at another time.
+    """
+    return speedup_of(result.status is RunStatus.SUCCEEDED, _ran_here(result))
+
+
+def speedup_of(succeeded: bool, spans: Iterable[tuple[float, float]]) -> float | None:
+    """``speedup``'s rule on the (start, end) of each step, for a recorded run too."""
+    if not succeeded:
+        return None
+    first, last, total = float("inf"), float("-inf"), 0.0
+    for start, end in spans:
+        first, last, total = min(first, start), max(last, end), total + end - start
+    wall = last - first
+    if wall < _MEANINGFUL_SPAN or total / wall < _MEANINGFUL_RATIO:
         return None
     return total / wall
+
+
+def _ran_here(result: RunResult) -> Iterator[tuple[float, float]]:
+    """(start, end) of each step that ran in this process (since ``result.started_at``)."""
+    for step in result.steps.values():
+        start, end = step.started_at, step.finished_at
+        if start is not None and end is not None and start >= result.started_at:
+            yield start, end
 
 
 def print_summary(console: Console, result: RunResult) -> None:
@@ -236,7 +275,7 @@ def _closing_line(result: RunResult) -> Text:
     count = len(result.steps)
     line.append(f" in {wall:.2f}s: {count} step{'' if count == 1 else 's'} ({states})")
     ratio = speedup(result)
-    if ratio is not None and result.status is not RunStatus.RUNNING:
+    if ratio is not None:
         line.append(
             f"; speed-up {ratio:.1f}x over running them one after another "
             f"({step_seconds(result):.2f}s of steps)"

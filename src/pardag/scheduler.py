@@ -307,6 +307,11 @@ class Scheduler:
         """Steps currently running."""
         return [i for i, s in enumerate(self.state) if s is RUNNING]
 
+    def detached_steps(self) -> list[int]:
+        """Steps whose work still holds a slot after they were settled (``detach``, ``adopt``):
+        a thread that could not be stopped."""
+        return sorted({i for i, _ in self._detached.values()})
+
     # -- internals --------------------------------------------------------------------------
 
     def _finish(self, i: int, outcome: StepState, reason: str | None, log: bool = True) -> None:

@@ -62,7 +62,7 @@ def test_a_step_may_skip_itself() -> None:
 def test_a_stopping_run_cancels_what_it_stopped_and_what_would_retry() -> None:
     step = Step("a", retry=RETRY)
     for exc in (ConnectionError("down"), None):
-        assert decide(step, exc, stopping=STOPPING) == Cancel("run cancelled: Ctrl-C")
+        assert decide(step, exc, stopping=STOPPING) == Cancel("cancelled by Ctrl-C")
 
 
 def test_a_stopping_run_neither_pauses_nor_skips_a_step() -> None:

@@ -6,11 +6,11 @@ runs with ``Workflow.run`` and listeners, and prints the ``RunResult``. Exit cod
 succeeded, 1 it failed (or timed out), 2 the workflow, a setting or the usage is invalid, 3 it
 paused, 130 it was interrupted. Errors are one readable message; ``--debug`` adds tracebacks.
 
-A module a concept: ``run`` (and ``params``, ``jsonout``), ``graph`` (validate and graph),
-``runs`` (what the run store holds), ``control`` (resume, approve, reject, cancel), over the
-shared ``console``, ``options``, ``loading`` and ``exits``. Importing this package registers
-every command on ``app``; nothing in pardag but ``__main__`` imports it (it is the top
-layer).
+A module a concept: ``run`` (and ``params``, ``jsonout``, ``waiting``), ``graph`` (validate
+and graph), ``runs`` (what the run store holds), ``control`` (resume, approve, reject,
+cancel), over the shared ``console``, ``options``, ``loading`` and ``exits``. Importing this
+package registers every command on ``app``; nothing in pardag but ``__main__`` imports it (it
+is the top layer).
 """
 
 from __future__ import annotations
@@ -18,14 +18,16 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
+import pardag
 from pardag.cli import control, graph, logs, run, runs
 from pardag.cli.exits import ExitCode
 from pardag.cli.graph import render_graph
 from pardag.cli.jsonout import JsonLines, result_json, run_json
+from pardag.cli.options import FlagCommand, FlagGroup
 from pardag.cli.params import run_params
 from pardag.cli.runs import as_event
 
@@ -47,7 +49,30 @@ app = typer.Typer(
     add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=FlagGroup,
 )
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        typer.echo(f"pardag {pardag.__version__}")
+        raise typer.Exit(ExitCode.SUCCEEDED)
+
+
+@app.callback()
+def _pardag(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print pardag's version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """``pardag``'s own options (the app's help says what it does)."""
+
 
 _COMMANDS: dict[str, Callable[..., Any]] = {  # in the order `pardag --help` lists them
     "run": run.run_command,
@@ -63,7 +88,7 @@ _COMMANDS: dict[str, Callable[..., Any]] = {  # in the order `pardag --help` lis
     "cancel": control.cancel_command,
 }
 for _name, _command in _COMMANDS.items():
-    app.command(_name)(_command)
+    app.command(_name, cls=FlagCommand)(_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

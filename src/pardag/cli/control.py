@@ -7,7 +7,7 @@ the result, then the exit code of its status.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated
 
 import typer
@@ -21,18 +21,29 @@ from pardag.cli.options import ConfigOpt, DebugOpt, JsonOpt, RunIdArg, StoreOpt
 from pardag.cli.run import finish
 from pardag.errors import ArgumentError
 from pardag.history import recorded_run
+from pardag.model import Step
 from pardag.results import RunResult
+from pardag.states import RunStatus
 from pardag.store.base import Store
 
 __all__ = ["approve_command", "cancel_command", "reject_command", "resume_command"]
 
 
-def _go_on(opened: Store, run_id: str, call: Callable[[str], RunResult]) -> RunResult:
+def _go_on(
+    opened: Store, run_id: str, call: Callable[[str], RunResult]
+) -> tuple[RunResult, Mapping[str, Step] | None]:
     """Continue run ``run_id`` (a prefix will do) with ``call``; its full id goes first on
-    stderr, as with ``pardag run``."""
+    stderr, as with ``pardag run``. With the result come the workflow's steps when the run
+    paused again (``finish`` shows the answer each waiting step expects)."""
     record = recorded_run(opened, run_id)
     stderr.print(f"run {record.run_id}", markup=False)
-    return call(record.run_id)
+    result = call(record.run_id)
+    if result.status is not RunStatus.PAUSED:
+        return result, None
+    try:
+        return result, history.workflow_of(record).steps
+    except Exception:  # its file or module is gone since: the commands are shown without it
+        return result, None
 
 
 def resume_command(
@@ -64,8 +75,8 @@ def resume_command(
             stderr.print("no paused run has an approval wait that is over", markup=False)
         for rid in todo:
             assert rid is not None
-            result = _go_on(opened, rid, lambda found: pardag.resume(found, store=opened))
-            codes.append(finish(result, json_output, session))
+            result, steps = _go_on(opened, rid, lambda found: pardag.resume(found, store=opened))
+            codes.append(finish(result, json_output, session, steps, store))
     raise typer.Exit(worst(codes))
 
 
@@ -93,8 +104,8 @@ def approve_command(
             ) from None
         with open_recorded_store(store, config) as opened:
             answer = lambda rid: pardag.approve(rid, step, value, store=opened)  # noqa: E731
-            result = _go_on(opened, run_id, answer)
-    raise typer.Exit(finish(result, json_output, session))
+            result, steps = _go_on(opened, run_id, answer)
+    raise typer.Exit(finish(result, json_output, session, steps, store))
 
 
 def reject_command(
@@ -109,8 +120,9 @@ def reject_command(
     """Reject a paused approval step (it fails) and continue its run in this process."""
     session = Session(debug)
     with reported(session), open_recorded_store(store, config) as opened:
-        result = _go_on(opened, run_id, lambda rid: pardag.reject(rid, step, reason, store=opened))
-    raise typer.Exit(finish(result, json_output, session))
+        refuse = lambda rid: pardag.reject(rid, step, reason, store=opened)  # noqa: E731
+        result, steps = _go_on(opened, run_id, refuse)
+    raise typer.Exit(finish(result, json_output, session, steps, store))
 
 
 def cancel_command(

@@ -28,7 +28,7 @@ _OF_STATUS: dict[str, ExitCode] = {
     RunStatus.SUCCEEDED: ExitCode.SUCCEEDED,
     RunStatus.FAILED: ExitCode.FAILED,
     RunStatus.TIMED_OUT: ExitCode.FAILED,
-    RunStatus.CANCELLED: ExitCode.INTERRUPTED,  # by Ctrl-C, or by pardag cancel (as SIGINT)
+    RunStatus.CANCELLED: ExitCode.INTERRUPTED,  # by Ctrl-C, or by pardag cancel (SIGTERM)
     RunStatus.PAUSED: ExitCode.PAUSED,
 }
 

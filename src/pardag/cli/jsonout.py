@@ -10,9 +10,10 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 from pardag.events import Event
+from pardag.progress import speedup, speedup_of
 from pardag.recording import step_histories
 from pardag.results import RunResult
-from pardag.states import StepState
+from pardag.states import RunStatus, StepState
 from pardag.store.base import RunRecord, StepRecord
 
 __all__ = ["JsonLines", "dumps", "event_json", "result_json", "run_json", "step_json"]
@@ -33,7 +34,7 @@ def result_json(result: RunResult) -> dict[str, Any]:
     }
     head = (result.run_id, result.workflow, result.status.value)
     error = None if result.error is None else str(result.error)
-    wall = result.finished_at - result.started_at
+    wall = (result.finished_at - result.started_at, speedup(result))
     return _run_document(head, error, result.final_output, dict(result.outputs), steps, wall)
 
 
@@ -61,8 +62,13 @@ def run_json(record: RunRecord, steps: list[StepRecord]) -> dict[str, Any]:
     }
     head = (record.run_id, record.workflow, record.status)
     final = outputs.get(last.step_id) if last is not None else None
-    wall = None if record.finished_at is None else record.finished_at - record.created_at
-    return _run_document(head, record.error, final, outputs, shaped, wall)
+    spans = [(h.started_at, h.last.finished_at) for h in histories.values()]
+    ratio = speedup_of(
+        record.status == RunStatus.SUCCEEDED,
+        ((a, b) for a, b in spans if a is not None and b is not None),
+    )
+    took = None if record.finished_at is None else record.finished_at - record.created_at
+    return _run_document(head, record.error, final, outputs, shaped, (took, ratio))
 
 
 def step_json(
@@ -93,12 +99,11 @@ def _run_document(
     final_output: Any,
     outputs: dict[str, Any],
     steps: dict[str, dict[str, Any]],
-    wall: float | None,
+    wall: tuple[float | None, float | None],
 ) -> dict[str, Any]:
-    """The run's keys, the same for a run just finished and a recorded one; ``speedup`` is
-    the steps' summed durations over the run's wall time (None when either is zero)."""
+    """The run's keys, the same for a run just finished and a recorded one; ``wall`` is
+    (the run's duration, its speed-up: ``progress.speedup``'s rule, None where meaningless)."""
     run_id, workflow, status = head
-    total = sum(step["duration"] or 0.0 for step in steps.values())
     return {
         "run_id": run_id,
         "workflow": workflow,
@@ -107,8 +112,8 @@ def _run_document(
         "final_output": final_output,
         "outputs": outputs,
         "steps": steps,
-        "duration": wall,
-        "speedup": total / wall if wall and total else None,
+        "duration": wall[0],
+        "speedup": wall[1],
     }
 
 

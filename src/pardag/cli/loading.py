@@ -9,7 +9,7 @@ import pardag
 from pardag.cli.console import warn
 from pardag.config import ResolvedSettings, SettingsError, resolve
 from pardag.model import Workflow
-from pardag.store import DEFAULT_PATH, open_store
+from pardag.store import open_store
 from pardag.store.base import Store
 
 __all__ = ["open_recorded_store", "prepare"]
@@ -43,4 +43,4 @@ def open_recorded_store(store: str | None, config: Path | None) -> Store:
     """The store named by --store, else PARDAG_STORE or the config file, else the default;
     it must exist already (the run-store commands read what ``pardag run`` recorded)."""
     settings = resolve(None, flags={"store": store}, config=config)
-    return open_store(settings.store or str(DEFAULT_PATH), create=False)
+    return open_store(settings.store, create=False)

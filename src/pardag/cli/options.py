@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup
 
-__all__ = ["ConfigOpt", "DebugOpt", "FileArg", "JsonOpt", "RunIdArg", "StoreOpt"]
+__all__ = [
+    "ConfigOpt",
+    "DebugOpt",
+    "FileArg",
+    "FlagCommand",
+    "FlagGroup",
+    "JsonOpt",
+    "RunIdArg",
+    "StoreOpt",
+]
 
 FileArg = Annotated[Path, typer.Argument(help="The workflow file (any supported format).")]
 """The workflow file of ``run``, ``validate`` and ``graph``."""
@@ -40,3 +50,34 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 
 RunIdArg = Annotated[str, typer.Argument(help="The run's id (or its first 6+ characters).")]
 """The recorded run a run-store command is about."""
+
+
+class _FlagHelp:
+    """Help that shows each boolean option as a flag (``--json``): typer 0.29 shows
+    ``--json <bool>``, as if it took a value. A mixin over typer's command classes (whose
+    click base moved into typer in 0.29)."""
+
+    params: list[Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:
+            _as_flag(param)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]  # the typer class's
+        _as_flag(option)
+        return option
+
+
+def _as_flag(option: Any) -> None:
+    if getattr(option, "is_flag", False):  # an option (typer's, or click's --help before 0.29)
+        option.metavar = ""
+
+
+class FlagCommand(_FlagHelp, TyperCommand):
+    """Every ``pardag`` command: its flags helped as flags."""
+
+
+class FlagGroup(_FlagHelp, TyperGroup):
+    """``pardag`` itself (``--help``, ``--version``): its flags helped as flags."""

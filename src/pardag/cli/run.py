@@ -10,7 +10,7 @@ import contextlib
 import functools
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -25,13 +25,15 @@ from pardag.cli.jsonout import JsonLines, dumps, result_json
 from pardag.cli.loading import prepare
 from pardag.cli.options import ConfigOpt, DebugOpt, FileArg, StoreOpt
 from pardag.cli.params import run_params
+from pardag.cli.waiting import answer_lines
 from pardag.config import ResolvedSettings
 from pardag.errors import ArgumentError, StepFailed
 from pardag.events import Event, EventKind, Listener
-from pardag.model import Workflow, param_problem
+from pardag.model import Step, Workflow, param_problem
 from pardag.progress import LiveProgress, print_summary, print_trimmed
 from pardag.results import RunResult
-from pardag.store import DEFAULT_PATH, open_store
+from pardag.states import RunStatus
+from pardag.store import open_store
 
 __all__ = ["finish", "run_command"]
 
@@ -111,9 +113,9 @@ def run_command(
             _print_settings(settings, json_output)
             return
         params = run_params(wf.params, set_ or [], functools.partial(param_problem, wf))
-        store_url = settings.store or str(DEFAULT_PATH)
+        store_url = settings.store
         result = _run_watched(wf, params, events, store_url, cache=not no_cache)
-    raise typer.Exit(finish(result, json_output, session))
+    raise typer.Exit(finish(result, json_output, session, wf.steps, store))
 
 
 def _run_watched(
@@ -133,7 +135,10 @@ def _run_watched(
             return wf.run(listeners=listeners, params=params, store=opened, cache=cache)
         except KeyboardInterrupt:  # the second Ctrl-C: the run did not wait for its steps
             stack.close()
-            error("interrupted (Ctrl-C); the run was abandoned")
+            error(
+                "left at the second Ctrl-C without waiting for the steps still running; "
+                "the run is recorded as cancelled"
+            )
             raise typer.Exit(ExitCode.INTERRUPTED) from None
 
 
@@ -157,8 +162,18 @@ def _open_events(path: Path) -> Iterator[IO[str]]:
         yield stream
 
 
-def finish(result: RunResult, json_output: bool, session: Session) -> int:
-    """Print the result (a table or JSON, on stdout) and return the exit code."""
+def finish(
+    result: RunResult,
+    json_output: bool,
+    session: Session,
+    steps: Mapping[str, Step] | None = None,
+    store: str | None = None,
+) -> int:
+    """Print the result (a table or JSON, on stdout) and return the exit code.
+
+    A paused run also gets, on stderr, each waiting step's question and the commands that
+    answer it (``steps``, the workflow's, give the answer's shape; ``store`` is the
+    ``--store`` given, which the commands repeat)."""
     if json_output:
         sys.stdout.write(dumps(result_json(result), indent=2) + "\n")
     else:
@@ -176,6 +191,9 @@ def finish(result: RunResult, json_output: bool, session: Session) -> int:
                 "attempt",
                 markup=False,
             )
+    if result.status is RunStatus.PAUSED:
+        for line in answer_lines(result, steps, store):
+            stderr.print(line, markup=False)
     return exit_code(result.status)
 
 

@@ -74,11 +74,13 @@ def runs_command(
                 table.add_row(
                     Text(r.run_id[:12]),
                     Text(r.workflow),
-                    Text(r.status),
+                    Text(_status(r)),
                     Text(_when(r.created_at)),
                     Text(f"{end - r.created_at:.2f}s"),
                 )
             print_trimmed(stdout, table)
+            for r in filter(history.owner_gone, found):
+                stderr.print(f"run {r.run_id[:12]}: {history.owner_gone_hint(r)}", markup=False)
 
 
 def show_command(
@@ -98,18 +100,19 @@ def show_command(
         record = recorded_run(opened, run_id)
         steps = opened.get_steps(record.run_id)
         if step is not None:
-            history = checked_step(record, step_histories(steps), step)
+            one = checked_step(record, step_histories(steps), step)
             logs = opened.get_logs(record.run_id, step)
-            sizes = {a.attempt: 0 for a in history.attempts}
+            sizes = {a.attempt: 0 for a in one.attempts}
             for piece in logs:
                 sizes[piece.attempt] = sizes.get(piece.attempt, 0) + len(piece.text.encode())
             if json_output:
-                typer.echo(json.dumps(_step_document(record, history, sizes), indent=2))
+                typer.echo(json.dumps(_step_document(record, one, sizes), indent=2))
             else:
-                _print_step(record, history, sizes)
+                _print_step(record, one, sizes)
             return
         if json_output:
-            typer.echo(json.dumps(run_json(record, steps), indent=2))
+            shown = {**run_json(record, steps), "owner_gone": history.owner_gone(record)}
+            typer.echo(json.dumps(shown, indent=2))
             return
         print_run(record, steps, outputs)
 
@@ -118,7 +121,7 @@ def print_run(record: RunRecord, steps: list[StepRecord], outputs: bool = False)
     """A recorded run as ``show`` prints it: a head line, a table of its steps in declaration
     order, where each failed step failed, and the run's error."""
     stdout.print(
-        f"run {record.run_id}  {record.workflow}  {record.status}  {_when(record.created_at)}",
+        f"run {record.run_id}  {record.workflow}  {_status(record)}  {_when(record.created_at)}",
         markup=False,
     )
     table = Table(box=None, pad_edge=False, header_style="bold")
@@ -137,6 +140,13 @@ def print_run(record: RunRecord, steps: list[StepRecord], outputs: bool = False)
     _print_failures(record, histories)
     if record.error:
         stdout.print(f"error: {record.error}", markup=False)
+    if history.owner_gone(record):
+        stdout.print(f"note: {history.owner_gone_hint(record)}", markup=False)
+
+
+def _status(record: RunRecord) -> str:
+    """The recorded status, and whether a running run's process is gone."""
+    return record.status + (" (owner gone)" if history.owner_gone(record) else "")
 
 
 def _print_failures(record: RunRecord, histories: Mapping[str, StepHistory]) -> None:
@@ -156,18 +166,16 @@ def _print_failures(record: RunRecord, histories: Mapping[str, StepHistory]) -> 
         )
 
 
-def _step_document(
-    record: RunRecord, history: StepHistory, sizes: Mapping[int, int]
-) -> dict[str, Any]:
+def _step_document(record: RunRecord, one: StepHistory, sizes: Mapping[int, int]) -> dict[str, Any]:
     """One step of a recorded run, every attempt, as ``show RUN STEP --json`` gives it."""
-    sid = history.last.step_id
+    sid = one.last.step_id
     return {
         "run_id": record.run_id,
         "step": sid,
-        "state": history.last.state,
-        "started_at": history.started_at,
-        "finished_at": history.last.finished_at,
-        "duration": history.duration,
+        "state": one.last.state,
+        "started_at": one.started_at,
+        "finished_at": one.last.finished_at,
+        "duration": one.duration,
         "log": f"pardag logs {record.run_id[:12]} {sid}",
         "attempts": [
             {
@@ -182,14 +190,14 @@ def _step_document(
                 "traceback": a.traceback,
                 "log_bytes": sizes.get(a.attempt, 0),
             }
-            for a in history.attempts
+            for a in one.attempts
         ],
     }
 
 
-def _print_step(record: RunRecord, history: StepHistory, sizes: Mapping[int, int]) -> None:
+def _print_step(record: RunRecord, one: StepHistory, sizes: Mapping[int, int]) -> None:
     """One step of a recorded run, every attempt: state, times, error, traceback, log size."""
-    doc = _step_document(record, history, sizes)
+    doc = _step_document(record, one, sizes)
     count = len(doc["attempts"])
     stdout.print(
         f"step {doc['step']} of run {record.run_id}  {record.workflow}: {doc['state']}, "
@@ -258,6 +266,7 @@ def _run_row(r: RunRecord) -> dict[str, Any]:
         "created_at": r.created_at,
         "finished_at": r.finished_at,
         "source": r.source,
+        "owner_gone": history.owner_gone(r),
     }
 
 

@@ -118,7 +118,7 @@ class Runner:
         try:
             await self._drive()
         except BaseException:
-            self.cancel("the task running the workflow was cancelled")
+            self.cancel("cancelling the task that runs the workflow")
             raise
         finally:
             if frozen:
@@ -134,9 +134,15 @@ class Runner:
             await self._records.close(self.sched, result.status, error)
         return result
 
-    def cancel(self, reason: str = "cancelled by the caller") -> None:
-        """Cancel the run from its own event loop: running steps are stopped, no new ones start."""
-        self._abort(Stop.cancelled(reason))
+    def cancel(self, by: str = "the caller") -> None:
+        """Cancel the run from its loop: stop what runs, start nothing (``cancelled by {by}``)."""
+        self._abort(Stop.cancelled(by))
+
+    def leave(self) -> None:
+        """Leave now (a second Ctrl-C), the run and its unfinished steps recorded cancelled."""
+        stop = self.state.stop or Stop.cancelled("the caller")
+        if self._records is not None:
+            self._records.leave(self.sched, stop)
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -229,6 +235,7 @@ class Runner:
                 self._alarms.rate_woke()
                 sched.wake_rate_limited()
             case Unpause(i) if sched.state[i] is StepState.PAUSED and st.stop is None:
+                sched.reason.pop(i, None)  # the question no longer stands
                 sched.unpause(i)
             case Skip(i) if not sched.state[i].is_final():
                 self._finish(i, StepState.SKIPPED, reason="condition false")
@@ -375,6 +382,7 @@ class Runner:
         """The step waits for an answer: no slot, dependents wait, the rest of the run goes on."""
         self.state.timers.pop(i, None)
         self.sched.pause(i)
+        self.sched.reason[i] = pause.prompt  # the result says what it waits for, as the store
         if pause.wait is not None:  # while the run lives on, look again when the wait is over
             self._alarms.answer_wait(i, pause.wait)
         if self._records is not None:
@@ -445,11 +453,8 @@ class Runner:
         self._post(Abandon(i))
 
     def _abort(self, stop: Stop, cause: int | None = None) -> None:
-        """Stop the run: cancel what waits, stop what runs, start nothing new.
-
-        ``cause``: the failed step whose end is not announced yet (it waits for its commit);
-        the cancels are announced after it, so that the events keep cause before effect.
-        """
+        """Stop the run: cancel what waits, stop what runs, start nothing new. The cancels are
+        announced after ``cause``, a failed step whose end waits for its commit."""
         st, log = self.state, self.sched.log
         if st.stop is not None:
             return

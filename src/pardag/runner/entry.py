@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -129,27 +130,69 @@ async def _run_with_signals(
     wf: Workflow, options: RunOptions, resumption: Resumption | None
 ) -> RunResult:
     runner, close = new_runner(wf, options, resumption)
-    loop = asyncio.get_running_loop()
-    presses = 0
-
-    def on_sigint() -> None:
-        nonlocal presses
-        presses += 1
-        if presses == 1:
-            runner.cancel("interrupted (Ctrl-C); press Ctrl-C again to exit at once")
-        else:
-            loop.remove_signal_handler(signal.SIGINT)
-            raise KeyboardInterrupt
-
     handled = threading.current_thread() is threading.main_thread() and os.name == "posix"
-    if handled:
-        loop.add_signal_handler(signal.SIGINT, on_sigint)
+    interrupts = _Interrupts(runner, asyncio.get_running_loop()) if handled else None
+    if interrupts is not None:
+        interrupts.install()
     try:
         return await runner.run()
     finally:
         close()
-        if handled:
-            loop.remove_signal_handler(signal.SIGINT)
+        if interrupts is not None:
+            interrupts.uninstall()
+
+
+_STOPPED_BY = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "`pardag cancel` (SIGTERM)"}
+"""What stops a run, by the signal it sends: ``pardag cancel`` sends SIGTERM (so does
+``kill PID``), Ctrl-C SIGINT. The first cancels the run; the second, of either, leaves."""
+
+
+class _Interrupts:
+    """The signals that stop a run of ``Workflow.run``, counted on its loop.
+
+    The first cancels the run, which then waits for the steps it cannot stop (threads): it
+    says which, and that a second Ctrl-C leaves now. The second records the run as cancelled
+    and leaves with ``KeyboardInterrupt`` (``run_sync`` then does not wait for the threads).
+    """
+
+    def __init__(self, runner: Runner, loop: asyncio.AbstractEventLoop) -> None:
+        self.runner, self.loop, self.presses = runner, loop, 0
+
+    def install(self) -> None:
+        for signum, by in _STOPPED_BY.items():
+            self.loop.add_signal_handler(signum, self.on_signal, by)
+
+    def uninstall(self) -> None:
+        for signum in _STOPPED_BY:
+            self.loop.remove_signal_handler(signum)
+
+    def on_signal(self, by: str) -> None:
+        self.presses += 1
+        if self.presses == 1:
+            self.runner.cancel(by)
+            runner = self.runner  # its threads go on after the run stopped them
+            waiting = [runner.plan.graph.ids[i] for i in runner.sched.detached_steps()]
+            if waiting:
+                print(_waiting_for(self.runner.run_id, by, waiting), file=sys.stderr, flush=True)
+            return
+        self.uninstall()
+        self.runner.leave()
+        raise KeyboardInterrupt
+
+
+def _waiting_for(run_id: str, by: str, steps: list[str]) -> str:
+    names = ", ".join(repr(s) for s in steps[:_NAMED]) + (
+        f" and {len(steps) - _NAMED} more" if len(steps) > _NAMED else ""
+    )
+    step_s = "step" if len(steps) == 1 else "steps"
+    return (
+        f"pardag: run {run_id[:12]} cancelled by {by}; waiting for {step_s} {names} to return "
+        "(on threads, which cannot be stopped); press Ctrl-C again to leave now"
+    )
+
+
+_NAMED = 5
+"""How many still-running steps the message after the first Ctrl-C names."""
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop, *, wait_for_threads: bool) -> None:

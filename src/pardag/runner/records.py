@@ -26,13 +26,17 @@ from pardag.executors.base import format_traceback
 from pardag.journal import Journal, Then, warn_not_stored
 from pardag.recording import encode_json, settings_json
 from pardag.runner.plan import Plan
-from pardag.runner.state import CacheAnswer, RunState
+from pardag.runner.state import CacheAnswer, RunState, Stop
 from pardag.scheduler import Scheduler
 from pardag.states import ExecutorName, RunStatus, StepState
 from pardag.steplog import InWorker, StepLog, captured, install
 from pardag.store.base import Answer, LogRecord, RunRecord, RunUpdate, StepRecord
 
 __all__ = ["RunRecords"]
+
+_LEAVING_WAIT = 5.0
+"""Seconds a process leaving at once waits for its last commit (a store that hangs longer
+leaves the run as it was)."""
 
 Restored = dict[int, tuple[StepState, str | None, str | None]]
 """Steps final in an earlier process: (state, chosen branch handle, reason), by step."""
@@ -202,6 +206,22 @@ class RunRecords:
 
     async def close(self, sched: Scheduler, status: RunStatus, error: str | None) -> None:
         """Record the steps never started (skipped, cancelled) and the run's end; stop."""
+        self._end(sched, status, error)
+        await self.journal.aclose()
+
+    def leave(self, sched: Scheduler, stop: Stop) -> None:
+        """The process leaves without waiting for its steps: record the steps not final yet as
+        cancelled, then the end as ``close`` does, and wait here for the commit (briefly: the
+        user asked to leave now)."""
+        reason = f"{stop.reason} (the process left without waiting for it)"
+        settled = self._state.finished  # their final records are on their way already
+        for i, state in enumerate(sched.state):
+            if not state.is_final() and not settled[i]:
+                self.journal.add(step=self._step_record(i, StepState.CANCELLED, reason=reason))
+        self._end(sched, stop.status, str(stop.error))
+        self.journal.close_now(_LEAVING_WAIT)
+
+    def _end(self, sched: Scheduler, status: RunStatus, error: str | None) -> None:
         state, kept = sched.state, self._state.kept
         for i in range(len(state)):
             if i not in self._recorded and i not in kept and state[i].is_final():
@@ -210,7 +230,6 @@ class RunRecords:
         end = RunUpdate(self._run_id, status=status.value, finished_at=self._clock.time())
         end.error = error
         self.journal.add(run=end)
-        await self.journal.aclose()
 
     def _step_record(
         self,

@@ -109,9 +109,10 @@ class Stop(NamedTuple):
     reason: str
 
     @classmethod
-    def cancelled(cls, reason: str) -> Stop:
-        """Cancelled by the caller (Ctrl-C, ``Runner.cancel``)."""
-        return cls(RunStatus.CANCELLED, RunCancelled(reason), f"run cancelled: {reason}")
+    def cancelled(cls, by: str) -> Stop:
+        """Cancelled ``by`` someone (``"Ctrl-C"``, ``"`pardag cancel`"``, ``Runner.cancel``'s
+        caller): each cancelled step's reason says by what."""
+        return cls(RunStatus.CANCELLED, RunCancelled(f"by {by}"), f"cancelled by {by}")
 
     @classmethod
     def timed_out(cls, limit: float) -> Stop:
@@ -121,7 +122,9 @@ class Stop(NamedTuple):
     @classmethod
     def failed_at(cls, error: StepFailed) -> Stop:
         """A critical step failed under fail-fast."""
-        return cls(RunStatus.FAILED, error, f"run failed at step {error.step!r}")
+        return cls(
+            RunStatus.FAILED, error, f"cancelled: fail-fast after step {error.step!r} failed"
+        )
 
     @classmethod
     def store_failed(cls, exc: BaseException) -> Stop:
