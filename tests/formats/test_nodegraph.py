@@ -479,16 +479,40 @@ def test_non_numeric_operation_inputs_fail_the_node_at_run_time(tmp_path: Path) 
 # -- delay ------------------------------------------------------------------------------------
 
 
-def test_delay_passes_its_first_input_through(tmp_path: Path) -> None:
+def test_a_delay_outputs_its_first_input_duration_and_that_it_waited(tmp_path: Path) -> None:
     wf = load(
         tmp_path,
-        [n("a", text="payload"), n("wait", "control-delay", duration="10ms"), n("b", duration=0)],
+        [
+            n("a", text="payload"),
+            n("wait", "control-delay", duration="10ms"),
+            n("b", duration=0),
+            n("alone", "delay", duration="{{ const.pause }}"),
+            n("pause", const_name="pause", const_value="1ms"),
+        ],
         [e("a", "wait"), e("wait", "b")],
     )
-    assert wf.steps["b"].kind == "delay"
+    assert {wf.steps[s].kind for s in ("wait", "b", "alone")} == {"delay_node"}
     result = wf.run()
-    assert result.outputs["wait"] == "payload"
-    assert result.final_output == "payload"
+    assert result.ok, result.error
+    assert result.outputs["wait"] == {"value": "payload", "duration": "10ms", "delayed": True}
+    assert result.outputs["b"] == {"value": result.outputs["wait"], "duration": 0, "delayed": True}
+    assert result.outputs["alone"] == {"value": None, "duration": "1ms", "delayed": True}
+
+
+def test_an_extract_of_value_after_a_variable_get_reads_the_variable(tmp_path: Path) -> None:
+    wf = load(
+        tmp_path,
+        [
+            n("n", value=7),
+            n("set", var_name="x", var_op="set"),
+            n("get", "variable", var_name="x", var_op="get"),
+            n("value", field="value"),
+        ],
+        [e("n", "set"), e("set", "get"), e("get", "value")],
+    )
+    result = wf.run()
+    assert result.outputs["get"] == {"var_name": "x", "operation": "get", "value": 7.0}
+    assert result.final_output == 7.0
 
 
 def test_a_delay_is_cancelled_when_the_run_fails(tmp_path: Path) -> None:
@@ -628,7 +652,7 @@ def test_the_calculator_example(tmp_path: Path) -> None:
     result = wf.run()
     assert result.ok, result.error
     assert result.final_output == {"mode": "number", "value": 42.0}
-    assert result.outputs["label"] == "THE ANSWER IS 42.0 KG"
+    assert result.outputs["label"] == "THE ANSWER IS 42 KG"
 
 
 def test_the_webhook_example(server: str) -> None:

@@ -51,8 +51,8 @@ NODE_TYPES: dict[str, str] = {
     "condition": "condition",
     "http": "http_node",
     "action": "http_node",  # with data.actionType "http", the one action type pardag runs
-    "delay": "delay",
-    "control_delay": "delay",
+    "delay": "delay_node",
+    "control_delay": "delay_node",
     "merge": "merge",
     "control_merge": "merge",
     "trigger": "trigger",
@@ -390,7 +390,7 @@ def _kind(node_type: str, data: Mapping[str, Any]) -> str | None:
     return node_type if node_type in KINDS else None
 
 
-_ALIASES = frozenset({"number_input", "text_input", "context_variable", "http_node"})
+_ALIASES = frozenset({"number_input", "text_input", "context_variable", "http_node", "delay_node"})
 
 
 def _known_types() -> str:
