@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pardag.shellquote import ShellQuoteError, in_double_quotes, in_single_quotes, substitute
+from pardag.errors import ArgumentError
+from pardag.shellquote import in_double_quotes, in_single_quotes, substitute
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -111,7 +112,7 @@ def test_case_patterns_in_a_command_substitution_close_nothing(tmp_path: Path) -
 
 
 def test_a_quote_left_open_is_refused_saying_where() -> None:
-    with pytest.raises(ShellQuoteError, match=r"the ' opened on line 2 is never closed"):
+    with pytest.raises(ArgumentError, match=r"the ' opened on line 2 is never closed"):
         substitute("echo ok\necho '$v", {"v": "x"})
     assert substitute("echo '$HOME", {"v": "x"}) == "echo '$HOME"  # nothing written: as is
 

@@ -19,8 +19,8 @@ environment, when the variable is in it). A name not in ``values`` is always lef
 environment's ``$HOME``, the script's own variables, ``$1``, ``$@``.
 
 Text whose quoting the scanner cannot follow to its end (a quote left open) is refused with
-:class:`ShellQuoteError`, saying where, rather than guessed at. Shell syntax outside POSIX
-``sh`` (bash's ``[[ ]]`` and ``<<<`` aside) is not modelled.
+an :class:`~pardag.errors.ArgumentError` saying where, rather than guessed at. Shell syntax
+outside POSIX ``sh`` (bash's ``[[ ]]`` and ``<<<`` aside) is not modelled.
 """
 
 from __future__ import annotations
@@ -30,11 +30,9 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-__all__ = ["ShellQuoteError", "in_double_quotes", "in_single_quotes", "substitute"]
+from pardag.errors import ArgumentError
 
-
-class ShellQuoteError(ValueError):
-    """The text's quoting cannot be followed, so no value may be written into it."""
+__all__ = ["in_double_quotes", "in_single_quotes", "substitute"]
 
 
 def in_single_quotes(value: str) -> str:
@@ -114,7 +112,7 @@ class _Scanner:
         if len(self.stack) > 1 and self.wrote:
             frame = self.top
             line = self.text.count("\n", 0, frame.start) + 1
-            raise ShellQuoteError(
+            raise ArgumentError(
                 f"the {_OPENERS[frame.kind]} opened on line {line} is never closed, so where a "
                 'value would land cannot be told; close it (or write "$VAR", which the shell '
                 "expands itself)"
@@ -313,8 +311,8 @@ def substitute(text: str, values: Mapping[str, str]) -> str:
     """``text`` with each ``$NAME`` and ``${NAME}`` of ``values`` replaced, quoted for where it
     lands (see the module docstring); every other ``$`` is left for the shell.
 
-    Raises :class:`ShellQuoteError` when a value was written into text whose quoting does not
-    close, so that where it landed cannot be told.
+    Raises :class:`~pardag.errors.ArgumentError` when a value was written into text whose
+    quoting does not close, so that where it landed cannot be told.
     """
     if "$" not in text or not values:
         return text

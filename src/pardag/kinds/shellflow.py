@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any
 from pardag.errors import ArgumentError, PreconditionFailed, StepSkipped
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
 from pardag.kinds.shell import MAX_OUTPUT, CommandFailed, kill_group
-from pardag.shellquote import ShellQuoteError, substitute
+from pardag.shellquote import substitute
 from pardag.states import ExecutorName
 
 if TYPE_CHECKING:
@@ -260,8 +260,8 @@ def _written(text: str, env: Mapping[str, str], passed: Mapping[str, str], where
     """``text`` with the output variables written in, quoted (see the module docstring)."""
     try:
         return substitute(text, {name: env[name] for name in passed if name in env})
-    except ShellQuoteError as exc:
-        raise ShellQuoteError(f"{where}: {exc}") from None
+    except ArgumentError as exc:
+        raise ArgumentError(f"{where}: {exc}") from None
 
 
 async def _holds(
