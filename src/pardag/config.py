@@ -2,7 +2,8 @@
 
 From weakest to strongest:
 
-1. defaults (``pardag.Settings``);
+1. defaults (``pardag.Settings``), or those of the workflow file's format
+   (``Workflow.format_settings``: a visual editor's node graph continues after a failure);
 2. the config file: the first of ``pardag.toml``, ``[tool.pardag]`` in ``pyproject.toml`` or
    ``[execution]`` in ``config.toml`` found in the current directory or above it (the search
    stops at the directory holding ``.git``, or at the filesystem root);
@@ -371,6 +372,14 @@ def _toml_line(text: str, table: tuple[str, ...], key: str) -> int | None:
     return None
 
 
+def _format_entries(wf: Workflow | None) -> list[_Entry]:
+    """The defaults of the workflow file's format, in place of pardag's own."""
+    if wf is None or not wf.format_settings:
+        return []
+    source = f"default of the file's format ({wf.definition_format.partition(':')[0]})"
+    return [_Entry(key, raw, source, key) for key, raw in wf.format_settings.items()]
+
+
 def _workflow_entries(wf: Workflow | None) -> list[_Entry]:
     if wf is None or not wf.file_settings:
         return []
@@ -520,6 +529,7 @@ def resolve(
     warnings: list[str] = []
     if cfg is not None:
         layers, problems, warnings = _file_entries(cfg, _relative(cfg.path, start))
+    layers = [*_format_entries(workflow), *layers]
     env_entries, env_warnings = _env_entries(env)
     layers += [*_workflow_entries(workflow), *env_entries, *_flag_entries(flags or {})]
     try:

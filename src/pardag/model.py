@@ -259,6 +259,9 @@ class Workflow:
         self.file_settings: dict[str, Any] = {}
         """The settings the workflow file itself declared (its ``execution:`` section), so
         that configuration layers above and below it can be told apart."""
+        self.format_settings: dict[str, Any] = {}
+        """Defaults the file's format sets in place of pardag's (a node graph of the visual
+        editors continues after a failure), weaker than every layer that sets the value."""
 
     # -- building -------------------------------------------------------------------------
 

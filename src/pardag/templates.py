@@ -19,6 +19,8 @@ Rules worth knowing:
 * ``quote`` (``shlex.quote`` for shell commands) is applied to every substituted value, so a
   value never reaches a shell unquoted; the template's own text is left as written. With a
   ``quote``, a lone ``{{ expr }}`` renders to quoted text too.
+* ``text`` replaces :func:`to_text` as the rule for substituted values, for formats whose
+  engines write values otherwise (node graphs print the float ``42.0`` as ``42``).
 * Only strings containing ``{{`` or ``{%`` are templates; comments are ``{## ... ##}`` (not
   Jinja's usual ``{# #}``, which would clash with the shell's ``${#var}``).
 * ``a.b`` reads the key ``b`` of a mapping first (so ``output.items`` is the key, not the
@@ -125,11 +127,14 @@ def to_text(value: Any) -> str:
 
 
 @functools.cache
-def environment(quote: Callable[[str], str] | None = None) -> Sandbox:
+def environment(
+    quote: Callable[[str], str] | None = None, text: Callable[[Any], str] | None = None
+) -> Sandbox:
     """The sandbox with the templating rules (undefined names, ``to_text``, ``{## ##}``
-    comments), one per ``quote`` function (its finalize step)."""
+    comments), one per ``quote`` and ``text`` function (its finalize step)."""
+    as_text = to_text if text is None else text
     finalize: Callable[[Any], str] = (
-        to_text if quote is None else (lambda value: quote(to_text(value)))
+        as_text if quote is None else (lambda value: quote(as_text(value)))
     )
     return Sandbox(
         undefined=_Undefined,
@@ -164,17 +169,18 @@ def render(
     *,
     where: str,
     quote: Callable[[str], str] | None = None,
+    text: Callable[[Any], str] | None = None,
 ) -> Any:
     """``value`` with every template string in it (dicts and lists too) rendered.
 
     Raises :class:`~pardag.errors.ExpressionError` naming ``where`` and the template.
     """
     if isinstance(value, str):
-        return _render_string(value, names, where, quote) if is_template(value) else value
+        return _render_string(value, names, where, quote, text) if is_template(value) else value
     if isinstance(value, Mapping):
-        return {key: render(item, names, where=where, quote=quote) for key, item in value.items()}
+        return {k: render(v, names, where=where, quote=quote, text=text) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return type(value)(render(item, names, where=where, quote=quote) for item in value)
+        return type(value)(render(v, names, where=where, quote=quote, text=text) for v in value)
     return value
 
 
@@ -196,9 +202,11 @@ def template_problems(value: Any, where: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _compiled(source: str, quote: Callable[[str], str] | None) -> Template | Any:
+def _compiled(
+    source: str, quote: Callable[[str], str] | None, text: Callable[[Any], str] | None = None
+) -> Template | Any:
     """The compiled template, or the compiled expression when ``source`` is one ``{{ }}``."""
-    env = environment(quote)
+    env = environment(quote, text)
     single = _SINGLE.fullmatch(source)
     if single is not None and quote is None:
         return env.compile_expression(single["expr"], undefined_to_none=False)
@@ -206,10 +214,14 @@ def _compiled(source: str, quote: Callable[[str], str] | None) -> Template | Any
 
 
 def _render_string(
-    source: str, names: Mapping[str, Any], where: str, quote: Callable[[str], str] | None
+    source: str,
+    names: Mapping[str, Any],
+    where: str,
+    quote: Callable[[str], str] | None,
+    text: Callable[[Any], str] | None = None,
 ) -> Any:
     try:
-        compiled = _compiled(source, quote)
+        compiled = _compiled(source, quote, text)
         if isinstance(compiled, Template):
             return compiled.render(names)
         result = compiled(names)

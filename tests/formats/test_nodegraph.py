@@ -13,8 +13,11 @@ import pytest
 
 import pardag
 from pardag import CycleError, RunStatus, StepState, Trigger, ValidationError, Workflow
+from pardag.config import resolve
+from pardag.events import Event, EventKind
 from pardag.formats.document import Document
 from pardag.formats.nodegraph import detect, infer_type, read, step_id
+from pardag.states import OnFailure
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -479,16 +482,40 @@ def test_non_numeric_operation_inputs_fail_the_node_at_run_time(tmp_path: Path) 
 # -- delay ------------------------------------------------------------------------------------
 
 
-def test_delay_passes_its_first_input_through(tmp_path: Path) -> None:
+def test_a_delay_outputs_its_first_input_duration_and_that_it_waited(tmp_path: Path) -> None:
     wf = load(
         tmp_path,
-        [n("a", text="payload"), n("wait", "control-delay", duration="10ms"), n("b", duration=0)],
+        [
+            n("a", text="payload"),
+            n("wait", "control-delay", duration="10ms"),
+            n("b", duration=0),
+            n("alone", "delay", duration="{{ const.pause }}"),
+            n("pause", const_name="pause", const_value="1ms"),
+        ],
         [e("a", "wait"), e("wait", "b")],
     )
-    assert wf.steps["b"].kind == "delay"
+    assert {wf.steps[s].kind for s in ("wait", "b", "alone")} == {"delay_node"}
     result = wf.run()
-    assert result.outputs["wait"] == "payload"
-    assert result.final_output == "payload"
+    assert result.ok, result.error
+    assert result.outputs["wait"] == {"value": "payload", "duration": "10ms", "delayed": True}
+    assert result.outputs["b"] == {"value": result.outputs["wait"], "duration": 0, "delayed": True}
+    assert result.outputs["alone"] == {"value": None, "duration": "1ms", "delayed": True}
+
+
+def test_an_extract_of_value_after_a_variable_get_reads_the_variable(tmp_path: Path) -> None:
+    wf = load(
+        tmp_path,
+        [
+            n("n", value=7),
+            n("set", var_name="x", var_op="set"),
+            n("get", "variable", var_name="x", var_op="get"),
+            n("value", field="value"),
+        ],
+        [e("n", "set"), e("set", "get"), e("get", "value")],
+    )
+    result = wf.run()
+    assert result.outputs["get"] == {"var_name": "x", "operation": "get", "value": 7.0}
+    assert result.final_output == 7.0
 
 
 def test_a_delay_is_cancelled_when_the_run_fails(tmp_path: Path) -> None:
@@ -628,7 +655,7 @@ def test_the_calculator_example(tmp_path: Path) -> None:
     result = wf.run()
     assert result.ok, result.error
     assert result.final_output == {"mode": "number", "value": 42.0}
-    assert result.outputs["label"] == "THE ANSWER IS 42.0 KG"
+    assert result.outputs["label"] == "THE ANSWER IS 42 KG"
 
 
 def test_the_webhook_example(server: str) -> None:
@@ -643,3 +670,114 @@ def test_the_webhook_example(server: str) -> None:
     assert small.ok, small.error
     assert small.steps["notify"].state is StepState.SKIPPED
     assert len(_Recorder.seen) == 1
+
+
+# -- failure: the two dialects ------------------------------------------------------------------
+
+
+class _Branches(BaseHTTPRequestHandler):
+    """``/slow`` answers once the run has recorded ``http-2``'s failure; ``/fail`` is a 500."""
+
+    released: ClassVar[threading.Event] = threading.Event()
+
+    def do_GET(self) -> None:
+        if self.path == "/slow":
+            self.released.wait(10)
+        status = 500 if self.path == "/fail" else 200
+        self.send_response(status)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class _Release:
+    """Lets the slow requests answer once ``http-2`` has failed: after it, not before."""
+
+    def on_event(self, event: Event) -> None:
+        if event.kind is EventKind.STEP_FAILED and event.step == "http-2":
+            _Branches.released.set()
+
+
+@pytest.fixture
+def branches() -> Iterator[str]:
+    _Branches.released = threading.Event()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Branches)
+    httpd.handle_error = lambda request, address: None  # type: ignore[method-assign]  # a cancelled request's socket is closed
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        _Branches.released.set()
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+def three_requests(tmp_path: Path, server: str, editor: bool, **top: Any) -> Workflow:
+    """A start node and three requests after it: http-2 fails, http-1 and http-3 are slow."""
+    paths = {"http-1": "/slow", "http-2": "/fail", "http-3": "/slow"}
+    if editor:  # as the visual editors save it
+        nodes = [n("start", "trigger-manual")]
+        nodes += [n(i, "action", actionType="http", url=server + p) for i, p in paths.items()]
+    else:  # types inferred from data
+        nodes = [n("start", text="go")] + [n(i, url=server + p) for i, p in paths.items()]
+    return load(tmp_path, nodes, [e("start", i) for i in paths], **top)
+
+
+CONTINUES = {
+    "http-1": StepState.SUCCEEDED,
+    "http-2": StepState.FAILED,
+    "http-3": StepState.SUCCEEDED,
+}
+STOPS = {"http-1": StepState.CANCELLED, "http-2": StepState.FAILED, "http-3": StepState.CANCELLED}
+
+
+@pytest.mark.parametrize(
+    ("editor", "top", "run_options", "expected"),
+    [
+        (True, {}, {}, CONTINUES),  # the editors' backends run every branch to its end
+        (False, {}, {}, STOPS),  # the other dialect's engine is fail-fast
+        (True, {"execution": {"on_failure": "fail_fast"}}, {}, STOPS),  # the file says
+        (False, {"execution": {"on_failure": "continue"}}, {}, CONTINUES),
+        (True, {}, {"on_failure": "fail_fast"}, STOPS),  # the run says
+        (False, {}, {"on_failure": "continue"}, CONTINUES),
+    ],
+)
+def test_a_failing_branch_cancels_its_siblings_only_where_the_dialect_or_a_setting_says(
+    tmp_path: Path,
+    branches: str,
+    editor: bool,
+    top: dict[str, Any],
+    run_options: dict[str, Any],
+    expected: dict[str, StepState],
+) -> None:
+    wf = three_requests(tmp_path, branches, editor, **top)
+    result = wf.run(listeners=[_Release()], **run_options)
+    assert {sid: result.steps[sid].state for sid in expected} == expected
+    assert result.status is RunStatus.FAILED
+    assert "http-2" in str(result.error)
+    assert "500" in str(result.steps["http-2"].reason)
+
+
+def test_the_editor_default_is_the_weakest_layer_of_the_settings(tmp_path: Path) -> None:
+    """What ``pardag run`` resolves: the format's default, then the config file, flags."""
+    wf = three_requests(tmp_path, "http://127.0.0.1:1", editor=True)
+    assert wf.format_settings == {"on_failure": "continue"} and not wf.file_settings
+    resolved = resolve(wf, environ={}, cwd=tmp_path)
+    assert resolved.settings().on_failure is OnFailure.CONTINUE
+    assert resolved.sources["on_failure"] == "default of the file's format (nodegraph)"
+    flagged = resolve(wf, flags={"on_failure": "fail_fast"}, environ={}, cwd=tmp_path)
+    assert flagged.settings().on_failure is OnFailure.FAIL_FAST
+    (tmp_path / "pardag.toml").write_text('on_failure = "fail_fast"\n')
+    assert resolve(wf, environ={}, cwd=tmp_path).settings().on_failure is OnFailure.FAIL_FAST
+    other = three_requests(tmp_path, "http://127.0.0.1:1", editor=False)
+    assert other.format_settings == {} and other.settings.on_failure is OnFailure.FAIL_FAST
+
+
+def test_a_bad_execution_section_is_a_problem_with_its_line(tmp_path: Path) -> None:
+    (found,) = broken(tmp_path, [n("a", text="x")], execution={"on_failure": "contineu"})
+    assert "did you mean 'continue'?" in found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shlex
 import sys
 import textwrap
@@ -214,6 +215,115 @@ def test_output_variables_are_read_by_predicates(tmp_path: Path) -> None:
     )
     result = wf.run()
     assert result.steps["on_linux"].state is StepState.SUCCEEDED
+
+
+def test_output_variables_are_written_into_single_quotes_as_users_files_expect(
+    tmp_path: Path,
+) -> None:
+    """``test '$myVar' = 'test123'``: the value is written in before ``sh`` reads the text."""
+    wf = flow(
+        tmp_path,
+        """
+        steps:
+          - name: produce
+            command: echo test123
+            output: myVar
+          - name: command
+            command: test '$myVar' = 'test123'
+            depends: produce
+          - name: args
+            command: test
+            args: ["${myVar}", "=", "test123"]
+            depends: produce
+          - name: script
+            script: |
+              test '$myVar' = 'test123' || exit 1
+              printf %s '${myVar}-$HOME'
+            depends: produce
+          - name: predicates
+            command: "true"
+            depends: produce
+            when: {predicate: "`test '$myVar' = 'test123' && echo yes`", expected: "yes"}
+            preconditions: [{predicate: "'$myVar'", expected: "'test123'"}]
+        """,
+    )
+    result = wf.run(params={"HOME": "/home/run"})
+    assert result.ok, result.error
+    assert stdout(result, "script") == "test123-$HOME"  # only output variables are written
+
+
+HOSTILE = [
+    "'; touch X; '",
+    "$(touch X)",
+    "`touch X`",
+    '"; touch X #',
+    "a\\b\\",
+    "one\ntouch X\nthree",
+    "*",
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_a_hostile_output_variable_arrives_intact_in_every_field_and_never_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "value.txt").write_text(value)
+    expected = json.dumps(value)  # JSON is YAML: the value as a quoted scalar
+    wf = flow(
+        tmp_path,
+        f"""
+        steps:
+          - name: produce
+            command: cat value.txt
+            output: V
+          - name: single
+            command: printf %s '$V'
+            depends: produce
+          - name: double
+            command: printf %s "pre${{V}}post"
+            depends: produce
+          - name: bare
+            command: printf %s $V
+            depends: produce
+          - name: args
+            command: printf %s
+            args: ["$V"]
+            depends: produce
+          - name: script
+            script: printf %s "`printf %s '$V'`"
+            depends: produce
+          - name: predicates
+            command: "true"
+            depends: produce
+            when: {{predicate: "$V", expected: {expected}}}
+            preconditions: [{{predicate: "`printf %s '$V'`", expected: {expected}}}]
+        """,
+    )
+    result = wf.run()
+    assert result.ok, result.error
+    for step in ("single", "bare", "args", "script"):
+        assert stdout(result, step) == value, step
+    assert stdout(result, "double") == f"pre{value}post"
+    assert result.steps["predicates"].state is StepState.SUCCEEDED
+    assert not (tmp_path / "X").exists()
+
+
+def test_a_quote_left_open_around_a_variable_fails_the_step_saying_where(tmp_path: Path) -> None:
+    wf = flow(
+        tmp_path,
+        """
+        steps:
+          - name: produce
+            command: echo x
+            output: V
+          - name: open
+            command: "echo '$V"
+            depends: produce
+        """,
+    )
+    reason = wf.run().steps["open"].reason or ""
+    assert "command: the ' opened on line 1 is never closed" in reason
 
 
 # -- dependencies -------------------------------------------------------------------------

@@ -80,7 +80,7 @@ def test_text_renders_trigger_variables_constants_and_inputs() -> None:
     )
     node(wf, "plain", "text", text=12)
     result = wf.run(params={"id": 7})
-    assert result.outputs["line"] == "ann (7): 3.0 kg"
+    assert result.outputs["line"] == "ann (7): 3 kg"
     assert result.outputs["plain"] == "12"
     assert result.outputs["who"] == "ann" and result.outputs["unit"] == "kg"
 
@@ -197,7 +197,7 @@ def test_concat_joins_all_inputs_in_edge_order_with_the_separator() -> None:
     node(wf, "joined", "text_operation", "c", "a", "b", text_op="concat", separator=", ")
     node(wf, "bare", "text_operation", "a", "c", text_op="concat")
     result = wf.run()
-    assert result.outputs["joined"] == "gamma, alpha, 2.0"
+    assert result.outputs["joined"] == "gamma, alpha, 2"  # a whole float reads as an int
     assert result.outputs["bare"] == "alphagamma"
 
 
@@ -262,6 +262,24 @@ def test_extract_a_missing_field_fails_listing_the_keys() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [(42, "42"), (42.0, "42"), (-3.0, "-3"), (42.5, "42.5"), (0.1, "0.1"), (1e300, "1e+300")],
+)
+def test_text_prints_a_whole_number_without_a_decimal_point(value: float, text: str) -> None:
+    """As the engines of node-graph files print numbers: 42, not 42.0 (fractions as they are)."""
+    wf = Workflow("t")
+    numbers(wf, n=value)
+    node(wf, "line", "text", "n", text="n={{ n }}")
+    node(wf, "upper", "text_operation", "n", text_op="lowercase")
+    node(wf, "sum", "accumulator", "n", accum_op="concat")
+    result = wf.run()
+    assert result.ok, result.error
+    assert result.outputs["n"] == float(value)  # the output itself stays a float
+    assert (result.outputs["line"], result.outputs["upper"]) == (f"n={text}", text)
+    assert result.outputs["sum"] == text
+
+
 # -- variables, constants, context ------------------------------------------------------------
 
 
@@ -270,12 +288,14 @@ def test_variable_set_then_get_along_an_edge() -> None:
     numbers(wf, n=5)
     node(wf, "store", "variable", "n", var_name="total", var_op="set")
     node(wf, "read", "variable", "store", var_name="total", var_op="get")
-    node(wf, "literal", "variable", "read", var_name="label", var_op="set", value="n={{ read }}")
+    node(wf, "value", "extract", "read", field="value")
+    node(wf, "literal", "variable", "value", var_name="label", var_op="set", value="n={{ value }}")
     node(wf, "label", "text", "literal", text="{{ variable.label }} / {{ variable.total }}")
     result = wf.run()
-    assert result.outputs["store"] == 5.0
-    assert result.outputs["read"] == 5.0
-    assert result.outputs["label"] == "n=5.0 / 5.0"
+    assert result.outputs["store"] == {"var_name": "total", "operation": "set", "value": 5.0}
+    assert result.outputs["read"] == {"var_name": "total", "operation": "get", "value": 5.0}
+    assert result.outputs["value"] == 5.0
+    assert result.outputs["label"] == "n=5 / 5"
 
 
 def test_variable_get_of_an_unset_variable_fails_naming_it() -> None:
@@ -294,7 +314,7 @@ def test_context_variables_and_constants_exist_from_the_start_without_edges() ->
     node(wf, "region", "context", context_name="region", context_value="eu")
     node(wf, "api", "constant", const_name="api", const_value="https://api")
     result = wf.run()
-    assert result.outputs["read"] == "eu"
+    assert result.outputs["read"] == {"var_name": "region", "operation": "get", "value": "eu"}
     assert result.outputs["text"] == "https://api/eu"
 
 

@@ -8,6 +8,13 @@ edges between the same two nodes count once (every node runs once). An edge leav
 ``condition`` node through the handle ``"true"`` or ``"false"`` puts its target on that branch.
 Editor keys such as ``position``, ``width``, ``targetHandle`` or ``viewport`` are ignored.
 
+Two dialects are written, and each runs as its engine does (:func:`editor_dialect`): files of
+the visual editors (a ``trigger*`` node, ``action`` or ``control-*`` types) run every branch
+to its end when one fails (``on_failure`` ``continue``: a sibling's failure does not cancel
+an HTTP request mid-way), then fail naming the step; files whose node types are inferred from
+``data`` stay fail-fast. An ``execution:`` section (the native format's) overrides either, and
+so does any layer above pardag's defaults (``Workflow.format_settings``).
+
 Node ids may be any string or number; characters a step id cannot hold (anything but letters,
 digits, ``_``, ``.`` and ``-``) are replaced by ``_`` (:func:`step_id`), and two nodes that end
 up with the same step id are a problem. Every problem of the file is reported at once with its
@@ -25,12 +32,22 @@ from typing import Any
 
 from pardag.errors import ArgumentError, CycleError, ValidationError
 from pardag.formats.document import Document
+from pardag.formats.native_checks import MISSING, Checks
+from pardag.formats.native_execution import read_execution
 from pardag.formats.reading import Reader
 from pardag.kinds import KINDS
 from pardag.kinds.nodegraph import condition_function
 from pardag.model import Workflow
+from pardag.states import OnFailure
 
-__all__ = ["NODE_TYPES", "detect", "infer_type", "read", "step_id"]
+__all__ = [
+    "NODE_TYPES",
+    "detect",
+    "editor_dialect",
+    "infer_type",
+    "read",
+    "step_id",
+]
 
 NODE_TYPES: dict[str, str] = {
     "number": "number",
@@ -51,8 +68,8 @@ NODE_TYPES: dict[str, str] = {
     "condition": "condition",
     "http": "http_node",
     "action": "http_node",  # with data.actionType "http", the one action type pardag runs
-    "delay": "delay",
-    "control_delay": "delay",
+    "delay": "delay_node",
+    "control_delay": "delay_node",
     "merge": "merge",
     "control_merge": "merge",
     "trigger": "trigger",
@@ -105,6 +122,18 @@ def infer_type(data: Mapping[str, Any]) -> str | None:
     return None
 
 
+def editor_dialect(nodes: list[Any]) -> bool:
+    """Whether a graph is a visual editor's: a node of type ``trigger*``, ``action`` or
+    ``control-*`` (the other dialect leaves ``type`` out, or names the computing nodes)."""
+    for node in nodes:
+        kind = node.get("type") if isinstance(node, dict) else None
+        if isinstance(kind, str):
+            name = normal_type(kind)
+            if name.startswith(("trigger", "control_")) or name == "action":
+                return True
+    return False
+
+
 def detect(doc: Document) -> bool:
     """A node graph: a mapping with a ``nodes`` list and an ``edges`` list.
 
@@ -123,7 +152,8 @@ def read(doc: Document, defaults: Mapping[str, Any]) -> Workflow:
     """The workflow in ``doc``, validated; raises ``ValidationError`` with every problem.
 
     ``defaults`` (settings from below the file) are not needed to validate: a node graph
-    declares no pools or run settings, and ``read_workflow`` applies them to the result.
+    declares no pools, and ``read_workflow`` applies them to the result (where the file's
+    ``execution:`` does not set them).
     """
     return _Reader(doc).read()
 
@@ -162,11 +192,24 @@ class _Reader(Reader):
             self.node(i, raw)
         for j, raw in enumerate(edges):
             self.edge(j, raw)
-        wf = Workflow(self.name(data))
-        wf.source = self.doc.path
+        wf = self.workflow(data, nodes)
         for node in self.nodes.values():
             self.add(wf, node)
         self.validate(wf)
+        return wf
+
+    def workflow(self, data: Mapping[str, Any], nodes: list[Any]) -> Workflow:
+        """The empty workflow, with the file's ``execution:`` and its dialect's defaults."""
+        checks = Checks(self.doc)
+        settings = read_execution(checks, data.get("execution", MISSING))
+        self.problems += checks.problems
+        wf = Workflow(self.name(data), **settings)
+        wf.source = self.doc.path
+        wf.file_settings = dict(settings)
+        if editor_dialect(nodes) and "on_failure" not in settings:
+            # as the editors' backends run: every branch to its end, then the failed node
+            wf.settings.on_failure = OnFailure.CONTINUE
+            wf.format_settings = {"on_failure": OnFailure.CONTINUE.value}
         return wf
 
     def list(self, data: Mapping[str, Any], key: str) -> list[Any]:
@@ -390,7 +433,7 @@ def _kind(node_type: str, data: Mapping[str, Any]) -> str | None:
     return node_type if node_type in KINDS else None
 
 
-_ALIASES = frozenset({"number_input", "text_input", "context_variable", "http_node"})
+_ALIASES = frozenset({"number_input", "text_input", "context_variable", "http_node", "delay_node"})
 
 
 def _known_types() -> str:

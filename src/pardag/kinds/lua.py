@@ -6,9 +6,12 @@ which Lua lets ``run`` ignore), so a root step may declare ``run()``. Its return
 step's output, converted to JSON-compatible data (see ``from_lua``).
 
 Each attempt gets a fresh ``LuaRuntime`` (nothing leaks between attempts, steps or runs)
-without ``os``, ``io``, ``require``, ``dofile``, ``loadfile``, ``package``, ``debug`` or access
-to Python objects; ``load`` accepts source text only, never bytecode. ``string``, ``table``,
-``math``, ``utf8`` and ``coroutine`` stay.
+without ``io``, ``require``, ``dofile``, ``loadfile``, ``package``, ``debug`` or access to
+Python objects; ``load`` accepts source text only, never bytecode. ``string``, ``table``,
+``math``, ``utf8`` and ``coroutine`` stay. Of ``os`` only the clock and calendar functions
+stay (``OS_KEPT``: ``os.clock``, ``os.time``, ``os.date``, ``os.difftime``), which read time
+and touch nothing: ``os.execute``, ``os.remove``, ``os.getenv`` (secrets) and the rest are
+gone.
 
 Limits: the Lua heap is capped at ``MAX_MEMORY``; the JSON form of the output at
 ``MAX_OUTPUT``. A step timeout really stops the code: a count hook checks the deadline every
@@ -40,6 +43,7 @@ __all__ = [
     "MAX_DEPTH",
     "MAX_MEMORY",
     "MAX_OUTPUT",
+    "OS_KEPT",
     "TIMEOUT_MARGIN",
     "LuaKind",
     "LuaStepError",
@@ -61,10 +65,15 @@ EXAMPLE = "'function run(inputs) ... end'"
 CHUNK = "=[string]"
 """The chunk name: Lua reports positions in the code as ``[string]:<line>:``."""
 
+OS_KEPT = ("clock", "time", "date", "difftime")
+"""The functions of Lua's ``os`` library a step keeps: they read the clock and nothing else."""
+
 _REMOVED = ("os", "io", "require", "dofile", "loadfile", "package", "debug", "python")
 
 _SANDBOX = """
-local check, removed, every = ...
+local check, removed, every, os_kept = ...
+local os_safe = {}
+for _, name in ipairs(os_kept) do os_safe[name] = os[name] end
 local sethook, create, resume = debug.sethook, coroutine.create, coroutine.resume
 local pack, unpack = table.pack, table.unpack
 local function stop() error("stopped: the step timeout passed", 0) end
@@ -96,6 +105,7 @@ load = function(chunk, name, mode, ...)
 end
 string.dump = nil
 for _, name in ipairs(removed) do _G[name] = nil end
+os = os_safe
 """
 
 
@@ -143,7 +153,9 @@ def _sandboxed(deadline: float | None) -> lupa.LuaRuntime:
     def check() -> bool:
         return deadline is not None and time.monotonic() > deadline
 
-    lua.execute(_SANDBOX, check, lua.table_from(list(_REMOVED)), HOOK_EVERY)
+    lua.execute(
+        _SANDBOX, check, lua.table_from(list(_REMOVED)), HOOK_EVERY, lua.table_from(list(OS_KEPT))
+    )
     return lua
 
 

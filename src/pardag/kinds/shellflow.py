@@ -22,6 +22,14 @@ Params (``step.params``):
 * ``output``: ``{"stdout": VAR, "stderr": VAR}``: the trimmed stream becomes variable ``VAR``
   for every step that descends from this one.
 
+Output variables are also written into the text before ``sh`` reads it, as the engines of
+these files do: ``$VAR`` and ``${VAR}`` in ``command``, ``args``, a ``script`` that ``sh`` runs
+and the predicates of ``when`` and ``preconditions`` are replaced by the value, quoted for the
+spot it lands in (:func:`pardag.shellquote.substitute`), so ``test '$VAR' = 'x'`` compares the
+value and no value can run as a command. Other ``$NAME`` (the run's and the step's variables,
+``$HOME``, the script's own) are left for the shell; a script run by another interpreter
+(``command: python3``) reads output variables from its environment.
+
 The environment of a command, lowest first: the process's own; the run's params that look
 like variables (a name such as ``BRANCH`` with a string, number or bool value; the file's
 ``env:`` lands there, so ``wf.run(params={"BRANCH": "dev"})`` overrides it); the output
@@ -47,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 from pardag.errors import ArgumentError, PreconditionFailed, StepSkipped
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
 from pardag.kinds.shell import MAX_OUTPUT, CommandFailed, kill_group
+from pardag.shellquote import substitute
 from pardag.states import ExecutorName
 from pardag.steplog import BytesInto
 
@@ -251,21 +260,35 @@ def _predicate(spec: Mapping[str, Any]) -> Predicate:
     return Predicate(spec["predicate"], expected_text(spec.get("expected")))
 
 
+def _written(text: str, env: Mapping[str, str], passed: Mapping[str, str], where: str) -> str:
+    """``text`` with the output variables written in, quoted (see the module docstring)."""
+    try:
+        return substitute(text, {name: env[name] for name in passed if name in env})
+    except ArgumentError as exc:
+        raise ArgumentError(f"{where}: {exc}") from None
+
+
 async def _holds(
-    predicate: Predicate, spec: _Spec, positional: list[str], env: Mapping[str, str]
+    predicate: Predicate,
+    spec: _Spec,
+    positional: list[str],
+    env: Mapping[str, str],
+    passed: Mapping[str, str],
 ) -> tuple[bool, str]:
     """Whether ``predicate`` holds, and what it expanded to; awaited, never blocking the loop."""
-    argv = ["sh", "-c", predicate.script(), "sh", *positional]
-    out, err, code = await _capture(argv, env, spec.cwd)
+    script = _written(predicate.script(), env, passed, f"predicate {predicate.text!r}")
+    out, err, code = await _capture(["sh", "-c", script, "sh", *positional], env, spec.cwd)
     return predicate.verdict(out, err, code), out
 
 
-async def _check(spec: _Spec, positional: list[str], env: Mapping[str, str]) -> None:
+async def _check(
+    spec: _Spec, positional: list[str], env: Mapping[str, str], passed: Mapping[str, str]
+) -> None:
     """``when`` (false: the step is skipped), then each precondition (false: it fails)."""
-    if spec.when is not None and not (await _holds(spec.when, spec, positional, env))[0]:
+    if spec.when is not None and not (await _holds(spec.when, spec, positional, env, passed))[0]:
         raise StepSkipped("condition false")
     for predicate in spec.preconditions:
-        ok, out = await _holds(predicate, spec, positional, env)
+        ok, out = await _holds(predicate, spec, positional, env, passed)
         if not ok:
             raise PreconditionFailed(predicate.failure(out))
 
@@ -275,9 +298,11 @@ async def _run_step(
 ) -> dict[str, Any]:
     """One attempt: ``when`` and preconditions, then the command; its output with the
     variables set."""
-    await _check(spec, positional, env)
+    await _check(spec, positional, env, passed)
+    where = "script" if spec.command is None else "command"
     with _script_file(spec) as path:
-        argv = ["sh", "-c", spec.text(path), "sh", *positional]
+        text = _written(spec.text(path), env, passed, where)
+        argv = ["sh", "-c", text, "sh", *positional]
         out, err, code = await _capture(argv, env, spec.cwd)
     if code != 0:
         tail = err.strip()[-_TAIL:] or out.strip()[-_TAIL:]

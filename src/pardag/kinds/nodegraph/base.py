@@ -4,7 +4,8 @@ Templates. String fields that hold text (``text``, ``value``, ``cache_key``, the
 fields) are rendered per attempt by :func:`pardag.templates.render` with the usual names
 (``inputs``, ``steps.ID.output``, ``params``, ``trigger``, ``env``), each input by its source's
 id (as conditions read them), ``variable`` (the run's variables) and ``const`` (its
-constants): ``"Hello {{ variable.user }}, total {{ sum }}"``. Since every node's templates read
+constants): ``"Hello {{ variable.user }}, total {{ sum }}"``. Values become text by
+``data.node_text`` (a whole float reads ``42``). Since every node's templates read
 them, the run-wide ``GraphState`` (which the ``state`` kinds change) is defined here.
 """
 
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pardag.kinds.base import Action, RunContext
-from pardag.kinds.nodegraph.data import NodeError, has_template
+from pardag.kinds.nodegraph.data import NodeError, has_template, node_text
 from pardag.states import ExecutorName
 from pardag.templates import namespace, render, template_problems
 
@@ -114,7 +115,7 @@ class NodeKind:
                 names = template_names(inputs, ctx)
                 values = {**params}
                 for key in rendered:
-                    values[key] = render(params[key], names, where=f"{where}.{key}")
+                    values[key] = render(params[key], names, where=f"{where}.{key}", text=node_text)
             return compute(values, inputs, ctx)
 
         return Action(run, executor, bind_inputs)

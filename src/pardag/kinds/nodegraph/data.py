@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pardag.errors import NodeError
-from pardag.templates import is_template
+from pardag.templates import is_template, to_text
 
 __all__ = [
     "MAX_TEXT",
@@ -20,6 +20,7 @@ __all__ = [
     "first_input",
     "has_template",
     "is_number",
+    "node_text",
     "nonempty_str",
     "show",
 ]
@@ -31,6 +32,22 @@ MAX_TEXT = 1_000_000
 def first_input(inputs: Mapping[str, Any]) -> Any:
     """The first input (the first edge's source), or None without inputs."""
     return next(iter(inputs.values()), None)
+
+
+_EXACT = 2**53
+"""Floats below this size hold whole numbers exactly, so ``int()`` loses nothing."""
+
+
+def node_text(value: Any) -> str:
+    """``value`` as text, as node-graph engines print it: a whole float without ``.0``.
+
+    Number nodes and operations output floats, so ``{{ total }}`` of 42 reads ``42`` (as in
+    the engines whose files these are), not ``42.0``; ``42.5`` stays ``42.5``. Anything else
+    is :func:`pardag.templates.to_text`.
+    """
+    if isinstance(value, float) and value.is_integer() and abs(value) < _EXACT:
+        return str(int(value))
+    return to_text(value)
 
 
 def show(value: Any) -> str:

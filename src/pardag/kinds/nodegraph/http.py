@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from pardag.kinds.base import Action, RunContext
 from pardag.kinds.nodegraph.base import bind_inputs, template_names
+from pardag.kinds.nodegraph.data import node_text
 from pardag.states import ExecutorName
 from pardag.templates import is_template, render
 
@@ -50,7 +51,7 @@ class HttpNodeKind:
 
         async def call(inputs: Mapping[str, Any]) -> Any:
             names = template_names(inputs, ctx) if slots else {}
-            rendered = [render(template, names, where=where) for where, template in slots]
+            rendered = [render(t, names, where=where, text=node_text) for where, t in slots]
             args, kwargs = inner.bind({"rendered": rendered}, ctx.params)
             return await inner.fn(*args, **kwargs)
 

@@ -16,10 +16,10 @@ from pardag.kinds.nodegraph.data import (
     choice,
     first_input,
     is_number,
+    node_text,
     nonempty_str,
     show,
 )
-from pardag.templates import to_text
 
 if TYPE_CHECKING:
     from pardag.model import Step
@@ -103,9 +103,9 @@ class TextOperationKind(NodeKind):
     def compute(self, params: Mapping[str, Any], inputs: Mapping[str, Any], ctx: RunContext) -> Any:
         op = params["text_op"]
         if op == "concat":
-            separator = to_text(params.get("separator", ""))
-            return checked_text(separator.join(to_text(v) for v in inputs.values()))
-        text = to_text(first_input(inputs))
+            separator = node_text(params.get("separator", ""))
+            return checked_text(separator.join(node_text(v) for v in inputs.values()))
+        text = node_text(first_input(inputs))
         if op == "repeat":
             count = params["repeat_n"]
             check_length(len(text) * count)

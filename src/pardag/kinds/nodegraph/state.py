@@ -23,10 +23,10 @@ from pardag.kinds.nodegraph.data import (
     first_input,
     has_template,
     is_number,
+    node_text,
     nonempty_str,
     show,
 )
-from pardag.templates import to_text
 
 if TYPE_CHECKING:
     from pardag.model import Step
@@ -53,9 +53,11 @@ def _needs_value(params: Mapping[str, Any], step: Step, what: str) -> list[str]:
 
 
 class VariableKind(NodeKind):
-    """A run-wide variable: ``set`` stores a value and outputs it, ``get`` outputs it.
+    """A run-wide variable: ``set`` stores a value, ``get`` reads it.
 
-    ``set`` stores ``data.value`` (rendered), else the first input.
+    ``set`` stores ``data.value`` (rendered), else the first input. Either outputs
+    ``{"var_name": NAME, "operation": "set" | "get", "value": VALUE}``, as the engines of
+    node-graph files do, so an ``extract`` of ``value`` after it reads the value.
     """
 
     fields = ("var_name", "var_op", "value")
@@ -68,15 +70,15 @@ class VariableKind(NodeKind):
         return out
 
     def compute(self, params: Mapping[str, Any], inputs: Mapping[str, Any], ctx: RunContext) -> Any:
-        name, state = params["var_name"], graph_state(ctx)
-        if params["var_op"] == "set":
+        name, op, state = params["var_name"], params["var_op"], graph_state(ctx)
+        if op == "set":
             value = _value_or_first(params, inputs)
             with ctx.lock:
                 state.variables[name] = value
-            return value
+            return {"var_name": name, "operation": op, "value": value}
         with ctx.lock:
             if name in state.variables:
-                return state.variables[name]
+                return {"var_name": name, "operation": op, "value": state.variables[name]}
             known = ", ".join(sorted(state.variables)) or "none"
         raise NodeError(
             f"variable {name!r} is not set (set so far: {known}); a node that sets it must run "
@@ -120,7 +122,7 @@ class CounterKind(NodeKind):
 _ACCUMULATE: dict[str, tuple[Callable[[], Any], Callable[[Any, Any], Any]]] = {
     "sum": (lambda: 0, lambda total, v: total + v),
     "product": (lambda: 1, lambda total, v: total * v),
-    "concat": (lambda: "", lambda total, v: checked_text(total + to_text(v))),
+    "concat": (lambda: "", lambda total, v: checked_text(total + node_text(v))),
     "array": (list, lambda total, v: [*total, v]),
     "count": (lambda: 0, lambda total, v: total + 1),
 }
@@ -183,7 +185,7 @@ class CacheKind(NodeKind):
         return out
 
     def compute(self, params: Mapping[str, Any], inputs: Mapping[str, Any], ctx: RunContext) -> Any:
-        key, cache = to_text(params["cache_key"]), graph_state(ctx).cache
+        key, cache = node_text(params["cache_key"]), graph_state(ctx).cache
         if params["cache_op"] == "set":
             value = _value_or_first(params, inputs)
             with ctx.lock:

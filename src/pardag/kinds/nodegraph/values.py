@@ -8,8 +8,14 @@ from typing import TYPE_CHECKING, Any
 
 from pardag.kinds.base import RunContext
 from pardag.kinds.nodegraph.base import NodeKind
-from pardag.kinds.nodegraph.data import NodeError, first_input, has_template, is_number, show
-from pardag.templates import to_text
+from pardag.kinds.nodegraph.data import (
+    NodeError,
+    first_input,
+    has_template,
+    is_number,
+    node_text,
+    show,
+)
 
 if TYPE_CHECKING:
     from pardag.model import Step
@@ -62,7 +68,7 @@ class TextKind(NodeKind):
         return []
 
     def compute(self, params: Mapping[str, Any], inputs: Mapping[str, Any], ctx: RunContext) -> Any:
-        return to_text(params["text"])
+        return node_text(params["text"])
 
 
 class VisualizationKind(NodeKind):
