@@ -162,6 +162,30 @@ def test_cancelling_run_command_kills_the_process(tmp_path: Path) -> None:
     assert pid_gone(int(pidfile.read_text()))
 
 
+@pytest.mark.parametrize("yields", range(8))
+def test_a_cancel_at_any_point_of_the_start_ends_and_kills_the_process(
+    tmp_path: Path, yields: int
+) -> None:
+    """A cancel landing while asyncio still connects the new process's pipes used to hang the
+    step for ever (CPython gh-125502): this walks the cancel through the first loop turns of
+    the start, one test each, and each must end cancelled with its process group gone."""
+    pidfile = tmp_path / "pid"
+
+    async def main() -> None:
+        # not exec: a grandchild that holds the pipes open, as `touch x; sleep 30` has
+        task = asyncio.ensure_future(run_command(f"echo $$ > {pidfile}; sleep 60; true"))
+        for _ in range(yields):
+            await asyncio.sleep(0)
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=20)
+        assert done, f"cancelled after {yields} loop turns, the step never ended"
+        assert task.cancelled()
+
+    asyncio.run(main())
+    if pidfile.exists() and pidfile.read_text().strip():
+        assert eventually_gone(int(pidfile.read_text()))
+
+
 def test_environment_of_the_parent_is_inherited(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PARDAG_TEST_MARKER", "inherited")
     result = run_shell('echo "{\\"m\\": \\"$PARDAG_TEST_MARKER\\"}"')

@@ -40,7 +40,7 @@ import signal
 import stat
 import tempfile
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pardag.errors import CommandFailed
@@ -61,6 +61,7 @@ __all__ = [
     "input_env",
     "kill_group",
     "run_command",
+    "start_process",
 ]
 
 MAX_OUTPUT = 10 * 1024 * 1024
@@ -144,15 +145,7 @@ async def run_command(
     argv = ["sh", "-c", command] if isinstance(command, str) else [str(a) for a in command]
     full_env = {**os.environ, **(env or {})}
     try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=full_env,
-            cwd=cwd,
-            start_new_session=True,
-        )
+        proc = await start_process(argv, full_env, cwd)
     except FileNotFoundError as exc:
         raise CommandFailed(_not_found(argv, cwd, exc)) from exc
     except PermissionError as exc:
@@ -168,6 +161,41 @@ async def run_command(
         await proc.wait()
         raise
     return _result(out.text("stdout"), err.text("stderr"), code)
+
+
+async def start_process(
+    argv: Sequence[str], env: Mapping[str, str], cwd: str | None
+) -> asyncio.subprocess.Process:
+    """``argv`` started in a session of its own, stdout and stderr piped, stdin empty.
+
+    A cancel that lands while asyncio still connects the new process's pipes would make
+    ``create_subprocess_exec`` kill only the direct child and then wait for pipes that a
+    grandchild holds open: for ever, or until that grandchild ends (CPython gh-125502;
+    ``touch x; sleep 30`` hung Ctrl-C for 30 s). So the start is shielded: a cancel waits
+    for it to finish, kills the whole group, and is raised then.
+    """
+    starting = asyncio.ensure_future(
+        asyncio.create_subprocess_exec(
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
+    )
+    try:
+        return await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        while not starting.done():  # a second cancel does not abandon the start either
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait({starting})
+        if not starting.cancelled() and starting.exception() is None:
+            proc = starting.result()
+            kill_group(proc.pid)
+            await proc.wait()
+        raise
 
 
 def _not_found(argv: list[str], cwd: str | None, exc: FileNotFoundError) -> str:

@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 from pardag.errors import ArgumentError, PreconditionFailed, StepSkipped
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
-from pardag.kinds.shell import MAX_OUTPUT, CommandFailed, kill_group
+from pardag.kinds.shell import MAX_OUTPUT, CommandFailed, kill_group, start_process
 from pardag.shellquote import substitute
 from pardag.states import ExecutorName
 from pardag.steplog import BytesInto
@@ -223,15 +223,7 @@ async def _capture(
     Unlike ``shell.run_command``, it returns stdout as written even when a line of it is
     JSON: output variables capture the text.
     """
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, **env},
-        cwd=cwd,
-        start_new_session=True,
-    )
+    proc = await start_process(argv, {**os.environ, **env}, cwd)
     try:
         out, err = await asyncio.gather(_read(proc.stdout, "stdout"), _read(proc.stderr, "stderr"))
         code = await proc.wait()
