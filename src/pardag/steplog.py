@@ -30,9 +30,11 @@ from contextvars import ContextVar
 from typing import Any, NamedTuple, TextIO
 
 __all__ = [
+    "FLUSH_EVERY",
     "LOG_LIMIT",
     "BytesInto",
     "InWorker",
+    "Later",
     "Logged",
     "StepLog",
     "captured",
@@ -47,12 +49,15 @@ LOG_LIMIT = 1024 * 1024
 FLUSH_BYTES = 64 * 1024
 """A log hands its pieces on once this much waits, so a long step's log is read as it grows."""
 FLUSH_EVERY = 0.5
-"""... or once this many seconds passed since it last did (``pardag logs --follow``)."""
+"""... or once this many seconds passed since it last did, or since a write left something
+waiting (``later``): ``pardag logs --follow`` sees a line within about this long."""
 
 Piece = tuple[str, str]
 """(stream, text): ``stdout``, ``stderr`` or ``log`` (logging records, pardag's notes)."""
 Sink = Callable[[int, str, str], None]
 """Receives each piece of a log, numbered from 1: (seq, stream, text)."""
+Later = Callable[[Callable[[], None]], None]
+"""Calls its argument about ``FLUSH_EVERY`` seconds from now, from any thread."""
 
 _current: ContextVar[StepLog | None] = ContextVar("pardag_step_log", default=None)
 
@@ -76,8 +81,11 @@ class StepLog:
     (a thread that outlived its step's timeout must not add to a finished attempt).
     """
 
-    def __init__(self, sink: Sink | None, limit: int = LOG_LIMIT) -> None:
-        self._sink, self.limit = sink, limit
+    def __init__(
+        self, sink: Sink | None, limit: int = LOG_LIMIT, later: Later | None = None
+    ) -> None:
+        self._sink, self.limit, self._later = sink, limit, later
+        self._due = False  # a flush is arranged with ``later``
         self._lock = threading.Lock()
         self._pending: list[list[str]] = []  # [stream, text] pieces not yet handed on
         self._waiting = 0
@@ -145,6 +153,16 @@ class StepLog:
             return
         if self._waiting >= FLUSH_BYTES or time.monotonic() - self._last >= FLUSH_EVERY:
             self._flush()
+        elif self._later is not None and not self._due:  # the last line before a quiet spell
+            self._due = True
+            self._later(self._flush_due)
+
+    def _flush_due(self) -> None:
+        """What waits since the write that arranged this, handed on (``--follow`` sees it)."""
+        with self._lock:
+            self._due = False
+            if not self._closed:
+                self._flush()
 
     def _flush(self) -> None:
         if self._sink is None:

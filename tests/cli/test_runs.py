@@ -208,6 +208,35 @@ def test_logs_follow_prints_events_as_they_come_until_the_run_ends(project: Path
     assert ("step_succeeded", "after") in [(e["kind"], e["step"]) for e in events]
 
 
+TALKING = """\
+name: talking
+steps:
+  talk:
+    kind: shell
+    command: echo first line; while [ ! -e go ]; do sleep 0.05; done; echo second line
+"""
+
+
+def test_logs_follow_of_a_step_shows_a_line_while_the_step_still_runs(project: Path) -> None:
+    """The step prints one line, then waits in silence: --follow must show that line before
+    the step ends (a log hands on what waits shortly after a write, not only at the end)."""
+    run, run_id = start_run(project, "talking.yaml", TALKING)
+    follow = _background(project, "logs", run_id, "talk", "--follow")
+    try:
+        assert follow.stdout is not None
+        assert follow.stdout.readline() == "--- talk, attempt 1 ---\n"
+        assert follow.stdout.readline() == "first line\n"
+        assert follow.poll() is None and run.poll() is None  # the step is still waiting
+        (project / "go").touch()
+        rest, err = follow.communicate(timeout=30)
+    finally:
+        (project / "go").touch()
+        run.communicate(timeout=30)
+        follow.kill()
+    assert follow.returncode == 0, err
+    assert rest == "second line\n"
+
+
 def test_logs_follow_of_a_run_whose_process_died_says_how_to_finish_it(project: Path) -> None:
     proc, run_id = start_run(project, "flow.yaml", SLOW)
     deadline = time.monotonic() + 30

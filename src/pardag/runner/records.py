@@ -13,6 +13,7 @@ journal in pieces as it runs, and the rest when the attempt ends, before its rec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -29,7 +30,7 @@ from pardag.runner.plan import Plan
 from pardag.runner.state import CacheAnswer, RunState, Stop
 from pardag.scheduler import Scheduler
 from pardag.states import ExecutorName, RunStatus, StepState
-from pardag.steplog import InWorker, StepLog, captured, install
+from pardag.steplog import FLUSH_EVERY, InWorker, Later, StepLog, captured, install
 from pardag.store.base import Answer, LogRecord, RunRecord, RunUpdate, StepRecord
 
 __all__ = ["RunRecords"]
@@ -108,7 +109,7 @@ class RunRecords:
         def sink(seq: int, stream: str, text: str) -> None:
             add(log=LogRecord(run_id, sid, attempt, seq, stream, text))
 
-        log = self._logs[i] = StepLog(sink)
+        log = self._logs[i] = StepLog(sink, later=_later(asyncio.get_running_loop()))
         if executor == ExecutorName.PROCESSES:
             return InWorker(fn, log)
         return captured(fn, log, executor == ExecutorName.ASYNC)
@@ -260,3 +261,14 @@ class RunRecords:
             record.error = str(error)
             record.traceback = format_traceback(cause) if cause is not None else None
         return record
+
+
+def _later(loop: asyncio.AbstractEventLoop) -> Later:
+    """``Later`` on the run's loop (a step's thread may ask); a closed loop drops the call,
+    and the attempt's end hands on what waits anyway."""
+
+    def later(flush: Callable[[], None]) -> None:
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(loop.call_later, FLUSH_EVERY, flush)
+
+    return later
