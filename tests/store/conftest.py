@@ -19,8 +19,11 @@ afterwards: tests never see each other's rows, even when several people run the 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sqlite3
+import tempfile
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -51,17 +54,31 @@ def answers(url: str) -> str | None:
     return None
 
 
-def start_embedded(folder: Path) -> Any:
-    """A PostgreSQL server of the ``pgserver`` wheel with its data in ``folder`` (its
-    ``get_uri()`` is a URL over a Unix socket in that folder; ``cleanup()`` stops it)."""
+@contextlib.contextmanager
+def embedded_server() -> Iterator[Any]:
+    """A PostgreSQL server of the ``pgserver`` wheel, stopped and deleted afterwards (its
+    ``get_uri()`` is a URL over a Unix socket in its data folder).
+
+    The folder is not under pytest's ``tmp_path``: run as root, pgserver runs the server as
+    a user of its own and opens the folder's parents to it, and a second pytest session
+    starting meanwhile closes ``/tmp/pytest-of-root`` again (0700), failing ``initdb``.
+    """
     with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset
         warnings.simplefilter("ignore")
         import pgserver
-    return pgserver.get_server(folder, cleanup_mode="stop")
+    folder = Path(tempfile.mkdtemp(prefix="pardag-pgdata-"))
+    try:
+        server = pgserver.get_server(folder / "data", cleanup_mode="stop")
+        try:
+            yield server
+        finally:
+            server.cleanup()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def postgres() -> Iterator[str]:
     """The test server's URL, once it answered (module docstring: which server)."""
     if os.environ.get("PARDAG_SKIP_POSTGRES") == "1":
         pytest.skip("PARDAG_SKIP_POSTGRES=1: the PostgreSQL store tests are skipped")
@@ -74,18 +91,16 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if chosen != EMBEDDED and answers(LOCAL_URL) is None:
         yield LOCAL_URL
         return
-    try:
-        server = start_embedded(tmp_path_factory.mktemp("pgdata"))
-    except Exception as exc:
-        pytest.fail(
-            f"no PostgreSQL answers at {LOCAL_URL} and the embedded one (pgserver) did not "
-            f"start: {exc}\n{HOW_TO_FIX}",
-            pytrace=False,
-        )
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            server = stack.enter_context(embedded_server())
+        except Exception as exc:
+            pytest.fail(
+                f"no PostgreSQL answers at {LOCAL_URL} and the embedded one (pgserver) did not "
+                f"start: {exc}\n{HOW_TO_FIX}",
+                pytrace=False,
+            )
         yield server.get_uri()
-    finally:
-        server.cleanup()
 
 
 def with_search_path(url: str, schema: str) -> str:
