@@ -13,7 +13,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import sys
 import time
 import types
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Unpack, cast
 from pardag.errors import ArgumentError
 from pardag.model import Workflow
 from pardag.options import RunOptions
+from pardag.owner import parse
 from pardag.recording import (
     Resumption,
     latest_attempts,
@@ -92,8 +92,8 @@ def _check_resumable(record: RunRecord) -> None:
             f"run {record.run_id} already finished: {record.status} at {when}; there is "
             "nothing to resume (start a new run instead)"
         )
-    pid = _local_pid(record)
-    if record.status == RunStatus.RUNNING and pid is not None and _alive(pid):
+    pid = _live_local_pid(record)
+    if record.status == RunStatus.RUNNING and pid is not None:
         raise ArgumentError(
             f"run {record.run_id} is still running in process {pid} on this machine; "
             "wait for it, or stop that process first"
@@ -105,8 +105,8 @@ def process_gone(record: RunRecord) -> bool:
 
     (A process on another machine cannot be looked at from here: it counts as alive.)
     """
-    pid = _local_pid(record)
-    return pid is not None and not _alive(pid)
+    owner = parse(record.owner)
+    return owner is not None and owner.here and not owner.alive()
 
 
 def owner_gone(record: RunRecord) -> bool:
@@ -126,23 +126,13 @@ def owner_gone_hint(record: RunRecord) -> str:
     )
 
 
-def _local_pid(record: RunRecord) -> int | None:
-    """The pid of the run's process when it is on this machine and not this process, else
-    None (``owner`` is recorded as ``host:pid``)."""
-    host, _, pid = (record.owner or "").rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+def _live_local_pid(record: RunRecord) -> int | None:
+    """The pid of the run's process when it is on this machine, not this process, and still
+    the process that started the run (not a later one that got its pid: ``pardag.owner``)."""
+    owner = parse(record.owner)
+    if owner is None or not owner.here or not owner.alive():
         return None
-    return int(pid)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return owner.pid
 
 
 def workflow_of(record: RunRecord) -> Workflow:
@@ -355,14 +345,13 @@ def cancel(run_id: str, *, store: Store | str | os.PathLike[str] | None = None) 
     opened, owned = _required_store(store, "cancel")
     try:
         record = _unfinished_run(opened, run_id)
-        pid = _local_pid(record)
-        if record.status == RunStatus.RUNNING and pid is not None and _alive(pid):
+        pid, owner = _live_local_pid(record), parse(record.owner)
+        if record.status == RunStatus.RUNNING and pid is not None:
             os.kill(pid, signal.SIGTERM)
             return f"asked process {pid} to cancel run {record.run_id}"
-        host, _, recorded_pid = (record.owner or "").rpartition(":")
-        if record.status == RunStatus.RUNNING and pid is None and host:
+        if record.status == RunStatus.RUNNING and owner is not None and not owner.here:
             raise ArgumentError(
-                f"run {record.run_id} runs on {host} (process {recorded_pid}); cancel it there"
+                f"run {record.run_id} runs on {owner.host} (process {owner.pid}); cancel it there"
             )
         now = time.time()
         update = RunUpdate(record.run_id, status=RunStatus.CANCELLED.value, finished_at=now)

@@ -15,8 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import socket
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -25,6 +23,7 @@ from pardag.clock import Clock
 from pardag.errors import StepFailed
 from pardag.executors.base import format_traceback
 from pardag.journal import Journal, Then, warn_not_stored
+from pardag.owner import this_process
 from pardag.recording import encode_json, settings_json
 from pardag.runner.plan import Plan
 from pardag.runner.state import CacheAnswer, RunState, Stop
@@ -78,7 +77,7 @@ class RunRecords:
     ) -> Mapping[str, Answer]:
         """Record the run that started at ``started`` (committed before any step starts),
         start the writer, and return the answers its approval steps have been given."""
-        store, owner = self.journal.store, f"{socket.gethostname()}:{os.getpid()}"
+        store, owner = self.journal.store, this_process()
         if resuming:  # recorded already: this process takes it over
             update = RunUpdate(self._run_id, status=RunStatus.RUNNING.value, owner=owner)
             store.write(runs=[update])
