@@ -260,6 +260,8 @@ class Workflow:
         """The settings the workflow file itself declared (its ``execution:`` section), so
         that configuration layers above and below it can be told apart."""
         self.format_settings: dict[str, Any] = {}
+        self.refuse_param: Callable[[str], str | None] | None = None
+        """A rule of the file's format: why a run param may not be given (None: it may)."""
         """Defaults the file's format sets in place of pardag's (a node graph of the visual
         editors continues after a failure), weaker than every layer that sets the value."""
 
@@ -486,6 +488,9 @@ RESERVED_RUN_PARAMS = ("approvals",)
 def param_problem(wf: Workflow, name: str) -> str | None:
     """Why ``wf`` does not take the run param ``name`` (with the closest declared one), or
     None when it does: it declares it, takes any, or every workflow takes it."""
+    refused = wf.refuse_param(name) if wf.refuse_param is not None else None
+    if refused is not None:
+        return refused
     if wf.extra_params or name in wf.params:
         return None
     if name.partition(".")[0] in RESERVED_RUN_PARAMS:

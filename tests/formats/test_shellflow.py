@@ -91,6 +91,50 @@ def test_env_as_a_mapping_reaches_commands_and_runs_override_it(tmp_path: Path) 
     assert stdout(wf.run(params={"BRANCH": "dev"}), "show") == "dev-3"
 
 
+@pytest.mark.parametrize(
+    "name", ["LD_PRELOAD", "BASH_ENV", "ENV", "PATH", "IFS", "SHELLOPTS", "PYTHONSTARTUP"]
+)
+def test_a_run_param_may_not_set_a_variable_that_changes_what_runs(
+    tmp_path: Path, name: str
+) -> None:
+    """Run params that look like variables are exported to every command; from --set (or a
+    webhook body) ``BASH_ENV=evil.sh`` would run the attacker's script in each bash step."""
+    evil = tmp_path / "evil.sh"
+    evil.write_text(f"touch {tmp_path / 'X'}\n")
+    wf = flow(
+        tmp_path,
+        """
+        env:
+          BRANCH: main
+        steps:
+          - name: show
+            command: bash -c 'echo "$BRANCH"'
+        """,
+    )
+    with pytest.raises(pardag.ArgumentError, match=f"run param '{name}' would set the"):
+        wf.run(params={name: str(evil)})
+    assert not (tmp_path / "X").exists()
+    # and never exported, whatever the caller: the kind leaves such params out itself
+    from pardag.kinds.shellflow import environment
+
+    assert environment({}, {name: str(evil), "BRANCH": "dev"}, {}) == {"BRANCH": "dev"}
+
+
+def test_the_files_own_env_may_set_such_a_variable(tmp_path: Path) -> None:
+    wf = flow(
+        tmp_path,
+        f"""
+        env:
+          PATH: "{tmp_path}/bin:/usr/bin:/bin"
+        steps:
+          - name: show
+            command: printf '%s' "$PATH"
+        """,
+    )
+    assert stdout(wf.run(), "show") == f"{tmp_path}/bin:/usr/bin:/bin"
+    assert "PATH" not in wf.params  # so no run param overrides it either
+
+
 def test_env_as_a_list_expands_earlier_entries(tmp_path: Path) -> None:
     wf = flow(
         tmp_path,

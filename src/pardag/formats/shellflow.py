@@ -57,6 +57,7 @@ from pardag.kinds.shellflow import (
     expected_problems,
     expected_text,
     output_problems,
+    refused_param,
 )
 from pardag.model import RetryPolicy, Workflow
 from pardag.units import parse_duration
@@ -133,6 +134,7 @@ class _Reader(Reader):
         wf = Workflow(self.name(data))
         wf.source = self.doc.path
         wf.params = self.run_defaults(data)
+        wf.refuse_param = refused_param
         steps = [s for i, raw in enumerate(data["steps"]) if (s := self.step(raw, i)) is not None]
         _Graph(self, steps).build(wf)
         return self.checked(wf)
@@ -154,7 +156,7 @@ class _Reader(Reader):
         self.file_env = self.env(data.get("env"), ("env",), {})
         if self.file_env.pop("params", None) is not None:
             self.problem("env may not set 'params': it holds the positional parameters", "env")
-        out.update(self.file_env)
+        out.update({k: v for k, v in self.file_env.items() if refused_param(k) is None})
         return out
 
     def positional_ok(self, params: Any) -> bool:
@@ -232,6 +234,8 @@ class _Reader(Reader):
         at = ("steps", i)
         params = self.command(raw, at, name)
         env = self.env(raw.get("env"), (*at, "env"), self.file_env, name)
+        unsafe = {k: v for k, v in self.file_env.items() if refused_param(k) is not None}
+        env = {**unsafe, **env}  # the file's own: not run params, which may not set these
         if env:
             params["env"] = env
         cwd = raw.get("dir")

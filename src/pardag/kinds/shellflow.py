@@ -70,6 +70,7 @@ __all__ = [
     "ShellflowKind",
     "expected_text",
     "positional_params",
+    "refused_param",
 ]
 
 VARIABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -151,12 +152,41 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+UNSAFE_VARIABLES = frozenset(
+    {"PATH", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "CDPATH", "GLOBIGNORE"}
+    | {"PERL5LIB", "PERL5OPT", "PERLLIB", "RUBYOPT", "RUBYLIB", "NODE_OPTIONS", "NODE_PATH"}
+)
+"""Variables that change which program runs or what the shell does before the command:
+a run param may not set them (the file's own ``env:`` may)."""
+UNSAFE_PREFIXES = ("LD_", "DYLD_", "PYTHON", "BASH_FUNC_")
+"""... and every variable with these prefixes (the loader's, Python's, bash's functions)."""
+
+
+def refused_param(name: str) -> str | None:
+    """Why the run param ``name`` may not become a command's environment variable, or None.
+
+    A run param that looks like a variable is exported to every command (see the module
+    docstring), and run params are data from outside: ``--set``, soon webhook bodies. Set
+    as ``LD_PRELOAD`` or ``BASH_ENV`` it would run code of its own in every step."""
+    if name in UNSAFE_VARIABLES or name.startswith(UNSAFE_PREFIXES):
+        return (
+            f"run param {name!r} would set the environment variable {name} of every command, "
+            "which changes what runs; a run param may not set it (set it in the file's env: "
+            "if the workflow means to)"
+        )
+    return None
+
+
 def _run_env(run_params: Mapping[str, Any]) -> dict[str, str]:
-    """The run params that are variables: a variable-like name and a scalar value."""
+    """The run params that are variables: a variable-like name and a scalar value (never an
+    unsafe one: ``refused_param``, which refuses them before the run too)."""
     return {
         key: _text(value)
         for key, value in run_params.items()
-        if key != "params" and _is_scalar(value) and VARIABLE.fullmatch(key)
+        if key != "params"
+        and _is_scalar(value)
+        and VARIABLE.fullmatch(key)
+        and refused_param(key) is None
     }
 
 
