@@ -186,6 +186,27 @@ def test_a_cancel_at_any_point_of_the_start_ends_and_kills_the_process(
         assert eventually_gone(int(pidfile.read_text()))
 
 
+@pytest.mark.timeout(60)
+def test_a_timeout_ends_the_step_even_when_a_process_that_left_the_group_holds_its_pipes(
+    tmp_path: Path,
+) -> None:
+    """``setsid cmd &`` leaves the step's process group, so killing the group misses it, and
+    it holds the step's stdout until it ends: here, until the test says so. The step must end
+    at its timeout all the same (it used to run until that process ended)."""
+    release = tmp_path / "release"
+    command = (
+        f"setsid sh -c 'while [ ! -e {release} ]; do sleep 0.05; done' & "
+        "echo started; sleep 60"
+    )
+    try:
+        result = run_shell(command, timeout=0.5)
+    finally:
+        release.touch()  # the escaped process ends itself; the step did not wait for it
+    step = result.steps["sh"]
+    assert step.state is StepState.FAILED
+    assert isinstance(step.error, StepTimeout)
+
+
 def test_environment_of_the_parent_is_inherited(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PARDAG_TEST_MARKER", "inherited")
     result = run_shell('echo "{\\"m\\": \\"$PARDAG_TEST_MARKER\\"}"')

@@ -58,6 +58,7 @@ __all__ = [
     "TAIL_OUTPUT",
     "CommandFailed",
     "ShellKind",
+    "end_process",
     "input_env",
     "kill_group",
     "run_command",
@@ -157,8 +158,7 @@ async def run_command(
         await asyncio.gather(_drain(proc.stdout, out, "stdout"), _drain(proc.stderr, err, "stderr"))
         code = await proc.wait()
     except BaseException:
-        kill_group(proc.pid)
-        await proc.wait()
+        await end_process(proc)
         raise
     return _result(out.text("stdout"), err.text("stderr"), code)
 
@@ -192,10 +192,24 @@ async def start_process(
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.wait({starting})
         if not starting.cancelled() and starting.exception() is None:
-            proc = starting.result()
-            kill_group(proc.pid)
-            await proc.wait()
+            await end_process(starting.result())
         raise
+
+
+async def end_process(proc: asyncio.subprocess.Process) -> None:
+    """Stop ``proc`` at once (a timeout, a cancel): kill its process group, stop reading its
+    pipes, and wait for it alone.
+
+    ``proc.wait()`` waits for the pipes to close too, and a process that left the group
+    (``setsid cmd &``) holds them open as long as it likes: the step then ran past its
+    timeout until that process ended. Such a process is not killed (it left on purpose and
+    is beyond the group's reach); it no longer holds the step.
+    """
+    kill_group(proc.pid)
+    transport = getattr(proc, "_transport", None)  # asyncio's: no public way to close it
+    if transport is not None:
+        transport.close()
+    await proc.wait()
 
 
 def _not_found(argv: list[str], cwd: str | None, exc: FileNotFoundError) -> str:

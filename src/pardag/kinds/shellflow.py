@@ -54,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 
 from pardag.errors import ArgumentError, PreconditionFailed, StepSkipped
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
-from pardag.kinds.shell import MAX_OUTPUT, CommandFailed, kill_group, start_process
+from pardag.kinds.shell import MAX_OUTPUT, CommandFailed, end_process, start_process
 from pardag.shellquote import substitute
 from pardag.states import ExecutorName
 from pardag.steplog import BytesInto
@@ -258,8 +258,7 @@ async def _capture(
         out, err = await asyncio.gather(_read(proc.stdout, "stdout"), _read(proc.stderr, "stderr"))
         code = await proc.wait()
     except BaseException:
-        kill_group(proc.pid)
-        await proc.wait()
+        await end_process(proc)
         raise
     return out, err, code
 
