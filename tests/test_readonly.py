@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from pardag import RunResult, StepState, Workflow
+from pardag import RunResult, StepState, Workflow, load
 from pardag.kinds.base import RunContext
 from pardag.readonly import ReadOnlyList, ReadOnlyMapping, freeze, thaw
 from pardag.templates import Sandbox, namespace, render
@@ -194,6 +194,22 @@ def test_a_node_graph_text_node_cannot_change_env_outputs_or_variables(tmp_path:
     assert result.outputs["read"]["value"] == 5.0
     assert result.outputs["echo"]["stdout"] == "hi\n" and not marker.exists()
     assert params == {"target": "staging"}
+
+
+def test_a_node_graph_condition_cannot_change_the_trigger_data(tmp_path: Path) -> None:
+    graph = {
+        "nodes": [
+            {"id": "t", "type": "trigger", "data": {}},
+            {"id": "c", "type": "condition", "data": {"condition": "trigger.clear() or true"}},
+        ],
+        "edges": [{"source": "t", "target": "c"}],
+    }
+    path = write(tmp_path, "graph.json", json.dumps(graph))
+    params = {"target": "staging"}
+    result = load(path).run(params=params)
+    assert "data.condition: 'clear' would change the dict" in (result.steps["c"].reason or "")
+    assert params == {"target": "staging"}
+    assert result.outputs["t"] == {"target": "staging"}
 
 
 # --- views: a second wall, and reading alike ------------------------------------------------
