@@ -41,7 +41,8 @@ def test_namespace_has_inputs_steps_params_trigger_env_and_extras() -> None:
     assert ns["trigger"] == {"amount": 5}
     assert ns["params"] == {"over": 1}  # extras override
     assert ns["item"] == "x"
-    assert ns["env"] is os.environ
+    assert ns["env"] == dict(os.environ)
+    assert ns["env"] is not os.environ  # a snapshot: see test_readonly.py
 
 
 def test_every_name_is_readable_from_a_template() -> None:

@@ -21,9 +21,12 @@ comprehensions, lambdas or bitwise operators (``|`` is a filter); ``%`` on strin
 (use ``~`` or ``"{}".format(x)``).
 
 Safety: the sandbox refuses private and internal attributes (``_x``, ``__class__``, frames,
-code), and pardag's sandbox refuses to build huge values: exponents above ``MAX_EXPONENT``,
-integers above ``MAX_INT_BITS``, strings and lists longer than ``MAX_LENGTH`` from ``*``,
-``+``, ``str.replace``/``center``, ``sum`` and ``range``. Values merely read from names are
+code) and the methods that change a dict, list or set (``params.update(...)``,
+``x.append(...)``): the names are read-only views of the run's data (:mod:`pardag.readonly`),
+so an expression never changes what a step or a later run sees. Pardag's sandbox also refuses
+to build huge values: exponents above ``MAX_EXPONENT``, integers above ``MAX_INT_BITS``,
+strings and lists longer than ``MAX_LENGTH`` from ``*``, ``+``, ``str.replace``/``center``,
+``sum`` and ``range``. Values merely read from names are
 not limited. Text over ``MAX_SOURCE`` characters is refused at compile time.
 
 Errors: a bad expression raises :class:`~pardag.errors.ArgumentError` at validation time,
@@ -48,6 +51,7 @@ from jinja2.parser import Parser
 from jinja2.runtime import Undefined
 
 from pardag.errors import ArgumentError, ExpressionError
+from pardag.readonly import freeze, thaw
 from pardag.reads import Reads, reads_of
 from pardag.sandbox import MAX_EXPONENT, MAX_INT_BITS, MAX_LENGTH
 from pardag.templates import NameMissing, available_names, environment
@@ -103,12 +107,13 @@ class Expression:
     """What it reads: ``names_used`` and the keys written out (``steps.fetch``, ``params.x``)."""
 
     def evaluate(self, names: Mapping[str, Any]) -> Any:
-        """The value with ``names`` bound; raises :class:`ExpressionError` when it fails."""
+        """The value with ``names`` bound, as plain data (never a read-only view); raises
+        :class:`ExpressionError` when it fails."""
         try:
             result = self._call(names)
             if isinstance(result, Undefined):
                 result._fail_with_undefined_error()
-            return result
+            return thaw(result)
         except NameMissing as exc:
             wanted = sorted(self.names_used - set(names))
             raise self._error(f"{exc}; {available_names(names, wanted)}") from None
@@ -162,17 +167,19 @@ def compile_expression(source: str, *, where: str) -> Expression:
 
 
 def expression_names(inputs: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """The names a ``when`` or condition expression reads: each input by id, and the rest.
+    """The names a ``when`` or condition expression reads (read-only views): each input by
+    id, and the rest.
 
     ``inputs``, ``steps`` (``steps.ID.output``), ``params`` and ``trigger`` (the run's params)
     win over a dependency of the same name.
     """
+    frozen = freeze(params)
     return {
-        **inputs,
-        "inputs": inputs,
-        "steps": {dep: {"output": value} for dep, value in inputs.items()},
-        "params": params,
-        "trigger": params,
+        **{dep: freeze(value) for dep, value in inputs.items()},
+        "inputs": freeze(inputs),
+        "steps": freeze({dep: {"output": value} for dep, value in inputs.items()}),
+        "params": frozen,
+        "trigger": frozen,
     }
 
 

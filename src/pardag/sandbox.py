@@ -2,7 +2,9 @@
 
 Templates and expressions come from workflow files, so rendering them must not read attributes
 it should not, nor use unbounded memory or time. Jinja2's sandbox refuses private and internal
-attributes; :class:`Sandbox` adds the rest: ``a.b`` reads a mapping's key first, and operators
+attributes, and its immutable variant the methods that change a dict, list or set (``update``,
+``append``, ``pop``...); :class:`Sandbox` adds the rest: ``a.b`` reads a mapping's key first,
+the read-only views of :mod:`pardag.readonly` refuse those methods alike, and operators
 (``*``, ``**``, ``%``, ``+``), string methods, filters and functions that could build a huge
 value refuse to, within :data:`MAX_LENGTH`, :data:`MAX_EXPONENT` and :data:`MAX_INT_BITS`.
 """
@@ -18,9 +20,11 @@ from typing import Any
 from jinja2 import filters, pass_eval_context
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Undefined
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, modifies_known_mutable
 
-__all__ = ["MAX_EXPONENT", "MAX_INT_BITS", "MAX_LENGTH", "Sandbox"]
+from pardag.readonly import ReadOnlyList, ReadOnlyMapping, json_default, unwrap
+
+__all__ = ["MAX_EXPONENT", "MAX_INT_BITS", "MAX_LENGTH", "Sandbox", "read_only_problem"]
 
 MAX_LENGTH = 1_000_000
 """Longest string or list an operator in a template or expression may build."""
@@ -64,8 +68,29 @@ def _guard_multiply(left: Any, right: Any) -> None:
 _WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
 
 
-class Sandbox(SandboxedEnvironment):
-    """Jinja2's sandbox with pardag's rules: mapping keys first, guarded operators.
+_MUTATING_DUNDERS = frozenset(
+    {"__setitem__", "__delitem__", "__iadd__", "__imul__", "__ior__", "__iand__", "__ixor__"}
+)
+
+
+def read_only_problem(obj: Any, attribute: Any) -> str | None:
+    """Why ``obj.attribute`` is refused when it would change ``obj`` (a dict, list, set, or a
+    read-only view of one), else None."""
+    target = unwrap(obj)
+    if not isinstance(attribute, str):
+        return None
+    dunder = attribute in _MUTATING_DUNDERS and hasattr(target, attribute)
+    if not dunder and not modifies_known_mutable(target, attribute):
+        return None
+    return (
+        f"{attribute!r} would change the {type(target).__name__}: templates and expressions "
+        "only read (params, env, step outputs and variables are read-only); build a new "
+        "value instead, e.g. dict(a, key=value) or a + [item]"
+    )
+
+
+class Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox with pardag's rules: mapping keys first, guarded operators.
 
     Shared by templates and ``when``/condition expressions so both read names alike.
     """
@@ -82,7 +107,8 @@ class Sandbox(SandboxedEnvironment):
         self.tests["False"] = self.tests["false"]
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        """Refuse an operation before it builds something huge."""
+        """Refuse an operation before it builds something huge (views count as their data)."""
+        left, right = unwrap(left), unwrap(right)
         if operator == "**":
             _guard_power(left, right)
         elif operator == "*":
@@ -97,13 +123,24 @@ class Sandbox(SandboxedEnvironment):
         """``a.b`` on a mapping is ``a["b"]``, even where a dict method has that name."""
         if isinstance(obj, Undefined):
             obj._fail_with_undefined_error()
-        if isinstance(obj, Mapping):
+        if type(obj) is ReadOnlyMapping or isinstance(obj, Mapping):
             try:
                 return obj[attribute]
             except (KeyError, TypeError):
+                if read_only_problem(obj, attribute):
+                    return self.unsafe_undefined(obj, attribute)
                 if attribute.startswith("_"):
                     return self.undefined(obj=obj, name=attribute)
+        if isinstance(obj, ReadOnlyMapping | ReadOnlyList) and read_only_problem(obj, attribute):
+            return self.unsafe_undefined(obj, attribute)
         return super().getattr(obj, attribute)
+
+    def unsafe_undefined(self, obj: Any, attribute: str) -> Undefined:
+        """The refusal of an attribute, in pardag's words when it would change a value."""
+        problem = read_only_problem(obj, attribute)
+        if problem is None:
+            return super().unsafe_undefined(obj, attribute)
+        return self.undefined(problem, name=attribute, obj=obj, exc=SecurityError)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         """``"...".format``, refusing format specs that would build huge strings."""
@@ -183,7 +220,7 @@ def _format(text: str, *args: Any, **kwargs: Any) -> str:
 
 def _tojson(value: Any, indent: int | None = None) -> str:
     """``|tojson`` without Jinja's HTML escaping: these templates are not HTML."""
-    return json.dumps(value, indent=indent, default=str)
+    return json.dumps(value, indent=indent, default=json_default)
 
 
 _FILTERS: dict[str, Callable[..., Any]] = {

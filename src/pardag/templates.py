@@ -6,7 +6,12 @@ sandbox when the step starts, with :func:`namespace` as the names they can read:
 
 * ``inputs``: the dependencies' outputs by id; ``steps.ID.output``: the same, one by one;
 * ``params`` and ``trigger``: the run's params (its trigger data);
-* ``env``: the process environment.
+* ``env``: the process environment, as it was when the run's first template read it.
+
+All of them are read-only: the sandbox refuses ``update``, ``append``, ``pop`` and the other
+methods that change a dict, list or set, and the names are read-only views
+(:mod:`pardag.readonly`) of the run's data, ``env`` a copy of ``os.environ``, so that no
+template changes what another step, the runner or a later run sees.
 
 Rules worth knowing:
 
@@ -35,7 +40,6 @@ from __future__ import annotations
 import difflib
 import functools
 import json
-import os
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -46,7 +50,8 @@ from jinja2.runtime import Undefined
 from jinja2.utils import missing
 
 from pardag.errors import ExpressionError
-from pardag.sandbox import MAX_EXPONENT, MAX_INT_BITS, MAX_LENGTH, Sandbox
+from pardag.readonly import ReadOnlyList, environment_snapshot, freeze, json_default, thaw, unwrap
+from pardag.sandbox import MAX_EXPONENT, MAX_INT_BITS, MAX_LENGTH, Sandbox, read_only_problem
 
 if TYPE_CHECKING:
     from pardag.kinds.base import RunContext
@@ -73,6 +78,7 @@ __all__ = [
 TEMPLATE_NAMES = frozenset({"inputs", "steps", "params", "trigger", "env"})
 """The names :func:`namespace` gives every step's templates (a kind may add more)."""
 
+_ENV_KEY = "pardag.templates.env"
 _MAX_LISTED = 20
 _MAX_QUOTED = 200
 _SINGLE = re.compile(r"\{\{(?P<expr>(?:(?!\{\{|\}\}).)*)\}\}", re.DOTALL)
@@ -105,13 +111,17 @@ class _Undefined(StrictUndefined):
         name, obj = self._undefined_name, self._undefined_obj
         if obj is missing:
             return f"name {name!r} is not defined"
+        refused = read_only_problem(obj, name)
+        if refused is not None:  # ``view | attr("update")``: a view has no such method
+            return refused
         if isinstance(obj, Mapping):
             keys = [key for key in obj if isinstance(key, str)]
             listed = f"its keys: {listing(sorted(keys))}" if keys else "it has no string keys"
             return f"key {name!r} not found; {listed}{suggest(str(name), keys)}"
-        if isinstance(name, int) and isinstance(obj, list | tuple | str):
+        if isinstance(name, int) and isinstance(obj, list | tuple | str | ReadOnlyList):
             return f"index {name} is out of range (length {len(obj)})"
-        return f"{type(obj).__name__} value {_short(obj)} has no attribute or key {name!r}"
+        kind = type(unwrap(obj)).__name__
+        return f"{kind} value {_short(obj)} has no attribute or key {name!r}"
 
 
 def to_text(value: Any) -> str:
@@ -121,7 +131,7 @@ def to_text(value: Any) -> str:
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
     try:
-        return json.dumps(value, default=str)
+        return json.dumps(value, default=json_default)
     except (TypeError, ValueError):
         return str(value)
 
@@ -147,14 +157,16 @@ def environment(
 
 
 def namespace(inputs: Mapping[str, Any], ctx: RunContext, **extra: Any) -> dict[str, Any]:
-    """The names a step's templates read; ``extra`` adds or overrides some."""
+    """The names a step's templates read, each a read-only view; ``extra`` adds or overrides
+    some. ``env`` is one snapshot of ``os.environ`` per run (taken on first use)."""
+    params = freeze(ctx.params)
     return {
-        "inputs": inputs,
-        "steps": {dep: {"output": value} for dep, value in inputs.items()},
-        "params": ctx.params,
-        "trigger": ctx.params,
-        "env": os.environ,
-        **extra,
+        "inputs": freeze(inputs),
+        "steps": freeze({dep: {"output": value} for dep, value in inputs.items()}),
+        "params": params,
+        "trigger": params,
+        "env": ctx.shared(_ENV_KEY, environment_snapshot),
+        **{name: freeze(value) for name, value in extra.items()},
     }
 
 
@@ -173,7 +185,8 @@ def render(
 ) -> Any:
     """``value`` with every template string in it (dicts and lists too) rendered.
 
-    Raises :class:`~pardag.errors.ExpressionError` naming ``where`` and the template.
+    A value a lone ``{{ expr }}`` yields is plain data (:func:`pardag.readonly.thaw`), never a
+    view. Raises :class:`~pardag.errors.ExpressionError` naming ``where`` and the template.
     """
     if isinstance(value, str):
         return _render_string(value, names, where, quote, text) if is_template(value) else value
@@ -227,7 +240,7 @@ def _render_string(
         result = compiled(names)
         if isinstance(result, Undefined):
             result._fail_with_undefined_error()
-        return result
+        return thaw(result)
     except TemplateSyntaxError as exc:
         raise ExpressionError(_syntax_message(source, where, exc), where, source) from None
     except NameMissing as exc:

@@ -59,7 +59,9 @@ class ConditionKind(PythonKind):
         if step.fn is not None:
             action = super().action(step, ctx)
         else:
-            expr = compile_expression(step.params["expression"], where="expression")
+            expr = compile_expression(
+                step.params["expression"], where=f"step {step.id!r} expression"
+            )
             action = Action(expr.evaluate, ExecutorName.INLINE, _bind_names)
         action.handle = branch_handle
         return action

@@ -141,7 +141,7 @@ def precondition(step: Step) -> Check | None:
     if when is None:
         return None
     if isinstance(when, str):
-        expr = compile_expression(when, where="when")
+        expr = compile_expression(when, where=f"step {step.id!r} when")
 
         def check_expr(inputs: Mapping[str, Any], params: Mapping[str, Any]) -> bool:
             return bool(expr.evaluate(expression_names(inputs, params)))

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from pardag.kinds.base import Action, RunContext
 from pardag.kinds.nodegraph.data import NodeError, has_template, node_text
+from pardag.readonly import freeze
 from pardag.states import ExecutorName
 from pardag.templates import namespace, render, template_problems
 
@@ -46,12 +47,14 @@ def graph_state(ctx: RunContext) -> GraphState:
 
 
 def template_names(inputs: Mapping[str, Any], ctx: RunContext) -> dict[str, Any]:
-    """The names node templates read: each input by its source's id, as in conditions, then
-    ``pardag.templates.namespace`` (which wins on a clash) with ``variable`` and ``const``."""
+    """The names node templates read, read-only views all: each input by its source's id, as
+    in conditions, then ``pardag.templates.namespace`` (which wins on a clash) with
+    ``variable`` and ``const``."""
     state = graph_state(ctx)
     with ctx.lock:
         variables, constants = dict(state.variables), dict(state.constants)
-    return {**inputs, **namespace(inputs, ctx, variable=variables, const=constants)}
+    by_id = {source: freeze(value) for source, value in inputs.items()}
+    return {**by_id, **namespace(inputs, ctx, variable=variables, const=constants)}
 
 
 def bind_inputs(
