@@ -195,8 +195,7 @@ def test_a_timeout_ends_the_step_even_when_a_process_that_left_the_group_holds_i
     at its timeout all the same (it used to run until that process ended)."""
     release = tmp_path / "release"
     command = (
-        f"setsid sh -c 'while [ ! -e {release} ]; do sleep 0.05; done' & "
-        "echo started; sleep 60"
+        f"setsid sh -c 'while [ ! -e {release} ]; do sleep 0.05; done' & echo started; sleep 60"
     )
     try:
         result = run_shell(command, timeout=0.5)
