@@ -20,7 +20,7 @@ import pytest
 
 from pardag import StepFailed, StepState, ValidationError, Workflow
 from pardag.kinds.base import RunContext
-from pardag.kinds.http import HTTPFailed, HttpKind
+from pardag.kinds.http import HTTPFailed, HttpKind, same_origin
 from pardag.model import Step
 
 pytestmark = pytest.mark.timeout(60)
@@ -102,6 +102,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._redirect(int(route[1]), seen.query["to"][0])
         elif route[0] == "loop":
             self._redirect(302, "/loop")
+        elif route[0] == "nowhere":
+            self._redirect(302, "http://[::1")
         elif route[0] == "big":  # /big/N: N bytes
             self._reply(200, "text/plain", b"x" * int(route[1]))
         elif route[0] == "gzip":  # /gzip/N: N bytes, sent gzip-compressed
@@ -344,23 +346,34 @@ def test_forward_headers_on_redirect_sends_them_to_another_host(
     assert other.seen[0].headers["authorization"] == "Bearer t0k"
 
 
-@pytest.mark.parametrize(
-    "moved",
-    [
-        lambda url: url.replace("127.0.0.1", "localhost"),  # another host, the same port
-        lambda url: url.rsplit(":", 1)[0] + ":1",  # the same host, another port
-        lambda url: url.replace("http:", "https:"),  # another scheme
-    ],
-    ids=["host", "port", "scheme"],
-)
-def test_each_part_of_the_origin_counts(server: Server, moved: Any) -> None:
-    from pardag.kinds.http import _same_origin
+def test_a_redirect_to_another_port_drops_them(server: Server) -> None:
+    with _serving("127.0.0.1") as third:
+        result = run_http(url=server.url + _goto(302, f"{third.url}/echo"), headers=CREDENTIALS)
+    assert result.ok, result.error
+    assert server.seen[0].headers["x-api-key"] == "k3y"
+    assert "x-api-key" not in third.seen[0].headers
 
-    first = httpx.URL(f"{server.url}/a")
-    assert _same_origin(first, httpx.URL(f"{server.url}/b?c=d"))
-    assert not _same_origin(first, httpx.URL(moved(f"{server.url}/a")))
-    assert _same_origin(httpx.URL("http://h/a"), httpx.URL("https://h:443/b"))  # an upgrade
-    assert not _same_origin(httpx.URL("https://h/a"), httpx.URL("http://h/b"))  # a downgrade
+
+@pytest.mark.parametrize(
+    ("then", "same"),
+    [
+        ("http://h:8080/b?c=d", True),
+        ("http://H:8080/a", True),  # host names are not case-sensitive
+        ("http://h:8081/a", False),
+        ("http://g:8080/a", False),
+        ("https://h:8080/a", False),
+    ],
+)
+def test_an_origin_is_the_scheme_host_and_port(then: str, same: bool) -> None:
+    assert same_origin(httpx.URL("http://h:8080/a"), httpx.URL(then)) is same
+
+
+def test_only_an_upgrade_to_https_on_the_default_ports_keeps_the_origin() -> None:
+    assert same_origin(httpx.URL("http://h/a"), httpx.URL("https://h:443/b"))
+    assert same_origin(httpx.URL("http://h:80/a"), httpx.URL("https://h/b"))
+    assert not same_origin(httpx.URL("https://h/a"), httpx.URL("http://h/b"))  # a downgrade
+    assert not same_origin(httpx.URL("http://h/a"), httpx.URL("https://g/b"))
+    assert not same_origin(httpx.URL("http://h:8080/a"), httpx.URL("https://h:8443/b"))
 
 
 def test_a_redirect_to_the_same_host_by_another_name_drops_them(server: Server) -> None:
@@ -399,6 +412,11 @@ def test_a_redirect_keeps_or_drops_the_method_and_body(
     assert result.ok, result.error
     echo = result.outputs["call"]["body"]
     assert (echo["method"], json.loads(echo["body"] or "null")) == (method, body)
+
+
+def test_a_redirect_to_an_invalid_url_fails_the_step_naming_the_url(server: Server) -> None:
+    reason = run_http(url=f"{server.url}/nowhere").steps["call"].reason or ""
+    assert reason.startswith(f"HTTPFailed: GET {server.url}/nowhere failed: ")
 
 
 def test_a_redirect_loop_fails_the_step(server: Server) -> None:

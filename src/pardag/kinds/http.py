@@ -28,8 +28,9 @@ scope credentials; ``127.0.0.1`` and ``localhost`` differ). The one exception is
 ``https`` on the same host at the default ports, an upgrade httpx also keeps
 ``Authorization`` for. ``forward_headers_on_redirect: true`` keeps them on every hop, like
 curl's ``--location-trusted``. A 303 (and a 301 or 302 to a non-HEAD request) continues as a
-GET without the body, as browsers do. A status
-that is neither 2xx nor allowed fails the step with one line, ``HTTP 404 from GET
+GET without the body, as browsers do.
+
+A status that is neither 2xx nor allowed fails the step with one line, ``HTTP 404 from GET
 http://...: <the body's title or first line>`` (an HTML page's ``<title>``, else its first
 non-empty line, shortened), and the whole body goes into the step's log (``pardag logs RUN
 STEP``); a connection error or timeout fails it naming the URL.
@@ -64,7 +65,16 @@ if TYPE_CHECKING:
 else:
     httpx = lazy_module("httpx")
 
-__all__ = ["DEFAULT_MAX_RESPONSE", "DEFAULT_TIMEOUT", "HTTPFailed", "HttpKind", "client", "gist"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE",
+    "DEFAULT_TIMEOUT",
+    "HTTPFailed",
+    "HttpKind",
+    "client",
+    "gist",
+    "same_origin",
+    "with_query",
+]
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds each phase of a request may take when the step gives no ``timeout``."""
@@ -81,7 +91,7 @@ def client(ctx: RunContext) -> httpx.AsyncClient:
     """The run's pooled client, made on first use and closed when the run ends."""
 
     def make() -> httpx.AsyncClient:
-        made = httpx.AsyncClient(follow_redirects=True)
+        made = httpx.AsyncClient()  # not following redirects: _follow does, keeping headers safe
         ctx.on_close(made.aclose)
         return made
 
@@ -250,7 +260,7 @@ class _Outgoing:
     """A rendered request as the step asked for it, before any redirect."""
 
     method: str
-    url: str  # with the step's query added
+    url: httpx.URL  # with the step's query added
     headers: dict[str, str]
     content: bytes | None
     json: Any
@@ -280,13 +290,13 @@ def _outgoing(request: Mapping[str, Any], where: str) -> _Outgoing:
         str(k): [to_text(i) for i in v] if isinstance(v, list) else to_text(v)
         for k, v in (request.get("query") or {}).items()
     }
-    try:
-        url = with_query(url, query)
-    except ValueError as exc:  # urlsplit's: a bracketed host that is no IPv6 address
+    try:  # urlsplit raises ValueError (a bracketed host that is no IPv6 address), httpx its own
+        first = httpx.URL(with_query(url, query))
+    except (ValueError, httpx.InvalidURL) as exc:
         raise HTTPFailed(f"{method} {url!r}: the URL is invalid: {exc}") from exc
     return _Outgoing(
         method=method,
-        url=url,
+        url=first,
         headers={str(k): to_text(v) for k, v in (request.get("headers") or {}).items()},
         content=None if body is None else to_text(body).encode(),
         json=request.get("json"),
@@ -313,11 +323,7 @@ def with_query(url: str, query: Mapping[str, str | list[str]]) -> str:
 async def _send(http: httpx.AsyncClient, out: _Outgoing, forward: bool, cap: int) -> _Reply:
     """Send the request and read its reply; errors without a response become ``HTTPFailed``."""
     try:
-        first = httpx.URL(out.url)
-    except httpx.InvalidURL as exc:
-        raise HTTPFailed(f"{out.method} {out.url!r}: the URL is invalid: {exc}") from exc
-    try:
-        response = await _follow(http, out, first, forward)
+        response = await _follow(http, out, forward)
         try:
             content = await _read(response, cap)
         finally:
@@ -339,14 +345,13 @@ async def _send(http: httpx.AsyncClient, out: _Outgoing, forward: bool, cap: int
     return _Reply(response.status_code, headers, content, response.encoding or "utf-8")
 
 
-async def _follow(
-    http: httpx.AsyncClient, out: _Outgoing, first: httpx.URL, forward: bool
-) -> httpx.Response:
+async def _follow(http: httpx.AsyncClient, out: _Outgoing, forward: bool) -> httpx.Response:
     """The last response of the request's redirects, its body not yet read.
 
     Redirects are followed here, not by httpx, so that the step's headers stop (for good) at
     the first redirect away from the first URL's origin unless ``forward`` says otherwise.
     """
+    first = out.url
     method, url, content, body_json = out.method, first, out.content, out.json
     headers: dict[str, str] | None = out.headers
     for _ in range(_REDIRECTS + 1):
@@ -354,27 +359,18 @@ async def _follow(
             method, url, headers=headers, content=content, json=body_json, timeout=out.seconds
         )
         response = await http.send(request, stream=True, follow_redirects=False)
-        if not response.has_redirect_location:
+        if response.next_request is None:  # httpx sets it for a redirect, checking Location
             return response
         await response.aclose()  # a redirect's body is not read: it could be any size
-        url = _location(response)
-        if not (forward or _same_origin(first, url)):
+        url = response.next_request.url
+        if not (forward or same_origin(first, url)):
             headers = None
         if _becomes_get(method, response.status_code):
             method, content, body_json = "GET", None, None
     raise HTTPFailed(f"{out.method} {out.url}: more than {_REDIRECTS} redirects, the last to {url}")
 
 
-def _location(response: httpx.Response) -> httpx.URL:
-    location = response.headers["location"]
-    try:
-        return response.url.join(location)
-    except httpx.InvalidURL as exc:
-        where = f"{response.request.method} {response.url}"
-        raise HTTPFailed(f"{where} redirected to an invalid URL {location!r}: {exc}") from exc
-
-
-def _same_origin(first: httpx.URL, then: httpx.URL) -> bool:
+def same_origin(first: httpx.URL, then: httpx.URL) -> bool:
     """Whether headers meant for ``first`` may go to ``then``: the same scheme, host and port,
     or an upgrade from http to https on the same host at the default ports."""
     was = (first.scheme, first.host, first.port or _PORTS.get(first.scheme))
