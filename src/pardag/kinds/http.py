@@ -45,7 +45,7 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_plus, urlencode, urlsplit, urlunsplit
@@ -135,11 +135,24 @@ def _timeout_problems(timeout: Any) -> list[str]:
         return []
     if is_template(timeout):
         return template_problems(timeout, "timeout")
+    return _positive_problems(parse_duration, timeout, "timeout", "seconds", "10")
+
+
+def _max_response_problems(cap: Any) -> list[str]:
+    if cap is None:
+        return []
+    return _positive_problems(parse_size, cap, "max_response", "bytes", "50MiB")
+
+
+def _positive_problems(
+    parse: Callable[[object, str], float], value: Any, name: str, unit: str, example: str
+) -> list[str]:
+    """What is wrong with ``value`` as the amount ``parse`` reads, which must be above 0."""
     try:
-        seconds = parse_duration(timeout, "timeout")
+        amount = parse(value, name)
     except ValueError as exc:
         return [str(exc)]
-    return [] if seconds > 0 else ["timeout must be more than 0 seconds, e.g. timeout: 10"]
+    return [] if amount > 0 else [f"{name} must be more than 0 {unit}, e.g. {name}: {example}"]
 
 
 def _allow_problems(allow: Any) -> list[str]:
@@ -151,16 +164,6 @@ def _allow_problems(allow: Any) -> list[str]:
     ):
         return [f"allow_status must be a list of status codes such as [404, 409], got {allow!r}"]
     return []
-
-
-def _max_response_problems(cap: Any) -> list[str]:
-    if cap is None:
-        return []
-    try:
-        size = parse_size(cap, "max_response")
-    except ValueError as exc:
-        return [str(exc)]
-    return [] if size > 0 else ["max_response must be more than 0 bytes, e.g. max_response: 50MiB"]
 
 
 def _forward_problems(forward: Any) -> list[str]:
