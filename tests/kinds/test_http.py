@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
 
 from pardag import StepFailed, StepState, ValidationError, Workflow
 from pardag.kinds.base import RunContext
-from pardag.kinds.http import HTTPFailed, HttpKind
+from pardag.kinds.http import HTTPFailed, HttpKind, same_origin
 from pardag.model import Step
 
 pytestmark = pytest.mark.timeout(60)
@@ -34,6 +36,7 @@ class Seen:
     headers: dict[str, str]
     body: bytes
     port: int  # the client's port: the same port means the same pooled connection
+    raw_query: str = ""
 
 
 @dataclass
@@ -74,6 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
             {k.lower(): v for k, v in self.headers.items()},
             self.rfile.read(length),
             self.client_address[1],
+            parts.query,
         )
         self.server.record.seen.append(seen)
         route = parts.path.strip("/").split("/")
@@ -94,6 +98,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Location", "/json/redirected")
             self.send_header("Content-Length", "0")
             self.end_headers()
+        elif route[0] == "goto":  # /goto/307?to=URL: a redirect with that status
+            self._redirect(int(route[1]), seen.query["to"][0])
+        elif route[0] == "loop":
+            self._redirect(302, "/loop")
+        elif route[0] == "nowhere":
+            self._redirect(302, "http://[::1")
+        elif route[0] == "big":  # /big/N: N bytes
+            self._reply(200, "text/plain", b"x" * int(route[1]))
+        elif route[0] == "gzip":  # /gzip/N: N bytes, sent gzip-compressed
+            packed = gzip.compress(b"a" * int(route[1]))
+            self._reply(200, "text/plain", packed, {"Content-Encoding": "gzip"})
         elif route[0] == "slow":
             time.sleep(float(route[1]))
             self._reply(200, "text/plain", b"late")
@@ -120,6 +135,12 @@ class _Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
+    def _redirect(self, status: int, location: str) -> None:
+        self.send_response(status)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
 
@@ -131,10 +152,11 @@ class _RecordingServer(ThreadingHTTPServer):
         """A client hanging up mid-answer (a cancelled step) is expected here: stay quiet."""
 
 
-@pytest.fixture
-def server() -> Iterator[Server]:
+@contextmanager
+def _serving(host: str) -> Iterator[Server]:
+    """A server on 127.0.0.1 whose URL names it as ``host``."""
     httpd = _RecordingServer(("127.0.0.1", 0), _Handler)
-    httpd.record = Server(f"http://127.0.0.1:{httpd.server_address[1]}")
+    httpd.record = Server(f"http://{host}:{httpd.server_address[1]}")
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
@@ -143,6 +165,19 @@ def server() -> Iterator[Server]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(10)
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    with _serving("127.0.0.1") as record:
+        yield record
+
+
+@pytest.fixture
+def other() -> Iterator[Server]:
+    """A second server, on another port and named ``localhost``: another origin."""
+    with _serving("localhost") as record:
+        yield record
 
 
 def run_http(**params: Any) -> Any:
@@ -216,6 +251,178 @@ def test_redirects_are_followed(server: Server) -> None:
     out = run_http(url=f"{server.url}/redirect").outputs["call"]
     assert out["status"] == 200
     assert out["body"]["path"] == "/json/redirected"
+
+
+@pytest.mark.parametrize(
+    ("query", "raw"),
+    [
+        (None, "a=x%2Fy&b=2&a=3"),  # the URL's own query, as written
+        ({"c": "d e"}, "a=x%2Fy&b=2&a=3&c=d%20e"),  # query adds to it
+        ({"a": ["4", "5"], "b": 6}, "a=4&a=5&b=6"),  # a name in query replaces the URL's
+    ],
+)
+def test_the_urls_query_string_is_kept_and_query_adds_to_it(
+    server: Server, query: dict[str, Any] | None, raw: str
+) -> None:
+    result = run_http(url=f"{server.url}/echo?a=x%2Fy&b=2&a=3", query=query)
+    assert result.ok, result.error
+    [seen] = server.seen
+    assert seen.raw_query == raw
+
+
+def test_a_failures_url_is_the_one_sent_with_its_query(server: Server) -> None:
+    result = run_http(url=f"{server.url}/status/404?a=1", query={"b": 2})
+    assert f"HTTP 404 from GET {server.url}/status/404?a=1&b=2:" in (
+        result.steps["call"].reason or ""
+    )
+    assert server.seen[0].raw_query == "a=1&b=2"
+
+
+# --- the size of a response -------------------------------------------------------------
+
+
+def test_a_body_over_max_response_fails_the_step_naming_the_limit(server: Server) -> None:
+    wf = Workflow("capped")
+    wf.add("fits", kind="http", params={"url": f"{server.url}/big/1024", "max_response": "1KiB"})
+    wf.add("over", kind="http", params={"url": f"{server.url}/big/1025", "max_response": "1KiB"})
+    result = wf.run(on_failure="continue")
+    assert result.outputs["fits"]["body"] == "x" * 1024
+    reason = result.steps["over"].reason or ""
+    assert f"GET {server.url}/big/1025: the response body is larger than the step's " in reason
+    assert "max_response of 1 KiB" in reason
+    assert "raise it with the step's max_response, e.g. max_response: 100MiB" in reason
+
+
+def test_the_default_cap_is_10_mib_and_max_response_raises_it(server: Server) -> None:
+    url = f"{server.url}/big/{10 * 1024**2 + 1}"
+    reason = run_http(url=url).steps["call"].reason or ""
+    assert "max_response of 10 MiB" in reason
+    assert len(run_http(url=url, max_response="11MiB").outputs["call"]["body"]) == 10 * 1024**2 + 1
+
+
+def test_a_compressed_body_is_capped_as_it_inflates(server: Server) -> None:
+    inflated = 64 * 1024**2
+    assert len(gzip.compress(b"a" * inflated)) < 1024**2  # a small body on the wire
+    result = run_http(url=f"{server.url}/gzip/{inflated}", max_response="1MiB")
+    assert "max_response of 1 MiB (counted as decoded)" in (result.steps["call"].reason or "")
+    out = run_http(url=f"{server.url}/gzip/5000").outputs["call"]
+    assert (out["headers"]["content-encoding"], out["body"]) == ("gzip", "a" * 5000)
+
+
+# --- redirects --------------------------------------------------------------------------
+
+CREDENTIALS = {"X-Api-Key": "k3y", "Authorization": "Bearer t0k"}
+
+
+def _goto(status: int, to: str) -> str:
+    return f"/goto/{status}?{urlencode({'to': to})}"
+
+
+@pytest.mark.parametrize("forward", [None, False])
+def test_the_steps_headers_do_not_follow_a_redirect_to_another_host(
+    server: Server, other: Server, forward: bool | None
+) -> None:
+    result = run_http(
+        url=server.url + _goto(302, f"{other.url}/echo"),
+        headers=CREDENTIALS,
+        forward_headers_on_redirect=forward,
+    )
+    assert result.outputs["call"]["body"]["path"] == "/echo"
+    assert server.seen[0].headers["x-api-key"] == "k3y"
+    assert "x-api-key" not in other.seen[0].headers
+    assert "authorization" not in other.seen[0].headers
+
+
+def test_forward_headers_on_redirect_sends_them_to_another_host(
+    server: Server, other: Server
+) -> None:
+    result = run_http(
+        url=server.url + _goto(307, f"{other.url}/echo"),
+        headers=CREDENTIALS,
+        forward_headers_on_redirect=True,
+    )
+    assert result.ok, result.error
+    assert other.seen[0].headers["x-api-key"] == "k3y"
+    assert other.seen[0].headers["authorization"] == "Bearer t0k"
+
+
+def test_a_redirect_to_another_port_drops_them(server: Server) -> None:
+    with _serving("127.0.0.1") as third:
+        result = run_http(url=server.url + _goto(302, f"{third.url}/echo"), headers=CREDENTIALS)
+    assert result.ok, result.error
+    assert server.seen[0].headers["x-api-key"] == "k3y"
+    assert "x-api-key" not in third.seen[0].headers
+
+
+@pytest.mark.parametrize(
+    ("then", "same"),
+    [
+        ("http://h:8080/b?c=d", True),
+        ("http://H:8080/a", True),  # host names are not case-sensitive
+        ("http://h:8081/a", False),
+        ("http://g:8080/a", False),
+        ("https://h:8080/a", False),
+    ],
+)
+def test_an_origin_is_the_scheme_host_and_port(then: str, same: bool) -> None:
+    assert same_origin(httpx.URL("http://h:8080/a"), httpx.URL(then)) is same
+
+
+def test_only_an_upgrade_to_https_on_the_default_ports_keeps_the_origin() -> None:
+    assert same_origin(httpx.URL("http://h/a"), httpx.URL("https://h:443/b"))
+    assert same_origin(httpx.URL("http://h:80/a"), httpx.URL("https://h/b"))
+    assert not same_origin(httpx.URL("https://h/a"), httpx.URL("http://h/b"))  # a downgrade
+    assert not same_origin(httpx.URL("http://h/a"), httpx.URL("https://g/b"))
+    assert not same_origin(httpx.URL("http://h:8080/a"), httpx.URL("https://h:8443/b"))
+
+
+def test_a_redirect_to_the_same_host_by_another_name_drops_them(server: Server) -> None:
+    result = run_http(
+        url=server.url + _goto(302, server.url.replace("127.0.0.1", "localhost") + "/echo"),
+        headers=CREDENTIALS,
+    )
+    assert result.ok, result.error
+    first, then = server.seen
+    assert first.headers["x-api-key"] == "k3y"
+    assert "x-api-key" not in then.headers
+
+
+def test_headers_stay_on_the_same_origin_and_stay_dropped_after_leaving_it(
+    server: Server, other: Server
+) -> None:
+    back = server.url + _goto(302, f"{server.url}/echo")
+    result = run_http(
+        url=server.url + _goto(302, _goto(302, other.url + _goto(302, back))),
+        headers=CREDENTIALS,
+    )
+    assert result.ok, result.error
+    assert [s.path for s in server.seen] == ["/goto/302", "/goto/302", "/goto/302", "/echo"]
+    assert [s.headers.get("x-api-key") for s in server.seen] == ["k3y", "k3y", None, None]
+    assert "x-api-key" not in other.seen[0].headers
+
+
+@pytest.mark.parametrize(
+    ("status", "method", "body"),
+    [(307, "POST", {"n": 1}), (308, "POST", {"n": 1}), (303, "GET", None), (302, "GET", None)],
+)
+def test_a_redirect_keeps_or_drops_the_method_and_body(
+    server: Server, status: int, method: str, body: Any
+) -> None:
+    result = run_http(url=server.url + _goto(status, "/echo"), method="POST", json={"n": 1})
+    assert result.ok, result.error
+    echo = result.outputs["call"]["body"]
+    assert (echo["method"], json.loads(echo["body"] or "null")) == (method, body)
+
+
+def test_a_redirect_to_an_invalid_url_fails_the_step_naming_the_url(server: Server) -> None:
+    reason = run_http(url=f"{server.url}/nowhere").steps["call"].reason or ""
+    assert reason.startswith(f"HTTPFailed: GET {server.url}/nowhere failed: ")
+
+
+def test_a_redirect_loop_fails_the_step(server: Server) -> None:
+    result = run_http(url=f"{server.url}/loop")
+    assert f"GET {server.url}/loop: more than 20 redirects" in (result.steps["call"].reason or "")
+    assert len(server.seen) == 21
 
 
 # --- templates --------------------------------------------------------------------------
@@ -369,6 +576,12 @@ def _eventually(check: Any, within: float = 10.0) -> None:
         ({"url": "https://x", "timeout": 0}, "timeout must be more than 0 seconds"),
         ({"url": "https://x", "allow_status": 404}, "allow_status must be a list of status codes"),
         ({"url": "https://x", "allow_status": [99]}, "allow_status must be a list"),
+        ({"url": "https://x", "max_response": "lots"}, "max_response 'lots' is not a size"),
+        ({"url": "https://x", "max_response": 0}, "max_response must be more than 0 bytes"),
+        (
+            {"url": "https://x", "forward_headers_on_redirect": "yes"},
+            "forward_headers_on_redirect must be true or false",
+        ),
         ({"url": "https://x/{{ id }"}, "url: template syntax error"),
         ({"url": "https://x", "headers": {"A": "{{ a }"}}, "headers: template syntax error"),
         ({"url": "https://x", "json": {"a": ["{% if %}"]}}, "json: template syntax error"),
@@ -394,6 +607,8 @@ def test_fields() -> None:
         "body",
         "timeout",
         "allow_status",
+        "max_response",
+        "forward_headers_on_redirect",
     )
 
 

@@ -7,12 +7,30 @@ Params (every string in them may be a template, see :mod:`pardag.templates`):
 * ``json`` (any JSON value, sent as JSON) or ``body`` (text), not both;
 * ``timeout``: seconds or a duration string (``"500ms"``, ``"2m"``); 30 seconds by default.
   It bounds each phase (connecting, each read); the step's own ``timeout`` bounds the whole;
-* ``allow_status``: status codes that do not fail the step, besides every 2xx.
+* ``allow_status``: status codes that do not fail the step, besides every 2xx;
+* ``max_response``: the most body a response may have, counted as decoded (after gzip and
+  the like), a size (``"50MiB"``) or bytes; 10 MiB by default. Reading stops past it and the
+  step fails naming the limit, so a huge body or a compression bomb cannot fill memory;
+* ``forward_headers_on_redirect``: ``true`` sends the step's ``headers`` on after a redirect
+  to another origin too (see below); ``false`` by default.
+
+A ``url`` with a query string keeps it: ``query`` adds to it, and a name in ``query``
+replaces that name's values in the URL.
 
 The output is ``{"status": int, "headers": {...}, "body": ...}``, the body parsed when the
 response says it is JSON (``application/json`` or ``+json``) and text otherwise. Headers are
-lower-cased names; a repeated header is joined with ``", "``. Redirects are followed. A status
-that is neither 2xx nor allowed fails the step with one line, ``HTTP 404 from GET
+lower-cased names; a repeated header is joined with ``", "``.
+
+Redirects are followed (at most 20), here rather than by httpx, so that the headers the step
+set itself (``X-Api-Key``, ``Authorization``, ...) are dropped, for that hop and every later
+one, once a redirect leaves the first URL's origin: its scheme, host or port (as browsers
+scope credentials; ``127.0.0.1`` and ``localhost`` differ). The one exception is ``http`` to
+``https`` on the same host at the default ports, an upgrade httpx also keeps
+``Authorization`` for. ``forward_headers_on_redirect: true`` keeps them on every hop, like
+curl's ``--location-trusted``. A 303 (and a 301 or 302 to a non-HEAD request) continues as a
+GET without the body, as browsers do.
+
+A status that is neither 2xx nor allowed fails the step with one line, ``HTTP 404 from GET
 http://...: <the body's title or first line>`` (an HTML page's ``<title>``, else its first
 non-empty line, shortened), and the whole body goes into the step's log (``pardag logs RUN
 STEP``); a connection error or timeout fails it naming the URL.
@@ -25,17 +43,19 @@ you) or encode them with ``{{ value | urlencode }}``. All the steps of a run sha
 from __future__ import annotations
 
 import html
+import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from pardag.errors import HTTPFailed
 from pardag.kinds.base import Action, RunContext, idempotency_key, lazy_module
 from pardag.states import ExecutorName
 from pardag.steplog import current
 from pardag.templates import is_template, namespace, render, template_problems, to_text
-from pardag.units import parse_duration
+from pardag.units import format_size, parse_duration, parse_size
 
 if TYPE_CHECKING:
     from pardag.model import Step
@@ -45,10 +65,21 @@ if TYPE_CHECKING:
 else:
     httpx = lazy_module("httpx")
 
-__all__ = ["DEFAULT_TIMEOUT", "HTTPFailed", "HttpKind", "client", "gist"]
+__all__ = [
+    "DEFAULT_MAX_RESPONSE",
+    "DEFAULT_TIMEOUT",
+    "HTTPFailed",
+    "HttpKind",
+    "client",
+    "gist",
+    "same_origin",
+    "with_query",
+]
 
 DEFAULT_TIMEOUT = 30.0
 """Seconds each phase of a request may take when the step gives no ``timeout``."""
+DEFAULT_MAX_RESPONSE = 10 * 1024**2
+"""Bytes of decoded body a response may have when the step gives no ``max_response``."""
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 _GIST = 200
@@ -60,7 +91,7 @@ def client(ctx: RunContext) -> httpx.AsyncClient:
     """The run's pooled client, made on first use and closed when the run ends."""
 
     def make() -> httpx.AsyncClient:
-        made = httpx.AsyncClient(follow_redirects=True)
+        made = httpx.AsyncClient()  # not following redirects: _follow does, keeping headers safe
         ctx.on_close(made.aclose)
         return made
 
@@ -104,11 +135,24 @@ def _timeout_problems(timeout: Any) -> list[str]:
         return []
     if is_template(timeout):
         return template_problems(timeout, "timeout")
+    return _positive_problems(parse_duration, timeout, "timeout", "seconds", "10")
+
+
+def _max_response_problems(cap: Any) -> list[str]:
+    if cap is None:
+        return []
+    return _positive_problems(parse_size, cap, "max_response", "bytes", "50MiB")
+
+
+def _positive_problems(
+    parse: Callable[[object, str], float], value: Any, name: str, unit: str, example: str
+) -> list[str]:
+    """What is wrong with ``value`` as the amount ``parse`` reads, which must be above 0."""
     try:
-        seconds = parse_duration(timeout, "timeout")
+        amount = parse(value, name)
     except ValueError as exc:
         return [str(exc)]
-    return [] if seconds > 0 else ["timeout must be more than 0 seconds, e.g. timeout: 10"]
+    return [] if amount > 0 else [f"{name} must be more than 0 {unit}, e.g. {name}: {example}"]
 
 
 def _allow_problems(allow: Any) -> list[str]:
@@ -120,6 +164,12 @@ def _allow_problems(allow: Any) -> list[str]:
     ):
         return [f"allow_status must be a list of status codes such as [404, 409], got {allow!r}"]
     return []
+
+
+def _forward_problems(forward: Any) -> list[str]:
+    if forward is None or isinstance(forward, bool):
+        return []
+    return [f"forward_headers_on_redirect must be true or false, got {forward!r}"]
 
 
 def _method_problems(method: Any) -> list[str]:
@@ -155,6 +205,8 @@ class HttpKind:
         "body",
         "timeout",
         "allow_status",
+        "max_response",
+        "forward_headers_on_redirect",
     )
     templated: tuple[str, ...] = ("url", "method", "headers", "query", "json", "body", "timeout")
     """The fields rendered as templates (validation checks what they read)."""
@@ -171,22 +223,24 @@ class HttpKind:
             *_body_problems(params),
             *_timeout_problems(params.get("timeout")),
             *_allow_problems(params.get("allow_status")),
+            *_max_response_problems(params.get("max_response")),
+            *_forward_problems(params.get("forward_headers_on_redirect")),
         ]
 
     def action(self, step: Step, ctx: RunContext) -> Action:
         params = dict(step.params)
         allowed = frozenset(params.get("allow_status") or ())
         where = f"step {step.id!r} params"
-
+        cap = params.get("max_response")
+        cap = DEFAULT_MAX_RESPONSE if cap is None else parse_size(cap, f"{where}.max_response")
+        forward = params.get("forward_headers_on_redirect") is True
         key = idempotency_key(ctx.run_id, step.id)
 
         async def call(inputs: Mapping[str, Any]) -> dict[str, Any]:
             names = namespace(inputs, ctx, idempotency_key=key)
-            request = render(params, names, where=where)
-            method = to_text(request.get("method") or "GET").upper()
-            url = to_text(request["url"])
-            response = await _send(client(ctx), method, url, request, where)
-            return _output(response, method, url, allowed)
+            out = _outgoing(render(params, names, where=where), where)
+            reply = await _send(client(ctx), out, forward, cap)
+            return _output(reply, out, allowed)
 
         return Action(call, ExecutorName.ASYNC, _bind_inputs)
 
@@ -197,49 +251,167 @@ def _bind_inputs(
     return (inputs,), {}
 
 
-async def _send(
-    http: httpx.AsyncClient, method: str, url: str, request: Mapping[str, Any], where: str
-) -> httpx.Response:
-    """Send the rendered request; errors without a response become ``HTTPFailed``."""
+# --- sending ----------------------------------------------------------------------------
+
+_REDIRECTS = 20
+"""Redirects followed before the step fails (httpx's own default)."""
+_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """A rendered request as the step asked for it, before any redirect."""
+
+    method: str
+    url: httpx.URL  # with the step's query added
+    headers: dict[str, str]
+    content: bytes | None
+    json: Any
+    seconds: float
+
+
+@dataclass(frozen=True)
+class _Reply:
+    """A response with its body read (at most the step's ``max_response`` of it)."""
+
+    status: int
+    headers: dict[str, str]
+    content: bytes
+    encoding: str
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(self.encoding, errors="replace")
+
+
+def _outgoing(request: Mapping[str, Any], where: str) -> _Outgoing:
     timeout = request.get("timeout")
-    seconds = DEFAULT_TIMEOUT if timeout is None else parse_duration(timeout, f"{where}.timeout")
-    headers = {str(k): to_text(v) for k, v in (request.get("headers") or {}).items()}
+    body = request.get("body")
+    method = to_text(request.get("method") or "GET").upper()
+    url = to_text(request["url"])
     query = {
         str(k): [to_text(i) for i in v] if isinstance(v, list) else to_text(v)
         for k, v in (request.get("query") or {}).items()
     }
-    body = request.get("body")
-    try:
-        return await http.request(
-            method,
-            url,
-            headers=headers,
-            params=query,
-            json=request.get("json"),
-            content=None if body is None else to_text(body).encode(),
-            timeout=seconds,
-        )
-    except httpx.TimeoutException as exc:
-        raise HTTPFailed(f"{method} {url} timed out ({seconds:g}s per phase): {exc!r}") from exc
-    except httpx.InvalidURL as exc:
+    try:  # urlsplit raises ValueError (a bracketed host that is no IPv6 address), httpx its own
+        first = httpx.URL(with_query(url, query))
+    except (ValueError, httpx.InvalidURL) as exc:
         raise HTTPFailed(f"{method} {url!r}: the URL is invalid: {exc}") from exc
+    return _Outgoing(
+        method=method,
+        url=first,
+        headers={str(k): to_text(v) for k, v in (request.get("headers") or {}).items()},
+        content=None if body is None else to_text(body).encode(),
+        json=request.get("json"),
+        seconds=DEFAULT_TIMEOUT if timeout is None else parse_duration(timeout, f"{where}.timeout"),
+    )
+
+
+def with_query(url: str, query: Mapping[str, str | list[str]]) -> str:
+    """``url`` with ``query`` added to its query string, a name in ``query`` replacing that
+    name's values; the rest stays as written. (httpx >= 0.28 given ``params`` drops the
+    URL's own query, sending the request to another resource.)"""
+    if not query:
+        return url
+    parts = urlsplit(url)
+    kept = [
+        pair
+        for pair in parts.query.split("&")
+        if pair and unquote_plus(pair.partition("=")[0]) not in query
+    ]
+    added = urlencode(query, doseq=True, quote_via=quote)
+    return urlunsplit(parts._replace(query="&".join([*kept, added])))
+
+
+async def _send(http: httpx.AsyncClient, out: _Outgoing, forward: bool, cap: int) -> _Reply:
+    """Send the request and read its reply; errors without a response become ``HTTPFailed``."""
+    try:
+        response = await _follow(http, out, forward)
+        try:
+            content = await _read(response, cap)
+        finally:
+            await response.aclose()
+    except httpx.TimeoutException as exc:
+        raise HTTPFailed(
+            f"{out.method} {out.url} timed out ({out.seconds:g}s per phase): {exc!r}"
+        ) from exc
     except httpx.HTTPError as exc:
         reason = str(exc) or type(exc).__name__
-        raise HTTPFailed(f"{method} {url} failed: {type(exc).__name__}: {reason}") from exc
+        raise HTTPFailed(f"{out.method} {out.url} failed: {type(exc).__name__}: {reason}") from exc
+    if content is None:
+        raise HTTPFailed(
+            f"{out.method} {out.url}: the response body is larger than the step's max_response "
+            f"of {format_size(cap)} (counted as decoded); reading stopped there. If such a "
+            "body is expected, raise it with the step's max_response, e.g. max_response: 100MiB"
+        )
+    headers = dict(response.headers.items())
+    return _Reply(response.status_code, headers, content, response.encoding or "utf-8")
 
 
-def _output(
-    response: httpx.Response, method: str, url: str, allowed: frozenset[int]
-) -> dict[str, Any]:
-    body = _body(response)
-    status = response.status_code
+async def _follow(http: httpx.AsyncClient, out: _Outgoing, forward: bool) -> httpx.Response:
+    """The last response of the request's redirects, its body not yet read.
+
+    Redirects are followed here, not by httpx, so that the step's headers stop (for good) at
+    the first redirect away from the first URL's origin unless ``forward`` says otherwise.
+    """
+    first = out.url
+    method, url, content, body_json = out.method, first, out.content, out.json
+    headers: dict[str, str] | None = out.headers
+    for _ in range(_REDIRECTS + 1):
+        request = http.build_request(
+            method, url, headers=headers, content=content, json=body_json, timeout=out.seconds
+        )
+        response = await http.send(request, stream=True, follow_redirects=False)
+        if response.next_request is None:  # httpx sets it for a redirect, checking Location
+            return response
+        await response.aclose()  # a redirect's body is not read: it could be any size
+        url = response.next_request.url
+        if not (forward or same_origin(first, url)):
+            headers = None
+        if _becomes_get(method, response.status_code):
+            method, content, body_json = "GET", None, None
+    raise HTTPFailed(f"{out.method} {out.url}: more than {_REDIRECTS} redirects, the last to {url}")
+
+
+def same_origin(first: httpx.URL, then: httpx.URL) -> bool:
+    """Whether headers meant for ``first`` may go to ``then``: the same scheme, host and port,
+    or an upgrade from http to https on the same host at the default ports."""
+    was = (first.scheme, first.host, first.port or _PORTS.get(first.scheme))
+    now = (then.scheme, then.host, then.port or _PORTS.get(then.scheme))
+    return was == now or (was == ("http", now[1], 80) and now == ("https", was[1], 443))
+
+
+def _becomes_get(method: str, status: int) -> bool:
+    """Whether a redirect continues as a GET without the body: after a 303, or a 302 to
+    anything but HEAD, or a 301 to a POST (what browsers and httpx do)."""
+    return (status in (302, 303) and method != "HEAD") or (status == 301 and method == "POST")
+
+
+async def _read(response: httpx.Response, cap: int) -> bytes | None:
+    """The body as decoded, or None as soon as it passes ``cap`` bytes: counting decoded
+    bytes cuts a compression bomb while it inflates."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > cap:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# --- the output -------------------------------------------------------------------------
+
+
+def _output(reply: _Reply, out: _Outgoing, allowed: frozenset[int]) -> dict[str, Any]:
+    status, method, url = reply.status, out.method, out.url
     if not (200 <= status < 300 or status in allowed):
-        text = response.text
+        text = reply.text
         log = current()
         if log is not None and text.strip():
             log.write("log", f"HTTP {status} from {method} {url}, response body:\n{text}\n")
         raise HTTPFailed(f"HTTP {status} from {method} {url}: {gist(text)}", status)
-    return {"status": status, "headers": dict(response.headers.items()), "body": body}
+    return {"status": status, "headers": reply.headers, "body": _body(reply)}
 
 
 def gist(body: str) -> str:
@@ -255,15 +427,15 @@ def gist(body: str) -> str:
     return line if len(line) <= _GIST else line[: _GIST - 3] + "..."
 
 
-def _body(response: httpx.Response) -> Any:
+def _body(reply: _Reply) -> Any:
     """The body parsed as JSON when the response says it is JSON, else its text."""
-    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+    kind = reply.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "application/json" or kind.endswith("+json"):
         try:
-            return response.json()
+            return json.loads(reply.content)
         except ValueError:
             pass
-    return response.text
+    return reply.text
 
 
 KINDS = {"http": HttpKind()}
