@@ -199,3 +199,32 @@ def test_sqlite_runs_never_import_the_postgresql_driver(tmp_path: Path) -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=tmp_path
     )
     assert done.stdout.strip() == "False"
+
+
+def test_a_new_store_and_its_folder_are_private_to_their_owner(tmp_path: Path) -> None:
+    """Runs hold params, outputs and logs: the file (and SQLite's -wal beside it) is 0600,
+    a ``.pardag`` folder pardag makes 0700, whichever spelling names the store."""
+    urls = (None, "elsewhere/.pardag/runs.db", f"sqlite:///{tmp_path}/other/.pardag/runs.db")
+    for n, url in enumerate(urls):
+        store = open_store(url)
+        store.create_run(RunRecord(f"{n:032x}", "wf", "running", 1.0))  # the WAL is written
+        path = sqlite_file(store)
+        assert path.stat().st_mode & 0o777 == 0o600, url
+        for extra in (path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+            if extra.exists():
+                assert extra.stat().st_mode & 0o777 == 0o600, extra
+        assert path.parent.stat().st_mode & 0o777 == 0o700, url
+        assert (path.parent / ".gitignore").read_text().splitlines()[-1] == "*", url
+
+
+def test_pardag_run_makes_the_gitignore_the_docs_promise(tmp_path: Path) -> None:
+    (tmp_path / "flow.yaml").write_text("name: f\nsteps:\n  a: {kind: shell, command: 'true'}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "pardag", "run", "flow.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / ".pardag" / ".gitignore").is_file()
+    assert (tmp_path / ".pardag" / "runs.db").stat().st_mode & 0o777 == 0o600

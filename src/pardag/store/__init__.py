@@ -66,16 +66,14 @@ def open_store(url: str | os.PathLike[str] | None = None, *, create: bool = True
     if url is None:
         url = os.environ.get(ENVIRONMENT) or None
     if url is None:
-        if create:
-            _ignore_in_git(DEFAULT_PATH.parent)
-        return SQLiteStore(DEFAULT_PATH, create=create)
+        url = DEFAULT_PATH
     if isinstance(url, os.PathLike):
-        return SQLiteStore(url, create=create)
+        return _sqlite_store(url, create)
     scheme = _scheme(url)
     if scheme is None:
-        return SQLiteStore(url, create=create)
+        return _sqlite_store(url, create)
     if scheme == "sqlite":
-        return SQLiteStore(_sqlite_path(url), create=create)
+        return _sqlite_store(_sqlite_path(url), create)
     if scheme in ("postgresql", "postgres"):
         return _postgres_store("postgresql" + url[len(scheme) :], create)
     raise StoreError(f"store URL {mask_url(url)!r} is not supported; use {ACCEPTED}")
@@ -126,12 +124,21 @@ def _sqlite_path(url: str) -> str:
     return rest
 
 
+def _sqlite_store(path: str | os.PathLike[str], create: bool) -> SQLiteStore:
+    """An SQLite store; a ``.pardag`` folder it creates is private and ignored by git."""
+    folder = Path(path).expanduser().absolute().parent
+    if create and folder.name == DEFAULT_PATH.parent.name:
+        _ignore_in_git(folder)
+    return SQLiteStore(path, create=create)
+
+
 def _ignore_in_git(directory: Path) -> None:
-    """Create ``directory`` with a ``.gitignore`` of ``*``, so run history is never committed."""
+    """Create ``directory`` (0700: only its owner may read run history) with a ``.gitignore``
+    of ``*``, so run history is never committed."""
     if directory.exists():
         return
     try:
-        directory.mkdir(parents=True)
+        directory.mkdir(parents=True, mode=0o700)
         (directory / ".gitignore").write_text("# created by pardag: run history\n*\n")
     except FileExistsError:
         pass  # another process made it first

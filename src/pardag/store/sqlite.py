@@ -99,6 +99,7 @@ class SQLiteStore(SQLStore):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"cannot create the run store's directory: {exc}") from exc
+        _create_private(self.path)
 
     def _inspect(self, conn: sqlite3.Connection) -> tuple[int, str, list[str]]:
         """(schema version, the pardag that wrote it, the file's tables) of the open file."""
@@ -265,3 +266,14 @@ def _code(exc: sqlite3.Error) -> int | None:
 def _busy(exc: sqlite3.OperationalError) -> bool:
     code = _code(exc)
     return code in _BUSY if code is not None else "locked" in str(exc)
+
+
+def _create_private(path: Path) -> None:
+    """Create the empty store file readable by its owner alone (0600): it holds params,
+    outputs and logs. SQLite gives its -wal and -shm files the database file's mode."""
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        pass  # another process made it first
+    except OSError as exc:
+        raise StoreError(f"cannot create the run store {path}: {exc}") from exc
