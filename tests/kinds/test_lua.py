@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from pardag.kinds import lua as lua_kind
@@ -254,3 +259,29 @@ def test_the_hook_really_stops_the_lua_code(body: str) -> None:
     """Called directly (no runner to abandon the thread), the code itself must end."""
     with pytest.raises(LuaTimeout, match=r"step s \(lua\): stopped after its timeout of 0.2s"):
         run_lua("s", f"function run() {body} end", {}, {}, timeout=0.2)
+
+
+def test_print_goes_to_the_steps_log_never_to_the_clis_stdout(tmp_path: Path) -> None:
+    """Lua's own print wrote to the process's stdout: a line in `pardag run --json`'s output,
+    which a step could forge. It now goes through sys.stdout, into the step's log."""
+    (tmp_path / "flow.yaml").write_text(
+        "name: lp\nsteps:\n  l:\n    language: lua\n    code: |\n"
+        "      print('{\"forged\": true}', 2, nil)\n"
+        "      function run(inputs) print('in run') return 1 end\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "pardag", "run", "flow.yaml", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)  # nothing but the result on stdout
+    assert result["outputs"] == {"l": 1}
+    logs = subprocess.run(
+        [sys.executable, "-m", "pardag", "logs", result["run_id"], "l"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert logs.stdout == '--- l, attempt 1 ---\n{"forged": true}\t2\tnil\nin run\n'

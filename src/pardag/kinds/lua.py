@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -71,7 +72,7 @@ OS_KEPT = ("clock", "time", "date", "difftime")
 _REMOVED = ("os", "io", "require", "dofile", "loadfile", "package", "debug", "python")
 
 _SANDBOX = """
-local check, removed, every, os_kept = ...
+local check, removed, every, os_kept, write = ...
 local os_safe = {}
 for _, name in ipairs(os_kept) do os_safe[name] = os[name] end
 local sethook, create, resume = debug.sethook, coroutine.create, coroutine.resume
@@ -104,6 +105,14 @@ load = function(chunk, name, mode, ...)
   return raw_load(chunk, name, "t", ...)
 end
 string.dump = nil
+-- print goes through Python's sys.stdout, so it lands in the step's log, never on the
+-- process's own stdout (where it would break `pardag run --json`'s output)
+local tostring, select, concat = tostring, select, table.concat
+print = function(...)
+  local parts = {}
+  for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))) end
+  write(concat(parts, "\\t") .. "\\n")
+end
 for _, name in ipairs(removed) do _G[name] = nil end
 os = os_safe
 """
@@ -153,10 +162,14 @@ def _sandboxed(deadline: float | None) -> lupa.LuaRuntime:
     def check() -> bool:
         return deadline is not None and time.monotonic() > deadline
 
-    lua.execute(
-        _SANDBOX, check, lua.table_from(list(_REMOVED)), HOOK_EVERY, lua.table_from(list(OS_KEPT))
-    )
+    kept = lua.table_from(list(OS_KEPT))
+    lua.execute(_SANDBOX, check, lua.table_from(list(_REMOVED)), HOOK_EVERY, kept, _write)
     return lua
+
+
+def _write(text: str) -> None:
+    """Lua's ``print``: into ``sys.stdout``, which routes it to the running step's log."""
+    sys.stdout.write(text)
 
 
 def to_lua(lua: lupa.LuaRuntime, value: Any, depth: int = 0) -> Any:
