@@ -45,6 +45,19 @@ def test_namespace_has_inputs_steps_params_trigger_env_and_extras() -> None:
     assert ns["env"] is not os.environ  # a snapshot: see test_readonly.py
 
 
+def test_a_missing_environment_variable_does_not_list_the_others(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Errors reach logs, the store and (soon) API clients: the names of the machine's
+    variables are not theirs to read. A close name is still suggested."""
+    monkeypatch.setenv("PARDAG_SECRETLY_NAMED_TOKEN", "x")
+    monkeypatch.setenv("DEPLOY_TARGET", "prod")
+    message = failing("{{ env.DEPLOY_TARGT }}")
+    assert "PARDAG_SECRETLY_NAMED_TOKEN" not in message and "PATH" not in message
+    assert "the environment has no variable 'DEPLOY_TARGT'" in message
+    assert "did you mean 'DEPLOY_TARGET'" in message
+
+
 def test_every_name_is_readable_from_a_template() -> None:
     os.environ["PARDAG_TEMPLATE_TEST"] = "from-env"
     try:

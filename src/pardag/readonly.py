@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, overload
 
 __all__ = [
+    "Environment",
     "ReadOnlyList",
     "ReadOnlyMapping",
     "environment_snapshot",
@@ -147,13 +148,20 @@ def unwrap(value: Any) -> Any:
     return value._data if isinstance(value, ReadOnlyMapping | ReadOnlyList) else value
 
 
+class Environment(ReadOnlyMapping):
+    """``env`` in templates: a missing name's error does not list the others (the names of
+    a machine's variables say much about it, and errors reach logs and API clients)."""
+
+    __slots__ = ()
+
+
 def environment_snapshot() -> ReadOnlyMapping:
     """A read-only copy of ``os.environ`` as it is now: what templates read as ``env``.
 
     A copy, not ``os.environ``, so that nothing a template does reaches the runner's
     environment (nor the processes it starts).
     """
-    return ReadOnlyMapping(dict(os.environ))
+    return Environment(dict(os.environ))
 
 
 def json_default(value: Any) -> Any:

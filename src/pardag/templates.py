@@ -50,7 +50,15 @@ from jinja2.runtime import Undefined
 from jinja2.utils import missing
 
 from pardag.errors import ExpressionError
-from pardag.readonly import ReadOnlyList, environment_snapshot, freeze, json_default, thaw, unwrap
+from pardag.readonly import (
+    Environment,
+    ReadOnlyList,
+    environment_snapshot,
+    freeze,
+    json_default,
+    thaw,
+    unwrap,
+)
 from pardag.sandbox import MAX_EXPONENT, MAX_INT_BITS, MAX_LENGTH, Sandbox, read_only_problem
 
 if TYPE_CHECKING:
@@ -114,6 +122,11 @@ class _Undefined(StrictUndefined):
         refused = read_only_problem(obj, name)
         if refused is not None:  # ``view | attr("update")``: a view has no such method
             return refused
+        if isinstance(obj, Environment):
+            return (
+                f"the environment has no variable {name!r}; set it where pardag runs, or "
+                f"write env.get({name!r}, default){suggest(str(name), list(obj))}"
+            )
         if isinstance(obj, Mapping):
             keys = [key for key in obj if isinstance(key, str)]
             listed = f"its keys: {listing(sorted(keys))}" if keys else "it has no string keys"
