@@ -22,6 +22,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, modifies_known_mutable
 
+from pardag.arguments import operand, spread
 from pardag.readonly import ReadOnlyList, ReadOnlyMapping, json_default, unwrap
 
 __all__ = ["MAX_EXPONENT", "MAX_INT_BITS", "MAX_LENGTH", "Sandbox", "read_only_problem"]
@@ -229,6 +230,8 @@ _FILTERS: dict[str, Callable[..., Any]] = {
     "indent": _indent,
     "replace": _replace,
     "format": _format,
+    "spread": spread,
+    "operand": operand,
 }
 """Filters that replace Jinja2's: guarded against huge results (``tojson``: not HTML-escaped)."""
 

@@ -306,16 +306,36 @@ def test_argv_items_are_rendered_without_quotes() -> None:
     assert result.outputs["sh"]["stdout"] == "a b 'c'"
 
 
-def test_an_argument_that_renders_to_a_list_adds_each_item() -> None:
+def test_a_list_adds_each_item_as_an_argument_only_when_spread() -> None:
     wf = Workflow("list-args")
     wf.add("files", lambda: ["one", "two words"])
+    args = ["{{ steps.files.output | spread }}", "{{ steps.files.output }}", "end"]
     wf.add(
-        "sh",
-        kind="shell",
-        depends_on=["files"],
-        params={"command": "printf '<%s>'", "args": ["{{ steps.files.output }}", "end"]},
+        "sh", kind="shell", depends_on=["files"], params={"command": "printf '<%s>'", "args": args}
     )
-    assert wf.run().outputs["sh"]["stdout"] == "<one><two words><end>"
+    assert wf.run().outputs["sh"]["stdout"] == '<one><two words><["one", "two words"]><end>'
+
+
+def test_a_list_valued_param_in_argv_stays_one_argument(tmp_path: Path) -> None:
+    """``pattern=["x", "-exec", "touch", "X", ";"]`` used to become five argv items: ``find``
+    then ran ``touch X``. A placeholder is one argument."""
+    (tmp_path / "a.txt").write_text("")
+    attack = ["x", "-exec", "touch", str(tmp_path / "X"), ";"]
+    result = _run_with_params(
+        {"command": ["find", str(tmp_path), "-name", "{{ params.pattern }}"]},
+        {"pattern": attack},
+    )
+    assert result.ok
+    assert not (tmp_path / "X").exists()
+
+
+def test_operand_refuses_a_value_a_command_would_read_as_an_option(tmp_path: Path) -> None:
+    command = ["printf", "%s", "{{ params.rev | operand }}"]
+    assert _run_with_params({"command": command}, {"rev": "main"}).outputs["sh"]["stdout"] == "main"
+    refused = _run_with_params({"command": command}, {"rev": f"--output={tmp_path}/X"})
+    step = refused.steps["sh"]
+    assert step.state is StepState.FAILED
+    assert "starts with '-', so the command would read it as an option" in str(step.error)
 
 
 def test_upstream_outputs_env_and_cwd_are_templated(tmp_path: Path) -> None:

@@ -43,6 +43,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pardag.arguments import Spread
 from pardag.errors import CommandFailed
 from pardag.executors.base import describe_exit
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
@@ -361,10 +362,11 @@ def _bind_inputs(
 
 
 def _argv(values: list[Any]) -> list[str]:
-    """Rendered arguments as text; one that rendered to a list adds each item."""
+    """Rendered arguments as text, one each (a list as JSON), but for ``| spread``, whose
+    items are arguments of their own (``pardag.arguments``)."""
     out: list[str] = []
     for value in values:
-        if isinstance(value, list | tuple):
+        if isinstance(value, Spread):
             out += [to_text(item) for item in value]
         else:
             out.append(to_text(value))
