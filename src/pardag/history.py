@@ -30,6 +30,7 @@ from pardag.recording import (
     recorded_settings,
 )
 from pardag.runner import resume_run
+from pardag.searchpath import add_folder
 from pardag.states import RunStatus, StepState
 from pardag.store.base import (
     APPROVED,
@@ -145,8 +146,7 @@ def workflow_of(record: RunRecord) -> Workflow:
         path = record.source or f"<run {record.run_id}>"
         if record.source:
             directory = os.path.dirname(record.source)
-            if directory not in sys.path:
-                sys.path.insert(0, directory)
+            add_folder(directory)
         return read_workflow(parse_document(record.definition, path, syntax or "yaml"), reader)
     if not record.source:
         raise ArgumentError(

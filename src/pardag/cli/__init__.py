@@ -30,6 +30,7 @@ from pardag.cli.jsonout import JsonLines, result_json, run_json
 from pardag.cli.options import FlagCommand, FlagGroup
 from pardag.cli.params import run_params
 from pardag.cli.runs import as_event
+from pardag.searchpath import add_folder
 
 __all__ = [
     "ExitCode",
@@ -94,11 +95,13 @@ for _name, _command in _COMMANDS.items():
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); return the exit code.
 
-    The current directory goes first on ``sys.path``, as with ``python -m pardag``, so that
-    ``function: module:callable`` steps find the project's own modules.
+    The current directory goes on ``sys.path`` so that ``function: module:callable`` steps
+    find the project's own modules: last, after the installed packages, even where
+    ``python -m pardag`` put it first (``pardag.searchpath`` says why).
     """
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
+    cwd = os.getcwd()
+    sys.path[:] = [entry for entry in sys.path if entry not in ("", cwd)]
+    add_folder(cwd)
     try:
         app(args=list(argv) if argv is not None else None, prog_name="pardag")
     except SystemExit as exc:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType, ModuleType
@@ -23,6 +22,7 @@ from pardag.errors import Problem, ValidationError
 from pardag.formats.document import Document, read_document
 from pardag.formats.python_file import is_python_target, load_python
 from pardag.model import Workflow
+from pardag.searchpath import add_folder
 
 __all__ = ["FORMATS", "apply_defaults", "detect_format", "load", "read_workflow"]
 
@@ -58,8 +58,7 @@ def load(
         wf.validate()
         return wf
     directory = str(Path(path).resolve().parent)
-    if directory not in sys.path:
-        sys.path.insert(0, directory)
+    add_folder(directory)
     return read_workflow(read_document(path), format, defaults)
 
 

@@ -19,6 +19,7 @@ from types import ModuleType
 
 from pardag.errors import Problem, ValidationError
 from pardag.model import Settings, Workflow
+from pardag.searchpath import add_folder
 
 __all__ = ["is_python_target", "load_python"]
 
@@ -64,8 +65,7 @@ def _import(path: str, file: str) -> ModuleType:
     if not Path(path).is_file():
         raise _error(file, "no such file; give the path of a Python file defining a Workflow")
     directory = str(Path(path).parent)
-    if directory not in sys.path:
-        sys.path.insert(0, directory)
+    add_folder(directory)
     digest = hashlib.sha256(path.encode()).hexdigest()[:12]
     spec = importlib.util.spec_from_file_location(f"_pardag_flow_{digest}", path)
     if spec is None or spec.loader is None:
