@@ -257,3 +257,20 @@ def test_each_template_string_is_compiled_once(monkeypatch: pytest.MonkeyPatch) 
     for _ in range(5):
         assert render(template, names(), where=WHERE).startswith("compiled once 3")
     assert compiled.count(template) == 1
+
+
+@pytest.mark.parametrize(
+    "source",
+    ["{{ " + "(" * 400 + "1" + ")" * 400 + " }}", "{% if 1 %}" * 400 + "x" + "{% endif %}" * 400],
+)
+def test_a_template_nested_too_deeply_is_a_problem_not_a_crash(source: str) -> None:
+    """Jinja2 compiles recursively: hundreds of levels used to end the command with
+    "failed unexpectedly: RecursionError". Now it is a problem of the template, and reading
+    what it reads (validation) does not crash either."""
+    from pardag.reads import template_reads
+
+    (problem,) = template_problems("echo " + source, "command")
+    assert "nested too deeply to compile" in problem
+    assert template_reads("echo " + source).names == frozenset()
+    with pytest.raises(ExpressionError, match="nested too deeply"):
+        render("echo " + source, names(), where=WHERE)

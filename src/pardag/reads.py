@@ -16,7 +16,7 @@ from typing import Any
 
 from jinja2 import TemplateSyntaxError, meta, nodes
 
-from pardag.templates import environment, is_template
+from pardag.templates import environment, is_template, parse
 
 __all__ = ["Reads", "reads_of", "template_reads"]
 
@@ -57,12 +57,11 @@ def template_reads(value: Any) -> Reads:
     if isinstance(value, str):
         if not is_template(value):
             return Reads()
-        env = environment()
         try:
-            tree = env.parse(value)
+            tree = parse(value)
         except TemplateSyntaxError:
             return Reads()
-        names = frozenset(meta.find_undeclared_variables(tree)) - set(env.globals)
+        names = frozenset(meta.find_undeclared_variables(tree)) - set(environment().globals)
         return reads_of(tree, names)
     items = value.values() if isinstance(value, dict) else value
     if isinstance(items, list | tuple) or isinstance(value, dict):

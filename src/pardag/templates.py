@@ -37,14 +37,15 @@ Each template string is compiled once and cached.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta
+from jinja2 import StrictUndefined, Template, TemplateSyntaxError, UndefinedError, meta, nodes
 from jinja2.exceptions import SecurityError, TemplateRuntimeError
 from jinja2.runtime import Undefined
 from jinja2.utils import missing
@@ -77,6 +78,7 @@ __all__ = [
     "listing",
     "missing_names",
     "namespace",
+    "parse",
     "render",
     "suggest",
     "template_problems",
@@ -234,9 +236,28 @@ def _compiled(
     """The compiled template, or the compiled expression when ``source`` is one ``{{ }}``."""
     env = environment(quote, text)
     single = _SINGLE.fullmatch(source)
-    if single is not None and quote is None:
-        return env.compile_expression(single["expr"], undefined_to_none=False)
-    return env.from_string(source)
+    with _not_too_deep():
+        if single is not None and quote is None:
+            return env.compile_expression(single["expr"], undefined_to_none=False)
+        return env.from_string(source)
+
+
+def parse(source: str) -> nodes.Template:
+    """``source``'s parsed tree (for what it reads); a syntax problem is TemplateSyntaxError."""
+    with _not_too_deep():
+        return environment().parse(source)
+
+
+@contextlib.contextmanager
+def _not_too_deep() -> Iterator[None]:
+    """Jinja2 parses and compiles recursively: a template nested hundreds of levels deep
+    (``((((...))))``) exhausts Python's stack. That is a problem of the template, said so."""
+    try:
+        yield
+    except (RecursionError, MemoryError):
+        raise TemplateSyntaxError(
+            "the template is nested too deeply to compile; split it into smaller parts", 1
+        ) from None
 
 
 def _render_string(
@@ -266,9 +287,8 @@ def _render_string(
 
 def missing_names(source: str, names: Mapping[str, Any]) -> list[str]:
     """The names ``source`` reads that neither ``names`` nor the globals define."""
-    env = environment()
-    used = meta.find_undeclared_variables(env.parse(source))
-    return sorted(used - set(names) - set(env.globals))
+    used = meta.find_undeclared_variables(parse(source))
+    return sorted(used - set(names) - set(environment().globals))
 
 
 def available_names(names: Mapping[str, Any], wanted: list[str]) -> str:
