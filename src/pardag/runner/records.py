@@ -61,6 +61,7 @@ class RunRecords:
         self._recorded: dict[int, tuple[int, float]] = {}  # step -> (attempt, started_at)
         self._cache_keys: dict[int, str] = {}  # step -> its attempt's key, to store under
         self._logs: dict[int, StepLog] = {}  # step -> its running attempt's log
+        self._later: Later | None = None  # how a log arranges a flush: on the run's loop
 
     @property
     def busy(self) -> bool:
@@ -91,7 +92,9 @@ class RunRecords:
             store.create_run(record)
         answers = store.get_answers(self._run_id)
         install()
-        self.journal.start(asyncio.get_running_loop(), on_error, after)
+        loop = asyncio.get_running_loop()
+        self._later = _later(loop)
+        self.journal.start(loop, on_error, after)
         return answers
 
     def started(self, i: int) -> None:
@@ -108,7 +111,7 @@ class RunRecords:
         def sink(seq: int, stream: str, text: str) -> None:
             add(log=LogRecord(run_id, sid, attempt, seq, stream, text))
 
-        log = self._logs[i] = StepLog(sink, later=_later(asyncio.get_running_loop()))
+        log = self._logs[i] = StepLog(sink, later=self._later)
         if executor == ExecutorName.PROCESSES:
             return InWorker(fn, log)
         return captured(fn, log, executor == ExecutorName.ASYNC)
