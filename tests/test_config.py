@@ -52,6 +52,8 @@ def test_each_layer_overrides_the_one_below(tmp_path: Path) -> None:
         "timeout": "PARDAG_TIMEOUT",
         "executor": "default",
         "pools": "default",
+        "http.allow": "default",
+        "http.deny": "default",
         "store": "default",
         "debug": "default",
     }

@@ -48,9 +48,10 @@ __all__ = [
     "resolve",
 ]
 
-KEYS = ("mode", "max_concurrency", "on_failure", "timeout", "executor", "pools", "store", "debug")
-"""Every setting, in the order ``--show-settings`` prints them."""
 RUN_KEYS = ("mode", "max_concurrency", "on_failure", "timeout", "executor", "pools")
+RUN_KEYS += ("http.allow", "http.deny")  # an [http] table's allow and deny
+KEYS = (*RUN_KEYS, "store", "debug")
+"""Every setting, in the order ``--show-settings`` prints them."""
 """The settings that are ``pardag.Settings`` fields; ``store`` and ``debug`` are the CLI's."""
 ALIASES = {"max_parallel_steps": "max_concurrency"}
 """Other names a config file may use for a setting (as in existing ``config.toml`` files)."""
@@ -62,6 +63,8 @@ ENVIRONMENT = {
     "PARDAG_TIMEOUT": "timeout",
     "PARDAG_EXECUTOR": "executor",
     "PARDAG_POOLS": "pools",
+    "PARDAG_HTTP_ALLOW": "http.allow",
+    "PARDAG_HTTP_DENY": "http.deny",
     "PARDAG_STORE": "store",
     "PARDAG_DEBUG": "debug",
 }
@@ -74,6 +77,8 @@ FLAGS = {
     "on_failure": "--on-failure",
     "timeout": "--timeout",
     "executor": "--executor",
+    "http.allow": "--http-allow",
+    "http.deny": "--http-deny",
     "store": "--store",
     "debug": "--debug",
 }
@@ -198,6 +203,14 @@ def _bool(raw: object) -> bool:
     raise _Invalid("one of " + ", ".join(v for v in (*_TRUE, *_FALSE) if v))
 
 
+def _http(raw: object) -> tuple[str, ...]:
+    """An egress list: entries, or comma-separated text (``pardag.egress``)."""
+    try:
+        return rules.http_list(raw, "the list")
+    except ValueError as exc:
+        raise _Invalid(f"a list of entries; {exc}") from None
+
+
 _PARSERS: dict[str, Callable[[object], Any]] = {
     "mode": _mode,
     "max_concurrency": _non_negative_int,
@@ -205,6 +218,8 @@ _PARSERS: dict[str, Callable[[object], Any]] = {
     "timeout": _timeout,
     "executor": _executor,
     "pools": _pools,
+    "http.allow": _http,
+    "http.deny": _http,
     "store": _store,
     "debug": _bool,
 }
@@ -213,7 +228,7 @@ _DEFAULTS = Settings()
 
 def _default(key: str) -> Any:
     if key in RUN_KEYS:
-        return getattr(_DEFAULTS, key)
+        return getattr(_DEFAULTS, key.replace(".", "_"))
     return str(DEFAULT_PATH) if key == "store" else False  # the store pardag run records to
 
 
@@ -299,7 +314,7 @@ def _file_entries(cfg: ConfigFile, shown: str) -> tuple[list[_Entry], list[str],
     lenient = cfg.path.name == "config.toml"  # a file other tools may share
     source = shown + cfg.label.removeprefix(cfg.path.name)  # "../pyproject.toml [tool.pardag]"
     for table, key, raw in _walk(cfg):
-        where = _place(cfg, shown, (*cfg.table, *table), key)
+        where = _place(cfg, shown, (*cfg.table, *table), key.rpartition(".")[2])
         name = ALIASES.get(key, key)
         if name not in KEYS:
             hint = _closest(key, (*KEYS, *ALIASES)) or f"; the settings are: {', '.join(KEYS)}"
@@ -342,6 +357,9 @@ def _walk(cfg: ConfigFile) -> Iterator[tuple[tuple[str, ...], str, object]]:
         if key == "execution" and isinstance(raw, Mapping) and cfg.table != ("execution",):
             for inner, value in raw.items():
                 yield ("execution",), str(inner), value
+        elif key == "http" and isinstance(raw, Mapping):  # [http] allow = [...], deny = [...]
+            for inner, value in raw.items():
+                yield ("http",), f"http.{inner}", value
         else:
             yield (), str(key), raw
 
@@ -442,7 +460,7 @@ class ResolvedSettings:
 
     def settings(self) -> Settings:
         """The run settings as ``pardag.Settings``: assign to ``Workflow.settings``."""
-        return Settings(**{key: self.values[key] for key in RUN_KEYS})
+        return Settings(**{key.replace(".", "_"): self.values[key] for key in RUN_KEYS})
 
     @property
     def store(self) -> str:
@@ -491,6 +509,8 @@ def _show(key: str, value: Any) -> str:
         return f"{value:g}s"
     if key == "pools":
         return "{}"
+    if key.startswith("http."):
+        return ", ".join(value) or "none"
     if key == "store":  # a path keeps its case; a database URL hides its password
         return mask_url(value)
     return str(value.value if isinstance(value, Mode | OnFailure) else value).lower()

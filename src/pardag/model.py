@@ -143,6 +143,10 @@ class Settings:
     timeout: float | None = None
     pools: dict[str, int | tuple[int, float]] = field(default_factory=dict)
     executor: str | None = None
+    http_allow: tuple[str, ...] = ()
+    """Where HTTP steps may connect (``pardag.egress``); empty: anywhere not denied."""
+    http_deny: tuple[str, ...] = ()
+    """Where HTTP steps may not connect (``("private",)``: the local network)."""
 
 
 @dataclass(slots=True)
@@ -366,8 +370,9 @@ class Workflow:
         """Run the workflow to the end on a fresh event loop and return its ``RunResult``.
 
         ``options`` (``pardag.options.RunOptions``): settings for this run only (``mode``,
-        ``max_concurrency``, ``on_failure``, ``timeout``, ``pools``, ``executor``), and
-        ``listeners``, ``params``, ``store``, ``encoder``, ``cache``, ``clock``. The first
+        ``max_concurrency``, ``on_failure``, ``timeout``, ``pools``, ``executor``,
+        ``http_allow``, ``http_deny``), and ``listeners``, ``params``, ``store``, ``encoder``,
+        ``cache``, ``clock``. The first
         Ctrl-C cancels the run cleanly; a second leaves at once.
         """
         from pardag.runner import run_sync  # the facade: the runner lies above the model
@@ -512,6 +517,9 @@ def with_overrides(settings: Settings, overrides: Mapping[str, Any]) -> Settings
     merged.update(overrides)
     merged["mode"] = _enum(Mode, merged["mode"], "mode", rules.mode)
     merged["on_failure"] = _enum(OnFailure, merged["on_failure"], "on_failure", rules.on_failure)
+    for name in ("http_allow", "http_deny"):  # a list or "a,b" as a tuple, when it is valid
+        if rules.http_entries(merged[name]) is None:
+            merged[name] = rules.http_list(merged[name], name)
     result = Settings(**merged)
     problems = settings_problems(result)
     if problems:
@@ -539,6 +547,10 @@ def settings_problems(s: Settings) -> list[str]:
             f"executor={s.executor!r} is not valid for a run; use {_either(rules.EXECUTORS)} "
             "(async def steps always run on the event loop)"
         )
+    for name in ("http_allow", "http_deny"):
+        words = rules.http_entries(getattr(s, name))
+        if words is not None:
+            out.append(f"{name}: {words}")
     for name, spec in s.pools.items():
         size = spec[0] if isinstance(spec, tuple) else spec
         rate = spec[1] if isinstance(spec, tuple) else None

@@ -43,6 +43,8 @@ class SettingOptions(TypedDict, total=False):
     timeout: float | None
     pools: Mapping[str, int | tuple[int, float]]
     executor: str | None
+    http_allow: Sequence[str] | str
+    http_deny: Sequence[str] | str
 
 
 class RunOptions(SettingOptions, total=False):

@@ -12,7 +12,8 @@ Each rule returns None for a valid value, else what is expected, in words a mess
 with (``"an integer >= 0"``). Where a front end still reads a value its own way (a flag's
 ``"8"``, a file's ``"10/s"``), the call site says so.
 
-This module sits at the bottom with the model: it imports only ``pardag.states``.
+This module sits at the bottom with the model: it imports only ``pardag.states`` and
+``pardag.egress`` (the syntax of ``http.allow``/``http.deny`` entries).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeGuard
 
+from pardag.egress import entries as http_list
 from pardag.states import RUN_EXECUTORS, Mode, OnFailure
 
 __all__ = [
@@ -27,6 +29,8 @@ __all__ = [
     "MODES",
     "ON_FAILURES",
     "executor",
+    "http_entries",
+    "http_list",
     "is_integer",
     "max_concurrency",
     "mode",
@@ -85,6 +89,16 @@ def pool_rate(per_second: float) -> str | None:
     It takes a number: reading ``"10/s"`` is ``pardag.units.parse_rate``'s job.
     """
     return None if per_second > 0 else "more than 0 per second"
+
+
+def http_entries(value: object) -> str | None:
+    """``http.allow``/``http.deny``: a list of entries (or one comma-separated string), each
+    a host, address, CIDR range or preset as ``pardag.egress`` reads them."""
+    try:
+        http_list(value, "the list")
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def is_integer(value: object) -> TypeGuard[int]:

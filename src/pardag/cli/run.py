@@ -75,6 +75,22 @@ def run_command(
     on_failure: Annotated[
         str | None, typer.Option(help="fail_fast or continue.", metavar="POLICY")
     ] = None,
+    http_allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--http-allow",
+            help="Where HTTP steps may connect: hosts, IPs, CIDRs, :ports (repeatable, or a,b).",
+            metavar="ENTRY",
+        ),
+    ] = None,
+    http_deny: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--http-deny",
+            help="Where HTTP steps may not connect; 'private' = the local network.",
+            metavar="ENTRY",
+        ),
+    ] = None,
     show_settings: Annotated[
         bool,
         typer.Option("--show-settings", help="Print each setting and its source; do not run."),
@@ -103,6 +119,8 @@ def run_command(
         "executor": executor,
         "timeout": timeout,
         "on_failure": on_failure,
+        "http.allow": http_allow,
+        "http.deny": http_deny,
         "store": store,
         "debug": True if debug else None,
     }

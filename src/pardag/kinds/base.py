@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from pardag.clock import Clock, SystemClock
+from pardag.egress import EgressPolicy
 from pardag.errors import MissingRuntime
 from pardag.store.base import Answer
 
@@ -134,6 +135,8 @@ class RunContext:
     """Answers given to the run's approval steps, by step id (read from the run store)."""
     paused_at: dict[str, float] = field(default_factory=dict)
     """When each approval step first paused, by step id: its timeout counts from then."""
+    egress: EgressPolicy = field(default_factory=EgressPolicy)
+    """Where the run's HTTP steps may connect (``http.allow``/``http.deny``; open by default)."""
     _closers: list[Callable[[], Any]] = field(default_factory=list)
 
     def shared(self, key: str, factory: Callable[[], T]) -> T:

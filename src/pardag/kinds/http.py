@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_plus, urlencode, urlsplit, urlunsplit
 
 from pardag.errors import HTTPFailed
+from pardag.egress import EgressRefused
 from pardag.kinds.base import Action, RunContext, idempotency_key, lazy_module
 from pardag.states import ExecutorName
 from pardag.steplog import current
@@ -91,7 +92,13 @@ def client(ctx: RunContext) -> httpx.AsyncClient:
     """The run's pooled client, made on first use and closed when the run ends."""
 
     def make() -> httpx.AsyncClient:
-        made = httpx.AsyncClient()  # not following redirects: _follow does, keeping headers safe
+        transport = None
+        if not ctx.egress.open:  # the run's http.allow / http.deny, checked at each connection
+            from pardag.kinds.http_connect import checked_transport
+
+            transport = checked_transport(ctx.egress)
+        # not following redirects: _follow does, keeping headers safe
+        made = httpx.AsyncClient(transport=transport)
         ctx.on_close(made.aclose)
         return made
 
@@ -361,7 +368,11 @@ async def _follow(http: httpx.AsyncClient, out: _Outgoing, forward: bool) -> htt
         request = http.build_request(
             method, url, headers=headers, content=content, json=body_json, timeout=out.seconds
         )
-        response = await http.send(request, stream=True, follow_redirects=False)
+        try:
+            response = await http.send(request, stream=True, follow_redirects=False)
+        except EgressRefused as exc:
+            hop = "" if url == first else f" (a redirect from {first})"
+            raise HTTPFailed(f"{method} {url}{hop}: {exc}") from None
         if response.next_request is None:  # httpx sets it for a redirect, checking Location
             return response
         await response.aclose()  # a redirect's body is not read: it could be any size

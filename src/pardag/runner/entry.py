@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from pardag.clock import SystemClock
+from pardag.egress import EgressPolicy
 from pardag.errors import ArgumentError
 from pardag.journal import Journal
 from pardag.kinds import RunContext
@@ -95,7 +96,8 @@ def new_runner(
     run_id = record.run_id if record is not None else uuid.uuid4().hex
     clock = options.get("clock") or SystemClock()
     params = {**wf.params, **given}
-    context = RunContext(run_id, wf.name, params, clock=clock)
+    egress = EgressPolicy(settings.http_allow, settings.http_deny)
+    context = RunContext(run_id, wf.name, params, clock=clock, egress=egress)
     first_event = 1
     if resumption is not None:
         context.paused_at.update(resumption.paused_since)  # approval waits so far
