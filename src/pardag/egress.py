@@ -316,7 +316,7 @@ def _forms(address: str) -> list[IPAddress]:
         low = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
         if ip.ipv4_mapped is not None:
             forms.append(ip.ipv4_mapped)
-        elif ip in _COMPAT or ip in _NAT64:
+        elif (ip in _COMPAT and int(ip) > 1) or ip in _NAT64:  # :: and ::1 are their own
             forms.append(low)
         if ip.sixtofour is not None:
             forms.append(ip.sixtofour)
