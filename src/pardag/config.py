@@ -48,11 +48,11 @@ __all__ = [
     "resolve",
 ]
 
-RUN_KEYS = ("mode", "max_concurrency", "on_failure", "timeout", "executor", "pools")
-RUN_KEYS += ("http.allow", "http.deny")  # an [http] table's allow and deny
+HTTP_KEYS = ("http.allow", "http.deny")  # an [http] table's allow and deny: Settings.http_*
+RUN_KEYS = ("mode", "max_concurrency", "on_failure", "timeout", "executor", "pools", *HTTP_KEYS)
+"""The settings that are ``pardag.Settings`` fields; ``store`` and ``debug`` are the CLI's."""
 KEYS = (*RUN_KEYS, "store", "debug")
 """Every setting, in the order ``--show-settings`` prints them."""
-"""The settings that are ``pardag.Settings`` fields; ``store`` and ``debug`` are the CLI's."""
 ALIASES = {"max_parallel_steps": "max_concurrency"}
 """Other names a config file may use for a setting (as in existing ``config.toml`` files)."""
 ENVIRONMENT = {

@@ -146,7 +146,6 @@ class Refusal:
             "only what it lists)"
         )
 
-
     def _exception(self) -> str:
         """The ``http.allow`` entry that lets this request through the preset's rule."""
         if self.address is None:  # a loopback name: its addresses are loopback too
@@ -169,9 +168,7 @@ def parse_entry(text: str, allow: bool) -> list[Rule]:
     """The rules of one entry; ValueError, naming the entry and the forms, when it is none."""
     raw = text.strip().lower()
     if raw in PRESETS:
-        return [
-            _rule(entry, allow, None, preset=raw, label=label) for entry, label in PRESETS[raw]
-        ]
+        return [_rule(entry, allow, None, preset=raw, label=label) for entry, label in PRESETS[raw]]
     host, port = _split_port(raw, text)
     return [_rule(host, allow, port, original=text.strip())]
 
@@ -287,7 +284,7 @@ class EgressPolicy:
         decided = [_decide(self._networks, form, port) for form in _forms(address)]
         denied = [r for r in decided if r is not None and not r.allow]
         allowed = [r for r in decided if r is not None and r.allow]
-        return (denied or allowed or [None])[0]
+        return next(iter(denied or allowed), None)
 
 
 def _host(host: str) -> str:

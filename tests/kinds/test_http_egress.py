@@ -177,10 +177,16 @@ def test_a_redirect_to_a_denied_address_is_refused_at_the_hop(
     with serving("127.0.0.1") as allowed:
         first = f"http://127.0.0.1:{allowed.server_address[1]}"
         policy = {"http_deny": ["private"], "http_allow": [first[7:], "*"]}
-        for target in (f"http://127.0.0.1:{port}/", f"http://[::1]:{port}/", f"http://0x7f.1:{port}/"):
+        for target in (
+            f"http://127.0.0.1:{port}/",
+            f"http://[::1]:{port}/",
+            f"http://0x7f.1:{port}/",
+        ):
             result = fetch(f"{first}/to?url={target}", **policy)
             assert not result.ok
-            assert f"GET {target} (a redirect from {first}/to?url=" in reason(result), reason(result)
+            assert f"GET {target} (a redirect from {first}/to?url=" in reason(result), reason(
+                result
+            )
             assert "denied by http.deny preset 'private'" in reason(result)
         assert hits(denied) == 0
         assert len(allowed.hits) == 3
@@ -238,9 +244,7 @@ def rebinding(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         addresses = ["127.0.0.2"] if first else ["127.0.0.3"]
         if host == "both.test":
             addresses = ["127.0.0.2", "127.0.0.3"]
-        return [
-            (socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, int(port))) for a in addresses
-        ]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, int(port))) for a in addresses]
 
     monkeypatch.setattr(socket, "getaddrinfo", answer)
     return asked
@@ -357,14 +361,24 @@ def test_the_settings_reach_the_step_from_every_layer(
 
     lifted = {"PARDAG_HTTP_ALLOW": "localhost,127.0.0.1"}
     shown = json.loads(pardag("run", "flow.yaml", "--show-settings", "--json", **lifted).stdout)
-    assert shown["http.allow"] == {"value": ["localhost", "127.0.0.1"], "source": "PARDAG_HTTP_ALLOW"}
+    assert shown["http.allow"] == {
+        "value": ["localhost", "127.0.0.1"],
+        "source": "PARDAG_HTTP_ALLOW",
+    }
     assert pardag("run", "flow.yaml", **lifted).returncode == 0
     assert hits(servers) == 1
 
     flagged = pardag("run", "flow.yaml", "--http-deny", f"127.0.0.1:{port}", **lifted)
     assert flagged.returncode == 1 and f"http.deny entry '127.0.0.1:{port}'" in flagged.stderr
-    table = pardag("run", "flow.yaml", "--show-settings", "--http-deny", "a.test", "--http-deny", "b.test")
-    assert ["http.deny", "a.test,", "b.test", "--http-deny"] in [r.split() for r in table.stdout.splitlines()]
+    table = pardag(
+        "run", "flow.yaml", "--show-settings", "--http-deny", "a.test", "--http-deny", "b.test"
+    )
+    assert ["http.deny", "a.test,", "b.test", "--http-deny"] in [
+        r.split() for r in table.stdout.splitlines()
+    ]
     bad = pardag("run", "flow.yaml", "--show-settings", PARDAG_HTTP_DENY="private,127.1")
     assert bad.returncode != 0
-    assert "Invalid PARDAG_HTTP_DENY value 'private,127.1': expected a list of entries; '127.1'" in bad.stderr
+    assert (
+        "Invalid PARDAG_HTTP_DENY value 'private,127.1': expected a list of entries; '127.1'"
+        in bad.stderr
+    )

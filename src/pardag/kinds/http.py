@@ -50,8 +50,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_plus, urlencode, urlsplit, urlunsplit
 
-from pardag.errors import HTTPFailed
 from pardag.egress import EgressRefused
+from pardag.errors import HTTPFailed
 from pardag.kinds.base import Action, RunContext, idempotency_key, lazy_module
 from pardag.states import ExecutorName
 from pardag.steplog import current
