@@ -382,3 +382,13 @@ def test_the_settings_reach_the_step_from_every_layer(
         "Invalid PARDAG_HTTP_DENY value 'private,127.1': expected a list of entries; '127.1'"
         in bad.stderr
     )
+
+
+def test_a_node_graph_http_node_keeps_to_the_policy(loopback: tuple[int, list[_Server]]) -> None:
+    port, servers = loopback
+    wf = Workflow("nodes")
+    wf.add("fetch", kind="http_node", params={"url": f"http://127.1:{port}/"})
+    result = wf.run(http_deny="private")
+    assert "127.1 resolves to 127.0.0.1, denied by http.deny preset" in reason(result)
+    assert hits(servers) == 0
+    assert wf.run().ok and hits(servers) == 1
