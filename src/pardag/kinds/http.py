@@ -35,6 +35,12 @@ http://...: <the body's title or first line>`` (an HTML page's ``<title>``, else
 non-empty line, shortened), and the whole body goes into the step's log (``pardag logs RUN
 STEP``); a connection error or timeout fails it naming the URL.
 
+Where a request may connect is the run's ``http.allow``/``http.deny`` (``pardag.egress``):
+with either set, the client connects through ``pardag.kinds.http_connect``, which checks the
+name and every address it resolves to before each new connection (so each redirect hop to
+another origin too) and connects to a checked address; a refusal fails the step naming the
+URL, the address and the rule.
+
 Values substituted into ``url`` are inserted as they are: put values in ``query`` (encoded for
 you) or encode them with ``{{ value | urlencode }}``. All the steps of a run share one pooled
 ``httpx.AsyncClient`` (connections are reused); it is closed when the run ends.
