@@ -82,6 +82,7 @@ PUBLIC = {
 INTERNAL = {
     "pardag.cli.logs.ProcessGone",
     "pardag.config._Invalid",
+    "pardag.egress.EgressRefused",
     "pardag.formats.json_lines._Constant",
     "pardag.formats.syntax.Bad",
     "pardag.kinds.javascript._DeadlinePassed",

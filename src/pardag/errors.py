@@ -50,6 +50,8 @@ Kept internal, each caught where it is raised and never reaching a caller:
 
 * ``pardag.cli.logs.ProcessGone``: ``pardag logs --follow`` prints it and exits 1;
 * ``pardag.config._Invalid``: a value that does not parse, becomes a ``SettingsError`` problem;
+* ``pardag.egress.EgressRefused``: a connection the egress policy refused, becomes the http
+  step's ``HTTPFailed``;
 * ``pardag.formats.syntax.Bad`` and ``pardag.formats.json_lines._Constant``: a problem with a
   workflow file's syntax, which becomes the file's ``ValidationError``;
 * ``pardag.kinds.javascript._DeadlinePassed``: becomes a ``JavaScriptTimeout``;
