@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from pardag import ArgumentError, Workflow
 from pardag.egress import EgressPolicy, entries, parse_entry
+from pardag.model import with_overrides
 
 PRIVATE = EgressPolicy(deny=["private"])
 
@@ -198,12 +200,25 @@ def test_bad_entries_are_errors_naming_the_entry(entry: str, words: str) -> None
 
 
 def test_a_setting_value_is_a_list_or_comma_separated_text() -> None:
-    assert entries("127.0.0.0/8, api.example.com,,", "http.allow") == (
+    assert entries("127.0.0.0/8, api.example.com,,") == (
         "127.0.0.0/8",
         "api.example.com",
     )
-    assert entries(["private", "a.test,b.test"], "http.deny") == ("private", "a.test", "b.test")
-    with pytest.raises(ValueError, match=r"http\.allow must be a list"):
-        entries(5, "http.allow")
-    with pytest.raises(ValueError, match=r"'127\.1' is not"):
-        entries(["ok.test", "127.1"], "http.allow")
+    assert entries(["private", "a.test,b.test"]) == ("private", "a.test", "b.test")
+    with pytest.raises(ValueError, match=r"^a list of entries, each a host name .*; got 5$"):
+        entries(5)
+    with pytest.raises(ValueError, match=r"^a list of entries, each .*; got \['a', 1\]$"):
+        entries(["a", 1])
+    with pytest.raises(ValueError, match=r"^a list of entries, but '127\.1' is not a host"):
+        entries(["ok.test", "127.1"])
+
+
+def test_the_python_api_checks_and_normalises_the_settings() -> None:
+    wf = Workflow("api")
+    wf.add("noop", lambda: 1)
+    with pytest.raises(ArgumentError, match=r"http_deny: expected a list of entries, but '127\.1'"):
+        wf.run(http_deny=["private", "127.1"])
+    with pytest.raises(ArgumentError, match=r"http_allow: expected a list of entries, each"):
+        wf.run(http_allow=5)  # type: ignore[arg-type]
+    settings = with_overrides(wf.settings, {"http_allow": "a.test, 10.0.0.0/8", "http_deny": []})
+    assert (settings.http_allow, settings.http_deny) == (("a.test", "10.0.0.0/8"), ())

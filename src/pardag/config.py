@@ -206,9 +206,9 @@ def _bool(raw: object) -> bool:
 def _http(raw: object) -> tuple[str, ...]:
     """An egress list: entries, or comma-separated text (``pardag.egress``)."""
     try:
-        return rules.http_list(raw, "the list")
+        return rules.http_list(raw)
     except ValueError as exc:
-        raise _Invalid(f"a list of entries; {exc}") from None
+        raise _Invalid(str(exc)) from None
 
 
 _PARSERS: dict[str, Callable[[object], Any]] = {

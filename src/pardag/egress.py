@@ -223,23 +223,21 @@ def _name(host: str, entry: str) -> str:
     return name
 
 
-def entries(value: object, setting: str) -> tuple[str, ...]:
+def entries(value: object) -> tuple[str, ...]:
     """The entries of a setting's value: a list of strings, or one comma-separated string
-    (as ``PARDAG_HTTP_ALLOW`` and flags give them), each checked; ValueError otherwise."""
-    if isinstance(value, str):
-        items: Sequence[object] = [value]
-    elif isinstance(value, list | tuple):
-        items = value
-    else:
-        raise ValueError(f"{setting} must be a list of entries, each {_EXPECTED}; got {value!r}")
+    (as ``PARDAG_HTTP_ALLOW`` and flags give them), each checked. The ValueError's words
+    follow "expected" (``pardag.settings_rules``)."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise ValueError(f"a list of entries, each {_EXPECTED}; got {value!r}")
     out: list[str] = []
-    for item in items:
-        if not isinstance(item, str):
-            raise ValueError(f"{setting} entry {item!r} is not text; each is {_EXPECTED}")
-        for part in item.split(","):
-            if part.strip():
+    for part in (p.strip() for item in items for p in item.split(",")):
+        if part:
+            try:
                 parse_entry(part, allow=True)
-                out.append(part.strip())
+            except ValueError as exc:
+                raise ValueError(f"a list of entries, but {exc}") from None
+            out.append(part)
     return tuple(out)
 
 

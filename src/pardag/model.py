@@ -519,7 +519,7 @@ def with_overrides(settings: Settings, overrides: Mapping[str, Any]) -> Settings
     merged["on_failure"] = _enum(OnFailure, merged["on_failure"], "on_failure", rules.on_failure)
     for name in ("http_allow", "http_deny"):  # a list or "a,b" as a tuple, when it is valid
         if rules.http_entries(merged[name]) is None:
-            merged[name] = rules.http_list(merged[name], name)
+            merged[name] = rules.http_list(merged[name])
     result = Settings(**merged)
     problems = settings_problems(result)
     if problems:
@@ -550,7 +550,7 @@ def settings_problems(s: Settings) -> list[str]:
     for name in ("http_allow", "http_deny"):
         words = rules.http_entries(getattr(s, name))
         if words is not None:
-            out.append(f"{name}: {words}")
+            out.append(f"{name}: expected {words}")
     for name, spec in s.pools.items():
         size = spec[0] if isinstance(spec, tuple) else spec
         rate = spec[1] if isinstance(spec, tuple) else None

@@ -95,7 +95,7 @@ def http_entries(value: object) -> str | None:
     """``http.allow``/``http.deny``: a list of entries (or one comma-separated string), each
     a host, address, CIDR range or preset as ``pardag.egress`` reads them."""
     try:
-        http_list(value, "the list")
+        http_list(value)
     except ValueError as exc:
         return str(exc)
     return None

@@ -379,7 +379,7 @@ def test_the_settings_reach_the_step_from_every_layer(
     bad = pardag("run", "flow.yaml", "--show-settings", PARDAG_HTTP_DENY="private,127.1")
     assert bad.returncode != 0
     assert (
-        "Invalid PARDAG_HTTP_DENY value 'private,127.1': expected a list of entries; '127.1'"
+        "Invalid PARDAG_HTTP_DENY value 'private,127.1': expected a list of entries, but '127.1'"
         in bad.stderr
     )
 
