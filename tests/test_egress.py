@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from pardag import ArgumentError, Workflow
+from pardag.config import SettingsError, resolve
 from pardag.egress import EgressPolicy, entries, parse_entry
 from pardag.model import with_overrides
 
@@ -222,3 +225,40 @@ def test_the_python_api_checks_and_normalises_the_settings() -> None:
         wf.run(http_allow=5)  # type: ignore[arg-type]
     settings = with_overrides(wf.settings, {"http_allow": "a.test, 10.0.0.0/8", "http_deny": []})
     assert (settings.http_allow, settings.http_deny) == (("a.test", "10.0.0.0/8"), ())
+
+
+def test_the_config_file_http_table_and_its_errors(tmp_path: Path) -> None:
+    """``[http]`` in pardag.toml (``[tool.pardag.http]`` in pyproject.toml), under the
+    environment and flags; a bad entry or key names the file, line and the fix."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "pardag.toml").write_text('timeout = "1m"\n[http]\ndeny = ["private"]\n')
+    resolved = resolve(None, environ={}, cwd=tmp_path)
+    assert resolved.settings().http_deny == ("private",)
+    assert ("http.deny", "private", "pardag.toml") in resolved.rows()
+    env = {"PARDAG_HTTP_DENY": "", "PARDAG_HTTP_ALLOW": "127.0.0.0/8,api.example.com"}
+    over = resolve(None, environ=env, cwd=tmp_path, flags={"http.deny": ["a.test", "b.test"]})
+    assert over.settings().http_allow == ("127.0.0.0/8", "api.example.com")
+    assert (over.values["http.deny"], over.sources["http.deny"]) == (
+        ("a.test", "b.test"),
+        "--http-deny",
+    )
+    emptied = resolve(None, environ=env, cwd=tmp_path)
+    assert (emptied.values["http.deny"], emptied.sources["http.deny"]) == ((), "PARDAG_HTTP_DENY")
+
+    (tmp_path / "pardag.toml").write_text('[http]\nallow = ["10.0.0.1/8"]\ndney = ["x"]\n')
+    with pytest.raises(SettingsError) as caught:
+        resolve(None, environ={}, cwd=tmp_path)
+    problems = "\n".join(caught.value.problems)
+    assert (
+        "Invalid http.allow value ['10.0.0.1/8'] in pardag.toml:2: expected a list of" in problems
+    )
+    assert "has host bits set" in problems
+    assert "unknown setting 'http.dney' in pardag.toml:3; did you mean 'http.deny'?" in problems
+
+    (tmp_path / "pardag.toml").unlink()
+    (tmp_path / "pyproject.toml").write_text(
+        '[tool.pardag.http]\nallow = ["api.example.com:443"]\n'
+    )
+    found = resolve(None, environ={}, cwd=tmp_path)
+    assert found.settings().http_allow == ("api.example.com:443",)
+    assert found.sources["http.allow"] == "pyproject.toml [tool.pardag]"
