@@ -6,6 +6,7 @@ that ``http.deny: [private]`` (or the rule under test) stops it before the serve
 
 from __future__ import annotations
 
+import errno
 import json
 import socket
 import ssl
@@ -75,7 +76,8 @@ def serving(host: str, port: int = 0, tls: ssl.SSLContext | None = None) -> Iter
 
 @pytest.fixture
 def loopback() -> Iterator[tuple[int, list[_Server]]]:
-    """Servers on 127.0.0.1 and ::1 on one port: whatever a loopback spelling reaches."""
+    """Servers on 127.0.0.1 and ::1 on one port: whatever a loopback spelling reaches (only
+    127.0.0.1 on a machine without IPv6)."""
     for _ in range(20):
         with serving("127.0.0.1") as v4:
             port = v4.server_address[1]
@@ -83,8 +85,10 @@ def loopback() -> Iterator[tuple[int, list[_Server]]]:
                 with serving("::1", port) as v6:
                     yield port, [v4, v6]
                     return
-            except OSError:  # the port is taken on ::1: try another
-                continue
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:  # no IPv6 here
+                    yield port, [v4]
+                    return
     pytest.skip("no port free on both 127.0.0.1 and ::1")
 
 
@@ -142,6 +146,8 @@ def test_every_spelling_of_loopback_is_refused_under_the_private_preset(
     loopback: tuple[int, list[_Server]], host: str
 ) -> None:
     port, servers = loopback
+    if host.startswith("[") and len(servers) == 1:
+        pytest.skip("no IPv6 loopback on this machine")
     url = f"http://{host}:{port}/secret"
     open_run = fetch(url)
     reached = hits(servers)
