@@ -12,10 +12,13 @@ by dependency id) at the pointer ``alloc`` returns and calls ``run``; the i64 re
 no imports at all, so it has no file, network or clock access.
 
 Validation compiles the module and checks these exports and their types. Each attempt
-instantiates it in a fresh store (nothing leaks between attempts). Limits: linear memory is
-capped at ``MAX_MEMORY`` by a store limiter, the output at ``MAX_OUTPUT`` bytes. A step
-timeout really stops the code: wasmtime's epoch interruption traps the module once
-``TIMEOUT_MARGIN`` past the timeout, even inside an infinite loop.
+instantiates it in a fresh store (nothing leaks between attempts). Limits, set on the store
+so that they hold for the whole attempt: one instance, one linear memory of at most
+``MAX_MEMORY`` bytes (wasmtime caps each memory, so a module of four memories took four times
+the cap), at most ``MAX_TABLES`` tables of ``MAX_TABLE_ELEMENTS`` elements (8 bytes each;
+tables were uncapped); the output at ``MAX_OUTPUT`` bytes. A step timeout really stops the
+code: wasmtime's epoch interruption traps the module once ``TIMEOUT_MARGIN`` past the
+timeout, even inside an infinite loop.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import atexit
 import functools
 import json
 import math
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -47,6 +51,8 @@ else:
 __all__ = [
     "MAX_MEMORY",
     "MAX_OUTPUT",
+    "MAX_TABLES",
+    "MAX_TABLE_ELEMENTS",
     "TICK",
     "TIMEOUT_MARGIN",
     "WasmKind",
@@ -56,6 +62,12 @@ __all__ = [
     "compile_module",
     "run_wasm",
 ]
+
+MAX_TABLES = 4
+"""Tables one attempt's module may define (compilers emit one, for indirect calls)."""
+
+MAX_TABLE_ELEMENTS = 1 << 20
+"""Elements each table may hold (8 bytes each in wasmtime: 8 MiB a table, 32 MiB in all)."""
 
 TICK = 0.01
 """Seconds between two epoch ticks: the resolution of the timeout."""
@@ -73,6 +85,7 @@ def engine() -> wasmtime.Engine:
     every timeout."""
     config = wasmtime.Config()
     config.epoch_interruption = True
+    config.wasm_gc = False  # its GC heap is a second heap, beside linear memory, as large
     return wasmtime.Engine(config)
 
 
@@ -138,7 +151,7 @@ def compile_module(source: str, *, inline: bool) -> wasmtime.Module:
         )
     except wasmtime.WasmtimeError as exc:
         raise WasmStepError(
-            f"{what} does not compile: {_first_line(exc)}; fix the module"
+            f"{what} does not compile: {_with_cause(exc)}; fix the module"
         ) from None
     except OSError as exc:  # a directory, no permission: stat() alone cannot tell
         raise WasmStepError(
@@ -187,7 +200,13 @@ def run_wasm(
 def _store(timeout: float | None) -> wasmtime.Store:
     """A fresh store with the memory cap and the epoch deadline of this attempt."""
     store = wasmtime.Store(engine())
-    store.set_limits(memory_size=MAX_MEMORY)
+    store.set_limits(
+        memory_size=MAX_MEMORY,
+        table_elements=MAX_TABLE_ELEMENTS,
+        instances=1,
+        tables=MAX_TABLES,
+        memories=1,
+    )
     if timeout is None:
         store.set_epoch_deadline(_NO_DEADLINE)
     else:
@@ -198,7 +217,17 @@ def _store(timeout: float | None) -> wasmtime.Store:
 
 def _instantiate(exc: Exception) -> str:
     message = _first_line(exc)
-    if "memory" in message.lower() and ("limit" in message.lower() or "grow" in message.lower()):
+    lower = message.lower()
+    if "memory count" in lower or "memories" in lower:
+        return f"{message} (a step's module gets one memory, 'memory'); define no other"
+    if "table count" in lower:
+        return f"{message} (a step's module may define {MAX_TABLES} tables); define fewer"
+    if "table" in lower and ("limit" in lower or "grow" in lower):
+        return (
+            f"{message} (tables are capped at {MAX_TABLE_ELEMENTS} elements); "
+            "declare a smaller initial table"
+        )
+    if "memory" in lower and ("limit" in lower or "grow" in lower):
         return (
             f"{message} (memory is capped at {MAX_MEMORY // 2**20} MiB); "
             "declare a smaller initial memory"
@@ -326,6 +355,14 @@ def _trap_message(trap: wasmtime.Trap) -> str:
         name = frame.func_name or f"#{frame.func_index}"
         message += f" (in function {name} at module offset {frame.module_offset:#x})"
     return message
+
+
+def _with_cause(exc: BaseException) -> str:
+    """wasmtime's first line and its innermost cause ("... without the gc feature")."""
+    first = _first_line(exc)
+    causes = str(exc).split("Caused by:", 1)[1:]
+    lines = [line.strip() for line in causes[0].splitlines() if line.strip()] if causes else []
+    return f"{first}: {re.sub(r'^[0-9]+: ', '', lines[-1])}" if lines else first
 
 
 def _first_line(exc: BaseException) -> str:
