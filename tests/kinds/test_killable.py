@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 import pardag
+from pardag.kinds.isolated import address_space_cap, mapped_bytes
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -118,6 +119,7 @@ def test_the_run_timeout_stops_a_step_that_has_none(tmp_path: Path) -> None:
 _MEMORY = """
 import json, resource, sys
 import pardag
+from pardag.kinds.isolated import address_space_cap, mapped_bytes
 result = pardag.load(sys.argv[1]).run()
 step = result.steps["s"]
 print(json.dumps({
@@ -174,3 +176,16 @@ def test_a_print_in_a_worker_reaches_the_step_log(tmp_path: Path) -> None:
         timeout=_BOUND,
     )
     assert logs.stdout == "--- s, attempt 1 ---\nfrom the worker\t42\n"
+
+
+@pytest.mark.skipif(mapped_bytes() is None, reason="needs /proc/self/statm (Linux)")
+def test_the_address_space_cap_holds_in_the_block_and_is_lifted_after() -> None:
+    import resource
+
+    before = resource.getrlimit(resource.RLIMIT_AS)
+    with address_space_cap(64 * 1024 * 1024):
+        with pytest.raises(MemoryError):
+            bytearray(256 * 1024 * 1024)
+        small = bytearray(16 * 1024 * 1024)  # within the cap
+    assert resource.getrlimit(resource.RLIMIT_AS) == before
+    assert len(bytearray(256 * 1024 * 1024)) > len(small)

@@ -42,20 +42,13 @@ def address_space_cap(extra: int) -> Iterator[None]:
     try:
         import resource
     except ImportError:  # not POSIX
-        yield
-        return
+        resource = None  # type: ignore[assignment]
     now = mapped_bytes()
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if now is None:
+    with contextlib.ExitStack() as undo:
+        if resource is not None and now is not None:
+            soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+            finite = [n for n in (soft, hard) if n != resource.RLIM_INFINITY]
+            with contextlib.suppress(ValueError, OSError):  # a platform that refuses it
+                resource.setrlimit(resource.RLIMIT_AS, (min([now + extra, *finite]), hard))
+                undo.callback(resource.setrlimit, resource.RLIMIT_AS, (soft, hard))
         yield
-        return
-    cap = min([now + extra, *(n for n in (soft, hard) if n != resource.RLIM_INFINITY)])
-    try:
-        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-    except (ValueError, OSError):
-        yield
-        return
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
