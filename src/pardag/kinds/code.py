@@ -117,7 +117,8 @@ def code_executor(language: str, executor: str | None) -> str | None:
 
 
 def threads_only(language: str, executor: str | None) -> str | None:
-    """The problem of a step asking for another executor: the runtimes run on threads only."""
+    """The problem of a wasm step asking for another executor: it runs on threads only (its
+    epoch interruption stops a module in-process)."""
     if executor in (None, ExecutorName.THREADS):
         return None
     return f"a {language} step runs on 'threads', not {executor!r}; remove the executor setting"
@@ -127,7 +128,7 @@ _PLAIN_DEPTH = 128
 """Nesting depth to which inputs are made plain data; deeper, the runtime's own limit speaks."""
 
 
-def plain(value: Any, depth: int = 0) -> Any:
+def _plain(value: Any, depth: int = 0) -> Any:
     """``value`` as the data a runtime reads (mappings, lists, scalars), ready to pickle.
 
     What the runtimes would turn into text anyway (dates, paths, objects) becomes its
@@ -139,11 +140,11 @@ def plain(value: Any, depth: int = 0) -> Any:
         return value
     if isinstance(value, Mapping):
         return {
-            k if isinstance(k, int | float | str) else str(k): plain(v, depth + 1)
+            k if isinstance(k, int | float | str) else str(k): _plain(v, depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [plain(v, depth + 1) for v in value]
+        return [_plain(v, depth + 1) for v in value]
     return str(value)
 
 
@@ -176,7 +177,8 @@ class WorkerCall:
             where = step_prefix(self.step_id, self.language)
             raise self.error(out_of_memory(where, self.label, self.memory)) from None
         finally:
-            sys.stdout.flush()  # a print outside any step log must not wait in the worker
+            if sys.stdout is not None:  # a print outside any step log must not wait in the worker
+                sys.stdout.flush()
 
     def __repr__(self) -> str:
         return f"{self.label} step {self.step_id!r}"
@@ -262,6 +264,6 @@ class CodeKind:
         def bind_plain(
             inputs: Mapping[str, Any], params: Mapping[str, Any]
         ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-            return (plain(inputs), plain(params)), {}
+            return (_plain(inputs), _plain(params)), {}
 
         return Action(call, ExecutorName.PROCESSES, bind_plain)
