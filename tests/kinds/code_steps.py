@@ -53,7 +53,8 @@ class Language:
 
 
 class RuntimeChecks:
-    """What every embedded runtime does alike: a timeout that stops, the output cap."""
+    """What every embedded runtime does alike: a worker process by default, a timeout that
+    stops, the output cap."""
 
     language: ClassVar[Language]
     kind_module: ClassVar[ModuleType]
@@ -64,6 +65,23 @@ class RuntimeChecks:
     """A source whose ``run`` never returns."""
     too_big: ClassVar[Any]
     """A source whose output takes more than ``MAX_OUTPUT`` bytes of JSON."""
+
+    def test_a_worker_process_by_default_threads_on_request(self) -> None:
+        source, output = self.quick
+        result = self.language.run(source)
+        assert result.steps[self.language.step].executor == "processes"
+        assert result.outputs[self.language.step] == output
+        on_threads = self.language.run(source, executor="threads")
+        assert on_threads.steps[self.language.step].executor == "threads"
+        assert on_threads.outputs[self.language.step] == output
+
+    def test_no_other_executor(self) -> None:
+        [message] = self.language.problems(self.quick[0], executor="inline")
+        assert message == (
+            f"a {self.language.kind} step runs on 'processes' (the default: a worker process, "
+            "killed at the timeout) or 'threads' (in the runner's process), not 'inline'; "
+            "remove the executor setting"
+        )
 
     def test_an_infinite_loop_is_stopped_by_the_step_timeout(self) -> None:
         result = self.language.run(self.endless, timeout=0.3)
@@ -108,23 +126,6 @@ class CodeChecks(RuntimeChecks):
     """A workflow file: ``nums`` returns [1, 2, 3], ``total`` (line 9) their sum."""
     flow_typo: ClassVar[tuple[str, str, str]]
     """Text in ``total``'s code, that text with a syntax error, and what the message says."""
-
-    def test_a_worker_process_by_default_threads_on_request(self) -> None:
-        source, output = self.quick
-        result = self.language.run(source)
-        assert result.steps[self.language.step].executor == "processes"
-        assert result.outputs[self.language.step] == output
-        on_threads = self.language.run(source, executor="threads")
-        assert on_threads.steps[self.language.step].executor == "threads"
-        assert on_threads.outputs[self.language.step] == output
-
-    def test_no_other_executor(self) -> None:
-        [message] = self.language.problems(self.quick[0], executor="inline")
-        assert message == (
-            f"a {self.language.kind} step runs on 'processes' (the default: a worker process, "
-            "killed at the timeout) or 'threads' (in the runner's process), not 'inline'; "
-            "remove the executor setting"
-        )
 
     def test_missing_run_is_named(self) -> None:
         message = self.language.failure(self.language.run(self.missing_run))

@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 
 import pardag
-from pardag.kinds.isolated import address_space_cap, mapped_bytes
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -116,10 +115,20 @@ def test_the_run_timeout_stops_a_step_that_has_none(tmp_path: Path) -> None:
     assert result["steps"]["s"]["state"] == "cancelled"
 
 
+def test_the_run_timeout_stops_a_wasm_module_without_a_step_timeout(tmp_path: Path) -> None:
+    """wasm's epoch deadline comes from the step's timeout only: on a thread, a module without
+    one kept a run with --timeout from ever returning; on a worker, the run's stop kills it."""
+    loop = Path(__file__).parent / "wasm" / "loop.wat"
+    path = tmp_path / "flow.yaml"
+    path.write_text(f"name: attack\nsteps:\n  s:\n    kind: wasm\n    module: {loop}\n")
+    result = _run(path, "--timeout", "1s")
+    assert result["status"] == "timed_out"
+    assert result["steps"]["s"]["state"] == "cancelled"
+
+
 _MEMORY = """
 import json, resource, sys
 import pardag
-from pardag.kinds.isolated import address_space_cap, mapped_bytes
 result = pardag.load(sys.argv[1]).run()
 step = result.steps["s"]
 print(json.dumps({
@@ -178,9 +187,11 @@ def test_a_print_in_a_worker_reaches_the_step_log(tmp_path: Path) -> None:
     assert logs.stdout == "--- s, attempt 1 ---\nfrom the worker\t42\n"
 
 
-@pytest.mark.skipif(mapped_bytes() is None, reason="needs /proc/self/statm (Linux)")
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads /proc (Linux)")
 def test_the_address_space_cap_holds_in_the_block_and_is_lifted_after() -> None:
     import resource
+
+    from pardag.kinds.isolated import address_space_cap
 
     before = resource.getrlimit(resource.RLIMIT_AS)
     with address_space_cap(64 * 1024 * 1024):

@@ -45,11 +45,6 @@ class TestWasmLikeTheOtherLanguages(RuntimeChecks):
     too_big: ClassVar = {"module": module("bigout")}
 
 
-def test_only_the_threads_executor() -> None:
-    [message] = problems({"wat": FIXED}, executor="processes")
-    assert message == "a wasm step runs on 'threads', not 'processes'; remove the executor setting"
-
-
 # -- the ABI ---------------------------------------------------------------------------------
 
 

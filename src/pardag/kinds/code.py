@@ -36,10 +36,10 @@ __all__ = [
     "check_output_size",
     "no_run",
     "out_of_memory",
+    "plain",
     "run_not_callable",
     "step_prefix",
     "stopped",
-    "threads_only",
 ]
 
 MAX_MEMORY = 256 * 1024 * 1024
@@ -106,7 +106,7 @@ def run_not_callable(step_id: str, kind: str, fix: str) -> str:
 
 
 def code_executor(language: str, executor: str | None) -> str | None:
-    """The problem of a Lua or JavaScript step asking for an executor it cannot run on."""
+    """The problem of an embedded-language step asking for an executor it cannot run on."""
     if executor in (None, ExecutorName.PROCESSES, ExecutorName.THREADS):
         return None
     return (
@@ -116,19 +116,11 @@ def code_executor(language: str, executor: str | None) -> str | None:
     )
 
 
-def threads_only(language: str, executor: str | None) -> str | None:
-    """The problem of a wasm step asking for another executor: it runs on threads only (its
-    epoch interruption stops a module in-process)."""
-    if executor in (None, ExecutorName.THREADS):
-        return None
-    return f"a {language} step runs on 'threads', not {executor!r}; remove the executor setting"
-
-
 _PLAIN_DEPTH = 128
 """Nesting depth to which inputs are made plain data; deeper, the runtime's own limit speaks."""
 
 
-def _plain(value: Any, depth: int = 0) -> Any:
+def plain(value: Any, depth: int = 0) -> Any:
     """``value`` as the data a runtime reads (mappings, lists, scalars), ready to pickle.
 
     What the runtimes would turn into text anyway (dates, paths, objects) becomes its
@@ -140,11 +132,11 @@ def _plain(value: Any, depth: int = 0) -> Any:
         return value
     if isinstance(value, Mapping):
         return {
-            k if isinstance(k, int | float | str) else str(k): _plain(v, depth + 1)
+            k if isinstance(k, int | float | str) else str(k): plain(v, depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
-        return [_plain(v, depth + 1) for v in value]
+        return [plain(v, depth + 1) for v in value]
     return str(value)
 
 
@@ -264,6 +256,6 @@ class CodeKind:
         def bind_plain(
             inputs: Mapping[str, Any], params: Mapping[str, Any]
         ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-            return (_plain(inputs), _plain(params)), {}
+            return (plain(inputs), plain(params)), {}
 
         return Action(call, ExecutorName.PROCESSES, bind_plain)
