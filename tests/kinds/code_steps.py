@@ -53,7 +53,8 @@ class Language:
 
 
 class RuntimeChecks:
-    """What every embedded runtime does alike: threads only, a timeout that stops, the cap."""
+    """What every embedded runtime does alike: a worker process by default, a timeout that
+    stops, the output cap."""
 
     language: ClassVar[Language]
     kind_module: ClassVar[ModuleType]
@@ -65,10 +66,20 @@ class RuntimeChecks:
     too_big: ClassVar[Any]
     """A source whose output takes more than ``MAX_OUTPUT`` bytes of JSON."""
 
-    def test_only_the_threads_executor(self) -> None:
-        [message] = self.language.problems(self.quick[0], executor="processes")
+    def test_a_worker_process_by_default_threads_on_request(self) -> None:
+        source, output = self.quick
+        result = self.language.run(source)
+        assert result.steps[self.language.step].executor == "processes"
+        assert result.outputs[self.language.step] == output
+        on_threads = self.language.run(source, executor="threads")
+        assert on_threads.steps[self.language.step].executor == "threads"
+        assert on_threads.outputs[self.language.step] == output
+
+    def test_no_other_executor(self) -> None:
+        [message] = self.language.problems(self.quick[0], executor="inline")
         assert message == (
-            f"a {self.language.kind} step runs on 'threads', not 'processes'; "
+            f"a {self.language.kind} step runs on 'processes' (the default: a worker process, "
+            "killed at the timeout) or 'threads' (in the runner's process), not 'inline'; "
             "remove the executor setting"
         )
 

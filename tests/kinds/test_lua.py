@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pardag import Workflow
 from pardag.kinds import lua as lua_kind
 from pardag.kinds.lua import MAX_OUTPUT, LuaStepError, LuaTimeout, run_lua
 from tests.kinds.code_steps import CodeChecks, Language
@@ -285,3 +286,19 @@ def test_print_goes_to_the_steps_log_never_to_the_clis_stdout(tmp_path: Path) ->
         text=True,
     )
     assert logs.stdout == '--- l, attempt 1 ---\n{"forged": true}\t2\tnil\nin run\n'
+
+
+def test_inputs_that_cannot_be_pickled_still_reach_the_worker_as_text() -> None:
+    """The worker process gets plain data: what Lua would see as text anyway (a date, a lock
+    an upstream Python step returned) is made text before crossing, not a pickling error."""
+    import datetime
+    import threading
+
+    wf = Workflow("plain")
+    wf.add("up", lambda: {"when": datetime.date(2026, 1, 2), "lock": threading.Lock(), 3: [1]})
+    code = "function run(inputs) return {inputs.up.when, type(inputs.up.lock), inputs.up[3][1]} end"
+    wf.add("l", kind="lua", depends_on=["up"], params={"code": code})
+    result = wf.run()
+    assert result.ok, result.steps["l"].error
+    assert result.steps["l"].executor == "processes"
+    assert result.outputs["l"] == ["2026-01-02", "string", 1]

@@ -183,3 +183,89 @@ def test_initial_memory_over_the_cap_fails_at_instantiation(
     message = failure(run_step({"module": module("bigout")}))  # declares 170 pages
     assert "cannot instantiate the module" in message
     assert "capped at 8 MiB" in message
+
+
+# -- limits on the whole store (issue 13 §8) -------------------------------------------------
+
+_ABI = """
+  (func (export "alloc") (param i32) (result i32) (i32.const 0))
+  (data (i32.const 64) "\\"capped\\"\\"grown\\"")
+  (func $said (param $capped i32) (result i64)
+    (if (result i64) (local.get $capped)
+      (then (i64.or (i64.shl (i64.const 64) (i64.const 32)) (i64.const 8)))
+      (else (i64.or (i64.shl (i64.const 72) (i64.const 32)) (i64.const 7)))))
+"""
+"""alloc, and $said: the output "capped" when its argument is true, else "grown"."""
+
+FOUR_MEMORIES = f"""
+(module
+  (memory (export "memory") 1) (memory $b 1) (memory $c 1) (memory $d 1)
+  {_ABI}
+  (func (export "run") (param i32 i32) (result i64)
+    (loop $more (br_if $more (i32.ne (memory.grow 0 (i32.const 16)) (i32.const -1))))
+    (loop $more (br_if $more (i32.ne (memory.grow $b (i32.const 16)) (i32.const -1))))
+    (loop $more (br_if $more (i32.ne (memory.grow $c (i32.const 16)) (i32.const -1))))
+    (loop $more (br_if $more (i32.ne (memory.grow $d (i32.const 16)) (i32.const -1))))
+    (call $said (i32.le_u (i32.add (i32.add (memory.size 0) (memory.size $b))
+                                   (i32.add (memory.size $c) (memory.size $d)))
+                          (i32.const 257)))))
+"""
+"""Grows each of its four memories until growing fails: each memory had the whole cap."""
+
+
+def test_a_module_gets_one_memory_not_one_cap_per_memory(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Four memories each grew to the cap (1.07 GiB under a 256 MiB cap): the store now
+    holds one memory, the ABI's, so the cap is the module's whole linear memory."""
+    monkeypatch.setattr(wasm_kind, "MAX_MEMORY", 16 * 1024 * 1024)
+    message = failure(run_step({"wat": FOUR_MEMORIES}))
+    assert message.startswith("step w (wasm): cannot instantiate the module: ")
+    assert "memory count too high" in message
+    assert "(a step's module gets one memory, 'memory'); define no other" in message
+
+
+def _table(initial: int, grow: int) -> str:
+    """A module with a table of ``initial`` elements that ``run`` grows by ``grow``."""
+    return f"""
+(module
+  (memory (export "memory") 1) (table $t {initial} funcref)
+  {_ABI}
+  (func (export "run") (param i32 i32) (result i64)
+    (call $said (i32.eq (table.grow $t (ref.null func) (i32.const {grow})) (i32.const -1)))))
+"""
+
+
+def test_a_table_cannot_grow_past_its_cap() -> None:
+    """table.grow by ten million elements (80 MB; tables were uncapped: 0.8 GiB seen) fails
+    as wasm says growing fails: it returns -1, and the module sees it."""
+    assert run_step({"wat": _table(1, 10_000_000)}).outputs["w"] == "capped"
+    within = wasm_kind.MAX_TABLE_ELEMENTS - 1
+    assert run_step({"wat": _table(1, within)}).outputs["w"] == "grown"
+
+
+def test_a_table_declared_over_the_cap_fails_at_instantiation() -> None:
+    message = failure(run_step({"wat": _table(10_000_000, 0)}))
+    assert message.startswith("step w (wasm): cannot instantiate the module: ")
+    assert f"(tables are capped at {wasm_kind.MAX_TABLE_ELEMENTS} elements)" in message
+
+
+def test_tables_are_counted() -> None:
+    tables = " ".join("(table 1 funcref)" for _ in range(wasm_kind.MAX_TABLES + 1))
+    wat = FIXED.replace('(memory (export "memory") 1)', f'(memory (export "memory") 1) {tables}')
+    message = failure(run_step({"wat": wat}))
+    assert "table count too high" in message
+    assert f"(a step's module may define {wasm_kind.MAX_TABLES} tables); define fewer" in message
+
+
+def test_gc_types_are_refused_their_heap_would_be_a_second_one() -> None:
+    """Wasm GC arrays live in a GC heap beside linear memory, capped on their own (two
+    200 MB arrays ran under a 256 MiB memory cap); without GC a module has one heap."""
+    wat = FIXED.replace(
+        '(memory (export "memory") 1)',
+        '(memory (export "memory") 1) (type $a (array (mut i8)))'
+        " (func (drop (array.new_default $a (i32.const 200000000))))",
+    )
+    [message] = problems({"wat": wat})
+    assert "the inline 'wat' does not compile" in message
+    assert "without the gc feature" in message

@@ -33,7 +33,7 @@ _MAIN_KEYS = ("init_main_from_name", "init_main_from_path")
 """The preparation data that makes a new process run the parent's ``__main__`` again."""
 
 _SERVER = forkserver.ForkServer()
-_SERVER.set_forkserver_preload(["pardag.executors.processes", "cloudpickle"])
+_SERVER.set_forkserver_preload(["pardag.executors.processes", "cloudpickle", "pardag.kinds"])
 
 
 class _Popen(popen_forkserver.Popen):

@@ -11,11 +11,12 @@ QuickJS as embedded here has only the ECMAScript built-ins: no ``require``, ``fe
 ``process``, timers, file or network access. Data crosses as JSON text both ways. An ``async
 run`` is awaited by running the engine's job queue until its promise settles.
 
-Limits: the engine heap is capped at ``MAX_MEMORY``; the JSON output at ``MAX_OUTPUT``. A step
-timeout really stops the code through QuickJS's interrupt, which counts the *process's* CPU
-time (C ``clock()``); the limit is therefore the timeout (plus ``TIMEOUT_MARGIN``) times the
-CPUs the process may use, so other busy threads can never stop a step before its timeout, and
-a lone infinite loop ends within that many timeouts (the runner reports the timeout on time).
+Limits: the engine heap is capped at ``MAX_MEMORY``; the JSON output at ``MAX_OUTPUT``.
+QuickJS's interrupt counts the *process's* CPU time (C ``clock()``); the limit is therefore the
+timeout (plus ``TIMEOUT_MARGIN``) times the CPUs the process may use, so other busy threads can
+never stop a step before its timeout. The interrupt never fires inside the regex engine
+(``/^(a+)+$/`` on a long string backtracks for ever); that is why a step runs on a worker
+process by default, which the runner kills at the timeout (``code.WorkerCall``).
 """
 
 from __future__ import annotations
@@ -70,9 +71,9 @@ class _DeadlinePassed(Exception):
     """The timeout passed between two jobs of an ``async run`` (each job has the CPU limit)."""
 
 
-def _context(cpu_limit: float | None) -> quickjs.Context:
+def _context(cpu_limit: float | None, memory: int | None = None) -> quickjs.Context:
     ctx = quickjs.Context()
-    ctx.set_memory_limit(MAX_MEMORY)
+    ctx.set_memory_limit(MAX_MEMORY if memory is None else memory)
     if cpu_limit is not None:
         ctx.set_time_limit(cpu_limit)
     return ctx
@@ -105,12 +106,18 @@ def run_javascript(
     inputs: Mapping[str, Any],
     params: Mapping[str, Any],
     timeout: float | None = None,
+    memory: int | None = None,
+    output: int | None = None,
 ) -> Any:
-    """Run ``code``'s ``run(inputs, params)`` once in a fresh context; its output as JSON data."""
+    """Run ``code``'s ``run(inputs, params)`` once in a fresh context; its output as JSON data.
+
+    ``memory`` and ``output`` are the caps in bytes (default ``MAX_MEMORY``, ``MAX_OUTPUT``).
+    """
     where = common.step_prefix(step_id, "javascript")
     limit = None if timeout is None else (timeout + TIMEOUT_MARGIN) * _cpus()
     started = time.monotonic()
-    ctx = _context(limit)
+    memory = MAX_MEMORY if memory is None else memory
+    ctx = _context(limit, memory)
     try:
         ctx.set("__pardag_inputs", _json(where, "inputs", inputs))
         ctx.set("__pardag_params", _json(where, "params", params))
@@ -124,11 +131,9 @@ def run_javascript(
                 f"{common.stopped(where, timeout)} ({elapsed:.1f}s elapsed)"
             ) from None
         if "InternalError: out of memory" in str(exc):
-            raise JavaScriptStepError(
-                common.out_of_memory(where, "JavaScript", MAX_MEMORY)
-            ) from None
+            raise JavaScriptStepError(common.out_of_memory(where, "JavaScript", memory)) from None
         raise JavaScriptStepError(f"{where}: {_message(exc)}") from None
-    return _output(where, text)
+    return _output(where, text, output)
 
 
 def _json(where: str, what: str, value: Mapping[str, Any]) -> str:
@@ -213,10 +218,10 @@ def _message(exc: BaseException, *, last_frame_is_ours: bool = True) -> str:
     return first or "an error without a message was thrown; throw an Error with a message"
 
 
-def _output(where: str, text: str | None) -> Any:
+def _output(where: str, text: str | None, cap: int | None) -> Any:
     if text is None:
         return None
-    common.check_output_size(where, len(text.encode()), JavaScriptStepError)
+    common.check_output_size(where, len(text.encode()), JavaScriptStepError, cap)
     return json.loads(text)
 
 
@@ -226,12 +231,16 @@ class JavaScriptKind(CodeKind):
     language = "javascript"
     label = "JavaScript"
     example = EXAMPLE
+    error = JavaScriptStepError
 
     def syntax_error(self, code: str) -> str | None:
         return syntax_error(code)
 
     def runner(self) -> Callable[..., Any]:
         return run_javascript
+
+    def caps(self) -> tuple[int, int]:
+        return MAX_MEMORY, MAX_OUTPUT
 
 
 _KIND = JavaScriptKind()

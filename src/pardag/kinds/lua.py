@@ -14,10 +14,11 @@ and touch nothing: ``os.execute``, ``os.remove``, ``os.getenv`` (secrets) and th
 gone.
 
 Limits: the Lua heap is capped at ``MAX_MEMORY``; the JSON form of the output at
-``MAX_OUTPUT``. A step timeout really stops the code: a count hook checks the deadline every
-``HOOK_EVERY`` Lua instructions and raises once it has passed (then on every instruction, so
-``pcall`` cannot swallow it). Work inside one long C call (a huge ``string.rep``) is bounded
-by the memory cap rather than the hook.
+``MAX_OUTPUT``. A count hook checks the deadline every ``HOOK_EVERY`` Lua instructions and
+raises once it has passed (then on every instruction, so ``pcall`` cannot swallow it). The hook
+never fires inside one long C call (a ``__gc`` finalizer, ``string.find`` backtracking) nor
+while the output is converted; that is why a step runs on a worker process by default, which
+the runner kills at the timeout, under a cap on the whole attempt (``code.WorkerCall``).
 """
 
 from __future__ import annotations
@@ -122,13 +123,13 @@ def _deny(obj: object, name: object, setting: bool) -> object:
     raise AttributeError("Python objects are not accessible from Lua steps")
 
 
-def _runtime() -> lupa.LuaRuntime:
+def _runtime(memory: int | None = None) -> lupa.LuaRuntime:
     return lupa.LuaRuntime(
         register_eval=False,
         register_builtins=False,
         unpack_returned_tuples=False,
         attribute_filter=_deny,
-        max_memory=MAX_MEMORY,
+        max_memory=MAX_MEMORY if memory is None else memory,
     )
 
 
@@ -155,9 +156,9 @@ def _load(lua: lupa.LuaRuntime, code: str) -> tuple[Any, str | None]:
     return loaded, None
 
 
-def _sandboxed(deadline: float | None) -> lupa.LuaRuntime:
+def _sandboxed(deadline: float | None, memory: int | None = None) -> lupa.LuaRuntime:
     """A fresh runtime with the sandbox and the deadline hook installed."""
-    lua = _runtime()
+    lua = _runtime(memory)
 
     def check() -> bool:
         return deadline is not None and time.monotonic() > deadline
@@ -243,15 +244,21 @@ def run_lua(
     inputs: Mapping[str, Any],
     params: Mapping[str, Any],
     timeout: float | None = None,
+    memory: int | None = None,
+    output: int | None = None,
 ) -> Any:
-    """Run ``code``'s ``run(inputs, params)`` once in a fresh sandbox; its output as JSON data."""
+    """Run ``code``'s ``run(inputs, params)`` once in a fresh sandbox; its output as JSON data.
+
+    ``memory`` and ``output`` are the caps in bytes (default ``MAX_MEMORY``, ``MAX_OUTPUT``).
+    """
     deadline = None if timeout is None else time.monotonic() + timeout + TIMEOUT_MARGIN
     where = common.step_prefix(step_id, "lua")
+    memory = MAX_MEMORY if memory is None else memory
     try:
-        lua = _sandboxed(deadline)
+        lua = _sandboxed(deadline, memory)
         result = _call_run(lua, step_id, code, _arguments(lua, where, inputs, params))
     except lupa.LuaMemoryError:
-        raise LuaStepError(common.out_of_memory(where, "Lua", MAX_MEMORY)) from None
+        raise LuaStepError(common.out_of_memory(where, "Lua", memory)) from None
     except lupa.LuaError as exc:
         _check_deadline(where, deadline, timeout)
         raise LuaStepError(f"{where}: {_first_line(exc)}") from None
@@ -262,14 +269,14 @@ def run_lua(
         ) from None
     _check_deadline(where, deadline, timeout)  # a pcall or coroutine may have caught the stop
     try:
-        output = from_lua(result)
+        value = from_lua(result)
     except LuaStepError as exc:
         raise LuaStepError(f"{where}: {exc}") from None
     except UnicodeDecodeError:
         raise LuaStepError(f"{where}: the output {_NOT_UTF8}") from None
-    size = len(json.dumps(output, ensure_ascii=False).encode())
-    common.check_output_size(where, size, LuaStepError)
-    return output
+    size = len(json.dumps(value, ensure_ascii=False).encode())
+    common.check_output_size(where, size, LuaStepError, output)
+    return value
 
 
 def _arguments(
@@ -324,6 +331,7 @@ class LuaKind(CodeKind):
     language = "lua"
     label = "Lua"
     example = EXAMPLE
+    error = LuaStepError
     line_hint = " ([string]:N is line N of the code)"
 
     def syntax_error(self, code: str) -> str | None:
@@ -331,6 +339,9 @@ class LuaKind(CodeKind):
 
     def runner(self) -> Callable[..., Any]:
         return run_lua
+
+    def caps(self) -> tuple[int, int]:
+        return MAX_MEMORY, MAX_OUTPUT
 
 
 KINDS = {"lua": LuaKind()}

@@ -12,10 +12,15 @@ by dependency id) at the pointer ``alloc`` returns and calls ``run``; the i64 re
 no imports at all, so it has no file, network or clock access.
 
 Validation compiles the module and checks these exports and their types. Each attempt
-instantiates it in a fresh store (nothing leaks between attempts). Limits: linear memory is
-capped at ``MAX_MEMORY`` by a store limiter, the output at ``MAX_OUTPUT`` bytes. A step
-timeout really stops the code: wasmtime's epoch interruption traps the module once
-``TIMEOUT_MARGIN`` past the timeout, even inside an infinite loop.
+instantiates it in a fresh store (nothing leaks between attempts), on a worker process by
+default (``WasmCall``), so that the run's own timeout or a cancel, which cannot reach a thread,
+kills it; ``executor: threads`` runs it in the runner's process. Limits, set on the store
+so that they hold for the whole attempt: one instance, one linear memory of at most
+``MAX_MEMORY`` bytes (wasmtime caps each memory, so a module of four memories took four times
+the cap), at most ``MAX_TABLES`` tables of ``MAX_TABLE_ELEMENTS`` elements (8 bytes each;
+tables were uncapped); the output at ``MAX_OUTPUT`` bytes. A step timeout really stops the
+code: wasmtime's epoch interruption traps the module once ``TIMEOUT_MARGIN`` past the
+timeout, even inside an infinite loop.
 """
 
 from __future__ import annotations
@@ -24,9 +29,12 @@ import atexit
 import functools
 import json
 import math
+import os
+import re
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,8 +55,11 @@ else:
 __all__ = [
     "MAX_MEMORY",
     "MAX_OUTPUT",
+    "MAX_TABLES",
+    "MAX_TABLE_ELEMENTS",
     "TICK",
     "TIMEOUT_MARGIN",
+    "WasmCall",
     "WasmKind",
     "WasmStepError",
     "WasmTimeout",
@@ -56,6 +67,12 @@ __all__ = [
     "compile_module",
     "run_wasm",
 ]
+
+MAX_TABLES = 4
+"""Tables one attempt's module may define (compilers emit one, for indirect calls)."""
+
+MAX_TABLE_ELEMENTS = 1 << 20
+"""Elements each table may hold (8 bytes each in wasmtime: 8 MiB a table, 32 MiB in all)."""
 
 TICK = 0.01
 """Seconds between two epoch ticks: the resolution of the timeout."""
@@ -73,6 +90,7 @@ def engine() -> wasmtime.Engine:
     every timeout."""
     config = wasmtime.Config()
     config.epoch_interruption = True
+    config.wasm_gc = False  # its GC heap is a second heap, beside linear memory, as large
     return wasmtime.Engine(config)
 
 
@@ -138,7 +156,7 @@ def compile_module(source: str, *, inline: bool) -> wasmtime.Module:
         )
     except wasmtime.WasmtimeError as exc:
         raise WasmStepError(
-            f"{what} does not compile: {_first_line(exc)}; fix the module"
+            f"{what} does not compile: {_with_cause(exc)}; fix the module"
         ) from None
     except OSError as exc:  # a directory, no permission: stat() alone cannot tell
         raise WasmStepError(
@@ -155,19 +173,24 @@ def run_wasm(
     inline: bool,
     inputs: Mapping[str, Any],
     timeout: float | None = None,
+    cap: int | None = None,
 ) -> Any:
-    """Instantiate the module in a fresh store, call ``run`` on the inputs JSON; the output."""
+    """Instantiate the module in a fresh store, call ``run`` on the inputs JSON; the output.
+
+    ``cap`` caps the linear memory in bytes (default ``MAX_MEMORY``).
+    """
     where = common.step_prefix(step_id, "wasm")
+    cap = MAX_MEMORY if cap is None else cap
     try:
         module = compile_module(source, inline=inline)
     except WasmStepError as exc:
         raise WasmStepError(f"{where}: {exc}") from None
-    store = _store(timeout)
+    store = _store(timeout, cap)
     try:
         instance = wasmtime.Instance(store, module, [])
     except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
         raise WasmStepError(
-            f"{where}: cannot instantiate the module: {_instantiate(exc)}"
+            f"{where}: cannot instantiate the module: {_instantiate(exc, cap)}"
         ) from None
     memory, alloc, run = _exports(store, instance, step_id, where)
     data = json.dumps(dict(inputs), ensure_ascii=False, default=str).encode()
@@ -184,10 +207,16 @@ def run_wasm(
     return _output(store, memory, where, packed)
 
 
-def _store(timeout: float | None) -> wasmtime.Store:
+def _store(timeout: float | None, memory: int) -> wasmtime.Store:
     """A fresh store with the memory cap and the epoch deadline of this attempt."""
     store = wasmtime.Store(engine())
-    store.set_limits(memory_size=MAX_MEMORY)
+    store.set_limits(
+        memory_size=memory,
+        table_elements=MAX_TABLE_ELEMENTS,
+        instances=1,
+        tables=MAX_TABLES,
+        memories=1,
+    )
     if timeout is None:
         store.set_epoch_deadline(_NO_DEADLINE)
     else:
@@ -196,11 +225,21 @@ def _store(timeout: float | None) -> wasmtime.Store:
     return store
 
 
-def _instantiate(exc: Exception) -> str:
+def _instantiate(exc: Exception, memory: int) -> str:
     message = _first_line(exc)
-    if "memory" in message.lower() and ("limit" in message.lower() or "grow" in message.lower()):
+    lower = message.lower()
+    if "memory count" in lower or "memories" in lower:
+        return f"{message} (a step's module gets one memory, 'memory'); define no other"
+    if "table count" in lower:
+        return f"{message} (a step's module may define {MAX_TABLES} tables); define fewer"
+    if "table" in lower and ("limit" in lower or "grow" in lower):
         return (
-            f"{message} (memory is capped at {MAX_MEMORY // 2**20} MiB); "
+            f"{message} (tables are capped at {MAX_TABLE_ELEMENTS} elements); "
+            "declare a smaller initial table"
+        )
+    if "memory" in lower and ("limit" in lower or "grow" in lower):
+        return (
+            f"{message} (memory is capped at {memory // 2**20} MiB); "
             "declare a smaller initial memory"
         )
     return f"{message}; the module must need no imports"
@@ -328,6 +367,14 @@ def _trap_message(trap: wasmtime.Trap) -> str:
     return message
 
 
+def _with_cause(exc: BaseException) -> str:
+    """wasmtime's first line and its innermost cause ("... without the gc feature")."""
+    first = _first_line(exc)
+    causes = str(exc).split("Caused by:", 1)[1:]
+    lines = [line.strip() for line in causes[0].splitlines() if line.strip()] if causes else []
+    return f"{first}: {re.sub(r'^[0-9]+: ', '', lines[-1])}" if lines else first
+
+
 def _first_line(exc: BaseException) -> str:
     """wasmtime's message without its backtrace."""
     return str(exc).strip().split("\n", 1)[0].strip() or type(exc).__name__
@@ -353,7 +400,7 @@ class WasmKind:
                 out.extend(abi_problems(compile_module(source[0], inline=source[1]), step.id))
             except WasmStepError as exc:
                 out.append(str(exc))
-        executor = common.threads_only("wasm", step.executor)
+        executor = common.code_executor("wasm", step.executor)
         if executor is not None:
             out.append(executor)
         return out
@@ -362,14 +409,45 @@ class WasmKind:
         source = _source(step.params)
         assert source is not None  # validated
         text, inline = source
-        step_id, timeout = step.id, step.timeout
+        step_id, timeout, memory = step.id, step.timeout, MAX_MEMORY
+        if step.executor == ExecutorName.THREADS:
 
-        def bind(
+            def bind(
+                inputs: Mapping[str, Any], params: Mapping[str, Any]
+            ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+                return (step_id, text, inline, dict(inputs), timeout, memory), {}
+
+            return Action(run_wasm, ExecutorName.THREADS, bind)
+        path = text if inline else os.path.abspath(text)  # the worker's directory may differ
+        call = WasmCall(step_id, path, inline, timeout, memory)
+
+        def bind_plain(
             inputs: Mapping[str, Any], params: Mapping[str, Any]
         ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-            return (step_id, text, inline, dict(inputs), timeout), {}
+            return (common.plain(inputs),), {}
 
-        return Action(run_wasm, ExecutorName.THREADS, bind)
+        return Action(call, ExecutorName.PROCESSES, bind_plain)
+
+
+@dataclass(frozen=True)
+class WasmCall:
+    """One wasm attempt on a worker process: picklable (the module's path or text, the cap).
+
+    No address-space cap here, unlike Lua and JavaScript: wasmtime reserves gigabytes of
+    address space per memory up front, and the store's limits already cap what it may use.
+    """
+
+    step_id: str
+    source: str
+    inline: bool
+    timeout: float | None
+    memory: int
+
+    def __call__(self, inputs: Mapping[str, Any]) -> Any:
+        return run_wasm(self.step_id, self.source, self.inline, inputs, self.timeout, self.memory)
+
+    def __repr__(self) -> str:
+        return f"wasm step {self.step_id!r}"
 
 
 def _source(params: Mapping[str, Any]) -> tuple[str, bool] | None:
