@@ -47,6 +47,14 @@ from pardag.arguments import Spread
 from pardag.errors import CommandFailed
 from pardag.executors.base import describe_exit
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
+from pardag.shellvalues import (
+    ShellValues,
+    argv_problems,
+    interpreter,
+    mark,
+    shell_text,
+    text_problems,
+)
 from pardag.states import ExecutorName
 from pardag.steplog import BytesInto
 from pardag.templates import namespace, render, template_problems, to_text
@@ -322,7 +330,7 @@ class ShellKind:
             return out
         for field in self.fields:
             out += template_problems(step.params.get(field), field)
-        return out
+        return out or _value_problems(step.params)
 
     def action(self, step: Step, ctx: RunContext) -> Action:
         params = dict(step.params)
@@ -339,20 +347,62 @@ class ShellKind:
             }
             cwd = params.get("cwd")
             cwd = None if cwd is None else to_text(render(cwd, names, where=f"{where}.cwd"))
-            args = _argv(render(params.get("args") or [], names, where=f"{where}.args"))
-            full_env = {**input_env(inputs), IDEMPOTENCY_ENV: key, **env}
+            values = ShellValues()
+            argv = _command(params, names, where, shell, values)
+            full_env = {**input_env(inputs), IDEMPOTENCY_ENV: key, **env, **values.env}
             if "script" in params:
-                script = render(params["script"], names, where=f"{where}.script", quote=shlex.quote)
-                return await _run_script(str(script), args, full_env, cwd, shell)
-            command = params["command"]
-            if isinstance(command, str):
-                text = render(command, names, where=f"{where}.command", quote=shlex.quote)
-                line = " ".join([str(text), *(shlex.quote(a) for a in args)])
-                return await run_command([shell, "-c", line], full_env, cwd)
-            argv = _argv(render(command, names, where=f"{where}.command"))
-            return await run_command([*argv, *args], full_env, cwd)
+                return await _run_script(argv[0], argv[1:], full_env, cwd, shell)
+            return await run_command(argv, full_env, cwd)
 
         return Action(run, ExecutorName.ASYNC, _bind_inputs)
+
+
+def _value_problems(params: Mapping[str, Any]) -> list[str]:
+    """Placeholders where a value would become code (see :mod:`pardag.shellvalues`)."""
+    shell = str(params.get("shell") or "sh")
+    command, script = params.get("command"), params.get("script")
+    if isinstance(script, str):
+        return text_problems(script, "script", interpreter(script) or shell)
+    if isinstance(command, str):
+        return text_problems(command, "command", shell)
+    spec = [*command, *(params.get("args") or [])]
+    found = shell_text(spec)
+    if found is None:
+        return argv_problems(spec, "command")
+    at, run_by = found
+    field = "command" if at < len(command) else "args"
+    return text_problems(spec[at], field, run_by) + argv_problems(spec, "command")
+
+
+def _command(
+    params: Mapping[str, Any], names: Mapping[str, Any], where: str, shell: str, values: ShellValues
+) -> list[str]:
+    """The argv to run (for a ``script``: the script's text, then its arguments), every value
+    in shell text an environment variable of ``values``."""
+    raw_args = params.get("args") or []
+    if "script" in params:
+        source = params["script"]
+        text = str(render(source, names, where=f"{where}.script", quote=mark))
+        run_by = interpreter(text) or shell
+        args = _argv(render(raw_args, names, where=f"{where}.args"))
+        return [values.text(text, f"{where}.script", source, run_by), *args]
+    command = params["command"]
+    if isinstance(command, str):
+        text = str(render(command, names, where=f"{where}.command", quote=mark))
+        line = values.text(text, f"{where}.command", command, shell)
+        args = _argv(render(raw_args, names, where=f"{where}.args"))
+        return [shell, "-c", " ".join([line, *(shlex.quote(a) for a in args)])]
+    spec = [*command, *raw_args]
+    at, run_by = shell_text(spec) or (-1, "")
+    argv: list[str] = []
+    for i, item in enumerate(spec):
+        field = f"{where}.command" if i < len(command) else f"{where}.args"
+        if i == at:
+            text = to_text(render(item, names, where=field, quote=mark))
+            argv.append(values.text(text, field, str(item), run_by))
+        else:
+            argv += _argv([render(item, names, where=field)])
+    return argv
 
 
 def _bind_inputs(
