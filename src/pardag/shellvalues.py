@@ -44,6 +44,7 @@ __all__ = [
     "SHELLS",
     "ShellValues",
     "argv_problems",
+    "code_reader",
     "interpreter",
     "is_shell",
     "mark",
@@ -108,7 +109,7 @@ def program(word: Any) -> str:
 
 def _family(name: str) -> str:
     """``python3.12`` -> ``python``, ``lua5.4`` -> ``lua``: the name without its version."""
-    return re.sub(r"[0-9.]+$", "", name) or name
+    return name.rstrip("0123456789.") or name
 
 
 def is_shell(word: Any) -> bool:
@@ -152,9 +153,7 @@ def _code_after(argv: Sequence[Any], at: int, flags: tuple[str, ...]) -> int | N
         if word in ("-o", "+o", "-O", "+O", "--rcfile", "--init-file"):
             j += 2
             continue
-        if word in flags or (
-            "-c" in flags and re.fullmatch(r"-[a-zA-Z]*c[a-zA-Z]*", word) is not None
-        ):
+        if _is_flag(word, flags):
             seen = True
         elif not word.startswith(("-", "+")) or word in ("-", "+"):
             return None
@@ -172,27 +171,50 @@ def shell_text(argv: Sequence[Any]) -> tuple[int, str] | None:
     return None if text is None else (text, program(argv[at]))
 
 
+def code_reader(words: Sequence[Any], stdin: bool = False) -> str | None:
+    """The program that reads the next word of a command as code, given the command's words
+    so far (``eval``, ``sh -c``, ``timeout 5 bash -ec``, ``python3 -c``, ``node -e``); with
+    ``stdin``, the program that reads the command's standard input as code (``bash <<EOF``,
+    ``python3 - <<EOF``). None when the next word (or stdin) is data."""
+    words = [str(w) for w in words]
+    if words and program(words[0]) in ("eval", "trap") and not stdin:
+        return program(words[0])
+    for k, word in enumerate(words):
+        name = program(word)
+        flags = ("-c",) if name in SHELLS else _CODE_FLAGS.get(_family(name))
+        if flags is None:
+            continue
+        rest = words[k + 1 :]
+        if stdin and all(w.startswith("-") for w in rest):
+            return name
+        if not stdin and rest and _is_flag(rest[-1], flags):
+            return f"{word} {rest[-1]}"
+    return None
+
+
+def _is_flag(word: str, flags: tuple[str, ...]) -> bool:
+    """Whether ``word`` is one of ``flags``; ``-c`` also as ``-ec``, ``-lc``, ``-xc``..."""
+    letters = word[1:]
+    return word in flags or (
+        "-c" in flags and word.startswith("-") and letters.isalpha() and "c" in letters
+    )
+
+
 def argv_problems(argv: Sequence[Any], field: str) -> list[str]:
     """Placeholders in code an argv hands to a program other than its own shell: ``sh -c``
     behind a wrapper (``timeout 5 sh -c``), ``python3 -c``, ``node -e``..."""
-    out = []
     found = shell_text(argv)
     own = None if found is None else found[0]
+    out = []
     for at, word in enumerate(argv):
-        if not isinstance(word, str):
-            continue
-        name = _family(program(word))
-        flags = ("-c",) if program(word) in SHELLS else _CODE_FLAGS.get(name)
-        code = None if flags is None else _code_after(argv, at, flags)
-        if code is None or code == own or not is_template(argv[code]):
-            continue
-        runner = f"{argv[at]} {' '.join(str(a) for a in argv[at + 1 : code])}".strip()
-        out.append(
-            f"{field}: {argv[code]!r} is code for {runner}, and a placeholder in it would paste "
-            f"the value into that code; pass the value as an argument after the code (sh -c "
-            f"'echo \"$1\"' sh '{{{{ x }}}}', sys.argv[1], process.argv) or through env: "
-            f"{{NAME: '{{{{ x }}}}'}} and read NAME there"
-        )
+        reader = None if at == own or not is_template(word) else code_reader(argv[:at])
+        if reader is not None:
+            out.append(
+                f"{field}: {word!r} is code for {reader}, and a placeholder in it would paste "
+                f"the value into that code; pass the value as an argument after the code (sh -c "
+                f"'echo \"$1\"' sh '{{{{ x }}}}', sys.argv[1], process.argv) or through env: "
+                f"{{NAME: '{{{{ x }}}}'}} and read NAME there"
+            )
     return out
 
 
@@ -230,7 +252,12 @@ def text_problems(source: Any, field: str, shell: str) -> list[str]:
         return out
     probe = _PLACEHOLDER.sub(lambda _: mark("0"), _COMMENT.sub("", source))
     try:
-        place(probe, lambda token, context, arithmetic: "", ansi=program(shell) in ANSI_SHELLS)
+        place(
+            probe,
+            lambda token, context, arithmetic: "",
+            ansi=program(shell) in ANSI_SHELLS,
+            reader=code_reader,
+        )
     except Misplaced as exc:
         out.append(_message(field, exc, found))
     except ArgumentError as exc:
@@ -282,7 +309,9 @@ class ShellValues:
         if MARK in rendered and _raw_blocks(parse(source)):
             raise ArgumentError(f"{where}: {_RAW_BLOCK}")
         try:
-            return place(rendered, self.reference, ansi=program(shell) in ANSI_SHELLS)
+            return place(
+                rendered, self.reference, ansi=program(shell) in ANSI_SHELLS, reader=code_reader
+            )
         except Misplaced as exc:
             raise ArgumentError(_message(where, exc, _placeholders(source))) from None
         except ArgumentError as exc:

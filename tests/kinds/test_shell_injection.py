@@ -147,6 +147,7 @@ CONTEXTS: dict[str, tuple[dict[str, Any], Expect]] = {
         lambda v: "same",
     ),
     "#!/bin/bash script": ({"script": "#!/bin/bash\nprintf '%s' \"{{ X }}\"\n"}, _same),
+    "argument after sh -c TEXT": ({"command": "sh -c 'printf %s \"$1\"' sh {{ X }}"}, _same),
     "sh -c in argv": ({"command": ["sh", "-c", "printf '%s' {{ X }}"]}, _same),
     "bash -ec in argv, quoted": ({"command": ["bash", "-ec", "printf '%s' \"{{ X }}\""]}, _same),
     "sh -c in args (the task-tree form)": (
@@ -230,7 +231,7 @@ def test_no_payload_runs_in_any_context_from_any_source(tmp_path: Path) -> None:
     assert _hits(tmp_path) == []
     assert wrong == []
     runs = len(SOURCES) * len(CONTEXTS) * len(PAYLOADS)
-    assert runs >= 2000  # 2 sources x 24 contexts x 48 payloads, 0 hits
+    assert runs >= 2000  # 2 sources x 25 contexts x 48 payloads, 0 hits
 
 
 def test_arithmetic_takes_integers_and_refuses_every_payload(tmp_path: Path) -> None:
@@ -285,6 +286,13 @@ REFUSED = [
     ({"command": ["python3", "-c", "print({{ params.v }})"]}, "is code for python3 -c"),
     ({"command": ["node", "-e", "console.log('{{ params.v }}')"]}, "is code for node -e"),
     ({"command": ["timeout", "5", "sh", "-c", "echo {{ params.v }}"]}, "is code for sh -c"),
+    ({"command": 'eval "echo {{ params.v }}"'}, "is code for eval"),
+    ({"command": "trap 'echo {{ params.v }}' EXIT"}, "is code for trap"),
+    ({"command": "sh -c 'echo {{ params.v }}'"}, "is code for sh -c"),
+    ({"command": 'timeout 5 bash -ec "echo {{ params.v }}"'}, "is code for bash -ec"),
+    ({"command": "python3 -c \"print('{{ params.v }}')\""}, "is code for python3 -c"),
+    ({"command": "bash <<EOF\necho {{ params.v }}\nEOF"}, "is code for bash"),
+    ({"script": "python3 - <<EOF\nprint('{{ params.v }}')\nEOF\n"}, "is code for python3"),
 ]
 
 
@@ -316,17 +324,15 @@ def test_dollar_placeholder_problem_names_the_file_line_and_placeholder(tmp_path
 
 def test_values_reach_another_language_through_env(tmp_path: Path) -> None:
     """The fix the problem names: ``env:`` then ``os.environ``; every payload arrives."""
-    script = "#!/usr/bin/env python3\nimport json, os\nprint(json.dumps({'v': os.environ['V']}))\n"
+    script = (
+        "#!/usr/bin/env python3\nimport json, os\n"
+        f"print(json.dumps({{'v': [os.environ[f'V{{i}}'] for i in range({len(PAYLOADS)})]}}))\n"
+    )
+    env = {f"V{i}": f"{{{{ params.p{i} }}}}" for i in range(len(PAYLOADS))}
     wf = Workflow("env")
-    for i in range(len(PAYLOADS)):
-        wf.add(
-            f"v{i}",
-            kind="shell",
-            params={"script": script, "env": {"V": f"{{{{ params.p{i} }}}}"}, "cwd": str(tmp_path)},
-        )
+    wf.add("py", kind="shell", params={"script": script, "env": env, "cwd": str(tmp_path)})
     result = wf.run(params={f"p{i}": v for i, v in enumerate(PAYLOADS)})
-    assert result.ok
-    assert [result.outputs[f"v{i}"]["v"] for i in range(len(PAYLOADS))] == PAYLOADS
+    assert result.outputs["py"]["v"] == PAYLOADS
     assert not (tmp_path / "pwned").exists()
 
 

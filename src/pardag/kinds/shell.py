@@ -365,6 +365,7 @@ def _value_problems(params: Mapping[str, Any]) -> list[str]:
         return text_problems(script, "script", interpreter(script) or shell)
     if isinstance(command, str):
         return text_problems(command, "command", shell)
+    command = list(command or [])
     spec = [*command, *(params.get("args") or [])]
     found = shell_text(spec)
     if found is None:
