@@ -57,10 +57,20 @@ from pardag.shellscan import (
 
 __all__ = ["MARK", "Misplaced", "in_double_quotes", "in_single_quotes", "place", "substitute"]
 
+_DECLARES = frozenset({"declare", "typeset", "local", "export", "readonly"})
 _ARITH_TESTS = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge"})
 _BRACE_NAME = re.compile(r"[!#]?(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])")
 _SUBSCRIPT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\[[^\]]*")
 _ASSIGNED = re.compile(r"[^\]\s]*\]\+?=")
+
+
+def _declares_integer(words: list[str]) -> bool:
+    """``declare -i``, ``local -i``...: what they assign is evaluated as arithmetic."""
+    return (
+        bool(words)
+        and words[0] in _DECLARES
+        and any(w.startswith("-") and w[1:].isalpha() and "i" in w for w in words[1:])
+    )
 
 
 class _Placer(Scanner):
@@ -81,7 +91,13 @@ class _Placer(Scanner):
         reader = self.reader(code.words, False) if self.reader else None
         if reader is not None:
             raise self.misplaced(code_for(reader, "this word"))
-        arithmetic = frame.kind == ARITH or self.in_let() or self.subscript() or self.compared()
+        arithmetic = (
+            frame.kind == ARITH
+            or self.in_let()
+            or _declares_integer(code.words)
+            or self.subscript()
+            or self.compared()
+        )
         if frame.kind == SINGLE:
             return "single", arithmetic
         if frame.kind == ANSI:

@@ -13,10 +13,13 @@ Params:
   ``language: bash`` sets ``bash``), by name on PATH or by path.
 
 Every string in them may be a template (``{{ steps.fetch.output.id }}``, see
-:mod:`pardag.templates`). In shell text (a ``command`` string, a ``script``) every substituted
-value is quoted with ``shlex.quote``, so a value never reaches a shell unquoted: write
-``echo {{ params.name }}``, not ``echo "{{ params.name }}"`` (that would print the quotes).
-Argv items, ``env`` and ``cwd`` are not parsed by a shell and are not quoted.
+:mod:`pardag.templates`). In shell text (a ``command`` string, a ``script`` run by a shell,
+the TEXT of ``command: [sh, -c, TEXT]``) no value is pasted: each goes into an environment
+variable ``PARDAG_V<n>`` and the placeholder becomes a reference to it, written for where it
+stands (``echo {{ x }}`` and ``echo "Hello {{ x }}"`` both work), so the shell never parses a
+value (:mod:`pardag.shellvalues`). Spots where a value would still be code are validation
+problems. Argv items, ``env`` and ``cwd`` are not parsed by a shell and are passed as they
+are.
 
 Each dependency's output is given as the environment variable ``INPUT_<ID>`` (JSON; the id
 upper-cased, other characters as ``_``). stdin is empty (``/dev/null``). The output is the
