@@ -27,6 +27,7 @@ through ``env:``.
 
 from __future__ import annotations
 
+import functools
 import re
 import sys
 from collections.abc import Sequence
@@ -230,6 +231,11 @@ def _raw_blocks(tree: nodes.Template) -> bool:
     return tree.find(nodes.FilterBlock) is not None or tree.find(nodes.CallBlock) is not None
 
 
+@functools.lru_cache(maxsize=1024)
+def _source_has_raw_blocks(source: str) -> bool:
+    return "{%" in source and _raw_blocks(parse(source))
+
+
 _RAW_BLOCK = (
     "{% filter %} and {% call %} blocks write their result as shell text, unquoted; apply "
     "the filter to the value instead ({{ x | upper }})"
@@ -306,7 +312,7 @@ class ShellValues:
             if MARK in rendered:
                 raise ArgumentError(f"{where}: {_OTHER_LANGUAGE.format(language=shell)}")
             return rendered
-        if MARK in rendered and _raw_blocks(parse(source)):
+        if MARK in rendered and _source_has_raw_blocks(source):
             raise ArgumentError(f"{where}: {_RAW_BLOCK}")
         try:
             return place(

@@ -337,9 +337,13 @@ def test_values_reach_another_language_through_env(tmp_path: Path) -> None:
     assert not (tmp_path / "pwned").exists()
 
 
-def test_a_task_tree_sh_c_gets_values_as_variables(tmp_path: Path) -> None:
+def test_a_task_tree_sh_c_gets_values_as_variables(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The docs' shell form for task trees, ``{"command": "sh", "args": ["-c", TEXT]}``, with
-    values from an upstream task's output and from run params."""
+    values from an upstream task's output and from run params (tasks run in the current
+    directory: ``tmp_path`` here)."""
+    monkeypatch.chdir(tmp_path)
     data = {f"p{i}": v for i, v in enumerate(PAYLOADS)}
     up = {"command": "printf", "args": ["%s\\n", json.dumps(data)]}
     below = []
@@ -366,7 +370,6 @@ def test_a_task_tree_sh_c_gets_values_as_variables(tmp_path: Path) -> None:
     for i, value in enumerate(PAYLOADS):
         assert result.outputs[f"t{i}"]["stdout"] == f"{value}|{value}", result.steps[f"t{i}"].reason
     assert not (tmp_path / "pwned").exists()
-    assert not (Path.cwd() / "pwned").exists()
 
 
 def test_the_bare_form_still_renders_one_word() -> None:
@@ -375,3 +378,30 @@ def test_the_bare_form_still_renders_one_word() -> None:
     wf.add("s", kind="shell", params={"command": "printf '<%s>' {{ params.v }} {{ params.v }}x"})
     result = wf.run(params={"v": "a  b *"})
     assert result.outputs["s"]["stdout"] == "<a  b *><a  b *x>"
+
+
+ARGS_AFTER = {
+    "after a comment": ("printf '%s' ok # note", lambda v: "ok"),
+    "in an unterminated here-document": ("cat <<EOF\nHello", lambda v: f"Hello {v}"),
+    "as words": ("printf '<%s>'", lambda v: f"<{v}>"),
+}
+
+
+@pytest.mark.parametrize("context", list(ARGS_AFTER))
+def test_args_after_a_command_string_are_placed_like_values(tmp_path: Path, context: str) -> None:
+    """``args`` are appended to a ``command`` string: where the text ends in a comment or a
+    here-document body, a pasted ``'x\\ntouch pwned #'`` ran its second line."""
+    command, expect = ARGS_AFTER[context]
+    wf = Workflow("args")
+    for i in range(len(PAYLOADS)):
+        cwd = tmp_path / str(i)
+        cwd.mkdir()
+        wf.add(
+            f"a{i}",
+            kind="shell",
+            params={"command": command, "args": [f"{{{{ params.p{i} }}}}"], "cwd": str(cwd)},
+        )
+    result = wf.run(params={f"p{i}": v for i, v in enumerate(PAYLOADS)}, on_failure="continue")
+    assert _hits(tmp_path) == []
+    for i, value in enumerate(PAYLOADS):
+        assert result.outputs[f"a{i}"]["stdout"] == expect(value), result.steps[f"a{i}"].reason

@@ -38,7 +38,6 @@ import contextlib
 import json
 import os
 import re
-import shlex
 import signal
 import stat
 import tempfile
@@ -393,9 +392,11 @@ def _command(
     command = params["command"]
     if isinstance(command, str):
         text = str(render(command, names, where=f"{where}.command", quote=mark))
-        line = values.text(text, f"{where}.command", command, shell)
         args = _argv(render(raw_args, names, where=f"{where}.args"))
-        return [shell, "-c", " ".join([line, *(shlex.quote(a) for a in args)])]
+        # args are words after the text, placed like values: a text that ends in a comment
+        # or a here-document body must not turn one into code
+        line = " ".join([text, *(mark(a) for a in args)])
+        return [shell, "-c", values.text(line, f"{where}.command", command, shell)]
     spec = [*command, *raw_args]
     at, run_by = shell_text(spec) or (-1, "")
     argv: list[str] = []
