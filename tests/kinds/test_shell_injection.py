@@ -405,3 +405,19 @@ def test_args_after_a_command_string_are_placed_like_values(tmp_path: Path, cont
     assert _hits(tmp_path) == []
     for i, value in enumerate(PAYLOADS):
         assert result.outputs[f"a{i}"]["stdout"] == expect(value), result.steps[f"a{i}"].reason
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"command": ["printf", "%s", "{{ params.v }}"]},
+        {"command": "printf '%s' \"$V\"", "env": {"V": "{{ params.v }}"}},
+    ],
+)
+def test_a_nul_byte_in_an_argument_or_env_value_is_named(params: dict[str, Any]) -> None:
+    wf = Workflow("nul")
+    wf.add("s", kind="shell", params=params)
+    step = wf.run(params={"v": NUL}).steps["s"]
+    assert step.state is StepState.FAILED
+    assert "step 's' params." in (step.reason or "")
+    assert "holds a NUL byte" in (step.reason or ""), step.reason

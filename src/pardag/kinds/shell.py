@@ -5,7 +5,8 @@ Params:
 * ``command``: a string, run by ``sh -c``; or a list, run directly as argv (no shell);
 * ``script``: several lines, written to a temporary file and run by ``sh -e`` (stop at the
   first failing command), or run directly when it starts with ``#!`` (any interpreter);
-* ``args``: extra arguments. Appended to a ``command`` string each quoted as one word; given
+* ``args``: extra arguments. Appended to a ``command`` string each as one word (a variable
+  reference, like a placeholder's value: see below); given
   to a ``command`` list or a ``script`` as argv (``$1``, ``$2``... in a script). An argument
   that renders to a list adds each item;
 * ``env``: extra environment variables; ``cwd``: the working directory;
@@ -42,11 +43,11 @@ import signal
 import stat
 import tempfile
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pardag.arguments import Spread
-from pardag.errors import CommandFailed
+from pardag.errors import ArgumentError, CommandFailed
 from pardag.executors.base import describe_exit
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
 from pardag.shellvalues import (
@@ -351,6 +352,8 @@ class ShellKind:
             cwd = None if cwd is None else to_text(render(cwd, names, where=f"{where}.cwd"))
             values = ShellValues()
             argv = _command(params, names, where, shell, values)
+            _refuse_nul(argv, f"{where}.command")
+            _refuse_nul(env.values(), f"{where}.env")
             full_env = {**input_env(inputs), IDEMPOTENCY_ENV: key, **env, **values.env}
             if "script" in params:
                 return await _run_script(argv[0], argv[1:], full_env, cwd, shell)
@@ -408,6 +411,17 @@ def _command(
         else:
             argv += _argv([render(item, names, where=field)])
     return argv
+
+
+def _refuse_nul(items: Iterable[str], where: str) -> None:
+    """A NUL byte cannot be in an argument or an environment variable: say so, not
+    ``ValueError: embedded null byte``."""
+    for item in items:
+        if "\x00" in item:
+            raise ArgumentError(
+                f"{where}: a value holds a NUL byte, which no program argument or environment "
+                f"variable can hold: {item[:60]!r}; remove it first, e.g. | replace('\\x00', '')"
+            )
 
 
 def _bind_inputs(
