@@ -134,7 +134,8 @@ class _Placer(Scanner):
         )
 
     def compared(self) -> bool:
-        """An operand of ``-eq``, ``-lt``... in ``[[ ]]``, which bash evaluates as arithmetic."""
+        """An operand of ``-eq``, ``-lt``... in ``[[ ]]``, which bash evaluates as arithmetic
+        (and of ``-v``, a variable name whose subscript it evaluates)."""
         test = self.code_frame()
         if test.kind != TEST:
             return False
@@ -145,7 +146,7 @@ class _Placer(Scanner):
         after = self.text[end:].split(maxsplit=2)
         if after and not self.text[end].isspace():
             after.pop(0)  # the rest of this operand
-        return bool(set(before[-1:] + after[:1]) & _ARITH_TESTS)
+        return bool(set(before[-1:] + after[:1]) & _ARITH_TESTS) or before[-1:] in (["-v"], ["-R"])
 
     def in_brace(self, frame: Frame) -> bool:
         """In ``${...}``: the word after an operator (``${X:-WORD}``) takes a value; its name

@@ -166,6 +166,10 @@ ARITHMETIC = {
     "let, bash": {"command": 'let "n = {{ X }}"; printf \'%s\' "$n"', "shell": "bash"},
     "subscript, bash": {"command": "a[{{ X }}]=1; printf '%s' \"${a[*]}\"", "shell": "bash"},
     "${a[...]}, bash": {"command": "a=(x y); printf '%s' \"${a[{{ X }}]}\"", "shell": "bash"},
+    "[[ -v ]], bash": {
+        "command": "a=(x y); [[ -v a[{{ X }}] ]] || printf '%s' unset",
+        "shell": "bash",
+    },
     "declare -i, bash": {"command": "declare -i n={{ X }}; printf '%s' \"$n\"", "shell": "bash"},
 }
 """Where bash evaluates a variable's contents as arithmetic: only integers may land."""
