@@ -157,8 +157,8 @@ class Scanner:
     """One pass over the text, copying it to ``out`` with the values written in.
 
     With ``place``, every ``MARK``-delimited token is replaced by what ``place`` returns for
-    its context (see :func:`place`); ``ansi`` says whether the shell reads ``$'...'`` as
-    bash does (dash reads ``$`` then ``'...'``).
+    its context (see :func:`pardag.shellquote.place`); ``ansi`` says whether the shell reads
+    ``$'...'`` as bash does (dash reads ``$`` then ``'...'``).
     """
 
     def __init__(

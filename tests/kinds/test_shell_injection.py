@@ -281,6 +281,7 @@ REFUSED = [
     ({"command": "echo ${ {{- params.v }} }"}, "cannot be (part of) the name in ${...}"),
     ({"command": "echo `echo \\`echo {{ params.v }}\\``"}, "write $(...) instead"),
     ({"command": "echo $'{{ params.v }}'"}, "run it with shell: bash"),
+    ({"command": "echo $'it\\'s' {{ params.v }}"}, "where dash and bash disagree"),
     ({"command": "echo {% filter upper %}{{ params.v }}{% endfilter %}"}, "apply the filter"),
     (
         {"script": "#!/usr/bin/env python3\nprint({{ params.a }}, {{ params.b }})\n"},
