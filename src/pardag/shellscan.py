@@ -379,11 +379,11 @@ class Scanner:
     def command_start(self) -> bool:
         """Whether a command may start here: first in its line, after ``;``, ``&``, ``|``,
         ``(``, or a keyword such as ``then`` or ``do``."""
-        before = self.text[: self.i].rstrip(" \t")
-        if not before or before[-1] in "\n;&|(":
+        line = self.text.rfind("\n", 0, self.i) + 1
+        before = self.text[line : self.i].rstrip(" \t")
+        if not before or before[-1] in ";&|(":
             return True
-        words = before.split()
-        return words[-1] in _COMMAND_KEYWORDS
+        return before.split()[-1] in _COMMAND_KEYWORDS
 
     def comment(self) -> None:
         end = self.text.find("\n", self.i, self.end)
