@@ -3,7 +3,8 @@
 Some engines' files expect ``$VAR`` to be replaced in the text before the shell reads it, so
 that ``test '$myVar' = 'test123'`` compares the value even inside single quotes, where the
 shell itself would not expand it. Pasting a value into shell text is how injections happen,
-so :func:`substitute` scans the text as ``sh`` would and quotes each value for its context:
+so :func:`substitute` scans the text as ``sh`` would (:mod:`pardag.shellscan`) and quotes
+each value for its context:
 
 * bare (outside quotes): ``shlex.quote(value)``, one word whatever it holds;
 * inside ``'...'``: the value with each ``'`` written ``'\\''`` (close, escaped quote, reopen);
@@ -18,293 +19,149 @@ than plain ``${VAR}``, ``$((...))`` and ``$'...'`` (the shell expands ``$VAR`` t
 environment, when the variable is in it). A name not in ``values`` is always left alone: the
 environment's ``$HOME``, the script's own variables, ``$1``, ``$@``.
 
-Text whose quoting the scanner cannot follow to its end (a quote left open) is refused with
-an :class:`~pardag.errors.ArgumentError` saying where, rather than guessed at. Shell syntax
-outside POSIX ``sh`` (bash's ``[[ ]]`` and ``<<<`` aside) is not modelled.
+:func:`place` is the same walk for marked spots (:mod:`pardag.shellvalues` marks each
+template value with a ``MARK``-delimited token): it tells a callback which context each
+token landed in and writes what it returns; spots where no reference could stay data (the
+delimiter of a here-document, the body of a quoted one, nested backquotes, the name in
+``${...}``, code for another program, right after a ``$`` or a ``\\``) raise
+:class:`Misplaced`.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
 
-from pardag.errors import ArgumentError
+from pardag.shellscan import (
+    ANSI,
+    ARITH,
+    BACKQUOTE,
+    BARE,
+    BRACE,
+    COMMAND,
+    DOUBLE,
+    HEREBODY,
+    MARK,
+    SINGLE,
+    TEST,
+    WORD_BREAK,
+    Frame,
+    Misplaced,
+    Place,
+    Reader,
+    Scanner,
+    code_for,
+    in_double_quotes,
+    in_single_quotes,
+)
 
-__all__ = ["in_double_quotes", "in_single_quotes", "substitute"]
+__all__ = ["MARK", "Misplaced", "in_double_quotes", "in_single_quotes", "place", "substitute"]
 
-
-def in_single_quotes(value: str) -> str:
-    """``value`` for a spot inside ``'...'``: each ``'`` closes, is escaped and reopens."""
-    return value.replace("'", "'\\''")
-
-
-def in_double_quotes(value: str) -> str:
-    """``value`` for a spot inside ``"..."``: the four characters special there escaped."""
-    return re.sub(r'([\\"$`])', r"\\\1", value)
-
-
-def _in_backquotes(text: str) -> str:
-    """``text`` for a backquoted command, whose ``\\``, ``$`` and backquote lose a backslash."""
-    return re.sub(r"([\\$`])", r"\\\1", text)
-
-
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_BRACED = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-_WORD_BREAK = " \t\n;&|()<>"
-_HEREDOC = re.compile(r"<<(-?)[ \t]*")
-
-# frame kinds
-_BARE, _SINGLE, _DOUBLE, _BACKQUOTE, _COMMAND, _BRACE, _ARITH, _ANSI = range(8)
-_OPENERS = {
-    _SINGLE: "'",
-    _DOUBLE: '"',
-    _BACKQUOTE: "`",
-    _COMMAND: "$(",
-    _BRACE: "${",
-    _ARITH: "$((",
-    _ANSI: "$'",
-}
+_DECLARES = frozenset({"declare", "typeset", "local", "export", "readonly"})
+_ARITH_TESTS = frozenset({"-eq", "-ne", "-lt", "-le", "-gt", "-ge"})
+_BRACE_NAME = re.compile(r"[!#]?(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+|[@*#?$!-])")
+_SUBSCRIPT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\[[^\]]*")
+_ASSIGNED = re.compile(r"[^\]\s]*\]\+?=")
 
 
-@dataclass(slots=True)
-class _Frame:
-    """One quoting context: its kind, whether values may be written in it, where it began."""
-
-    kind: int
-    writes: bool
-    start: int
-    depth: int = 0  # open parentheses inside a command substitution or arithmetic
-    cases: int = 0  # open ``case`` statements inside a command substitution
+def _declares_integer(words: list[str]) -> bool:
+    """``declare -i``, ``local -i``...: what they assign is evaluated as arithmetic."""
+    return (
+        bool(words)
+        and words[0] in _DECLARES
+        and any(w.startswith("-") and w[1:].isalpha() and "i" in w for w in words[1:])
+    )
 
 
-@dataclass(slots=True)
-class _Heredoc:
-    delimiter: str
-    strip_tabs: bool
+class _Placer(Scanner):
+    """The scanner that tells, for each marked token, the context it landed in."""
 
-
-class _Scanner:
-    """One pass over the text, copying it to ``out`` with the values written in."""
-
-    def __init__(self, text: str, values: Mapping[str, str]) -> None:
-        self.text, self.values = text, values
-        self.out: list[str] = []
-        self.i = 0
-        self.stack = [_Frame(_BARE, True, 0)]
-        self.heredocs: list[_Heredoc] = []
-        self.wrote = False
-
-    @property
-    def top(self) -> _Frame:
-        return self.stack[-1]
-
-    def run(self) -> str:
-        while self.i < len(self.text):
-            kind = self.top.kind
-            if kind in (_SINGLE, _ANSI):
-                self.quoted(kind)
-            elif kind == _DOUBLE:
-                self.double()
-            else:
-                self.bare()
-        if len(self.stack) > 1 and self.wrote:
-            frame = self.top
-            line = self.text.count("\n", 0, frame.start) + 1
-            raise ArgumentError(
-                f"the {_OPENERS[frame.kind]} opened on line {line} is never closed, so where a "
-                'value would land cannot be told; close it (or write "$VAR", which the shell '
-                "expands itself)"
-            )
-        return "".join(self.out)
-
-    # -- copying ----------------------------------------------------------------------------
-
-    def copy(self, n: int = 1) -> None:
-        self.out.append(self.text[self.i : self.i + n])
-        self.i += n
-
-    def push(self, kind: int, opener: int, writes: bool = True) -> None:
-        self.stack.append(_Frame(kind, writes and self.top.writes, self.i))
-        self.copy(opener)
-
-    def pop(self, closer: int = 1) -> None:
-        self.stack.pop()
-        self.copy(closer)
-
-    # -- contexts ---------------------------------------------------------------------------
-
-    def quoted(self, kind: int) -> None:
-        """Inside ``'...'`` (nothing is special but the closing quote) or ``$'...'``."""
-        char = self.text[self.i]
-        if char == "'":
-            self.pop()
-        elif char == "\\" and kind == _ANSI:
-            self.copy(2)
-        elif char == "$" and kind == _SINGLE:
-            self.dollar()
-        else:
-            self.copy()
-
-    def double(self) -> None:
-        char = self.text[self.i]
-        if char == '"':
-            self.pop()
-        elif char == "\\":
-            self.copy(2)
-        elif char == "`":
-            self.push(_BACKQUOTE, 1)
-        elif char == "$":
-            self.dollar()
-        else:
-            self.copy()
-
-    def bare(self) -> None:
-        """Outside quotes: at the top, in ``$(...)``, backquotes, ``${...}`` or ``$((...))``."""
-        frame, char = self.top, self.text[self.i]
-        if char == "\\":
-            self.escape()
-        elif char == "'":
-            self.push(_SINGLE, 1)
-        elif char == '"':
-            self.push(_DOUBLE, 1)
-        elif char == "`":
-            if frame.kind == _BACKQUOTE:
-                if frame.depth:  # a nested one ends with the outer one
-                    self.stack.pop()
-                self.pop()
-            else:
-                self.push(_BACKQUOTE, 1)
-        elif char == "$":
-            self.dollar()
-        elif char == "}" and frame.kind == _BRACE:
-            self.pop()
-        elif char in "()" and frame.kind in (_COMMAND, _ARITH):
-            self.paren(frame, char)
-        elif frame.kind in (_BRACE, _ARITH):
-            self.copy()
-        elif char == "#" and self.word_start():
-            self.comment()
-        elif char == "\n":
-            self.copy()
-            self.here_bodies()
-        elif self.text.startswith("<<", self.i) and not self.text.startswith("<<<", self.i):
-            self.here_start()
-        elif frame.kind == _COMMAND and self.word_start():
-            self.case_word(frame)
-        else:
-            self.copy()
-
-    def escape(self) -> None:
-        """A backslash outside quotes; in backquotes, ``\\``` opens (or closes) a nested
-        backquoted command, which no value is written into."""
+    def context(self) -> tuple[str, bool]:
+        """Where the marked token at ``i`` lands, and whether bash evaluates it there as
+        arithmetic; raises :class:`Misplaced` where no reference could stay data."""
         frame = self.top
-        if frame.kind != _BACKQUOTE or not self.text.startswith("\\`", self.i):
-            self.copy(2)
-        elif frame.depth:  # the nested one's end
-            self.pop(2)
-        else:
-            self.push(_BACKQUOTE, 2, writes=False)
-            self.top.depth = 1
+        if any(f.kind == BACKQUOTE and not f.writes for f in self.stack):
+            raise self.misplaced(
+                "a placeholder inside nested backquotes cannot be placed safely; write "
+                "$(...) instead of `...`"
+            )
+        code = self.code_frame()
+        if code.word_at < 0 and code.kind not in (BRACE, ARITH):
+            code.word_at = self.i  # the value starts a word
+        reader = self.reader(code.words, False) if self.reader else None
+        if reader is not None:
+            raise self.misplaced(code_for(reader, "this word"))
+        arithmetic = (
+            frame.kind == ARITH
+            or self.in_let()
+            or _declares_integer(code.words)
+            or self.subscript()
+            or self.compared()
+        )
+        if frame.kind == SINGLE:
+            return "single", arithmetic
+        if frame.kind == ANSI:
+            if not self.ansi:
+                raise self.misplaced(
+                    "$'...' is bash syntax, which sh may not read as bash does; run it with "
+                    "shell: bash, or write the placeholder in '...' or \"...\""
+                )
+            return "ansi", arithmetic
+        if frame.kind == BRACE:
+            return "word", self.in_brace(frame)
+        return ("double" if frame.kind in (DOUBLE, HEREBODY) else "bare"), arithmetic
 
-    def paren(self, frame: _Frame, char: str) -> None:
-        if char == "(":
-            frame.depth += 1
-            self.copy()
-        elif frame.kind == _ARITH and frame.depth == 0:
-            self.pop(2)  # the )) of $((
-        elif frame.depth == 0 and not frame.cases:
-            self.pop()
-        else:
-            frame.depth = max(0, frame.depth - 1)
-            self.copy()
+    def in_let(self) -> bool:
+        """In the words of ``let`` (each an arithmetic expression), not in a command inside."""
+        if not self.let_depth or len(self.stack) < self.let_depth:
+            return False
+        inner = self.stack[self.let_depth :]
+        return not any(f.kind in (COMMAND, BACKQUOTE) for f in inner)
 
-    def case_word(self, frame: _Frame) -> None:
-        """``case`` ... ``esac`` inside ``$(...)``: its patterns' ``)`` close nothing."""
-        word = _NAME.match(self.text, self.i)
-        if word is None:
-            self.copy()
-            return
-        end = word.end()
-        if end == len(self.text) or self.text[end] in _WORD_BREAK:
-            if word[0] == "case":
-                frame.cases += 1
-            elif word[0] == "esac":
-                frame.cases = max(0, frame.cases - 1)
-        self.copy(end - self.i)
-
-    def word_start(self) -> bool:
-        return self.i == 0 or self.text[self.i - 1] in _WORD_BREAK
-
-    def comment(self) -> None:
-        end = self.text.find("\n", self.i)
-        self.copy((len(self.text) if end < 0 else end) - self.i)
-
-    # -- here-documents ---------------------------------------------------------------------
-
-    def here_start(self) -> None:
-        """``<<WORD`` or ``<<-WORD``: its body, after this line, is copied as it is."""
-        opener = _HEREDOC.match(self.text, self.i)
-        assert opener is not None
-        self.copy(opener.end() - self.i)
+    def subscript(self) -> bool:
+        """In the subscript of ``name[...]=`` (bash evaluates it as arithmetic)."""
+        if self.code_frame().kind not in (BARE, COMMAND, BACKQUOTE, TEST):
+            return False
         start = self.i
-        while self.i < len(self.text) and self.text[self.i] not in _WORD_BREAK:
-            quote = self.text[self.i]
-            end = self.text.find(quote, self.i + 1) if quote in "'\"" else -1
-            self.i = end + 1 if end > 0 else self.i + 1 + (quote == "\\")
-        word = self.text[start : self.i]
-        self.out.append(word)
-        self.heredocs.append(_Heredoc(re.sub(r"[\\'\"]", "", word), opener[1] == "-"))
+        while start > 0 and self.text[start - 1] not in WORD_BREAK:
+            start -= 1
+        if self.top.kind in (SINGLE, DOUBLE, ANSI) and self.top.start < start:
+            return False  # the word is inside quotes: text, not an assignment
+        end = self.text.index(MARK, self.i + 1) + 1
+        return (
+            _SUBSCRIPT.fullmatch(self.text, start, self.i) is not None
+            and _ASSIGNED.match(self.text, end) is not None
+        )
 
-    def here_bodies(self) -> None:
-        """After a newline: the bodies of the here-documents its line opened, verbatim."""
-        pending, self.heredocs = self.heredocs, []
-        for doc in pending:
-            while self.i < len(self.text):
-                end = self.text.find("\n", self.i)
-                end = len(self.text) if end < 0 else end
-                line = self.text[self.i : end]
-                self.copy(end + 1 - self.i)
-                if (line.lstrip("\t") if doc.strip_tabs else line) == doc.delimiter:
-                    break
+    def compared(self) -> bool:
+        """An operand of ``-eq``, ``-lt``... in ``[[ ]]``, which bash evaluates as arithmetic
+        (and of ``-v``, a variable name whose subscript it evaluates)."""
+        test = self.code_frame()
+        if test.kind != TEST:
+            return False
+        end = self.text.index(MARK, self.i + 1) + 1
+        before = self.text[test.start + 2 : self.i].split()
+        if before and not self.text[self.i - 1].isspace():
+            before.pop()  # the start of this operand
+        after = self.text[end:].split(maxsplit=2)
+        if after and not self.text[end].isspace():
+            after.pop(0)  # the rest of this operand
+        return bool(set(before[-1:] + after[:1]) & _ARITH_TESTS) or before[-1:] in (["-v"], ["-R"])
 
-    # -- values -----------------------------------------------------------------------------
-
-    def dollar(self) -> None:
-        """``$``: a value to write, or the start of ``$(``, ``$((``, ``${``, ``$'``."""
-        text, after = self.text, self.i + 1
-        name = _NAME.match(text, after)
-        braced = _BRACED.match(text, after)
-        found = braced or name
-        if found is not None and found[1 if braced else 0] in self.values and self.top.writes:
-            self.write(self.values[found[1 if braced else 0]])
-            self.i = found.end()
-        elif self.top.kind == _SINGLE:
-            self.copy()
-        elif text.startswith("((", after):
-            self.push(_ARITH, 3, writes=False)
-        elif text.startswith("(", after):
-            self.push(_COMMAND, 2)
-        elif text.startswith("{", after) and braced is None:
-            self.push(_BRACE, 2, writes=False)
-        elif text.startswith("'", after) and self.top.kind != _DOUBLE:
-            self.push(_ANSI, 2, writes=False)
-        else:
-            self.copy()
-
-    def write(self, value: str) -> None:
-        kind = self.top.kind
-        if kind == _SINGLE:
-            quoted = in_single_quotes(value)
-        elif kind == _DOUBLE:
-            quoted = in_double_quotes(value)
-        else:
-            quoted = shlex.quote(value)
-        if any(f.kind == _BACKQUOTE for f in self.stack):
-            quoted = _in_backquotes(quoted)
-        self.out.append(quoted)
-        self.wrote = True
+    def in_brace(self, frame: Frame) -> bool:
+        """In ``${...}``: the word after an operator (``${X:-WORD}``) takes a value; its name
+        cannot be one; a subscript or ``${X:OFFSET:LENGTH}`` is arithmetic (True)."""
+        prefix = self.text[frame.start + 2 : self.i]
+        if _SUBSCRIPT.fullmatch(prefix.lstrip("!#")):
+            return True
+        name = _BRACE_NAME.match(prefix)
+        if name is None or name.end() == len(prefix):
+            raise self.misplaced(
+                "a placeholder cannot be (part of) the name in ${...}: the shell would look up "
+                'the variable the value names; write the value itself ("{{ x }}")'
+            )
+        rest = re.sub(r"^\[[^\]]*\]", "", prefix[name.end() :])
+        return rest.startswith(":") and rest[1:2] not in ("-", "=", "?", "+")
 
 
 def substitute(text: str, values: Mapping[str, str]) -> str:
@@ -316,4 +173,23 @@ def substitute(text: str, values: Mapping[str, str]) -> str:
     """
     if "$" not in text or not values:
         return text
-    return _Scanner(text, values).run()
+    return Scanner(text, values).run()
+
+
+def place(text: str, put: Place, *, ansi: bool = True, reader: Reader | None = None) -> str:
+    """``text`` with each ``MARK``-delimited token replaced by ``put(token, context)``.
+
+    ``context`` is where it landed: ``bare`` (outside quotes), ``double`` (in ``"..."`` or an
+    unquoted here-document), ``single``, ``ansi`` (in ``$'...'``), ``word`` (after an
+    operator in ``${...}``) or ``comment``; ``arithmetic`` whether bash evaluates it as
+    arithmetic there (``$((...))``, ``((...))``, ``let``, a subscript, an operand of ``-eq``...
+    in ``[[ ]]``), which runs a ``$(...)`` hidden in a value (``a[$(cmd)]``).
+
+    Raises :class:`Misplaced` where no text could keep the value data, and
+    :class:`~pardag.errors.ArgumentError` for text whose quoting does not close. ``ansi``:
+    whether the shell reads ``$'...'`` as bash does; ``reader`` tells which spots are code
+    for another program (``eval``, ``sh -c``, ``python3 <<EOF``), refused too.
+    """
+    if MARK not in text:
+        return text
+    return _Placer(text, {}, put, ansi, reader).run()

@@ -21,9 +21,10 @@ Rules worth knowing:
   and ``true``/``false``/``null``, lists and mappings as JSON.
 * Undefined names and keys are errors (``StrictUndefined``), never empty strings: the message
   names the place, the template and the names (or keys) that are available.
-* ``quote`` (``shlex.quote`` for shell commands) is applied to every substituted value, so a
-  value never reaches a shell unquoted; the template's own text is left as written. With a
-  ``quote``, a lone ``{{ expr }}`` renders to quoted text too.
+* ``quote`` is applied to every substituted value (shell text uses
+  :func:`pardag.shellvalues.mark`, a token later replaced by a variable reference); the
+  template's own text is left as written. With a ``quote``, a lone ``{{ expr }}`` renders
+  to text too.
 * ``text`` replaces :func:`to_text` as the rule for substituted values, for formats whose
   engines write values otherwise (node graphs print the float ``42.0`` as ``42``).
 * Only strings containing ``{{`` or ``{%`` are templates; comments are ``{## ... ##}`` (not

@@ -5,7 +5,8 @@ Params:
 * ``command``: a string, run by ``sh -c``; or a list, run directly as argv (no shell);
 * ``script``: several lines, written to a temporary file and run by ``sh -e`` (stop at the
   first failing command), or run directly when it starts with ``#!`` (any interpreter);
-* ``args``: extra arguments. Appended to a ``command`` string each quoted as one word; given
+* ``args``: extra arguments. Appended to a ``command`` string each as one word (a variable
+  reference, like a placeholder's value: see below); given
   to a ``command`` list or a ``script`` as argv (``$1``, ``$2``... in a script). An argument
   that renders to a list adds each item;
 * ``env``: extra environment variables; ``cwd``: the working directory;
@@ -13,10 +14,13 @@ Params:
   ``language: bash`` sets ``bash``), by name on PATH or by path.
 
 Every string in them may be a template (``{{ steps.fetch.output.id }}``, see
-:mod:`pardag.templates`). In shell text (a ``command`` string, a ``script``) every substituted
-value is quoted with ``shlex.quote``, so a value never reaches a shell unquoted: write
-``echo {{ params.name }}``, not ``echo "{{ params.name }}"`` (that would print the quotes).
-Argv items, ``env`` and ``cwd`` are not parsed by a shell and are not quoted.
+:mod:`pardag.templates`). In shell text (a ``command`` string, a ``script`` run by a shell,
+the TEXT of ``command: [sh, -c, TEXT]``) no value is pasted: each goes into an environment
+variable ``PARDAG_V<n>`` and the placeholder becomes a reference to it, written for where it
+stands (``echo {{ x }}`` and ``echo "Hello {{ x }}"`` both work), so the shell never parses a
+value (:mod:`pardag.shellvalues`). Spots where a value would still be code are validation
+problems. Argv items, ``env`` and ``cwd`` are not parsed by a shell and are passed as they
+are.
 
 Each dependency's output is given as the environment variable ``INPUT_<ID>`` (JSON; the id
 upper-cased, other characters as ``_``). stdin is empty (``/dev/null``). The output is the
@@ -35,18 +39,25 @@ import contextlib
 import json
 import os
 import re
-import shlex
 import signal
 import stat
 import tempfile
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pardag.arguments import Spread
-from pardag.errors import CommandFailed
+from pardag.errors import ArgumentError, CommandFailed
 from pardag.executors.base import describe_exit
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
+from pardag.shellvalues import (
+    ShellValues,
+    argv_problems,
+    interpreter,
+    mark,
+    shell_text,
+    text_problems,
+)
 from pardag.states import ExecutorName
 from pardag.steplog import BytesInto
 from pardag.templates import namespace, render, template_problems, to_text
@@ -322,7 +333,7 @@ class ShellKind:
             return out
         for field in self.fields:
             out += template_problems(step.params.get(field), field)
-        return out
+        return out or _value_problems(step.params)
 
     def action(self, step: Step, ctx: RunContext) -> Action:
         params = dict(step.params)
@@ -339,20 +350,78 @@ class ShellKind:
             }
             cwd = params.get("cwd")
             cwd = None if cwd is None else to_text(render(cwd, names, where=f"{where}.cwd"))
-            args = _argv(render(params.get("args") or [], names, where=f"{where}.args"))
-            full_env = {**input_env(inputs), IDEMPOTENCY_ENV: key, **env}
+            values = ShellValues()
+            argv = _command(params, names, where, shell, values)
+            _refuse_nul(argv, f"{where}.command")
+            _refuse_nul(env.values(), f"{where}.env")
+            full_env = {**input_env(inputs), IDEMPOTENCY_ENV: key, **env, **values.env}
             if "script" in params:
-                script = render(params["script"], names, where=f"{where}.script", quote=shlex.quote)
-                return await _run_script(str(script), args, full_env, cwd, shell)
-            command = params["command"]
-            if isinstance(command, str):
-                text = render(command, names, where=f"{where}.command", quote=shlex.quote)
-                line = " ".join([str(text), *(shlex.quote(a) for a in args)])
-                return await run_command([shell, "-c", line], full_env, cwd)
-            argv = _argv(render(command, names, where=f"{where}.command"))
-            return await run_command([*argv, *args], full_env, cwd)
+                return await _run_script(argv[0], argv[1:], full_env, cwd, shell)
+            return await run_command(argv, full_env, cwd)
 
         return Action(run, ExecutorName.ASYNC, _bind_inputs)
+
+
+def _value_problems(params: Mapping[str, Any]) -> list[str]:
+    """Placeholders where a value would become code (see :mod:`pardag.shellvalues`)."""
+    shell = str(params.get("shell") or "sh")
+    command, script = params.get("command"), params.get("script")
+    if isinstance(script, str):
+        return text_problems(script, "script", interpreter(script) or shell)
+    if isinstance(command, str):
+        return text_problems(command, "command", shell)
+    command = list(command or [])
+    spec = [*command, *(params.get("args") or [])]
+    found = shell_text(spec)
+    if found is None:
+        return argv_problems(spec, "command")
+    at, run_by = found
+    field = "command" if at < len(command) else "args"
+    return text_problems(spec[at], field, run_by) + argv_problems(spec, "command")
+
+
+def _command(
+    params: Mapping[str, Any], names: Mapping[str, Any], where: str, shell: str, values: ShellValues
+) -> list[str]:
+    """The argv to run (for a ``script``: the script's text, then its arguments), every value
+    in shell text an environment variable of ``values``."""
+    raw_args = params.get("args") or []
+    if "script" in params:
+        source = params["script"]
+        text = str(render(source, names, where=f"{where}.script", quote=mark))
+        run_by = interpreter(text) or shell
+        args = _argv(render(raw_args, names, where=f"{where}.args"))
+        return [values.text(text, f"{where}.script", source, run_by), *args]
+    command = params["command"]
+    if isinstance(command, str):
+        text = str(render(command, names, where=f"{where}.command", quote=mark))
+        args = _argv(render(raw_args, names, where=f"{where}.args"))
+        # args are words after the text, placed like values: a text that ends in a comment
+        # or a here-document body must not turn one into code
+        line = " ".join([text, *(mark(a) for a in args)])
+        return [shell, "-c", values.text(line, f"{where}.command", command, shell)]
+    spec = [*command, *raw_args]
+    at, run_by = shell_text(spec) or (-1, "")
+    argv: list[str] = []
+    for i, item in enumerate(spec):
+        field = f"{where}.command" if i < len(command) else f"{where}.args"
+        if i == at:
+            text = to_text(render(item, names, where=field, quote=mark))
+            argv.append(values.text(text, field, str(item), run_by))
+        else:
+            argv += _argv([render(item, names, where=field)])
+    return argv
+
+
+def _refuse_nul(items: Iterable[str], where: str) -> None:
+    """A NUL byte cannot be in an argument or an environment variable: say so, not
+    ``ValueError: embedded null byte``."""
+    for item in items:
+        if "\x00" in item:
+            raise ArgumentError(
+                f"{where}: a value holds a NUL byte, which no program argument or environment "
+                f"variable can hold: {item[:60]!r}; remove it first, e.g. | replace('\\x00', '')"
+            )
 
 
 def _bind_inputs(
