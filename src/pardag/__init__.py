@@ -49,6 +49,7 @@ from pardag.events import Event, EventKind, Listener, Recorder
 from pardag.model import RetryPolicy, Settings, Step, Workflow
 from pardag.options import RunOptions, StepOptions
 from pardag.results import RunResult, StepResult
+from pardag.secrets import Secret, SecretMissing
 from pardag.states import Mode, OnFailure, RunStatus, StepState, Trigger
 
 
@@ -142,6 +143,8 @@ __all__ = [
     "RunResult",
     "RunStatus",
     "RunTimedOut",
+    "Secret",
+    "SecretMissing",
     "Settings",
     "SettingsError",
     "Step",

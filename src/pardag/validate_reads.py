@@ -11,7 +11,8 @@ before anything runs, each read of:
 * a step that does not exist, or a name a template or expression does not have (with the
   closest one);
 * a key of ``steps.ID`` other than ``output``;
-* a param the workflow does not declare (unless it takes any: ``extra_params``).
+* a param the workflow does not declare (unless it takes any: ``extra_params``);
+* a secret (``secrets.NAME``) the workflow does not declare (``secrets:``).
 
 The fields checked are ``when``, ``cache.key``, a kind's ``expressions`` (a condition's) and
 its ``templated`` fields (shell commands, HTTP requests, approval prompts...) when the kind
@@ -108,6 +109,17 @@ def _field_problems(
             problem = param_problem(wf, key)
             if problem is not None:
                 yield f"{field} reads {root}.{key}: {problem}"
+        elif root == "secrets" and key not in wf.secrets:
+            yield _undeclared_secret(wf, field, key)
+
+
+def _undeclared_secret(wf: Workflow, field: str, key: str) -> str:
+    declared = f" (it declares: {', '.join(wf.secrets)})" if wf.secrets else ""
+    return (
+        f"{field} reads secrets.{key}, a secret the workflow does not declare{declared}"
+        f"{_closest(key, frozenset(wf.secrets))}; add {key!r} to the top-level secrets: list "
+        f"(in Python: Workflow(secrets=[{key!r}]))"
+    )
 
 
 def _step_read(

@@ -47,6 +47,7 @@ from pardag.arguments import Spread
 from pardag.errors import CommandFailed
 from pardag.executors.base import describe_exit
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
+from pardag.secrets import secrets_of
 from pardag.states import ExecutorName
 from pardag.steplog import BytesInto
 from pardag.templates import namespace, render, template_problems, to_text
@@ -340,7 +341,7 @@ class ShellKind:
             cwd = params.get("cwd")
             cwd = None if cwd is None else to_text(render(cwd, names, where=f"{where}.cwd"))
             args = _argv(render(params.get("args") or [], names, where=f"{where}.args"))
-            full_env = {**input_env(inputs), IDEMPOTENCY_ENV: key, **env}
+            full_env = {**input_env(inputs), **secrets_of(ctx), IDEMPOTENCY_ENV: key, **env}
             if "script" in params:
                 script = render(params["script"], names, where=f"{where}.script", quote=shlex.quote)
                 return await _run_script(str(script), args, full_env, cwd, shell)
