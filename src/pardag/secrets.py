@@ -55,6 +55,10 @@ MIN_LENGTH = 4
 """Shorter values are refused: masking ``ab`` would hide every ``ab`` in every log."""
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ESCAPE = re.compile(r"\\(.)")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
+"""In a double-quoted value: backslash-n, -t, -r; a backslash before another character
+keeps that character (a double quote, a backslash)."""
 
 
 class SecretMissing(ArgumentError):
@@ -135,8 +139,8 @@ class EnvironmentSource:
 
 
 class FileSource:
-    """A dotenv-style file: ``NAME=value`` lines, ``#`` comments, optional ``export`` and
-    quotes. Refused when other users may read it (its mode must be 0600 or 0400)."""
+    """A dotenv-style file: ``NAME=value`` lines, ``#`` comments, optional ``export``, values
+    in single quotes (as written) or double quotes (backslash escapes, as in JSON). Refused when other users may read it (its mode must be 0600 or 0400)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -182,8 +186,10 @@ def _dotenv(text: str, path: str) -> Iterator[tuple[str, str]]:
                 f"{path}:{number}: expected NAME=value (a name of letters, digits and _); "
                 "fix or remove the line"
             )
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
+        if len(value) >= 2 and value[0] == value[-1] == "'":
+            value = value[1:-1]  # single quotes: as written
+        elif len(value) >= 2 and value[0] == value[-1] == '"':
+            value = _ESCAPE.sub(lambda m: _ESCAPES.get(m[1], m[1]), value[1:-1])
         yield name, value
 
 
