@@ -8,6 +8,7 @@ PostgreSQL; then the store's raw bytes (the database, its WAL), ``show --json``,
 must hold no part of any secret, and ``***`` where each was.
 """
 
+# ruff: noqa: E501 (the workflow file's long lines)
 from __future__ import annotations
 
 import http.server

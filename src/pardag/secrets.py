@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import quote, quote_plus
 
-from pardag.errors import ArgumentError, StepFailed
+from pardag.errors import ArgumentError, SecretMissing, StepFailed
 
 __all__ = [
     "ENV_PREFIX",
@@ -59,11 +59,6 @@ _ESCAPE = re.compile(r"\\(.)")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r"}
 """In a double-quoted value: backslash-n, -t, -r; a backslash before another character
 keeps that character (a double quote, a backslash)."""
-
-
-class SecretMissing(ArgumentError):
-    """A secret the run needs has no value (or a value it cannot use); the message names it
-    and the ways to give it."""
 
 
 class Secret:
@@ -140,7 +135,8 @@ class EnvironmentSource:
 
 class FileSource:
     """A dotenv-style file: ``NAME=value`` lines, ``#`` comments, optional ``export``, values
-    in single quotes (as written) or double quotes (backslash escapes, as in JSON). Refused when other users may read it (its mode must be 0600 or 0400)."""
+    in single quotes (as written) or double quotes (backslash escapes, as in JSON). Refused
+    when other users may read it (its mode must be 0600 or 0400)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)

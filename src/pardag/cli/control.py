@@ -6,6 +6,7 @@ the result, then the exit code of its status.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -110,8 +111,8 @@ def approve_command(
                 """--input '{"approved": true}' or --input '"staging"'"""
             ) from None
         with open_recorded_store(store, config) as opened:
-            answer = lambda rid: pardag.approve(
-                rid, step, value, store=opened, secrets_file=secrets_file
+            answer = functools.partial(
+                pardag.approve, step_id=step, value=value, store=opened, secrets_file=secrets_file
             )
             result, steps = _go_on(opened, run_id, answer)
     raise typer.Exit(finish(result, json_output, session, steps, store))
@@ -130,8 +131,8 @@ def reject_command(
     """Reject a paused approval step (it fails) and continue its run in this process."""
     session = Session(debug)
     with reported(session), open_recorded_store(store, config) as opened:
-        refuse = lambda rid: pardag.reject(
-            rid, step, reason, store=opened, secrets_file=secrets_file
+        refuse = functools.partial(
+            pardag.reject, step_id=step, reason=reason, store=opened, secrets_file=secrets_file
         )
         result, steps = _go_on(opened, run_id, refuse)
     raise typer.Exit(finish(result, json_output, session, steps, store))

@@ -135,7 +135,8 @@ def _run_watched(
             live = LiveProgress(stderr, wf.name, len(wf.steps))
             listeners.append(stack.enter_context(live))
         try:
-            return wf.run(listeners=listeners, params=params, store=opened, **options)
+            options |= {"listeners": listeners, "params": params, "store": opened}
+            return wf.run(**options)
         except KeyboardInterrupt:  # the second Ctrl-C: the run did not wait for its steps
             stack.close()
             error(

@@ -518,9 +518,8 @@ class Runner:
             self._settle(self._inbox.popleft())
 
     def _result(self, started: float) -> RunResult:
-        st = self.state
+        st, times = self.state, (started, self.clock.time())
         ending = run_status(st.stop, st.paused, st.first_failure)
-        times = (started, self.clock.time())
         params, masker = self.params, self._masker
         return build_result(self.plan, st, self.sched, self.run_id, params, times, ending, masker)
 
