@@ -24,7 +24,8 @@ from typing import Any
 import pytest
 
 import pardag
-from pardag.secrets import MASK, Secret
+from pardag.secrets import MASK, FileSource, Masker, Secret, SecretMissing, Secrets
+from pardag.steplog import StepLog
 
 # Each value carries a token (S3crA..) found in every spelling of it (JSON, URL, repr):
 # grepping for the token finds a leak whatever escaping it went through.
@@ -56,6 +57,7 @@ steps:
     kind: python
     function: "leakmod:boom"
     depends_on: [shout]
+    retry: {retries: 1, delay: 0}
   tail:
     kind: shell
     command: 'echo "stderr tail $B $C $D" >&2; exit 3'
@@ -180,7 +182,8 @@ def test_no_sink_of_a_cli_run_holds_a_secret(flow: Path, server: int) -> None:
     assert "stderr tail *** *** ***" in steps["tail"]["error"]
     assert "token=***&b=***&a=***" in steps["fetch"]["error"]  # the URL, as sent, masked
     assert "warn ***" in logs[0].stdout and "logged {'stdout': 'A=*** C=***" in logs[1].stdout
-    assert f"{MASK}" in events and "step_failed" in events
+    retrying = [json.loads(line) for line in events.splitlines() if "step_retrying" in line]
+    assert "A=*** C=*** D=***" in retrying[0]["data"]["error"]
 
 
 def run_python(flow: Path, server: int, store: str) -> pardag.RunResult:
@@ -255,3 +258,167 @@ def test_no_row_of_a_postgres_store_holds_a_secret(flow: Path, server: int) -> N
     finally:
         with psycopg.connect(LOCAL_URL, autocommit=True) as admin:
             admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+# -- the parts --------------------------------------------------------------------------------
+
+
+def test_a_secret_never_shows_its_value() -> None:
+    secret = Secret("hunter2-xyz")
+    assert str(secret) == MASK and "hunter2" not in repr(secret)
+    assert f"{secret}" == MASK and secret.reveal() == "hunter2-xyz"
+    assert "TOKEN" in repr(Secret.named("TOKEN")) and Secret.named("TOKEN").reveal() is None
+
+
+def test_the_masker_finds_each_spelling_of_a_value() -> None:
+    value = 'p@ss/w+rd "q"'
+    masker = Masker([value])
+    spelt = [
+        value,
+        json.dumps(value),  # in JSON
+        repr(value),  # in a traceback's repr
+        "https://x/?t=" + "p%40ss%2Fw%2Brd%20%22q%22",  # URL-encoded (quote)
+        "?t=p%40ss%2Fw%2Brd+%22q%22",  # quote_plus
+    ]
+    for text in spelt:
+        assert "ss/w" not in masker.text(text) and "ss%2Fw" not in masker.text(text)
+        assert MASK in masker.text(text)
+    nested = {"k": [value, {"deep": f"x{value}y"}], value: 1}
+    assert masker.value(nested) == {"k": [MASK, {"deep": f"x{MASK}y"}], MASK: 1}
+    stored = masker.json(json.dumps({"out": value, "n": 12}))
+    assert json.loads(stored or "") == {"out": MASK, "n": 12}  # still JSON
+
+
+def test_the_longest_value_is_masked_first() -> None:
+    masker = Masker(["abcd", "abcdefgh"])
+    assert masker.text("xabcdefghx abcd") == "x***x ***"
+
+
+def test_a_secret_split_across_two_pieces_of_a_log_is_masked_whole() -> None:
+    """A step's log is handed on in pieces; a secret cut between two is still masked."""
+    secret = "split-S3crX-9999"
+    pieces: list[str] = []
+    log = StepLog(lambda seq, stream, text: pieces.append(text), mask=Masker([secret]))
+    log.write("stdout", "x" * (70 * 1024) + secret[:7])  # past FLUSH_BYTES: handed on now
+    assert pieces and not pieces[-1].endswith(secret[:7])  # its beginning waits
+    log.write("stdout", secret[7:] + " done\n")
+    log.close()
+    text = "".join(pieces)
+    assert "S3crX" not in text and text.endswith("x" + MASK + " done\n")
+
+
+def test_a_secrets_file_others_may_read_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.env"
+    path.write_text("TOKEN=abcdefgh\n")
+    path.chmod(0o644)
+    with pytest.raises(SecretMissing, match=r"mode 0644.*chmod 600"):
+        FileSource(path).get("TOKEN")
+    path.chmod(0o600)
+    assert FileSource(path).get("TOKEN") == "abcdefgh"
+
+
+def test_a_secrets_file_line_that_is_not_name_value_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "secrets.env"
+    path.write_text('# comment\nexport A=\'single $quoted\'\nB="a \\"b\\""\nnot a line\n')
+    path.chmod(0o600)
+    with pytest.raises(SecretMissing, match=r"secrets.env:4: expected NAME=value"):
+        FileSource(path).get("A")
+    path.write_text('# comment\nexport A=\'single $quoted\'\nB="a \\"b\\""\n')
+    assert FileSource(path).get("A") == "single $quoted" and FileSource(path).get("B") == 'a "b"'
+
+
+def test_a_declared_secret_with_no_value_stops_the_run_before_it_starts(tmp_path: Path) -> None:
+    wf = pardag.Workflow("w", secrets=["API_TOKEN"])
+    ran: list[int] = []
+    wf.add("a", lambda: ran.append(1))
+    store = tmp_path / "runs.db"
+    with pytest.raises(SecretMissing) as caught:
+        wf.run(store=str(store), secret_sources=[])
+    message = str(caught.value)
+    assert "'API_TOKEN' has no value" in message and "--secrets-file" in message
+    assert "secrets={'API_TOKEN'" in message
+    with pytest.raises(SecretMissing, match="PARDAG_SECRET_API_TOKEN"):
+        wf.run()
+    with pytest.raises(SecretMissing, match="at least 4 characters"):
+        wf.run(secrets={"API_TOKEN": "ab"})
+    assert ran == [] and not store.exists()
+
+
+def test_a_template_reading_an_undeclared_secret_is_a_validation_problem() -> None:
+    wf = pardag.Workflow("w", secrets=["TOKEN"])
+    wf.add("call", kind="shell", params={"command": "echo {{ secrets.TOKNE }}"})
+    with pytest.raises(pardag.ValidationError) as caught:
+        wf.compile()
+    message = str(caught.value)
+    assert "step 'call'" in message or "call" in message
+    assert "command reads secrets.TOKNE" in message and "did you mean 'TOKEN'?" in message
+
+
+def test_shell_steps_get_each_secret_as_a_variable_and_templates_read_it() -> None:
+    wf = pardag.Workflow("w", secrets=["TOKEN"])
+    wf.add("env", kind="shell", params={"command": 'test "$TOKEN" = abcd-1234 && echo same'})
+    wf.add("tpl", kind="shell", params={"command": "echo {{ secrets.TOKEN }}"})
+    result = wf.run(secrets={"TOKEN": "abcd-1234"}, secret_sources=[])
+    assert result.ok, result.error
+    assert result.outputs["env"]["stdout"] == "same\n"
+    assert result.outputs["tpl"]["stdout"] == MASK + "\n"  # ran with it, shown masked
+
+
+GATED = """\
+name: gated
+secrets: [TOKEN]
+params: {key: none}
+steps:
+  echo:
+    kind: shell
+    command: 'echo "$TOKEN"'
+  ok:
+    kind: approval
+    prompt: go on?
+    depends_on: [echo]
+  gate:
+    kind: shell
+    depends_on: [ok, echo]
+    command: 'echo "$INPUT_ECHO" | grep -q "$TOKEN" && test "$(printf %s {{ params.key }} | wc -c)" -eq 14 && echo {{ params.key }}'
+"""
+
+
+def test_a_resumed_run_takes_its_secrets_again_and_reruns_outputs_that_held_one(
+    tmp_path: Path,
+) -> None:
+    """The store keeps no secret, so a run going on in a new process (here: after an
+    approval) needs each again, from its sources, and a step whose output held one runs
+    again rather than pass ``***`` downstream."""
+    store = str(tmp_path / "runs.db")
+    (tmp_path / "gated.yaml").write_text(GATED)
+    wf = pardag.load(tmp_path / "gated.yaml")
+    first = wf.run(
+        store=store,
+        secrets={"TOKEN": "tok-S3crR-5555"},
+        params={"key": Secret("key-S3crK-6666")},
+        secret_sources=[],
+    )
+    assert first.status is pardag.RunStatus.PAUSED
+    with pytest.raises(SecretMissing, match="'TOKEN' has no value"):
+        pardag.approve(first.run_id, "ok", store=store, secret_sources=[])
+    private = _private(tmp_path, "TOKEN=tok-S3crR-5555\nkey=key-S3crK-6666\n")
+    again = pardag.approve(first.run_id, "ok", store=store, secret_sources=[FileSource(private)])
+    assert again.ok, again.error
+    assert again.steps["echo"].attempts == 2  # its output held the secret: it ran again
+    assert again.outputs["gate"]["stdout"] == f"{MASK}\n"
+    assert [t for t in ("S3crR", "S3crK") if t.encode() in store_bytes(tmp_path)] == []
+
+
+def _private(directory: Path, text: str) -> Path:
+    path = directory / "private.env"
+    path.write_text(text)
+    path.chmod(0o600)
+    return path
+
+
+def test_a_run_without_secrets_is_as_before() -> None:
+    wf = pardag.Workflow("w")
+    wf.add("a", lambda: {"x": "***not-masked"})
+    result = wf.run()
+    assert result.outputs["a"] == {"x": "***not-masked"}
+    assert len(Secrets()) == 0 and not Secrets().masker
