@@ -117,8 +117,8 @@ def _undeclared_secret(wf: Workflow, field: str, key: str) -> str:
     declared = f" (it declares: {', '.join(wf.secrets)})" if wf.secrets else ""
     return (
         f"{field} reads secrets.{key}, a secret the workflow does not declare{declared}"
-        f"{_closest(key, frozenset(wf.secrets))}; add {key!r} to the top-level secrets: list "
-        f"(in Python: Workflow(secrets=[{key!r}]))"
+        f"{_closest(key, frozenset(wf.secrets))}; to read it, add {key!r} to the top-level "
+        f"secrets: list (in Python: Workflow(secrets=[{key!r}]))"
     )
 
 
