@@ -422,3 +422,19 @@ def test_a_run_without_secrets_is_as_before() -> None:
     result = wf.run()
     assert result.outputs["a"] == {"x": "***not-masked"}
     assert len(Secrets()) == 0 and not Secrets().masker
+
+
+def test_a_shell_orchestrator_file_declares_secrets_too(tmp_path: Path) -> None:
+    path = tmp_path / "sf.yaml"
+    path.write_text(
+        "name: sf\nsecrets: [API_TOKEN]\nsteps:\n"
+        '  - name: a\n    command: test "$API_TOKEN" = tok-abcd-1234 && echo "t $API_TOKEN"\n'
+    )
+    wf = pardag.load(path)
+    assert wf.secrets == ("API_TOKEN",)
+    result = wf.run(secrets={"API_TOKEN": "tok-abcd-1234"}, secret_sources=[])
+    assert result.ok, result.error
+    assert result.outputs["a"]["stdout"] == f"t {MASK}\n"
+    path.write_text(path.read_text().replace("[API_TOKEN]", "[API_TOKEN, 3]"))
+    with pytest.raises(pardag.ValidationError, match=r"sf.yaml:2: secrets: 3 is not a valid"):
+        pardag.load(path)

@@ -41,6 +41,7 @@ __all__ = [
     "SecretSource",
     "Secrets",
     "check_name",
+    "declared",
     "default_sources",
     "secrets_of",
 ]
@@ -107,6 +108,22 @@ def check_name(name: Any, where: str = "a secret's name") -> str:
             "(not starting with a digit), e.g. API_TOKEN"
         )
     return name
+
+
+def declared(value: Any) -> tuple[tuple[str, ...], list[tuple[int | None, str]]]:
+    """A file's top-level ``secrets:`` read: the names, and each problem (the list index it
+    is at, None for the whole value; the message)."""
+    if not isinstance(value, list):
+        return (), [
+            (None, f"secrets must be a list of secret names, e.g. [API_TOKEN], got {value!r}")
+        ]
+    names, problems = [], []
+    for n, name in enumerate(value):
+        try:
+            names.append(check_name(name, "secrets"))
+        except ArgumentError as exc:
+            problems.append((n, str(exc)))
+    return tuple(names), problems
 
 
 @runtime_checkable

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pardag.errors import ArgumentError, CycleError, Problem, ValidationError
+from pardag.errors import CycleError, Problem, ValidationError
 from pardag.formats import apply_defaults
 from pardag.formats.document import Document
 from pardag.formats.languages import as_kind
@@ -40,7 +40,7 @@ from pardag.formats.reading import line_of
 from pardag.kinds import KINDS, unknown_kind
 from pardag.kinds.control import branch_handle
 from pardag.model import RetryPolicy, Workflow, retry_policy
-from pardag.secrets import check_name
+from pardag.secrets import declared
 from pardag.states import Trigger
 
 __all__ = ["EXECUTION", "POOL", "RETRY", "STEP", "TOP", "Field", "detect", "read"]
@@ -101,18 +101,12 @@ class _Reader(Checks):
         self._validate(wf)
         return wf
 
-    def _secrets(self, names: Any) -> tuple[str, ...]:
+    def _secrets(self, value: Any) -> tuple[str, ...]:
         """The top-level ``secrets:``: a list of names that can be environment variables."""
-        expected = "a list of secret names, e.g. [API_TOKEN]"
-        if not self.expect(isinstance(names, list), names, "secrets", expected, "secrets"):
-            return ()
-        good = []
-        for n, name in enumerate(names):
-            try:
-                good.append(check_name(name, "secrets"))
-            except ArgumentError as exc:
-                self.bad(str(exc), "secrets", n)
-        return tuple(good)
+        names, problems = declared(value)
+        for index, message in problems:
+            self.bad(message, *(("secrets",) if index is None else ("secrets", index)))
+        return names
 
     def _field_lines(self, wf: Workflow, sid: str, spec: Any) -> None:
         """Where each field of step ``sid`` is (a kind parameter under ``params:`` too)."""
