@@ -111,11 +111,17 @@ def flow(tmp_path: Path) -> Path:
     return path
 
 
-def secrets_file(directory: Path, names: str) -> Path:
-    path = directory / "secrets.env"
-    path.write_text("".join(f"{n}={json.dumps(VALUES[n])}\n" for n in names))
-    path.chmod(0o600)
+def private(directory: Path, text: str, mode: int = 0o600) -> Path:
+    """A secrets file holding ``text``, with ``mode``."""
+    path = directory / "private.env"
+    path.write_text(text)
+    path.chmod(mode)
     return path
+
+
+def secrets_file(directory: Path, names: str) -> Path:
+    """A private secrets file with the planted secrets ``names`` (JSON-quoted values)."""
+    return private(directory, "".join(f"{n}={json.dumps(VALUES[n])}\n" for n in names))
 
 
 def leaks(text: str | bytes) -> list[str]:
@@ -308,9 +314,7 @@ def test_a_secret_split_across_two_pieces_of_a_log_is_masked_whole() -> None:
 
 
 def test_a_secrets_file_others_may_read_is_refused(tmp_path: Path) -> None:
-    path = tmp_path / "secrets.env"
-    path.write_text("TOKEN=abcdefgh\n")
-    path.chmod(0o644)
+    path = private(tmp_path, "TOKEN=abcdefgh\n", mode=0o644)
     with pytest.raises(SecretMissing, match=r"mode 0644.*chmod 600"):
         FileSource(path).get("TOKEN")
     path.chmod(0o600)
@@ -318,10 +322,8 @@ def test_a_secrets_file_others_may_read_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_secrets_file_line_that_is_not_name_value_is_named(tmp_path: Path) -> None:
-    path = tmp_path / "secrets.env"
-    path.write_text('# comment\nexport A=\'single $quoted\'\nB="a \\"b\\""\nnot a line\n')
-    path.chmod(0o600)
-    with pytest.raises(SecretMissing, match=r"secrets.env:4: expected NAME=value"):
+    path = private(tmp_path, '# comment\nexport A=\'single $quoted\'\nB="a \\"b\\""\nnot a line\n')
+    with pytest.raises(SecretMissing, match=r"private.env:4: expected NAME=value"):
         FileSource(path).get("A")
     path.write_text('# comment\nexport A=\'single $quoted\'\nB="a \\"b\\""\n')
     assert FileSource(path).get("A") == "single $quoted" and FileSource(path).get("B") == 'a "b"'
@@ -401,19 +403,12 @@ def test_a_resumed_run_takes_its_secrets_again_and_reruns_outputs_that_held_one(
     assert first.status is pardag.RunStatus.PAUSED
     with pytest.raises(SecretMissing, match="'TOKEN' has no value"):
         pardag.approve(first.run_id, "ok", store=store, secret_sources=[])
-    private = _private(tmp_path, "TOKEN=tok-S3crR-5555\nkey=key-S3crK-6666\n")
-    again = pardag.approve(first.run_id, "ok", store=store, secret_sources=[FileSource(private)])
+    given = private(tmp_path, "TOKEN=tok-S3crR-5555\nkey=key-S3crK-6666\n")
+    again = pardag.approve(first.run_id, "ok", store=store, secret_sources=[FileSource(given)])
     assert again.ok, again.error
     assert again.steps["echo"].attempts == 2  # its output held the secret: it ran again
     assert again.outputs["gate"]["stdout"] == f"{MASK}\n"
     assert [t for t in ("S3crR", "S3crK") if t.encode() in store_bytes(tmp_path)] == []
-
-
-def _private(directory: Path, text: str) -> Path:
-    path = directory / "private.env"
-    path.write_text(text)
-    path.chmod(0o600)
-    return path
 
 
 def test_a_run_without_secrets_is_as_before() -> None:

@@ -117,7 +117,8 @@ def declared(value: Any) -> tuple[tuple[str, ...], list[tuple[int | None, str]]]
         return (), [
             (None, f"secrets must be a list of secret names, e.g. [API_TOKEN], got {value!r}")
         ]
-    names, problems = [], []
+    names: list[str] = []
+    problems: list[tuple[int | None, str]] = []
     for n, name in enumerate(value):
         try:
             names.append(check_name(name, "secrets"))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from pardag.secrets import Masker
 from pardag.store.base import (
@@ -90,18 +91,8 @@ class MaskedStore(Store):
     def get_run(self, run_id: str) -> RunRecord | None:
         return self.inner.get_run(run_id)
 
-    def list_runs(
-        self,
-        *,
-        workflow: str | None = None,
-        status: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        limit: int = 50,
-    ) -> list[RunRecord]:
-        return self.inner.list_runs(
-            workflow=workflow, status=status, since=since, until=until, limit=limit
-        )
+    def list_runs(self, **filters: Any) -> list[RunRecord]:
+        return self.inner.list_runs(**filters)
 
     def get_steps(self, run_id: str) -> list[StepRecord]:
         return self.inner.get_steps(run_id)
