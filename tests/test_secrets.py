@@ -11,6 +11,7 @@ must hold no part of any secret, and ``***`` where each was.
 # ruff: noqa: E501 (the workflow file's long lines)
 from __future__ import annotations
 
+import functools
 import http.server
 import json
 import os
@@ -26,6 +27,9 @@ import pytest
 import pardag
 from pardag.secrets import MASK, FileSource, Masker, Secret, SecretMissing, Secrets
 from pardag.steplog import StepLog
+from pardag.store import open_store
+from pardag.store.masked import MaskedStore
+from pardag.testing.stores import Opener, StoreSuite
 
 # Each value carries a token (S3crA..) found in every spelling of it (JSON, URL, repr):
 # grepping for the token finds a leak whatever escaping it went through.
@@ -433,3 +437,16 @@ def test_a_shell_orchestrator_file_declares_secrets_too(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("[API_TOKEN]", "[API_TOKEN, 3]"))
     with pytest.raises(pardag.ValidationError, match=r"sf.yaml:2: secrets: 3 is not a valid"):
         pardag.load(path)
+
+
+def _masked_sqlite(path: str) -> MaskedStore:
+    return MaskedStore(open_store(path), Masker(["never-in-the-records"]))
+
+
+class TestMaskedStoreKeepsTheContract(StoreSuite):
+    """A store seen through ``MaskedStore`` (with a secret the records do not hold) passes the
+    store conformance suite: masking changes what holds a secret and nothing else."""
+
+    @pytest.fixture
+    def opener(self, tmp_path: Path) -> Opener:
+        return functools.partial(_masked_sqlite, str(tmp_path / "store" / "runs.db"))

@@ -261,10 +261,10 @@ class Masker:
         return type(error)(error.step, error.cause, reason, trace)
 
     def json(self, text: str | None) -> str | None:
-        """JSON text with every secret in its strings as ``***`` (still valid JSON); text
-        that is not JSON is masked as text."""
-        if self._pattern is None or text is None:
-            return text
+        """JSON text with every secret in its strings as ``***`` (still valid JSON), unchanged
+        when it holds none; text that is not JSON is masked as text."""
+        if self._pattern is None or text is None or self._pattern.search(text) is None:
+            return text  # holds no secret (in any spelling): exactly as it was
         try:
             decoded = json.loads(text)
         except ValueError:

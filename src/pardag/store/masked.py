@@ -115,4 +115,4 @@ class MaskedStore(Store):
         return self.inner.get_cache(key, now)
 
     def close(self) -> None:
-        """The run's store is closed by whoever opened it, not by this view of it."""
+        self.inner.close()
