@@ -62,6 +62,13 @@ steps:
     function: "leakmod:boom"
     depends_on: [shout]
     retry: {retries: 1, delay: 0}
+  coded:
+    kind: python
+    depends_on: [shout]
+    code: |
+      def run(inputs):
+          print("coded", inputs["shout"]["stdout"])
+          return inputs["shout"]["stdout"]
   tail:
     kind: shell
     command: 'echo "stderr tail $B $C $D" >&2; exit 3'
@@ -171,7 +178,8 @@ def test_no_sink_of_a_cli_run_holds_a_secret(flow: Path, server: int) -> None:
     assert run.returncode == 1, run.stderr  # steps failed, as written
     run_id = run.stderr.split()[1]
     shown = cli(project, "show", run_id, "--json", env=env)
-    logs = [cli(project, "logs", run_id, step, env=env) for step in ("shout", "give", "tail")]
+    logs = [cli(project, "logs", run_id, s, env=env) for s in ("shout", "give", "tail", "coded")]
+    tables = [cli(project, "show", run_id, *step, env=env) for step in ((), ("boom",))]
     events = (project / "events.jsonl").read_text()
     sinks = {
         "run stdout (--json)": run.stdout,
@@ -179,6 +187,7 @@ def test_no_sink_of_a_cli_run_holds_a_secret(flow: Path, server: int) -> None:
         "--events": events,
         "show --json": shown.stdout + shown.stderr,
         **{f"logs {i}": p.stdout + p.stderr for i, p in enumerate(logs)},
+        **{f"show {i}": p.stdout + p.stderr for i, p in enumerate(tables)},
         "the store's files": store_bytes(project / ".pardag"),
     }
     assert {name: leaks(text) for name, text in sinks.items() if leaks(text)} == {}
@@ -191,6 +200,8 @@ def test_no_sink_of_a_cli_run_holds_a_secret(flow: Path, server: int) -> None:
     assert "boom: {'stdout': 'A=*** C=*** D=***\\nB= ***" in steps["boom"]["error"]
     assert "stderr tail *** *** ***" in steps["tail"]["error"]
     assert "token=***&b=***&a=***" in steps["fetch"]["error"]  # the URL, as sent, masked
+    assert "coded A=*** C=*** D=***" in logs[3].stdout  # printed in a worker process
+    assert "boom: {'stdout': 'A=***" in tables[1].stdout  # its traceback, as text
     assert "warn ***" in logs[0].stdout and "logged {'stdout': 'A=*** C=***" in logs[1].stdout
     retrying = [json.loads(line) for line in events.splitlines() if "step_retrying" in line]
     assert "A=*** C=*** D=***" in retrying[0]["data"]["error"]
@@ -360,14 +371,36 @@ def test_a_template_reading_an_undeclared_secret_is_a_validation_problem() -> No
     assert "command reads secrets.TOKNE" in message and "did you mean 'TOKEN'?" in message
 
 
+CODED = """\
+def run(inputs):
+    text = inputs["tpl"]["stdout"].strip()
+    assert text == "abcd-1234", text  # the real value reaches the worker
+    print("coded", text)
+    return text + " in a worker process"
+"""
+
+
+def test_a_secret_in_a_steps_params_is_a_problem_saying_how_to_give_it() -> None:
+    wf = pardag.Workflow("w")
+    headers = {"X-Api-Key": Secret("key-1234-abcd")}
+    wf.add("call", kind="http", params={"url": "http://127.0.0.1:9/", "headers": headers})
+    with pytest.raises(pardag.ValidationError) as caught:
+        wf.compile()
+    message = str(caught.value)
+    assert "headers holds a pardag.Secret" in message and "{{ secrets.NAME }}" in message
+    assert "key-1234" not in message
+
+
 def test_shell_steps_get_each_secret_as_a_variable_and_templates_read_it() -> None:
     wf = pardag.Workflow("w", secrets=["TOKEN"])
     wf.add("env", kind="shell", params={"command": 'test "$TOKEN" = abcd-1234 && echo same'})
+    wf.add("coded", kind="python", params={"code": CODED}, depends_on=["tpl"])
     wf.add("tpl", kind="shell", params={"command": "echo {{ secrets.TOKEN }}"})
     result = wf.run(secrets={"TOKEN": "abcd-1234"}, secret_sources=[])
     assert result.ok, result.error
     assert result.outputs["env"]["stdout"] == "same\n"
     assert result.outputs["tpl"]["stdout"] == MASK + "\n"  # ran with it, shown masked
+    assert result.outputs["coded"] == f"{MASK} in a worker process"
 
 
 GATED = """\
