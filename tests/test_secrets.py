@@ -328,6 +328,22 @@ def test_a_secret_split_across_two_pieces_of_a_log_is_masked_whole() -> None:
     assert "S3crX" not in text and text.endswith("x" + MASK + " done\n")
 
 
+def test_a_secret_a_shell_step_writes_in_two_pieces_is_stored_masked(tmp_path: Path) -> None:
+    """The log reaches the store in pieces (64 KiB, or after a quiet half second): the start
+    of a secret at the end of one piece waits for the rest, so no piece holds a part."""
+    wf = pardag.Workflow("w", secrets=["A"])
+    slow = "printf '%70000s' ' '; printf 'alpha-S3crA'; sleep 1; printf -- '-1111 end\\n'"
+    wf.add("slow", kind="shell", params={"command": slow})
+    store = tmp_path / "runs.db"
+    result = wf.run(store=str(store), secrets={"A": VALUES["A"]}, secret_sources=[])
+    assert result.ok, result.error
+    with open_store(str(store)) as opened:
+        pieces = opened.get_logs(result.run_id, "slow")
+    assert "".join(p.text for p in pieces).endswith(f"{MASK} end\n")
+    assert [p.text[-20:] for p in pieces if "S3cr" in p.text] == []
+    assert leaks(store_bytes(tmp_path)) == []
+
+
 def test_a_secrets_file_others_may_read_is_refused(tmp_path: Path) -> None:
     path = private(tmp_path, "TOKEN=abcdefgh\n", mode=0o644)
     with pytest.raises(SecretMissing, match=r"mode 0644.*chmod 600"):
