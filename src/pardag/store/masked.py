@@ -17,16 +17,8 @@ from dataclasses import replace
 from typing import Any
 
 from pardag.secrets import Masker
-from pardag.store.base import (
-    Answer,
-    CacheEntry,
-    EventRecord,
-    LogRecord,
-    RunRecord,
-    RunUpdate,
-    StepRecord,
-    Store,
-)
+from pardag.store import base as rec
+from pardag.store.base import Store
 
 __all__ = ["MaskedStore"]
 
@@ -38,7 +30,7 @@ class MaskedStore(Store):
         self.inner, self.masker = inner, masker
         self.url = inner.url
 
-    def create_run(self, run: RunRecord) -> None:
+    def create_run(self, run: rec.RunRecord) -> None:
         m = self.masker
         self.inner.create_run(
             replace(
@@ -52,10 +44,10 @@ class MaskedStore(Store):
     def write(
         self,
         *,
-        runs: Sequence[RunUpdate] = (),
-        steps: Sequence[StepRecord] = (),
-        events: Sequence[EventRecord] = (),
-        logs: Sequence[LogRecord] = (),
+        runs: Sequence[rec.RunUpdate] = (),
+        steps: Sequence[rec.StepRecord] = (),
+        events: Sequence[rec.EventRecord] = (),
+        logs: Sequence[rec.LogRecord] = (),
     ) -> None:
         m = self.masker
         self.inner.write(
@@ -65,7 +57,7 @@ class MaskedStore(Store):
             logs=[replace(p, text=m.text(p.text)) for p in logs],
         )
 
-    def _step(self, step: StepRecord) -> StepRecord:
+    def _step(self, step: rec.StepRecord) -> rec.StepRecord:
         m = self.masker
         masked = replace(
             step,
@@ -78,40 +70,42 @@ class MaskedStore(Store):
             masked.output_stored = False  # not the real output: a resume runs the step again
         return masked
 
-    def put_answer(self, answer: Answer) -> None:
+    def put_answer(self, answer: rec.Answer) -> None:
         m = self.masker
         reason = m.text(answer.reason) if answer.reason else answer.reason
         value = m.json(answer.value_json) or "null"
         self.inner.put_answer(replace(answer, value_json=value, reason=reason))
 
-    def put_cache(self, entry: CacheEntry) -> None:
+    def put_cache(self, entry: rec.CacheEntry) -> None:
         if self.masker.json(entry.output_json) == entry.output_json:  # holds no secret
             self.inner.put_cache(entry)
 
-    def get_run(self, run_id: str) -> RunRecord | None:
+    def get_run(self, run_id: str) -> rec.RunRecord | None:
         return self.inner.get_run(run_id)
 
-    def list_runs(self, **filters: Any) -> list[RunRecord]:
+    def list_runs(self, **filters: Any) -> list[rec.RunRecord]:
         return self.inner.list_runs(**filters)
 
-    def get_steps(self, run_id: str) -> list[StepRecord]:
+    def get_steps(self, run_id: str) -> list[rec.StepRecord]:
         return self.inner.get_steps(run_id)
 
-    def get_events(self, run_id: str, step: str | None = None, after: int = 0) -> list[EventRecord]:
+    def get_events(
+        self, run_id: str, step: str | None = None, after: int = 0
+    ) -> list[rec.EventRecord]:
         return self.inner.get_events(run_id, step, after)
 
     def get_logs(
         self, run_id: str, step_id: str, after: tuple[int, int] = (0, 0)
-    ) -> list[LogRecord]:
+    ) -> list[rec.LogRecord]:
         return self.inner.get_logs(run_id, step_id, after)
 
     def step_durations(self, workflow: str, runs: int = 10) -> dict[str, float]:
         return self.inner.step_durations(workflow, runs)
 
-    def get_answers(self, run_id: str) -> dict[str, Answer]:
+    def get_answers(self, run_id: str) -> dict[str, rec.Answer]:
         return self.inner.get_answers(run_id)
 
-    def get_cache(self, key: str, now: float) -> CacheEntry | None:
+    def get_cache(self, key: str, now: float) -> rec.CacheEntry | None:
         return self.inner.get_cache(key, now)
 
     def close(self) -> None:
