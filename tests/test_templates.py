@@ -180,7 +180,7 @@ def test_quoted_values_reach_a_real_shell_as_one_literal_argument(
 def test_an_undefined_name_lists_the_names_and_suggests_one() -> None:
     message = failing("https://x/{{ parms.id }}")
     assert "name 'parms' is not defined" in message
-    assert "available: env, inputs, params, steps, trigger" in message
+    assert "available: env, inputs, params, secrets, steps, trigger" in message
     assert "did you mean 'params'?" in message
     assert "'https://x/{{ parms.id }}'" in message
 

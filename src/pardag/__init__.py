@@ -33,6 +33,7 @@ from pardag.errors import (
     PythonStepError,
     RunCancelled,
     RunTimedOut,
+    SecretMissing,
     SettingsError,
     StepCancelled,
     StepFailed,
@@ -49,6 +50,7 @@ from pardag.events import Event, EventKind, Listener, Recorder
 from pardag.model import RetryPolicy, Settings, Step, Workflow
 from pardag.options import RunOptions, StepOptions
 from pardag.results import RunResult, StepResult
+from pardag.secrets import Secret
 from pardag.states import Mode, OnFailure, RunStatus, StepState, Trigger
 
 
@@ -142,6 +144,8 @@ __all__ = [
     "RunResult",
     "RunStatus",
     "RunTimedOut",
+    "Secret",
+    "SecretMissing",
     "Settings",
     "SettingsError",
     "Step",

@@ -69,8 +69,9 @@ ENVIRONMENT = {
     "PARDAG_DEBUG": "debug",
 }
 """Environment variables by setting; where two name one setting, the first listed wins."""
-OTHER_ENVIRONMENT = ("PARDAG_CONFIG",)
-"""Known ``PARDAG_*`` variables that are not settings (``PARDAG_CONFIG``: the config file)."""
+OTHER_ENVIRONMENT = ("PARDAG_CONFIG", "PARDAG_SECRETS_FILE")
+"""Known ``PARDAG_*`` variables that are not settings (``PARDAG_CONFIG``: the config file;
+``PARDAG_SECRETS_FILE``, and every ``PARDAG_SECRET_<NAME>``: a run's secrets)."""
 FLAGS = {
     "mode": "--mode",
     "max_concurrency": "--max-concurrency",
@@ -419,7 +420,7 @@ def _env_entries(environ: Mapping[str, str]) -> tuple[list[_Entry], list[str]]:
     warnings = [
         f"unknown environment variable {var} is ignored{_closest(var, known)}"
         for var in sorted(environ)
-        if var.startswith("PARDAG_") and var not in known
+        if var.startswith("PARDAG_") and var not in known and not var.startswith("PARDAG_SECRET_")
     ]
     return list(entries.values()), warnings
 

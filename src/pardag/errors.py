@@ -8,6 +8,7 @@ The hierarchy::
     PardagError                   base of everything below
     ├── ArgumentError             a bad argument to an API call (names the argument)
     │   ├── SettingsError         ... bad run settings; ``problems`` names each one's source
+    │   ├── SecretMissing         ... a secret the run needs has no (usable) value
     │   └── UnknownOption         ... an option the call does not have (names the closest)
     ├── ExpressionError           evaluating a ``when`` or condition expression failed
     ├── ValidationError           a workflow that cannot run; carries every problem found
@@ -83,6 +84,7 @@ __all__ = [
     "PythonStepError",
     "RunCancelled",
     "RunTimedOut",
+    "SecretMissing",
     "SettingsError",
     "StepCancelled",
     "StepFailed",
@@ -113,6 +115,11 @@ class UnknownOption(ArgumentError, TypeError):
     """A call got an option it does not have (``wf.run(max_concurency=8)``); the message
     names the closest one. Also a ``TypeError``, as Python raises for an unexpected keyword
     argument."""
+
+
+class SecretMissing(ArgumentError):
+    """A secret the run needs has no value, or one it cannot use (too short, or a secrets
+    file others may read); the message names it and the ways to give it."""
 
 
 class SettingsError(ArgumentError):

@@ -31,6 +31,7 @@ from pardag.recording import (
 )
 from pardag.runner import resume_run
 from pardag.searchpath import add_folder
+from pardag.secrets import Secrets
 from pardag.states import RunStatus, StepState
 from pardag.store.base import (
     APPROVED,
@@ -77,9 +78,12 @@ def resume(run_id: str, **options: Unpack[RunOptions]) -> RunResult:
         record = recorded_run(opened, run_id)
         _check_resumable(record)
         wf = workflow_of(record)
-        params = {**json.loads(record.params_json or "{}"), **(options.get("params") or {})}
-        given: dict[str, Any] = {**recorded_settings(record.settings_json), **options}
-        given |= {"params": params, "store": opened}
+        recorded = recorded_settings(record.settings_json)
+        params = json.loads(record.params_json or "{}")
+        secrets = Secrets.resumed(recorded, options.get("secrets"), params)  # from sources again
+        params |= options.get("params") or {}
+        given: dict[str, Any] = {**recorded, **options}
+        given |= {"params": params, "store": opened, "secrets": secrets}
         return resume_run(wf, Resumption.read(opened, record), cast(RunOptions, given))
     finally:
         if owned:

@@ -214,6 +214,8 @@ class Workflow:
             (see ``param_problem``), as does a template or expression reading another one.
         extra_params: True to take params besides those declared (the default when
             ``params`` is not given).
+        secrets: the names of the secrets its runs need and its templates read
+            (``secrets.NAME``); see ``pardag.Secret``.
     """
 
     def __init__(
@@ -228,6 +230,7 @@ class Workflow:
         executor: str | None = None,
         params: Mapping[str, Any] | None = None,
         extra_params: bool | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
         self.name = name
         self.settings = Settings(
@@ -260,6 +263,9 @@ class Workflow:
         """Whether a run may give params the workflow does not declare. Declaring params
         (``params=`` here, ``params:`` in a file) makes it False unless said otherwise, so a
         misspelt ``--set enviro=prod`` is an error, not a silently unused value."""
+        self.secrets: tuple[str, ...] = tuple(secrets)
+        """The secrets its runs need (``secrets:`` in a file): each must have a value when a
+        run starts (``PARDAG_SECRET_<NAME>``, a secrets file, ``run(secrets=)``)."""
         self.file_settings: dict[str, Any] = {}
         """The settings the workflow file itself declared (its ``execution:`` section), so
         that configuration layers above and below it can be told apart."""

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pardag.clock import Clock
     from pardag.events import Listener
     from pardag.model import RetryPolicy
+    from pardag.secrets import Secret, SecretSource
     from pardag.store.base import Store
 
 __all__ = [
@@ -54,7 +55,9 @@ class RunOptions(SettingOptions, total=False):
     (a ``Store`` or a URL; default ``PARDAG_STORE``) records the run; ``encoder`` turns outputs
     JSON cannot hold into ones it can; ``cache=False`` runs cached steps anyway (their fresh
     outputs still refresh the cache); ``clock`` replaces the real clock (tests:
-    ``pardag.clock.VirtualClock``).
+    ``pardag.clock.VirtualClock``); ``secrets`` gives secret values by name (or names to take
+    from the sources), ``secrets_file`` a dotenv file of them, ``secret_sources`` replaces the
+    sources (the secrets file, then ``PARDAG_SECRET_<NAME>``).
     """
 
     listeners: Sequence[Listener]
@@ -63,6 +66,9 @@ class RunOptions(SettingOptions, total=False):
     encoder: Callable[[Any], Any] | None
     cache: bool
     clock: Clock | None
+    secrets: Mapping[str, str | Secret | None] | Sequence[str] | None
+    secrets_file: str | os.PathLike[str] | None
+    secret_sources: Sequence[SecretSource] | None
 
 
 class StepOptions(TypedDict, total=False):

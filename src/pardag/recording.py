@@ -133,9 +133,10 @@ def encode_json(value: Any, default: Any = None) -> str | None:
         return None
 
 
-def settings_json(settings: Settings) -> str:
-    """The run's settings as the store records them."""
-    fields = {f: getattr(settings, f) for f in Settings.__dataclass_fields__}
+def settings_json(settings: Settings, extra: Mapping[str, Any] | None = None) -> str:
+    """The run's settings as the store records them (and ``extra``: the names of its
+    secrets, which a resumed run needs again)."""
+    fields = {f: getattr(settings, f) for f in Settings.__dataclass_fields__} | dict(extra or {})
     return encode_json(fields, repr) or "{}"
 
 

@@ -29,6 +29,8 @@ from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from typing import Any, NamedTuple, TextIO
 
+from pardag.secrets import Masker
+
 __all__ = [
     "FLUSH_EVERY",
     "LOG_LIMIT",
@@ -82,9 +84,15 @@ class StepLog:
     """
 
     def __init__(
-        self, sink: Sink | None, limit: int = LOG_LIMIT, later: Later | None = None
+        self,
+        sink: Sink | None,
+        limit: int = LOG_LIMIT,
+        later: Later | None = None,
+        mask: Masker | None = None,
     ) -> None:
         self._sink, self.limit, self._later = sink, limit, later
+        self._mask = mask if mask else None
+        self._held: dict[str, str] = {}  # a stream's tail that may be a secret's beginning
         self._due = False  # a flush is arranged with ``later``
         self._lock = threading.Lock()
         self._pending: list[list[str]] = []  # [stream, text] pieces not yet handed on
@@ -134,7 +142,7 @@ class StepLog:
             self._closed = True
             if self.dropped:
                 self._pending.append(["log", cut_note(self.limit, self.dropped)])
-            self._flush()
+            self._flush(final=True)
 
     def pieces(self) -> list[Piece]:
         """What waits to be handed on, taken (for a worker process's log, which has no sink)."""
@@ -164,13 +172,33 @@ class StepLog:
             if not self._closed:
                 self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self, final: bool = False) -> None:
         if self._sink is None:
             return
-        for stream, text in self._pending:
+        pending = self._pending if self._mask is None else self._masked(final)
+        for stream, text in pending:
             self._seq += 1
             self._sink(self._seq, stream, text)
         self._pending, self._waiting, self._last = [], 0, time.monotonic()
+
+    def _masked(self, final: bool) -> list[list[str]]:
+        """The pending pieces with every secret as ``***``. Unless ``final``, the end of each
+        stream that may be the start of a secret waits for the next piece, so that a secret
+        written in two pieces is masked whole."""
+        assert self._mask is not None
+        last = {stream: n for n, (stream, _) in enumerate(self._pending)}
+        out: list[list[str]] = []
+        for n, (stream, text) in enumerate(self._pending):
+            text = self._held.pop(stream, "") + text
+            if not final and last[stream] == n:
+                cut = self._mask.safe_end(text)
+                text, self._held[stream] = text[:cut], text[cut:]
+            if text:
+                out.append([stream, self._mask.text(text)])
+        if final:
+            out += [[stream, self._mask.text(text)] for stream, text in self._held.items() if text]
+            self._held.clear()
+        return out
 
 
 class BytesInto:

@@ -6,7 +6,8 @@ sandbox when the step starts, with :func:`namespace` as the names they can read:
 
 * ``inputs``: the dependencies' outputs by id; ``steps.ID.output``: the same, one by one;
 * ``params`` and ``trigger``: the run's params (its trigger data);
-* ``env``: the process environment, as it was when the run's first template read it.
+* ``env``: the process environment, as it was when the run's first template read it;
+* ``secrets.NAME``: the run's secrets (declared with ``secrets:``), masked wherever shown.
 
 All of them are read-only: the sandbox refuses ``update``, ``append``, ``pop`` and the other
 methods that change a dict, list or set, and the names are read-only views
@@ -62,6 +63,7 @@ from pardag.readonly import (
     unwrap,
 )
 from pardag.sandbox import MAX_EXPONENT, MAX_INT_BITS, MAX_LENGTH, Sandbox, read_only_problem
+from pardag.secrets import secrets_of
 
 if TYPE_CHECKING:
     from pardag.kinds.base import RunContext
@@ -86,7 +88,7 @@ __all__ = [
     "to_text",
 ]
 
-TEMPLATE_NAMES = frozenset({"inputs", "steps", "params", "trigger", "env"})
+TEMPLATE_NAMES = frozenset({"inputs", "steps", "params", "trigger", "env", "secrets"})
 """The names :func:`namespace` gives every step's templates (a kind may add more)."""
 
 _ENV_KEY = "pardag.templates.env"
@@ -182,6 +184,7 @@ def namespace(inputs: Mapping[str, Any], ctx: RunContext, **extra: Any) -> dict[
         "params": params,
         "trigger": params,
         "env": ctx.shared(_ENV_KEY, environment_snapshot),
+        "secrets": freeze(dict(secrets_of(ctx))),  # the values; every sink masks them
         **{name: freeze(value) for name, value in extra.items()},
     }
 

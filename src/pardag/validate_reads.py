@@ -11,7 +11,9 @@ before anything runs, each read of:
 * a step that does not exist, or a name a template or expression does not have (with the
   closest one);
 * a key of ``steps.ID`` other than ``output``;
-* a param the workflow does not declare (unless it takes any: ``extra_params``).
+* a param the workflow does not declare (unless it takes any: ``extra_params``);
+* a secret (``secrets.NAME``) the workflow does not declare (``secrets:``), and a
+  ``pardag.Secret`` in a step's params (only a run takes secrets).
 
 The fields checked are ``when``, ``cache.key``, a kind's ``expressions`` (a condition's) and
 its ``templated`` fields (shell commands, HTTP requests, approval prompts...) when the kind
@@ -31,6 +33,7 @@ from pardag.expressions import EXPRESSION_NAMES, compile_expression
 from pardag.kinds import KINDS
 from pardag.model import Step, Workflow, param_problem
 from pardag.reads import Reads, template_reads
+from pardag.secrets import Secret
 from pardag.templates import TEMPLATE_NAMES
 
 __all__ = ["read_problems"]
@@ -50,7 +53,26 @@ def read_problems(wf: Workflow) -> list[Problem]:
         for dep, fields in missing.items():
             where = wf.field_locations.get((step.id, fields[0]))
             out.append(Problem(step.id, _not_a_dependency(wf, step, dep, fields), where))
+        for field in sorted(k for k, v in step.params.items() if _holds_secret(v)):
+            out.append(Problem(step.id, _secret_in_params(field), None))
     return out
+
+
+def _holds_secret(value: Any) -> bool:
+    """Whether a step param holds a ``pardag.Secret`` (it would render as ``***``)."""
+    if isinstance(value, Secret):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_secret(v) for v in value.values())
+    return isinstance(value, list | tuple) and any(_holds_secret(v) for v in value)
+
+
+def _secret_in_params(field: str) -> str:
+    return (
+        f"{field} holds a pardag.Secret, which a step's params cannot pass on (it would be "
+        "sent as ***); give it to the run, run(secrets={'NAME': ...}) with "
+        "Workflow(secrets=['NAME']), and write {{ secrets.NAME }} here"
+    )
 
 
 def _sources(step: Step) -> Iterator[tuple[str, Reads, frozenset[str]]]:
@@ -108,6 +130,17 @@ def _field_problems(
             problem = param_problem(wf, key)
             if problem is not None:
                 yield f"{field} reads {root}.{key}: {problem}"
+        elif root == "secrets" and key not in wf.secrets:
+            yield _undeclared_secret(wf, field, key)
+
+
+def _undeclared_secret(wf: Workflow, field: str, key: str) -> str:
+    declared = f" (it declares: {', '.join(wf.secrets)})" if wf.secrets else ""
+    return (
+        f"{field} reads secrets.{key}, a secret the workflow does not declare{declared}"
+        f"{_closest(key, frozenset(wf.secrets))}; to read it, add {key!r} to the top-level "
+        f"secrets: list (in Python: Workflow(secrets=[{key!r}]))"
+    )
 
 
 def _step_read(

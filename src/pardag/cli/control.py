@@ -6,8 +6,10 @@ the result, then the exit code of its status.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -17,7 +19,7 @@ from pardag import history
 from pardag.cli.console import Session, reported, stderr
 from pardag.cli.exits import worst
 from pardag.cli.loading import open_recorded_store
-from pardag.cli.options import ConfigOpt, DebugOpt, JsonOpt, RunIdArg, StoreOpt
+from pardag.cli.options import ConfigOpt, DebugOpt, JsonOpt, RunIdArg, SecretsFileOpt, StoreOpt
 from pardag.cli.run import finish
 from pardag.errors import ArgumentError
 from pardag.history import recorded_run
@@ -60,6 +62,7 @@ def resume_command(
     ] = False,
     json_output: JsonOpt = False,
     store: StoreOpt = None,
+    secrets_file: SecretsFileOpt = None,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -75,9 +78,13 @@ def resume_command(
             stderr.print("no paused run has an approval wait that is over", markup=False)
         for rid in todo:
             assert rid is not None
-            result, steps = _go_on(opened, rid, lambda found: pardag.resume(found, store=opened))
+            result, steps = _go_on(opened, rid, _resume(opened, secrets_file))
             codes.append(finish(result, json_output, session, steps, store))
     raise typer.Exit(worst(codes))
+
+
+def _resume(opened: Store, secrets_file: Path | None) -> Callable[[str], RunResult]:
+    return lambda found: pardag.resume(found, store=opened, secrets_file=secrets_file)
 
 
 def approve_command(
@@ -89,6 +96,7 @@ def approve_command(
     ] = "true",
     json_output: JsonOpt = False,
     store: StoreOpt = None,
+    secrets_file: SecretsFileOpt = None,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -103,7 +111,9 @@ def approve_command(
                 """--input '{"approved": true}' or --input '"staging"'"""
             ) from None
         with open_recorded_store(store, config) as opened:
-            answer = lambda rid: pardag.approve(rid, step, value, store=opened)  # noqa: E731
+            answer = functools.partial(
+                pardag.approve, step_id=step, value=value, store=opened, secrets_file=secrets_file
+            )
             result, steps = _go_on(opened, run_id, answer)
     raise typer.Exit(finish(result, json_output, session, steps, store))
 
@@ -114,13 +124,16 @@ def reject_command(
     reason: Annotated[str, typer.Option(help="Why; the step fails with it.")] = "",
     json_output: JsonOpt = False,
     store: StoreOpt = None,
+    secrets_file: SecretsFileOpt = None,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Reject a paused approval step (it fails) and continue its run in this process."""
     session = Session(debug)
     with reported(session), open_recorded_store(store, config) as opened:
-        refuse = lambda rid: pardag.reject(rid, step, reason, store=opened)  # noqa: E731
+        refuse = functools.partial(
+            pardag.reject, step_id=step, reason=reason, store=opened, secrets_file=secrets_file
+        )
         result, steps = _go_on(opened, run_id, refuse)
     raise typer.Exit(finish(result, json_output, session, steps, store))
 

@@ -16,6 +16,7 @@ __all__ = [
     "FlagGroup",
     "JsonOpt",
     "RunIdArg",
+    "SecretsFileOpt",
     "StoreOpt",
 ]
 
@@ -44,6 +45,17 @@ StoreOpt = Annotated[
     ),
 ]
 """``--store URL``: the run store, over ``PARDAG_STORE`` and the config file."""
+
+SecretsFileOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--secrets-file",
+        help="NAME=value lines (mode 0600) giving the run's secrets; default "
+        "PARDAG_SECRETS_FILE. PARDAG_SECRET_<NAME> variables give them too.",
+        metavar="FILE",
+    ),
+]
+"""``--secrets-file FILE``: the secrets of the run, over ``PARDAG_SECRET_<NAME>``."""
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 """``--json`` of the run-store commands (``run`` words its own)."""

@@ -23,13 +23,14 @@ from pardag.cli.console import Session, error, reported, stderr, stdout
 from pardag.cli.exits import ExitCode, exit_code
 from pardag.cli.jsonout import JsonLines, dumps, result_json
 from pardag.cli.loading import prepare
-from pardag.cli.options import ConfigOpt, DebugOpt, FileArg, StoreOpt
+from pardag.cli.options import ConfigOpt, DebugOpt, FileArg, SecretsFileOpt, StoreOpt
 from pardag.cli.params import run_params
 from pardag.cli.waiting import answer_lines
 from pardag.config import ResolvedSettings
 from pardag.errors import ArgumentError, StepFailed
 from pardag.events import Event, EventKind, Listener
 from pardag.model import Step, Workflow, param_problem
+from pardag.options import RunOptions
 from pardag.progress import LiveProgress, print_summary, print_trimmed
 from pardag.results import RunResult
 from pardag.states import RunStatus
@@ -104,6 +105,7 @@ def run_command(
         ),
     ] = False,
     store: StoreOpt = None,
+    secrets_file: SecretsFileOpt = None,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -132,12 +134,13 @@ def run_command(
             return
         params = run_params(wf.params, set_ or [], functools.partial(param_problem, wf))
         store_url = settings.store
-        result = _run_watched(wf, params, events, store_url, cache=not no_cache)
+        options: RunOptions = {"cache": not no_cache, "secrets_file": secrets_file}
+        result = _run_watched(wf, params, events, store_url, options)
     raise typer.Exit(finish(result, json_output, session, wf.steps, store))
 
 
 def _run_watched(
-    wf: Workflow, params: dict[str, Any], events: Path | None, store: str, *, cache: bool = True
+    wf: Workflow, params: dict[str, Any], events: Path | None, store: str, options: RunOptions
 ) -> RunResult:
     """Run ``wf`` recorded in ``store``, with the events file and, on a terminal, the live
     view as listeners; the run's id goes first on stderr."""
@@ -150,7 +153,8 @@ def _run_watched(
             live = LiveProgress(stderr, wf.name, len(wf.steps))
             listeners.append(stack.enter_context(live))
         try:
-            return wf.run(listeners=listeners, params=params, store=opened, cache=cache)
+            options |= {"listeners": listeners, "params": params, "store": opened}
+            return wf.run(**options)
         except KeyboardInterrupt:  # the second Ctrl-C: the run did not wait for its steps
             stack.close()
             error(

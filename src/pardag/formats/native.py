@@ -40,6 +40,7 @@ from pardag.formats.reading import line_of
 from pardag.kinds import KINDS, unknown_kind
 from pardag.kinds.control import branch_handle
 from pardag.model import RetryPolicy, Workflow, retry_policy
+from pardag.secrets import declared
 from pardag.states import Trigger
 
 __all__ = ["EXECUTION", "POOL", "RETRY", "STEP", "TOP", "Field", "detect", "read"]
@@ -88,6 +89,8 @@ class _Reader(Checks):
                 wf.extra_params = extra
         if "description" in data:
             self._text(data["description"], "description", ("description",), None)
+        if "secrets" in data:
+            wf.secrets = self._secrets(data["secrets"])
         steps = data.get("steps")
         if not self.mapping(steps, "steps", "steps"):
             steps = {}
@@ -97,6 +100,13 @@ class _Reader(Checks):
             self._field_lines(wf, sid, spec)
         self._validate(wf)
         return wf
+
+    def _secrets(self, value: Any) -> tuple[str, ...]:
+        """The top-level ``secrets:``: a list of names that can be environment variables."""
+        names, problems = declared(value)
+        for index, message in problems:
+            self.bad(message, *(("secrets",) if index is None else ("secrets", index)))
+        return names
 
     def _field_lines(self, wf: Workflow, sid: str, spec: Any) -> None:
         """Where each field of step ``sid`` is (a kind parameter under ``params:`` too)."""

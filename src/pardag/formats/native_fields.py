@@ -158,6 +158,13 @@ TOP = (
         "Whether runs may give params that 'params' does not declare (default false).",
     ),
     Field(
+        "secrets",
+        {"type": "array", "items": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"}},
+        "The secrets its runs need, by name, e.g. [API_TOKEN]: values come from "
+        "PARDAG_SECRET_<NAME> or a secrets file; templates read secrets.NAME, shell steps "
+        "the variable NAME; every occurrence of a value is shown and stored as ***.",
+    ),
+    Field(
         "steps",
         {"type": "object", "additionalProperties": {"$ref": "#/$defs/step"}},
         "The steps, by id (letters, digits, '_', '.', '-').",

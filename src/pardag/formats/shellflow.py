@@ -60,11 +60,12 @@ from pardag.kinds.shellflow import (
     refused_param,
 )
 from pardag.model import RetryPolicy, Workflow
+from pardag.secrets import declared
 from pardag.units import parse_duration
 
 __all__ = ["FIELDS", "STEP_FIELDS", "detect", "read"]
 
-FIELDS = ("name", "description", "params", "env", "steps")
+FIELDS = ("name", "description", "params", "env", "secrets", "steps")
 """The fields of the file itself."""
 STEP_FIELDS = (
     "name",
@@ -135,6 +136,9 @@ class _Reader(Reader):
         wf.source = self.doc.path
         wf.params = self.run_defaults(data)
         wf.refuse_param = refused_param
+        wf.secrets, problems = declared(data.get("secrets", []))
+        for index, message in problems:
+            self.problem(message, *(("secrets",) if index is None else ("secrets", index)))
         steps = [s for i, raw in enumerate(data["steps"]) if (s := self.step(raw, i)) is not None]
         _Graph(self, steps).build(wf)
         return self.checked(wf)

@@ -50,6 +50,7 @@ from pardag.arguments import Spread
 from pardag.errors import ArgumentError, CommandFailed
 from pardag.executors.base import describe_exit
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
+from pardag.secrets import secrets_of
 from pardag.shellvalues import (
     ShellValues,
     argv_problems,
@@ -354,7 +355,13 @@ class ShellKind:
             argv = _command(params, names, where, shell, values)
             _refuse_nul(argv, f"{where}.command")
             _refuse_nul(env.values(), f"{where}.env")
-            full_env = {**input_env(inputs), IDEMPOTENCY_ENV: key, **env, **values.env}
+            full_env = {
+                **input_env(inputs),
+                **secrets_of(ctx),
+                IDEMPOTENCY_ENV: key,
+                **env,
+                **values.env,
+            }
             if "script" in params:
                 return await _run_script(argv[0], argv[1:], full_env, cwd, shell)
             return await run_command(argv, full_env, cwd)

@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 from pardag.errors import ArgumentError, PreconditionFailed, StepSkipped
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
 from pardag.kinds.shell import MAX_OUTPUT, CommandFailed, end_process, start_process
+from pardag.secrets import secrets_of
 from pardag.shellquote import substitute
 from pardag.states import ExecutorName
 from pardag.steplog import BytesInto
@@ -373,7 +374,8 @@ class ShellflowKind:
         def bind(
             inputs: Mapping[str, Any], run_params: Mapping[str, Any]
         ) -> tuple[tuple[Any, ...], dict[str, Any]]:
-            env = {IDEMPOTENCY_ENV: key, **environment(inputs, run_params, spec.env)}
+            secrets = secrets_of(ctx)  # each secret as a variable, under what the file sets
+            env = {**secrets, IDEMPOTENCY_ENV: key, **environment(inputs, run_params, spec.env)}
             return (spec, positional_params(run_params), env, inherited(inputs)), {}
 
         return Action(_run_step, ExecutorName.ASYNC, bind)

@@ -59,6 +59,7 @@ from pardag.runner.state import (
     Unpause,
 )
 from pardag.runner.workers import Workers
+from pardag.secrets import secrets_of
 from pardag.states import ExecutorName, OnFailure, StepState
 
 __all__ = ["Runner"]
@@ -100,6 +101,7 @@ class Runner:
             self._workers.follower = Follower(plan.chain, *args)
         self._ahead = HandAhead(plan.settings, self.sched.pools) if plan.hand_ahead else None
         self._held_back: dict[int, list[int]] = {}  # see _abort
+        self._masker = secrets_of(context).masker  # errors and the result show no secret
 
     # -- public -------------------------------------------------------------------------------
 
@@ -365,7 +367,7 @@ class Runner:
             case Retry(delay):
                 self._retry(i, exc, delay)
             case Fail(error, abort):
-                st.errors[i] = error
+                st.errors[i] = error = self._masker.error(error)
                 self._finish(i, FAILED, reason=error.reason)
                 if step.critical:
                     st.first_failure = st.first_failure or error
@@ -516,10 +518,10 @@ class Runner:
             self._settle(self._inbox.popleft())
 
     def _result(self, started: float) -> RunResult:
-        st = self.state
+        st, times = self.state, (started, self.clock.time())
         ending = run_status(st.stop, st.paused, st.first_failure)
-        times = (started, self.clock.time())
-        return build_result(self.plan, st, self.sched, self.run_id, self.params, times, ending)
+        params, masker = self.params, self._masker
+        return build_result(self.plan, st, self.sched, self.run_id, params, times, ending, masker)
 
 
 def _freeze_heap(steps: int) -> bool:

@@ -30,6 +30,8 @@ from pardag.runner.events import Announcer
 from pardag.runner.plan import make_plan, past_durations
 from pardag.runner.records import RunRecords
 from pardag.runner.state import RunState
+from pardag.secrets import SECRETS_KEY, Secrets, default_sources
+from pardag.store.masked import MaskedStore
 
 __all__ = ["new_runner", "resume_run", "run_sync", "run_workflow"]
 
@@ -89,20 +91,23 @@ def new_runner(
     overrides: Mapping[str, Any] = {k: v for k, v in options.items() if k in SETTING_OPTIONS}
     settings = with_overrides(wf.settings, overrides)
     graph = wf.compile()
+    params = {**wf.params, **given}
+    secrets = _run_secrets(wf, options, params)  # a missing secret: before the store opens
     store, owned = open_run_store(options.get("store"))
+    masked = MaskedStore(store, secrets.masker) if store is not None and secrets else store
     record = resumption.record if resumption is not None else None
     if record is None and store is not None:
         record = run_record(wf, uuid.uuid4().hex)
     run_id = record.run_id if record is not None else uuid.uuid4().hex
     clock = options.get("clock") or SystemClock()
-    params = {**wf.params, **given}
     egress = EgressPolicy(settings.http_allow, settings.http_deny)
     context = RunContext(run_id, wf.name, params, clock=clock, egress=egress)
+    context.state[SECRETS_KEY] = secrets
     first_event = 1
     if resumption is not None:
         context.paused_at.update(resumption.paused_since)  # approval waits so far
         first_event = resumption.first_event
-    journal = Journal(store, run_id, first_event, clock) if store is not None else None
+    journal = Journal(masked, run_id, first_event, clock) if masked is not None else None
     listeners = [*options.get("listeners", ()), *([journal] if journal is not None else [])]
     encoder = options.get("encoder")
     plan = make_plan(
@@ -116,12 +121,22 @@ def new_runner(
         lookups=use_cache,
     )
     state = RunState.of(len(graph.ids))
-    events = Announcer(listeners, run_id, graph.ids, state.attempts, clock)
+    events = Announcer(listeners, run_id, graph.ids, state.attempts, clock, secrets.masker)
     records = None
     if journal is not None and record is not None:
-        records = RunRecords(journal, plan, state, record, clock, encoder)
+        records = RunRecords(journal, plan, state, record, clock, encoder, secrets)
     runner = Runner(plan, context, state, events, records, resumption)
     return runner, (store.close if owned and store is not None else _nothing)
+
+
+def _run_secrets(wf: Workflow, options: RunOptions, params: dict[str, Any]) -> Secrets:
+    """The run's secrets (a ``Secret`` param's value goes into ``params``); see
+    ``pardag.secrets``."""
+    sources = options.get("secret_sources")
+    if sources is None:
+        sources = default_sources(options.get("secrets_file"))
+    declared = getattr(wf, "secrets", ())
+    return Secrets.for_run(declared, options.get("secrets"), params, sources)
 
 
 def _nothing() -> None:

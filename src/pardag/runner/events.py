@@ -14,6 +14,7 @@ from typing import Any
 from pardag.clock import Clock
 from pardag.events import Event, EventKind, Listener
 from pardag.scheduler import Scheduler
+from pardag.secrets import Masker
 from pardag.states import StepState
 
 __all__ = ["STATE_EVENTS", "Announcer"]
@@ -38,8 +39,10 @@ class Announcer:
         ids: Sequence[str],
         attempts: Sequence[int],
         clock: Clock,
+        masker: Masker | None = None,
     ) -> None:
         self.listeners = list(listeners)
+        self._masker = masker if masker else None  # a run's secrets never reach a listener
         self.listening = bool(self.listeners)
         self._run_id, self._ids, self._attempts, self._clock = run_id, ids, attempts, clock
 
@@ -49,6 +52,8 @@ class Announcer:
             return
         step = None if i is None else self._ids[i]
         attempt = 0 if i is None else self._attempts[i]
+        if self._masker is not None and data:
+            data = self._masker.value(data)
         event = Event(kind, self._run_id, self._clock.monotonic(), step, attempt, data)
         for listener in self.listeners:
             try:

@@ -14,6 +14,7 @@ from pardag.results import Outputs, RunResult, StepResult, StepResults
 from pardag.runner.plan import Plan
 from pardag.runner.state import RunState
 from pardag.scheduler import Scheduler
+from pardag.secrets import Masker
 from pardag.states import RunStatus
 
 __all__ = ["build_result"]
@@ -27,10 +28,15 @@ def build_result(
     params: Mapping[str, Any],
     times: tuple[float, float],
     ending: tuple[RunStatus, PardagError | None],
+    masker: Masker | None = None,
 ) -> RunResult:
     """The result of run ``run_id``, which started and finished at ``times``, ending as
-    ``ending`` (its status and error)."""
+    ``ending`` (its status and error); with a ``masker`` (a run with secrets), the outputs and
+    params show ``***`` for each secret (the steps themselves had the real values)."""
     graph = plan.graph
+    values: list[Any] = state.outputs
+    if masker:
+        values, params = [masker.value(v) for v in values], masker.value(params)
     ids, reasons, states = graph.ids, sched.reason, sched.state
 
     def make(i: int) -> StepResult:
@@ -47,7 +53,7 @@ def build_result(
         )
 
     steps = StepResults(ids, graph.index, make)
-    outputs = Outputs(ids, graph.index, state.outputs, states)
+    outputs = Outputs(ids, graph.index, values, states)
     terminal = tuple(ids[i] for i in range(len(ids)) if not graph.succs[i])
     status, error = ending
     started, finished = times

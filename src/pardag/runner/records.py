@@ -28,6 +28,7 @@ from pardag.recording import encode_json, settings_json
 from pardag.runner.plan import Plan
 from pardag.runner.state import CacheAnswer, RunState, Stop
 from pardag.scheduler import Scheduler
+from pardag.secrets import Secrets
 from pardag.states import ExecutorName, RunStatus, StepState
 from pardag.steplog import FLUSH_EVERY, InWorker, Later, StepLog, captured, install
 from pardag.store.base import Answer, LogRecord, RunRecord, RunUpdate, StepRecord
@@ -53,8 +54,10 @@ class RunRecords:
         record: RunRecord,
         clock: Clock,
         encoder: Encoder | None,
+        secrets: Secrets | None = None,
     ) -> None:
         self.journal = journal
+        self._secrets = secrets or Secrets()
         self._plan, self._state, self._record = plan, state, record
         self._run_id = record.run_id
         self._clock, self._encoder = clock, encoder
@@ -86,8 +89,8 @@ class RunRecords:
             record = self._record
             record.created_at = record.created_at or started
             record.status = RunStatus.RUNNING.value
-            record.settings_json = settings_json(self._plan.settings)
-            record.params_json = encode_json(params, repr) or "{}"
+            record.settings_json = settings_json(self._plan.settings, self._secrets.recorded())
+            record.params_json = encode_json(params, repr) or "{}"  # masked by the store
             record.owner = owner
             store.create_run(record)
         answers = store.get_answers(self._run_id)
@@ -111,7 +114,7 @@ class RunRecords:
         def sink(seq: int, stream: str, text: str) -> None:
             add(log=LogRecord(run_id, sid, attempt, seq, stream, text))
 
-        log = self._logs[i] = StepLog(sink, later=self._later)
+        log = self._logs[i] = StepLog(sink, later=self._later, mask=self._secrets.masker)
         if executor == ExecutorName.PROCESSES:
             return InWorker(fn, log)
         return captured(fn, log, executor == ExecutorName.ASYNC)
