@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from pardag.budget import Limit
 from pardag.clock import Clock, Timer
 from pardag.runner.state import Message, RateWake, Requeue, Stop, Unpause
 
@@ -21,6 +22,7 @@ class Alarms:
     def __init__(self, clock: Clock, post: Callable[[Message], None]) -> None:
         self._clock, self._post = clock, post
         self.rate_armed: float | None = None
+        self._run_ends: tuple[float, float] | None = None  # (monotonic end, limit)
 
     def timeout(
         self,
@@ -58,4 +60,20 @@ class Alarms:
 
     def run_limit(self, limit: float | None, stop: Callable[[Stop], None]) -> Timer | None:
         """Stop the run, timed out, once it has run ``limit`` seconds (None: no limit)."""
-        return None if limit is None else self._clock.call_later(limit, stop, Stop.timed_out(limit))
+        if limit is None:
+            return None
+        self._run_ends = (self._clock.monotonic() + limit, limit)
+        return self._clock.call_later(limit, stop, Stop.timed_out(limit))
+
+    def render_limit(self, timeout: float | None) -> Limit | None:
+        """How long a step attempt starting now may render (``pardag.budget``): until its
+        ``timeout`` or the run's, whichever comes first (None: neither is set).
+
+        Templates render on the run's loop, where no timer fires until they return."""
+        ends = self._run_ends
+        if ends is None:
+            return None if timeout is None else (timeout, f"the step's timeout ({timeout:g}s)")
+        left = ends[0] - self._clock.monotonic()
+        if timeout is not None and timeout <= left:
+            return (timeout, f"the step's timeout ({timeout:g}s)")
+        return (left, f"the run's timeout ({ends[1]:g}s)")

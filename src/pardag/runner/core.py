@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+from pardag.budget import deadline, until
 from pardag.errors import ExpressionError
 from pardag.events import EventKind
 from pardag.kinds import RunContext
@@ -68,6 +69,8 @@ _FREEZE_AT = 5_000
 _SLICE = 0.02
 """Seconds the hot loop may run before it lets the event loop serve timers and signals."""
 _NO_INPUTS: dict[str, Any] = {}
+_ELSEWHERE = frozenset({ExecutorName.PROCESSES})
+"""Executors whose steps render in another process (a timeout kills it there)."""
 RUNNING, SUCCEEDED, FAILED = StepState.RUNNING, StepState.SUCCEEDED, StepState.FAILED
 
 
@@ -281,6 +284,9 @@ class Runner:
             self._events.emit(EventKind.STEP_STARTED, i)
         name, action = plan.executor_of[i], plan.actions[i]
         fn = action.fn if self._records is None else self._records.capture(i, action.fn, name)
+        limit = self._alarms.render_limit(plan.graph.steps[i].timeout)
+        if limit is not None and name not in _ELSEWHERE:  # its templates stop in time
+            fn = until(fn, limit, name == ExecutorName.ASYNC)
         try:
             ex = self._workers.get(name)
             args, kwargs = action.bind(inputs, self.params)
@@ -301,7 +307,8 @@ class Runner:
     def _check(self, i: int, check: Check, inputs: Mapping[str, Any]) -> bool:
         """Evaluate the step's ``when``; False means it is skipped (or failed, if it raised)."""
         try:
-            ok = check(inputs, self.params)
+            with deadline(self._alarms.render_limit(self.plan.graph.steps[i].timeout)):
+                ok = check(inputs, self.params)
         except Exception as exc:  # a broken precondition fails the step, once: no retries
             self._failed_by_workflow(i, exc)
             return False
