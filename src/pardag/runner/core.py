@@ -23,7 +23,6 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
-from pardag.budget import deadline, until
 from pardag.errors import ExpressionError
 from pardag.events import EventKind
 from pardag.kinds import RunContext
@@ -69,8 +68,6 @@ _FREEZE_AT = 5_000
 _SLICE = 0.02
 """Seconds the hot loop may run before it lets the event loop serve timers and signals."""
 _NO_INPUTS: dict[str, Any] = {}
-_ELSEWHERE = frozenset({ExecutorName.PROCESSES})
-"""Executors whose steps render in another process (a timeout kills it there)."""
 RUNNING, SUCCEEDED, FAILED = StepState.RUNNING, StepState.SUCCEEDED, StepState.FAILED
 
 
@@ -95,7 +92,7 @@ class Runner:
         self._fail_fast = plan.settings.on_failure is OnFailure.FAIL_FAST
         self._inbox: deque[Message] = deque()
         self._pumping = False
-        self._alarms = Alarms(self.clock, self._post)
+        self._alarms = Alarms(self.clock, self._post, [s.timeout for s in plan.graph.steps])
         self._workers = Workers(plan.settings.max_concurrency, self._inbox, self._pump)
         if plan.chain is not None:
             heap, reported = self.sched.ready_queue, self._workers.reported
@@ -284,9 +281,7 @@ class Runner:
             self._events.emit(EventKind.STEP_STARTED, i)
         name, action = plan.executor_of[i], plan.actions[i]
         fn = action.fn if self._records is None else self._records.capture(i, action.fn, name)
-        limit = self._alarms.render_limit(plan.graph.steps[i].timeout)
-        if limit is not None and name not in _ELSEWHERE:  # its templates stop in time
-            fn = until(fn, limit, name == ExecutorName.ASYNC)
+        fn = self._alarms.bounded(fn, i, name)  # its templates stop at its deadline
         try:
             ex = self._workers.get(name)
             args, kwargs = action.bind(inputs, self.params)
@@ -307,8 +302,7 @@ class Runner:
     def _check(self, i: int, check: Check, inputs: Mapping[str, Any]) -> bool:
         """Evaluate the step's ``when``; False means it is skipped (or failed, if it raised)."""
         try:
-            with deadline(self._alarms.render_limit(self.plan.graph.steps[i].timeout)):
-                ok = check(inputs, self.params)
+            ok = self._alarms.bounded(check, i)(inputs, self.params)
         except Exception as exc:  # a broken precondition fails the step, once: no retries
             self._failed_by_workflow(i, exc)
             return False
