@@ -11,20 +11,20 @@ string it builds by its length. :class:`RenderLimit` stops the render once it
 
 * did more than ``MAX_OPERATIONS`` operations, or built more than ``MAX_BUILT`` characters;
 * ran past its deadline: the earliest of the step attempt's timeout and the run's timeout
-  (the runner gives them, as a :data:`Limit`, to :func:`until` around a step's call and to
-  :func:`deadline` around a ``when`` check), and ``MAX_SECONDS`` after the render began,
-  timeout or not.
+  (the runner gives them, as a :data:`Limit`, to :func:`until` around a step's call and its
+  ``when`` check; :func:`deadline` sets one for a block), and ``MAX_SECONDS`` after the
+  render began, timeout or not.
 
-The clock is read once every ``CHECK_EVERY`` operations, so a render holds the loop until at
-most a few milliseconds past its deadline.
+The clock is read once every ``CHECK_EVERY`` operations, so a render overshoots its deadline
+by at most that many operations (milliseconds, unless one of them is a long C-level one such
+as comparing two huge lists).
 """
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, NamedTuple
 
@@ -116,20 +116,25 @@ class Budget:
             )
 
 
-@contextlib.contextmanager
-def metered() -> Iterator[Budget]:
+class metered:
     """The current render's budget: a new one, or the one already open (a ``render`` of a
-    mapping renders each string on one budget)."""
-    current = _budget.get()
-    if current is not None:
-        yield current
-        return
-    budget = Budget(time.monotonic(), _deadline.get())
-    token = _budget.set(budget)
-    try:
-        yield budget
-    finally:
-        _budget.reset(token)
+    mapping renders each string on one budget). A class, not a generator: it is entered on
+    every render."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> Budget:
+        current = _budget.get()
+        if current is not None:
+            self._token = None
+            return current
+        budget = Budget(time.monotonic(), _deadline.get())
+        self._token = _budget.set(budget)
+        return budget
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _budget.reset(self._token)
 
 
 def tick(count: int = 1) -> None:
@@ -146,40 +151,40 @@ def build(length: int) -> None:
         budget.build(length)
 
 
-@contextlib.contextmanager
-def deadline(limit: Limit | None) -> Iterator[None]:
+class _Within:
+    """Renders in this block stop at ``stop``."""
+
+    __slots__ = ("_stop", "_token")
+
+    def __init__(self, stop: Deadline | None) -> None:
+        self._stop = stop
+
+    def __enter__(self) -> None:
+        self._token = _deadline.set(self._stop) if self._stop is not None else None
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _deadline.reset(self._token)
+
+
+def deadline(limit: Limit | None) -> _Within:
     """Renders in this block stop ``limit`` seconds from now (None: no deadline)."""
-    if limit is None:
-        yield
-        return
-    token = _deadline.set(Deadline(time.monotonic() + limit[0], limit[1]))
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
+    stop = None if limit is None else Deadline(time.monotonic() + limit[0], limit[1])
+    return _Within(stop)
 
 
 def until(fn: Callable[..., Any], limit: Limit, is_async: bool) -> Callable[..., Any]:
     """``fn``, its renders stopping ``limit`` seconds from now: the deadline is set where the
     call runs (in the coroutine when ``is_async``, else on the thread that calls it)."""
     stop = Deadline(time.monotonic() + limit[0], limit[1])
-    if is_async:
 
-        async def run_async(*args: Any, **kwargs: Any) -> Any:
-            token = _deadline.set(stop)
-            try:
-                result = fn(*args, **kwargs)
-                return await result if inspect.isawaitable(result) else result
-            finally:
-                _deadline.reset(token)
-
-        return run_async
+    async def run_async(*args: Any, **kwargs: Any) -> Any:
+        with _Within(stop):
+            result = fn(*args, **kwargs)
+            return await result if inspect.isawaitable(result) else result
 
     def run(*args: Any, **kwargs: Any) -> Any:
-        token = _deadline.set(stop)
-        try:
+        with _Within(stop):
             return fn(*args, **kwargs)
-        finally:
-            _deadline.reset(token)
 
-    return run
+    return run_async if is_async else run
