@@ -25,8 +25,10 @@ code) and the methods that change a dict, list or set (``params.update(...)``,
 ``x.append(...)``): the names are read-only views of the run's data (:mod:`pardag.readonly`),
 so an expression never changes what a step or a later run sees. Pardag's sandbox also refuses
 to build huge values: exponents above ``MAX_EXPONENT``, integers above ``MAX_INT_BITS``,
-strings and lists longer than ``MAX_LENGTH`` from ``*``, ``+``, ``str.replace``/``center``,
-``sum`` and ``range``. Values merely read from names are
+strings and lists longer than ``MAX_LENGTH`` from ``*``, ``+``, ``~``, ``str.replace``/``center``,
+``format``, ``sum`` and ``range``, and every call, filter and test is charged to the
+evaluation's budget (:mod:`pardag.budget`), which stops it past its operation count or the
+step's or run's timeout. Values merely read from names are
 not limited. Text over ``MAX_SOURCE`` characters is refused at compile time.
 
 Errors: a bad expression raises :class:`~pardag.errors.ArgumentError` at validation time,
@@ -50,6 +52,7 @@ from jinja2.lexer import TOKEN_WHITESPACE
 from jinja2.parser import Parser
 from jinja2.runtime import Undefined
 
+from pardag.budget import RenderLimit, metered
 from pardag.errors import ArgumentError, ExpressionError
 from pardag.readonly import freeze, thaw
 from pardag.reads import Reads, reads_of
@@ -110,14 +113,15 @@ class Expression:
         """The value with ``names`` bound, as plain data (never a read-only view); raises
         :class:`ExpressionError` when it fails."""
         try:
-            result = self._call(names)
-            if isinstance(result, Undefined):
-                result._fail_with_undefined_error()
-            return thaw(result)
+            with metered():
+                result = self._call(names)
+                if isinstance(result, Undefined):
+                    result._fail_with_undefined_error()
+                return thaw(result)
         except NameMissing as exc:
             wanted = sorted(self.names_used - set(names))
             raise self._error(f"{exc}; {available_names(names, wanted)}") from None
-        except (UndefinedError, SecurityError) as exc:
+        except (UndefinedError, SecurityError, RenderLimit) as exc:
             raise self._error(str(exc)) from None
         except RecursionError as exc:
             raise self._error("too deeply nested to evaluate") from exc

@@ -5,30 +5,61 @@ it should not, nor use unbounded memory or time. Jinja2's sandbox refuses privat
 attributes, and its immutable variant the methods that change a dict, list or set (``update``,
 ``append``, ``pop``...); :class:`Sandbox` adds the rest: ``a.b`` reads a mapping's key first,
 the read-only views of :mod:`pardag.readonly` refuse those methods alike, and operators
-(``*``, ``**``, ``%``, ``+``), string methods, filters and functions that could build a huge
-value refuse to, within :data:`MAX_LENGTH`, :data:`MAX_EXPONENT` and :data:`MAX_INT_BITS`.
+(``*``, ``**``, ``%``, ``+``, ``~``), string methods, filters and functions that could build a
+huge value refuse to, within :data:`MAX_LENGTH`, :data:`MAX_EXPONENT` and :data:`MAX_INT_BITS`;
+text assembled from parts (a template's output, a macro's, ``join``) stops at
+:data:`MAX_OUTPUT`. Every loop iteration, call, filter and test is charged to the render's
+budget (:mod:`pardag.budget`, compiled in by :mod:`pardag.metering`), so a render that loops
+too long stops itself, by its operation count or its step's or run's deadline.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from jinja2 import filters, pass_eval_context
+from jinja2 import filters, pass_environment, pass_eval_context
 from jinja2.exceptions import SecurityError
-from jinja2.runtime import Undefined
+from jinja2.runtime import Macro, Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, modifies_known_mutable
+from markupsafe import Markup
 
+from pardag import budget
 from pardag.arguments import operand, spread
+from pardag.metering import (
+    MeteredCodeGenerator,
+    MeteredEscapeFormatter,
+    MeteredFormatter,
+    too_long,
+)
 from pardag.readonly import ReadOnlyList, ReadOnlyMapping, json_default, unwrap
 
-__all__ = ["MAX_EXPONENT", "MAX_INT_BITS", "MAX_LENGTH", "Sandbox", "read_only_problem"]
+__all__ = [
+    "MAX_EXPONENT",
+    "MAX_INDENT",
+    "MAX_INT_BITS",
+    "MAX_LENGTH",
+    "MAX_OUTPUT",
+    "Sandbox",
+    "read_only_problem",
+]
 
 MAX_LENGTH = 1_000_000
-"""Longest string or list an operator in a template or expression may build."""
+"""Longest string or list an operator, method or filter in a template or expression may build."""
+
+MAX_OUTPUT = 10 * 1024 * 1024
+"""Longest text assembled from parts: a template's output, a macro's or ``{% set %}`` block's,
+``join``."""
+
+MAX_INDENT = 100
+"""Largest ``tojson(indent=...)``."""
+
+MACRO_COST = 9
+"""Operations a macro call costs beyond a call's one: its frame costs about ten loop turns."""
 
 MAX_EXPONENT = 10_000
 """Largest exponent magnitude ``**`` accepts."""
@@ -38,11 +69,40 @@ MAX_INT_BITS = 100_000
 
 
 def _too_long(length: int) -> SecurityError:
-    return SecurityError(f"the result would be too long: {length:,} items (limit {MAX_LENGTH:,})")
+    return too_long(length, MAX_LENGTH)
 
 
 def _length(value: Any) -> int:
     return len(value) if isinstance(value, str | bytes | list | tuple) else 0
+
+
+_SIZED = (str, bytes, bytearray, list, tuple, dict, set, frozenset, range)
+
+
+def _size(value: Any) -> int:
+    """How much data ``value`` is, for charging: its length, or a count argument's value."""
+    if isinstance(value, _SIZED) or type(value) in (ReadOnlyList, ReadOnlyMapping):
+        return min(len(value), MAX_LENGTH)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return min(abs(value), MAX_LENGTH)
+    return 0
+
+
+def _cost(args: tuple[Any, ...], kwargs: Mapping[str, Any], owner: Any = None) -> int:
+    """Operations a call costs: one, plus one per ``budget.CHARGE_UNIT`` items it is given."""
+    items = _size(owner) if owner is not None else 0
+    for arg in args:
+        items += _size(arg)
+    if kwargs:
+        for arg in kwargs.values():
+            items += _size(arg)
+    return 1 + items // budget.CHARGE_UNIT
+
+
+def _charge_result(result: Any) -> Any:
+    if isinstance(result, str | bytes | list | tuple):
+        budget.build(len(result))
+    return result
 
 
 def _bits(value: Any) -> int:
@@ -66,7 +126,7 @@ def _guard_multiply(left: Any, right: Any) -> None:
         raise SecurityError(f"the result would be too large: more than {MAX_INT_BITS:,} bits")
 
 
-_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
+_WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill"})
 
 
 _MUTATING_DUNDERS = frozenset(
@@ -97,18 +157,58 @@ class Sandbox(ImmutableSandboxedEnvironment):
     """
 
     intercepted_binops = frozenset({"*", "**", "%", "+"})
+    code_generator_class = MeteredCodeGenerator
 
     def __init__(self, **options: Any) -> None:
-        """Jinja2's sandbox, with guarded filters and functions where Jinja2's could run away."""
+        """Jinja2's sandbox, with guarded filters and functions where Jinja2's could run away,
+        and every filter and test charged to the render's budget."""
         super().__init__(**options)
         self.filters.update(_FILTERS)
         del self.globals["lipsum"]
         self.globals.update(_GLOBALS)
         self.tests.update({"None": self.tests["none"], "True": self.tests["true"]})
         self.tests["False"] = self.tests["false"]
+        self.filters = {name: _metered(f) for name, f in self.filters.items()}
+        self.tests = {name: _metered(f) for name, f in self.tests.items()}
+
+    tick = staticmethod(budget.tick)
+    """One loop iteration (compiled into every ``{% for %}`` body)."""
+
+    @staticmethod
+    def charged(value: Any) -> Any:
+        """``value``, charged one operation (a loop's ``if``, per item)."""
+        budget.tick()
+        return value
+
+    @staticmethod
+    def joined(parts: tuple[Any, ...]) -> str:
+        """``a ~ b``: refused before it builds a string over ``MAX_LENGTH``."""
+        texts = [str(part) for part in parts]
+        length = sum(map(len, texts))
+        if length > MAX_LENGTH:
+            raise _too_long(length)
+        budget.tick()
+        budget.build(length)
+        return "".join(texts)
+
+    @staticmethod
+    def concat(parts: Iterable[str]) -> str:
+        """A template's output (or a macro's, a block's): stops past ``MAX_OUTPUT``."""
+        texts, length = [], 0
+        for text in parts:
+            length += len(text)
+            if length > MAX_OUTPUT:
+                raise SecurityError(
+                    f"the rendered text would be longer than {MAX_OUTPUT:,} characters; "
+                    "write less, or produce large data in a step"
+                )
+            texts.append(text)
+        budget.build(length)
+        return "".join(texts)
 
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         """Refuse an operation before it builds something huge (views count as their data)."""
+        budget.tick()
         left, right = unwrap(left), unwrap(right)
         if operator == "**":
             _guard_power(left, right)
@@ -118,7 +218,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
             raise SecurityError("'%' string formatting is not allowed; use ~ or format()")
         elif operator == "+" and _length(left) + _length(right) > MAX_LENGTH:
             raise _too_long(_length(left) + _length(right))
-        return super().call_binop(context, operator, left, right)
+        return _charge_result(super().call_binop(context, operator, left, right))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
         """``a.b`` on a mapping is ``a["b"]``, even where a dict method has that name."""
@@ -144,11 +244,26 @@ class Sandbox(ImmutableSandboxedEnvironment):
         return self.undefined(problem, name=attribute, obj=obj, exc=SecurityError)
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
-        """``"...".format``, refusing format specs that would build huge strings."""
-        wrapped = super().wrap_str_format(value)
-        if wrapped is not None:
-            _guard_format_string(value.__self__)
-        return wrapped
+        """``"...".format``, refusing format specs and results that would be huge."""
+        if super().wrap_str_format(value) is None:
+            return None
+        text: str = value.__self__
+        _guard_format_string(text)
+        is_map = value.__name__ == "format_map"
+
+        def wrapper(*args: Any, **kwargs: Any) -> str:
+            if is_map:
+                if kwargs or len(args) != 1:
+                    raise TypeError("format_map() takes exactly one argument")
+                kwargs, args = args[0], ()
+            formatter = (
+                MeteredEscapeFormatter(self, MAX_LENGTH, escape=text.escape)
+                if isinstance(text, Markup)
+                else MeteredFormatter(self, MAX_LENGTH)
+            )
+            return type(text)(formatter.vformat(text, args, kwargs))
+
+        return functools.update_wrapper(wrapper, value)
 
     def getitem(self, obj: Any, argument: Any) -> Any:
         """``a[k]``; reading from an undefined name fails with that name."""
@@ -157,21 +272,56 @@ class Sandbox(ImmutableSandboxedEnvironment):
         return super().getitem(obj, argument)
 
     def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        """Calls, with the width of ``str.center`` and friends and ``str.replace`` capped."""
+        """Calls, charged to the budget, with string methods that could build a huge string
+        (``center`` and friends, ``expandtabs``, ``replace``, ``join``, ``translate``) capped."""
         owner = getattr(__obj, "__self__", None)
-        if isinstance(owner, str):
-            name = getattr(__obj, "__name__", "")
-            if name in _WIDTH_METHODS and args and isinstance(args[0], int):
-                if args[0] > MAX_LENGTH:
-                    raise _too_long(args[0])
-            elif name == "replace" and len(args) >= 2:
-                _guard_replace(owner, args)
-        return super().call(__context, __obj, *args, **kwargs)
+        budget.tick(_cost(args, kwargs, owner) + (MACRO_COST if isinstance(__obj, Macro) else 0))
+        if isinstance(owner, str | bytes | bytearray):
+            args = _guard_method(owner, getattr(__obj, "__name__", ""), args)
+        return _charge_result(super().call(__context, __obj, *args, **kwargs))
 
 
-def _guard_replace(text: str, args: tuple[Any, ...]) -> None:
+def _metered(fn: Any) -> Callable[..., Any]:
+    """A filter or test charged to the budget (Jinja2's ``pass_context`` marks kept)."""
+
+    @functools.wraps(fn)
+    def metered(*args: Any, **kwargs: Any) -> Any:
+        budget.tick(_cost(args, kwargs))
+        return _charge_result(fn(*args, **kwargs))
+
+    return metered
+
+
+def _guard_method(text: Any, name: str, args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Refuse a string method call that would build more than ``MAX_LENGTH``; the arguments
+    to call it with (``join``'s items, read once)."""
+    if name in _WIDTH_METHODS and args and isinstance(args[0], int):
+        if args[0] > MAX_LENGTH:
+            raise _too_long(args[0])
+    elif name == "expandtabs":
+        size = args[0] if args and isinstance(args[0], int) else 8
+        _check(len(text) + text.count("\t" if isinstance(text, str) else b"\t") * size)
+    elif name == "replace" and len(args) >= 2:
+        _guard_replace(text, args)
+    elif name == "join" and len(args) == 1:
+        items = list(args[0])
+        parts = sum(len(item) for item in items if isinstance(item, str | bytes))
+        _check(parts + len(text) * max(len(items) - 1, 0), MAX_OUTPUT)
+        return (items,)
+    elif name == "translate" and args and isinstance(args[0], Mapping):
+        longest = max((_length(v) for v in args[0].values()), default=1)
+        _check(len(text) * max(longest, 1))
+    return args
+
+
+def _check(length: int, limit: int = MAX_LENGTH) -> None:
+    if length > limit:
+        raise too_long(length, limit)
+
+
+def _guard_replace(text: Any, args: tuple[Any, ...]) -> None:
     old, new = args[0], args[1]
-    if isinstance(old, str) and isinstance(new, str):
+    if isinstance(old, str | bytes) and isinstance(new, str | bytes):
         count = text.count(old) if old else len(text) + 1
         if len(args) > 2 and isinstance(args[2], int) and args[2] >= 0:
             count = min(count, args[2])
@@ -200,9 +350,13 @@ def _center(value: Any, width: int = 80) -> str:
 
 
 def _indent(text: str, width: int | str = 4, first: bool = False, blank: bool = False) -> str:
-    if isinstance(width, int) and width * (str(text).count("\n") + 1) > MAX_LENGTH:
-        raise _too_long(width * (str(text).count("\n") + 1))
+    lines = str(text).count("\n") + 1
+    _check(len(str(text)) + _width(width) * lines)
     return filters.do_indent(text, width, first, blank)
+
+
+def _width(width: Any) -> int:
+    return len(width) if isinstance(width, str) else width if isinstance(width, int) else 0
 
 
 @pass_eval_context
@@ -211,17 +365,71 @@ def _replace(context: Any, text: str, old: str, new: str, count: int | None = No
     return filters.do_replace(context, text, old, new, count)
 
 
+_PERCENT_SPEC = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d*)(?:\.(\*|\d*))?[hlL]?(.)", re.DOTALL)
+
+
 def _format(text: str, *args: Any, **kwargs: Any) -> str:
-    if "*" in re.sub(r"%%", "", str(text)):
+    """``"%s-%05d"|format(a, b)``, refused when it could build more than ``MAX_LENGTH``."""
+    source = str(text)
+    specs = [m for m in _PERCENT_SPEC.finditer(source) if m[3] != "%"]
+    if any("*" in (m[1], m[2]) for m in specs):
         raise SecurityError("'*' widths in format are not allowed; write the width")
-    for spec in re.findall(r"%[^a-zA-Z%]*", str(text)):
-        _guard_widths(spec)
+    widest = max((int(n) for m in specs for n in m.groups()[:2] if n), default=0)
+    if widest > MAX_LENGTH:
+        raise _too_long(widest)
+    values = [*args, *kwargs.values()]
+    longest = max((len(v) if isinstance(v, str) else len(str(v)) for v in values), default=0)
+    _check(len(source) + len(specs) * (widest + longest))
     return filters.do_format(text, *args, **kwargs)
 
 
-def _tojson(value: Any, indent: int | None = None) -> str:
+def _tojson(value: Any, indent: int | str | None = None) -> str:
     """``|tojson`` without Jinja's HTML escaping: these templates are not HTML."""
+    if _width(indent) > MAX_INDENT:
+        raise SecurityError(f"tojson indent {indent!r} is too large (limit {MAX_INDENT})")
     return json.dumps(value, indent=indent, default=json_default)
+
+
+@pass_eval_context
+def _join(context: Any, value: Iterable[Any], d: str = "", attribute: Any = None) -> str:
+    """``|join``, refused past ``MAX_OUTPUT`` characters before it builds them."""
+    items = list(value)
+    parts = sum(len(item) for item in items if isinstance(item, str))
+    _check(parts + len(str(d)) * max(len(items) - 1, 0), MAX_OUTPUT)
+    return str(filters.sync_do_join(context, items, d, attribute))
+
+
+@pass_environment
+def _sum_filter(env: Any, items: Iterable[Any], attribute: Any = None, start: Any = 0) -> Any:
+    if attribute is not None:
+        items = map(filters.make_attrgetter(env, attribute), items)
+    return _sum(items, start)
+
+
+def _round_filter(value: Any, precision: int = 0, method: str = "common") -> Any:
+    _check_digits(precision)
+    return filters.do_round(value, precision, method)  # type: ignore[arg-type]
+
+
+def _batch(value: Iterable[Any], linecount: int, fill_with: Any = None) -> Any:
+    _check(linecount if isinstance(linecount, int) else 0)
+    return filters.do_batch(value, linecount, fill_with)
+
+
+def _slice(value: Iterable[Any], slices: int, fill_with: Any = None) -> Any:
+    _check(slices if isinstance(slices, int) else 0)
+    return filters.sync_do_slice(list(value), slices, fill_with)
+
+
+@pass_environment
+def _wordwrap(env: Any, s: str, width: int = 79, *args: Any, **kwargs: Any) -> str:
+    """``|wordwrap``: a wrap string per line could multiply the text; refused past the limit."""
+    text = str(s)
+    wrap = kwargs.get("wrapstring", args[1] if len(args) > 1 else None)
+    per_line = len(wrap) if isinstance(wrap, str) else len(env.newline_sequence)
+    lines = len(text) // max(width, 1) if isinstance(width, int) else len(text)
+    _check(len(text) + (lines + text.count("\n") + 1) * per_line)
+    return filters.do_wordwrap(env, s, width, *args, **kwargs)
 
 
 _FILTERS: dict[str, Callable[..., Any]] = {
@@ -230,15 +438,25 @@ _FILTERS: dict[str, Callable[..., Any]] = {
     "indent": _indent,
     "replace": _replace,
     "format": _format,
+    "join": _join,
+    "sum": _sum_filter,
+    "round": _round_filter,
+    "batch": _batch,
+    "slice": _slice,
+    "wordwrap": _wordwrap,
     "spread": spread,
     "operand": operand,
 }
 """Filters that replace Jinja2's: guarded against huge results (``tojson``: not HTML-escaped)."""
 
 
-def _round(number: Any, ndigits: int | None = None) -> Any:
+def _check_digits(ndigits: Any) -> None:
     if isinstance(ndigits, int) and abs(ndigits) > MAX_EXPONENT:
         raise SecurityError(f"ndigits {ndigits} is too large (limit {MAX_EXPONENT:,})")
+
+
+def _round(number: Any, ndigits: int | None = None) -> Any:
+    _check_digits(ndigits)
     return round(number) if ndigits is None else round(number, ndigits)
 
 
@@ -250,6 +468,8 @@ def _sum(items: Any, start: Any = 0) -> Any:
         if _length(total) + _length(item) > MAX_LENGTH:
             raise _too_long(_length(total) + _length(item))
         total = total + item
+        budget.tick()
+        budget.build(_length(total))  # each step copies: quadratic work, charged
     return total
 
 

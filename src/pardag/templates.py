@@ -31,8 +31,10 @@ Rules worth knowing:
 * Only strings containing ``{{`` or ``{%`` are templates; comments are ``{## ... ##}`` (not
   Jinja's usual ``{# #}``, which would clash with the shell's ``${#var}``).
 * ``a.b`` reads the key ``b`` of a mapping first (so ``output.items`` is the key, not the
-  dict method); the sandbox refuses private attributes and guards ``*``, ``**``, ``%`` and
-  ``range`` against building huge values (see :mod:`pardag.sandbox`).
+  dict method); the sandbox refuses private attributes and guards ``*``, ``**``, ``%``, ``~``
+  and ``range`` against building huge values (see :mod:`pardag.sandbox`).
+* A render stops itself when it loops too long: past its operation budget or the step's or
+  run's timeout (see :mod:`pardag.budget`).
 
 Each template string is compiled once and cached.
 """
@@ -52,6 +54,7 @@ from jinja2.exceptions import SecurityError, TemplateRuntimeError
 from jinja2.runtime import Undefined
 from jinja2.utils import missing
 
+from pardag.budget import RenderLimit, metered
 from pardag.errors import ExpressionError
 from pardag.readonly import (
     Environment,
@@ -206,13 +209,18 @@ def render(
 
     A value a lone ``{{ expr }}`` yields is plain data (:func:`pardag.readonly.thaw`), never a
     view. Raises :class:`~pardag.errors.ExpressionError` naming ``where`` and the template.
+    All of ``value`` renders on one budget (:mod:`pardag.budget`).
     """
     if isinstance(value, str):
         return _render_string(value, names, where, quote, text) if is_template(value) else value
     if isinstance(value, Mapping):
-        return {k: render(v, names, where=where, quote=quote, text=text) for k, v in value.items()}
+        with metered():
+            return {
+                k: render(v, names, where=where, quote=quote, text=text) for k, v in value.items()
+            }
     if isinstance(value, list | tuple):
-        return type(value)(render(v, names, where=where, quote=quote, text=text) for v in value)
+        with metered():
+            return type(value)(render(v, names, where=where, quote=quote, text=text) for v in value)
     return value
 
 
@@ -273,19 +281,21 @@ def _render_string(
 ) -> Any:
     try:
         compiled = _compiled(source, quote, text)
-        if isinstance(compiled, Template):
-            return compiled.render(names)
-        result = compiled(names)
-        if isinstance(result, Undefined):
-            result._fail_with_undefined_error()
-        return thaw(result)
+        with metered():
+            if isinstance(compiled, Template):
+                return compiled.render(names)
+            result = compiled(names)
+            if isinstance(result, Undefined):
+                result._fail_with_undefined_error()
+            return thaw(result)
     except TemplateSyntaxError as exc:
         raise ExpressionError(_syntax_message(source, where, exc), where, source) from None
     except NameMissing as exc:
         problem = f"{exc}; {available_names(names, missing_names(source, names))}"
         raise ExpressionError(_message(source, where, problem), where, source) from None
     except Exception as exc:
-        problem = str(exc) if isinstance(exc, UndefinedError | SecurityError) else _describe(exc)
+        known = isinstance(exc, UndefinedError | SecurityError | RenderLimit)
+        problem = str(exc) if known else _describe(exc)
         raise ExpressionError(_message(source, where, problem), where, source) from exc
 
 

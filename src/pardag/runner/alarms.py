@@ -9,8 +9,10 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+from pardag.budget import Limit, until
 from pardag.clock import Clock, Timer
 from pardag.runner.state import Message, RateWake, Requeue, Stop, Unpause
+from pardag.states import ExecutorName
 
 __all__ = ["Alarms"]
 
@@ -18,9 +20,16 @@ __all__ = ["Alarms"]
 class Alarms:
     """The timers of one run; ``rate_armed`` is when the next rate window wakes it, if set."""
 
-    def __init__(self, clock: Clock, post: Callable[[Message], None]) -> None:
-        self._clock, self._post = clock, post
+    def __init__(
+        self,
+        clock: Clock,
+        post: Callable[[Message], None],
+        timeouts: list[float | None] | None = None,
+    ) -> None:
+        """``timeouts``: each step's ``timeout``, by index (None: no step has one)."""
+        self._clock, self._post, self._timeouts = clock, post, timeouts
         self.rate_armed: float | None = None
+        self._run_ends: tuple[float, float] | None = None  # (monotonic end, limit)
 
     def timeout(
         self,
@@ -58,4 +67,30 @@ class Alarms:
 
     def run_limit(self, limit: float | None, stop: Callable[[Stop], None]) -> Timer | None:
         """Stop the run, timed out, once it has run ``limit`` seconds (None: no limit)."""
-        return None if limit is None else self._clock.call_later(limit, stop, Stop.timed_out(limit))
+        if limit is None:
+            return None
+        self._run_ends = (self._clock.monotonic() + limit, limit)
+        return self._clock.call_later(limit, stop, Stop.timed_out(limit))
+
+    def bounded(
+        self, fn: Callable[..., Any], i: int, executor: str = ExecutorName.INLINE
+    ) -> Callable[..., Any]:
+        """``fn`` (step ``i``'s call or ``when`` check), its templates stopping themselves at
+        the attempt's deadline: they render on the run's loop, where no alarm fires until
+        they return (``pardag.budget``). ``fn`` itself without a step or run timeout, or on
+        the processes executor (a timeout kills the worker)."""
+        limit = self.render_limit(None if self._timeouts is None else self._timeouts[i])
+        if limit is None or executor == ExecutorName.PROCESSES:
+            return fn
+        return until(fn, limit, executor == ExecutorName.ASYNC)
+
+    def render_limit(self, timeout: float | None) -> Limit | None:
+        """How long a step attempt starting now may render (``pardag.budget``): until its
+        ``timeout`` or the run's, whichever comes first (None: neither is set)."""
+        ends = self._run_ends
+        if ends is None:
+            return None if timeout is None else (timeout, f"the step's timeout ({timeout:g}s)")
+        left = ends[0] - self._clock.monotonic()
+        if timeout is not None and timeout <= left:
+            return (timeout, f"the step's timeout ({timeout:g}s)")
+        return (left, f"the run's timeout ({ends[1]:g}s)")

@@ -93,7 +93,7 @@ class Runner:
         self._fail_fast = plan.settings.on_failure is OnFailure.FAIL_FAST
         self._inbox: deque[Message] = deque()
         self._pumping = False
-        self._alarms = Alarms(self.clock, self._post)
+        self._alarms = Alarms(self.clock, self._post, [s.timeout for s in plan.graph.steps])
         self._workers = Workers(plan.settings.max_concurrency, self._inbox, self._pump)
         if plan.chain is not None:
             heap, reported = self.sched.ready_queue, self._workers.reported
@@ -283,6 +283,7 @@ class Runner:
             self._events.emit(EventKind.STEP_STARTED, i)
         name, action = plan.executor_of[i], plan.actions[i]
         fn = action.fn if self._records is None else self._records.capture(i, action.fn, name)
+        fn = self._alarms.bounded(fn, i, name)  # its templates stop at its deadline
         try:
             ex = self._workers.get(name)
             args, kwargs = action.bind(inputs, self.params)
@@ -303,7 +304,7 @@ class Runner:
     def _check(self, i: int, check: Check, inputs: Mapping[str, Any]) -> bool:
         """Evaluate the step's ``when``; False means it is skipped (or failed, if it raised)."""
         try:
-            ok = check(inputs, self.params)
+            ok = self._alarms.bounded(check, i)(inputs, self.params)
         except Exception as exc:  # a broken precondition fails the step, once: no retries
             self._failed_by_workflow(i, exc)
             return False

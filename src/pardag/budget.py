@@ -1,0 +1,190 @@
+"""What one render of a template or expression may spend: operations, characters and time.
+
+Templates and expressions come from workflow files and read data from anywhere, and they
+render on the run's event loop (or a step's thread). Jinja2 stops nothing by itself: a
+``{% for %}`` inside a ``{% for %}`` runs for minutes, ``s ~ s`` doubles until memory runs
+out, and while a render holds the loop no timer fires, so no step or run timeout could stop
+it. So a render stops itself. The sandbox (:mod:`pardag.sandbox`) charges the current
+:class:`Budget`: one operation per loop iteration, call, filter, test and guarded operator (a
+call, filter or test given data costs one more per ``CHARGE_UNIT`` items of it), and every
+string it builds by its length. :class:`RenderLimit` stops the render once it
+
+* did more than ``MAX_OPERATIONS`` operations, or built more than ``MAX_BUILT`` characters;
+* ran past its deadline: the earliest of the step attempt's timeout and the run's timeout
+  (the runner gives them, as a :data:`Limit`, to :func:`until` around a step's call and its
+  ``when`` check; :func:`deadline` sets one for a block), and ``MAX_SECONDS`` after the
+  render began, timeout or not.
+
+The clock is read once every ``CHECK_EVERY`` operations, so a render overshoots its deadline
+by at most that many operations (milliseconds, unless one of them is a long C-level one such
+as comparing two huge lists).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, NamedTuple
+
+__all__ = [
+    "CHARGE_UNIT",
+    "CHECK_EVERY",
+    "MAX_BUILT",
+    "MAX_OPERATIONS",
+    "MAX_SECONDS",
+    "Budget",
+    "Deadline",
+    "Limit",
+    "RenderLimit",
+    "build",
+    "deadline",
+    "metered",
+    "tick",
+    "until",
+]
+
+MAX_OPERATIONS = 1_000_000
+"""Operations one render may do (about 0.2 s of loop iterations, a few seconds of macro calls)."""
+MAX_BUILT = 100_000_000
+"""Characters (and list items) one render may build in all, kept or not."""
+MAX_SECONDS = 5.0
+"""Seconds one render may take when no earlier step or run timeout applies."""
+CHARGE_UNIT = 1024
+"""A call, filter or test costs one operation more per this many items of data it is given."""
+CHECK_EVERY = 100
+"""Operations between two looks at the clock."""
+
+
+class RenderLimit(Exception):
+    """A render spent its budget; the message says which limit and how to stay within it."""
+
+
+class Deadline(NamedTuple):
+    """When renders must stop (``time.monotonic()``) and why, e.g. "the step's timeout (1s)"."""
+
+    at: float
+    why: str
+
+
+Limit = tuple[float, str]
+"""(seconds from now, why): e.g. ``(1.0, "the step's timeout (1s)")``."""
+
+_deadline: ContextVar[Deadline | None] = ContextVar("pardag_render_deadline", default=None)
+_budget: ContextVar[Budget | None] = ContextVar("pardag_render_budget", default=None)
+
+_ADVICE = "loop over less data, or compute the value in a step"
+
+
+class Budget:
+    """What the current render has spent, and when it must stop."""
+
+    __slots__ = ("built", "ends", "next_check", "ops", "why")
+
+    def __init__(self, now: float, limit: Deadline | None) -> None:
+        self.ops = self.built = 0
+        self.next_check = CHECK_EVERY
+        self.ends, self.why = now + MAX_SECONDS, f"its limit of {MAX_SECONDS:g}s per render"
+        if limit is not None and limit.at < self.ends:
+            self.ends, self.why = limit.at, limit.why
+
+    def tick(self, count: int = 1) -> None:
+        """Charge ``count`` operations; raise :class:`RenderLimit` when over a limit."""
+        self.ops += count
+        if self.ops >= self.next_check:
+            self.check()
+
+    def check(self) -> None:
+        """Look at the operation count and the clock (every ``CHECK_EVERY`` operations)."""
+        self.next_check = self.ops + CHECK_EVERY
+        if self.ops > MAX_OPERATIONS:
+            raise RenderLimit(
+                f"stopped after {MAX_OPERATIONS:,} operations (loop iterations, calls, "
+                f"filters); a template or expression must do less work: {_ADVICE}"
+            )
+        if time.monotonic() > self.ends:
+            raise RenderLimit(f"stopped: {self.why} was up while it rendered; {_ADVICE}")
+
+    def build(self, length: int) -> None:
+        """Charge ``length`` characters built; raise :class:`RenderLimit` when over."""
+        self.built += length
+        if self.built > MAX_BUILT:
+            raise RenderLimit(
+                f"stopped after building {MAX_BUILT:,} characters; a template or expression "
+                f"must build less text: {_ADVICE}"
+            )
+
+
+class metered:
+    """The current render's budget: a new one, or the one already open (a ``render`` of a
+    mapping renders each string on one budget). A class, not a generator: it is entered on
+    every render."""
+
+    __slots__ = ("_token",)
+
+    def __enter__(self) -> Budget:
+        current = _budget.get()
+        if current is not None:
+            self._token = None
+            return current
+        budget = Budget(time.monotonic(), _deadline.get())
+        self._token = _budget.set(budget)
+        return budget
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _budget.reset(self._token)
+
+
+def tick(count: int = 1) -> None:
+    """Charge the current render ``count`` operations (nothing outside a render)."""
+    budget = _budget.get()
+    if budget is not None:
+        budget.tick(count)
+
+
+def build(length: int) -> None:
+    """Charge the current render ``length`` characters built (nothing outside a render)."""
+    budget = _budget.get()
+    if budget is not None:
+        budget.build(length)
+
+
+class _Within:
+    """Renders in this block stop at ``stop``."""
+
+    __slots__ = ("_stop", "_token")
+
+    def __init__(self, stop: Deadline | None) -> None:
+        self._stop = stop
+
+    def __enter__(self) -> None:
+        self._token = _deadline.set(self._stop) if self._stop is not None else None
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _deadline.reset(self._token)
+
+
+def deadline(limit: Limit | None) -> _Within:
+    """Renders in this block stop ``limit`` seconds from now (None: no deadline)."""
+    stop = None if limit is None else Deadline(time.monotonic() + limit[0], limit[1])
+    return _Within(stop)
+
+
+def until(fn: Callable[..., Any], limit: Limit, is_async: bool) -> Callable[..., Any]:
+    """``fn``, its renders stopping ``limit`` seconds from now: the deadline is set where the
+    call runs (in the coroutine when ``is_async``, else on the thread that calls it)."""
+    stop = Deadline(time.monotonic() + limit[0], limit[1])
+
+    async def run_async(*args: Any, **kwargs: Any) -> Any:
+        with _Within(stop):
+            result = fn(*args, **kwargs)
+            return await result if inspect.isawaitable(result) else result
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with _Within(stop):
+            return fn(*args, **kwargs)
+
+    return run_async if is_async else run

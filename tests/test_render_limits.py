@@ -1,0 +1,238 @@
+"""Rendering stops itself (issue 13 §4): templates and expressions are bounded in work (an
+operation budget), in time (the step's and the run's timeout, though they render on the run's
+loop, where no timer fires) and in size (each value built, the rendered text, all built).
+
+Every test performs an attack. Those that could eat the machine's memory with a broken
+implementation render in a child process under an address-space cap; those that could hang
+are bounded by the test timeout (or the child's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+
+from pardag import RunStatus
+from pardag.errors import ExpressionError
+from pardag.expressions import compile_expression
+from pardag.templates import render
+
+pytestmark = pytest.mark.timeout(120)
+
+WHERE = "step 'x' params.command"
+NESTED = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+"""10^10 loop turns: hours of work."""
+SLOW_TURNS = (
+    "{% set a = range(100000)|list %}{% set b = range(100000)|list %}"
+    "{% for i in range(100000) %}{% if a == b %}{% endif %}{% endfor %}"
+)
+"""100,000 loop turns, each comparing two long lists: few operations, a minute of work."""
+SLOW_EXPRESSION = "range(100000)|select('in', range(100000)|list)|list|length > 0"
+"""A test per item, each scanning a long list: minutes of work."""
+CHILD_MEMORY = 1 << 30
+CHILD_TIMEOUT = 60
+
+
+def in_child(code: str, *args: str) -> Any:
+    """What ``code`` prints last (JSON), run in a child process that may use 1 GiB at most
+    and is given ``CHILD_TIMEOUT`` seconds: a broken implementation fails the test rather
+    than hanging it or eating the machine's memory."""
+    cap = f"import resource; resource.setrlimit(resource.RLIMIT_AS, ({CHILD_MEMORY},) * 2)\n"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", cap + textwrap.dedent(code), *args],
+            capture_output=True,
+            text=True,
+            timeout=CHILD_TIMEOUT,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"did not stop within {CHILD_TIMEOUT}s: {args or code}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+RENDER = f"""
+    import json, sys
+    from pardag.errors import ExpressionError
+    from pardag.templates import render
+    try:
+        out = render(sys.argv[1], {{}}, where={WHERE!r})
+        print(json.dumps("rendered " + str(len(str(out)))))
+    except ExpressionError as exc:
+        print(json.dumps(str(exc)))
+"""
+
+
+def render_in_child(template: str, setup: str = "") -> str:
+    """What rendering ``template`` says, in a child (``setup``: code run first)."""
+    said = str(in_child(textwrap.dedent(setup) + textwrap.dedent(RENDER), template))
+    assert said.startswith(WHERE + ": "), said
+    return said
+
+
+def run_in_child(steps: list[str], step: str, timeout: float | None = None) -> tuple[str, str]:
+    """The status of a run of the workflow ``steps`` (lines adding to ``wf``) build, and
+    ``step``'s error."""
+    code = [
+        "import json",
+        "from pardag import Workflow",
+        "wf = Workflow('hang')",
+        *steps,
+        f"result = wf.run(timeout={timeout!r})",
+        f"print(json.dumps([result.status.value, str(result.steps[{step!r}].error)]))",
+    ]
+    status, error = in_child("\n".join(code))
+    return status, error
+
+
+# -- work and time ---------------------------------------------------------------------------
+
+
+def test_nested_loops_stop_at_the_operation_budget() -> None:
+    message = render_in_child(NESTED)
+    assert "stopped after 1,000,000 operations" in message
+    assert "compute the value in a step" in message
+
+
+def test_a_loop_filter_is_charged_per_item_it_tests() -> None:
+    """``{% for j in range(100000) if false %}`` never reaches the body: still charged."""
+    inner = "{% for j in range(100000) if j < 0 %}{% endfor %}"
+    assert "operations" in render_in_child("{% for i in range(100000) %}" + inner + "{% endfor %}")
+
+
+def test_recursive_macros_are_charged_per_call() -> None:
+    """2^40 macro calls and no loop at all."""
+    macro = "{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}{% endmacro %}"
+    assert "operations" in render_in_child(macro + "{{ f(40) }}")
+
+
+def test_a_render_stops_at_its_deadline() -> None:
+    setup = """
+        from pardag.budget import deadline
+        limit = deadline((0.2, "the step's timeout (0.2s)"))
+        limit.__enter__()
+    """
+    message = render_in_child(SLOW_TURNS, setup)
+    assert "stopped: the step's timeout (0.2s) was up while it rendered" in message
+
+
+def test_a_render_without_a_timeout_stops_after_its_own_limit() -> None:
+    setup = """
+        from pardag import budget
+        budget.MAX_SECONDS = 0.2
+    """
+    assert "its limit of 0.2s per render was up" in render_in_child(SLOW_TURNS, setup)
+
+
+def test_a_shell_step_template_stops_at_the_step_timeout() -> None:
+    """The template renders on the run's loop: the step's timer cannot fire until it returns."""
+    steps = [f"wf.add('x', kind='shell', params={{'command': {SLOW_TURNS!r}}}, timeout=1)"]
+    status, error = run_in_child(steps, "x")
+    assert status == RunStatus.FAILED.value
+    assert "step 'x' params.command: stopped: the step's timeout (1s) was up" in error
+
+
+def test_a_shell_step_with_nested_loops_fails_with_a_limit_naming_the_step() -> None:
+    steps = [
+        f"wf.add('x', kind='shell', params={{'command': 'echo ' + {NESTED!r}}}, timeout=1)",
+        "wf.add('after', kind='shell', params={'command': 'echo after'}, depends_on=['x'])",
+    ]
+    status, error = run_in_child(steps, "x", 2)
+    assert status != RunStatus.SUCCEEDED.value
+    assert "step 'x' params.command: stopped" in error
+
+
+def test_a_when_expression_stops_at_the_run_timeout() -> None:
+    steps = [f"wf.add('x', kind='shell', params={{'command': 'echo'}}, when={SLOW_EXPRESSION!r})"]
+    status, error = run_in_child(steps, "x", 0.5)
+    assert status != RunStatus.SUCCEEDED.value
+    assert "step 'x' when: stopped: the run's timeout (0.5s) was up" in error
+
+
+def test_a_condition_expression_stops_at_the_step_timeout() -> None:
+    params = {"expression": SLOW_EXPRESSION}
+    steps = [f"wf.add('c', kind='condition', params={params!r}, timeout=0.5)"]
+    status, error = run_in_child(steps, "c")
+    assert status == RunStatus.FAILED.value
+    assert "step 'c' expression: stopped: the step's timeout (0.5s) was up" in error
+
+
+def test_expressions_have_the_same_operation_budget() -> None:
+    code = f"""
+        import json
+        from pardag.errors import ExpressionError
+        from pardag.expressions import compile_expression
+        try:
+            compile_expression({SLOW_EXPRESSION!r}, where="step 'x' when").evaluate({{}})
+        except ExpressionError as exc:
+            print(json.dumps(str(exc)))
+    """
+    assert str(in_child(code)).startswith("step 'x' when: stopped after 1,000,000 operations")
+
+
+def test_expressions_refuse_to_join_huge_strings() -> None:
+    expression = compile_expression("('a' * 1000000) ~ ('a' * 1000000)", where="step 'x' when")
+    with pytest.raises(ExpressionError, match="too long: 2,000,000 items"):
+        expression.evaluate({})
+
+
+def test_templates_within_the_limits_render_as_before() -> None:
+    loops = "{% for i in range(300) %}{% for j in range(300) %}{% endfor %}{% endfor %}ok"
+    assert render(loops, {}, where=WHERE) == "ok"
+    assert render("{{ 'a' * 1000000 ~ '' }}", {}, where=WHERE) == "a" * 1_000_000
+    assert render("{{ '{:>5}'.format(1) }}|{{ '%-3s|'|format('x') }}", {}, where=WHERE) == (
+        "    1|x  |"
+    )
+    assert render("{{ [1, 2]|tojson(indent=2) }}", {}, where=WHERE) == "[\n  1,\n  2\n]"
+
+
+# -- size ------------------------------------------------------------------------------------
+
+SIZE_ATTACKS = {
+    "doubling with ~": (
+        "{% set ns = namespace(s='a') %}{% for i in range(64) %}"
+        "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}"
+    ),
+    "a wide format field, 2000 times": (
+        "{% for i in range(2000) %}{{ '{:>999999}'.format(1) }}{% endfor %}"
+    ),
+    "a repeated format field": "{{ ('{0}' * 100000).format('x' * 100000) }}",
+    "format_map": "{{ ('{a}' * 100000).format_map({'a': 'x' * 100000}) }}",
+    "a named %-format width": "{{ '%(a)999999999s'|format(a=1) }}",
+    "a %-format repeated": "{{ ('%s' * 100000)|format(*(['x' * 100000] * 100000)) }}",
+    "expandtabs": "{{ ('\t' * 100000).expandtabs(100000) }}",
+    "wordwrap": "{{ ('x' * 100000)|wordwrap(1, wrapstring='y' * 100000) }}",
+    "batch": "{{ [1]|batch(10**9, 0)|list|length }}",
+    "slice": "{{ []|slice(10**9)|list|length }}",
+    "tojson indent": "{{ {'a': [1, [2, [3]]]}|tojson(indent=10**8) }}",
+    "indent by a string": "{{ ('x\n' * 100000)|indent('y' * 100000) }}",
+    "join": "{{ (['x' * 100000] * 100000)|join }}",
+    "str.join": "{{ ','.join(['x' * 100000] * 100000) }}",
+    "translate": "{{ ('x' * 100000).translate({120: 'y' * 100000}) }}",
+    "round filter": "{{ 5|round(-1000000000) }}",
+    "sum of lists": "{{ ([[1]] * 1000000)|sum(start=[])|length }}",
+    "many wide strings kept": "{{ range(100000)|map('center', 1000000)|list|length }}",
+    "a macro's output": (
+        "{% macro m() %}{% for i in range(100000) %}{{ 'x' * 1000000 }}{% endfor %}"
+        "{% endmacro %}{{ m()|length }}"
+    ),
+    "format width (brief)": "{{ '{:>999999999}'.format(1) }}",
+    "% width (brief)": "{{ '%999999999d' % 1 }}",
+    "* (brief)": "{{ 'a' * 10**9 }}",
+    "center (brief)": "{{ 'x'|center(10**9) }}",
+}
+REFUSALS = ("too long", "too large", "longer than", "stopped after", "not allowed")
+
+
+@pytest.mark.parametrize("template", SIZE_ATTACKS.values(), ids=SIZE_ATTACKS.keys())
+def test_size_attacks_are_refused_without_eating_memory(template: str) -> None:
+    said = render_in_child(template)
+    assert any(refusal in said for refusal in REFUSALS), said
+    assert "MemoryError" not in said
