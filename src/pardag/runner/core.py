@@ -101,7 +101,6 @@ class Runner:
             self._workers.follower = Follower(plan.chain, *args)
         self._ahead = HandAhead(plan.settings, self.sched.pools) if plan.hand_ahead else None
         self._held_back: dict[int, list[int]] = {}  # see _abort
-        self._masker = secrets_of(context).masker  # errors and the result show no secret
 
     # -- public -------------------------------------------------------------------------------
 
@@ -368,7 +367,7 @@ class Runner:
             case Retry(delay):
                 self._retry(i, exc, delay)
             case Fail(error, abort):
-                st.errors[i] = error = self._masker.error(error)
+                st.errors[i] = error = secrets_of(self.context).masker.error(error)
                 self._finish(i, FAILED, reason=error.reason)
                 if step.critical:
                     st.first_failure = st.first_failure or error
@@ -521,8 +520,8 @@ class Runner:
     def _result(self, started: float) -> RunResult:
         st, times = self.state, (started, self.clock.time())
         ending = run_status(st.stop, st.paused, st.first_failure)
-        params, masker = self.params, self._masker
-        return build_result(self.plan, st, self.sched, self.run_id, params, times, ending, masker)
+        args = (self.plan, st, self.sched, self.run_id, self.params, times, ending)
+        return build_result(*args, secrets_of(self.context).masker)  # shows no secret
 
 
 def _freeze_heap(steps: int) -> bool:
