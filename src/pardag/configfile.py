@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from pardag.errors import SettingsError
+from pardag.regularfile import NotRegularFile, read_regular
 
 __all__ = [
     "CONFIG_FILES",
@@ -140,12 +141,17 @@ def read_config_file(path: Path, *, required: bool = True) -> ConfigFile | None:
     if not required and not path.is_file():
         return None
     try:
-        text = _read_regular(path).decode("utf-8")
+        raw = read_regular(path, MAX_CONFIG_BYTES)
+        if len(raw) > MAX_CONFIG_BYTES:
+            raise SettingsError(
+                [f"{path}: is larger than {MAX_CONFIG_BYTES // 1024} KiB; is it a config file?"]
+            )
+        text = raw.decode("utf-8")
         data = tomllib.loads(text)
+    except NotRegularFile as exc:
+        raise SettingsError([f"{path}: {exc.strerror}; name a config file"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SettingsError([f"{path}: cannot read the config file: {exc}"]) from None
-    except _NotRegular as exc:
-        raise SettingsError([f"{path}: {exc}"]) from None
     except tomllib.TOMLDecodeError as exc:
         raise SettingsError([f"{path}: malformed TOML: {exc}; fix the file"]) from None
     table: tuple[str, ...] = ()
@@ -160,27 +166,6 @@ def read_config_file(path: Path, *, required: bool = True) -> ConfigFile | None:
             raise SettingsError([f"{path}: has no [{'.'.join(table)}] table of pardag settings"])
         return None
     return ConfigFile(path, label, table, section, text)
-
-
-class _NotRegular(Exception):
-    """The config file is a device, FIFO or folder, or too large: the message says which."""
-
-
-def _read_regular(path: Path) -> bytes:
-    """The bytes of ``path``, which must be a regular file of at most ``MAX_CONFIG_BYTES``.
-
-    Opened without blocking (a FIFO with no writer would wait forever) and checked on the
-    open descriptor, so a file swapped for a device after a check is still refused.
-    """
-    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
-        os.close(fd)
-        raise _NotRegular("is not a regular file (a device, FIFO or folder?); name a file")
-    with open(fd, "rb") as stream:
-        data = stream.read(MAX_CONFIG_BYTES + 1)
-    if len(data) > MAX_CONFIG_BYTES:
-        raise _NotRegular(f"is larger than {MAX_CONFIG_BYTES // 1024} KiB; is it a config file?")
-    return data
 
 
 def _table(data: Mapping[str, Any], path: tuple[str, ...]) -> Mapping[str, Any] | None:

@@ -1,0 +1,76 @@
+"""``pardag validate`` and ``graph`` read no device or FIFO and run no step code (issue 13
+§9, second item). Each command runs in a subprocess with a timeout, so a broken
+implementation fails the test instead of hanging it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.cli.support import clean_env
+
+WASM = """\
+name: wasm
+steps:
+  mod:
+    kind: wasm
+    module: {module}
+"""
+
+
+def pardag_bounded(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pardag", *args],
+        cwd=cwd,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def special(tmp_path: Path, what: str) -> str:
+    """The path of a device, a FIFO with no writer, or a directory."""
+    if what == "device":
+        return "/dev/zero"
+    path = tmp_path / f"special.{what}"
+    if what == "fifo":
+        os.mkfifo(path)
+    else:
+        path.mkdir()
+    return str(path)
+
+
+@pytest.mark.parametrize("what", ["device", "fifo", "directory"])
+@pytest.mark.parametrize("command", ["validate", "graph"])
+def test_a_wasm_module_that_is_no_regular_file_is_a_problem(
+    tmp_path: Path, what: str, command: str
+) -> None:
+    pytest.importorskip("wasmtime")
+    module = special(tmp_path, what)
+    (tmp_path / "flow.yaml").write_text(WASM.format(module=module))
+    done = pardag_bounded(tmp_path, command, "flow.yaml")
+    assert done.returncode == 2, done.stderr
+    shown = (
+        "a device"
+        if what == "device"
+        else "a FIFO (named pipe)"
+        if what == "fifo"
+        else "a directory"
+    )
+    assert f"cannot read module file {module!r}: it is {shown}, not a regular file" in done.stderr
+    assert "flow.yaml:3: step 'mod': " in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("what", ["device", "fifo"])
+def test_a_workflow_file_that_is_no_regular_file_is_refused(tmp_path: Path, what: str) -> None:
+    path = special(tmp_path, what)
+    for command in ("validate", "graph", "run"):
+        done = pardag_bounded(tmp_path, command, path)
+        assert done.returncode == 2, done.stderr
+        assert "not a regular file; give the path of a workflow file" in done.stderr
