@@ -74,3 +74,28 @@ def test_a_workflow_file_that_is_no_regular_file_is_refused(tmp_path: Path, what
         done = pardag_bounded(tmp_path, command, path)
         assert done.returncode == 2, done.stderr
         assert "not a regular file; give the path of a workflow file" in done.stderr
+
+
+PLANTED = """\
+name: planted
+steps:
+  clean:
+    kind: python
+    function: "planted_steps:clean"
+"""
+
+
+def test_validate_and_graph_run_no_step_code(tmp_path: Path) -> None:
+    """A module beside the flow writes a canary when imported: checking or drawing the flow
+    leaves none; running it does (the step really calls the module)."""
+    canary = tmp_path / "canary"
+    (tmp_path / "planted_steps.py").write_text(
+        f"open({str(canary)!r}, 'w').close()\ndef clean():\n    return 'clean'\n"
+    )
+    (tmp_path / "flow.yaml").write_text(PLANTED)
+    for command in ("validate", "graph"):
+        done = pardag_bounded(tmp_path, command, "flow.yaml")
+        assert done.returncode == 0, done.stderr
+        assert not canary.exists(), command
+    assert pardag_bounded(tmp_path, "run", "flow.yaml").returncode == 0
+    assert canary.exists()
