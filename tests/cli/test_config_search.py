@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.cli.support import FLOW, clean_env, pardag, write
+from tests.cli.support import FLOW, pardag, write
 
 
 def test_show_settings_names_the_config_file_read(project: Path) -> None:
@@ -58,18 +56,6 @@ def test_a_planted_config_file_does_not_redirect_the_store(tmp_path: Path) -> No
     assert "config file: none (refused, see the warning; searched" in table
 
 
-def run_with_timeout(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """``pardag`` that a broken implementation cannot hang: killed after 30 s."""
-    return subprocess.run(
-        [sys.executable, "-m", "pardag", *args],
-        cwd=cwd,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
-
-
 @pytest.mark.parametrize("device", ["/dev/zero", "fifo", "folder"])
 def test_a_config_file_that_is_no_regular_file_is_refused(project: Path, device: str) -> None:
     """``--config /dev/zero`` used to read forever; a FIFO without a writer blocked."""
@@ -81,7 +67,7 @@ def test_a_config_file_that_is_no_regular_file_is_refused(project: Path, device:
     elif device == "folder":
         (project / "folder.toml").mkdir()
         path = str(project / "folder.toml")
-    done = run_with_timeout(project, "run", "flow.yaml", "--config", path)
+    done = pardag(project, "run", "flow.yaml", "--config", path)
     assert done.returncode == 2
     assert (
         f"{path}: is a" in done.stderr

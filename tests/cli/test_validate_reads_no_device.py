@@ -5,13 +5,11 @@ implementation fails the test instead of hanging it."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.cli.support import clean_env
+from tests.cli.support import pardag
 
 WASM = """\
 name: wasm
@@ -20,17 +18,6 @@ steps:
     kind: wasm
     module: {module}
 """
-
-
-def pardag_bounded(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pardag", *args],
-        cwd=cwd,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
 
 
 def special(tmp_path: Path, what: str) -> str:
@@ -53,7 +40,7 @@ def test_a_wasm_module_that_is_no_regular_file_is_a_problem(
     pytest.importorskip("wasmtime")
     module = special(tmp_path, what)
     (tmp_path / "flow.yaml").write_text(WASM.format(module=module))
-    done = pardag_bounded(tmp_path, command, "flow.yaml")
+    done = pardag(tmp_path, command, "flow.yaml")
     assert done.returncode == 2, done.stderr
     shown = (
         "a device"
@@ -71,7 +58,7 @@ def test_a_wasm_module_that_is_no_regular_file_is_a_problem(
 def test_a_workflow_file_that_is_no_regular_file_is_refused(tmp_path: Path, what: str) -> None:
     path = special(tmp_path, what)
     for command in ("validate", "graph", "run"):
-        done = pardag_bounded(tmp_path, command, path)
+        done = pardag(tmp_path, command, path)
         assert done.returncode == 2, done.stderr
         assert "not a regular file; give the path of a workflow file" in done.stderr
 
@@ -94,8 +81,8 @@ def test_validate_and_graph_run_no_step_code(tmp_path: Path) -> None:
     )
     (tmp_path / "flow.yaml").write_text(PLANTED)
     for command in ("validate", "graph"):
-        done = pardag_bounded(tmp_path, command, "flow.yaml")
+        done = pardag(tmp_path, command, "flow.yaml")
         assert done.returncode == 0, done.stderr
         assert not canary.exists(), command
-    assert pardag_bounded(tmp_path, "run", "flow.yaml").returncode == 0
+    assert pardag(tmp_path, "run", "flow.yaml").returncode == 0
     assert canary.exists()
