@@ -85,6 +85,7 @@ INTERNAL = {
     "pardag.formats.json_lines._Constant",
     "pardag.formats.syntax.Bad",
     "pardag.kinds.javascript._DeadlinePassed",
+    "pardag.regularfile.NotRegularFile",
     "pardag.templates.NameMissing",
 }
 """Exception classes kept out of the API: each is caught where it is raised (see errors.py)."""

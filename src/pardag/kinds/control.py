@@ -27,7 +27,6 @@ __all__ = [
     "MAX_MERGE_DEPTH",
     "ConditionKind",
     "MergeKind",
-    "MergeTooDeep",
     "branch_handle",
     "nested_deeper",
 ]
@@ -86,14 +85,10 @@ MAX_MERGE_DEPTH = 100
 nests its inputs one level deeper; 500 levels broke what prints and records outputs."""
 
 
-class MergeTooDeep(ValueError):
-    """A merge's output would nest deeper than ``MAX_MERGE_DEPTH``."""
-
-
 def _merge_inputs(step_id: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
     """The mapping of the inputs, refusing one nested past ``MAX_MERGE_DEPTH``."""
     if nested_deeper(inputs, MAX_MERGE_DEPTH):
-        raise MergeTooDeep(
+        raise ValueError(
             f"merge step {step_id!r}: its output would nest more than {MAX_MERGE_DEPTH} "
             "levels deep (each merge in a chain adds a level); give a merge a function "
             "that keeps only what later steps need, or chain fewer merges"
