@@ -39,7 +39,10 @@ class Found:
 
 def find_source(module_name: str, spec_text: str) -> Found:
     """Locate and parse ``module_name`` without running any of it."""
-    spec = _find_spec(module_name)
+    try:
+        spec = _find_spec(module_name)
+    except (ImportError, ValueError) as exc:  # ".x", a finder's own refusal
+        return Found(problem=f"function {spec_text!r}: cannot find {module_name!r}: {exc}")
     if isinstance(spec, str):
         return Found(problem=spec_problem(spec_text, spec))
     if not isinstance(spec.loader, SourceFileLoader) or spec.origin is None:
