@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -251,3 +252,76 @@ def test_resolved_settings_run_a_workflow(tmp_path: Path) -> None:
     result = wf.run()
     assert result.status == "succeeded"
     assert result.outputs["b"] == 2
+
+
+# -- which file the search may read (issue 13 §9) -----------------------------------------------
+
+as_root = pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0, reason="chown to another user needs root"
+)
+NOBODY = 65534
+
+
+def shared_folder(tmp_path: Path, mode: int = 0o1777) -> Path:
+    """A folder anyone may write to, like /tmp (sticky) or worse (no sticky bit)."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    (shared / "project").mkdir()
+    return shared
+
+
+@as_root
+def test_a_config_file_someone_else_planted_above_the_project_is_ignored(tmp_path: Path) -> None:
+    """The attack: another user writes /tmp/pardag.toml naming their store; a user working
+    in /tmp/project would have recorded every run there. It is refused, with a warning
+    naming the file and why, and no file further up takes its place."""
+    write(tmp_path / "pardag.toml", 'mode = "levels"\n')  # above the refused one
+    shared = shared_folder(tmp_path)
+    planted = write(shared / "pardag.toml", f'store = "{tmp_path / "stolen.db"}"\n')
+    os.chown(planted, NOBODY, NOBODY)
+    resolved = resolve(None, environ={}, cwd=shared / "project")
+    assert resolved.store == ".pardag/runs.db" and resolved.sources["store"] == "default"
+    assert resolved.values["mode"] is Mode.DYNAMIC
+    assert resolved.config_file is None
+    (warning,) = resolved.warnings
+    assert str(planted) in warning and "owned by user id 65534" in warning
+    assert resolved.config_note.startswith("refused")
+    os.chown(planted, 0, 0)  # the same file, owned by this user: read
+    assert resolve(None, environ={}, cwd=shared / "project").store == str(tmp_path / "stolen.db")
+
+
+def test_a_world_writable_config_file_is_ignored(tmp_path: Path) -> None:
+    planted = write(tmp_path / "pardag.toml", 'store = "elsewhere.db"\n')
+    planted.chmod(0o666)
+    resolved = resolve(None, environ={}, cwd=tmp_path)
+    assert resolved.store == ".pardag/runs.db"
+    assert any(str(planted) in w and "world-writable" in w for w in resolved.warnings)
+
+
+def test_a_config_file_in_a_world_writable_folder_without_sticky_bit_is_ignored(
+    tmp_path: Path,
+) -> None:
+    """Without the sticky bit anyone may replace a file in the folder, whoever owns it."""
+    shared = shared_folder(tmp_path, 0o777)
+    write(shared / "pardag.toml", 'store = "elsewhere.db"\n')
+    resolved = resolve(None, environ={}, cwd=shared / "project")
+    assert resolved.store == ".pardag/runs.db"
+    assert any("no sticky bit" in w for w in resolved.warnings)
+    shared.chmod(0o1777)  # sticky, like /tmp: only the file's owner may replace it
+    assert resolve(None, environ={}, cwd=shared / "project").store == "elsewhere.db"
+
+
+def test_the_search_stops_at_home(tmp_path: Path) -> None:
+    """Nothing above the user's home is read when working under it."""
+    write(tmp_path / "pardag.toml", 'mode = "levels"\n')
+    home = tmp_path / "home"
+    (home / "project").mkdir(parents=True)
+    resolved = resolve(None, environ={"HOME": str(home)}, cwd=home / "project")
+    assert resolved.values["mode"] is Mode.DYNAMIC
+    assert resolved.config_note == f"none found; searched {home / 'project'} up to {home}"
+    write(home / "pardag.toml", 'mode = "sequential"\n')  # home itself is looked in
+    resolved = resolve(None, environ={"HOME": str(home)}, cwd=home / "project")
+    assert resolved.values["mode"] is Mode.SEQUENTIAL
+    assert resolved.config_file == home / "pardag.toml"
+    assert find_config_file(home / "project", home=home) == find_config_file(home, home=home)

@@ -88,6 +88,7 @@ INTERNAL = {
     "pardag.formats.json_lines._Constant",
     "pardag.formats.syntax.Bad",
     "pardag.kinds.javascript._DeadlinePassed",
+    "pardag.regularfile.NotRegularFile",
     "pardag.shellscan.Misplaced",
     "pardag.templates.NameMissing",
 }

@@ -5,8 +5,8 @@ From weakest to strongest:
 1. defaults (``pardag.Settings``), or those of the workflow file's format
    (``Workflow.format_settings``: a visual editor's node graph continues after a failure);
 2. the config file: the first of ``pardag.toml``, ``[tool.pardag]`` in ``pyproject.toml`` or
-   ``[execution]`` in ``config.toml`` found in the current directory or above it (the search
-   stops at the directory holding ``.git``, or at the filesystem root);
+   ``[execution]`` in ``config.toml`` found in the current directory or above it, up to the
+   project root (``.git``) or home, owned by this user (``pardag.configfile``);
 3. the workflow file's own ``execution:`` section (``Workflow.file_settings``);
 4. ``PARDAG_*`` environment variables (``PARDAG_MAX_CONCURRENCY``, ...);
 5. command-line flags (``--max-concurrency``, ...).
@@ -22,13 +22,20 @@ import difflib
 import json
 import os
 import re
-import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from pardag import settings_rules as rules
+from pardag.configfile import (
+    CONFIG_FILES,
+    ConfigFile,
+    Search,
+    find_config_file,
+    read_config_file,
+    search_config_file,
+)
 from pardag.errors import ArgumentError, SettingsError
 from pardag.model import Settings, Workflow
 from pardag.states import Mode, OnFailure
@@ -84,8 +91,6 @@ FLAGS = {
     "debug": "--debug",
 }
 """The command-line flag of each setting that has one."""
-CONFIG_FILES = ("pardag.toml", "pyproject.toml", "config.toml")
-"""Config file names, in the order they are tried in each directory."""
 
 
 # -- values -----------------------------------------------------------------------------------
@@ -248,65 +253,6 @@ class _Entry:
     shown: object = None  # the value to quote in a message, when not ``raw``
 
 
-@dataclass(frozen=True, slots=True)
-class ConfigFile:
-    """A config file that was found: its path, label and the settings table it holds."""
-
-    path: Path
-    label: str  # "pardag.toml", "pyproject.toml [tool.pardag]", "config.toml [execution]"
-    table: tuple[str, ...]  # where the settings live in the file, () for the top level
-    data: Mapping[str, Any]
-    text: str
-
-
-def find_config_file(cwd: Path) -> ConfigFile | None:
-    """The config file that applies in ``cwd``: the nearest one, upward to a ``.git`` root."""
-    for directory in (cwd, *cwd.parents):
-        for name in CONFIG_FILES:
-            found = read_config_file(directory / name, required=False)
-            if found is not None:
-                return found
-        if (directory / ".git").exists():
-            return None
-    return None
-
-
-def read_config_file(path: Path, *, required: bool = True) -> ConfigFile | None:
-    """Read ``path`` as a config file; None when it holds no pardag table and not ``required``.
-
-    Raises ``SettingsError`` for a file that cannot be read or is not valid TOML.
-    """
-    if not required and not path.is_file():
-        return None
-    try:
-        text = path.read_text(encoding="utf-8")
-        data = tomllib.loads(text)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SettingsError([f"{path}: cannot read the config file: {exc}"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise SettingsError([f"{path}: malformed TOML: {exc}; fix the file"]) from None
-    table: tuple[str, ...] = ()
-    label = path.name
-    if path.name == "pyproject.toml":
-        table, label = ("tool", "pardag"), "pyproject.toml [tool.pardag]"
-    elif path.name == "config.toml":
-        table, label = ("execution",), "config.toml [execution]"
-    section = _table(data, table)
-    if section is None:
-        if required:
-            raise SettingsError([f"{path}: has no [{'.'.join(table)}] table of pardag settings"])
-        return None
-    return ConfigFile(path, label, table, section, text)
-
-
-def _table(data: Mapping[str, Any], path: tuple[str, ...]) -> Mapping[str, Any] | None:
-    for part in path:
-        data = data.get(part)  # type: ignore[assignment]
-        if not isinstance(data, Mapping):
-            return None
-    return data
-
-
 def _file_entries(cfg: ConfigFile, shown: str) -> tuple[list[_Entry], list[str], list[str]]:
     """(entries, problems, warnings) of a config file's table and its ``execution`` table."""
     entries: list[_Entry] = []
@@ -458,6 +404,8 @@ class ResolvedSettings:
     pool_sources: Mapping[str, str] = field(default_factory=dict)
     config_file: Path | None = None
     warnings: tuple[str, ...] = ()
+    config_note: str = ""
+    """How the config file was chosen, or where the search looked when it found none."""
 
     def settings(self) -> Settings:
         """The run settings as ``pardag.Settings``: assign to ``Workflow.settings``."""
@@ -543,13 +491,12 @@ def resolve(
     """
     env = os.environ if environ is None else environ
     start = Path(cwd if cwd is not None else os.getcwd()).resolve()
-    explicit = config if config is not None else env.get("PARDAG_CONFIG") or None
-    cfg = read_config_file(start / explicit) if explicit else find_config_file(start)
+    cfg, note, warnings = _config_file(start, config, env)
     layers: list[_Entry] = []
     problems: list[str] = []
-    warnings: list[str] = []
     if cfg is not None:
-        layers, problems, warnings = _file_entries(cfg, _relative(cfg.path, start))
+        layers, problems, file_warnings = _file_entries(cfg, _relative(cfg.path, start))
+        warnings += file_warnings
     layers = [*_format_entries(workflow), *layers]
     env_entries, env_warnings = _env_entries(env)
     layers += [*_workflow_entries(workflow), *env_entries, *_flag_entries(flags or {})]
@@ -563,7 +510,25 @@ def resolve(
         resolved.pool_sources,
         cfg.path if cfg else None,
         (*warnings, *env_warnings),
+        note,
     )
+
+
+def _config_file(
+    start: Path, config: str | os.PathLike[str] | None, env: Mapping[str, str]
+) -> tuple[ConfigFile | None, str, list[str]]:
+    """(the config file, how it was chosen, warnings about files the search refused)."""
+    if config is not None:
+        return read_config_file(start / config), "given with --config", []
+    if env.get("PARDAG_CONFIG"):
+        return read_config_file(start / env["PARDAG_CONFIG"]), "named by PARDAG_CONFIG", []
+    home = Path(env["HOME"]) if env.get("HOME") else None
+    search: Search = search_config_file(start, home=home)
+    looked = f"{search.searched[0]} up to {search.searched[-1]}"
+    if search.found is not None:
+        return search.found, f"found searching {looked}", []
+    why = "refused, see the warning" if search.refused else "none found"
+    return None, f"{why}; searched {looked}", list(search.refused)
 
 
 def _apply(layers: list[_Entry], problems: list[str]) -> ResolvedSettings:

@@ -56,6 +56,8 @@ Kept internal, each caught where it is raised and never reaching a caller:
 * ``pardag.formats.syntax.Bad`` and ``pardag.formats.json_lines._Constant``: a problem with a
   workflow file's syntax, which becomes the file's ``ValidationError``;
 * ``pardag.kinds.javascript._DeadlinePassed``: becomes a ``JavaScriptTimeout``;
+* ``pardag.regularfile.NotRegularFile``: a named file is a device, FIFO or directory, which
+  becomes the problem or error of whatever named it (workflow file, wasm module, config);
 * ``pardag.shellscan.Misplaced``: a placeholder where shell text could not keep a value data
   (an ``ArgumentError`` with its place), becomes the step's validation problem or error;
 * ``pardag.templates.NameMissing``: a jinja2 ``UndefinedError``, becomes an ``ExpressionError``.

@@ -42,3 +42,23 @@ def test_a_planted_module_beside_the_flow_does_not_run(tmp_path: Path, how: str)
         assert done.returncode == 0, done.stderr
         assert not marker.exists(), args
     assert '"clean": "clean"' in done.stdout and '"add": 2' in done.stdout
+
+
+def test_a_planted_file_never_stands_in_for_a_runtime_that_is_not_installed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the runtime missing, a ``quickjs.py`` in the project folder is the only match on
+    sys.path; it is refused as "not installed" and its code does not run."""
+    from pardag import searchpath
+    from pardag.errors import MissingRuntime
+    from pardag.kinds import base
+
+    marker = tmp_path / "planted-ran"
+    (tmp_path / "pardag_fake_runtime.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.setitem(base.RUNTIMES, "pardag_fake_runtime", ("fake steps need", "fake"))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(searchpath, "_FOLDERS", set(), raising=False)
+    searchpath.add_folder(str(tmp_path))
+    with pytest.raises(MissingRuntime, match="'pardag_fake_runtime' package, which is not"):
+        base.import_runtime("pardag_fake_runtime")
+    assert not marker.exists() and "pardag_fake_runtime" not in sys.modules

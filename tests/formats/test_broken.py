@@ -35,7 +35,10 @@ EXPECTED: dict[str, tuple[int | None, str]] = {
     "tasktree_function_name_list.json": (1, "function ['cli_command'] is unknown"),
     "tasktree_empty_id_reference.json": (1, "each task needs an id (a non-empty string)"),
     "nodegraph_condition_unlexable.json": (4, "invalid syntax: unexpected 'b'"),
-    "wasm_module_directory.yaml": (2, "/formats/broken': Is a directory; give the path of a"),
+    "wasm_module_directory.yaml": (
+        2,
+        "/formats/broken': it is a directory, not a regular file; give the path",
+    ),
     # malformed syntax
     "yaml_tab_indent.yaml": (4, "indent with spaces"),
     "yaml_unclosed_bracket.yaml": (6, "malformed YAML"),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -228,6 +231,57 @@ def test_many_small_aliases_are_refused_too() -> None:
     where, message = parse_error(text, "yaml")
     assert "aliases" in message
     assert where == "flow.yaml:1003"  # the 1001st reference
+
+
+def test_text_repeated_by_aliases_is_capped() -> None:
+    """A few hundred kilobytes of text, anchored once and aliased a hundred times, is tens of
+    megabytes read (the 9.4 MB file of issue 13 §8 became 8 GiB). Keys count too."""
+    big = "x" * 200_000
+    text = f'a: &a "{big}"\nlist:\n' + "  - *a\n" * 100
+    where, message = parse_error(text, "yaml")
+    assert where == "flow.yaml:55"  # the 53rd reference (line 55) passes 10 MiB
+    assert "aliases repeat more than 10 MiB of text" in message and "alias bomb" in message
+    long_keys = "".join(f"  k{i}{'x' * 1000}: 1\n" for i in range(200))  # a key: < 1024
+    keys = f"m: &m\n{long_keys}list:\n" + "  - *m\n" * 100
+    assert "more than 10 MiB" in parse_error(keys, "yaml")[1]
+    merged = f"d: &d {{k: {big}}}\n" + "".join(f"s{i}: {{<<: *d}}\n" for i in range(100))
+    assert "more than 10 MiB" in parse_error(merged, "yaml")[1]
+
+
+def test_ordinary_anchors_stay_well_under_the_text_cap() -> None:
+    defaults = "defaults: &d {kind: shell, retry: 3, timeout: 10s, env: {A: '" + "y" * 900 + "'}}\n"
+    text = (
+        defaults + "steps:\n" + "".join(f"  s{i}: {{<<: *d, command: echo}}\n" for i in range(999))
+    )
+    doc = parse_document(text, "flow.yaml", "yaml")
+    assert doc.data["steps"]["s998"]["env"]["A"] == "y" * 900
+
+
+def test_a_file_of_aliased_strings_is_refused_before_it_takes_memory(tmp_path: Path) -> None:
+    """The attack of issue 13 §8, run for real under a 2 GiB address-space cap: a 9 MB file
+    whose 999 aliases repeat one 9 MB string validated, then ``pardag run`` needed more than
+    8 GiB. Now both commands refuse it, naming the file, the line and the cap."""
+    big = "x" * 9_000_000
+    refs = ", ".join(["*a"] * 999)
+    (tmp_path / "bomb.yaml").write_text(
+        f'name: bomb\nparams:\n  a: &a "{big}"\n  b: [{refs}]\n'
+        "steps:\n  s:\n    kind: shell\n    command: echo hi\n"
+    )
+
+    def capped() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+    for command in ("validate", "run"):
+        done = subprocess.run(
+            [sys.executable, "-m", "pardag", command, "bomb.yaml"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            preexec_fn=capped,
+        )
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith("error: bomb.yaml:4: aliases repeat more than 10 MiB")
 
 
 def test_an_alias_may_not_refer_to_its_own_collection() -> None:

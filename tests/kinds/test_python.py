@@ -326,12 +326,41 @@ def test_a_function_that_cannot_be_resolved_is_a_validation_problem(
     assert repr(spec) in message
 
 
-def test_a_module_failing_at_import_names_its_file_and_line(
+def _valid(**params: Any) -> bool:
+    wf = Workflow("files")
+    wf.add("a", lambda: 3)
+    wf.add("s", kind="python", depends_on=["a"], params=params)
+    wf.validate()
+    return True
+
+
+def _run_error(**params: Any) -> str:
+    """The error of a run whose step ``s`` calls ``params``: validation imported nothing."""
+    wf = Workflow("files")
+    wf.add("a", lambda: 3)
+    wf.add("s", kind="python", depends_on=["a"], params=params)
+    wf.validate()  # no problem: the module is not imported
+    result = wf.run()
+    assert result.steps["s"].state == "failed"
+    return str(result.error)
+
+
+def test_a_module_failing_at_import_fails_the_step_naming_its_file_and_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _module(tmp_path, monkeypatch, "pardag_steps_boom", "x = 1\nraise RuntimeError('boom')\n")
-    [message] = _problems(function="pardag_steps_boom:f")
-    assert "importing 'pardag_steps_boom' failed: RuntimeError: boom" in message
+    """Validation does not import (issue 13 §9: checking a file runs none of its code); the
+    import happens when the step runs, and its failure names the module, file and line."""
+    _module(
+        tmp_path,
+        monkeypatch,
+        "pardag_steps_boom",
+        "x = 1\nraise RuntimeError('boom')\ndef f(): ...\n",
+    )
+    message = _run_error(function="pardag_steps_boom:f")
+    assert "step 's': function 'pardag_steps_boom:f': importing 'pardag_steps_boom' failed" in (
+        message
+    )
+    assert "RuntimeError: boom" in message
     assert f"({tmp_path / 'pardag_steps_boom.py'}, line 2)" in message
 
 
@@ -347,9 +376,51 @@ def test_a_module_with_a_syntax_error_names_its_line(
 def test_a_module_missing_its_own_dependency_says_which(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _module(tmp_path, monkeypatch, "pardag_steps_needs", "import pardag_not_installed_xyz\n")
-    [message] = _problems(function="pardag_steps_needs:f")
+    _module(
+        tmp_path,
+        monkeypatch,
+        "pardag_steps_needs",
+        "import pardag_not_installed_xyz\ndef f(): ...\n",
+    )
+    message = _run_error(function="pardag_steps_needs:f")
     assert "it needs the module 'pardag_not_installed_xyz', which is not installed" in message
+
+
+def test_validation_imports_no_module_it_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module beside a workflow runs nothing when the workflow is only checked: the
+    canary its top level would write is absent after validation, present after a run."""
+    canary = tmp_path / "canary"
+    source = f"open({str(canary)!r}, 'w').close()\ndef f(a):\n    return a + 1\n"
+    _module(tmp_path, monkeypatch, "pardag_steps_canary", source)
+    assert _valid(function="pardag_steps_canary:f")
+    assert _problems(function="pardag_steps_canary:ff") == [
+        "function 'pardag_steps_canary:ff': 'pardag_steps_canary' has no attribute 'ff'; "
+        "did you mean 'f'?"
+    ]
+    assert not canary.exists() and "pardag_steps_canary" not in sys.modules
+    wf = Workflow("files")
+    wf.add("a", lambda: 3)
+    wf.add("s", kind="python", depends_on=["a"], params={"function": "pardag_steps_canary:f"})
+    assert wf.run().outputs["s"] == 4 and canary.exists()
+
+
+def test_a_package_init_does_not_run_either(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    canary = tmp_path / "canary"
+    package = tmp_path / "pardag_steps_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text(f"open({str(canary)!r}, 'w').close()\n")
+    (package / "steps.py").write_text(f"open({str(canary)!r}, 'w').close()\ndef f(): ...\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _valid(function="pardag_steps_pkg.steps:f")
+    assert (
+        "no module named 'pardag_steps_pkg.nope'"
+        in _problems(function="pardag_steps_pkg.nope:f")[0]
+    )
+    assert not canary.exists()
 
 
 def test_a_function_by_name_that_cannot_bind_is_a_problem(

@@ -140,24 +140,31 @@ def dumps(value: Any, indent: int | None = None) -> str:
 
 
 _SCALARS = (str, int, bool, type(None))
+MAX_SHOWN_DEPTH = 200
+"""Deepest nesting printed; deeper values are shown as ``TOO_DEEP`` (a step may return any
+depth, and Python's own JSON gives up near 1,000 levels with a RecursionError)."""
+TOO_DEEP = f"<nested more than {MAX_SHOWN_DEPTH} levels deep: not shown>"
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, depth: int = 0) -> Any:
     """What JSON can hold: sets and tuples as lists, bytes as text, keys as strings, and
-    anything else (an object, NaN) as its ``repr()``."""
+    anything else (an object, NaN) as its ``repr()``; past ``MAX_SHOWN_DEPTH``, ``TOO_DEEP``."""
     if isinstance(value, _SCALARS):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else repr(value)
-    if isinstance(value, Mapping):
-        return {k if isinstance(k, str) else str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, set | frozenset):
-        return [_plain(v) for v in sorted(value, key=repr)]
     if isinstance(value, bytes):
         return value.decode("utf-8", errors="replace")
-    return repr(value)
+    if not isinstance(value, Mapping | list | tuple | set | frozenset):
+        return repr(value)
+    if depth >= MAX_SHOWN_DEPTH:
+        return TOO_DEEP
+    inner = depth + 1
+    if isinstance(value, Mapping):
+        return {k if isinstance(k, str) else str(k): _plain(v, inner) for k, v in value.items()}
+    if isinstance(value, set | frozenset):
+        value = sorted(value, key=repr)
+    return [_plain(v, inner) for v in value]
 
 
 class JsonLines:

@@ -225,8 +225,14 @@ def _short(value: Any, limit: int = 200) -> str:
 
 
 def _print_settings(settings: ResolvedSettings, json_output: bool) -> None:
+    """The settings table (or JSON), then which config file was read and how it was chosen."""
+    path = str(settings.config_file) if settings.config_file else None
     if json_output:
-        sys.stdout.write(json.dumps(settings.as_json(), default=str, indent=2) + "\n")
+        shown = {
+            **settings.as_json(),
+            "config_file": {"value": path, "source": settings.config_note},
+        }
+        sys.stdout.write(json.dumps(shown, default=str, indent=2) + "\n")
         return
     table = Table(box=None, pad_edge=False, header_style="bold")
     for column in ("setting", "value", "source"):
@@ -234,3 +240,4 @@ def _print_settings(settings: ResolvedSettings, json_output: bool) -> None:
     for row in settings.rows():
         table.add_row(*(Text(cell) for cell in row))  # Text: "[tool.pardag]" is not markup
     print_trimmed(Console(highlight=False), table)
+    stdout.print(f"config file: {path or 'none'} ({settings.config_note})", markup=False)

@@ -36,6 +36,7 @@ from pardag.formats.syntax import (
     Parsed,
     Parser,
 )
+from pardag.regularfile import NotRegularFile, read_regular
 
 __all__ = [
     "MAX_ALIASES",
@@ -89,12 +90,12 @@ def read_document(path: str | os.PathLike[str]) -> Document:
     p = Path(path)
     name = str(p)
     try:
-        with p.open("rb") as f:
-            raw = f.read(MAX_BYTES + 1)
+        raw = read_regular(p, MAX_BYTES)  # no device or FIFO: /dev/zero or a pipe never ends
     except FileNotFoundError:
         raise _fail(name, "file not found; check the path") from None
-    except IsADirectoryError:
-        raise _fail(name, "is a directory; give the path of a workflow file") from None
+    except (IsADirectoryError, NotRegularFile) as exc:
+        what = "is a directory" if isinstance(exc, IsADirectoryError) else exc.strerror
+        raise _fail(name, f"{what}; give the path of a workflow file") from None
     except PermissionError:
         raise _fail(name, "cannot be read: permission denied") from None
     except OSError as exc:

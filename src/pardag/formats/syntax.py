@@ -13,6 +13,7 @@ from typing import Any
 
 __all__ = [
     "MAX_ALIASES",
+    "MAX_ALIAS_CHARS",
     "MAX_ALIAS_NODES",
     "MAX_BYTES",
     "MAX_DEPTH",
@@ -37,6 +38,9 @@ MAX_ALIASES = 1_000
 """Most YAML alias references (``*name``) in one file."""
 MAX_ALIAS_NODES = 100_000
 """Most values YAML aliases may expand to in one file, counted over all of them."""
+MAX_ALIAS_CHARS = MAX_BYTES
+"""Most characters (of strings and keys) YAML aliases may repeat in one file, counted at each
+use: the data read is at most about twice the largest file, whatever its aliases."""
 TOO_DEEP = f"is nested more than {MAX_DEPTH} levels deep; flatten it"
 """The one message for nesting beyond ``MAX_DEPTH``, whichever syntax finds it."""
 

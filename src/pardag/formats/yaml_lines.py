@@ -6,8 +6,9 @@ event. Only plain data tags are accepted (``!!python/...`` and any other tag are
 naming the line), mapping keys are kept as the text written (``on:`` is the key ``"on"``, not
 ``True``), timestamps stay strings, merge keys (``<<: *defaults``) work, and more than one
 document in a file is refused. Alias use is limited (``MAX_ALIASES`` references,
-``MAX_ALIAS_NODES`` values created by expanding them): a "billion laughs" file is refused, not
-expanded.
+``MAX_ALIAS_NODES`` values and ``MAX_ALIAS_CHARS`` characters of strings and keys created by
+expanding them): a "billion laughs" file, or a few megabytes of text repeated by a thousand
+aliases, is refused, not expanded into gigabytes later (a run stores and shows what it reads).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import yaml
 
 from pardag.formats.syntax import (
+    MAX_ALIAS_CHARS,
     MAX_ALIAS_NODES,
     MAX_ALIASES,
     MAX_DEPTH,
@@ -61,6 +63,7 @@ class _Frame:
     merges: list[dict[str, Any]] = field(default_factory=list)
     height: int = 1  # levels of nesting inside, itself included
     size: int = 1  # values inside, itself included, aliases expanded
+    chars: int = 0  # characters of its strings and keys, aliases expanded
 
 
 @dataclass
@@ -68,6 +71,7 @@ class _Anchored:
     value: Any
     height: int
     size: int
+    chars: int
 
 
 class _YamlBuilder:
@@ -82,6 +86,7 @@ class _YamlBuilder:
         self.documents = 0
         self.aliases = 0
         self.expanded = 0
+        self.expanded_chars = 0
 
     def feed(self, event: yaml.Event) -> None:
         line = event.start_mark.line + 1 if event.start_mark is not None else 0
@@ -110,7 +115,8 @@ class _YamlBuilder:
             if tag not in (None, "!") and tag not in _SCALAR_TAGS:
                 raise Bad(_tag_message(tag), line)
             if event.anchor is not None:
-                self.anchors[event.anchor] = _Anchored(text, 0, 1)
+                self.anchors[event.anchor] = _Anchored(text, 0, 1, len(text))
+            self.stack[-1].chars += len(text)
             self._key(_MERGE_KEY if plain and text == "<<" else text, line)
             return
         if tag is None or tag == "!":  # "!": the non-specific tag, a string
@@ -118,7 +124,7 @@ class _YamlBuilder:
         else:
             value = _tagged_scalar(tag, text, line)
         self._place(line)
-        self._add(value, line, 0, 1, event.anchor)
+        self._add(value, line, 0, 1, event.anchor, len(text))
 
     def _key(self, key: str, line: int) -> None:
         top = self.stack[-1]
@@ -175,7 +181,7 @@ class _YamlBuilder:
             assert isinstance(value, dict)
             merged.update(value)
             value = merged
-        self._add(value, None, frame.height, frame.size, frame.anchor)
+        self._add(value, None, frame.height, frame.size, frame.anchor, frame.chars)
 
     def _alias(self, event: yaml.AliasEvent, line: int) -> None:
         name = event.anchor or ""
@@ -188,6 +194,7 @@ class _YamlBuilder:
             raise Bad(f"alias *{name} {why}; define the anchor &{name} before using it", line)
         self.aliases += 1
         self.expanded += anchored.size
+        self.expanded_chars += anchored.chars
         if self.aliases > MAX_ALIASES or self.expanded > MAX_ALIAS_NODES:
             raise Bad(
                 f"uses aliases too much (more than {MAX_ALIASES:,} references or "
@@ -195,16 +202,30 @@ class _YamlBuilder:
                 "write the data out instead",
                 line,
             )
+        if self.expanded_chars > MAX_ALIAS_CHARS:
+            raise Bad(
+                f"aliases repeat more than {MAX_ALIAS_CHARS // (1024 * 1024)} MiB of text "
+                f"(strings and keys, counted at each use; *{name} here passes it); is this an "
+                "alias bomb? write the data out, or anchor less text",
+                line,
+            )
         if len(self.stack) + anchored.height > MAX_DEPTH:
             raise Bad(f"alias *{name} nests data more than {MAX_DEPTH} levels deep", line)
         self._place(line)
-        self._add(copy.deepcopy(anchored.value), line, anchored.height, anchored.size, None)
+        value = copy.deepcopy(anchored.value)
+        self._add(value, line, anchored.height, anchored.size, None, anchored.chars)
 
     def _add(
-        self, value: Any, line: int | None, height: int, size: int, anchor: str | None
+        self,
+        value: Any,
+        line: int | None,
+        height: int,
+        size: int,
+        anchor: str | None,
+        chars: int = 0,
     ) -> None:
         if anchor is not None:
-            self.anchors[anchor] = _Anchored(value, height, size)
+            self.anchors[anchor] = _Anchored(value, height, size, chars)
         if not self.stack:
             self.root = value
             if self.root_line is None:
@@ -213,6 +234,7 @@ class _YamlBuilder:
         top = self.stack[-1]
         top.height = max(top.height, height + 1)
         top.size += size
+        top.chars += chars
         if isinstance(top.value, list):
             top.value.append(value)
         elif top.key == _MERGE_KEY:

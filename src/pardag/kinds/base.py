@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import inspect
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -13,6 +15,7 @@ from typing import Any, TypeVar
 from pardag.clock import Clock, SystemClock
 from pardag.egress import EgressPolicy
 from pardag.errors import MissingRuntime
+from pardag.searchpath import from_project_folder
 from pardag.store.base import Answer
 
 __all__ = [
@@ -42,6 +45,9 @@ def import_runtime(name: str) -> Any:
     """Import module ``name``; a missing optional runtime is a ``MissingRuntime`` that says
     which extra to install (``pip install 'pardag[lua]'``), not a bare ImportError."""
     try:
+        spec = None if name in sys.modules else importlib.util.find_spec(name)  # runs nothing
+        if spec is not None and spec.origin is not None and from_project_folder(spec.origin):
+            raise ModuleNotFoundError(name=name)  # a project's file, not the package
         return importlib.import_module(name)
     except ModuleNotFoundError as exc:
         if exc.name != name or name not in RUNTIMES:

@@ -10,7 +10,8 @@ branch ran. Without a function its output is the mapping of the inputs that succ
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pardag.errors import ArgumentError
@@ -22,7 +23,13 @@ from pardag.states import ExecutorName
 if TYPE_CHECKING:
     from pardag.model import Step
 
-__all__ = ["ConditionKind", "MergeKind", "branch_handle"]
+__all__ = [
+    "MAX_MERGE_DEPTH",
+    "ConditionKind",
+    "MergeKind",
+    "branch_handle",
+    "nested_deeper",
+]
 
 
 def branch_handle(value: Any) -> str:
@@ -73,8 +80,38 @@ def _bind_names(
     return (expression_names(inputs, params),), {}
 
 
-def _merge_inputs(inputs: Mapping[str, Any]) -> dict[str, Any]:
+MAX_MERGE_DEPTH = 100
+"""Deepest a merge's output may nest (as deep as a workflow file may). Each merge in a chain
+nests its inputs one level deeper; 500 levels broke what prints and records outputs."""
+
+
+def _merge_inputs(step_id: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+    """The mapping of the inputs, refusing one nested past ``MAX_MERGE_DEPTH``."""
+    if nested_deeper(inputs, MAX_MERGE_DEPTH):
+        raise ValueError(
+            f"merge step {step_id!r}: its output would nest more than {MAX_MERGE_DEPTH} "
+            "levels deep (each merge in a chain adds a level); give a merge a function "
+            "that keeps only what later steps need, or chain fewer merges"
+        )
     return dict(inputs)
+
+
+def nested_deeper(value: Any, limit: int) -> bool:
+    """Whether ``value`` nests mappings and lists more than ``limit`` levels deep; a loop,
+    not recursion, so any depth is measured."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: Iterable[Any] = item.values()
+        elif isinstance(item, list | tuple):
+            children = item
+        else:
+            continue
+        if depth + 1 > limit:
+            return True
+        stack.extend((c, depth + 1) for c in children if isinstance(c, Mapping | list | tuple))
+    return False
 
 
 class MergeKind(PythonKind):
@@ -88,7 +125,7 @@ class MergeKind(PythonKind):
     def action(self, step: Step, ctx: RunContext) -> Action:
         if step.fn is not None:
             return super().action(step, ctx)
-        return Action(_merge_inputs, ExecutorName.INLINE, _bind_inputs)
+        return Action(functools.partial(_merge_inputs, step.id), ExecutorName.INLINE, _bind_inputs)
 
 
 def _bind_inputs(

@@ -1,9 +1,11 @@
 """The ``python`` kind: a Python function (plain or ``async def``), given three ways.
 
 * ``fn``: a function given through the API (``wf.add("x", fn)``);
-* ``params={"function": "package.module:callable"}``: a function importable by name, resolved
-  (imported) at validation, so that a missing module or attribute, or a module that fails to
-  import, is a validation problem naming it. Modules are found on ``sys.path``;
+* ``params={"function": "package.module:callable"}``: a function importable by name. Validation
+  finds and parses the module without importing it (``pardag.kinds.locate``: checking a file
+  runs none of its code), so a missing module or name, a syntax error or parameters that
+  cannot bind are validation problems; the module is imported when the step is about to run,
+  and a module that fails to import then fails the step. Modules are found on ``sys.path``;
 * ``params={"code": "def run(inputs):\n    ..."}``: inline code defining ``run``, compiled at
   validation (a syntax error is a problem naming the line), executed in a fresh namespace on
   every attempt, in a worker process unless the step names another executor (see
@@ -34,12 +36,14 @@ import contextlib
 import difflib
 import importlib
 import inspect
+import sys
 import traceback
 import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from pardag.kinds import pycode
+from pardag.errors import PythonStepError
+from pardag.kinds import locate, pycode
 from pardag.kinds.base import Action, Binder, RunContext, no_inputs
 from pardag.kinds.pycode import Def, compile_code
 from pardag.states import EXECUTORS, ExecutorName
@@ -188,11 +192,12 @@ class PythonKind:
     def action(self, step: Step, ctx: RunContext) -> Action:
         if "code" in step.params:
             return _code_action(step)
-        fn = step.fn if step.fn is not None else resolve_function(step.params["function"])
-        assert callable(fn)  # validated
-        binder = bind_function(fn, step.depends_on)
-        assert not isinstance(binder, str)  # validated
-        return Action(fn, step.executor or default_executor(fn), binder)
+        if step.fn is not None:
+            fn = step.fn
+            binder = bind_function(fn, step.depends_on)
+            assert callable(fn) and not isinstance(binder, str)  # validated
+            return Action(fn, step.executor or default_executor(fn), binder)
+        return _function_action(step)
 
 
 def _callable_problems(step: Step, fn: Callable[..., Any]) -> list[str]:
@@ -219,10 +224,9 @@ def _function_problems(step: Step) -> list[str]:
     if not isinstance(spec, str) or spec.count(":") != 1 or not all(spec.split(":")):
         return [f"params 'function' must be 'package.module:callable', got {spec!r}; {example}"]
     module_name, _, path = spec.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except Exception as exc:
-        return [_import_problem(spec, module_name, exc)]
+    module = sys.modules.get(module_name)
+    if module is None:  # validation imports nothing: importing runs the module's code
+        return _source_problems(step, spec, module_name, path)
     obj: Any = module
     for done, part in enumerate(path.split(".")):
         if not hasattr(obj, part):
@@ -235,6 +239,52 @@ def _function_problems(step: Step) -> list[str]:
     if not callable(obj):
         return [f"function {spec!r} is a {type(obj).__name__}, not something callable"]
     return _callable_problems(step, obj)
+
+
+def _source_problems(step: Step, spec: str, module_name: str, path: str) -> list[str]:
+    """What the module's source shows wrong, found without importing it (``kinds.locate``)."""
+    found = locate.find_source(module_name, spec)
+    if found.problem is not None:
+        return [found.problem]
+    names = None if found.tree is None else locate.top_level_names(found.tree)
+    if names is None:
+        return []  # only the run's import can tell
+    first = path.split(".")[0]
+    node = names.get(first)
+    if node is None:
+        return [locate.missing_name(spec, module_name, first, names)]
+    if "." in path or not isinstance(node, Def) or node.decorator_list:
+        return []  # a method, a name made at import, a decorated function: checked at run
+    stub = _signature_stub(node)
+    stub.__name__ = stub.__qualname__ = node.name  # messages name the author's function
+    binder = bind_function(stub, step.depends_on)
+    return [binder] if isinstance(binder, str) else executor_problems(step, stub)
+
+
+def _function_action(step: Step) -> Action:
+    """The call of ``function:``, imported now that the step is about to run; a module that
+    fails to import or a function its inputs cannot bind to fails the step, saying why."""
+    spec: str = step.params["function"]
+    module_name = spec.partition(":")[0]
+    try:
+        fn = resolve_function(spec)
+    except Exception as exc:
+        return _failing(step, _import_problem(spec, module_name, exc))
+    if not callable(fn):
+        return _failing(step, f"function {spec!r} is a {type(fn).__name__}, not callable")
+    binder = bind_function(fn, step.depends_on)
+    if isinstance(binder, str):
+        return _failing(step, f"function {spec!r}: {binder}")
+    return Action(fn, step.executor or default_executor(fn), binder)
+
+
+def _failing(step: Step, message: str) -> Action:
+    """An action that fails the step with ``message`` (what validation could not see)."""
+
+    def fail() -> None:
+        raise PythonStepError(f"step {step.id!r}: {message}; fix the module or the step")
+
+    return Action(fail, ExecutorName.INLINE, no_inputs)
 
 
 def _import_problem(spec: str, module_name: str, exc: BaseException) -> str:

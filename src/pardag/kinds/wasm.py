@@ -42,6 +42,7 @@ from pardag.errors import WasmStepError, WasmTimeout
 from pardag.kinds import code as common
 from pardag.kinds.base import Action, RunContext, lazy_module
 from pardag.kinds.code import MAX_MEMORY, MAX_OUTPUT, TIMEOUT_MARGIN
+from pardag.regularfile import NotRegularFile, read_regular
 from pardag.states import ExecutorName
 
 if TYPE_CHECKING:
@@ -149,18 +150,17 @@ def compile_module(source: str, *, inline: bool) -> wasmtime.Module:
     if cached is not None:
         return cached
     try:
-        module = (
-            wasmtime.Module(engine(), source)
-            if inline
-            else wasmtime.Module.from_file(engine(), source)
-        )
+        # a path is read only if it is a regular file: /dev/zero or a FIFO would never end
+        module = wasmtime.Module(engine(), source if inline else read_regular(source))
     except wasmtime.WasmtimeError as exc:
         raise WasmStepError(
             f"{what} does not compile: {_with_cause(exc)}; fix the module"
         ) from None
-    except OSError as exc:  # a directory, no permission: stat() alone cannot tell
+    except OSError as exc:  # a device, FIFO or folder, no permission: stat() cannot tell
         raise WasmStepError(
-            f"cannot read {what}: {exc.strerror}; give the path of a .wasm or .wat file"
+            f"cannot read {what}: it {exc.strerror}; give the path of a .wasm or .wat file"
+            if isinstance(exc, NotRegularFile)
+            else f"cannot read {what}: {exc.strerror}; give the path of a .wasm or .wat file"
         ) from None
     with _cache_lock:
         _cache[key] = module
