@@ -82,6 +82,7 @@ PUBLIC = {
 }
 
 INTERNAL = {
+    "pardag.budget.RenderLimit",
     "pardag.cli.logs.ProcessGone",
     "pardag.config._Invalid",
     "pardag.egress.EgressRefused",

@@ -49,6 +49,8 @@ attributes, as a worker process sends them back to the runner.
 
 Kept internal, each caught where it is raised and never reaching a caller:
 
+* ``pardag.budget.RenderLimit``: a template or expression that spent its budget (operations,
+  size, deadline), becomes an ``ExpressionError`` naming the step and field;
 * ``pardag.cli.logs.ProcessGone``: ``pardag logs --follow`` prints it and exits 1;
 * ``pardag.config._Invalid``: a value that does not parse, becomes a ``SettingsError`` problem;
 * ``pardag.egress.EgressRefused``: a connection the egress policy refused, becomes the http
