@@ -35,6 +35,7 @@ from multiprocessing.connection import Connection, Pipe
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from pardag import child, stepprocs, tether
 from pardag.executors.base import Executor, describe_exit, set_remote_traceback
 from pardag.executors.payload import describe as _describe
 from pardag.executors.payload import dumps as _dumps
@@ -49,6 +50,10 @@ _JOIN_TIMEOUT = 5.0
 
 _READY = b""
 """A worker's first message: it started; a death before it means the start failed."""
+
+_RETIRING = b"\x00retiring"
+"""Sent before a reply by a worker that took limits for good (``pardag.child.locked``): it
+exits after the reply and must not be given another call."""
 
 _IMPORT_HINT = (
     "the worker imports the function's module by name, so it must be importable there (on "
@@ -71,8 +76,13 @@ def _worker_main(conn: Connection, path: list[str]) -> None:
     while True:
         try:
             request = conn.recv_bytes()
-            conn.send_bytes(_run_request(request))
+            reply = _run_request(request)
+            if child.locked():
+                conn.send_bytes(_RETIRING)
+            conn.send_bytes(reply)
         except (EOFError, OSError):  # the parent closed the pipe or went away
+            return
+        if child.locked():
             return
 
 
@@ -130,6 +140,7 @@ class _Worker:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any] | None = None
     ready: bool = False
+    retiring: bool = False
 
 
 def _pickle_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
@@ -188,6 +199,8 @@ def _reap(worker: _Worker) -> int | None:
     """Wait for a killed worker, release its pipe and process; returns its exit code."""
     worker.process.join(_JOIN_TIMEOUT)
     code = worker.process.exitcode
+    if worker.process.pid is not None:
+        tether.release(worker.process.pid)
     worker.conn.close()
     if code is not None:
         worker.process.close()
@@ -208,6 +221,7 @@ class ProcessExecutor(Executor):
         self._workers: set[_Worker] = set()
         self._idle: list[_Worker] = []
         self._busy: dict[asyncio.Future[Any], _Worker] = {}
+        self._retired: set[_Worker] = set()  # exiting after their last call, not reaped yet
         self._closed = False
 
     @property
@@ -234,6 +248,8 @@ class ProcessExecutor(Executor):
         worker.future = future
         self._busy[future] = worker
         future.add_done_callback(self._on_future_done)
+        if worker.process.pid is not None:
+            stepprocs.started(worker.process.pid, fn)
         try:
             worker.conn.send_bytes(request)
         except OSError:  # it died while idle, before its sentinel was seen
@@ -252,6 +268,8 @@ class ProcessExecutor(Executor):
 
     async def aclose(self) -> None:
         self._closed = True
+        for worker in list(self._retired):
+            self._on_retired(worker)
         workers = list(self._workers)
         for worker in workers:
             self._detach(worker)
@@ -294,6 +312,8 @@ class ProcessExecutor(Executor):
         finally:
             child_conn.close()  # else the parent never sees EOF when the worker dies
         worker = _Worker(process, parent_conn, loop)
+        if process.pid is not None:
+            tether.hold(process.pid)  # the worker (and the step's children) die with us
         self._workers.add(worker)
         loop.add_reader(parent_conn.fileno(), self._on_readable, worker)
         loop.add_reader(process.sentinel, self._on_exit, worker)
@@ -336,8 +356,16 @@ class ProcessExecutor(Executor):
         if reply == _READY:
             worker.ready = True
             return
+        if reply == _RETIRING:
+            worker.retiring = True
+            return
         future, worker.future = worker.future, None
-        self._idle.append(worker)
+        if worker.retiring:  # it exits now: never given another call, reaped once it is gone
+            self._detach(worker)
+            self._retired.add(worker)
+            worker.loop.add_reader(worker.process.sentinel, self._on_retired, worker)
+        else:
+            self._idle.append(worker)
         if future is None:
             return
         self._busy.pop(future, None)
@@ -350,6 +378,13 @@ class ProcessExecutor(Executor):
             self._on_readable(worker)
         if worker in self._workers:
             self._lost(worker)
+
+    def _on_retired(self, worker: _Worker) -> None:
+        """A worker that retired after its call has exited: reap it."""
+        worker.loop.remove_reader(worker.process.sentinel)
+        self._retired.discard(worker)
+        _kill(worker.process)  # what the step left running in its process group
+        _reap(worker)
 
     def _on_future_done(self, future: asyncio.Future[Any]) -> None:
         """Cancelling the future directly stops the work too, as for async tasks."""
