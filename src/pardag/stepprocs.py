@@ -37,17 +37,19 @@ _STOP_WAIT = 5.0
 """Seconds ``stop`` waits for a killed group's leader to be gone."""
 
 
-def identity(pid: int) -> str:
-    """``pid:boot.start`` of process ``pid`` (``pid`` alone where the start is unknown)."""
+def identity(pid: int) -> str | None:
+    """``pid:boot.start`` of process ``pid``; None when its start cannot be read: it ended
+    already, or this is not Linux (a pid alone is too weak to kill a group by, later)."""
     start = started_at(pid)
-    return f"{pid}:{start}" if start else str(pid)
+    return f"{pid}:{start}" if start else None
 
 
 def started(pid: int, call: Any = None) -> None:
     """Process ``pid`` (a group leader) started for the current step attempt, or for ``call``."""
     note = getattr(call, NOTE_ATTR, None) or _note.get()
-    if note is not None:
-        note(identity(pid))
+    ident = identity(pid) if note is not None else None
+    if note is not None and ident is not None:
+        note(ident)
 
 
 def watching(fn: Callable[..., Any], note: Note, is_async: bool) -> Callable[..., Any]:
@@ -79,18 +81,10 @@ def watching(fn: Callable[..., Any], note: Note, is_async: bool) -> Callable[...
 def _alive(ident: str) -> int | None:
     """The pid of a recorded process that still runs on this machine, else None."""
     pid_text, _, start = ident.partition(":")
-    if not pid_text.isdigit():
+    if not (pid_text.isdigit() and start):
         return None
-    pid = int(pid_text)
-    if start:  # the same pid and the same start: the very process that was recorded
-        return pid if started_at(pid) == start else None
-    try:  # recorded where the start cannot be read (not Linux): the pid is all there is
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        pass
-    return pid
+    pid = int(pid_text)  # the same pid and the same start: the very process recorded
+    return pid if started_at(pid) == start else None
 
 
 def stop(identities: Iterable[str], wait: float = _STOP_WAIT) -> list[int]:
