@@ -25,6 +25,11 @@ from typing import Any
 
 from pardag.units import format_size, parse_size
 
+try:  # imported here, not in ``apply``: an import after fork could wait on a lock for ever
+    import resource
+except ImportError:  # not POSIX
+    resource = None  # type: ignore[assignment]
+
 __all__ = [
     "LIMIT_FIELDS",
     "Limits",
@@ -115,8 +120,8 @@ def limits_problems(value: Any) -> list[str]:
 
 def apply(limits: Limits) -> None:
     """Set ``limits`` on this process, hard limit = soft limit (run it in the child)."""
-    import resource
-
+    if resource is None:
+        raise OSError("resource limits need a POSIX system")
     global _locked
     _locked = True
 
