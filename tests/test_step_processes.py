@@ -204,3 +204,38 @@ def test_a_finished_step_records_the_process_it_ran(tmp_path: Path) -> None:
     assert step.processes is not None
     (ident,) = step.processes.split()
     assert ident.split(":")[0] == pid and "." in ident.split(":")[1]  # pid:boot.start
+
+
+def test_stop_kills_the_recorded_group_and_leaves_a_reused_pid_alone() -> None:
+    from pardag import stepprocs
+
+    step = subprocess.Popen(["sh", "-c", "sleep 30 & sleep 30"], start_new_session=True)
+    other = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        time.sleep(0.2)  # sh has started its background sleep
+        group = {p for p in _group_members(step.pid)}
+        assert len(group) == 3
+        ident = stepprocs.identity(step.pid)
+        assert ident is not None
+        reused = f"{other.pid}:{ident.split(':')[1]}"  # other's pid, another start
+        assert stepprocs.stop([ident, reused]) == []
+        assert step.wait(timeout=5) == -signal.SIGKILL
+        assert not _group_members(step.pid)  # the grandchild went with it
+        assert other.poll() is None  # not the process recorded: left alone
+    finally:
+        for proc in (step, other):
+            proc.kill()
+            proc.wait()
+
+
+def _group_members(group: int) -> set[int]:
+    found = set()
+    for entry in os.listdir("/proc"):
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text() if entry.isdigit() else ""
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if fields and int(fields[2]) == group and fields[0] not in "ZX":
+            found.add(int(entry))
+    return found

@@ -4,9 +4,11 @@ A shell step's process and a worker process each lead a process group (their pid
 id). When one starts, ``started(pid)`` tells whoever watches the attempt (``watching``: the
 run's records, which journal it with the attempt as ``pid:boot.start``, the same identity
 ``pardag.owner`` gives a run's owner). ``resume`` then calls ``stop`` on the processes the
-run's unfinished attempts recorded: a process still alive (the same pid *and* start: a pid
+run's latest attempts recorded: a process still alive (the same pid *and* start: a pid
 reused by an unrelated process is left alone) has its group killed and is waited for, so
-that a resumed step never runs beside its earlier attempt.
+that a resumed step never runs beside its earlier attempt. Where a start cannot be read (not
+Linux, or the process ended already) nothing is recorded: a pid alone is too weak a name to
+kill a process group by.
 """
 
 from __future__ import annotations

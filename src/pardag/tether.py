@@ -49,8 +49,11 @@ while True:
 for group in held:
     try:
         os.killpg(group, signal.SIGKILL)
-    except OSError:
-        pass
+    except OSError:  # a worker process that has not made its group yet: itself
+        try:
+            os.kill(group, signal.SIGKILL)
+        except OSError:
+            pass
 """
 
 _lock = threading.Lock()

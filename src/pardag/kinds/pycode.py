@@ -4,8 +4,9 @@ Why a worker process: a code step is a script someone wrote into a workflow file
 loop, a segfault in an extension or a runaway allocation must end that step, not the runner.
 So ``run_code`` (module level, so the ``processes`` executor pickles it by name) compiles the
 code in the worker, executes it in a fresh namespace on every attempt, calls ``run`` under an
-address-space cap (``MAX_MEMORY``), and checks the size of what it returns (``MAX_OUTPUT``).
-A timeout kills the worker's process group; a crash fails only that step.
+address-space cap (``MAX_MEMORY``, or the step's ``limits``, set hard: ``pardag.child``), and
+checks the size of what it returns (``MAX_OUTPUT``). A worker whose limits were set hard
+serves no other step. A timeout kills the worker's process group; a crash fails only that step.
 
 A step that names ``executor: threads``, ``inline`` or ``async`` runs in the runner's own
 process instead (``in_process``), like a Python function: faster to start, no caps.
