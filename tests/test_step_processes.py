@@ -217,7 +217,8 @@ def test_stop_kills_the_recorded_group_and_leaves_a_reused_pid_alone() -> None:
         assert len(group) == 3
         ident = stepprocs.identity(step.pid)
         assert ident is not None
-        reused = f"{other.pid}:{ident.split(':')[1]}"  # other's pid, another start
+        boot = ident.split(":")[1].split(".")[0]
+        reused = f"{other.pid}:{boot}.1"  # other's pid, but a process started at boot
         assert stepprocs.stop([ident, reused]) == []
         assert step.wait(timeout=5) == -signal.SIGKILL
         assert not _group_members(step.pid)  # the grandchild went with it
