@@ -17,8 +17,7 @@ when it starts.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
-import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -141,10 +140,9 @@ def drop_resource_capability() -> bool:
     """Take ``CAP_SYS_RESOURCE`` from this process (effective, permitted, inheritable and the
     bounding set), so that not even root can raise a hard limit again. Linux only; True when
     the process no longer has it (or never had it)."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None or not hasattr(os, "getuid"):
+    if not sys.platform.startswith("linux"):
         return False
-    libc = ctypes.CDLL(libc_name, use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)  # this process's own symbols: libc's among them
     if not hasattr(libc, "capget"):
         return False
     global _locked

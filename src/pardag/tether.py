@@ -91,7 +91,7 @@ def _started() -> subprocess.Popen[bytes] | None:
     keeper = _keeper
     if keeper is not None and keeper[0] == os.getpid():
         return keeper[1]
-    if _failed or not hasattr(os, "killpg"):
+    if _failed or not hasattr(os, "killpg") or not sys.executable:
         return None
     with _lock:
         if _keeper is None or _keeper[0] != os.getpid():
