@@ -31,11 +31,11 @@ except ImportError:  # not POSIX
 
 __all__ = [
     "LIMIT_FIELDS",
+    "WORKER_CAPS",
     "Limits",
     "apply",
     "drop_resource_capability",
     "limits_problems",
-    "locked",
 ]
 
 LIMIT_FIELDS = ("memory", "processes", "open_files")
@@ -45,13 +45,10 @@ _CAP_SYS_RESOURCE = 24
 _PR_CAPBSET_DROP = 24
 _CAPABILITY_V3 = 0x20080522
 
-_locked = False
-
-
-def locked() -> bool:
-    """Whether this process took limits or lost a capability for good (``apply``,
-    ``drop_resource_capability``): a worker process then runs no other step."""
-    return _locked
+WORKER_CAPS = "pardag_worker_caps"
+"""The attribute of a call (a code step's) naming the limits it sets for good in the worker
+process that runs it: the ``processes`` executor gives such a worker only calls with the
+same caps afterwards (a hard limit cannot be raised again for another step)."""
 
 
 @dataclass(frozen=True)
@@ -121,8 +118,6 @@ def apply(limits: Limits) -> None:
     """Set ``limits`` on this process, hard limit = soft limit (run it in the child)."""
     if resource is None:
         raise OSError("resource limits need a POSIX system")
-    global _locked
-    _locked = True
 
     for which, cap in (
         (resource.RLIMIT_AS, limits.memory),
@@ -145,8 +140,6 @@ def drop_resource_capability() -> bool:
     libc = ctypes.CDLL(None, use_errno=True)  # this process's own symbols: libc's among them
     if not hasattr(libc, "capget"):
         return False
-    global _locked
-    _locked = True
     libc.prctl(_PR_CAPBSET_DROP, _CAP_SYS_RESOURCE, 0, 0, 0)  # fails harmlessly unprivileged
     header = (ctypes.c_uint32 * 2)(_CAPABILITY_V3, 0)
     data = (ctypes.c_uint32 * 6)()  # two {effective, permitted, inheritable}: caps 0-31, 32-63

@@ -115,7 +115,7 @@ def test_a_code_step_opening_more_files_than_its_limit_fails() -> None:
     assert "step s (python): line 2: OSError: [Errno 24] Too many open files" in reason
 
 
-def test_a_worker_that_took_limits_runs_no_other_step() -> None:
+def test_a_worker_that_took_limits_runs_no_step_with_other_caps() -> None:
     wf = Workflow("after")
     wf.add("limited", params={"code": "def run():\n    return 1\n", "limits": {"open_files": 16}})
     wf.add("next", _nofile, executor="processes", depends_on=["limited"])
@@ -125,6 +125,25 @@ def test_a_worker_that_took_limits_runs_no_other_step() -> None:
 
 def _nofile() -> list[int]:
     return list(resource.getrlimit(resource.RLIMIT_NOFILE))
+
+
+def _pid_and_nofile() -> list[int]:
+    return [os.getpid(), *resource.getrlimit(resource.RLIMIT_NOFILE)]
+
+
+def test_code_steps_with_the_same_caps_share_a_worker_and_no_other_step_does() -> None:
+    pid = "import os, resource\ndef run():\n    return os.getpid()\n"
+    wf = Workflow("share")
+    wf.add("a", params={"code": pid})
+    wf.add("b", params={"code": pid}, depends_on=["a"])
+    wf.add("c", params={"code": pid, "limits": {"open_files": 64}}, depends_on=["b"])
+    wf.add("d", params={"code": pid}, depends_on=["c"])
+    wf.add("f", _pid_and_nofile, executor="processes", depends_on=["d"])
+    out = wf.run(max_concurrency=1).outputs  # one worker at a time
+    assert out["a"] == out["b"]  # the same (default) caps: the warm worker again
+    assert out["c"] != out["b"] and out["d"] != out["c"]  # other caps: another worker
+    assert out["f"][0] not in (out["a"], out["c"], out["d"])  # a function: an uncapped one
+    assert out["f"][1:] == list(resource.getrlimit(resource.RLIMIT_NOFILE))
 
 
 # --- validation ---------------------------------------------------------------------------

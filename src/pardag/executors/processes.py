@@ -29,13 +29,14 @@ import pickle
 import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, Pipe
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from pardag import child, stepprocs, tether
+from pardag import stepprocs, tether
+from pardag.child import WORKER_CAPS
 from pardag.executors.base import Executor, describe_exit, set_remote_traceback
 from pardag.executors.payload import describe as _describe
 from pardag.executors.payload import dumps as _dumps
@@ -50,10 +51,6 @@ _JOIN_TIMEOUT = 5.0
 
 _READY = b""
 """A worker's first message: it started; a death before it means the start failed."""
-
-_RETIRING = b"\x00retiring"
-"""Sent before a reply by a worker that took limits for good (``pardag.child.locked``): it
-exits after the reply and must not be given another call."""
 
 _IMPORT_HINT = (
     "the worker imports the function's module by name, so it must be importable there (on "
@@ -76,13 +73,8 @@ def _worker_main(conn: Connection, path: list[str]) -> None:
     while True:
         try:
             request = conn.recv_bytes()
-            reply = _run_request(request)
-            if child.locked():
-                conn.send_bytes(_RETIRING)
-            conn.send_bytes(reply)
+            conn.send_bytes(_run_request(request))
         except (EOFError, OSError):  # the parent closed the pipe or went away
-            return
-        if child.locked():
             return
 
 
@@ -140,7 +132,9 @@ class _Worker:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any] | None = None
     ready: bool = False
-    retiring: bool = False
+    caps: Hashable | None = None
+    """The limits the worker took for good (``pardag.child.WORKER_CAPS``): only calls with
+    the same caps go to it."""
 
 
 def _pickle_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
@@ -182,6 +176,15 @@ def _settle(future: asyncio.Future[Any], reply: bytes) -> None:
     future.set_exception(set_remote_traceback(raised, text))
 
 
+def _caps_of(fn: Callable[..., Any]) -> Hashable | None:
+    """The limits a call sets for good in its worker (a code step's), None for most calls;
+    looked up on the call, or on the call a captured one (``steplog.InWorker``) wraps."""
+    caps = getattr(fn, WORKER_CAPS, None)
+    if caps is None:
+        caps = getattr(getattr(fn, "fn", None), WORKER_CAPS, None)
+    return caps if isinstance(caps, Hashable) else None
+
+
 def _kill(process: BaseProcess) -> None:
     """SIGKILL the worker and its process group (the step's own children)."""
     pid = process.pid
@@ -221,7 +224,6 @@ class ProcessExecutor(Executor):
         self._workers: set[_Worker] = set()
         self._idle: list[_Worker] = []
         self._busy: dict[asyncio.Future[Any], _Worker] = {}
-        self._retired: set[_Worker] = set()  # exiting after their last call, not reaped yet
         self._closed = False
 
     @property
@@ -241,11 +243,13 @@ class ProcessExecutor(Executor):
         future: asyncio.Future[Any] = loop.create_future()
         try:
             request = _pickle_call(fn, args, kwargs)
-            worker = self._take_worker(loop)
+            caps = _caps_of(fn)
+            worker = self._take_worker(loop, caps)
         except (TypeError, OSError) as exc:
             future.set_exception(exc)
             return future
         worker.future = future
+        worker.caps = worker.caps if caps is None else caps
         self._busy[future] = worker
         future.add_done_callback(self._on_future_done)
         if worker.process.pid is not None:
@@ -268,8 +272,6 @@ class ProcessExecutor(Executor):
 
     async def aclose(self) -> None:
         self._closed = True
-        for worker in list(self._retired):
-            self._on_retired(worker)
         workers = list(self._workers)
         for worker in workers:
             self._detach(worker)
@@ -283,18 +285,33 @@ class ProcessExecutor(Executor):
 
     # --- workers --------------------------------------------------------------------------
 
-    def _take_worker(self, loop: asyncio.AbstractEventLoop) -> _Worker:
-        """An idle live worker, else a new one; the runner never exceeds capacity."""
-        while self._idle:
-            worker = self._idle.pop()  # the most recently used: its caches are warm
-            if worker.process.is_alive():
-                return worker
+    def _take_worker(self, loop: asyncio.AbstractEventLoop, caps: Hashable | None) -> _Worker:
+        """An idle live worker that fits ``caps`` (the same caps; for a capped call one with
+        none yet), else a new one, in place of an idle one that does not fit when all are
+        made; the runner never exceeds capacity."""
+        for worker in [w for w in self._idle if not w.process.is_alive()]:
             self._lost(worker)
+        fits = self._idle_with(caps) or (self._idle_with(None) if caps is not None else None)
+        if fits is not None:
+            self._idle.remove(fits)
+            return fits
         if len(self._workers) >= self._max_workers:
-            raise RuntimeError(
-                f"all {self._max_workers} workers are busy: submit() beyond capacity"
-            )
+            if not self._idle:
+                raise RuntimeError(
+                    f"all {self._max_workers} workers are busy: submit() beyond capacity"
+                )
+            unfit = self._idle.pop(0)  # the least recently used
+            self._detach(unfit)
+            _kill(unfit.process)
+            _reap(unfit)
         return self._start_worker(loop)
+
+    def _idle_with(self, caps: Hashable | None) -> _Worker | None:
+        """The most recently used idle worker with ``caps`` (its caches are warm)."""
+        for worker in reversed(self._idle):
+            if worker.caps == caps:
+                return worker
+        return None
 
     def _start_worker(self, loop: asyncio.AbstractEventLoop) -> _Worker:
         parent_conn, child_conn = Pipe(duplex=True)
@@ -356,16 +373,8 @@ class ProcessExecutor(Executor):
         if reply == _READY:
             worker.ready = True
             return
-        if reply == _RETIRING:
-            worker.retiring = True
-            return
         future, worker.future = worker.future, None
-        if worker.retiring:  # it exits now: never given another call, reaped once it is gone
-            self._detach(worker)
-            self._retired.add(worker)
-            worker.loop.add_reader(worker.process.sentinel, self._on_retired, worker)
-        else:
-            self._idle.append(worker)
+        self._idle.append(worker)
         if future is None:
             return
         self._busy.pop(future, None)
@@ -378,13 +387,6 @@ class ProcessExecutor(Executor):
             self._on_readable(worker)
         if worker in self._workers:
             self._lost(worker)
-
-    def _on_retired(self, worker: _Worker) -> None:
-        """A worker that retired after its call has exited: reap it."""
-        worker.loop.remove_reader(worker.process.sentinel)
-        self._retired.discard(worker)
-        _kill(worker.process)  # what the step left running in its process group
-        _reap(worker)
 
     def _on_future_done(self, future: asyncio.Future[Any]) -> None:
         """Cancelling the future directly stops the work too, as for async tasks."""

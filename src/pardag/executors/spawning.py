@@ -17,8 +17,8 @@ data minus those two keys, as loky starts its workers with ``init_main_module=Fa
 It is forked by a fork server of pardag's own: multiprocessing's server and its preload list
 are shared by everyone in the interpreter (its default preload is ``__main__`` itself). Ours
 preloads the worker loop, cloudpickle and Python code steps (``pardag.kinds.pycode``, which
-loads the kinds): a code step's worker serves no other step once its limits are set hard, so
-each code step gets a new worker, ready in milliseconds because nothing is left to import.
+loads the kinds): a worker whose caps a code step set for good serves only code steps with the
+same caps, so a run mixing them starts more workers, each ready in milliseconds.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ So ``run_code`` (module level, so the ``processes`` executor pickles it by name)
 code in the worker, executes it in a fresh namespace on every attempt, calls ``run`` under an
 address-space cap (``MAX_MEMORY``, or the step's ``limits``, set hard: ``pardag.child``), and
 checks the size of what it returns (``MAX_OUTPUT``). A worker whose limits were set hard
-serves no other step. A timeout kills the worker's process group; a crash fails only that step.
+serves only code steps with the same limits after that (``pardag.child.WORKER_CAPS``). A
+timeout kills the worker's process group; a crash fails only that step.
 
 A step that names ``executor: threads``, ``inline`` or ``async`` runs in the runner's own
 process instead (``in_process``), like a Python function: faster to start, no caps.
@@ -92,8 +93,9 @@ def run_code(
     """One attempt of a code step in a worker process: ``run(*args, **kwargs)``'s value.
 
     The caps (``memory``, or the step's ``limits``) are set hard, and a root worker loses
-    ``CAP_SYS_RESOURCE`` first, so the code cannot lift them; the worker then retires after
-    this call (``pardag.child.locked``): a limit set hard cannot be undone for the next step.
+    ``CAP_SYS_RESOURCE`` first, so the code cannot lift them. A limit set hard cannot be
+    undone, so the worker serves only calls with the same caps after this one
+    (``CodeCall.pardag_worker_caps``, which the ``processes`` executor reads).
     """
     compiled, _ = compile_code(step_id, code)
     caps = _caps(memory, limits)
@@ -121,13 +123,22 @@ def _caps(memory: int, limits: Limits | None) -> Limits:
     return dataclasses.replace(limits, memory=limits.memory or memory)
 
 
+_locked_in: Limits | None = None
+"""The caps this worker process took for good (None: none yet)."""
+
+
 def _lock_in(caps: Limits) -> None:
     """Set ``caps`` on this worker for good (POSIX; elsewhere no cap): see ``run_code``."""
+    global _locked_in
     try:
         import resource  # noqa: F401  (POSIX only)
     except ImportError:
         return
-    child.drop_resource_capability()
+    if _locked_in == caps:  # the same caps as its last code step: set already
+        return
+    if _locked_in is None:
+        child.drop_resource_capability()
+    _locked_in = caps
     with contextlib.suppress(ValueError, OSError):  # not enforced there (macOS: RLIMIT_AS)
         child.apply(caps)
 
@@ -159,6 +170,11 @@ class CodeCall:
         return run_code(
             self.step_id, self.code, args, kwargs, self.memory, self.output, self.limits
         )
+
+    @property
+    def pardag_worker_caps(self) -> Limits:
+        """The caps this call sets for good in its worker (``pardag.child.WORKER_CAPS``)."""
+        return _caps(self.memory, self.limits)
 
     def __repr__(self) -> str:
         return f"Python code step {self.step_id!r}"
