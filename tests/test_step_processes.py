@@ -240,3 +240,21 @@ def _group_members(group: int) -> set[int]:
         if fields and int(fields[2]) == group and fields[0] not in "ZX":
             found.add(int(entry))
     return found
+
+
+def test_cancelling_a_dead_run_stops_what_its_steps_left_running(
+    tmp_path: Path, marker: str
+) -> None:
+    flow, ledger = write_flow(tmp_path)
+    runner = cli(tmp_path, marker, "run", str(flow))
+    wait_for_all_steps(ledger, runner)
+    kill_keeper(runner.pid)
+    runner.kill()
+    assert runner.wait(timeout=10) == -signal.SIGKILL
+    earlier = pids_of_steps(ledger)
+    assert earlier <= marked(marker)
+    with open_store(f"sqlite:///{tmp_path / 'runs.db'}", create=False) as store:
+        (run,) = store.list_runs()
+    cancel = cli(tmp_path, marker, "cancel", run.run_id)
+    assert cancel.wait(timeout=60) == 0, (tmp_path / "out").read_text()
+    assert not earlier & marked(marker)
