@@ -13,11 +13,13 @@ import importlib.util
 import json
 import os
 import signal
+import socket
 import sys
 import time
 import types
 from typing import TYPE_CHECKING, Any, Unpack, cast
 
+from pardag import stepprocs
 from pardag.errors import ArgumentError
 from pardag.model import Workflow
 from pardag.options import RunOptions
@@ -58,6 +60,7 @@ __all__ = [
     "reject",
     "resume",
     "runs",
+    "stop_step_processes",
     "workflow_of",
 ]
 
@@ -77,6 +80,7 @@ def resume(run_id: str, **options: Unpack[RunOptions]) -> RunResult:
     try:
         record = recorded_run(opened, run_id)
         _check_resumable(record)
+        stop_step_processes(opened, record)
         wf = workflow_of(record)
         recorded = recorded_settings(record.settings_json)
         params = json.loads(record.params_json or "{}")
@@ -102,6 +106,30 @@ def _check_resumable(record: RunRecord) -> None:
         raise ArgumentError(
             f"run {record.run_id} is still running in process {pid} on this machine; "
             "wait for it, or stop that process first"
+        )
+
+
+def stop_step_processes(opened: Store, record: RunRecord) -> None:
+    """Make sure no process an earlier attempt of the run started still runs: kill each
+    live one's process group and wait for it (``pardag.stepprocs``), so that a step run
+    again never runs beside its earlier attempt. Raises when one cannot be stopped.
+
+    Only on the machine that ran it: a run owned elsewhere is not looked at from here.
+    """
+    owner = parse(record.owner)
+    if owner is not None and owner.host != socket.gethostname():
+        return
+    latest = latest_attempts(opened.get_steps(record.run_id)).values()
+    recorded = [(s.step_id, ident) for s in latest for ident in (s.processes or "").split()]
+    if not recorded:
+        return
+    left = stepprocs.stop([ident for _, ident in recorded])
+    if left:
+        steps = sorted({sid for sid, ident in recorded if int(ident.split(":")[0]) in left})
+        raise ArgumentError(
+            f"run {record.run_id}: the process(es) {', '.join(map(str, left))} of step(s) "
+            f"{', '.join(map(repr, steps))}, started by an earlier attempt, still run and "
+            "could not be stopped; stop them (kill -9 -PID, as their owner) and resume again"
         )
 
 
@@ -357,6 +385,7 @@ def cancel(run_id: str, *, store: Store | str | os.PathLike[str] | None = None) 
             raise ArgumentError(
                 f"run {record.run_id} runs on {owner.host} (process {owner.pid}); cancel it there"
             )
+        stop_step_processes(opened, record)
         now = time.time()
         update = RunUpdate(record.run_id, status=RunStatus.CANCELLED.value, finished_at=now)
         update.error = "run cancelled: by `pardag cancel`"

@@ -437,4 +437,4 @@ def test_a_function_is_given_once() -> None:
     wf.add("s", lambda: 1, params={"code": "def run():\n    return 1\n"})
     with pytest.raises(ValidationError, match="either fn= or params 'code'"):
         wf.validate()
-    assert PythonKind.fields == ("function", "code")
+    assert PythonKind.fields == ("function", "code", "limits")

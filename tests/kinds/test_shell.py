@@ -440,7 +440,7 @@ def test_bad_params_are_validation_problems(params: dict[str, Any], fragment: st
 
 
 def test_fields() -> None:
-    assert ShellKind.fields == ("command", "script", "args", "env", "cwd", "shell")
+    assert ShellKind.fields == ("command", "script", "args", "env", "cwd", "shell", "limits")
 
 
 # --- the shell that runs the text -------------------------------------------------------

@@ -29,12 +29,14 @@ import pickle
 import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, Pipe
 from multiprocessing.process import BaseProcess
 from typing import Any
 
+from pardag import stepprocs, tether
+from pardag.child import WORKER_CAPS
 from pardag.executors.base import Executor, describe_exit, set_remote_traceback
 from pardag.executors.payload import describe as _describe
 from pardag.executors.payload import dumps as _dumps
@@ -130,6 +132,9 @@ class _Worker:
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any] | None = None
     ready: bool = False
+    caps: Hashable | None = None
+    """The limits the worker took for good (``pardag.child.WORKER_CAPS``): only calls with
+    the same caps go to it."""
 
 
 def _pickle_call(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bytes:
@@ -171,6 +176,15 @@ def _settle(future: asyncio.Future[Any], reply: bytes) -> None:
     future.set_exception(set_remote_traceback(raised, text))
 
 
+def _caps_of(fn: Callable[..., Any]) -> Hashable | None:
+    """The limits a call sets for good in its worker (a code step's), None for most calls;
+    looked up on the call, or on the call a captured one (``steplog.InWorker``) wraps."""
+    caps = getattr(fn, WORKER_CAPS, None)
+    if caps is None:
+        caps = getattr(getattr(fn, "fn", None), WORKER_CAPS, None)
+    return caps if isinstance(caps, Hashable) else None
+
+
 def _kill(process: BaseProcess) -> None:
     """SIGKILL the worker and its process group (the step's own children)."""
     pid = process.pid
@@ -188,6 +202,8 @@ def _reap(worker: _Worker) -> int | None:
     """Wait for a killed worker, release its pipe and process; returns its exit code."""
     worker.process.join(_JOIN_TIMEOUT)
     code = worker.process.exitcode
+    if worker.process.pid is not None:
+        tether.release(worker.process.pid)
     worker.conn.close()
     if code is not None:
         worker.process.close()
@@ -227,13 +243,17 @@ class ProcessExecutor(Executor):
         future: asyncio.Future[Any] = loop.create_future()
         try:
             request = _pickle_call(fn, args, kwargs)
-            worker = self._take_worker(loop)
+            caps = _caps_of(fn)
+            worker = self._take_worker(loop, caps)
         except (TypeError, OSError) as exc:
             future.set_exception(exc)
             return future
         worker.future = future
+        worker.caps = worker.caps if caps is None else caps
         self._busy[future] = worker
         future.add_done_callback(self._on_future_done)
+        if worker.process.pid is not None:
+            stepprocs.started(worker.process.pid, fn)
         try:
             worker.conn.send_bytes(request)
         except OSError:  # it died while idle, before its sentinel was seen
@@ -265,18 +285,33 @@ class ProcessExecutor(Executor):
 
     # --- workers --------------------------------------------------------------------------
 
-    def _take_worker(self, loop: asyncio.AbstractEventLoop) -> _Worker:
-        """An idle live worker, else a new one; the runner never exceeds capacity."""
-        while self._idle:
-            worker = self._idle.pop()  # the most recently used: its caches are warm
-            if worker.process.is_alive():
-                return worker
+    def _take_worker(self, loop: asyncio.AbstractEventLoop, caps: Hashable | None) -> _Worker:
+        """An idle live worker that fits ``caps`` (the same caps; for a capped call one with
+        none yet), else a new one, in place of an idle one that does not fit when all are
+        made; the runner never exceeds capacity."""
+        for worker in [w for w in self._idle if not w.process.is_alive()]:
             self._lost(worker)
+        fits = self._idle_with(caps) or (self._idle_with(None) if caps is not None else None)
+        if fits is not None:
+            self._idle.remove(fits)
+            return fits
         if len(self._workers) >= self._max_workers:
-            raise RuntimeError(
-                f"all {self._max_workers} workers are busy: submit() beyond capacity"
-            )
+            if not self._idle:
+                raise RuntimeError(
+                    f"all {self._max_workers} workers are busy: submit() beyond capacity"
+                )
+            unfit = self._idle.pop(0)  # the least recently used
+            self._detach(unfit)
+            _kill(unfit.process)
+            _reap(unfit)
         return self._start_worker(loop)
+
+    def _idle_with(self, caps: Hashable | None) -> _Worker | None:
+        """The most recently used idle worker with ``caps`` (its caches are warm)."""
+        for worker in reversed(self._idle):
+            if worker.caps == caps:
+                return worker
+        return None
 
     def _start_worker(self, loop: asyncio.AbstractEventLoop) -> _Worker:
         parent_conn, child_conn = Pipe(duplex=True)
@@ -294,6 +329,8 @@ class ProcessExecutor(Executor):
         finally:
             child_conn.close()  # else the parent never sees EOF when the worker dies
         worker = _Worker(process, parent_conn, loop)
+        if process.pid is not None:
+            tether.hold(process.pid)  # the worker (and the step's children) die with us
         self._workers.add(worker)
         loop.add_reader(parent_conn.fileno(), self._on_readable, worker)
         loop.add_reader(process.sentinel, self._on_exit, worker)

@@ -16,7 +16,9 @@ data minus those two keys, as loky starts its workers with ``init_main_module=Fa
 
 It is forked by a fork server of pardag's own: multiprocessing's server and its preload list
 are shared by everyone in the interpreter (its default preload is ``__main__`` itself). Ours
-preloads the worker loop and cloudpickle, so a new worker is ready in milliseconds.
+preloads the worker loop, cloudpickle and Python code steps (``pardag.kinds.pycode``, which
+loads the kinds): a worker whose caps a code step set for good serves only code steps with the
+same caps, so a run mixing them starts more workers, each ready in milliseconds.
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ _MAIN_KEYS = ("init_main_from_name", "init_main_from_path")
 """The preparation data that makes a new process run the parent's ``__main__`` again."""
 
 _SERVER = forkserver.ForkServer()
-_SERVER.set_forkserver_preload(["pardag.executors.processes", "cloudpickle", "pardag.kinds"])
+_SERVER.set_forkserver_preload(
+    ["pardag.executors.processes", "cloudpickle", "pardag.kinds", "pardag.kinds.pycode"]
+)
 
 
 class _Popen(popen_forkserver.Popen):

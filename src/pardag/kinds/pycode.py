@@ -4,8 +4,10 @@ Why a worker process: a code step is a script someone wrote into a workflow file
 loop, a segfault in an extension or a runaway allocation must end that step, not the runner.
 So ``run_code`` (module level, so the ``processes`` executor pickles it by name) compiles the
 code in the worker, executes it in a fresh namespace on every attempt, calls ``run`` under an
-address-space cap (``MAX_MEMORY``), and checks the size of what it returns (``MAX_OUTPUT``).
-A timeout kills the worker's process group; a crash fails only that step.
+address-space cap (``MAX_MEMORY``, or the step's ``limits``, set hard: ``pardag.child``), and
+checks the size of what it returns (``MAX_OUTPUT``). A worker whose limits were set hard
+serves only code steps with the same limits after that (``pardag.child.WORKER_CAPS``). A
+timeout kills the worker's process group; a crash fails only that step.
 
 A step that names ``executor: threads``, ``inline`` or ``async`` runs in the runner's own
 process instead (``in_process``), like a Python function: faster to start, no caps.
@@ -19,17 +21,25 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import inspect
 import linecache
 import pickle
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import CodeType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from pardag import child
+from pardag.child import Limits
 from pardag.errors import PardagError, PythonStepError
+from pardag.states import ExecutorName
+from pardag.units import format_size
+
+if TYPE_CHECKING:
+    from pardag.model import Step
 
 __all__ = [
     "MAX_MEMORY",
@@ -42,7 +52,8 @@ __all__ = [
 ]
 
 MAX_MEMORY = 2 * 1024**3
-"""Bytes of address space a code step's worker may use while ``run`` runs (``RLIMIT_AS``)."""
+"""Bytes of address space a code step's worker may use (``RLIMIT_AS``, hard) unless its
+``limits: {memory}`` says otherwise."""
 
 MAX_OUTPUT = 10 * 1024**2
 """Bytes a code step's output may take, pickled, to come back from the worker process."""
@@ -77,21 +88,71 @@ def run_code(
     kwargs: dict[str, Any],
     memory: int = MAX_MEMORY,
     output: int = MAX_OUTPUT,
+    limits: Limits | None = None,
 ) -> Any:
-    """One attempt of a code step in a worker process: ``run(*args, **kwargs)``'s value."""
+    """One attempt of a code step in a worker process: ``run(*args, **kwargs)``'s value.
+
+    The caps (``memory``, or the step's ``limits``) are set hard, and a root worker loses
+    ``CAP_SYS_RESOURCE`` first, so the code cannot lift them. A limit set hard cannot be
+    undone, so the worker serves only calls with the same caps after this one
+    (``CodeCall.pardag_worker_caps``, which the ``processes`` executor reads).
+    """
     compiled, _ = compile_code(step_id, code)
-    with _address_space(memory):
-        try:
-            value = _call(step_id, compiled, args, kwargs)
-            if inspect.iscoroutine(value):
-                value = asyncio.run(value)
-        except MemoryError:
-            raise PythonStepError(
-                f"step {step_id} (python): ran out of its {memory // 2**20} MiB of memory "
-                "(pardag.kinds.pycode.MAX_MEMORY); use less, or run it as a function step"
-            ) from None
+    caps = _caps(memory, limits)
+    _lock_in(caps)
+    try:
+        value = _call(step_id, compiled, args, kwargs)
+        if inspect.iscoroutine(value):
+            value = asyncio.run(value)
+    except MemoryError:
+        given = limits is not None and limits.memory is not None
+        where = "limits.memory" if given else "pardag.kinds.pycode.MAX_MEMORY"
+        fix = "raise limits.memory" if given else "run it as a function step"
+        raise PythonStepError(
+            f"step {step_id} (python): ran out of its {format_size(caps.memory or memory)} of "
+            f"memory ({where}); use less, or {fix}"
+        ) from None
     _check_size(step_id, value, output)
     return value
+
+
+def _caps(memory: int, limits: Limits | None) -> Limits:
+    """The caps of one attempt: the step's ``limits``, its memory ``memory`` unless given."""
+    if limits is None:
+        return Limits(memory=memory)
+    return dataclasses.replace(limits, memory=limits.memory or memory)
+
+
+_locked_in: Limits | None = None
+"""The caps this worker process took for good (None: none yet)."""
+
+
+def _lock_in(caps: Limits) -> None:
+    """Set ``caps`` on this worker for good (POSIX; elsewhere no cap): see ``run_code``."""
+    global _locked_in
+    try:
+        import resource  # noqa: F401  (POSIX only)
+    except ImportError:
+        return
+    if _locked_in == caps:  # the same caps as its last code step: set already
+        return
+    if _locked_in is None:
+        child.drop_resource_capability()
+    _locked_in = caps
+    with contextlib.suppress(ValueError, OSError):  # not enforced there (macOS: RLIMIT_AS)
+        child.apply(caps)
+
+
+def limits_problems(step: Step) -> list[str]:
+    """What is wrong with a code step's ``limits:`` (they need the worker process)."""
+    value = step.params.get("limits")
+    out = child.limits_problems(value)
+    if value is not None and step.executor not in (None, ExecutorName.PROCESSES):
+        out.append(
+            f"limits apply in a worker process, not on executor {step.executor!r}; drop "
+            "executor (code steps run on 'processes') or the limits"
+        )
+    return out
 
 
 @dataclass(frozen=True)
@@ -103,9 +164,17 @@ class CodeCall:
     code: str
     memory: int = MAX_MEMORY
     output: int = MAX_OUTPUT
+    limits: Limits | None = None
 
     def __call__(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        return run_code(self.step_id, self.code, args, kwargs, self.memory, self.output)
+        return run_code(
+            self.step_id, self.code, args, kwargs, self.memory, self.output, self.limits
+        )
+
+    @property
+    def pardag_worker_caps(self) -> Limits:
+        """The caps this call sets for good in its worker (``pardag.child.WORKER_CAPS``)."""
+        return _caps(self.memory, self.limits)
 
     def __repr__(self) -> str:
         return f"Python code step {self.step_id!r}"
@@ -163,30 +232,6 @@ def _step_error(step_id: str, exc: BaseException) -> PythonStepError:
     where = f"line {lines[-1]}: " if lines else ""
     text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return PythonStepError(f"step {step_id} (python): {where}{text}")
-
-
-@contextlib.contextmanager
-def _address_space(limit: int) -> Iterator[None]:
-    """Cap this process's address space while the block runs (POSIX), then restore it."""
-    try:
-        import resource
-    except ImportError:  # not POSIX: no cap
-        yield
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
-    cap = limit if hard == resource.RLIM_INFINITY else min(limit, hard)
-    if soft != resource.RLIM_INFINITY and soft <= cap:
-        yield  # already as tight
-        return
-    try:
-        resource.setrlimit(resource.RLIMIT_AS, (cap, hard))
-    except (ValueError, OSError):  # a platform that does not enforce it (macOS): no cap
-        yield
-        return
-    try:
-        yield
-    finally:
-        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
 def _check_size(step_id: str, value: Any, cap: int) -> None:

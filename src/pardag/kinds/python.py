@@ -42,6 +42,7 @@ import weakref
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from pardag.child import Limits
 from pardag.errors import PythonStepError
 from pardag.kinds import locate, pycode
 from pardag.kinds.base import Action, Binder, RunContext, no_inputs
@@ -168,7 +169,7 @@ def _positional(deps: tuple[str, ...]) -> Binder:
 class PythonKind:
     """Runs ``step.fn``, a ``function`` by name or inline ``code``; see the module docstring."""
 
-    fields: tuple[str, ...] = ("function", "code")
+    fields: tuple[str, ...] = ("function", "code", "limits")
 
     def problems(self, step: Step) -> list[str]:
         if step.fn is not None and not step.params and callable(step.fn):  # the common case
@@ -181,7 +182,9 @@ class PythonKind:
         if given == ["function"]:
             return _function_problems(step)
         if given == ["code"]:
-            return _code_problems(step)
+            return _code_problems(step) + pycode.limits_problems(step)
+        if "limits" in step.params:
+            return ["limits apply to code steps (params code:), which run in a worker process"]
         if step.fn is None or not callable(step.fn):
             return [
                 f"a python step needs a callable, got {step.fn!r}; pass the function to add(), "
@@ -369,7 +372,8 @@ def _code_action(step: Step) -> Action:
     if executor != ExecutorName.PROCESSES:
         is_async = default_executor(stub) == ExecutorName.ASYNC
         return Action(pycode.in_process(step.id, compiled, is_async), executor, binder)
-    call = pycode.CodeCall(step.id, code, pycode.MAX_MEMORY, pycode.MAX_OUTPUT)
+    limits = Limits.read(step.params.get("limits"))
+    call = pycode.CodeCall(step.id, code, pycode.MAX_MEMORY, pycode.MAX_OUTPUT, limits)
     return Action(call, ExecutorName.PROCESSES, _packed(binder))
 
 

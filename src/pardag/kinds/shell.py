@@ -36,17 +36,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import re
 import signal
 import stat
+import subprocess
 import tempfile
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from pardag import child, stepprocs, tether
 from pardag.arguments import Spread
+from pardag.child import Limits
 from pardag.errors import ArgumentError, CommandFailed
 from pardag.executors.base import describe_exit
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
@@ -150,16 +154,17 @@ async def run_command(
     cwd: str | None = None,
     *,
     limit: int = MAX_OUTPUT,
+    limits: Limits | None = None,
 ) -> Any:
     """Run ``command`` (a string for ``sh -c``, or argv); return its output (see the module).
 
     On cancellation the whole process group is killed before the error propagates. ``env``
-    is added to this process's environment.
+    is added to this process's environment; ``limits`` are set in the child (``pardag.child``).
     """
     argv = ["sh", "-c", command] if isinstance(command, str) else [str(a) for a in command]
     full_env = {**os.environ, **(env or {})}
     try:
-        proc = await start_process(argv, full_env, cwd)
+        proc = await start_process(argv, full_env, cwd, limits)
     except FileNotFoundError as exc:
         raise CommandFailed(_not_found(argv, cwd, exc)) from exc
     except PermissionError as exc:
@@ -173,13 +178,20 @@ async def run_command(
     except BaseException:
         await end_process(proc)
         raise
+    finally:
+        tether.release(proc.pid)
     return _result(out.text("stdout"), err.text("stderr"), code)
 
 
 async def start_process(
-    argv: Sequence[str], env: Mapping[str, str], cwd: str | None
+    argv: Sequence[str], env: Mapping[str, str], cwd: str | None, limits: Limits | None = None
 ) -> asyncio.subprocess.Process:
     """``argv`` started in a session of its own, stdout and stderr piped, stdin empty.
+
+    Its group dies with this process (``pardag.tether``: call ``tether.release(proc.pid)``
+    once it ended) and the step attempt's records learn its identity (``pardag.stepprocs``).
+    ``limits`` are set in the child before it runs ``argv`` (a ``preexec_fn``: only such
+    starts pay for a fork instead of a vfork).
 
     A cancel that lands while asyncio still connects the new process's pipes would make
     ``create_subprocess_exec`` kill only the direct child and then wait for pipes that a
@@ -196,10 +208,11 @@ async def start_process(
             env=env,
             cwd=cwd,
             start_new_session=True,
+            preexec_fn=None if limits is None else functools.partial(child.apply, limits),
         )
     )
     try:
-        return await asyncio.shield(starting)
+        proc = await asyncio.shield(starting)
     except asyncio.CancelledError:
         while not starting.done():  # a second cancel does not abandon the start either
             with contextlib.suppress(asyncio.CancelledError):
@@ -207,6 +220,14 @@ async def start_process(
         if not starting.cancelled() and starting.exception() is None:
             await end_process(starting.result())
         raise
+    except subprocess.SubprocessError as exc:  # the preexec_fn failed: the limits
+        raise CommandFailed(
+            f"cannot start {argv[0]!r} with limits ({limits.describe() if limits else ''}): "
+            f"{exc}; lower them below the system's hard limits (ulimit -H -a)"
+        ) from None
+    tether.hold(proc.pid)
+    stepprocs.started(proc.pid)
+    return proc
 
 
 async def end_process(proc: asyncio.subprocess.Process) -> None:
@@ -223,6 +244,7 @@ async def end_process(proc: asyncio.subprocess.Process) -> None:
     if transport is not None:
         transport.close()
     await proc.wait()
+    tether.release(proc.pid)
 
 
 def _not_found(argv: list[str], cwd: str | None, exc: FileNotFoundError) -> str:
@@ -302,7 +324,7 @@ def _shape_problems(params: Mapping[str, Any]) -> list[str]:
     shell = params.get("shell")
     if shell is not None and not (isinstance(shell, str) and shell.strip()):
         out.append(f"shell must be a program name or path, such as bash, got {shell!r}")
-    return out
+    return out + child.limits_problems(params.get("limits"))
 
 
 def _env_problems(env: Any) -> list[str]:
@@ -322,7 +344,7 @@ def _env_problems(env: Any) -> list[str]:
 class ShellKind:
     """Runs ``command`` or ``script``; see the module docstring."""
 
-    fields: tuple[str, ...] = ("command", "script", "args", "env", "cwd", "shell")
+    fields: tuple[str, ...] = ("command", "script", "args", "env", "cwd", "shell", "limits")
     templated: tuple[str, ...] = ("command", "script", "args", "env", "cwd")
     """The fields rendered as templates (validation checks what they read)."""
     template_names: tuple[str, ...] = ("idempotency_key",)
@@ -342,6 +364,7 @@ class ShellKind:
         shell = str(params.get("shell") or "sh")
 
         key = idempotency_key(ctx.run_id, step.id)
+        limits = Limits.read(params.get("limits"))
 
         async def run(inputs: Mapping[str, Any]) -> Any:
             names = namespace(inputs, ctx, idempotency_key=key)
@@ -363,8 +386,8 @@ class ShellKind:
                 **values.env,
             }
             if "script" in params:
-                return await _run_script(argv[0], argv[1:], full_env, cwd, shell)
-            return await run_command(argv, full_env, cwd)
+                return await _run_script(argv[0], argv[1:], full_env, cwd, shell, limits)
+            return await run_command(argv, full_env, cwd, limits=limits)
 
         return Action(run, ExecutorName.ASYNC, _bind_inputs)
 
@@ -450,7 +473,12 @@ def _argv(values: list[Any]) -> list[str]:
 
 
 async def _run_script(
-    script: str, args: list[str], env: dict[str, str], cwd: str | None, shell: str
+    script: str,
+    args: list[str],
+    env: dict[str, str],
+    cwd: str | None,
+    shell: str,
+    limits: Limits | None = None,
 ) -> Any:
     """Run ``script`` from a temporary file: by ``shell -e``, or by its ``#!`` line."""
     fd, path = tempfile.mkstemp(prefix="pardag-", suffix=".sh")
@@ -459,8 +487,8 @@ async def _run_script(
             file.write(script if script.endswith("\n") else script + "\n")
         if script.startswith("#!"):
             os.chmod(path, stat.S_IRWXU)
-            return await run_command([path, *args], env, cwd)
-        return await run_command([shell, "-e", path, *args], env, cwd)
+            return await run_command([path, *args], env, cwd, limits=limits)
+        return await run_command([shell, "-e", path, *args], env, cwd, limits=limits)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)

@@ -52,6 +52,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from pardag import tether
 from pardag.errors import ArgumentError, PreconditionFailed, StepSkipped
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
 from pardag.kinds.shell import MAX_OUTPUT, CommandFailed, end_process, start_process
@@ -261,6 +262,8 @@ async def _capture(
     except BaseException:
         await end_process(proc)
         raise
+    finally:
+        tether.release(proc.pid)  # over: its group no longer dies with the runner
     return out, err, code
 
 

@@ -31,9 +31,13 @@ from pardag.scheduler import Scheduler
 from pardag.secrets import Secrets
 from pardag.states import ExecutorName, RunStatus, StepState
 from pardag.steplog import FLUSH_EVERY, InWorker, Later, StepLog, captured, install
+from pardag.stepprocs import NOTE_ATTR, Note, watching
 from pardag.store.base import Answer, LogRecord, RunRecord, RunUpdate, StepRecord
 
 __all__ = ["RunRecords"]
+
+_KEPT_PROCESSES = 16
+"""Processes kept on an attempt's record (the latest): a step starts them one at a time."""
 
 _LEAVING_WAIT = 5.0
 """Seconds a process leaving at once waits for its last commit (a store that hangs longer
@@ -64,6 +68,8 @@ class RunRecords:
         self._recorded: dict[int, tuple[int, float]] = {}  # step -> (attempt, started_at)
         self._cache_keys: dict[int, str] = {}  # step -> its attempt's key, to store under
         self._logs: dict[int, StepLog] = {}  # step -> its running attempt's log
+        self._processes: dict[int, list[str]] = {}  # step -> its attempt's processes
+        self._running: set[int] = set()  # steps whose attempt is journaled as running
         self._later: Later | None = None  # how a log arranges a flush: on the run's loop
 
     @property
@@ -103,6 +109,8 @@ class RunRecords:
     def started(self, i: int) -> None:
         """Step ``i``'s next attempt is about to start: journaled first (write-ahead)."""
         self._recorded[i] = (self._state.attempts[i] + 1, self._clock.time())
+        self._processes.pop(i, None)
+        self._running.add(i)
         self.journal.add(step=self._step_record(i, StepState.RUNNING))
 
     def capture(self, i: int, fn: Callable[..., Any], executor: str) -> Callable[..., Any]:
@@ -115,9 +123,33 @@ class RunRecords:
             add(log=LogRecord(run_id, sid, attempt, seq, stream, text))
 
         log = self._logs[i] = StepLog(sink, later=self._later, mask=self._secrets.masker)
+        note = self._note(i, attempt)
         if executor == ExecutorName.PROCESSES:
-            return InWorker(fn, log)
-        return captured(fn, log, executor == ExecutorName.ASYNC)
+            call = InWorker(fn, log)
+            setattr(call, NOTE_ATTR, note)  # stays here: an InWorker pickles as (fn, limit)
+            return call
+        if executor == ExecutorName.ASYNC:  # where shell steps start their processes
+            return watching(captured(fn, log, True), note, True)
+        return captured(fn, log, False)
+
+    def _note(self, i: int, attempt: int) -> Note:
+        """What step ``i``'s attempt is told of each process it starts: the attempt is
+        journaled again, running, with the process's identity (for ``resume``)."""
+        loop = asyncio.get_running_loop()
+
+        def noted(ident: str) -> None:
+            if i not in self._running or self._recorded.get(i, (0,))[0] != attempt:
+                return  # the attempt is over: its final record is on its way
+            kept = self._processes.setdefault(i, [])
+            kept.append(ident)
+            del kept[:-_KEPT_PROCESSES]
+            self.journal.add(step=self._step_record(i, StepState.RUNNING))
+
+        def note(ident: str) -> None:
+            with contextlib.suppress(RuntimeError):  # a closed loop: the run is over
+                loop.call_soon_threadsafe(noted, ident)
+
+        return note
 
     def _close_log(self, i: int) -> None:
         """The attempt of step ``i`` is over: the rest of its log goes into the journal."""
@@ -134,12 +166,14 @@ class RunRecords:
     ) -> None:
         """Step ``i`` paused (``reason``: the question) or waits to retry (``error``)."""
         self._close_log(i)
+        self._running.discard(i)
         self.journal.add(step=self._step_record(i, state, reason=reason, error=error))
 
     def finished(self, i: int, state: StepState, reason: str | None, then: Then) -> None:
         """Step ``i`` is final: its record, and a fresh output for the cache, are committed
         before ``then`` (which releases its dependents) runs."""
         self._close_log(i)
+        self._running.discard(i)
         record = self._step_record(i, state, reason=reason, error=self._state.errors.get(i))
         keys = self._cache_keys
         key = keys.pop(i, None) if keys else None
@@ -251,6 +285,8 @@ class RunRecords:
         record = StepRecord(self._run_id, sid, attempt, state.value, plan.executor_of[i])
         record.position = i
         record.started_at = started or None
+        processes = self._processes.get(i) if self._processes else None
+        record.processes = " ".join(processes) if processes else None
         record.reason = reason
         if state is not StepState.RUNNING:
             record.finished_at = self._clock.time()

@@ -83,6 +83,9 @@ class StepRecord:
     it in memory only). ``cached`` marks an output taken from the cache instead of running.
     ``position`` is the step's place in the workflow's declaration (0 first), so that a
     recorded run lists its steps in the order they were written (None in older records).
+    ``processes`` names the processes the attempt started (a shell step's process, its
+    worker process), space-separated ``pid:boot.start`` (``pardag.stepprocs``), so that
+    ``resume`` can make sure none of them still runs.
     """
 
     run_id: str
@@ -99,6 +102,7 @@ class StepRecord:
     reason: str | None = None
     cached: bool = False
     position: int | None = None
+    processes: str | None = None
 
 
 @dataclass

@@ -141,6 +141,12 @@ MIGRATIONS: list[Migration] = [
             "ALTER TABLE steps ADD COLUMN position INTEGER",
         ),
     ),
+    Migration(
+        3,
+        "the processes each step attempt started (pid and start time), so that resume can "
+        "make sure none of them still runs before it runs the step again",
+        ("ALTER TABLE steps ADD COLUMN processes TEXT",),
+    ),
 ]
 """Every version of the schema, oldest first; append, never edit."""
 

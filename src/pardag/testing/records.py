@@ -62,6 +62,7 @@ def full_step(run_id: str, step_id: str = "step ü", attempt: int = 3) -> StepRe
         reason="timed out after 5s",
         cached=True,
         position=7,
+        processes="4242:0a1b2c3d.987654 4243:0a1b2c3d.987700",
     )
 
 
