@@ -164,7 +164,9 @@ def test_the_step_processes_die_with_a_killed_runner(tmp_path: Path, marker: str
     assert wait_until_gone(marker, within=10) == set()
 
 
-def test_resume_stops_what_an_earlier_attempt_left_running(tmp_path: Path, marker: str) -> None:
+def orphaned_run(tmp_path: Path, marker: str) -> tuple[Path, set[int]]:
+    """A run killed with its keeper, so that its steps' processes outlive it: the ledger and
+    the pids of the steps left running."""
     flow, ledger = write_flow(tmp_path)
     runner = cli(tmp_path, marker, "run", str(flow))
     wait_for_all_steps(ledger, runner)
@@ -173,6 +175,11 @@ def test_resume_stops_what_an_earlier_attempt_left_running(tmp_path: Path, marke
     assert runner.wait(timeout=10) == -signal.SIGKILL
     earlier = pids_of_steps(ledger)
     assert earlier <= marked(marker)  # without their keeper they outlive the runner
+    return ledger, earlier
+
+
+def test_resume_stops_what_an_earlier_attempt_left_running(tmp_path: Path, marker: str) -> None:
+    ledger, earlier = orphaned_run(tmp_path, marker)
 
     with open_store(f"sqlite:///{tmp_path / 'runs.db'}", create=False) as store:
         (run,) = store.list_runs()
@@ -245,14 +252,7 @@ def _group_members(group: int) -> set[int]:
 def test_cancelling_a_dead_run_stops_what_its_steps_left_running(
     tmp_path: Path, marker: str
 ) -> None:
-    flow, ledger = write_flow(tmp_path)
-    runner = cli(tmp_path, marker, "run", str(flow))
-    wait_for_all_steps(ledger, runner)
-    kill_keeper(runner.pid)
-    runner.kill()
-    assert runner.wait(timeout=10) == -signal.SIGKILL
-    earlier = pids_of_steps(ledger)
-    assert earlier <= marked(marker)
+    _, earlier = orphaned_run(tmp_path, marker)
     with open_store(f"sqlite:///{tmp_path / 'runs.db'}", create=False) as store:
         (run,) = store.list_runs()
     cancel = cli(tmp_path, marker, "cancel", run.run_id)
