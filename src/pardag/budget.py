@@ -24,9 +24,13 @@ from __future__ import annotations
 
 import inspect
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar
 from typing import Any, NamedTuple
+
+from jinja2.utils import Namespace
+
+from pardag.readonly import ReadOnlyList, ReadOnlyMapping
 
 __all__ = [
     "CHARGE_UNIT",
@@ -43,6 +47,9 @@ __all__ = [
     "metered",
     "tick",
     "until",
+    "weigh",
+    "too_large",
+    "weighed",
 ]
 
 MAX_OPERATIONS = 1_000_000
@@ -188,3 +195,116 @@ def until(fn: Callable[..., Any], limit: Limit, is_async: bool) -> Callable[...,
             return fn(*args, **kwargs)
 
     return run_async if is_async else run
+
+
+_DICT_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
+_SEQUENCES = (list, tuple, set, frozenset)
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def weighed(value: Any, cap: int, made: str = "built") -> Any:
+    """``value``, unless it weighs more than ``cap`` (:func:`weigh`): then a
+    :class:`RenderLimit` saying so (``made``: how the value was made, "built", "written")."""
+    if type(value) in _SCALARS or weigh(value, cap) <= cap:
+        return value
+    raise too_large(cap, made)
+
+
+def too_large(cap: int, made: str = "built") -> RenderLimit:
+    """The refusal of a value over ``cap`` characters written out."""
+    return RenderLimit(
+        f"the value is too large: a value a template or expression has {made} may be at "
+        f"most {cap:,} characters written out (an item it refers to n times counts n "
+        f"times), this one is more; build less, or compute the value in a step"
+    )
+
+
+def weigh(value: Any, cap: int) -> int:
+    """How many characters ``value`` at least becomes when written out (``str``, JSON), an
+    item that appears ``n`` times counted ``n`` times, so ``[[a] * 10] * 10`` weighs 100 ``a``;
+    past ``cap`` the count stops early (the result is then only known to be over ``cap``).
+
+    Shared items are weighed once (by id: every object is alive while its container is), so
+    a value built of ten-fold references costs its distinct items, not what it expands to.
+    The items visited are charged to the render, one operation per ``CHARGE_UNIT``.
+    """
+    if isinstance(value, str | bytes | bytearray):
+        return len(value)
+    if _contents(value) is None:
+        return 1
+    return _Weigher(cap).total(value)
+
+
+def _contents(value: Any) -> tuple[Any, Iterable[Any]] | None:
+    """(the object to memoise by, the items it writes out), or None for a single value."""
+    if type(value) in (ReadOnlyList, ReadOnlyMapping):
+        value = value._data
+    if isinstance(value, _SEQUENCES):
+        return value, value
+    if isinstance(value, Mapping):
+        return value, _pairs(value)
+    if isinstance(value, Namespace):
+        attrs = value._Namespace__attrs  # type: ignore[attr-defined]
+        return attrs, _pairs(attrs)
+    if isinstance(value, _DICT_VIEWS):
+        return value.mapping, _pairs(value.mapping)  # type: ignore[union-attr]
+    return None
+
+
+def _pairs(mapping: Mapping[Any, Any]) -> Iterable[Any]:
+    for key, item in mapping.items():
+        yield key
+        yield item
+
+
+class _Weigher:
+    """One :func:`weigh`: the weights of the containers seen so far, by id."""
+
+    __slots__ = ("cap", "seen", "visited")
+
+    def __init__(self, cap: int) -> None:
+        self.cap, self.visited = cap, 0
+        self.seen: dict[int, int] = {}
+
+    def total(self, root: Any) -> int:
+        """``root``'s weight: depth first, a container after its items (no recursion, so a
+        deeply nested value weighs without exhausting the stack)."""
+        stack: list[tuple[Any, bool]] = [(root, False)]
+        weight = 0
+        while stack:
+            node, items_done = stack.pop()
+            owner, items = _contents(node)  # type: ignore[misc]
+            if items_done:
+                weight = self.seen[id(owner)] = self.sum(items)
+                if weight > self.cap:
+                    return weight
+            elif id(owner) not in self.seen:
+                self.seen[id(owner)] = 0  # in progress: a cycle adds nothing
+                stack.append((node, True))
+                stack.extend((item, False) for item in items if self.unseen(item))
+        return weight
+
+    def unseen(self, item: Any) -> bool:
+        if type(item) in _SCALARS:
+            return False
+        contents = _contents(item)
+        return contents is not None and id(contents[0]) not in self.seen
+
+    def sum(self, items: Iterable[Any]) -> int:
+        """2 for the brackets, 1 a separator per item, and the items' weights."""
+        weight = count = 2
+        for item in items:
+            kind = type(item)
+            weight += 1 + (len(item) if kind is str else 1 if kind in _SCALARS else self.weight(item))
+            count += 1
+        self.visited += count
+        if self.visited > CHARGE_UNIT:
+            tick(self.visited // CHARGE_UNIT)
+            self.visited %= CHARGE_UNIT
+        return weight
+
+    def weight(self, item: Any) -> int:
+        if isinstance(item, str | bytes | bytearray):
+            return len(item)
+        contents = _contents(item)
+        return 1 if contents is None else self.seen[id(contents[0])]

@@ -22,6 +22,8 @@ from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEscapeFormatter, SandboxedFormatter
 
+from pardag import budget
+
 __all__ = [
     "MeteredCodeGenerator",
     "MeteredEscapeFormatter",
@@ -78,6 +80,29 @@ class MeteredCodeGenerator(CodeGenerator):
         self.write(")")
 
     @optimizeconst
+    def visit_List(self, node: nodes.List, frame: Frame) -> None:
+        """``[a, b]`` as ``environment.built([a, b])``: weighed (``pardag.budget.weigh``)."""
+        self._built(super().visit_List, node, frame)
+
+    @optimizeconst
+    def visit_Tuple(self, node: nodes.Tuple, frame: Frame) -> None:
+        self._built(super().visit_Tuple, node, frame)
+
+    @optimizeconst
+    def visit_Dict(self, node: nodes.Dict, frame: Frame) -> None:
+        self._built(super().visit_Dict, node, frame)
+
+    def _built(self, visit: Any, node: nodes.List | nodes.Tuple | nodes.Dict, frame: Frame) -> None:
+        """A literal that is read (not a target, as ``a, b`` in ``{% for a, b in ... %}``),
+        compiled into ``environment.built(...)``."""
+        if getattr(node, "ctx", "load") != "load":
+            visit(node, frame)
+            return
+        self.write("environment.built(")
+        visit(node, frame)
+        self.write(")")
+
+    @optimizeconst
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         """``a ~ b ~ c`` as ``environment.joined((a, b, c))``."""
         self.write("environment.joined((")
@@ -94,8 +119,13 @@ class MeteredFormatter(SandboxedFormatter):
         super().__init__(env, **kwargs)
         self.limit, self.total = limit, 0
 
+    def convert_field(self, value: Any, conversion: str | None) -> Any:
+        """``{0!r}``: refused before ``repr`` writes out a value over the limit."""
+        return super().convert_field(budget.weighed(value, self.limit, "written"), conversion)
+
     def format_field(self, value: Any, format_spec: str) -> Any:
         """One field, counted (its width is checked before: ``pardag.sandbox``)."""
+        budget.weighed(value, self.limit, "written")
         piece = super().format_field(value, format_spec)
         self.total += len(piece)
         if self.total > self.limit:
