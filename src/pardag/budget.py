@@ -33,11 +33,13 @@ from jinja2.utils import Namespace
 from pardag.readonly import ReadOnlyList, ReadOnlyMapping
 
 __all__ = [
+    "BUILT",
     "CHARGE_UNIT",
     "CHECK_EVERY",
     "MAX_BUILT",
     "MAX_OPERATIONS",
     "MAX_SECONDS",
+    "WRITTEN",
     "Budget",
     "Deadline",
     "Limit",
@@ -46,9 +48,9 @@ __all__ = [
     "deadline",
     "metered",
     "tick",
+    "too_large",
     "until",
     "weigh",
-    "too_large",
     "weighed",
 ]
 
@@ -197,25 +199,29 @@ def until(fn: Callable[..., Any], limit: Limit, is_async: bool) -> Callable[...,
     return run_async if is_async else run
 
 
-_DICT_VIEWS = (type({}.keys()), type({}.values()), type({}.items()))
+_DICT_VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), type({}.items()))
 _SEQUENCES = (list, tuple, set, frozenset)
 _SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
-def weighed(value: Any, cap: int, made: str = "built") -> Any:
+BUILT = "a value a template or expression builds"
+WRITTEN = "a value a template or expression turns into text"
+
+
+def weighed(value: Any, cap: int, what: str = BUILT) -> Any:
     """``value``, unless it weighs more than ``cap`` (:func:`weigh`): then a
-    :class:`RenderLimit` saying so (``made``: how the value was made, "built", "written")."""
+    :class:`RenderLimit` saying that ``what`` (:data:`BUILT`, :data:`WRITTEN`) is too large."""
     if type(value) in _SCALARS or weigh(value, cap) <= cap:
         return value
-    raise too_large(cap, made)
+    raise too_large(cap, what)
 
 
-def too_large(cap: int, made: str = "built") -> RenderLimit:
+def too_large(cap: int, what: str = BUILT) -> RenderLimit:
     """The refusal of a value over ``cap`` characters written out."""
     return RenderLimit(
-        f"the value is too large: a value a template or expression has {made} may be at "
-        f"most {cap:,} characters written out (an item it refers to n times counts n "
-        f"times), this one is more; build less, or compute the value in a step"
+        f"the value is too large: {what} may be at most {cap:,} characters written out "
+        f"(an item it refers to n times counts n times); build less, or compute the value "
+        f"in a step"
     )
 
 
@@ -236,7 +242,8 @@ def weigh(value: Any, cap: int) -> int:
 
 
 def _contents(value: Any) -> tuple[Any, Iterable[Any]] | None:
-    """(the object to memoise by, the items it writes out), or None for a single value."""
+    """(the object to memoise by, the items it writes out), or None for a single value. The
+    object is one that lives as long as ``value`` (a view's data, never a new object)."""
     if type(value) in (ReadOnlyList, ReadOnlyMapping):
         value = value._data
     if isinstance(value, _SEQUENCES):
@@ -244,10 +251,10 @@ def _contents(value: Any) -> tuple[Any, Iterable[Any]] | None:
     if isinstance(value, Mapping):
         return value, _pairs(value)
     if isinstance(value, Namespace):
-        attrs = value._Namespace__attrs  # type: ignore[attr-defined]
+        attrs = value._Namespace__attrs
         return attrs, _pairs(attrs)
     if isinstance(value, _DICT_VIEWS):
-        return value.mapping, _pairs(value.mapping)  # type: ignore[union-attr]
+        return value, _pairs(value.mapping)  # type: ignore[attr-defined]
     return None
 
 
@@ -295,7 +302,7 @@ class _Weigher:
         weight = count = 2
         for item in items:
             kind = type(item)
-            weight += 1 + (len(item) if kind is str else 1 if kind in _SCALARS else self.weight(item))
+            weight += 1 + (len(item) if kind is str else self.weight(item))
             count += 1
         self.visited += count
         if self.visited > CHARGE_UNIT:
@@ -306,5 +313,7 @@ class _Weigher:
     def weight(self, item: Any) -> int:
         if isinstance(item, str | bytes | bytearray):
             return len(item)
+        if type(item) in _SCALARS:
+            return 1
         contents = _contents(item)
         return 1 if contents is None else self.seen[id(contents[0])]

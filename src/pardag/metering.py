@@ -121,11 +121,11 @@ class MeteredFormatter(SandboxedFormatter):
 
     def convert_field(self, value: Any, conversion: str | None) -> Any:
         """``{0!r}``: refused before ``repr`` writes out a value over the limit."""
-        return super().convert_field(budget.weighed(value, self.limit, "written"), conversion)
+        return super().convert_field(budget.weighed(value, self.limit, budget.WRITTEN), conversion)
 
     def format_field(self, value: Any, format_spec: str) -> Any:
         """One field, counted (its width is checked before: ``pardag.sandbox``)."""
-        budget.weighed(value, self.limit, "written")
+        budget.weighed(value, self.limit, budget.WRITTEN)
         piece = super().format_field(value, format_spec)
         self.total += len(piece)
         if self.total > self.limit:

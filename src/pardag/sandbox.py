@@ -119,7 +119,9 @@ def _built(value: Any) -> Any:
 def writable(value: Any) -> Any:
     """``value``, refused before it becomes text over ``MAX_OUTPUT`` characters (``str()`` of
     a list that refers to another many times builds all of it in one call)."""
-    return value if type(value) in _TEXT_TYPES else budget.weighed(value, MAX_OUTPUT, "written")
+    return (
+        value if type(value) in _TEXT_TYPES else budget.weighed(value, MAX_OUTPUT, budget.WRITTEN)
+    )
 
 
 def _bits(value: Any) -> int:
@@ -139,9 +141,12 @@ def _guard_multiply(left: Any, right: Any) -> None:
         length = _length(sequence) * (count if isinstance(count, int) else 0)
         if length > MAX_LENGTH:
             raise _too_long(length)
-        if isinstance(sequence, list | tuple) and isinstance(count, int) and count > 1:
-            if budget.weigh(sequence, budget.MAX_BUILT // count) * count > budget.MAX_BUILT:
-                raise budget.too_large(budget.MAX_BUILT)
+        repeated = isinstance(sequence, list | tuple) and isinstance(count, int) and count > 1
+        if (
+            repeated
+            and budget.weigh(sequence, budget.MAX_BUILT // count) * count > budget.MAX_BUILT
+        ):
+            raise budget.too_large(budget.MAX_BUILT)
     if _bits(left) + _bits(right) > MAX_INT_BITS:
         raise SecurityError(f"the result would be too large: more than {MAX_INT_BITS:,} bits")
 
