@@ -278,6 +278,14 @@ SHARED_ATTACKS = {
         "{% set ns = namespace(a=['x'], b=['x']) %}{% for i in range(40) %}"
         "{% set ns.a = [ns.a, ns.a] %}{% set ns.b = [ns.b, ns.b] %}{% endfor %}{{ ns.a == ns.b }}"
     ),
+    "macro arguments, compared": (
+        "{% set ns = namespace(a=none, b=none) %}"
+        "{% macro ma(n) %}{% if n %}{{ ma(n - 1, varargs, varargs) }}"
+        "{% else %}{% set ns.a = varargs %}{% endif %}{% endmacro %}"
+        "{% macro mb(n) %}{% if n %}{{ mb(n - 1, varargs, varargs) }}"
+        "{% else %}{% set ns.b = varargs %}{% endif %}{% endmacro %}"
+        "{{ ma(40, 'x') }}{{ mb(40, 'x') }}{{ ns.a == ns.b }}"
+    ),
     "over the text cap, within the build cap": HALF + "{% set s = c|string %}{{ s|length }}",
     "over the text cap, joined": HALF + "{{ (c ~ '')|length }}",
 }

@@ -101,6 +101,8 @@ def _cost(args: tuple[Any, ...], kwargs: Mapping[str, Any], owner: Any = None) -
 
 
 def _charge_result(result: Any) -> Any:
+    """``result`` of an operator, call or filter: charged by its length, and refused when it
+    would write out too much (``[a] * 10`` is ten items, ten ``a`` written out)."""
     if isinstance(result, str | bytes | list | tuple):
         budget.build(len(result))
     return result if type(result) in _TEXT_TYPES else _built(result)
@@ -141,12 +143,6 @@ def _guard_multiply(left: Any, right: Any) -> None:
         length = _length(sequence) * (count if isinstance(count, int) else 0)
         if length > MAX_LENGTH:
             raise _too_long(length)
-        repeated = isinstance(sequence, list | tuple) and isinstance(count, int) and count > 1
-        if (
-            repeated
-            and budget.weigh(sequence, budget.MAX_BUILT // count) * count > budget.MAX_BUILT
-        ):
-            raise budget.too_large(budget.MAX_BUILT)
     if _bits(left) + _bits(right) > MAX_INT_BITS:
         raise SecurityError(f"the result would be too large: more than {MAX_INT_BITS:,} bits")
 
@@ -248,8 +244,6 @@ class Sandbox(ImmutableSandboxedEnvironment):
             raise SecurityError("'%' string formatting is not allowed; use ~ or format()")
         elif operator == "+" and _length(left) + _length(right) > MAX_LENGTH:
             raise _too_long(_length(left) + _length(right))
-        elif operator == "+" and isinstance(left, list | tuple):
-            _built((left, right))
         return _charge_result(super().call_binop(context, operator, left, right))
 
     def getattr(self, obj: Any, attribute: str) -> Any:
@@ -307,7 +301,11 @@ class Sandbox(ImmutableSandboxedEnvironment):
         """Calls, charged to the budget, with string methods that could build a huge string
         (``center`` and friends, ``expandtabs``, ``replace``, ``join``, ``translate``) capped."""
         owner = getattr(__obj, "__self__", None)
-        budget.tick(_cost(args, kwargs, owner) + (MACRO_COST if isinstance(__obj, Macro) else 0))
+        if isinstance(__obj, Macro):  # its ``varargs`` and ``kwargs`` keep what it is given
+            budget.tick(_cost(args, kwargs) + MACRO_COST)
+            _built((args, kwargs))
+        else:
+            budget.tick(_cost(args, kwargs, owner))
         if isinstance(owner, str | bytes | bytearray):
             args = _guard_method(owner, getattr(__obj, "__name__", ""), args)
         return _charge_result(super().call(__context, __obj, *args, **kwargs))
