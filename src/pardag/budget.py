@@ -202,6 +202,7 @@ def until(fn: Callable[..., Any], limit: Limit, is_async: bool) -> Callable[...,
 _DICT_VIEWS: tuple[type, ...] = (type({}.keys()), type({}.values()), type({}.items()))
 _SEQUENCES = (list, tuple, set, frozenset)
 _SCALARS = frozenset({str, int, float, bool, type(None)})
+_CONTAINER_TYPES = (*_SEQUENCES, Mapping, *_DICT_VIEWS)
 
 
 BUILT = "a value a template or expression builds"
@@ -236,32 +237,60 @@ def weigh(value: Any, cap: int) -> int:
     """
     if isinstance(value, str | bytes | bytearray):
         return len(value)
-    if _contents(value) is None:
+    if type(value) is list or type(value) is tuple:
+        flat = _flat(value)
+        if flat is not None:
+            return flat
+    if _owner(value) is None:
         return 1
     return _Weigher(cap).total(value)
 
 
-def _contents(value: Any) -> tuple[Any, Iterable[Any]] | None:
-    """(the object to memoise by, the items it writes out), or None for a single value. The
-    object is one that lives as long as ``value`` (a view's data, never a new object)."""
-    if type(value) in (ReadOnlyList, ReadOnlyMapping):
-        value = value._data
-    if isinstance(value, _SEQUENCES):
-        return value, value
-    if isinstance(value, Mapping):
-        return value, _pairs(value)
+def _flat(items: list[Any] | tuple[Any, ...]) -> int | None:
+    """The weight of a list or tuple of strings and numbers (most are), or None when it holds
+    a container: one quick pass, no bookkeeping."""
+    weight = 2 + len(items)
+    for item in items:
+        kind = type(item)
+        if kind is str:
+            weight += len(item)
+        elif kind in _SCALARS:
+            weight += 1
+        else:
+            return None
+    if len(items) >= CHARGE_UNIT:
+        tick(len(items) // CHARGE_UNIT)
+    return weight
+
+
+_PLAIN = frozenset({list, tuple, dict, set, frozenset})
+
+
+def _owner(value: Any) -> Any:
+    """The container whose items ``value`` writes out, or None for a single value: a view's
+    data, a namespace's dict; always an object that lives as long as ``value`` does."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return value
+    if kind in _SCALARS:
+        return None
+    if kind is ReadOnlyList or kind is ReadOnlyMapping:
+        return _owner(value._data)
+    if isinstance(value, _CONTAINER_TYPES):
+        return value
     if isinstance(value, Namespace):
-        attrs = value._Namespace__attrs
-        return attrs, _pairs(attrs)
-    if isinstance(value, _DICT_VIEWS):
-        return value, _pairs(value.mapping)  # type: ignore[attr-defined]
+        return value._Namespace__attrs
     return None
 
 
-def _pairs(mapping: Mapping[Any, Any]) -> Iterable[Any]:
-    for key, item in mapping.items():
-        yield key
-        yield item
+def _items(owner: Any) -> Iterable[Any]:
+    """What ``owner`` writes out: its items, a mapping's keys and values."""
+    if isinstance(owner, _DICT_VIEWS):
+        owner = owner.mapping  # type: ignore[attr-defined]
+    if type(owner) is dict or isinstance(owner, Mapping):
+        return [part for pair in owner.items() for part in pair]
+    items: Iterable[Any] = owner
+    return items
 
 
 class _Weigher:
@@ -276,44 +305,43 @@ class _Weigher:
     def total(self, root: Any) -> int:
         """``root``'s weight: depth first, a container after its items (no recursion, so a
         deeply nested value weighs without exhausting the stack)."""
-        stack: list[tuple[Any, bool]] = [(root, False)]
+        seen = self.seen
+        stack: list[tuple[Any, Any]] = [(_owner(root), None)]
         weight = 0
         while stack:
-            node, items_done = stack.pop()
-            owner, items = _contents(node)  # type: ignore[misc]
-            if items_done:
-                weight = self.seen[id(owner)] = self.sum(items)
-                if weight > self.cap:
-                    return weight
-            elif id(owner) not in self.seen:
-                self.seen[id(owner)] = 0  # in progress: a cycle adds nothing
-                stack.append((node, True))
-                stack.extend((item, False) for item in items if self.unseen(item))
+            owner, items = stack.pop()
+            if items is None:
+                if id(owner) in seen:
+                    continue
+                seen[id(owner)] = 0  # in progress: a cycle adds nothing
+                items = _items(owner)
+                inner = [o for o in map(_owner, items) if o is not None and id(o) not in seen]
+                if inner:  # weigh them first
+                    stack.append((owner, items))
+                    stack.extend((o, None) for o in inner)
+                    continue
+            weight = seen[id(owner)] = self.sum(items)
+            if weight > self.cap:
+                return weight
         return weight
-
-    def unseen(self, item: Any) -> bool:
-        if type(item) in _SCALARS:
-            return False
-        contents = _contents(item)
-        return contents is not None and id(contents[0]) not in self.seen
 
     def sum(self, items: Iterable[Any]) -> int:
         """2 for the brackets, 1 a separator per item, and the items' weights."""
+        seen = self.seen
         weight = count = 2
         for item in items:
             kind = type(item)
-            weight += 1 + (len(item) if kind is str else self.weight(item))
+            if kind is str:
+                weight += 1 + len(item)
+            elif kind in _SCALARS:
+                weight += 2
+            else:
+                inner = _owner(item)
+                size = len(item) if isinstance(item, str | bytes | bytearray) else 1
+                weight += 1 + (size if inner is None else seen[id(inner)])
             count += 1
         self.visited += count
         if self.visited > CHARGE_UNIT:
             tick(self.visited // CHARGE_UNIT)
             self.visited %= CHARGE_UNIT
         return weight
-
-    def weight(self, item: Any) -> int:
-        if isinstance(item, str | bytes | bytearray):
-            return len(item)
-        if type(item) in _SCALARS:
-            return 1
-        contents = _contents(item)
-        return 1 if contents is None else self.seen[id(contents[0])]

@@ -315,10 +315,11 @@ _TEXT_FILTERS = frozenset(
     {
         *("string", "lower", "upper", "capitalize", "title", "trim", "striptags", "truncate"),
         *("wordwrap", "wordcount", "center", "indent", "replace", "escape", "e", "forceescape"),
-        *("safe", "urlencode", "urlize", "pprint", "tojson", "format", "join", "xmlattr"),
+        *("safe", "urlencode", "urlize", "pprint", "tojson", "xmlattr"),
     }
 )
-"""Filters that write their value (and arguments) as text."""
+"""Filters that write their value (and arguments) as text (``join`` and ``format`` weigh
+their items themselves)."""
 
 
 def _metered(fn: Any, writes: bool = False) -> Callable[..., Any]:
