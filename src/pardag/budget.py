@@ -15,6 +15,11 @@ string it builds by its length. :class:`RenderLimit` stops the render once it
   ``when`` check; :func:`deadline` sets one for a block), and ``MAX_SECONDS`` after the
   render began, timeout or not.
 
+Values are weighed by the text they become (:func:`weigh`): a list that refers to another
+ten times, four levels deep, is forty items but 10^10 characters written out, and ``str()``
+or ``tojson`` would build them all in one C call. The sandbox refuses a value it builds over
+``MAX_BUILT`` such characters, and text over its output limit (:func:`weighed`).
+
 The clock is read once every ``CHECK_EVERY`` operations, so a render overshoots its deadline
 by at most that many operations (milliseconds, unless one of them is a long C-level one such
 as comparing two huge lists).

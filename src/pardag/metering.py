@@ -1,16 +1,19 @@
 """Jinja2 compiled so that rendering charges its budget (:mod:`pardag.budget`) as it goes.
 
 Jinja2 turns a template into Python code; loops in it are plain Python ``for`` loops that no
-sandbox hook sees. :class:`MeteredCodeGenerator` writes three things differently:
+sandbox hook sees. :class:`MeteredCodeGenerator` writes four things differently:
 
 * every ``{% for %}`` body starts with ``environment.tick()`` (one operation an iteration,
   recursive loops included), and a loop's ``if`` filter charges one per item it tests;
 * ``a ~ b`` calls ``environment.joined((a, b))``, which refuses a result over the length
   limit before building it (``s ~ s`` in a loop doubled until memory ran out);
+* ``[a, b]``, ``(a, b)`` and ``{k: v}`` (when read, not assigned to) call
+  ``environment.built(...)``, which weighs the value by what it writes out;
 * nothing else: calls, filters, tests and operators are charged by the sandbox's hooks.
 
 :class:`MeteredFormatter` is ``str.format``'s formatter, refusing once the fields it formatted
-add up to more than ``limit`` characters (``('{0}' * 100000).format(text)``).
+add up to more than ``limit`` characters (``('{0}' * 100000).format(text)``), and a field whose
+value would write out more than that (``'{}'.format(d)``, ``d`` sharing items).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def too_long(length: int, limit: int) -> SecurityError:
 
 
 class MeteredCodeGenerator(CodeGenerator):
-    """Jinja2's code generator, with loops and ``~`` charging the render's budget.
+    """Jinja2's code generator, with loops, ``~`` and literals charging the render's budget.
 
     Jinja2 allows no node types of its own, so the nodes it adds to a loop are marked ones of
     Jinja2's: a statement that compiles to ``environment.tick()`` and a call that compiles to

@@ -8,9 +8,11 @@ the read-only views of :mod:`pardag.readonly` refuse those methods alike, and op
 (``*``, ``**``, ``%``, ``+``, ``~``), string methods, filters and functions that could build a
 huge value refuse to, within :data:`MAX_LENGTH`, :data:`MAX_EXPONENT` and :data:`MAX_INT_BITS`;
 text assembled from parts (a template's output, a macro's, ``join``) stops at
-:data:`MAX_OUTPUT`. Every loop iteration, call, filter and test is charged to the render's
-budget (:mod:`pardag.budget`, compiled in by :mod:`pardag.metering`), so a render that loops
-too long stops itself, by its operation count or its step's or run's deadline.
+:data:`MAX_OUTPUT`; every value built (literals, operators, calls, filters) and every value
+turned into text is weighed by what it writes out, shared items counted each time
+(:func:`pardag.budget.weigh`). Every loop iteration, call, filter and test is charged to the
+render's budget (:mod:`pardag.budget`, compiled in by :mod:`pardag.metering`), so a render
+that loops too long stops itself, by its operation count or its step's or run's deadline.
 """
 
 from __future__ import annotations
