@@ -308,6 +308,20 @@ def test_a_shell_step_writing_out_shared_items_fails_naming_the_step() -> None:
         assert f"step {step!r} params.command: the value is too large" in error, error
 
 
+def test_expressions_weigh_shared_items_alike() -> None:
+    code = """
+        import json
+        from pardag.errors import ExpressionError
+        from pardag.expressions import compile_expression
+        source = "([[[['x' * 100000] * 10] * 10] * 10] * 10)|tojson|length > 0"
+        try:
+            compile_expression(source, where="step 'x' when").evaluate({})
+        except ExpressionError as exc:
+            print(json.dumps(str(exc)))
+    """
+    assert str(in_child(code)).startswith("step 'x' when: the value is too large")
+
+
 def test_a_lone_expression_keeps_shared_items_shared() -> None:
     """Its value is data, not text: 40,000,000 characters written out, within what a render
     may build, but 1,111,111 lists if each reference were copied (MemoryError under 1 GiB)."""
