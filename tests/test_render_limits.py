@@ -21,6 +21,7 @@ import pytest
 from pardag import RunStatus
 from pardag.errors import ExpressionError
 from pardag.expressions import compile_expression
+from pardag.readonly import freeze
 from pardag.templates import render
 
 pytestmark = pytest.mark.timeout(120)
@@ -344,3 +345,12 @@ def test_shared_items_within_the_limits_render_as_before() -> None:
     ]
     names = {"rows": [{"id": i} for i in range(3000)]}
     assert render("{{ rows|map(attribute='id')|list|length }}", names, where=WHERE) == 3000
+
+
+def test_data_read_from_names_is_weighed_once_a_render() -> None:
+    """A step's output put into a value 10,000 times: weighed the first time only (weighing
+    it each time would take minutes and stop at the render's deadline)."""
+    rows = [{"id": i, "name": f"row{i}"} for i in range(20000)]
+    names = {"steps": freeze({"a": {"output": {"rows": rows}}})}
+    template = "{% for i in range(10000) %}{{ [steps.a.output, i]|length }}{% endfor %}"
+    assert render(template, names, where=WHERE) == "2" * 10000

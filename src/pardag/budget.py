@@ -94,10 +94,13 @@ _ADVICE = "loop over less data, or compute the value in a step"
 class Budget:
     """What the current render has spent, and when it must stop."""
 
-    __slots__ = ("built", "ends", "next_check", "ops", "why")
+    __slots__ = ("built", "ends", "next_check", "ops", "views", "why")
 
     def __init__(self, now: float, limit: Deadline | None) -> None:
         self.ops = self.built = 0
+        self.views: dict[int, tuple[Any, int]] = {}
+        """The weights of the data behind read-only views (params, outputs), by id, each with
+        its object (kept, so that the id stays its own): that data is weighed once a render."""
         self.next_check = CHECK_EVERY
         self.ends, self.why = now + MAX_SECONDS, f"its limit of {MAX_SECONDS:g}s per render"
         if limit is not None and limit.at < self.ends:
@@ -248,7 +251,8 @@ def weigh(value: Any, cap: int) -> int:
             return flat
     if _owner(value) is None:
         return 1
-    return _Weigher(cap).total(value)
+    current = _budget.get()
+    return _Weigher(cap, {} if current is None else current.views).total(value)
 
 
 def _flat(items: list[Any] | tuple[Any, ...]) -> int | None:
@@ -301,18 +305,32 @@ def _items(owner: Any) -> Iterable[Any]:
 class _Weigher:
     """One :func:`weigh`: the weights of the containers seen so far, by id."""
 
-    __slots__ = ("cap", "seen", "visited")
+    __slots__ = ("cap", "seen", "views", "visited")
 
-    def __init__(self, cap: int) -> None:
-        self.cap, self.visited = cap, 0
+    def __init__(self, cap: int, views: dict[int, tuple[Any, int]]) -> None:
+        self.cap, self.visited, self.views = cap, 0, views
         self.seen: dict[int, int] = {}
+
+    def known(self, item: Any) -> Any:
+        """The owner of ``item`` still to weigh, or None: a view's data weighed earlier in this
+        render counts its known weight."""
+        owner = _owner(item)
+        if owner is None or id(owner) in self.seen:
+            return None
+        if type(item) is ReadOnlyList or type(item) is ReadOnlyMapping:
+            known = self.views.get(id(owner), (None, -1))[1]
+            if known >= 0:
+                self.seen[id(owner)] = known
+                return None
+            self.views[id(owner)] = (owner, -1)  # to remember once weighed
+        return owner
 
     def total(self, root: Any) -> int:
         """``root``'s weight: depth first, a container after its items (no recursion, so a
         deeply nested value weighs without exhausting the stack)."""
         seen = self.seen
-        stack: list[tuple[Any, Any]] = [(_owner(root), None)]
-        weight = 0
+        first = self.known(root)
+        stack: list[tuple[Any, Any]] = [] if first is None else [(first, None)]
         while stack:
             owner, items = stack.pop()
             if items is None:
@@ -320,7 +338,7 @@ class _Weigher:
                     continue
                 seen[id(owner)] = 0  # in progress: a cycle adds nothing
                 items = _items(owner)
-                inner = [o for o in map(_owner, items) if o is not None and id(o) not in seen]
+                inner = [o for o in map(self.known, items) if o is not None]
                 if inner:  # weigh them first
                     stack.append((owner, items))
                     stack.extend((o, None) for o in inner)
@@ -328,7 +346,9 @@ class _Weigher:
             weight = seen[id(owner)] = self.sum(items)
             if weight > self.cap:
                 return weight
-        return weight
+            if id(owner) in self.views:
+                self.views[id(owner)] = (owner, weight)
+        return seen[id(_owner(root))]
 
     def sum(self, items: Iterable[Any]) -> int:
         """2 for the brackets, 1 a separator per item, and the items' weights."""
