@@ -345,6 +345,9 @@ def test_shared_items_within_the_limits_render_as_before() -> None:
     ]
     names = {"rows": [{"id": i} for i in range(3000)]}
     assert render("{{ rows|map(attribute='id')|list|length }}", names, where=WHERE) == 3000
+    wide = {"rows": freeze([{"id": i, "blob": "x" * 1000} for i in range(11000)])}
+    joined = render("{{ rows|join(',', attribute='id') }}", wide, where=WHERE)
+    assert joined == ",".join(map(str, range(11000)))
 
 
 def test_data_read_from_names_is_weighed_once_a_render() -> None:

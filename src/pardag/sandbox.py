@@ -443,10 +443,13 @@ def _tojson(value: Any, indent: int | str | None = None) -> str:
 
 @pass_eval_context
 def _join(context: Any, value: Iterable[Any], d: str = "", attribute: Any = None) -> str:
-    """``|join``, refused past ``MAX_OUTPUT`` characters before it builds them."""
+    """``|join``, refused past ``MAX_OUTPUT`` characters before it builds them (with an
+    ``attribute``, what it picks is weighed, not the whole items)."""
     items = list(value)
+    if attribute is not None:
+        items = list(map(filters.make_attrgetter(context.environment, attribute), items))
     _check(_written(items) + len(str(d)) * max(len(items) - 1, 0), MAX_OUTPUT)
-    return str(filters.sync_do_join(context, items, d, attribute))
+    return str(filters.sync_do_join(context, items, d))
 
 
 @pass_environment
