@@ -357,3 +357,11 @@ def test_data_read_from_names_is_weighed_once_a_render() -> None:
     names = {"steps": freeze({"a": {"output": {"rows": rows}}})}
     template = "{% for i in range(10000) %}{{ [steps.a.output, i]|length }}{% endfor %}"
     assert render(template, names, where=WHERE) == "2" * 10000
+
+
+def test_a_loop_cannot_grow_a_built_list_in_place() -> None:
+    """``.append`` in a loop would build shared references with no build to weigh: refused
+    by the immutable sandbox (as before this change)."""
+    template = "{% set l = [] %}{% for i in range(10) %}{{ l.append(l) }}{% endfor %}"
+    with pytest.raises(ExpressionError, match="'append' would change the list"):
+        render(template, {}, where=WHERE)
