@@ -262,13 +262,16 @@ SHARED_ATTACKS = {
     "join": SHARED + "{{ d|join|length }}",
     "pprint": SHARED + "{{ d|pprint|length }}",
     "list": SHARED + "{{ d|list }}",
-    "unique": SHARED + "{{ d|unique|list }}",
+    "unique": (
+        "{% set a = ('x' * 100000,) * 10 %}{% set b = (a,) * 10 %}{% set c = (b,) * 10 %}"
+        "{% set d = (c,) * 10 %}{{ (d, d)|unique|list }}"
+    ),
     "format": SHARED + "{{ '{}'.format(d)|length }}",
     "format !r": SHARED + "{{ '{!r}'.format(d)|length }}",
     "one expression": "{{ [[[['x' * 100000] * 10] * 10] * 10] * 10 }}",
     "literals": LITERAL + "{{ e|length }}{{ e }}",
     "+ doubling": (
-        "{% set ns = namespace(v=['x' * 100000]) %}{% for i in range(20) %}"
+        ABC + "{% set ns = namespace(v=[b]) %}{% for i in range(7) %}"
         "{% set ns.v = ns.v + ns.v %}{% endfor %}{{ ns.v }}"
     ),
     "batch fill": ABC + "{{ [1]|batch(1000, c)|list }}",
