@@ -21,6 +21,7 @@ import pytest
 from pardag import RunStatus
 from pardag.errors import ExpressionError
 from pardag.expressions import compile_expression
+from pardag.readonly import freeze
 from pardag.templates import render
 
 pytestmark = pytest.mark.timeout(120)
@@ -236,3 +237,134 @@ def test_size_attacks_are_refused_without_eating_memory(template: str) -> None:
     said = render_in_child(template)
     assert any(refusal in said for refusal in REFUSALS), said
     assert "MemoryError" not in said
+
+
+# -- shared references -----------------------------------------------------------------------
+
+ABC = "{% set a = ['x' * 100000] * 10 %}{% set b = [a] * 10 %}{% set c = [b] * 10 %}"
+SHARED = ABC + "{% set d = [c] * 10 %}"
+"""Forty items built, 10^10 characters when written out: each level refers to the one below
+ten times (issue 13 §4)."""
+HALF = "{% set a = ['x' * 100000] * 10 %}{% set b = [a] * 10 %}{% set c = [b] * 5 %}"
+"""50,000,000 characters written out: within what a render may build, over what text may be."""
+LITERAL = (
+    "{% set a = 'x' * 100000 %}{% set b = [a, a, a, a, a, a, a, a, a, a] %}"
+    "{% set c = [b, b, b, b, b, b, b, b, b, b] %}{% set d = (c, c, c, c, c, c, c, c, c, c) %}"
+    "{% set e = {'1': d, '2': d, '3': d, '4': d, '5': d, '6': d, '7': d, '8': d} %}"
+)
+SHARED_ATTACKS = {
+    "printed": SHARED + "{{ d }}",
+    "tojson": SHARED + "{{ d|tojson }}",
+    "~": SHARED + "{{ d ~ '' }}",
+    "str()": SHARED + "{{ str(d)|length }}",
+    "string": SHARED + "{{ d|string|length }}",
+    "lower": SHARED + "{{ d|lower|length }}",
+    "join": SHARED + "{{ d|join|length }}",
+    "pprint": SHARED + "{{ d|pprint|length }}",
+    "list": SHARED + "{{ d|list }}",
+    "unique": (
+        "{% set a = ('x' * 100000,) * 10 %}{% set b = (a,) * 10 %}{% set c = (b,) * 10 %}"
+        "{% set d = (c,) * 10 %}{{ (d, d)|unique|list }}"
+    ),
+    "format": SHARED + "{{ '{}'.format(d)|length }}",
+    "format !r": SHARED + "{{ '{!r}'.format(d)|length }}",
+    "one expression": "{{ [[[['x' * 100000] * 10] * 10] * 10] * 10 }}",
+    "literals": LITERAL + "{{ e|length }}{{ e }}",
+    "+ doubling": (
+        ABC + "{% set ns = namespace(v=[b]) %}{% for i in range(7) %}"
+        "{% set ns.v = ns.v + ns.v %}{% endfor %}{{ ns.v }}"
+    ),
+    "batch fill": ABC + "{{ [1]|batch(1000, c)|list }}",
+    "map": ABC + "{{ ([none] * 1000)|map('default', c, true)|list }}",
+    "namespace": ABC
+    + "{% set ns = namespace(a=c, b=c, c=c, d=c, e=c, f=c, g=c, h=c, i=c, j=c) %}{{ ns }}",
+    "compared": (
+        "{% set ns = namespace(a=['x'], b=['x']) %}{% for i in range(40) %}"
+        "{% set ns.a = [ns.a, ns.a] %}{% set ns.b = [ns.b, ns.b] %}{% endfor %}{{ ns.a == ns.b }}"
+    ),
+    "macro arguments, compared": (
+        "{% set ns = namespace(a=none, b=none) %}"
+        "{% macro ma(n) %}{% if n %}{{ ma(n - 1, varargs, varargs) }}"
+        "{% else %}{% set ns.a = varargs %}{% endif %}{% endmacro %}"
+        "{% macro mb(n) %}{% if n %}{{ mb(n - 1, varargs, varargs) }}"
+        "{% else %}{% set ns.b = varargs %}{% endif %}{% endmacro %}"
+        "{{ ma(40, 'x') }}{{ mb(40, 'x') }}{{ ns.a == ns.b }}"
+    ),
+    "over the text cap, within the build cap": HALF + "{% set s = c|string %}{{ s|length }}",
+    "over the text cap, joined": HALF + "{{ (c ~ '')|length }}",
+}
+
+
+@pytest.mark.parametrize("template", SHARED_ATTACKS.values(), ids=SHARED_ATTACKS.keys())
+def test_values_sharing_items_are_weighed_as_written_out(template: str) -> None:
+    said = render_in_child(template)
+    assert "too large" in said, said
+    assert "MemoryError" not in said
+
+
+def test_a_shell_step_writing_out_shared_items_fails_naming_the_step() -> None:
+    """In a template, and as a lone ``{{ }}`` (whose value would become the command)."""
+    commands = {"x": "echo " + SHARED + "{{ d }}", "y": SHARED_ATTACKS["one expression"]}
+    for step, command in commands.items():
+        steps = [f"wf.add({step!r}, kind='shell', params={{'command': {command!r}}})"]
+        status, error = run_in_child(steps, step)
+        assert status == RunStatus.FAILED.value
+        assert f"step {step!r} params.command: the value is too large" in error, error
+
+
+def test_expressions_weigh_shared_items_alike() -> None:
+    code = """
+        import json
+        from pardag.errors import ExpressionError
+        from pardag.expressions import compile_expression
+        source = "([[[['x' * 100000] * 10] * 10] * 10] * 10)|tojson|length > 0"
+        try:
+            compile_expression(source, where="step 'x' when").evaluate({})
+        except ExpressionError as exc:
+            print(json.dumps(str(exc)))
+    """
+    assert str(in_child(code)).startswith("step 'x' when: the value is too large")
+
+
+def test_a_lone_expression_keeps_shared_items_shared() -> None:
+    """Its value is data, not text: 40,000,000 characters written out, within what a render
+    may build, but 1,111,111 lists if each reference were copied (MemoryError under 1 GiB)."""
+    code = """
+        import json
+        from pardag.templates import render
+        value = render("{{ " + "[" * 7 + "['']" + "]*10" * 7 + " }}", {}, where="x")
+        print(json.dumps([value[0] is value[9], value[0][0] is value[9][9]]))
+    """
+    assert in_child(code) == [True, True]
+
+
+def test_shared_items_within_the_limits_render_as_before() -> None:
+    shared = "{% set a = ['ab'] * 3 %}{% set b = [a] * 2 %}"
+    assert render(shared + "{{ b }}", {}, where=WHERE) == json.dumps([["ab"] * 3] * 2)
+    assert render(shared + "{{ b|length }}:{{ b ~ '' }}", {}, where=WHERE).startswith("2:[[")
+    assert render("{{ [x, x] }}", {"x": {"k": [1, 2]}}, where=WHERE) == [
+        {"k": [1, 2]},
+        {"k": [1, 2]},
+    ]
+    names = {"rows": [{"id": i} for i in range(3000)]}
+    assert render("{{ rows|map(attribute='id')|list|length }}", names, where=WHERE) == 3000
+    wide = {"rows": freeze([{"id": i, "blob": "x" * 1000} for i in range(11000)])}
+    joined = render("{{ rows|join(',', attribute='id') }}", wide, where=WHERE)
+    assert joined == ",".join(map(str, range(11000)))
+
+
+def test_data_read_from_names_is_weighed_once_a_render() -> None:
+    """A step's output put into a value 10,000 times: weighed the first time only (weighing
+    it each time would take minutes and stop at the render's deadline)."""
+    rows = [{"id": i, "name": f"row{i}"} for i in range(20000)]
+    names = {"steps": freeze({"a": {"output": {"rows": rows}}})}
+    template = "{% for i in range(10000) %}{{ [steps.a.output, i]|length }}{% endfor %}"
+    assert render(template, names, where=WHERE) == "2" * 10000
+
+
+def test_a_loop_cannot_grow_a_built_list_in_place() -> None:
+    """``.append`` in a loop would build shared references with no build to weigh: refused
+    by the immutable sandbox (as before this change)."""
+    template = "{% set l = [] %}{% for i in range(10) %}{{ l.append(l) }}{% endfor %}"
+    with pytest.raises(ExpressionError, match="'append' would change the list"):
+        render(template, {}, where=WHERE)

@@ -131,16 +131,24 @@ _PLAIN: dict[type, Any] = {
 }
 
 
-def thaw(value: Any) -> Any:
+def thaw(value: Any, _done: dict[int, Any] | None = None) -> Any:
     """``value`` without views: each view becomes the object it shows, and lists, tuples and
-    dicts a template built are rebuilt around their thawed items."""
+    dicts a template built are rebuilt around their thawed items, each once: an item the
+    value refers to many times stays one object (``[[a] * 10] * 10`` is not copied 100 times)."""
     if isinstance(value, ReadOnlyMapping | ReadOnlyList):
         return value._data
-    if type(value) is dict:
-        return {key: thaw(item) for key, item in value.items()}
-    if type(value) is list or type(value) is tuple:
-        return type(value)(thaw(item) for item in value)
-    return value
+    kind = type(value)
+    if kind is not dict and kind is not list and kind is not tuple:
+        return value
+    done = {} if _done is None else _done
+    copy = done.get(id(value))  # by id: every item lives as long as ``value``
+    if copy is None:
+        if kind is dict:
+            copy = {key: thaw(item, done) for key, item in value.items()}
+        else:
+            copy = kind(thaw(item, done) for item in value)
+        done[id(value)] = copy
+    return copy
 
 
 def unwrap(value: Any) -> Any:

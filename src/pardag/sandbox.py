@@ -8,9 +8,11 @@ the read-only views of :mod:`pardag.readonly` refuse those methods alike, and op
 (``*``, ``**``, ``%``, ``+``, ``~``), string methods, filters and functions that could build a
 huge value refuse to, within :data:`MAX_LENGTH`, :data:`MAX_EXPONENT` and :data:`MAX_INT_BITS`;
 text assembled from parts (a template's output, a macro's, ``join``) stops at
-:data:`MAX_OUTPUT`. Every loop iteration, call, filter and test is charged to the render's
-budget (:mod:`pardag.budget`, compiled in by :mod:`pardag.metering`), so a render that loops
-too long stops itself, by its operation count or its step's or run's deadline.
+:data:`MAX_OUTPUT`; every value built (literals, operators, calls, filters) and every value
+turned into text is weighed by what it writes out, shared items counted each time
+(:func:`pardag.budget.weigh`). Every loop iteration, call, filter and test is charged to the
+render's budget (:mod:`pardag.budget`, compiled in by :mod:`pardag.metering`), so a render
+that loops too long stops itself, by its operation count or its step's or run's deadline.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ __all__ = [
     "MAX_OUTPUT",
     "Sandbox",
     "read_only_problem",
+    "writable",
 ]
 
 MAX_LENGTH = 1_000_000
@@ -100,9 +103,29 @@ def _cost(args: tuple[Any, ...], kwargs: Mapping[str, Any], owner: Any = None) -
 
 
 def _charge_result(result: Any) -> Any:
+    """``result`` of an operator, call or filter: charged by its length, and refused when it
+    would write out too much (``[a] * 10`` is ten items, ten ``a`` written out)."""
     if isinstance(result, str | bytes | list | tuple):
         budget.build(len(result))
-    return result
+    return result if type(result) in _TEXT_TYPES else _built(result)
+
+
+_TEXT_TYPES = frozenset({str, int, float, bool, type(None), Markup})
+_CONTAINERS = (list, tuple, dict, set, frozenset)
+
+
+def _built(value: Any) -> Any:
+    """``value``, refused when it would write out over ``budget.MAX_BUILT`` characters: a list
+    that refers to another many times is as large as the text it becomes."""
+    return budget.weighed(value, budget.MAX_BUILT) if isinstance(value, _CONTAINERS) else value
+
+
+def writable(value: Any) -> Any:
+    """``value``, refused before it becomes text over ``MAX_OUTPUT`` characters (``str()`` of
+    a list that refers to another many times builds all of it in one call)."""
+    return (
+        value if type(value) in _TEXT_TYPES else budget.weighed(value, MAX_OUTPUT, budget.WRITTEN)
+    )
 
 
 def _bits(value: Any) -> int:
@@ -168,7 +191,9 @@ class Sandbox(ImmutableSandboxedEnvironment):
         self.globals.update(_GLOBALS)
         self.tests.update({"None": self.tests["none"], "True": self.tests["true"]})
         self.tests["False"] = self.tests["false"]
-        self.filters = {name: _metered(f) for name, f in self.filters.items()}
+        self.filters = {
+            name: _metered(f, name in _TEXT_FILTERS) for name, f in self.filters.items()
+        }
         self.tests = {name: _metered(f) for name, f in self.tests.items()}
 
     tick = staticmethod(budget.tick)
@@ -180,10 +205,13 @@ class Sandbox(ImmutableSandboxedEnvironment):
         budget.tick()
         return value
 
+    built = staticmethod(_built)
+    """A list, tuple or dict literal (compiled in around each)."""
+
     @staticmethod
     def joined(parts: tuple[Any, ...]) -> str:
         """``a ~ b``: refused before it builds a string over ``MAX_LENGTH``."""
-        texts = [str(part) for part in parts]
+        texts = [str(writable(part)) for part in parts]
         length = sum(map(len, texts))
         if length > MAX_LENGTH:
             raise _too_long(length)
@@ -275,18 +303,37 @@ class Sandbox(ImmutableSandboxedEnvironment):
         """Calls, charged to the budget, with string methods that could build a huge string
         (``center`` and friends, ``expandtabs``, ``replace``, ``join``, ``translate``) capped."""
         owner = getattr(__obj, "__self__", None)
-        budget.tick(_cost(args, kwargs, owner) + (MACRO_COST if isinstance(__obj, Macro) else 0))
+        if isinstance(__obj, Macro):  # its ``varargs`` and ``kwargs`` keep what it is given
+            budget.tick(_cost(args, kwargs) + MACRO_COST)
+            _built((args, kwargs))
+        else:
+            budget.tick(_cost(args, kwargs, owner))
         if isinstance(owner, str | bytes | bytearray):
             args = _guard_method(owner, getattr(__obj, "__name__", ""), args)
         return _charge_result(super().call(__context, __obj, *args, **kwargs))
 
 
-def _metered(fn: Any) -> Callable[..., Any]:
-    """A filter or test charged to the budget (Jinja2's ``pass_context`` marks kept)."""
+_TEXT_FILTERS = frozenset(
+    {
+        *("string", "lower", "upper", "capitalize", "title", "trim", "striptags", "truncate"),
+        *("wordwrap", "wordcount", "center", "indent", "replace", "escape", "e", "forceescape"),
+        *("safe", "urlencode", "urlize", "pprint", "tojson", "xmlattr"),
+    }
+)
+"""Filters that write their value (and arguments) as text (``join`` and ``format`` weigh
+their items themselves)."""
+
+
+def _metered(fn: Any, writes: bool = False) -> Callable[..., Any]:
+    """A filter or test charged to the budget (Jinja2's ``pass_context`` marks kept); one that
+    ``writes`` its arguments as text refuses those that would be too long written out."""
 
     @functools.wraps(fn)
     def metered(*args: Any, **kwargs: Any) -> Any:
         budget.tick(_cost(args, kwargs))
+        if writes:
+            for arg in args:
+                writable(arg)
         return _charge_result(fn(*args, **kwargs))
 
     return metered
@@ -305,13 +352,17 @@ def _guard_method(text: Any, name: str, args: tuple[Any, ...]) -> tuple[Any, ...
         _guard_replace(text, args)
     elif name == "join" and len(args) == 1:
         items = list(args[0])
-        parts = sum(len(item) for item in items if isinstance(item, str | bytes))
-        _check(parts + len(text) * max(len(items) - 1, 0), MAX_OUTPUT)
+        _check(_written(items) + len(text) * max(len(items) - 1, 0), MAX_OUTPUT)
         return (items,)
     elif name == "translate" and args and isinstance(args[0], Mapping):
         longest = max((_length(v) for v in args[0].values()), default=1)
         _check(len(text) * max(longest, 1))
     return args
+
+
+def _written(items: list[Any]) -> int:
+    """How long ``items`` at least are, written out one after another (``join``)."""
+    return budget.weigh(items, MAX_OUTPUT + len(items) + 2) - len(items) - 2
 
 
 def _check(length: int, limit: int = MAX_LENGTH) -> None:
@@ -377,7 +428,7 @@ def _format(text: str, *args: Any, **kwargs: Any) -> str:
     widest = max((int(n) for m in specs for n in m.groups()[:2] if n), default=0)
     if widest > MAX_LENGTH:
         raise _too_long(widest)
-    values = [*args, *kwargs.values()]
+    values = [writable(value) for value in (*args, *kwargs.values())]
     longest = max((len(v) if isinstance(v, str) else len(str(v)) for v in values), default=0)
     _check(len(source) + len(specs) * (widest + longest))
     return filters.do_format(text, *args, **kwargs)
@@ -392,11 +443,13 @@ def _tojson(value: Any, indent: int | str | None = None) -> str:
 
 @pass_eval_context
 def _join(context: Any, value: Iterable[Any], d: str = "", attribute: Any = None) -> str:
-    """``|join``, refused past ``MAX_OUTPUT`` characters before it builds them."""
+    """``|join``, refused past ``MAX_OUTPUT`` characters before it builds them (with an
+    ``attribute``, what it picks is weighed, not the whole items)."""
     items = list(value)
-    parts = sum(len(item) for item in items if isinstance(item, str))
-    _check(parts + len(str(d)) * max(len(items) - 1, 0), MAX_OUTPUT)
-    return str(filters.sync_do_join(context, items, d, attribute))
+    if attribute is not None:
+        items = list(map(filters.make_attrgetter(context.environment, attribute), items))
+    _check(_written(items) + len(str(d)) * max(len(items) - 1, 0), MAX_OUTPUT)
+    return str(filters.sync_do_join(context, items, d))
 
 
 @pass_environment
@@ -460,6 +513,11 @@ def _round(number: Any, ndigits: int | None = None) -> Any:
     return round(number) if ndigits is None else round(number, ndigits)
 
 
+def _str(*args: Any, **kwargs: Any) -> str:
+    """``str()``, refused before it writes out a value over ``MAX_OUTPUT`` characters."""
+    return str(*map(writable, args), **kwargs)
+
+
 def _sum(items: Any, start: Any = 0) -> Any:
     if isinstance(start, int | float):
         return sum(items, start)
@@ -482,7 +540,7 @@ _GLOBALS: dict[str, Any] = {
     "round": _round,
     "int": int,
     "float": float,
-    "str": str,
+    "str": _str,
     "bool": bool,
     "sum": _sum,
     "any": any,

@@ -65,7 +65,14 @@ from pardag.readonly import (
     thaw,
     unwrap,
 )
-from pardag.sandbox import MAX_EXPONENT, MAX_INT_BITS, MAX_LENGTH, Sandbox, read_only_problem
+from pardag.sandbox import (
+    MAX_EXPONENT,
+    MAX_INT_BITS,
+    MAX_LENGTH,
+    Sandbox,
+    read_only_problem,
+    writable,
+)
 from pardag.secrets import secrets_of
 
 if TYPE_CHECKING:
@@ -164,8 +171,12 @@ def environment(
     """The sandbox with the templating rules (undefined names, ``to_text``, ``{## ##}``
     comments), one per ``quote`` and ``text`` function (its finalize step)."""
     as_text = to_text if text is None else text
+
+    def written(value: Any) -> str:  # refused before it writes out a huge value
+        return as_text(value if type(value) is str else writable(value))
+
     finalize: Callable[[Any], str] = (
-        as_text if quote is None else (lambda value: quote(as_text(value)))
+        written if quote is None else (lambda value: quote(written(value)))
     )
     return Sandbox(
         undefined=_Undefined,
