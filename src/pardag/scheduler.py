@@ -347,7 +347,8 @@ class Scheduler:
         """Running mapped step ``m`` becomes ``count`` instances, numbered after every step so
         far (the graph already lists them); returns their numbers. ``m`` gives back its slot
         and stays running until they are all final (then it is in ``fans_done``); they take
-        its place in the ready order, dispatched in item order, at most ``cap`` at once."""
+        its place in the ready order, dispatched in item order, at most ``cap`` at once.
+        They are not logged: the caller announces them, before any can start."""
         first = len(self.state)
         new = range(first, first + count)
         self.state.extend([READY] * count)
@@ -364,8 +365,6 @@ class Scheduler:
         self._fans[m] = _Fan(list(new), cap or math.inf, count)  # ascending: a heap already
         self._member.update(dict.fromkeys(new, m))
         heapq.heappush(self._heap, self._pos[m])
-        if self.log_all:
-            self.log.extend(new)
         return new
 
     def _next_instance(self, m: int, now: float, out: list[int]) -> None:

@@ -170,8 +170,11 @@ class Mapper:
         st.started.extend(array("d", (0.0,)) * n)
         st.finished.extend(array("d", (0.0,)) * n)
         self._timeouts.extend([step.timeout] * n)
-        self.instances[m] = self.sched.expand(m, n, step.map_concurrency)
+        self.instances[m] = new = self.sched.expand(m, n, step.map_concurrency)
         self._events.emit(EventKind.STEP_STARTED, m, instances=n)
+        if self._events.listening:
+            for j in new:
+                self._events.state(j, StepState.READY, None)
 
     def close(self, m: int) -> tuple[StepState, Any]:
         """Every instance of ``m`` is final: ``m``'s state and its output (the list, in item

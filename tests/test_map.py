@@ -1,0 +1,301 @@
+"""Mapped steps (issue 14): one real step instance per item of a list known only at run time."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import pardag
+from pardag import EventKind, Recorder, RetryPolicy, RunStatus, StepState
+from pardag.clock import VirtualClock
+
+WAIT = 5.0  # seconds an instance waits for others before giving up (never reached when right)
+
+
+def mapped(items: list[Any], fn: Any = None, **options: Any) -> pardag.Workflow:
+    """list_items -> process (mapped, ``fn`` or item * 10) -> report (their sum)."""
+    wf = pardag.Workflow("mapped")
+    wf.add("list_items", lambda: items)
+    wf.add("process", fn or (lambda item: item * 10), map_over="list_items", **options)
+    wf.add("report", lambda process: sum(x for x in process if x is not None))
+    return wf
+
+
+def unmapped(items: list[Any]) -> pardag.Workflow:
+    """The same workflow written out by hand: one step per item, known before the run."""
+    wf = pardag.Workflow("unmapped")
+    wf.add("list_items", lambda: items)
+    for k in range(len(items)):
+        wf.add(f"p{k}", lambda list_items, k=k: list_items[k] * 10, depends_on=["list_items"])
+    names = [f"p{k}" for k in range(len(items))]
+    wf.add("process", lambda inputs: [inputs[n] for n in names], depends_on=names)
+    wf.add("report", lambda process: sum(process))
+    return wf
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    items=st.lists(st.integers(-1000, 1000), max_size=30),
+    executor=st.sampled_from(["inline", "threads"]),
+    mode=st.sampled_from(["dynamic", "levels", "sequential"]),
+    cap=st.one_of(st.none(), st.integers(1, 4)),
+    limit=st.integers(0, 3),
+)
+def test_outputs_equal_the_unmapped_equivalent(
+    items: list[int], executor: str, mode: str, cap: int | None, limit: int
+) -> None:
+    options = {"executor": executor, "mode": mode, "max_concurrency": limit}
+    got = mapped(items, map_concurrency=cap).run(**options)  # type: ignore[arg-type]
+    want = unmapped(items).run(**options)  # type: ignore[arg-type]
+    assert got.status is want.status is RunStatus.SUCCEEDED
+    assert got.outputs["process"] == want.outputs["process"] == [x * 10 for x in items]
+    assert got.outputs["report"] == want.outputs["report"]
+    for k, item in enumerate(items):
+        assert got.outputs[f"process[{k}]"] == item * 10
+        assert got.steps[f"process[{k}]"].state is StepState.SUCCEEDED
+
+
+def test_the_decorator_gives_the_item_first_and_other_dependencies_whole() -> None:
+    wf = pardag.Workflow("files")
+    seen: list[Any] = []
+
+    @wf.step
+    def list_files() -> list[str]:
+        return ["a.txt", "b.txt", "c.txt"]
+
+    @wf.step
+    def config() -> dict[str, str]:
+        return {"suffix": "!"}
+
+    @wf.map(over="list_files", max_concurrency=2, retry=2)
+    def process(path: str, config: dict[str, str]) -> str:
+        seen.append(config)
+        return path.upper() + config["suffix"]
+
+    @wf.step
+    def report(process: list[str]) -> str:
+        return " ".join(process)
+
+    assert wf.steps["process"].depends_on == ("list_files", "config")
+    result = wf.run(executor="inline")
+    assert result.outputs["process"] == ["A.TXT!", "B.TXT!", "C.TXT!"]
+    assert result.outputs["report"] == "A.TXT! B.TXT! C.TXT!"
+    assert len(seen) == 3 and all(c is seen[0] for c in seen)  # the same object, whole
+    assert result.terminal == ("report",)  # instances are not the workflow's ends
+
+
+def test_instances_are_steps_with_their_own_ids_and_results() -> None:
+    result = mapped(["x", "y", "z"], lambda item: item * 2).run(executor="threads")
+    assert [result.outputs[f"process[{k}]"] for k in range(3)] == ["xx", "yy", "zz"]
+    for k in range(3):
+        step = result.steps[f"process[{k}]"]
+        assert (step.id, step.state, step.attempts) == (f"process[{k}]", StepState.SUCCEEDED, 1)
+        assert step.started_at is not None and step.finished_at is not None
+    assert result.steps["process"].state is StepState.SUCCEEDED
+    assert "process[3]" not in result.steps
+
+
+def test_an_empty_list_succeeds_with_an_empty_list() -> None:
+    calls: list[Any] = []
+    result = mapped([], calls.append).run(executor="threads")
+    assert result.status is RunStatus.SUCCEEDED
+    assert result.outputs["process"] == []
+    assert result.outputs["report"] == 0
+    assert calls == []
+
+
+@pytest.mark.parametrize("output", [{"a": 1}, "abc", (1, 2), None])
+def test_a_source_that_is_not_a_list_fails_the_map_naming_step_and_type(output: Any) -> None:
+    calls: list[Any] = []
+    wf = pardag.Workflow("bad")
+    wf.add("list_items", lambda: output)
+    wf.add("process", calls.append, map_over="list_items", retry=3)
+    wf.add("report", lambda process: process)
+    result = wf.run(executor="inline", on_failure="continue")
+    step = result.steps["process"]
+    assert step.state is StepState.FAILED
+    assert step.attempts == 1  # the workflow's mistake: not retried
+    assert f"whose output is a {type(output).__name__}, not a list" in str(step.error)
+    assert "'process' maps over 'list_items'" in str(step.error)
+    assert result.steps["report"].state is StepState.SKIPPED
+    assert calls == []
+
+
+def test_a_list_over_max_items_is_refused_before_any_instance_starts() -> None:
+    calls: list[Any] = []
+    result = mapped(list(range(4)), calls.append, max_items=3).run(executor="inline")
+    assert result.status is RunStatus.FAILED
+    assert "maps over 4 items of 'list_items', over its max_items of 3" in str(result.error)
+    assert calls == []
+    assert "process[0]" not in result.steps
+
+
+def test_the_default_max_items_is_100000() -> None:
+    calls: list[Any] = []
+    over = mapped(list(range(100_001)), calls.append).run(executor="inline")
+    assert "over its max_items of 100,000" in str(over.steps["process"].error)
+    assert calls == []
+    at = mapped(list(range(100_000)), lambda item: 1).run(executor="inline")
+    assert at.status is RunStatus.SUCCEEDED and len(at.outputs["process"]) == 100_000
+
+
+def test_one_failing_instance_is_retried_alone() -> None:
+    attempts: dict[int, int] = {}
+
+    def process(item: int) -> int:
+        attempts[item] = attempts.get(item, 0) + 1
+        if item == 1 and attempts[item] == 1:
+            raise ConnectionError("flaky")
+        return item
+
+    policy = RetryPolicy(retries=2, delay=1.0)
+    result = mapped([0, 1, 2], process, retry=policy).run(clock=VirtualClock())
+    assert result.status is RunStatus.SUCCEEDED
+    assert result.outputs["process"] == [0, 1, 2]
+    assert attempts == {0: 1, 1: 2, 2: 1}
+    assert [result.steps[f"process[{k}]"].attempts for k in range(3)] == [1, 2, 1]
+
+
+def test_a_failing_instance_fails_fast_and_cancels_the_others() -> None:
+    started: list[int] = []
+
+    def process(item: int) -> int:
+        started.append(item)
+        if item == 0:
+            raise ValueError("bad item 0")
+        return item
+
+    result = mapped(list(range(5)), process, map_concurrency=1).run(executor="threads")
+    assert result.status is RunStatus.FAILED
+    assert started == [0]
+    assert result.steps["process[0]"].state is StepState.FAILED
+    for k in range(1, 5):
+        assert result.steps[f"process[{k}]"].state is StepState.CANCELLED
+    mapped_step = result.steps["process"]
+    assert mapped_step.state is StepState.FAILED
+    assert "1 of 5 instances failed; process[0]: ValueError: bad item 0" in str(mapped_step.error)
+    assert result.steps["report"].state is StepState.CANCELLED
+    assert "process[0]" in str(result.error)
+
+
+def test_under_continue_the_other_instances_run_and_the_dependents_are_skipped() -> None:
+    def process(item: int) -> int:
+        if item == 2:
+            raise ValueError("bad item 2")
+        return item
+
+    result = mapped(list(range(5)), process).run(executor="threads", on_failure="continue")
+    states = [result.steps[f"process[{k}]"].state for k in range(5)]
+    assert states == [StepState.SUCCEEDED] * 2 + [StepState.FAILED] + [StepState.SUCCEEDED] * 2
+    assert result.steps["process"].state is StepState.FAILED
+    assert result.steps["report"].state is StepState.SKIPPED
+    assert result.status is RunStatus.FAILED
+
+
+def count_concurrency(cap: int | None, limit: int, items: int) -> tuple[int, Any]:
+    """Run a map of ``items`` on threads; return the most instances seen running at once."""
+    lock = threading.Condition()
+    now = {"running": 0, "peak": 0}
+    target = min(x for x in (cap, limit, items) if x)
+
+    def process(item: int) -> int:
+        with lock:
+            now["running"] += 1
+            now["peak"] = max(now["peak"], now["running"])
+            lock.notify_all()
+            lock.wait_for(lambda: now["running"] >= target or now["peak"] > target, WAIT)
+        with lock:
+            now["running"] -= 1
+        return item
+
+    result = mapped(list(range(items)), process, map_concurrency=cap).run(
+        executor="threads", max_concurrency=limit
+    )
+    return now["peak"], result
+
+
+def test_the_maps_own_max_concurrency_caps_its_instances() -> None:
+    peak, result = count_concurrency(cap=3, limit=8, items=12)
+    assert result.outputs["process"] == list(range(12))
+    assert peak == 3
+
+
+def test_the_runs_max_concurrency_caps_instances_under_a_wider_map() -> None:
+    peak, result = count_concurrency(cap=6, limit=2, items=10)
+    assert result.outputs["process"] == list(range(10))
+    assert peak == 2
+
+
+def test_instances_are_dispatched_in_item_order() -> None:
+    order: list[str] = []
+    items = ["d", "a", "c", "b", "e"]
+    mapped(items, order.append, map_concurrency=1).run(executor="threads")
+    assert order == items
+    order.clear()
+    mapped(items, order.append).run(executor="inline", max_concurrency=1)
+    assert order == items
+
+
+def test_events_carry_the_instance_ids_and_the_map_ends_after_them() -> None:
+    recorder = Recorder()
+    mapped([5, 6], lambda item: item).run(executor="threads", listeners=[recorder])
+    started = [e.step for e in recorder.of(EventKind.STEP_STARTED)]
+    assert {"process[0]", "process[1]"} <= set(started)
+    ended = [e.step for e in recorder.of(EventKind.STEP_SUCCEEDED)]
+    assert ended.index("process") > max(ended.index("process[0]"), ended.index("process[1]"))
+    assert ended.index("report") > ended.index("process")
+    (announced,) = [e for e in recorder.of(EventKind.STEP_STARTED) if e.step == "process"]
+    assert announced.data["instances"] == 2
+
+
+def test_a_map_whose_source_failed_is_skipped() -> None:
+    wf = pardag.Workflow("upstream")
+    wf.add("list_items", lambda: 1 / 0)
+    wf.add("process", lambda item: item, map_over="list_items")
+    result = wf.run(executor="inline", on_failure="continue")
+    assert result.steps["process"].state is StepState.SKIPPED
+    assert result.steps["process"].reason == "upstream failed: list_items"
+
+
+def test_each_run_expands_afresh() -> None:
+    items: list[list[int]] = [[1, 2, 3], [4]]
+    wf = mapped([], lambda item: item)
+    wf.steps["list_items"].fn = lambda: items.pop(0)
+    assert wf.run(executor="inline").outputs["process"] == [1, 2, 3]
+    second = wf.run(executor="inline")
+    assert second.outputs["process"] == [4]
+    assert "process[1]" not in second.steps
+    assert len(wf.compile().ids) == 3  # the workflow's own graph is left as declared
+
+
+def test_mapping_over_an_unknown_step_is_a_problem_naming_it() -> None:
+    wf = pardag.Workflow("typo")
+    wf.add("list_files", lambda: [1])
+    wf.add("process", lambda item: item, map_over="list_file")
+    with pytest.raises(pardag.ValidationError) as info:
+        wf.validate()
+    message = str(info.value)
+    assert "process" in message
+    assert "maps over unknown step 'list_file'; did you mean 'list_files'?" in message
+
+
+def test_a_mapped_function_must_take_the_item() -> None:
+    wf = pardag.Workflow("noitem")
+    wf.add("list_files", lambda: [1])
+    wf.add("process", lambda: 1, map_over="list_files", depends_on=["list_files"])
+    wf.add("other", lambda item: item, map_over="list_files", map_concurrency=0)
+    with pytest.raises(pardag.ValidationError) as info:
+        wf.validate()
+    message = str(info.value)
+    assert "a mapped function takes the item as its first parameter" in message
+    assert "map_concurrency must be a positive int, got 0" in message
+
+
+def test_a_map_in_a_run_with_a_store_is_refused_clearly(tmp_path: Any) -> None:
+    wf = mapped([1, 2], lambda item: item)
+    with pytest.raises(pardag.ArgumentError, match="do not run with a run store yet"):
+        wf.run(store=f"sqlite:///{tmp_path / 'runs.db'}")
