@@ -170,7 +170,7 @@ class Scheduler:
         self.wakeup_at = None
         while heap and self.running < limit:
             i = by_pos[heap[0]]
-            if self._levels and self._level[i] != self._at_level:
+            if self._levels and self._level[i] > self._at_level:  # lower: a stale place
                 break
             heapq.heappop(heap)
             if state[i] is not READY:  # claimed out of turn meanwhile (see ``claim``)
