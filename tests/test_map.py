@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import Any
 
@@ -197,7 +198,9 @@ def test_under_continue_the_other_instances_run_and_the_dependents_are_skipped()
     assert result.status is RunStatus.FAILED
 
 
-def count_concurrency(cap: int | None, limit: int, items: int) -> tuple[int, Any]:
+def count_concurrency(
+    cap: int | None, limit: int, items: int, pool: int | None = None
+) -> tuple[int, Any]:
     """Run a map of ``items`` on threads; return the most instances seen running at once.
 
     The first ``target`` instances to run (the expected limit) hold on together, and the one
@@ -205,7 +208,7 @@ def count_concurrency(cap: int | None, limit: int, items: int) -> tuple[int, Any
     (it is already submitted when a cap is not applied), so that too many is seen."""
     lock = threading.Condition()
     now = {"running": 0, "peak": 0, "released": False}
-    target = min(x for x in (cap, limit, items) if x)
+    target = min(x for x in (cap, limit, items, pool) if x)
 
     def process(item: int) -> int:
         with lock:
@@ -220,9 +223,11 @@ def count_concurrency(cap: int | None, limit: int, items: int) -> tuple[int, Any
             now["running"] -= 1
         return item
 
-    result = mapped(list(range(items)), process, map_concurrency=cap).run(
-        executor="threads", max_concurrency=limit
-    )
+    wf = mapped(list(range(items)), process, map_concurrency=cap)
+    if pool is not None:  # every instance takes one unit of pool "db"
+        wf.settings.pools["db"] = pool
+        wf.steps["process"].resources = {"db": 1}
+    result = wf.run(executor="threads", max_concurrency=limit)
     return int(now["peak"]), result
 
 
@@ -316,3 +321,53 @@ def test_a_map_in_a_run_with_a_store_is_refused_clearly(tmp_path: Any) -> None:
     wf = mapped([1, 2], lambda item: item)
     with pytest.raises(pardag.ArgumentError, match="do not run with a run store yet"):
         wf.run(store=f"sqlite:///{tmp_path / 'runs.db'}")
+
+
+def test_instances_share_the_maps_pools() -> None:
+    peak, result = count_concurrency(cap=None, limit=8, items=10, pool=2)
+    assert result.outputs["process"] == list(range(10))
+    assert peak == 2
+
+
+def test_instances_take_the_mapped_steps_place_in_the_ready_order() -> None:
+    order: list[str] = []
+    wf = pardag.Workflow("ranks")
+    wf.add("items", lambda: [0, 1, 2])
+    wf.add("low", lambda item: order.append(f"low{item}"), map_over="items")
+    wf.add("high", lambda item: order.append(f"high{item}"), map_over="items", priority=5)
+    wf.add("middle", lambda items: order.append("middle"), priority=1)
+    wf.run(executor="inline", max_concurrency=1)
+    assert order == ["high0", "high1", "high2", "middle", "low0", "low1", "low2"]
+
+
+async def slow_on_one(item: int) -> int:
+    if item == 1:
+        await asyncio.sleep(3600)
+    return item
+
+
+def test_each_instance_has_its_own_timeout() -> None:
+    wf = mapped([0, 1, 2], slow_on_one, timeout=5.0)
+    result = wf.run(clock=VirtualClock(), on_failure="continue")
+    assert result.steps["process[1]"].state is StepState.FAILED
+    assert "timed out after 5s" in str(result.steps["process[1]"].error)
+    assert result.steps["process[0]"].state is StepState.SUCCEEDED
+    assert result.steps["process[2]"].state is StepState.SUCCEEDED
+    assert "process[1]: timed out after 5s" in str(result.steps["process"].error)
+
+
+def square(item: int) -> int:
+    return item * item
+
+
+def test_instances_run_on_worker_processes() -> None:
+    result = mapped([1, 2, 3], square).run(executor="processes")
+    assert result.outputs["process"] == [1, 4, 9]
+
+
+def test_a_map_over_a_mapped_step_maps_its_list() -> None:
+    wf = mapped([1, 2, 3])
+    wf.add("again", lambda x: x + 1, map_over="process")
+    result = wf.run(executor="threads")
+    assert result.outputs["again"] == [11, 21, 31]
+    assert result.outputs["again[2]"] == 31
