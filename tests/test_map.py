@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,6 +20,7 @@ from hypothesis import strategies as st
 import pardag
 from pardag import EventKind, Recorder, RetryPolicy, RunStatus, StepState
 from pardag.clock import VirtualClock
+from pardag.store import open_store
 
 WAIT = 5.0  # seconds an instance waits for others before giving up (never reached when right)
 GRACE = 0.3  # seconds an instance too many gets to show up (always waited out when right)
@@ -317,12 +325,6 @@ def test_a_mapped_function_must_take_the_item() -> None:
     assert "map_concurrency must be a positive int, got 0" in message
 
 
-def test_a_map_in_a_run_with_a_store_is_refused_clearly(tmp_path: Any) -> None:
-    wf = mapped([1, 2], lambda item: item)
-    with pytest.raises(pardag.ArgumentError, match="do not run with a run store yet"):
-        wf.run(store=f"sqlite:///{tmp_path / 'runs.db'}")
-
-
 def test_instances_share_the_maps_pools() -> None:
     peak, result = count_concurrency(cap=None, limit=8, items=10, pool=2)
     assert result.outputs["process"] == list(range(10))
@@ -371,3 +373,91 @@ def test_a_map_over_a_mapped_step_maps_its_list() -> None:
     result = wf.run(executor="threads")
     assert result.outputs["again"] == [11, 21, 31]
     assert result.outputs["again[2]"] == 31
+
+
+def test_a_durable_run_records_each_instance(tmp_path: Path) -> None:
+    url = str(tmp_path / "runs.db")
+    result = mapped([1, 2, 3]).run(store=url)
+    assert result.outputs["process"] == [10, 20, 30]
+    with open_store(url) as store:
+        steps = {s.step_id: s for s in store.get_steps(result.run_id)}
+        events = store.get_events(result.run_id)
+    for k in range(3):
+        assert steps[f"process[{k}]"].state == "succeeded"
+        assert json.loads(steps[f"process[{k}]"].output_json or "null") == (k + 1) * 10
+    assert json.loads(steps["process"].output_json or "null") == [10, 20, 30]
+    assert {"process[0]", "process[2]"} <= {e.step for e in events}
+
+
+CRASHING_MAP = textwrap.dedent(
+    """
+    import os, signal, time
+    from pathlib import Path
+    import pardag
+    from pardag.store import open_store
+
+    LEDGER = Path(os.environ["LEDGER"])
+
+    def mark(name):
+        with LEDGER.open("a") as f:
+            f.write(name + "\\n")
+
+    def wait_until_recorded(step):
+        while True:
+            with open_store(os.environ["STORE"]) as store:
+                (run,) = store.list_runs(workflow="crashmap")
+                if any(s.step_id == step for s in store.get_steps(run.run_id)):
+                    return
+            time.sleep(0.01)
+
+    wf = pardag.Workflow("crashmap")
+
+    @wf.step
+    def list_items():
+        mark("list")
+        return [0, 1, 2, 3]
+
+    @wf.map(over="list_items", max_concurrency=1)
+    def process(item):
+        mark(f"item{item}")
+        flag = Path(str(LEDGER) + ".crashed")
+        if item == 2 and not flag.exists():
+            flag.touch()
+            wait_until_recorded("process[2]")
+            os.kill(os.getpid(), signal.SIGKILL)
+        return item * 10
+
+    @wf.step
+    def report(process):
+        return sum(process)
+
+    if __name__ == "__main__":
+        wf.run(store=os.environ["STORE"])
+    """
+)
+
+
+def test_kill_9_then_resume_reruns_only_the_instances_that_had_not_finished(
+    tmp_path: Path,
+) -> None:
+    script, ledger, url = tmp_path / "crashmap.py", tmp_path / "ledger", str(tmp_path / "r.db")
+    script.write_text(CRASHING_MAP)
+    env = {**os.environ, "LEDGER": str(ledger), "STORE": url}
+    done = subprocess.run([sys.executable, str(script)], env=env, timeout=60)
+    assert done.returncode == -signal.SIGKILL
+    with open_store(url) as store:
+        (run,) = store.list_runs(workflow="crashmap")
+    os.environ["LEDGER"] = str(ledger)
+    try:
+        result = pardag.resume(run.run_id, store=url)
+    finally:
+        del os.environ["LEDGER"]
+    assert result.status is RunStatus.SUCCEEDED
+    assert result.outputs["process"] == [0, 10, 20, 30]
+    assert result.outputs["report"] == 60
+    ran = ledger.read_text().split()
+    assert ran.count("list") == 1  # the item list is not rebuilt
+    assert ran.count("item0") == ran.count("item1") == ran.count("item3") == 1
+    assert ran.count("item2") == 2  # running at the kill: run again
+    assert result.steps["process[2]"].attempts == 2
+    assert result.steps["process[0]"].attempts == 1

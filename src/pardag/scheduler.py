@@ -231,6 +231,8 @@ class Scheduler:
         For a step that has ended but whose end the run store has not committed yet: the next
         step may take the slot, while its dependents wait for the commit.
         """
+        if i in self._vacated:  # a mapped step gave its slot back when it expanded
+            return
         self.release(i)
         self._vacated.add(i)
 
@@ -374,6 +376,10 @@ class Scheduler:
         if not fan.pending or fan.running >= fan.cap:
             return  # ``release`` puts it back when an instance ends
         j = heapq.heappop(fan.pending)
+        while self.state[j] is not READY:  # restored final (a resumed run): not run again
+            if not fan.pending:
+                return
+            j = heapq.heappop(fan.pending)
         if self._needs[j] and not self._acquire(j, now):  # queued on the pool by ``m``'s place
             heapq.heappush(fan.pending, j)
             return

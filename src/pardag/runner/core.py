@@ -97,7 +97,7 @@ class Runner:
         timeouts = [s.timeout for s in plan.graph.steps]
         self._alarms = Alarms(self.clock, self._post, timeouts)
         settlers = Settlers(self._succeeded, self._failed, self._finish)
-        parts = (plan, state, self.sched, events, timeouts, settlers)
+        parts = (plan, state, self.sched, events, timeouts, settlers, records, resumption)
         self._maps = Mapper(*parts) if has_maps(plan.graph) else None
         self._workers = Workers(plan.settings.max_concurrency, self._inbox, self._pump)
         if plan.chain is not None:
@@ -254,11 +254,11 @@ class Runner:
     def _begin(self, i: int) -> None:
         """Start step ``i``; with a store, its attempt goes into the journal first (it is
         committed in the next group, and always before the attempt's end)."""
+        if self._records is not None:
+            self._records.started(i)
         if self._maps is not None and i in self._maps.sources:  # a mapped step: expand it
             self._maps.start(i, self.clock.time())
             return
-        if self._records is not None:
-            self._records.started(i)
         self._start(i)
 
     def _start(self, i: int) -> None:

@@ -24,8 +24,10 @@ from pardag.errors import StepFailed
 from pardag.events import EventKind
 from pardag.kinds import Action
 from pardag.model import Graph, Step
+from pardag.recording import Resumption
 from pardag.runner.events import Announcer
 from pardag.runner.plan import Plan
+from pardag.runner.records import RunRecords
 from pardag.runner.state import RunState
 from pardag.scheduler import Scheduler
 from pardag.states import StepState
@@ -87,10 +89,16 @@ class Mapper:
         events: Announcer,
         timeouts: list[float | None],
         settle: Settlers,
+        records: RunRecords | None = None,
+        resumption: Resumption | None = None,
     ) -> None:
-        """``timeouts`` is the run's alarms' list, ``settle`` the runner's own outcomes."""
+        """``timeouts`` is the run's alarms' list, ``settle`` the runner's own outcomes;
+        with ``records`` (a durable run) instances are journaled like steps, and those an
+        earlier process of the run (``resumption``) finished keep their end."""
         self.plan, self.state, self.sched, self._events = plan, state, sched, events
-        self._timeouts, self._settle = timeouts, settle
+        self._timeouts, self._settle, self._records = timeouts, settle, records
+        earlier = resumption.steps if resumption is not None and records is not None else ()
+        self._earlier = {r.step_id: r for r in earlier if r.step_id.endswith("]")}
         graph = plan.graph
         self.sources = {
             i: graph.index[s.map_over] for i, s in enumerate(graph.steps) if s.map_over is not None
@@ -103,7 +111,9 @@ class Mapper:
         empty list succeeds with ``[]``; a wrong output fails it, with no retry)."""
         self.state.begin_attempt(m, now)
         outcome = self.expand(m)
-        if isinstance(outcome, list):
+        if outcome is None and self.sched.fans_done:  # every instance finished earlier
+            self.settle()
+        elif isinstance(outcome, list):
             self._settle.succeeded(m, outcome)
         elif outcome is not None:
             self.state.no_retry.add(m)
@@ -172,9 +182,13 @@ class Mapper:
         self._timeouts.extend([step.timeout] * n)
         self.instances[m] = new = self.sched.expand(m, n, step.map_concurrency)
         self._events.emit(EventKind.STEP_STARTED, m, instances=n)
+        if self._earlier and self._records is not None:
+            kept = [self._earlier[sid] for sid in ids if sid in self._earlier]
+            self.sched.restore(self._records.restore(kept))
         if self._events.listening:
             for j in new:
-                self._events.state(j, StepState.READY, None)
+                if not self.sched.state[j].is_final():
+                    self._events.state(j, StepState.READY, None)
 
     def close(self, m: int) -> tuple[StepState, Any]:
         """Every instance of ``m`` is final: ``m``'s state and its output (the list, in item

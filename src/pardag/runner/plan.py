@@ -42,11 +42,6 @@ __all__ = [
 Check = Callable[[Mapping[str, Any], Mapping[str, Any]], bool]
 """A step's ``when`` as a test over (inputs, params)."""
 
-_NOT_DURABLE = (
-    "mapped steps (map_over=) do not run with a run store yet: run the workflow without "
-    "store= (and without PARDAG_STORE or a config file's store)"
-)
-
 HISTORY_RUNS = 10
 """Recent runs of a workflow whose step durations order its next run (duration history)."""
 
@@ -93,8 +88,6 @@ def make_plan(
     """The plan of one run of ``graph`` (a compiled workflow) with ``settings``."""
     steps = graph.steps
     mapped = any(s.map_over is not None for s in steps)
-    if mapped and durable:
-        raise ArgumentError(_NOT_DURABLE)
     actions = _actions([item_step(s) if s.map_over else s for s in steps] if mapped else steps, ctx)
     executor_of = [pick_executor(s, a, settings) for s, a in zip(steps, actions, strict=True)]
     checks = [precondition(s) for s in steps]
