@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import signal
@@ -16,10 +17,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rich.console import Console
 
 import pardag
 from pardag import EventKind, Recorder, RetryPolicy, RunStatus, StepState
 from pardag.clock import VirtualClock
+from pardag.progress import print_summary
 from pardag.store import open_store
 
 WAIT = 5.0  # seconds an instance waits for others before giving up (never reached when right)
@@ -461,3 +464,18 @@ def test_kill_9_then_resume_reruns_only_the_instances_that_had_not_finished(
     assert ran.count("item2") == 2  # running at the kill: run again
     assert result.steps["process[2]"].attempts == 2
     assert result.steps["process[0]"].attempts == 1
+
+
+def test_the_summary_table_groups_the_instances_under_their_map() -> None:
+    def process(item: int) -> int:
+        if item in (1, 3):
+            raise ValueError(f"bad item {item}")
+        return item
+
+    result = mapped(list(range(5)), process).run(executor="inline", on_failure="continue")
+    out = io.StringIO()
+    print_summary(Console(file=out, width=200), result)
+    rows = {line.split()[0]: line for line in out.getvalue().splitlines() if line.strip()}
+    assert "3/5 succeeded, 2 failed; 2 of 5 instances failed; process[1]" in rows["process"]
+    assert "ValueError: bad item 3" in rows["process[3]"]  # a failed instance keeps its row
+    assert "process[0]" not in rows and "process[2]" not in rows
