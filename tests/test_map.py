@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -305,25 +304,28 @@ def test_each_run_expands_afresh() -> None:
     assert len(wf.compile().ids) == 3  # the workflow's own graph is left as declared
 
 
-def test_mapping_over_an_unknown_step_is_a_problem_naming_it() -> None:
-    wf = pardag.Workflow("typo")
+def problems(*steps: tuple[str, Any, dict[str, Any]]) -> str:
+    """The validation message of a workflow with a step ``list_files`` and ``steps``."""
+    wf = pardag.Workflow("checked")
     wf.add("list_files", lambda: [1])
-    wf.add("process", lambda item: item, map_over="list_file")
+    for sid, fn, options in steps:
+        wf.add(sid, fn, **options)
     with pytest.raises(pardag.ValidationError) as info:
         wf.validate()
-    message = str(info.value)
+    return str(info.value)
+
+
+def test_mapping_over_an_unknown_step_is_a_problem_naming_it() -> None:
+    message = problems(("process", lambda item: item, {"map_over": "list_file"}))
     assert "process" in message
     assert "maps over unknown step 'list_file'; did you mean 'list_files'?" in message
 
 
 def test_a_mapped_function_must_take_the_item() -> None:
-    wf = pardag.Workflow("noitem")
-    wf.add("list_files", lambda: [1])
-    wf.add("process", lambda: 1, map_over="list_files", depends_on=["list_files"])
-    wf.add("other", lambda item: item, map_over="list_files", map_concurrency=0)
-    with pytest.raises(pardag.ValidationError) as info:
-        wf.validate()
-    message = str(info.value)
+    message = problems(
+        ("process", lambda: 1, {"map_over": "list_files", "depends_on": ["list_files"]}),
+        ("other", lambda item: item, {"map_over": "list_files", "map_concurrency": 0}),
+    )
     assert "a mapped function takes the item as its first parameter" in message
     assert "map_concurrency must be a positive int, got 0" in message
 
@@ -400,18 +402,14 @@ CRASHING_MAP = textwrap.dedent(
     from pardag.store import open_store
 
     LEDGER = Path(os.environ["LEDGER"])
+    mark = lambda name: LEDGER.open("a").write(name + "\\n")
 
-    def mark(name):
-        with LEDGER.open("a") as f:
-            f.write(name + "\\n")
-
-    def wait_until_recorded(step):
-        while True:
-            with open_store(os.environ["STORE"]) as store:
-                (run,) = store.list_runs(workflow="crashmap")
-                if any(s.step_id == step for s in store.get_steps(run.run_id)):
-                    return
-            time.sleep(0.01)
+    def kill_once_recorded(step):
+        with open_store(os.environ["STORE"]) as store:
+            (run,) = store.list_runs(workflow="crashmap")
+            while step not in {s.step_id for s in store.get_steps(run.run_id)}:
+                time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGKILL)
 
     wf = pardag.Workflow("crashmap")
 
@@ -426,8 +424,7 @@ CRASHING_MAP = textwrap.dedent(
         flag = Path(str(LEDGER) + ".crashed")
         if item == 2 and not flag.exists():
             flag.touch()
-            wait_until_recorded("process[2]")
-            os.kill(os.getpid(), signal.SIGKILL)
+            kill_once_recorded("process[2]")
         return item * 10
 
     @wf.step
@@ -441,20 +438,16 @@ CRASHING_MAP = textwrap.dedent(
 
 
 def test_kill_9_then_resume_reruns_only_the_instances_that_had_not_finished(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     script, ledger, url = tmp_path / "crashmap.py", tmp_path / "ledger", str(tmp_path / "r.db")
     script.write_text(CRASHING_MAP)
-    env = {**os.environ, "LEDGER": str(ledger), "STORE": url}
-    done = subprocess.run([sys.executable, str(script)], env=env, timeout=60)
-    assert done.returncode == -signal.SIGKILL
+    monkeypatch.setenv("LEDGER", str(ledger))  # the crashed process's, and the resumed steps'
+    monkeypatch.setenv("STORE", url)
+    assert subprocess.run([sys.executable, str(script)], timeout=60).returncode == -signal.SIGKILL
     with open_store(url) as store:
         (run,) = store.list_runs(workflow="crashmap")
-    os.environ["LEDGER"] = str(ledger)
-    try:
-        result = pardag.resume(run.run_id, store=url)
-    finally:
-        del os.environ["LEDGER"]
+    result = pardag.resume(run.run_id, store=url)
     assert result.status is RunStatus.SUCCEEDED
     assert result.outputs["process"] == [0, 10, 20, 30]
     assert result.outputs["report"] == 60

@@ -251,7 +251,7 @@ def print_summary(console: Console, result: RunResult) -> None:
     table.add_column("duration", justify="right")
     table.add_column("attempts", justify="right")
     table.add_column("reason", overflow="fold")
-    groups = instance_counts(result)
+    groups = _instance_counts(result)
     for sid, step in result.steps.items():
         state = step.state.value
         parent = _INSTANCE.fullmatch(sid)
@@ -267,7 +267,7 @@ def print_summary(console: Console, result: RunResult) -> None:
     console.print(_closing_line(result), highlight=False)
 
 
-def instance_counts(result: RunResult) -> dict[str, str]:
+def _instance_counts(result: RunResult) -> dict[str, str]:
     """Each mapped step's instances, counted by state: ``198/200 succeeded, 2 failed``."""
     counts: dict[str, dict[str, int]] = {}
     for sid, step in result.steps.items():
