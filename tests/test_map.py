@@ -472,3 +472,30 @@ def test_the_summary_table_groups_the_instances_under_their_map() -> None:
     assert "3/5 succeeded, 2 failed; 2 of 5 instances failed; process[1]" in rows["process"]
     assert "ValueError: bad item 3" in rows["process[3]"]  # a failed instance keeps its row
     assert "process[0]" not in rows and "process[2]" not in rows
+
+
+async def sleeps_from_two(item: int) -> int:
+    if item >= 2:
+        await asyncio.sleep(3600)
+    return item
+
+
+def test_a_run_timeout_cancels_the_instances_and_their_map() -> None:
+    result = mapped(list(range(4)), sleeps_from_two).run(clock=VirtualClock(), timeout=60)
+    assert result.status is RunStatus.TIMED_OUT
+    states = [result.steps[f"process[{k}]"].state for k in range(4)]
+    assert states == [StepState.SUCCEEDED] * 2 + [StepState.CANCELLED] * 2
+    assert result.steps["process"].state is StepState.CANCELLED
+    assert result.steps["process"].reason == "run timed out after 60s"
+
+
+def test_an_instance_that_skips_itself_gives_none_at_its_place() -> None:
+    def process(item: int) -> int:
+        if item == 1:
+            raise pardag.StepSkipped("nothing to do")
+        return item
+
+    result = mapped([0, 1, 2], process).run(executor="threads")
+    assert result.steps["process[1]"].state is StepState.SKIPPED
+    assert result.outputs["process"] == [0, None, 2]
+    assert result.outputs["report"] == 2
