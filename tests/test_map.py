@@ -21,7 +21,7 @@ from rich.console import Console
 import pardag
 from pardag import EventKind, Recorder, RetryPolicy, RunStatus, StepState
 from pardag.clock import VirtualClock
-from pardag.progress import print_summary
+from pardag.progress import LiveProgress, print_summary
 from pardag.store import open_store
 
 WAIT = 5.0  # seconds an instance waits for others before giving up (never reached when right)
@@ -500,3 +500,10 @@ def test_an_instance_that_skips_itself_gives_none_at_its_place() -> None:
     assert result.steps["process[1]"].state is StepState.SKIPPED
     assert result.outputs["process"] == [0, None, 2]
     assert result.outputs["report"] == 2
+
+
+def test_the_live_view_counts_the_instances_once_they_join() -> None:
+    view = LiveProgress(Console(file=io.StringIO()), "mapped", total=3)
+    mapped([1, 2, 3, 4]).run(executor="inline", listeners=[view])
+    assert view.total == 3 + 4
+    assert sum(view.counts.values()) == 3 + 4

@@ -118,6 +118,7 @@ class LiveProgress:
         elif kind in (EventKind.STEP_STARTED, EventKind.STEP_RESUMED):
             self._forget(step)
             self.running[step] = None
+            self.total += data.get("instances", 0)  # a mapped step's instances join the run
         elif kind is EventKind.STEP_PAUSED:
             self._forget(step)
             self.paused[step] = None
