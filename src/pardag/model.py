@@ -131,6 +131,9 @@ class Step:
     executor: str | None = None
     estimate: float | None = None
     branch: dict[str, str] = field(default=EMPTY)
+    map_over: str | None = None  # mapped: one instance ``id[k]`` per item of this step's list
+    map_concurrency: int | None = None  # the most instances of this mapped step running
+    max_items: int | None = None  # the longest list it maps over (None: MAX_ITEMS)
 
 
 @dataclass(slots=True)
@@ -302,6 +305,19 @@ class Workflow:
 
         return register(fn) if fn is not None else register
 
+    def map(
+        self,
+        over: str,
+        *,
+        id: str | None = None,
+        max_concurrency: int | None = None,
+        **options: Any,
+    ) -> Callable[[F], F]:
+        """Decorator adding a mapped step: at run time, one instance ``id[k]`` per item of
+        step ``over``'s output (a list), the item given as the function's first parameter;
+        other dependencies are passed whole. Its output is the list of the instances' outputs."""
+        return self.step(id=id, map_over=over, map_concurrency=max_concurrency, **options)
+
     def add(
         self,
         id: str,
@@ -319,7 +335,14 @@ class Workflow:
             depends_on = (depends_on,)
         if fields.get("kind") == "merge":
             fields.setdefault("trigger", Trigger.ANY_SUCCESS)
-        deps = tuple(depends_on) if depends_on is not None else _infer_deps(fn, self._steps)
+        over = fields.get("map_over")
+        deps = (
+            tuple(depends_on)
+            if depends_on is not None
+            else _infer_deps(fn, self._steps, skip_first=over is not None)  # the item
+        )
+        if over is not None and over not in deps:
+            deps = (over, *deps)
         retry = _retry(fields.pop("retry", None), id)
         step = Step(id, fn, depends_on=deps, retry=retry, **fields)
         if id in self._steps:
@@ -476,12 +499,16 @@ def _show(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def _infer_deps(fn: Callable[..., Any] | None, known: Mapping[str, Step]) -> tuple[str, ...]:
-    """Dependencies named by ``fn``'s parameters: required ones, and defaulted ones naming steps."""
+def _infer_deps(
+    fn: Callable[..., Any] | None, known: Mapping[str, Step], *, skip_first: bool = False
+) -> tuple[str, ...]:
+    """Dependencies named by ``fn``'s parameters: required ones, and defaulted ones naming steps
+    (``skip_first``: but not the first, a mapped step's item)."""
     try:
-        params = inspect.signature(fn).parameters.values() if fn is not None else ()
+        params = list(inspect.signature(fn).parameters.values()) if fn is not None else []
     except (TypeError, ValueError):  # not callable, or no signature: validation says which
         return ()
+    params = params[1:] if skip_first else params
     deps = []
     for p in params:
         if p.name in RESERVED_PARAMS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):

@@ -90,6 +90,9 @@ class StepOptions(TypedDict, total=False):
     executor: str | None
     estimate: float | None
     branch: dict[str, str]
+    map_over: str | None
+    map_concurrency: int | None
+    max_items: int | None
 
 
 SETTING_OPTIONS = tuple(SettingOptions.__annotations__)

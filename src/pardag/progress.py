@@ -8,6 +8,7 @@ own thread a few times a second. The summary (``print_summary``) is built from t
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -40,6 +41,9 @@ _FINAL = {
     EventKind.STEP_SKIPPED: "skipped",
     EventKind.STEP_CANCELLED: "cancelled",
 }
+_INSTANCE = re.compile(r"(.+)\[\d+\]")
+"""A mapped step's instance id, ``process[3]`` (a step's own id has no brackets)."""
+
 _STYLE = {
     "succeeded": "green",
     "failed": "bold red",
@@ -114,6 +118,7 @@ class LiveProgress:
         elif kind in (EventKind.STEP_STARTED, EventKind.STEP_RESUMED):
             self._forget(step)
             self.running[step] = None
+            self.total += data.get("instances", 0)  # a mapped step's instances join the run
         elif kind is EventKind.STEP_PAUSED:
             self._forget(step)
             self.paused[step] = None
@@ -247,14 +252,36 @@ def print_summary(console: Console, result: RunResult) -> None:
     table.add_column("duration", justify="right")
     table.add_column("attempts", justify="right")
     table.add_column("reason", overflow="fold")
+    groups = _instance_counts(result)
     for sid, step in result.steps.items():
         state = step.state.value
+        parent = _INSTANCE.fullmatch(sid)
+        if parent is not None and parent[1] in groups and state != "failed":
+            continue  # one row per mapped step; a failed instance keeps its own, with its error
         duration = "-" if step.duration is None else f"{step.duration:.2f}s"
         style = _STYLE.get(state, "")
         reason = Text(step.reason or "")  # Text, not markup: reasons quote errors verbatim
+        if sid in groups:
+            reason = Text(groups[sid] + (f"; {step.reason}" if step.reason else ""))
         table.add_row(Text(sid), Text(state, style=style), duration, str(step.attempts), reason)
     print_trimmed(console, table)
     console.print(_closing_line(result), highlight=False)
+
+
+def _instance_counts(result: RunResult) -> dict[str, str]:
+    """Each mapped step's instances, counted by state: ``198/200 succeeded, 2 failed``."""
+    counts: dict[str, dict[str, int]] = {}
+    for sid, step in result.steps.items():
+        found = _INSTANCE.fullmatch(sid)
+        if found is not None and found[1] in result.steps:
+            mine = counts.setdefault(found[1], {})
+            mine[step.state.value] = mine.get(step.state.value, 0) + 1
+    out = {}
+    for sid, by_state in counts.items():
+        total, ok = sum(by_state.values()), by_state.pop("succeeded", 0)
+        rest = "".join(f", {n} {state}" for state, n in by_state.items())
+        out[sid] = f"{ok}/{total} succeeded{rest}"
+    return out
 
 
 def print_trimmed(console: Console, renderable: RenderableType) -> None:

@@ -67,6 +67,17 @@ class Pool:
             self.stamp = now
 
 
+@dataclass(slots=True)
+class _Fan:
+    """The instances of one mapped step: those waiting (a heap of step numbers, so item order)
+    and how many run, against the map's own ``cap``."""
+
+    pending: list[int]
+    cap: float
+    left: int
+    running: int = 0
+
+
 class Scheduler:
     """Bookkeeping of one run; see the module docstring. Only the runner calls it."""
 
@@ -104,7 +115,7 @@ class Scheduler:
         self._level = graph.levels() if self._levels else []
         self._at_level = 0
         self._left_in_level = _count(self._level)
-        self._pos, self._by_pos = self._positions(mode, durations)
+        self._pos, self._by_pos = _positions(graph, self._level, mode, durations)
         self._heap: list[int] = []
         self._held: dict[int, tuple[int, ...]] = {}  # step -> pools it holds units of
         self._detached: dict[int, tuple[int, tuple[int, ...]]] = {}  # token -> (step, pools)
@@ -117,6 +128,9 @@ class Scheduler:
         """False: log only what the caller cannot know (cascaded skips, cancellations), not
         steps made ready nor the step given to ``done``; a runner without listeners needs no
         more."""
+        self._fans: dict[int, _Fan] = {}  # mapped step -> its instances (see ``expand``)
+        self._member: dict[int, int] = {}  # instance -> its mapped step
+        self.fans_done: list[int] = []  # mapped steps whose instances are all final
 
     @property
     def ready_queue(self) -> list[int]:
@@ -156,10 +170,12 @@ class Scheduler:
         self.wakeup_at = None
         while heap and self.running < limit:
             i = by_pos[heap[0]]
-            if self._levels and self._level[i] != self._at_level:
+            if self._levels and self._level[i] > self._at_level:  # lower: a stale place
                 break
             heapq.heappop(heap)
             if state[i] is not READY:  # claimed out of turn meanwhile (see ``claim``)
+                if self._fans and i in self._fans:  # or a mapped step: its next instance
+                    self._next_instance(i, now, out)
                 continue
             if self._needs[i] and not self._acquire(i, now):
                 continue
@@ -191,6 +207,10 @@ class Scheduler:
         self.running -= 1
         if self._needs[i]:  # most steps hold no pool: skip the lookup
             self._give_back(i, self._held.pop(i, ()))
+        if self._member and i in self._member:
+            m = self._member[i]
+            self._fans[m].running -= 1
+            self._wake_fan(m)
 
     def pause(self, i: int) -> None:
         """Running step ``i`` waits for a person: it gives back its slot and stays unfinished
@@ -203,8 +223,7 @@ class Scheduler:
     def unpause(self, i: int) -> None:
         """Paused step ``i`` competes for a slot again (its wait timed out: it decides)."""
         self.paused.discard(i)
-        self.state[i] = READY
-        heapq.heappush(self._heap, self._pos[i])
+        self._back_in_line(i)
 
     def vacate(self, i: int) -> None:
         """Give back running step ``i``'s slot now; ``done`` follows later with its outcome.
@@ -212,6 +231,8 @@ class Scheduler:
         For a step that has ended but whose end the run store has not committed yet: the next
         step may take the slot, while its dependents wait for the commit.
         """
+        if i in self._vacated:  # a mapped step gave its slot back when it expanded
+            return
         self.release(i)
         self._vacated.add(i)
 
@@ -259,6 +280,9 @@ class Scheduler:
         self.running -= 1
         if held:
             self._give_back(i, held)
+        if self._member and i in self._member:  # an instance's thread: its map's count too
+            self._fans[self._member[i]].running -= 1
+            self._wake_fan(self._member[i])
 
     def resize_pool(self, name: str, size: int) -> None:
         """Change a pool's size while the run goes on; units in use stay taken."""
@@ -288,10 +312,15 @@ class Scheduler:
 
     def requeue(self, i: int) -> None:
         """A retrying step's backoff is over: it competes for a slot again."""
-        self.state[i] = READY
-        heapq.heappush(self._heap, self._pos[i])
+        self._back_in_line(i)
         if self.log_all:
             self.log.append(i)
+
+    def _back_in_line(self, i: int) -> None:
+        self.state[i] = READY
+        if self._member and i in self._member:  # an instance: back among its map's waiting
+            heapq.heappush(self._fans[self._member[i]].pending, i)
+        heapq.heappush(self._heap, self._pos[i])
 
     def cancel_pending(self, reason: str) -> list[int]:
         """Cancel every step not started or not final yet except running ones; return them."""
@@ -301,6 +330,8 @@ class Scheduler:
         self._heap.clear()
         for pool in self.pools.values():
             pool.queue.clear()
+        for fan in self._fans.values():
+            fan.pending.clear()
         return cancelled
 
     def running_steps(self) -> list[int]:
@@ -312,6 +343,61 @@ class Scheduler:
         a thread that could not be stopped."""
         return sorted({i for i, _ in self._detached.values()})
 
+    # -- mapped steps ---------------------------------------------------------------------------
+
+    def expand(self, m: int, count: int, cap: int | None = None) -> range:
+        """Running mapped step ``m`` becomes ``count`` instances, numbered after every step so
+        far (the graph already lists them); returns their numbers. ``m`` gives back its slot
+        and stays running until they are all final (then it is in ``fans_done``); they take
+        its place in the ready order, dispatched in item order, at most ``cap`` at once.
+        They are not logged: the caller announces them, before any can start."""
+        first = len(self.state)
+        new = range(first, first + count)
+        self.state.extend([READY] * count)
+        self._amounts.extend([self._amounts[m]] * count)
+        self._needs.extend([self._needs[m]] * count)
+        self._triggers.extend([self._triggers[m]] * count)
+        self._pos.extend([self._pos[m]] * count)  # its place in the ready order
+        self._waiting.extend([0] * count)
+        if self._levels:
+            self._level.extend([self._level[m]] * count)
+            self._left_in_level[self._level[m]] += count
+        self.unfinished += count
+        self.vacate(m)
+        self._fans[m] = _Fan(list(new), cap or math.inf, count)  # ascending: a heap already
+        self._member.update(dict.fromkeys(new, m))
+        heapq.heappush(self._heap, self._pos[m])
+        return new
+
+    def _next_instance(self, m: int, now: float, out: list[int]) -> None:
+        """Mapped step ``m``'s turn came in the ready heap: start its next instance, if its
+        cap and pools allow, and keep its place while more wait."""
+        fan = self._fans[m]
+        if not fan.pending or fan.running >= fan.cap:
+            return  # ``release`` puts it back when an instance ends
+        j = heapq.heappop(fan.pending)
+        while self.state[j] is not READY:  # restored final (a resumed run): not run again
+            if not fan.pending:
+                return
+            j = heapq.heappop(fan.pending)
+        if self._needs[j] and not self._acquire(j, now):  # queued on the pool by ``m``'s place
+            heapq.heappush(fan.pending, j)
+            return
+        self.state[j] = RUNNING
+        self.running += 1
+        fan.running += 1
+        out.append(j)
+        self._wake_fan(m)
+
+    def _wake_fan(self, m: int) -> None:
+        fan = self._fans[m]
+        if fan.pending and fan.running < fan.cap:
+            heapq.heappush(self._heap, self._pos[m])
+
+    def parent_of(self, i: int) -> int | None:
+        """The mapped step that instance ``i`` belongs to; None for any other step."""
+        return self._member.get(i) if self._member else None
+
     # -- internals --------------------------------------------------------------------------
 
     def _finish(self, i: int, outcome: StepState, reason: str | None, log: bool = True) -> None:
@@ -321,6 +407,11 @@ class Scheduler:
         self.unfinished -= 1
         if log:
             self.log.append(i)
+        if self._member and i in self._member:
+            m = self._member[i]
+            self._fans[m].left -= 1
+            if not self._fans[m].left:
+                self.fans_done.append(m)
         if self._levels:
             level = self._level[i]
             self._left_in_level[level] -= 1
@@ -432,25 +523,26 @@ class Scheduler:
             if pool.rate is not None:
                 self._unqueue(pool)
 
-    def _positions(
-        self, mode: Mode, durations: Sequence[float] | None
-    ) -> tuple[list[int], list[int]]:
-        g = self.graph
-        n = len(g.ids)
-        if mode is Mode.LEVELS:
-            keys: list[tuple[object, ...]] = [(self._level[i], g.ids[i]) for i in range(n)]
-            by_pos = sorted(range(n), key=keys.__getitem__)
-        else:
-            # Stable sorts, least significant key first: declaration order breaks the ties.
-            longest_first = [-r for r in g.upward_rank(durations)]
-            by_pos = sorted(range(n), key=longest_first.__getitem__)
-            if any(s.priority for s in g.steps):
-                highest_first = [-s.priority for s in g.steps]
-                by_pos.sort(key=highest_first.__getitem__)
-        pos = [0] * n
-        for k, i in enumerate(by_pos):
-            pos[i] = k
-        return pos, by_pos
+
+def _positions(
+    g: Graph, level: list[int], mode: Mode, durations: Sequence[float] | None
+) -> tuple[list[int], list[int]]:
+    """Each step's place in the one order of its run, and the step at each place."""
+    n = len(g.ids)
+    if mode is Mode.LEVELS:
+        keys: list[tuple[object, ...]] = [(level[i], g.ids[i]) for i in range(n)]
+        by_pos = sorted(range(n), key=keys.__getitem__)
+    else:
+        # Stable sorts, least significant key first: declaration order breaks the ties.
+        longest_first = [-r for r in g.upward_rank(durations)]
+        by_pos = sorted(range(n), key=longest_first.__getitem__)
+        if any(s.priority for s in g.steps):
+            highest_first = [-s.priority for s in g.steps]
+            by_pos.sort(key=highest_first.__getitem__)
+    pos = [0] * n
+    for k, i in enumerate(by_pos):
+        pos[i] = k
+    return pos, by_pos
 
 
 def _count(levels: list[int]) -> list[int]:

@@ -15,6 +15,7 @@ recursion limit.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import gc
 import inspect
@@ -32,7 +33,7 @@ from pardag.model import ID_PATTERN, Graph, Settings, Step, Workflow, settings_p
 from pardag.states import Trigger
 from pardag.validate_reads import read_problems
 
-__all__ = ["compile_workflow"]
+__all__ = ["compile_workflow", "item_step"]
 
 
 @contextlib.contextmanager
@@ -73,7 +74,10 @@ def _compile(wf: Workflow) -> Graph:
         for dep in s.depends_on:
             j = index.get(dep)
             if j is None:
-                problems.append(Problem(s.id, _unknown_dep(dep, index)))
+                problem = _unknown_dep(dep, index)
+                if dep == s.map_over:  # say what the name is for
+                    problem = "maps over" + problem.removeprefix("depends on")
+                problems.append(Problem(s.id, problem))
             else:
                 mine.append(j)
         if len(mine) > 1 and len(set(mine)) < len(mine):
@@ -168,9 +172,50 @@ def _step_problems(s: Step, settings: Settings) -> list[Problem]:
         msgs += _when_problems(s)
     if s.cache is not None:
         msgs += cache_problems(s)
+    if s.map_over is not None:
+        mapped = _map_problems(s)
+        if mapped:  # its function cannot be checked as an instance's
+            return [Problem(s.id, m) for m in msgs + mapped]
+        s = item_step(s)
     msgs += kind_problems(s)
     msgs += send_problems(s, settings.executor)
     return [Problem(s.id, m) for m in msgs] if msgs else []
+
+
+def item_step(step: Step) -> Step:
+    """The step each instance of mapped ``step`` runs: its function's first parameter takes
+    the item (the input named after it), its other dependencies are passed whole."""
+    first = _item_parameter(step.fn)
+    assert first is not None  # validated
+    others = tuple(d for d in step.depends_on if d != step.map_over)
+    return dataclasses.replace(step, depends_on=(first, *others), map_over=None)
+
+
+def _map_problems(s: Step) -> list[str]:
+    """What a mapped step must be: a Python function taking the item first, with positive
+    limits; what this release cannot map yet is said, not ignored."""
+    out = []
+    for name in ("map_concurrency", "max_items"):
+        value = getattr(s, name)
+        if value is not None and (type(value) is not int or value < 1):
+            out.append(f"{name} must be a positive int, got {value!r}")
+    if s.kind != "python" or not callable(s.fn):
+        return [*out, "only a Python function can be mapped yet; give the step a function"]
+    if _item_parameter(s.fn) is None:
+        out.append("a mapped function takes the item as its first parameter; add one")
+    if s.when is not None or s.cache is not None:
+        out.append("when= and cache= are not supported on a mapped step yet; remove them")
+    return out
+
+
+def _item_parameter(fn: Callable[..., Any] | None) -> str | None:
+    """The name of ``fn``'s first positional parameter (a mapped step's item), if any."""
+    try:
+        params = inspect.signature(fn).parameters.values()  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return next((p.name for p in params if p.kind in positional), None)
 
 
 def _when_problems(s: Step) -> list[str]:

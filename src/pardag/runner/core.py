@@ -20,7 +20,7 @@ import functools
 import gc
 import random
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from pardag.errors import ExpressionError
@@ -42,6 +42,7 @@ from pardag.runner.decisions import (
     stalled,
 )
 from pardag.runner.events import Announcer
+from pardag.runner.mapping import Mapper, Settlers, has_maps
 from pardag.runner.outcome import build_result
 from pardag.runner.plan import Check, Plan, make_scheduler
 from pardag.runner.records import RunRecords
@@ -93,7 +94,11 @@ class Runner:
         self._fail_fast = plan.settings.on_failure is OnFailure.FAIL_FAST
         self._inbox: deque[Message] = deque()
         self._pumping = False
-        self._alarms = Alarms(self.clock, self._post, [s.timeout for s in plan.graph.steps])
+        timeouts = [s.timeout for s in plan.graph.steps]
+        self._alarms = Alarms(self.clock, self._post, timeouts)
+        settlers = Settlers(self._succeeded, self._failed, self._finish)
+        parts = (plan, state, self.sched, events, timeouts, settlers, records, resumption)
+        self._maps = Mapper(*parts) if has_maps(plan.graph) else None
         self._workers = Workers(plan.settings.max_concurrency, self._inbox, self._pump)
         if plan.chain is not None:
             heap, reported = self.sched.ready_queue, self._workers.reported
@@ -112,7 +117,8 @@ class Runner:
             self.context.answers = self._records.open(
                 started, resuming, self.params, self._store_failed, self._pump
             )
-        self.clock.watch(self._only_waits)
+        watch = (self.state, self.plan.executor_of, self._inbox, self._records)
+        self.clock.watch(functools.partial(_only_waits, *watch))
         self._events.emit(EventKind.RUN_STARTED, None)
         deadline = self._alarms.run_limit(self.plan.settings.timeout, self._abort)
         frozen = _freeze_heap(len(self.plan.graph.ids))
@@ -250,6 +256,9 @@ class Runner:
         committed in the next group, and always before the attempt's end)."""
         if self._records is not None:
             self._records.started(i)
+        if self._maps is not None and i in self._maps.sources:  # a mapped step: expand it
+            self._maps.start(i, self.clock.time())
+            return
         self._start(i)
 
     def _start(self, i: int) -> None:
@@ -264,7 +273,7 @@ class Runner:
             return
         if policy is not None and self._records is not None:
             try:  # the cache's answer comes back as a message
-                if self._records.look_up(i, policy, inputs, plan.lookups, self._on_answer):
+                if self._records.look_up(i, policy, inputs, plan.lookups, self._inbox.append):
                     return
             except ExpressionError as exc:  # a key template that cannot render: no retries
                 self._failed_by_workflow(i, exc)
@@ -415,6 +424,8 @@ class Runner:
 
     def _release(self, i: int, state: StepState, handle: str | None, reason: str | None) -> None:
         self.sched.done(i, state, handle=handle, reason=reason)
+        if self.sched.fans_done and self._maps is not None:  # instances ended: their map
+            self._maps.settle()
         if self._held_back and i in self._held_back:
             self.sched.log.extend(self._held_back.pop(i))  # the cancels it caused, after it
         if self.plan.exact_events:
@@ -463,6 +474,8 @@ class Runner:
         st.stop = stop
         before = len(log)
         self.sched.cancel_pending(stop.reason)
+        if self.sched.fans_done and self._maps is not None:
+            self._maps.settle()
         if cause is not None:
             self._held_back[cause] = log[before:]
             del log[before:]
@@ -491,20 +504,7 @@ class Runner:
         elif verdict is not None:
             raise RuntimeError(verdict)
 
-    def _only_waits(self) -> bool:
-        """True when nothing works for the run: no step on a thread or a process (an async
-        step may be awaiting time), the store owes nothing, no message waits (a virtual
-        clock may then move time on)."""
-        st, ex = self.state, self.plan.executor_of
-        if st.detached or self._inbox or (self._records is not None and self._records.busy):
-            return False
-        return all(ex[i] == ExecutorName.ASYNC for i in st.futures)
-
     # -- executors and their reports ----------------------------------------------------------
-
-    def _on_answer(self, answer: CacheAnswer) -> None:
-        """The journal's answer to a cache lookup (the journal pumps after delivering it)."""
-        self._inbox.append(answer)
 
     def _detached_ended(self, fut: asyncio.Future[Any]) -> None:
         """A thread ended after its step was settled: free its slot, drop its result."""
@@ -522,6 +522,17 @@ class Runner:
         ending = run_status(st.stop, st.paused, st.first_failure)
         args = (self.plan, st, self.sched, self.run_id, self.params, times, ending)
         return build_result(*args, secrets_of(self.context).masker)  # shows no secret
+
+
+def _only_waits(
+    st: RunState, ex: Sequence[str], inbox: deque[Message], records: RunRecords | None
+) -> bool:
+    """True when nothing works for the run: no step on a thread or a process (an async step
+    may be awaiting time), the store owes nothing, no message waits (a virtual clock may then
+    move time on)."""
+    if st.detached or inbox or (records is not None and records.busy):
+        return False
+    return all(ex[i] == ExecutorName.ASYNC for i in st.futures)
 
 
 def _freeze_heap(steps: int) -> bool:

@@ -27,6 +27,7 @@ from pardag.recording import Resumption, open_run_store, run_record
 from pardag.results import RunResult
 from pardag.runner.core import Runner
 from pardag.runner.events import Announcer
+from pardag.runner.mapping import fork_graph, has_maps
 from pardag.runner.plan import make_plan, past_durations
 from pardag.runner.records import RunRecords
 from pardag.runner.state import RunState
@@ -91,6 +92,8 @@ def new_runner(
     overrides: Mapping[str, Any] = {k: v for k, v in options.items() if k in SETTING_OPTIONS}
     settings = with_overrides(wf.settings, overrides)
     graph = wf.compile()
+    if has_maps(graph):  # its instances are appended to the run's own copy
+        graph = fork_graph(graph)
     params = {**wf.params, **given}
     secrets = _run_secrets(wf, options, params)  # a missing secret: before the store opens
     store, owned = open_run_store(options.get("store"))

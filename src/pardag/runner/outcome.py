@@ -54,7 +54,8 @@ def build_result(
 
     steps = StepResults(ids, graph.index, make)
     outputs = Outputs(ids, graph.index, values, states)
-    terminal = tuple(ids[i] for i in range(len(ids)) if not graph.succs[i])
+    last = tuple(i for i in range(len(ids)) if not graph.succs[i])
+    terminal = tuple(ids[i] for i in last if sched.parent_of(i) is None)  # not instances
     status, error = ending
     started, finished = times
     return RunResult(

@@ -241,7 +241,7 @@ class RunRecords:
             st.started[i] = rec.started_at or 0.0
             st.finished[i] = rec.finished_at or 0.0
             final[i] = (state, handle, rec.reason)
-        st.kept = set(final)
+        st.kept |= set(final)  # a mapped step's instances are restored when it expands
         return final
 
     async def close(self, sched: Scheduler, status: RunStatus, error: str | None) -> None:
