@@ -82,7 +82,9 @@ __all__ = [
     "MAX_EXPONENT",
     "MAX_INT_BITS",
     "MAX_LENGTH",
+    "ITEM_NAMES",
     "TEMPLATE_NAMES",
+    "ItemInputs",
     "NameMissing",
     "Sandbox",
     "available_names",
@@ -100,6 +102,8 @@ __all__ = [
 
 TEMPLATE_NAMES = frozenset({"inputs", "steps", "params", "trigger", "env", "secrets"})
 """The names :func:`namespace` gives every step's templates (a kind may add more)."""
+ITEM_NAMES = frozenset({"item", "item_index"})
+"""The names an instance of a mapped step's templates read besides (its item, its index)."""
 
 _ENV_KEY = "pardag.templates.env"
 _MAX_LISTED = 20
@@ -188,10 +192,24 @@ def environment(
     )
 
 
+class ItemInputs(dict[str, Any]):
+    """The inputs of one instance of a mapped step, carrying its item and index beside them,
+    so that every kind's templates read ``{{ item }}`` without each kind knowing of maps."""
+
+    __slots__ = ("item", "item_index")
+
+    def __init__(self, inputs: Mapping[str, Any], item: Any, item_index: int) -> None:
+        super().__init__(inputs)
+        self.item, self.item_index = item, item_index
+
+
 def namespace(inputs: Mapping[str, Any], ctx: RunContext, **extra: Any) -> dict[str, Any]:
     """The names a step's templates read, each a read-only view; ``extra`` adds or overrides
-    some. ``env`` is one snapshot of ``os.environ`` per run (taken on first use)."""
+    some. ``env`` is one snapshot of ``os.environ`` per run (taken on first use). An
+    instance of a mapped step (``ItemInputs``) also has ``item`` and ``item_index``."""
     params = freeze(ctx.params)
+    if isinstance(inputs, ItemInputs):
+        extra = {"item": inputs.item, "item_index": inputs.item_index, **extra}
     return {
         "inputs": freeze(inputs),
         "steps": freeze({dep: {"output": value} for dep, value in inputs.items()}),

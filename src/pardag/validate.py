@@ -26,7 +26,7 @@ from pardag.caching import cache_problems
 from pardag.errors import ArgumentError, CycleError, Problem, ValidationError
 from pardag.executors.payload import send_problems
 from pardag.expressions import compile_expression
-from pardag.kinds import kind_problems
+from pardag.kinds import KINDS, kind_problems
 from pardag.kinds.control import branch_handle
 from pardag.kinds.python import bind_function
 from pardag.model import ID_PATTERN, Graph, Settings, Step, Workflow, settings_problems
@@ -184,10 +184,13 @@ def _step_problems(s: Step, settings: Settings) -> list[Problem]:
 
 def item_step(step: Step) -> Step:
     """The step each instance of mapped ``step`` runs: its function's first parameter takes
-    the item (the input named after it), its other dependencies are passed whole."""
+    the item (the input named after it), its other dependencies are passed whole. A kind's
+    step (shell, http) reads the item in its templates instead, as ``{{ item }}``."""
+    others = tuple(d for d in step.depends_on if d != step.map_over)
+    if step.fn is None:
+        return dataclasses.replace(step, depends_on=others, map_over=None)
     first = _item_parameter(step.fn)
     assert first is not None  # validated
-    others = tuple(d for d in step.depends_on if d != step.map_over)
     return dataclasses.replace(step, depends_on=(first, *others), map_over=None)
 
 
@@ -199,13 +202,22 @@ def _map_problems(s: Step) -> list[str]:
         value = getattr(s, name)
         if value is not None and (type(value) is not int or value < 1):
             out.append(f"{name} must be a positive int, got {value!r}")
-    if s.kind != "python" or not callable(s.fn):
+    if s.fn is None and s.kind != "python":
+        if not hasattr(KINDS.get(s.kind), "template_names"):
+            return [*out, _UNMAPPABLE.format(kind=s.kind)]
+    elif s.kind != "python" or not callable(s.fn):
         return [*out, "only a Python function can be mapped yet; give the step a function"]
-    if _item_parameter(s.fn) is None:
+    elif _item_parameter(s.fn) is None:
         out.append("a mapped function takes the item as its first parameter; add one")
     if s.when is not None or s.cache is not None:
         out.append("when= and cache= are not supported on a mapped step yet; remove them")
     return out
+
+
+_UNMAPPABLE = (
+    "a {kind} step cannot be mapped yet (only Python functions, shell and http steps, whose "
+    "templates read {{{{ item }}}}); map a shell or Python step instead"
+)
 
 
 def _item_parameter(fn: Callable[..., Any] | None) -> str | None:

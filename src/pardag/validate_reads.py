@@ -34,7 +34,7 @@ from pardag.kinds import KINDS
 from pardag.model import Step, Workflow, param_problem
 from pardag.reads import Reads, template_reads
 from pardag.secrets import Secret
-from pardag.templates import TEMPLATE_NAMES
+from pardag.templates import ITEM_NAMES, TEMPLATE_NAMES
 
 __all__ = ["read_problems"]
 
@@ -86,7 +86,7 @@ def _sources(step: Step) -> Iterator[tuple[str, Reads, frozenset[str]]]:
             yield from _expression(field, step.params.get(field), expression_names)
     extra = getattr(kind, "template_names", None)
     if extra is not None:  # a kind that says what its templates have: checked here
-        names = TEMPLATE_NAMES | set(extra)
+        names = TEMPLATE_NAMES | set(extra) | (ITEM_NAMES if step.map_over else frozenset())
         for field in getattr(kind, "templated", ()):
             if field in step.params:
                 yield field, template_reads(step.params[field]), names
@@ -119,6 +119,8 @@ def _field_problems(
                 missing.setdefault(name, []).append(field)
             else:  # a template reads a dependency's output as steps.ID.output
                 yield f"{field} reads {name!r} as a name; write steps.{name}.output"
+        elif name in ITEM_NAMES:
+            yield _item_outside_map(wf, field, name)
         else:
             yield f"{field} reads {name!r}, which is not defined{_closest(name, available)}"
     for root, key, inner in sorted(reads.keys, key=lambda k: (k[0], k[1], k[2] or "")):
@@ -132,6 +134,15 @@ def _field_problems(
                 yield f"{field} reads {root}.{key}: {problem}"
         elif root == "secrets" and key not in wf.secrets:
             yield _undeclared_secret(wf, field, key)
+
+
+def _item_outside_map(wf: Workflow, field: str, name: str) -> str:
+    """``{{ item }}`` in a step that is not mapped: say how to map it."""
+    fix = "map_over=" if wf.definition_format.startswith("python") else "for_each:"
+    return (
+        f"{field} reads {name!r}, which only a mapped step's templates have (one instance per "
+        f"item of a list); map this step with {fix} naming the step whose output is the list"
+    )
 
 
 def _undeclared_secret(wf: Workflow, field: str, key: str) -> str:

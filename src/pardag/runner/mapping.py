@@ -31,6 +31,7 @@ from pardag.runner.records import RunRecords
 from pardag.runner.state import RunState
 from pardag.scheduler import Scheduler
 from pardag.states import StepState
+from pardag.templates import ItemInputs
 from pardag.validate import item_step
 
 __all__ = ["MAX_ITEMS", "Mapper", "Settlers", "fork_graph", "has_maps"]
@@ -170,7 +171,10 @@ class Mapper:
         graph.steps.extend(dataclasses.replace(step, id=sid, map_over=None) for sid in ids)
         graph.preds.extend([()] * n)
         graph.succs.extend([()] * n)
-        _extend(plan.actions, [_instance_action(action, name, shared, item) for item in items])
+        _extend(
+            plan.actions,
+            [_instance_action(action, name, shared, item, k) for k, item in enumerate(items)],
+        )
         _extend(plan.executor_of, [plan.executor_of[m]] * n)
         _extend(plan.checks, [None] * n)
         if plan.cache is not None:
@@ -207,14 +211,18 @@ class Mapper:
         return SUCCEEDED, [st.outputs[j] if states[j] is SUCCEEDED else None for j in mine]
 
 
-def _item_name(step: Step) -> str:
+def _item_name(step: Step) -> str | None:
     """The name under which an instance's inputs carry its item: the first parameter of the
-    mapped function (``item_step`` made it the first dependency of the planned action)."""
-    return item_step(step).depends_on[0]
+    mapped function (``item_step`` made it the first dependency of the planned action);
+    None for a kind's step, whose templates read the item as ``{{ item }}``."""
+    return None if step.fn is None else item_step(step).depends_on[0]
 
 
-def _instance_action(action: Action, name: str, shared: dict[str, Any], item: Any) -> Action:
-    bind = functools.partial(_call_with_item, action.bind, {**shared, name: item})
+def _instance_action(
+    action: Action, name: str | None, shared: dict[str, Any], item: Any, k: int
+) -> Action:
+    inputs = ItemInputs(shared if name is None else {**shared, name: item}, item, k)
+    bind = functools.partial(_call_with_item, action.bind, inputs)
     return dataclasses.replace(action, bind=bind)
 
 
