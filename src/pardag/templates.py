@@ -79,10 +79,10 @@ if TYPE_CHECKING:
     from pardag.kinds.base import RunContext
 
 __all__ = [
+    "ITEM_NAMES",
     "MAX_EXPONENT",
     "MAX_INT_BITS",
     "MAX_LENGTH",
-    "ITEM_NAMES",
     "TEMPLATE_NAMES",
     "ItemInputs",
     "NameMissing",

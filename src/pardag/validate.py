@@ -195,14 +195,14 @@ def item_step(step: Step) -> Step:
 
 
 def _map_problems(s: Step) -> list[str]:
-    """What a mapped step must be: a Python function taking the item first, with positive
-    limits; what this release cannot map yet is said, not ignored."""
+    """What a mapped step must be: a Python function taking the item first, or a shell or
+    http step, with positive limits; what this release cannot map yet is said, not ignored."""
     out = []
     for name in ("map_concurrency", "max_items"):
         value = getattr(s, name)
         if value is not None and (type(value) is not int or value < 1):
             out.append(f"{name} must be a positive int, got {value!r}")
-    if s.fn is None and s.kind != "python":
+    if s.fn is None:  # a kind's step: its templates read the item
         if not hasattr(KINDS.get(s.kind), "template_names"):
             return [*out, _UNMAPPABLE.format(kind=s.kind)]
     elif s.kind != "python" or not callable(s.fn):
@@ -215,8 +215,8 @@ def _map_problems(s: Step) -> list[str]:
 
 
 _UNMAPPABLE = (
-    "a {kind} step cannot be mapped yet (only Python functions, shell and http steps, whose "
-    "templates read {{{{ item }}}}); map a shell or Python step instead"
+    "a {kind} step cannot be mapped yet: only a Python function given in Python, or a shell "
+    "or http step (whose templates read {{{{ item }}}}), can; map one of those instead"
 )
 
 

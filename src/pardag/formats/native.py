@@ -163,6 +163,17 @@ class _Reader(Checks):
                 if value is not MISSING:
                     options[name] = value
         options["params"] = self._params(spec, step_fields, fields, sid)
+        for field in ("max_concurrency", "max_items"):
+            if field in spec and "for_each" not in spec:
+                self.bad(
+                    f"{field!r} applies to a mapped step only; add for_each: or remove it",
+                    *at,
+                    field,
+                    step=sid,
+                )
+        for field, option in _MAP_OPTIONS.items():
+            if field in options:
+                options[option] = options.pop(field)
         depends_on = options.pop("depends_on", ())
         options.pop("description", None)
         wf.add(sid, depends_on=depends_on, **options)
@@ -224,6 +235,8 @@ class _Reader(Checks):
             return value if ok else MISSING
         if name == "priority":
             return self.integer(value, name, None, *at, step=sid)
+        if name in ("max_concurrency", "max_items"):
+            return self.integer(value, name, 1, *at, step=sid)
         if name == "executor":
             return self.choice(value, name, STEP_EXECUTORS, *at, step=sid)
         if name == "trigger":
@@ -236,8 +249,19 @@ class _Reader(Checks):
             "retry": self._retry,
             "resources": self._resources,
             "branch": self._branch,
+            "for_each": self._for_each,
         }
         return readers[name](value, sid)
+
+    def _for_each(self, value: Any, sid: str) -> Any:
+        """The step whose output list this step maps over: its id, or a lone
+        ``{{ steps.ID.output }}``; anything else would read as a template it is not."""
+        found = _FOR_EACH.fullmatch(value) if isinstance(value, str) else None
+        if found is None:
+            expected = 'a step id or "{{ steps.ID.output }}" (the step whose output is the list)'
+            at = ("steps", sid, "for_each")
+            return self.bad(f"'for_each' must be {expected}, got {show(value)}", *at, step=sid)
+        return found.group("id") or found.group("ref")
 
     def _text(self, value: Any, what: str, at: tuple[str, ...], sid: str | None) -> Any:
         ok = isinstance(value, str) and bool(value.strip())
@@ -325,6 +349,8 @@ class _Reader(Checks):
                 p = Problem(p.step, p.message, self.doc.path)
             found = _UNKNOWN_DEP.match(p.message)
             step = wf.steps.get(p.step) if p.step is not None else None
+            if step is not None and step.map_over is not None and _MAPPED.match(p.message):
+                p = Problem(p.step, p.message, self.doc.where("steps", step.id, "for_each"))
             if found and step is not None and found.group(1) in step.depends_on:
                 n = step.depends_on.index(found.group(1))
                 p = Problem(p.step, p.message, self.doc.where("steps", step.id, "depends_on", n))
@@ -333,3 +359,13 @@ class _Reader(Checks):
 
 
 _UNKNOWN_DEP = re.compile(r"depends on unknown step '([^']*)'")
+_MAPPED = re.compile(
+    r"maps over unknown step|\S+ must be a positive int|a \S+ step cannot be mapped"
+)
+"""The model's problems with a mapped step that belong at its ``for_each:`` line."""
+_FOR_EACH = re.compile(
+    r"\s*(?:(?P<id>[A-Za-z0-9_.-]+)|\{\{\s*steps\.(?P<ref>[A-Za-z0-9_.-]+?)\.output\s*\}\})\s*"
+)
+"""A ``for_each:`` value: a step id, or a lone reference to one step's output."""
+_MAP_OPTIONS = {"for_each": "map_over", "max_concurrency": "map_concurrency"}
+"""The file's names of a mapped step's fields that the model names otherwise."""

@@ -140,6 +140,22 @@ STEP = (
         },
         "Run only on these condition steps' branches, e.g. {check: true}.",
     ),
+    Field(
+        "for_each",
+        {"type": "string"},
+        'Map this step over a list: a step id, or "{{ steps.ID.output }}"; one instance '
+        "ID[k] per item, whose templates read {{ item }} and {{ item_index }}.",
+    ),
+    Field(
+        "max_concurrency",
+        {"type": "integer", "minimum": 1},
+        "With for_each: the most instances of this step running at once.",
+    ),
+    Field(
+        "max_items",
+        {"type": "integer", "minimum": 1},
+        "With for_each: the longest list it maps over (default 100,000); longer fails it.",
+    ),
 )
 TOP = (
     Field("$schema", {"type": "string"}, "The JSON Schema this file follows (for editors)."),
