@@ -232,3 +232,23 @@ def test_the_cli_shows_the_map_as_one_grouped_row(tmp_path: Path) -> None:
     assert len(rows) == 1, run.stdout
     assert re.search(r"^process\s+succeeded\b.*\b3/3 succeeded", rows[0]), rows
     assert '"0:a", "1:b", "2:c"' in run.stdout
+
+
+# -- the documentation's example ----------------------------------------------------------------
+
+
+def test_the_formats_page_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """docs/formats.md's for_each example, on real files: each is copied, none runs."""
+    page = (Path(__file__).resolve().parents[2] / "docs" / "formats.md").read_text()
+    section = page[page.index("### Mapping a step: `for_each`") :]
+    found = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert found is not None
+    for name in ("a.png", "b c.png", "$(touch pwned).png"):
+        (tmp_path / name).write_text(name)
+    (tmp_path / "out").mkdir()
+    monkeypatch.chdir(tmp_path)
+    result = pardag.load(write(tmp_path, found.group(1))).run()
+    assert result.status == "succeeded", result.error
+    assert result.outputs["report"] == [0, 0, 0]
+    assert (tmp_path / "out" / "2.png").read_text() == "$(touch pwned).png"
+    assert not (tmp_path / "pwned").exists()
