@@ -8,7 +8,11 @@ import os
 import re
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -252,3 +256,48 @@ def test_the_formats_page_example_runs(tmp_path: Path, monkeypatch: pytest.Monke
     assert result.outputs["report"] == [0, 0, 0]
     assert (tmp_path / "out" / "2.png").read_text() == "$(touch pwned).png"
     assert not (tmp_path / "pwned").exists()
+
+
+# -- http -----------------------------------------------------------------------------------------
+
+
+class _Echo(BaseHTTPRequestHandler):
+    """Answers every GET with its query, as JSON."""
+
+    def do_GET(self) -> None:
+        body = json.dumps(parse_qs(urlsplit(self.path).query)).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        """Quiet."""
+
+
+@pytest.fixture
+def echo() -> Iterator[str]:
+    """The URL of a server on loopback that echoes each request's query."""
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/echo"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(10)
+
+
+def test_a_mapped_http_step_sends_each_item(echo: str) -> None:
+    """One request per item, its query built from the instance's ``{{ item }}``."""
+    items = ["a b", "x&y=z", "é"]
+    wf = pardag.Workflow("w")
+    wf.add("items", lambda: items)
+    query = {"q": "{{ item }}", "i": "{{ item_index }}"}
+    wf.add("call", kind="http", map_over="items", params={"url": echo, "query": query})
+    result = wf.run()
+    assert result.status == "succeeded", result.error
+    sent = [r["body"] for r in result.outputs["call"]]
+    assert sent == [{"q": [item], "i": [str(k)]} for k, item in enumerate(items)]
