@@ -361,6 +361,7 @@ class _Reader(Checks):
 _UNKNOWN_DEP = re.compile(r"depends on unknown step '([^']*)'")
 _MAPPED = re.compile(
     r"maps over unknown step|\S+ must be a positive int|a \S+ step cannot be mapped"
+    r"|when= and cache= are not supported on a mapped step"
 )
 """The model's problems with a mapped step that belong at its ``for_each:`` line."""
 _FOR_EACH = re.compile(
