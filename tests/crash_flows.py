@@ -209,6 +209,9 @@ def random_dag(
 
 dag_11 = random_dag("dag_11", 11, 200, pause=0.004)
 dag_23 = random_dag("dag_23", 23, 200, pause=0.004)
+dag_23_long = random_dag("dag_23_long", 23, 200, pause=0.02)
+"""Runs beside a killed ``dag_11``: five times slower, so it is surely still running when its
+neighbour is killed at its 40th step, whatever share of the two cores each process gets."""
 dag_37 = random_dag("dag_37", 37, 200, pause=0.004)
 quick_100 = random_dag("quick_100", 5, 100)
 """Run by several processes at once on one store: no pause, so they write as fast as they can."""

@@ -450,7 +450,7 @@ def test_a_run_killed_beside_others_on_one_file_blocks_none_of_them(
     resumes to the same outputs as a run that was never killed."""
     expected = {
         name: in_memory_outputs(getattr(crash_flows, name), tmp_path, monkeypatch)
-        for name in ("dag_11", "dag_23")
+        for name in ("dag_11", "dag_23_long")
     }
     url = str(tmp_path / "runs.db")
     barrier = tmp_path / "barrier"
@@ -458,7 +458,7 @@ def test_a_run_killed_beside_others_on_one_file_blocks_none_of_them(
     gate = {"CRASH_BARRIER": f"{barrier}:4"}
     victim_ledger = tmp_path / "victim"
     victim = start("dag_11", url, victim_ledger, **gate)
-    others = [start("dag_23", url, tmp_path / f"ledger{k}", **gate) for k in range(3)]
+    others = [start("dag_23_long", url, tmp_path / f"ledger{k}", **gate) for k in range(3)]
     kill_when_ledger_reaches(victim, victim_ledger, 40, 0.003)
     progress = [ledger_lines(tmp_path / f"ledger{k}") for k in range(3)]
     assert any(n < 200 for n in progress), "the others had finished: nothing ran beside the kill"
@@ -468,7 +468,7 @@ def test_a_run_killed_beside_others_on_one_file_blocks_none_of_them(
     assert not any("locked" in e or "Traceback" in e for e in errors), errors
     run_ids = {p.read_text().strip() for p in tmp_path.glob("ledger*.out")}
     for run_id in run_ids:
-        assert_finished(url, run_id, expected["dag_23"])
+        assert_finished(url, run_id, expected["dag_23_long"])
 
     run_id = the_run(url, "dag_11")
     before = look(url, run_id, victim_ledger)
