@@ -119,6 +119,7 @@ def test_the_facades_are_the_only_upward_imports_of_the_model() -> None:
         "pardag.units",
         "pardag.options",
         "pardag.settings_rules",
+        "pardag.retrying",
     }
     assert {t for t in imports_of("pardag.model") if ("pardag.model", t) not in FACADES} <= below
 

@@ -434,7 +434,7 @@ def test_a_bad_retry_mapping_says_what_the_files_say() -> None:
 
 def test_the_retry_keys_are_the_files_retry_fields() -> None:
     from pardag.formats.native_fields import RETRY
-    from pardag.model import RETRY_KEYS
+    from pardag.retrying import RETRY_KEYS
 
     assert tuple(f.name for f in RETRY) == RETRY_KEYS
 
