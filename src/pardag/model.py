@@ -96,9 +96,15 @@ class Step:
     executor: str | None = None
     estimate: float | None = None
     branch: dict[str, str] = field(default=EMPTY)
-    map_over: str | None = None  # mapped: one instance ``id[k]`` per item of this step's list
+    map_over: str | tuple[str, ...] | None = None  # mapped: one instance ``id[k]`` per item
     map_concurrency: int | None = None  # the most instances of this mapped step running
     max_items: int | None = None  # the longest list it maps over (None: MAX_ITEMS)
+    allow_failures: int | float | None = None  # failed instances a map may end with
+
+    def map_sources(self) -> tuple[str, ...]:
+        """The steps whose lists this step maps over, zipped (none: it is not mapped)."""
+        over = self.map_over
+        return () if over is None else (over,) if isinstance(over, str) else over
 
 
 @dataclass(slots=True)
@@ -272,7 +278,7 @@ class Workflow:
 
     def map(
         self,
-        over: str,
+        over: str | Sequence[str],
         *,
         id: str | None = None,
         max_concurrency: int | None = None,
@@ -280,7 +286,8 @@ class Workflow:
     ) -> Callable[[F], F]:
         """Decorator adding a mapped step: at run time, one instance ``id[k]`` per item of
         step ``over``'s output (a list), the item given as the function's first parameter;
-        other dependencies are passed whole. Its output is the list of the instances' outputs."""
+        other dependencies are passed whole. Its output is the list of the instances' outputs.
+        Several steps (``over=["a", "b"]``) are zipped: item k of each, as the first parameters."""
         return self.step(id=id, map_over=over, map_concurrency=max_concurrency, **options)
 
     def add(
@@ -301,13 +308,15 @@ class Workflow:
         if fields.get("kind") == "merge":
             fields.setdefault("trigger", Trigger.ANY_SUCCESS)
         over = fields.get("map_over")
+        if over is not None and not isinstance(over, str):
+            over = fields["map_over"] = tuple(over)  # zipped lists
+        sources = () if over is None else (over,) if isinstance(over, str) else over
         deps = (
             tuple(depends_on)
             if depends_on is not None
-            else _infer_deps(fn, self._steps, skip_first=over is not None)  # the item
+            else _infer_deps(fn, self._steps, skip=len(sources))  # the items
         )
-        if over is not None and over not in deps:
-            deps = (over, *deps)
+        deps = (*(s for s in sources if s not in deps), *deps)
         retry = as_retry_policy(fields.pop("retry", None), id)
         step = Step(id, fn, depends_on=deps, retry=retry, **fields)
         if id in self._steps:
@@ -404,15 +413,15 @@ def _enum(cls: type[E], value: E | str, what: str, rule: Callable[[object], str 
 
 
 def _infer_deps(
-    fn: Callable[..., Any] | None, known: Mapping[str, Step], *, skip_first: bool = False
+    fn: Callable[..., Any] | None, known: Mapping[str, Step], *, skip: int = 0
 ) -> tuple[str, ...]:
     """Dependencies named by ``fn``'s parameters: required ones, and defaulted ones naming steps
-    (``skip_first``: but not the first, a mapped step's item)."""
+    (but not the first ``skip``, a mapped step's items)."""
     try:
         params = list(inspect.signature(fn).parameters.values()) if fn is not None else []
     except (TypeError, ValueError):  # not callable, or no signature: validation says which
         return ()
-    params = params[1:] if skip_first else params
+    params = params[skip:]
     deps = []
     for p in params:
         if p.name in RESERVED_PARAMS or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):

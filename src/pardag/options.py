@@ -90,9 +90,10 @@ class StepOptions(TypedDict, total=False):
     executor: str | None
     estimate: float | None
     branch: dict[str, str]
-    map_over: str | None
+    map_over: str | Sequence[str] | None
     map_concurrency: int | None
     max_items: int | None
+    allow_failures: int | float | None
 
 
 SETTING_OPTIONS = tuple(SettingOptions.__annotations__)

@@ -32,6 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from pardag.model import Graph
+from pardag.scheduler_maps import MappedSteps, _Fan
 from pardag.states import Mode, StepState, Trigger
 
 __all__ = ["Pool", "Scheduler"]
@@ -67,18 +68,7 @@ class Pool:
             self.stamp = now
 
 
-@dataclass(slots=True)
-class _Fan:
-    """The instances of one mapped step: those waiting (a heap of step numbers, so item order)
-    and how many run, against the map's own ``cap``."""
-
-    pending: list[int]
-    cap: float
-    left: int
-    running: int = 0
-
-
-class Scheduler:
+class Scheduler(MappedSteps):
     """Bookkeeping of one run; see the module docstring. Only the runner calls it."""
 
     def __init__(
@@ -343,61 +333,6 @@ class Scheduler:
         a thread that could not be stopped."""
         return sorted({i for i, _ in self._detached.values()})
 
-    # -- mapped steps ---------------------------------------------------------------------------
-
-    def expand(self, m: int, count: int, cap: int | None = None) -> range:
-        """Running mapped step ``m`` becomes ``count`` instances, numbered after every step so
-        far (the graph already lists them); returns their numbers. ``m`` gives back its slot
-        and stays running until they are all final (then it is in ``fans_done``); they take
-        its place in the ready order, dispatched in item order, at most ``cap`` at once.
-        They are not logged: the caller announces them, before any can start."""
-        first = len(self.state)
-        new = range(first, first + count)
-        self.state.extend([READY] * count)
-        self._amounts.extend([self._amounts[m]] * count)
-        self._needs.extend([self._needs[m]] * count)
-        self._triggers.extend([self._triggers[m]] * count)
-        self._pos.extend([self._pos[m]] * count)  # its place in the ready order
-        self._waiting.extend([0] * count)
-        if self._levels:
-            self._level.extend([self._level[m]] * count)
-            self._left_in_level[self._level[m]] += count
-        self.unfinished += count
-        self.vacate(m)
-        self._fans[m] = _Fan(list(new), cap or math.inf, count)  # ascending: a heap already
-        self._member.update(dict.fromkeys(new, m))
-        heapq.heappush(self._heap, self._pos[m])
-        return new
-
-    def _next_instance(self, m: int, now: float, out: list[int]) -> None:
-        """Mapped step ``m``'s turn came in the ready heap: start its next instance, if its
-        cap and pools allow, and keep its place while more wait."""
-        fan = self._fans[m]
-        if not fan.pending or fan.running >= fan.cap:
-            return  # ``release`` puts it back when an instance ends
-        j = heapq.heappop(fan.pending)
-        while self.state[j] is not READY:  # restored final (a resumed run): not run again
-            if not fan.pending:
-                return
-            j = heapq.heappop(fan.pending)
-        if self._needs[j] and not self._acquire(j, now):  # queued on the pool by ``m``'s place
-            heapq.heappush(fan.pending, j)
-            return
-        self.state[j] = RUNNING
-        self.running += 1
-        fan.running += 1
-        out.append(j)
-        self._wake_fan(m)
-
-    def _wake_fan(self, m: int) -> None:
-        fan = self._fans[m]
-        if fan.pending and fan.running < fan.cap:
-            heapq.heappush(self._heap, self._pos[m])
-
-    def parent_of(self, i: int) -> int | None:
-        """The mapped step that instance ``i`` belongs to; None for any other step."""
-        return self._member.get(i) if self._member else None
-
     # -- internals --------------------------------------------------------------------------
 
     def _finish(self, i: int, outcome: StepState, reason: str | None, log: bool = True) -> None:
@@ -436,7 +371,11 @@ class Scheduler:
         why = self._trigger_blocks(s)
         if why is None:
             self.state[s] = READY
-            heapq.heappush(self._heap, self._pos[s])
+            if self._member and s in self._member:  # an instance waiting for its gate
+                heapq.heappush(self._fans[self._member[s]].pending, s)
+                self._wake_fan(self._member[s])
+            else:
+                heapq.heappush(self._heap, self._pos[s])
             if self.log_all:
                 self.log.append(s)
             return False

@@ -33,7 +33,7 @@ from pardag.model import ID_PATTERN, Graph, Settings, Step, Workflow, settings_p
 from pardag.states import Trigger
 from pardag.validate_reads import read_problems
 
-__all__ = ["compile_workflow", "item_step"]
+__all__ = ["compile_workflow", "item_step", "when_step"]
 
 
 @contextlib.contextmanager
@@ -75,7 +75,7 @@ def _compile(wf: Workflow) -> Graph:
             j = index.get(dep)
             if j is None:
                 problem = _unknown_dep(dep, index)
-                if dep == s.map_over:  # say what the name is for
+                if dep in s.map_sources():  # say what the name is for
                     problem = "maps over" + problem.removeprefix("depends on")
                 problems.append(Problem(s.id, problem))
             else:
@@ -168,50 +168,87 @@ def _step_problems(s: Step, settings: Settings) -> list[Problem]:
             msgs.append(
                 f"asks for {amount!r} of pool {pool!r}, which has {size}; ask for 1 to {size}"
             )
-    if s.when is not None:
-        msgs += _when_problems(s)
     if s.cache is not None:
         msgs += cache_problems(s)
     if s.map_over is not None:
         mapped = _map_problems(s)
         if mapped:  # its function cannot be checked as an instance's
             return [Problem(s.id, m) for m in msgs + mapped]
+        msgs += _when_problems(when_step(s))
         s = item_step(s)
+    else:
+        msgs += _when_problems(s)
+        if s.allow_failures is not None:
+            msgs.append("allow_failures applies to a mapped step only; map it or remove it")
     msgs += kind_problems(s)
     msgs += send_problems(s, settings.executor)
     return [Problem(s.id, m) for m in msgs] if msgs else []
 
 
 def item_step(step: Step) -> Step:
-    """The step each instance of mapped ``step`` runs: its function's first parameter takes
-    the item (the input named after it), its other dependencies are passed whole. A kind's
-    step (shell, http) reads the item in its templates instead, as ``{{ item }}``."""
-    others = tuple(d for d in step.depends_on if d != step.map_over)
+    """The step each instance of mapped ``step`` runs: its function's first parameters take
+    the items (one per list it maps over, the inputs named after them), its other
+    dependencies are passed whole. A kind's step (shell, http) reads the item in its
+    templates instead, as ``{{ item }}``."""
+    sources = step.map_sources()
+    others = tuple(d for d in step.depends_on if d not in sources)
     if step.fn is None:
         return dataclasses.replace(step, depends_on=others, map_over=None)
-    first = _item_parameter(step.fn)
-    assert first is not None  # validated
-    return dataclasses.replace(step, depends_on=(first, *others), map_over=None)
+    firsts = _item_parameters(step.fn)[: len(sources)]
+    assert len(firsts) == len(sources)  # validated
+    return dataclasses.replace(step, depends_on=(*firsts, *others), map_over=None)
+
+
+def when_step(step: Step) -> Step:
+    """The step whose dependencies an instance's ``when`` function is called with: the
+    items first, as its mapped function; a kind's step's single item as ``item``."""
+    if step.fn is not None:
+        return item_step(step)
+    return dataclasses.replace(item_step(step), depends_on=("item", *item_step(step).depends_on))
 
 
 def _map_problems(s: Step) -> list[str]:
-    """What a mapped step must be: a Python function taking the item first, or a shell or
+    """What a mapped step must be: a Python function taking the items first, or a shell or
     http step, with positive limits; what this release cannot map yet is said, not ignored."""
-    out = []
-    for name in ("map_concurrency", "max_items"):
-        value = getattr(s, name)
-        if value is not None and (type(value) is not int or value < 1):
-            out.append(f"{name} must be a positive int, got {value!r}")
+    out = [f"{name} must be a positive int, got {value!r}" for name, value in _limits(s)]
+    sources = s.map_sources()
+    if (
+        not sources
+        or len(set(sources)) < len(sources)
+        or not all(isinstance(x, str) for x in sources)
+    ):
+        out.append(f"map_over={s.map_over!r} must name one step, or several different ones")
+    if not _allowance_ok(s.allow_failures):
+        out.append(
+            f"allow_failures={s.allow_failures!r} must be a number of instances (an int >= 0) "
+            "or a fraction of them (a float from 0 to 1)"
+        )
     if s.fn is None:  # a kind's step: its templates read the item
         if not hasattr(KINDS.get(s.kind), "template_names"):
             return [*out, _UNMAPPABLE.format(kind=s.kind)]
     elif s.kind != "python" or not callable(s.fn):
         return [*out, "only a Python function can be mapped yet; give the step a function"]
-    elif _item_parameter(s.fn) is None:
-        out.append("a mapped function takes the item as its first parameter; add one")
-    if s.when is not None or s.cache is not None:
-        out.append("when= and cache= are not supported on a mapped step yet; remove them")
+    elif len(_item_parameters(s.fn)) < len(sources):
+        many = f"its {len(sources)} items" if len(sources) > 1 else "the item"
+        out.append(f"a mapped function takes {many} as its first parameters; add them")
+    if s.cache is not None:
+        out.append("cache= is not supported on a mapped step yet; remove it")
     return out
+
+
+def _limits(s: Step) -> list[tuple[str, Any]]:
+    """A mapped step's limits that are not positive ints, as (name, value)."""
+    values = (("map_concurrency", s.map_concurrency), ("max_items", s.max_items))
+    return [(n, v) for n, v in values if v is not None and (type(v) is not int or v < 1)]
+
+
+def _allowance_ok(value: Any) -> bool:
+    """Whether ``allow_failures`` is None, a count (an int >= 0) or a fraction (0 to 1)."""
+    if value is None:
+        return True
+    if type(value) is int:
+        return value >= 0
+    return type(value) is float and 0.0 <= value <= 1.0
 
 
 _UNMAPPABLE = (
@@ -220,14 +257,14 @@ _UNMAPPABLE = (
 )
 
 
-def _item_parameter(fn: Callable[..., Any] | None) -> str | None:
-    """The name of ``fn``'s first positional parameter (a mapped step's item), if any."""
+def _item_parameters(fn: Callable[..., Any] | None) -> list[str]:
+    """The names of ``fn``'s positional parameters (a mapped step's items come first)."""
     try:
         params = inspect.signature(fn).parameters.values()  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        return None
+        return []
     positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return next((p.name for p in params if p.kind in positional), None)
+    return [p.name for p in params if p.kind in positional]
 
 
 def _when_problems(s: Step) -> list[str]:

@@ -77,7 +77,8 @@ def _secret_in_params(field: str) -> str:
 
 def _sources(step: Step) -> Iterator[tuple[str, Reads, frozenset[str]]]:
     """(field, what it reads, the names it has) for each template and expression of ``step``."""
-    expression_names = EXPRESSION_NAMES | set(step.depends_on)
+    mapped = ITEM_NAMES if step.map_over else frozenset()
+    expression_names = EXPRESSION_NAMES | set(step.depends_on) | mapped
     if isinstance(step.when, str):
         yield from _expression("when", step.when, expression_names)
     kind = KINDS.get(step.kind)
@@ -86,7 +87,7 @@ def _sources(step: Step) -> Iterator[tuple[str, Reads, frozenset[str]]]:
             yield from _expression(field, step.params.get(field), expression_names)
     extra = getattr(kind, "template_names", None)
     if extra is not None:  # a kind that says what its templates have: checked here
-        names = TEMPLATE_NAMES | set(extra) | (ITEM_NAMES if step.map_over else frozenset())
+        names = TEMPLATE_NAMES | set(extra) | mapped
         for field in getattr(kind, "templated", ()):
             if field in step.params:
                 yield field, template_reads(step.params[field]), names

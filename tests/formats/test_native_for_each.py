@@ -153,8 +153,8 @@ def test_problems_name_the_step_field_and_line(tmp_path: Path) -> None:
         "    command: echo hi\n"
         "  c:\n    kind: shell\n    command: echo hi\n    max_concurrency: 3\n"
         "  d:\n    kind: condition\n    for_each: list_files\n    expression: 'true'\n"
-        "  e:\n    kind: shell\n    for_each: [list_files]\n    command: echo hi\n"
-        "  f:\n    kind: shell\n    for_each: list_files\n    when: 'true'\n    command: echo hi\n"
+        "  e:\n    kind: shell\n    for_each: [list_files, 3]\n    command: echo hi\n"
+        "  f:\n    kind: shell\n    for_each: list_files\n    cache: true\n    command: echo hi\n"
     )
     found = problems(write(tmp_path, "steps:\n" + text))
     assert len(found) == 6, found
@@ -167,7 +167,7 @@ def test_problems_name_the_step_field_and_line(tmp_path: Path) -> None:
     )
     assert found[3].startswith("21: d: a condition step cannot be mapped yet")
     assert found[4].startswith("25: e: 'for_each' must be a step id")
-    assert found[5].startswith("29: f: when= and cache= are not supported on a mapped step")
+    assert found[5].startswith("29: f: cache= is not supported on a mapped step")
 
 
 def test_item_outside_a_mapped_step_is_a_problem_at_its_line(tmp_path: Path) -> None:

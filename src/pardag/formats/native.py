@@ -163,7 +163,7 @@ class _Reader(Checks):
                 if value is not MISSING:
                     options[name] = value
         options["params"] = self._params(spec, step_fields, fields, sid)
-        for field in ("max_concurrency", "max_items"):
+        for field in ("max_concurrency", "max_items", "allow_failures"):
             if field in spec and "for_each" not in spec:
                 self.bad(
                     f"{field!r} applies to a mapped step only; add for_each: or remove it",
@@ -237,6 +237,10 @@ class _Reader(Checks):
             return self.integer(value, name, None, *at, step=sid)
         if name in ("max_concurrency", "max_items"):
             return self.integer(value, name, 1, *at, step=sid)
+        if name == "allow_failures":
+            ok = (type(value) is int and value >= 0) or (type(value) is float and 0 <= value <= 1)
+            expected = "a number of instances (0, 1, ...) or a fraction of them (0.0 to 1.0)"
+            return value if self.expect(ok, value, name, expected, *at, step=sid) else MISSING
         if name == "executor":
             return self.choice(value, name, STEP_EXECUTORS, *at, step=sid)
         if name == "trigger":
@@ -255,13 +259,21 @@ class _Reader(Checks):
 
     def _for_each(self, value: Any, sid: str) -> Any:
         """The step whose output list this step maps over: its id, or a lone
-        ``{{ steps.ID.output }}``; anything else would read as a template it is not."""
-        found = _FOR_EACH.fullmatch(value) if isinstance(value, str) else None
-        if found is None:
-            expected = 'a step id or "{{ steps.ID.output }}" (the step whose output is the list)'
+        ``{{ steps.ID.output }}``; anything else would read as a template it is not. A list
+        of those zips their lists."""
+        if isinstance(value, list) and value:
+            found = [_FOR_EACH.fullmatch(v) if isinstance(v, str) else None for v in value]
+            if all(found):
+                return tuple(f.group("id") or f.group("ref") for f in found if f)
+        found_one = _FOR_EACH.fullmatch(value) if isinstance(value, str) else None
+        if found_one is None:
+            expected = (
+                'a step id or "{{ steps.ID.output }}" (the step whose output is the list), '
+                "or a list of those to zip"
+            )
             at = ("steps", sid, "for_each")
             return self.bad(f"'for_each' must be {expected}, got {show(value)}", *at, step=sid)
-        return found.group("id") or found.group("ref")
+        return found_one.group("id") or found_one.group("ref")
 
     def _text(self, value: Any, what: str, at: tuple[str, ...], sid: str | None) -> Any:
         ok = isinstance(value, str) and bool(value.strip())
@@ -361,7 +373,7 @@ class _Reader(Checks):
 _UNKNOWN_DEP = re.compile(r"depends on unknown step '([^']*)'")
 _MAPPED = re.compile(
     r"maps over unknown step|\S+ must be a positive int|a \S+ step cannot be mapped"
-    r"|when= and cache= are not supported on a mapped step"
+    r"|cache= is not supported on a mapped step|must name one step, or several"
 )
 """The model's problems with a mapped step that belong at its ``for_each:`` line."""
 _FOR_EACH = re.compile(

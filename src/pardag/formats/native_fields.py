@@ -142,9 +142,10 @@ STEP = (
     ),
     Field(
         "for_each",
-        {"type": "string"},
+        {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
         'Map this step over a list: a step id, or "{{ steps.ID.output }}"; one instance '
-        "ID[k] per item, whose templates read {{ item }} and {{ item_index }}.",
+        "ID[k] per item, whose templates read {{ item }} and {{ item_index }}. A list of "
+        "those zips their lists ({{ item }} is then [a_k, b_k]).",
     ),
     Field(
         "max_concurrency",
@@ -155,6 +156,12 @@ STEP = (
         "max_items",
         {"type": "integer", "minimum": 1},
         "With for_each: the longest list it maps over (default 100,000); longer fails it.",
+    ),
+    Field(
+        "allow_failures",
+        {"type": "number", "minimum": 0},
+        "With for_each: how many instances may fail (a count, or a fraction 0.0-1.0) with the "
+        "step still succeeding; their outputs are null.",
     ),
 )
 TOP = (

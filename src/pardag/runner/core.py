@@ -378,9 +378,10 @@ class Runner:
             case Fail(error, abort):
                 st.errors[i] = error = secrets_of(self.context).masker.error(error)
                 self._finish(i, FAILED, reason=error.reason)
-                if step.critical:
+                spent = self._maps is not None and self._maps.escalates(i)  # map's allowance
+                if step.critical or spent:
                     st.first_failure = st.first_failure or error
-                if abort:  # with a store, its failure is announced once committed: after it
+                if abort or (spent and self._fail_fast):  # with a store: announced after it
                     self._abort(Stop.failed_at(error), cause=i if self._records else None)
 
     def _failed_by_workflow(self, i: int, exc: Exception) -> None:

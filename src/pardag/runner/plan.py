@@ -27,7 +27,7 @@ from pardag.runner.chains import chain_table, executor_pool, may_hand_ahead
 from pardag.scheduler import Pool, Scheduler
 from pardag.states import ExecutorName, Mode
 from pardag.store.base import Store, StoreError
-from pardag.validate import item_step
+from pardag.validate import item_step, when_step
 
 __all__ = [
     "HISTORY_RUNS",
@@ -90,7 +90,7 @@ def make_plan(
     mapped = any(s.map_over is not None for s in steps)
     actions = _actions([item_step(s) if s.map_over else s for s in steps] if mapped else steps, ctx)
     executor_of = [pick_executor(s, a, settings) for s, a in zip(steps, actions, strict=True)]
-    checks = [precondition(s) for s in steps]
+    checks = [precondition(when_step(s) if s.map_over else s) for s in steps]  # an instance's
     cache = cache_policies(steps, ctx, stored=durable, encoder=encoder)
     fast = not exact_events and not durable and not mapped  # instances join as it runs
     chain = chain_table(graph, executor_of, checks, cache, settings.mode) if fast else None
