@@ -33,7 +33,7 @@ from pardag.model import ID_PATTERN, Graph, Settings, Step, Workflow, settings_p
 from pardag.states import Trigger
 from pardag.validate_reads import read_problems
 
-__all__ = ["compile_workflow", "item_step"]
+__all__ = ["compile_workflow", "item_step", "mappable"]
 
 
 @contextlib.contextmanager
@@ -203,7 +203,7 @@ def _map_problems(s: Step) -> list[str]:
         if value is not None and (type(value) is not int or value < 1):
             out.append(f"{name} must be a positive int, got {value!r}")
     if s.fn is None:  # a kind's step: its templates read the item
-        if not hasattr(KINDS.get(s.kind), "template_names"):
+        if not mappable(s.kind):
             return [*out, _UNMAPPABLE.format(kind=s.kind)]
     elif s.kind != "python" or not callable(s.fn):
         return [*out, "only a Python function can be mapped yet; give the step a function"]
@@ -212,6 +212,13 @@ def _map_problems(s: Step) -> list[str]:
     if s.when is not None or s.cache is not None:
         out.append("when= and cache= are not supported on a mapped step yet; remove them")
     return out
+
+
+def mappable(kind: str) -> bool:
+    """Whether a step of ``kind`` without a function can be mapped: its templates read
+    ``{{ item }}`` (a kind that lists its template names, or a node kind that says so)."""
+    found = KINDS.get(kind)
+    return hasattr(found, "template_names") or getattr(found, "item_templates", False) is True
 
 
 _UNMAPPABLE = (
