@@ -190,6 +190,8 @@ def _depends_fix(wf: Workflow, deps: list[str]) -> str:
     quoted = ", ".join(json.dumps(d) for d in deps)
     if reader == "python":
         return f"depends_on=[{quoted}]"
+    if reader == "nodegraph":
+        return f"an edge from {deps[-1]!r} into it"
     if reader != "native":
         return f"a dependency on {deps[-1]!r}"
     written = {
