@@ -4,10 +4,7 @@ instance ``ID[k]`` per item whose templates read ``{{ item }}`` and ``{{ item_in
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -15,10 +12,10 @@ from typing import Any
 import pytest
 
 import pardag
-from pardag import ValidationError
 from pardag.formats.nodegraph import infer_type
-from tests.formats.test_native_for_each import echo  # noqa: F401  (a fixture)
+from tests.formats.test_native_for_each import echo, problems  # noqa: F401  (echo: a fixture)
 from tests.formats.test_nodegraph import e, graph_text, n
+from tests.support import pardag_cli
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -39,17 +36,6 @@ def mapped_text(tmp_path: Path, **fields: Any) -> Path:
     report = n("report", "visualization", mode="list")
     edges = [e("start", "list"), e("list", "greet"), e("greet", "report")]
     return write(tmp_path, [START, LIST, greet, report], edges)
-
-
-def problems(path: Path) -> list[str]:
-    """Each problem of loading ``path`` as ``line: step: message``."""
-    with pytest.raises(ValidationError) as exc:
-        pardag.load(path)
-    out = []
-    for p in exc.value.problems:
-        assert p.where is not None and p.where.startswith(f"{path}:"), p
-        out.append(f"{p.where.removeprefix(f'{path}:')}: {p.step}: {p.message}")
-    return out
 
 
 # -- runs -----------------------------------------------------------------------------------------
@@ -109,6 +95,22 @@ def test_number_and_delay_nodes_map_too(tmp_path: Path) -> None:
     assert result.status == "succeeded", result.error
     assert result.outputs["num"] == [1.0, 2.5]
     assert [w["duration"] for w in result.outputs["wait"]] == ["1ms", "2.5ms"]
+
+
+def test_a_mapped_node_on_a_branch_runs_only_when_it_is_taken(tmp_path: Path) -> None:
+    nodes = [
+        START,
+        LIST,
+        n("check", "condition", condition="trigger.go"),
+        n("greet", text="<{{ item }}>", forEach="list"),
+    ]
+    edges = [e("start", "list"), e("start", "check"), e("list", "greet")]
+    wf = pardag.load(write(tmp_path, nodes, [*edges, e("check", "greet", "true")]))
+    taken = wf.run(params={"files": ["a", "b"], "go": True})
+    assert taken.outputs["greet"] == ["<a>", "<b>"]
+    skipped = wf.run(params={"files": ["a", "b"], "go": False})
+    assert skipped.steps["greet"].reason == "branch not taken: check chose 'false', not 'true'"
+    assert not any(sid.startswith("greet[") for sid in skipped.steps)
 
 
 def test_an_empty_list_maps_to_an_empty_list(tmp_path: Path) -> None:
@@ -267,16 +269,7 @@ def test_a_node_named_item_is_read_by_that_name(tmp_path: Path) -> None:
 
 def test_pardag_run_of_a_mapped_node_graph(tmp_path: Path) -> None:
     path = mapped_text(tmp_path, forEach="list", maxConcurrency=2)
-    source = str(Path(pardag.__file__).resolve().parents[1])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARDAG_")}
-    run = subprocess.run(
-        [sys.executable, "-m", "pardag", "run", path.name, "--set", 'files=["a", "b", "c"]'],
-        cwd=tmp_path,
-        env={**env, "COLUMNS": "200", "PYTHONPATH": source},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = pardag_cli(tmp_path, "run", path.name, "--set", 'files=["a", "b", "c"]')
     assert run.returncode == 0, run.stderr
     rows = [line for line in run.stdout.splitlines() if line.startswith("greet")]
     assert len(rows) == 1, run.stdout

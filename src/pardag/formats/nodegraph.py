@@ -25,6 +25,7 @@ line, then the workflow is validated (cycles, each kind's data checks), with lin
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -418,13 +419,17 @@ class _Reader(Reader):
             if node.step_id not in self.flagged:
                 item_problems(self, node.index, node.step_id, node.kind, node.params, inputs)
             return {}
-        good = {n.node_id: n.step_id for n in self.nodes.values()}
         found = map_options(
-            self, node.index, node.node_id, node.mapped, self.steps, good, node.sources
+            self, node.index, node.node_id, node.mapped, self.steps, self.good, node.sources
         )
         if found is None:
             self.flagged.add(node.step_id)
         return found or {}
+
+    @functools.cached_property
+    def good(self) -> dict[str, str]:
+        """The step id of each node that read well, by node id (once every node is read)."""
+        return {n.node_id: n.step_id for n in self.nodes.values()}
 
     def validate(self, wf: Workflow) -> None:
         """Raise the file's problems and the model's (for the nodes that read well) together."""

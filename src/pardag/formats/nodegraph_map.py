@@ -12,7 +12,8 @@ reads only the nodes with an edge into it, so the source needs an edge into the 
 a missing one is a problem naming both, not a dependency added behind the drawing's back.
 
 A node whose templates read ``{{ item }}`` can be mapped (``pardag.validate.mappable``: text,
-number, http, delay and shell nodes); any other is refused at its ``forEach`` with the reason. ``{{ item }}`` in a node that is not mapped is a problem too.
+number, http, delay and shell nodes); any other is refused at its ``forEach`` with the
+reason. ``{{ item }}`` in a node that is not mapped is a problem too.
 """
 
 from __future__ import annotations
