@@ -1,17 +1,37 @@
 """Helpers shared by the tests: is a process gone, which children are ours, peak counters,
-what validation says of one step."""
+what validation says of one step, a ``pardag`` command run as a user would."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
+import pardag
 from pardag import ValidationError, Workflow
 from pardag.testing.executors import child_pids, pid_gone
 
-__all__ = ["Peak", "child_pids", "eventually_gone", "pid_gone", "step_problems"]
+__all__ = ["Peak", "child_pids", "eventually_gone", "pardag_cli", "pid_gone", "step_problems"]
+
+
+def pardag_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m pardag ARGS`` in ``cwd``, importing this checkout's pardag (an absolute
+    path), with no ``PARDAG_*`` setting of the caller's and a wide terminal."""
+    source = str(Path(pardag.__file__).resolve().parents[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARDAG_")}
+    return subprocess.run(
+        [sys.executable, "-m", "pardag", *args],
+        cwd=cwd,
+        env={**env, "COLUMNS": "200", "PYTHONPATH": source},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def eventually_gone(pid: int, within: float = 5.0) -> bool:

@@ -33,7 +33,7 @@ from pardag.model import ID_PATTERN, Graph, Settings, Step, Workflow, settings_p
 from pardag.states import Trigger
 from pardag.validate_reads import read_problems
 
-__all__ = ["compile_workflow", "item_step", "when_step"]
+__all__ = ["compile_workflow", "item_step", "mappable", "when_step"]
 
 
 @contextlib.contextmanager
@@ -224,7 +224,7 @@ def _map_problems(s: Step) -> list[str]:
             "or a fraction of them (a float from 0 to 1)"
         )
     if s.fn is None:  # a kind's step: its templates read the item
-        if not hasattr(KINDS.get(s.kind), "template_names"):
+        if not mappable(s.kind):
             return [*out, _UNMAPPABLE.format(kind=s.kind)]
     elif s.kind != "python" or not callable(s.fn):
         return [*out, "only a Python function can be mapped yet; give the step a function"]
@@ -249,6 +249,13 @@ def _allowance_ok(value: Any) -> bool:
     if type(value) is int:
         return value >= 0
     return type(value) is float and 0.0 <= value <= 1.0
+
+
+def mappable(kind: str) -> bool:
+    """Whether a step of ``kind`` without a function can be mapped: its templates read
+    ``{{ item }}`` (a kind that lists its template names, or a node kind that says so)."""
+    found = KINDS.get(kind)
+    return hasattr(found, "template_names") or getattr(found, "item_templates", False) is True
 
 
 _UNMAPPABLE = (

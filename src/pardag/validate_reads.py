@@ -139,7 +139,8 @@ def _field_problems(
 
 def _item_outside_map(wf: Workflow, field: str, name: str) -> str:
     """``{{ item }}`` in a step that is not mapped: say how to map it."""
-    fix = "map_over=" if wf.definition_format.startswith("python") else "for_each:"
+    reader = wf.definition_format.partition(":")[0]
+    fix = {"python": "map_over=", "nodegraph": "data.forEach"}.get(reader, "for_each:")
     return (
         f"{field} reads {name!r}, which only a mapped step's templates have (one instance per "
         f"item of a list); map this step with {fix} naming the step whose output is the list"
@@ -190,6 +191,8 @@ def _depends_fix(wf: Workflow, deps: list[str]) -> str:
     quoted = ", ".join(json.dumps(d) for d in deps)
     if reader == "python":
         return f"depends_on=[{quoted}]"
+    if reader == "nodegraph":
+        return f"an edge from {deps[-1]!r} into it"
     if reader != "native":
         return f"a dependency on {deps[-1]!r}"
     written = {

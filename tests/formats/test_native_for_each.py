@@ -4,10 +4,7 @@ instance ``id[k]`` per item whose templates read ``{{ item }}`` and ``{{ item_in
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,6 +15,7 @@ import pytest
 
 import pardag
 from pardag.errors import ValidationError
+from tests.support import pardag_cli
 
 LIST = """\
   list_files:
@@ -223,16 +221,7 @@ def test_hostile_items_are_values_not_shell_code(
 
 def test_the_cli_shows_the_map_as_one_grouped_row(tmp_path: Path) -> None:
     path = flow(tmp_path, ["a", "b", "c"])
-    source = str(Path(pardag.__file__).resolve().parents[1])
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PARDAG_")}
-    run = subprocess.run(
-        [sys.executable, "-m", "pardag", "run", path.name],
-        cwd=tmp_path,
-        env={**env, "COLUMNS": "200", "PYTHONPATH": source},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = pardag_cli(tmp_path, "run", path.name)
     assert run.returncode == 0, run.stderr
     rows = [line for line in run.stdout.splitlines() if line.startswith("process")]
     assert len(rows) == 1, run.stdout

@@ -7,6 +7,7 @@ source; a node's inputs are its sources' outputs in the order of the edges array
 edges between the same two nodes count once (every node runs once). An edge leaving a
 ``condition`` node through the handle ``"true"`` or ``"false"`` puts its target on that branch.
 Editor keys such as ``position``, ``width``, ``targetHandle`` or ``viewport`` are ignored.
+A node's ``data.forEach`` maps it over another node's output list (``nodegraph_map``).
 
 Two dialects are written, and each runs as its engine does (:func:`editor_dialect`): files of
 the visual editors (a ``trigger*`` node, ``action`` or ``control-*`` types) run every branch
@@ -24,8 +25,9 @@ line, then the workflow is validated (cycles, each kind's data checks), with lin
 from __future__ import annotations
 
 import difflib
+import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,7 @@ from pardag.errors import ArgumentError, CycleError, ValidationError
 from pardag.formats.document import Document
 from pardag.formats.native_checks import MISSING, Checks
 from pardag.formats.native_execution import read_execution
+from pardag.formats.nodegraph_map import NodeMap, item_problems, map_options, take_map
 from pardag.formats.reading import Reader
 from pardag.kinds import KINDS
 from pardag.kinds.nodegraph import condition_function
@@ -169,6 +172,7 @@ class _Node:
     params: dict[str, Any]
     fn: Callable[..., Any] | None = None
     sources: dict[str, list[str | None]] = field(default_factory=dict)  # source: handles
+    mapped: NodeMap | None = None  # data.forEach (``nodegraph_map``)
 
 
 class _Reader(Reader):
@@ -179,6 +183,7 @@ class _Reader(Reader):
         self.nodes: dict[str, _Node] = {}  # by node id
         self.seen: dict[str, int] = {}  # every node id, broken or not: its index
         self.steps: dict[str, str] = {}  # step id: node id
+        self.flagged: set[str] = set()  # step ids with a map problem: the model's go unsaid
 
     def read(self) -> Workflow:
         data = self.doc.data
@@ -206,6 +211,7 @@ class _Reader(Reader):
         wf = Workflow(self.name(data), **settings)
         wf.source = self.doc.path
         wf.file_settings = dict(settings)
+        wf.definition_format = f"nodegraph:{self.doc.format}"  # the fixes validation suggests
         if editor_dialect(nodes) and "on_failure" not in settings:
             # as the editors' backends run: every branch to its end, then the failed node
             wf.settings.on_failure = OnFailure.CONTINUE
@@ -261,7 +267,12 @@ class _Reader(Reader):
         if resolved is None:
             return
         kind, fn = resolved
-        self.nodes[node_id] = _Node(i, node_id, step_id(node_id), kind, dict(data), fn)
+        sid, params, found = step_id(node_id), dict(data), len(self.problems)
+        written = raw.get("type") or infer_type(data)
+        mapped = take_map(self, i, sid, str(written), kind, params)
+        if len(self.problems) > found:
+            self.flagged.add(sid)
+        self.nodes[node_id] = _Node(i, node_id, sid, kind, params, fn, mapped=mapped)
 
     def node_id(self, i: int, raw: Mapping[str, Any]) -> str | None:
         """The node's id, if usable and not taken (by a node or, once mapped, a step)."""
@@ -397,8 +408,28 @@ class _Reader(Reader):
             options["branch"] = branch
         if node.fn is not None:
             options["executor"] = "inline"
+        options.update(self.mapping(node, deps))
         wf.add(node.step_id, node.fn, depends_on=deps, **options)
         wf.locations[node.step_id] = self.doc.where("nodes", node.index)
+
+    def mapping(self, node: _Node, inputs: Collection[str]) -> dict[str, Any]:
+        """The model's map options of ``node`` (none for a node that is not mapped, or after
+        a problem); ``{{ item }}`` in a node that is not mapped is a problem."""
+        if node.mapped is None:
+            if node.step_id not in self.flagged:
+                item_problems(self, node.index, node.step_id, node.kind, node.params, inputs)
+            return {}
+        found = map_options(
+            self, node.index, node.node_id, node.mapped, self.steps, self.good, node.sources
+        )
+        if found is None:
+            self.flagged.add(node.step_id)
+        return found or {}
+
+    @functools.cached_property
+    def good(self) -> dict[str, str]:
+        """The step id of each node that read well, by node id (once every node is read)."""
+        return {n.node_id: n.step_id for n in self.nodes.values()}
 
     def validate(self, wf: Workflow) -> None:
         """Raise the file's problems and the model's (for the nodes that read well) together."""
@@ -409,7 +440,7 @@ class _Reader(Reader):
                 raise CycleError(self.doc.path, exc.problems, exc.cycle) from None
             self.problems += exc.problems
         except ValidationError as exc:
-            self.problems += exc.problems
+            self.problems += [p for p in exc.problems if p.step not in self.flagged]
         if self.problems:
             raise ValidationError(self.doc.path, self.problems)
 

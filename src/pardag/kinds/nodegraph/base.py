@@ -68,12 +68,14 @@ class NodeKind:
     """A node kind: ``compute(params, inputs, ctx)`` with its templated fields rendered.
 
     Subclasses set ``fields`` (the data keys they read), ``templated`` (those rendered per
-    attempt), ``min_inputs`` (edges it needs, checked at validation) and override ``check``
+    attempt), ``min_inputs`` (edges it needs, checked at validation), ``item_templates``
+    (True: it can be mapped, its templates reading the item) and override ``check``
     (validation messages) and ``compute``.
     """
 
     fields: tuple[str, ...] = ()
     templated: tuple[str, ...] = ()
+    item_templates = False
     min_inputs = 0
     noun = "node"
 

@@ -28,6 +28,7 @@ class DelayNodeKind:
     """Sleeps for ``data.duration`` (async: it holds no thread), then reports the wait."""
 
     fields: tuple[str, ...] = ("duration",)
+    item_templates = True  # mapped, ``duration`` may read ``{{ item }}``
 
     def problems(self, step: Step) -> list[str]:
         """The ``delay`` kind's checks of ``duration``; the executor must be async."""

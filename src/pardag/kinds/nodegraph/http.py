@@ -33,6 +33,8 @@ class HttpNodeKind:
     that is an object or a list is sent as JSON.
     """
 
+    item_templates = True  # mapped (``data.forEach``), its instances' templates read the item
+
     @property
     def fields(self) -> tuple[str, ...]:
         """The ``http`` kind's fields."""

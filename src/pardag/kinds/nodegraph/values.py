@@ -40,6 +40,7 @@ class NumberKind(NodeKind):
 
     fields = ("value",)
     templated = ("value",)
+    item_templates = True
 
     def check(self, params: Mapping[str, Any], step: Step) -> list[str]:
         value = params.get("value")
@@ -61,6 +62,7 @@ class TextKind(NodeKind):
 
     fields = ("text",)
     templated = ("text",)
+    item_templates = True
 
     def check(self, params: Mapping[str, Any], step: Step) -> list[str]:
         if "text" not in params:
