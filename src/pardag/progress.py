@@ -8,7 +8,6 @@ own thread a few times a second. The summary (``print_summary``) is built from t
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -23,11 +22,13 @@ from rich.table import Table
 from rich.text import Text
 
 from pardag.events import Event, EventKind
+from pardag.instances import instance_parent, instances_of
 from pardag.results import RunResult
 from pardag.states import RunStatus
 
 __all__ = [
     "LiveProgress",
+    "grouped_rows",
     "print_summary",
     "print_trimmed",
     "speedup",
@@ -41,9 +42,6 @@ _FINAL = {
     EventKind.STEP_SKIPPED: "skipped",
     EventKind.STEP_CANCELLED: "cancelled",
 }
-_INSTANCE = re.compile(r"(.+)\[\d+\]")
-"""A mapped step's instance id, ``process[3]`` (a step's own id has no brackets)."""
-
 _STYLE = {
     "succeeded": "green",
     "failed": "bold red",
@@ -252,36 +250,48 @@ def print_summary(console: Console, result: RunResult) -> None:
     table.add_column("duration", justify="right")
     table.add_column("attempts", justify="right")
     table.add_column("reason", overflow="fold")
-    groups = _instance_counts(result)
-    for sid, step in result.steps.items():
-        state = step.state.value
-        parent = _INSTANCE.fullmatch(sid)
-        if parent is not None and parent[1] in groups and state != "failed":
-            continue  # one row per mapped step; a failed instance keeps its own, with its error
+    states = {sid: (step.state.value, step.reason or "") for sid, step in result.steps.items()}
+    for sid, (state, reason) in grouped_rows(states).items():
+        step = result.steps[sid]
         duration = "-" if step.duration is None else f"{step.duration:.2f}s"
-        style = _STYLE.get(state, "")
-        reason = Text(step.reason or "")  # Text, not markup: reasons quote errors verbatim
-        if sid in groups:
-            reason = Text(groups[sid] + (f"; {step.reason}" if step.reason else ""))
-        table.add_row(Text(sid), Text(state, style=style), duration, str(step.attempts), reason)
+        shown = Text(state, style=_STYLE.get(state, ""))
+        reason_text = Text(reason)  # Text, not markup: reasons quote errors verbatim
+        table.add_row(Text(sid), shown, duration, str(step.attempts), reason_text)
     print_trimmed(console, table)
     console.print(_closing_line(result), highlight=False)
 
 
-def _instance_counts(result: RunResult) -> dict[str, str]:
-    """Each mapped step's instances, counted by state: ``198/200 succeeded, 2 failed``."""
-    counts: dict[str, dict[str, int]] = {}
-    for sid, step in result.steps.items():
-        found = _INSTANCE.fullmatch(sid)
-        if found is not None and found[1] in result.steps:
-            mine = counts.setdefault(found[1], {})
-            mine[step.state.value] = mine.get(step.state.value, 0) + 1
-    out = {}
-    for sid, by_state in counts.items():
-        total, ok = sum(by_state.values()), by_state.pop("succeeded", 0)
-        rest = "".join(f", {n} {state}" for state, n in by_state.items())
-        out[sid] = f"{ok}/{total} succeeded{rest}"
+def grouped_rows(
+    rows: Mapping[str, tuple[str, str]], fold: bool = True
+) -> dict[str, tuple[str, str]]:
+    """The rows of a run's table from each step's (state, reason), by id: a mapped step's
+    reason starts with its instances counted by state (``198/200 succeeded, 2 failed``) and its
+    instances come right under it, in item order; with ``fold``, only the failed ones, which
+    keep their rows for their errors (``pardag run``, and ``pardag show`` without
+    ``--instances``)."""
+    mapped = instances_of(rows)
+    out: dict[str, tuple[str, str]] = {}
+    for sid, (state, reason) in rows.items():
+        if instance_parent(sid, rows) is not None:
+            continue  # placed under its mapped step
+        mine = mapped.get(sid)
+        if mine is None:
+            out[sid] = (state, reason)
+            continue
+        counts = _counted([rows[i][0] for i in mine])
+        out[sid] = (state, counts + (f"; {reason}" if reason else ""))
+        out |= {i: rows[i] for i in mine if not fold or rows[i][0] == "failed"}
     return out
+
+
+def _counted(states: list[str]) -> str:
+    """Instances' states counted: ``198/200 succeeded, 2 failed``."""
+    by_state: dict[str, int] = {}
+    for state in states:
+        by_state[state] = by_state.get(state, 0) + 1
+    ok = by_state.pop("succeeded", 0)
+    rest = "".join(f", {n} {state}" for state, n in by_state.items())
+    return f"{ok}/{len(states)} succeeded{rest}"
 
 
 def print_trimmed(console: Console, renderable: RenderableType) -> None:

@@ -10,13 +10,22 @@ from collections.abc import Mapping
 from typing import IO, Any
 
 from pardag.events import Event
+from pardag.instances import instances_of
 from pardag.progress import speedup, speedup_of
 from pardag.recording import step_histories
 from pardag.results import RunResult
 from pardag.states import RunStatus, StepState
 from pardag.store.base import RunRecord, StepRecord
 
-__all__ = ["JsonLines", "dumps", "event_json", "result_json", "run_json", "step_json"]
+__all__ = [
+    "JsonLines",
+    "dumps",
+    "event_json",
+    "result_json",
+    "run_json",
+    "step_json",
+    "with_mapping",
+]
 
 
 def result_json(result: RunResult) -> dict[str, Any]:
@@ -32,6 +41,7 @@ def result_json(result: RunResult) -> dict[str, Any]:
         )
         for sid, step in result.steps.items()
     }
+    with_mapping(steps)
     head = (result.run_id, result.workflow, result.status.value)
     error = None if result.error is None else str(result.error)
     wall = (result.finished_at - result.started_at, speedup(result))
@@ -60,6 +70,7 @@ def run_json(record: RunRecord, steps: list[StepRecord]) -> dict[str, Any]:
         )
         for sid, h in histories.items()
     }
+    with_mapping(shaped)
     head = (record.run_id, record.workflow, record.status)
     final = outputs.get(last.step_id) if last is not None else None
     spans = [(h.started_at, h.last.finished_at) for h in histories.values()]
@@ -69,6 +80,15 @@ def run_json(record: RunRecord, steps: list[StepRecord]) -> dict[str, Any]:
     )
     took = None if record.finished_at is None else record.finished_at - record.created_at
     return _run_document(head, record.error, final, outputs, shaped, (took, ratio))
+
+
+def with_mapping(steps: dict[str, dict[str, Any]]) -> None:
+    """Add to each instance's record its mapped step (``"parent": "process"``) and to each
+    mapped step's its instances' number (``"instances": 200``); other steps have neither key."""
+    for parent, mine in instances_of(steps).items():
+        steps[parent]["instances"] = len(mine)
+        for sid in mine:
+            steps[sid]["parent"] = parent
 
 
 def step_json(

@@ -24,6 +24,7 @@ from pardag.cli.loading import open_recorded_store
 from pardag.cli.options import ConfigOpt, DebugOpt, JsonOpt, RunIdArg, StoreOpt
 from pardag.errors import ArgumentError
 from pardag.history import recorded_run
+from pardag.instances import instance_parent, instances_of
 from pardag.recording import StepHistory, step_histories
 from pardag.states import RunStatus
 from pardag.store.base import EventRecord, LogRecord, RunRecord, Store
@@ -126,6 +127,13 @@ def checked_step(record: RunRecord, histories: Mapping[str, StepHistory], step: 
     found = histories.get(step)
     if found is not None:
         return found
+    parent = instance_parent(step, histories)
+    mine = instances_of(histories).get(parent) if parent is not None else None
+    if mine:  # an instance past the end of its list
+        raise ArgumentError(
+            f"run {record.run_id[:12]} has no step {step!r}; mapped step {parent!r} has "
+            f"{len(mine)} instances, {mine[0]} to {mine[-1]}"
+        )
     names = list(histories)
     close = difflib.get_close_matches(step, names, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""

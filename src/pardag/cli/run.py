@@ -25,6 +25,7 @@ from pardag.cli.jsonout import JsonLines, dumps, result_json
 from pardag.cli.loading import prepare
 from pardag.cli.options import ConfigOpt, DebugOpt, FileArg, SecretsFileOpt, StoreOpt
 from pardag.cli.params import run_params
+from pardag.cli.runs import show_hint
 from pardag.cli.waiting import answer_lines
 from pardag.config import ResolvedSettings
 from pardag.errors import ArgumentError, StepFailed
@@ -208,11 +209,7 @@ def finish(
             stderr.print(failed.traceback, end="", markup=False)
         error(str(result.error))
         if failed is not None and not session.debug:
-            stderr.print(
-                f"pardag show {result.run_id[:12]} {failed.step}  for the traceback and every "
-                "attempt",
-                markup=False,
-            )
+            stderr.print(show_hint(result.run_id, failed.step), markup=False)
     if result.status is RunStatus.PAUSED:
         for line in answer_lines(result, steps, store):
             stderr.print(line, markup=False)

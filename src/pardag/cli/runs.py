@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 import time
 from collections.abc import Mapping
 from datetime import datetime
@@ -23,14 +24,14 @@ from pardag import history
 from pardag.cli.console import Session, reported, stderr, stdout
 from pardag.cli.exits import exit_code
 from pardag.cli.frames import user_frame
-from pardag.cli.jsonout import run_json
+from pardag.cli.jsonout import run_json, with_mapping
 from pardag.cli.loading import open_recorded_store
 from pardag.cli.logs import checked_step, events_after, follow_run
 from pardag.cli.options import ConfigOpt, DebugOpt, JsonOpt, RunIdArg, StoreOpt
 from pardag.errors import ArgumentError
 from pardag.events import Event, EventKind
 from pardag.history import recorded_run
-from pardag.progress import LiveProgress, print_trimmed
+from pardag.progress import LiveProgress, grouped_rows, print_trimmed
 from pardag.recording import StepHistory, latest_attempts, step_histories
 from pardag.states import StepState
 from pardag.store.base import EventRecord, RunRecord, StepRecord, Store
@@ -40,6 +41,7 @@ __all__ = [
     "print_run",
     "runs_command",
     "show_command",
+    "show_hint",
     "watch_command",
 ]
 
@@ -89,37 +91,50 @@ def show_command(
         str | None, typer.Argument(help="Only this step: every attempt, with its traceback.")
     ] = None,
     outputs: Annotated[bool, typer.Option("--outputs", help="Show each step's output.")] = False,
+    instances: Annotated[
+        bool,
+        typer.Option(
+            "--instances",
+            help="List every instance of a mapped step, one a row (by default only the "
+            "failed ones; the mapped step's row counts them).",
+        ),
+    ] = False,
     json_output: JsonOpt = False,
     store: StoreOpt = None,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
     """Show one run: its steps with states, times, attempts and errors (or one step's every
-    attempt, with tracebacks)."""
+    attempt, with tracebacks). A mapped step's row counts its instances by state."""
     with reported(Session(debug)), open_recorded_store(store, config) as opened:
         record = recorded_run(opened, run_id)
         steps = opened.get_steps(record.run_id)
         if step is not None:
-            one = checked_step(record, step_histories(steps), step)
+            histories = step_histories(steps)
+            one = checked_step(record, histories, step)
             logs = opened.get_logs(record.run_id, step)
             sizes = {a.attempt: 0 for a in one.attempts}
             for piece in logs:
                 sizes[piece.attempt] = sizes.get(piece.attempt, 0) + len(piece.text.encode())
+            doc = _step_document(record, one, sizes, histories)
             if json_output:
-                typer.echo(json.dumps(_step_document(record, one, sizes), indent=2))
+                typer.echo(json.dumps(doc, indent=2))
             else:
-                _print_step(record, one, sizes)
+                _print_step(record, doc)
             return
         if json_output:
             shown = {**run_json(record, steps), "owner_gone": history.owner_gone(record)}
             typer.echo(json.dumps(shown, indent=2))
             return
-        print_run(record, steps, outputs)
+        print_run(record, steps, outputs, instances)
 
 
-def print_run(record: RunRecord, steps: list[StepRecord], outputs: bool = False) -> None:
+def print_run(
+    record: RunRecord, steps: list[StepRecord], outputs: bool = False, instances: bool = False
+) -> None:
     """A recorded run as ``show`` prints it: a head line, a table of its steps in declaration
-    order, where each failed step failed, and the run's error."""
+    order (a mapped step's instances under it, grouped as ``pardag run`` groups them unless
+    ``instances``), where each failed step failed, and the run's error."""
     stdout.print(
         f"run {record.run_id}  {record.workflow}  {_status(record)}  {_when(record.created_at)}",
         markup=False,
@@ -129,10 +144,14 @@ def print_run(record: RunRecord, steps: list[StepRecord], outputs: bool = False)
     for column in [*columns, *(["output"] if outputs else [])]:
         table.add_column(column)
     histories = step_histories(steps)
-    for sid, steps_of in histories.items():
+    said = {
+        sid: (h.last.state, h.last.reason or h.last.error or "") for sid, h in histories.items()
+    }
+    for sid, (state, reason) in grouped_rows(said, fold=not instances).items():
+        steps_of = histories[sid]
         last = steps_of.last
         duration = "" if steps_of.duration is None else f"{steps_of.duration:.2f}s"
-        row = [sid, last.state, duration, str(last.attempt), last.reason or last.error or ""]
+        row = [sid, state, duration, str(last.attempt), reason]
         if outputs:
             row.append(last.output_json or "")
         table.add_row(*(Text(cell) for cell in row))
@@ -160,14 +179,23 @@ def _print_failures(record: RunRecord, histories: Mapping[str, StepHistory]) -> 
         if frame is not None:
             stdout.print(f"  at {frame}", markup=False)
     if failed:
-        stdout.print(
-            f"\npardag show {record.run_id[:12]} {failed[0]}  for the traceback and every attempt",
-            markup=False,
-        )
+        stdout.print("\n" + show_hint(record.run_id, failed[0]), markup=False)
 
 
-def _step_document(record: RunRecord, one: StepHistory, sizes: Mapping[int, int]) -> dict[str, Any]:
-    """One step of a recorded run, every attempt, as ``show RUN STEP --json`` gives it."""
+def show_hint(run_id: str, step: str) -> str:
+    """The command that shows a failed step's traceback and every attempt (an instance id
+    quoted for the shell: ``'process[3]'``)."""
+    return f"pardag show {run_id[:12]} {shlex.quote(step)}  for the traceback and every attempt"
+
+
+def _step_document(
+    record: RunRecord,
+    one: StepHistory,
+    sizes: Mapping[int, int],
+    histories: Mapping[str, StepHistory],
+) -> dict[str, Any]:
+    """One step of a recorded run, every attempt, as ``show RUN STEP --json`` gives it; an
+    instance names its mapped step (``parent``), a mapped step counts its ``instances``."""
     sid = one.last.step_id
     return {
         "run_id": record.run_id,
@@ -176,7 +204,7 @@ def _step_document(record: RunRecord, one: StepHistory, sizes: Mapping[int, int]
         "started_at": one.started_at,
         "finished_at": one.last.finished_at,
         "duration": one.duration,
-        "log": f"pardag logs {record.run_id[:12]} {sid}",
+        "log": f"pardag logs {record.run_id[:12]} {shlex.quote(sid)}",
         "attempts": [
             {
                 "attempt": a.attempt,
@@ -192,18 +220,36 @@ def _step_document(record: RunRecord, one: StepHistory, sizes: Mapping[int, int]
             }
             for a in one.attempts
         ],
+        **_mapping_of(sid, histories),
     }
 
 
-def _print_step(record: RunRecord, one: StepHistory, sizes: Mapping[int, int]) -> None:
-    """One step of a recorded run, every attempt: state, times, error, traceback, log size."""
-    doc = _step_document(record, one, sizes)
+def _mapping_of(sid: str, histories: Mapping[str, StepHistory]) -> dict[str, Any]:
+    """``{"parent": ...}`` for an instance, ``{"instances": N}`` for a mapped step, else ``{}``
+    (``with_mapping``'s keys, for one step)."""
+    shaped: dict[str, dict[str, Any]] = {s: {} for s in histories}
+    with_mapping(shaped)
+    return shaped[sid]
+
+
+def _print_step(record: RunRecord, doc: Mapping[str, Any]) -> None:
+    """One step of a recorded run (``_step_document``), every attempt: state, times, error,
+    traceback, log size; an instance's mapped step, a mapped step's number of instances."""
     count = len(doc["attempts"])
     stdout.print(
         f"step {doc['step']} of run {record.run_id}  {record.workflow}: {doc['state']}, "
         f"{count} attempt{'' if count == 1 else 's'}",
         markup=False,
     )
+    if "parent" in doc:
+        stdout.print(f"an instance of mapped step {doc['parent']}", markup=False)
+    if "instances" in doc:
+        many = doc["instances"]
+        stdout.print(
+            f"mapped: {many} instance{'' if many == 1 else 's'} "
+            f"(pardag show {record.run_id[:12]} --instances lists them)",
+            markup=False,
+        )
     for a in doc["attempts"]:
         took = ""
         if a["started_at"] is not None and a["finished_at"] is not None:

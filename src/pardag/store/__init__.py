@@ -4,6 +4,8 @@
 embedded SQLite file (the default, ``.pardag/runs.db`` in the current directory), a
 ``postgresql://`` URL a PostgreSQL database. Both implement ``Store`` (``base.py``) and pass
 one conformance suite; the PostgreSQL driver is imported only when a URL asks for it.
+``instance_parent`` and ``instances_of`` (``pardag.instances``) tell which recorded steps are
+the instances of a mapped step.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+from pardag.instances import instance_parent, instances_of
 from pardag.store.base import (
     Answer,
     CacheEntry,
@@ -41,6 +44,8 @@ __all__ = [
     "StepRecord",
     "Store",
     "StoreError",
+    "instance_parent",
+    "instances_of",
     "mask_url",
     "open_store",
 ]
