@@ -25,9 +25,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pardag
 
 PAGES = 8
-LATENCY = 0.5  # seconds the local server waits before answering each request
+SCALE = float(os.environ.get("PARDAG_DEMO_SCALE", "1"))  # the test suite's run: 0.2
+LATENCY = 0.5 * SCALE  # seconds the local server waits before answering each request
 CPU_STEPS = 4
-PRIME_LIMIT = 200_000  # about 0.25 s of counting per step on a laptop
+PRIME_LIMIT = int(200_000 * SCALE)  # about 0.25 s of counting per step on a laptop
 
 
 # -- part 1: I/O-bound fan-out on threads -------------------------------------------------

@@ -106,7 +106,8 @@ def test_answering_what_is_not_waiting_says_so(project: Path) -> None:
 
 
 def test_pause_then_kill_then_approve_from_a_fresh_process(project: Path) -> None:
-    slow = FLOW.replace("command: echo docs >> ledger", "command: echo docs >> ledger; sleep 30")
+    waits = "command: echo docs >> ledger; while [ ! -e go ]; do sleep 0.1; done"
+    slow = FLOW.replace("command: echo docs >> ledger", waits)  # until the test says go
     proc, _ = start_run(project, "flow.yaml", slow)
     db = project / ".pardag" / "runs.db"
     deadline = time.monotonic() + 30
@@ -123,7 +124,8 @@ def test_pause_then_kill_then_approve_from_a_fresh_process(project: Path) -> Non
     with open_store(db) as store:
         (run,) = store.list_runs()
     assert run.status == "running"  # the process died before it could say paused
-    (project / "flow.yaml").write_text(FLOW)  # the snapshot (with its sleep) is what resumes
+    (project / "flow.yaml").write_text(FLOW)  # the snapshot (with its wait) is what resumes
+    (project / "go").touch()  # docs, run again on resume, ends at once
     done = pardag_cli(project, "approve", run.run_id, "review", "--input", '{"target":"staging"}')
     assert done.returncode == 0, done.stderr
     assert "deploy staging" in (project / "ledger").read_text()

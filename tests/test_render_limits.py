@@ -71,7 +71,12 @@ RENDER = f"""
 """
 
 
-def render_in_child(template: str, setup: str = "") -> str:
+COUNTERS_ONLY = "from pardag import budget\nbudget.MAX_SECONDS = 3600\n"
+"""The default setup: the render's clock out of the way, so that a test of a counter sees the
+counter stop it even on a loaded machine (the 5 s deadline once came first there)."""
+
+
+def render_in_child(template: str, setup: str = COUNTERS_ONLY) -> str:
     """What rendering ``template`` says, in a child (``setup``: code run first)."""
     said = str(in_child(textwrap.dedent(setup) + textwrap.dedent(RENDER), template))
     assert said.startswith(WHERE + ": "), said
