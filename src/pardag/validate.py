@@ -259,8 +259,9 @@ def mappable(kind: str) -> bool:
 
 
 _UNMAPPABLE = (
-    "a {kind} step cannot be mapped yet: only a Python function given in Python, or a shell "
-    "or http step (whose templates read {{{{ item }}}}), can; map one of those instead"
+    "a {kind} step cannot be mapped yet: only a Python function given in Python, or a step "
+    "whose templates read {{{{ item }}}} (shell, http, text, number, delay), can; map one "
+    "of those instead"
 )
 
 
