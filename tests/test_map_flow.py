@@ -3,6 +3,7 @@ instance, and chains of maps that run item by item (instance k of ``b`` after ``
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -453,3 +454,16 @@ def test_chains_and_zips_equal_the_loops_they_stand_for(
     b = [x * 3 - 1 if x * 3 % 2 == 0 else None for x in items]
     assert result.outputs["b"] == b
     assert result.outputs["c"] == [(x, y) for x, y in zip(b, others, strict=True)]
+
+
+def test_an_instances_events_name_its_mapped_step_as_parent(tmp_path: Path) -> None:
+    recorder = Recorder()
+    url = str(tmp_path / "runs.db")
+    result = chain(lambda x: x, lambda x: x, [5, 6]).run(listeners=[recorder], store=url)
+    parents = {e.step: e.data.get("parent") for e in recorder.events if e.step is not None}
+    assert parents["a[1]"] == "a" and parents["b[0]"] == "b"
+    assert parents["a"] is None and parents["src"] is None
+    with open_store(url) as store:
+        events = store.get_events(result.run_id)
+    stored = {e.step: json.loads(e.data_json).get("parent") for e in events}
+    assert stored["b[1]"] == "b"

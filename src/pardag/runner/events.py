@@ -30,7 +30,8 @@ STATE_EVENTS = {
 
 
 class Announcer:
-    """Builds the events of one run and hands each to every listener."""
+    """Builds the events of one run and hands each to every listener; an instance's events
+    name its mapped step as ``data["parent"]``."""
 
     def __init__(
         self,
@@ -45,6 +46,7 @@ class Announcer:
         self._masker = masker if masker else None  # a run's secrets never reach a listener
         self.listening = bool(self.listeners)
         self._run_id, self._ids, self._attempts, self._clock = run_id, ids, attempts, clock
+        self._declared = len(ids)  # steps numbered from here on are mapped steps' instances
 
     def emit(self, kind: EventKind, i: int | None, **data: Any) -> None:
         """Announce ``kind`` for step ``i`` (None: the run itself), at its current attempt."""
@@ -54,6 +56,8 @@ class Announcer:
         attempt = 0 if i is None else self._attempts[i]
         if self._masker is not None and data:
             data = self._masker.value(data)
+        if i is not None and i >= self._declared and step is not None:  # ``process[3]``
+            data = {**data, "parent": step[: step.rindex("[")]}
         event = Event(kind, self._run_id, self._clock.monotonic(), step, attempt, data)
         for listener in self.listeners:
             try:
