@@ -467,3 +467,23 @@ def test_an_instances_events_name_its_mapped_step_as_parent(tmp_path: Path) -> N
         events = store.get_events(result.run_id)
     stored = {e.step: json.loads(e.data_json).get("parent") for e in events}
     assert stored["b[1]"] == "b"
+
+
+def test_an_instances_result_names_its_parent_and_item() -> None:
+    wf = lists(["a", "b"], [1, 2])
+    wf.add("pair", lambda x, y: x * y, map_over=["xs", "ys"])
+    wf.add("one", lambda x: x, map_over="xs")
+    result = wf.run(executor="inline")
+    assert result.steps["pair[1]"].parent == "pair"
+    assert result.steps["pair[1]"].item == ["b", 2]
+    assert (result.steps["one[0]"].parent, result.steps["one[0]"].item) == ("one", "a")
+    assert result.steps["one"].parent is None and result.steps["xs"].item is None
+
+
+def test_an_instances_item_shows_a_secret_masked() -> None:
+    wf = pardag.Workflow("masked", secrets=["TOKEN"])
+    wf.add("tokens", lambda: ["plain", "s3cr3t-value"])
+    wf.add("use", lambda t: len(t), map_over="tokens")
+    result = wf.run(executor="inline", secrets={"TOKEN": "s3cr3t-value"})
+    assert result.outputs["use"] == [5, 12]  # the step had the real value
+    assert result.steps["use[1]"].item == "***"

@@ -17,6 +17,8 @@ class StepResult:
     """One step's outcome. Times are ``time.time()`` seconds; ``error`` keeps the cause.
 
     ``cached`` is True when the output was taken from the cache instead of running the step.
+    An instance of a mapped step (``process[3]``) names its mapped step as ``parent`` and
+    has its ``item``.
     """
 
     id: str
@@ -28,6 +30,8 @@ class StepResult:
     reason: str | None = None
     executor: str | None = None
     cached: bool = False
+    parent: str | None = None
+    item: Any = None
 
     @property
     def duration(self) -> float | None:

@@ -522,7 +522,7 @@ class Runner:
         st, times = self.state, (started, self.clock.time())
         ending = run_status(st.stop, st.paused, st.first_failure)
         args = (self.plan, st, self.sched, self.run_id, self.params, times, ending)
-        return build_result(*args, secrets_of(self.context).masker)  # shows no secret
+        return build_result(*args, secrets_of(self.context).masker, self._maps)  # no secret
 
 
 def _only_waits(

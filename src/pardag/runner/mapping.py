@@ -156,6 +156,7 @@ class Mapper:
         """Each mapped step -> the steps whose outputs it maps over."""
         self._followers = _followers(graph, self.sources, plan.settings.mode)
         self.instances: dict[int, range] = {}
+        self._expanded: dict[int, tuple[int, _Item]] = {}  # map -> its first instance, items
         self._allowed: dict[int, int] = {}  # a map with allow_failures -> how many may fail
         self._failures: dict[int, int] = {}
         self._closed: dict[int, StepState] = {}
@@ -189,6 +190,16 @@ class Mapper:
                 self._settle.finish(m, FAILED, reason=value.reason)
             else:
                 self._settle.finish(m, state, reason=reason)
+
+    def item_of(self, j: int) -> tuple[int, Any] | None:
+        """Instance ``j``'s mapped step and item (zipped items as a list); None for a step
+        that is no instance."""
+        m = self.sched.parent_of(j)
+        if m is None:
+            return None
+        first, item = self._expanded[m]
+        value = item.items[j - first]
+        return m, list(value) if item.zipped else value
 
     def escalates(self, j: int) -> bool:
         """Instance ``j`` has failed for good: whether its map's allowance is now spent, so
@@ -276,6 +287,7 @@ class Mapper:
         if allowance is not None:
             self._allowed[m] = allowance
         self.instances[m] = new = self.sched.expand(m, n, step.map_concurrency, gates)
+        self._expanded[m] = (first, item)
         self._events.emit(EventKind.STEP_STARTED, m, instances=n)
         if self._earlier and self._records is not None:
             kept = [self._earlier[sid] for sid in ids if sid in self._earlier]

@@ -11,6 +11,7 @@ from typing import Any
 
 from pardag.errors import PardagError
 from pardag.results import Outputs, RunResult, StepResult, StepResults
+from pardag.runner.mapping import Mapper
 from pardag.runner.plan import Plan
 from pardag.runner.state import RunState
 from pardag.scheduler import Scheduler
@@ -29,10 +30,12 @@ def build_result(
     times: tuple[float, float],
     ending: tuple[RunStatus, PardagError | None],
     masker: Masker | None = None,
+    maps: Mapper | None = None,
 ) -> RunResult:
     """The result of run ``run_id``, which started and finished at ``times``, ending as
     ``ending`` (its status and error); with a ``masker`` (a run with secrets), the outputs and
-    params show ``***`` for each secret (the steps themselves had the real values)."""
+    params show ``***`` for each secret (the steps themselves had the real values). With
+    ``maps``, an instance's result names its mapped step and its item."""
     graph = plan.graph
     values: list[Any] = state.outputs
     if masker:
@@ -40,6 +43,7 @@ def build_result(
     ids, reasons, states = graph.ids, sched.reason, sched.state
 
     def make(i: int) -> StepResult:
+        found = maps.item_of(i) if maps is not None else None
         return StepResult(
             ids[i],
             states[i],
@@ -50,6 +54,7 @@ def build_result(
             reasons.get(i),
             plan.executor_of[i],
             i in state.cached,
+            *(() if found is None else _instance(ids[found[0]], found[1], masker)),
         )
 
     steps = StepResults(ids, graph.index, make)
@@ -61,3 +66,8 @@ def build_result(
     return RunResult(
         run_id, plan.workflow, status, steps, outputs, terminal, error, started, finished, params
     )
+
+
+def _instance(parent: str, item: Any, masker: Masker | None) -> tuple[str, Any]:
+    """An instance's parent and item, its secrets shown as ``***``."""
+    return parent, masker.value(item) if masker else item
