@@ -487,3 +487,53 @@ def test_an_instances_item_shows_a_secret_masked() -> None:
     result = wf.run(executor="inline", secrets={"TOKEN": "s3cr3t-value"})
     assert result.outputs["use"] == [5, 12]  # the step had the real value
     assert result.steps["use[1]"].item == "***"
+
+
+# -- code steps mapped from a file --------------------------------------------------------------
+
+CODE_STEPS = """\
+steps:
+  names:
+    language: python
+    code: |
+      def run(inputs):
+          return ["a", "bb"]
+  size:
+    language: python
+    for_each: names
+    code: |
+      def run(inputs):
+          return [inputs["item_index"], len(inputs["item"])]
+  by_name:
+    language: python
+    for_each: names
+    executor: threads
+    code: |
+      def run(item):
+          return item * 2
+  lua:
+    language: lua
+    for_each: names
+    code: |
+      function run(inputs) return inputs.item .. "!" end
+"""
+
+
+def test_code_steps_mapped_in_a_file_get_the_item_as_an_input(tmp_path: Path) -> None:
+    path = tmp_path / "flow.yaml"
+    path.write_text(CODE_STEPS)
+    result = pardag.load(path).run()
+    assert result.status is RunStatus.SUCCEEDED, result.error
+    assert result.outputs["size"] == [[0, 1], [1, 2]]  # on a worker process
+    assert result.outputs["by_name"] == ["aa", "bbbb"]
+    assert result.outputs["lua"] == ["a!", "bb!"]
+
+
+def test_a_mapped_code_steps_run_must_take_inputs_or_item(tmp_path: Path) -> None:
+    path = tmp_path / "flow.yaml"
+    path.write_text(CODE_STEPS.replace("def run(item):", "def run(thing):"))
+    with pytest.raises(ValidationError) as exc:
+        pardag.load(path)
+    (problem,) = exc.value.problems
+    assert problem.step == "by_name"
+    assert "needs (thing)" in problem.message and "'item'" in problem.message

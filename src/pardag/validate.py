@@ -33,7 +33,7 @@ from pardag.model import ID_PATTERN, Graph, Settings, Step, Workflow, settings_p
 from pardag.states import Trigger
 from pardag.validate_reads import read_problems
 
-__all__ = ["compile_workflow", "item_step", "mappable", "when_step"]
+__all__ = ["compile_workflow", "item_inputs", "item_step", "mappable", "when_step"]
 
 
 @contextlib.contextmanager
@@ -192,8 +192,9 @@ def item_step(step: Step) -> Step:
     templates instead, as ``{{ item }}``."""
     sources = step.map_sources()
     others = tuple(d for d in step.depends_on if d not in sources)
-    if step.fn is None:
-        return dataclasses.replace(step, depends_on=others, map_over=None)
+    if step.fn is None:  # a code step takes them as inputs 'item' and 'item_index'
+        keyed = ("item", "item_index") if item_inputs(step.kind) else ()
+        return dataclasses.replace(step, depends_on=(*others, *keyed), map_over=None)
     firsts = _item_parameters(step.fn)[: len(sources)]
     assert len(firsts) == len(sources)  # validated
     return dataclasses.replace(step, depends_on=(*firsts, *others), map_over=None)
@@ -202,7 +203,7 @@ def item_step(step: Step) -> Step:
 def when_step(step: Step) -> Step:
     """The step whose dependencies an instance's ``when`` function is called with: the
     items first, as its mapped function; a kind's step's single item as ``item``."""
-    if step.fn is not None:
+    if step.fn is not None or item_inputs(step.kind):
         return item_step(step)
     return dataclasses.replace(item_step(step), depends_on=("item", *item_step(step).depends_on))
 
@@ -255,13 +256,21 @@ def mappable(kind: str) -> bool:
     """Whether a step of ``kind`` without a function can be mapped: its templates read
     ``{{ item }}`` (a kind that lists its template names, or a node kind that says so)."""
     found = KINDS.get(kind)
-    return hasattr(found, "template_names") or getattr(found, "item_templates", False) is True
+    if hasattr(found, "template_names") or item_inputs(kind):
+        return True
+    return getattr(found, "item_templates", False) is True
+
+
+def item_inputs(kind: str) -> bool:
+    """Whether a mapped step of ``kind`` gets its item as inputs ``item`` and ``item_index``
+    (a code step's ``run(inputs)``), rather than in its templates."""
+    return getattr(KINDS.get(kind), "item_inputs", False) is True
 
 
 _UNMAPPABLE = (
     "a {kind} step cannot be mapped yet: only a Python function given in Python, or a step "
-    "whose templates read {{{{ item }}}} (shell, http, text, number, delay), can; map one "
-    "of those instead"
+    "whose templates read {{{{ item }}}} (shell, http, text, number, delay) or a code step "
+    "(python, lua, javascript: run(inputs) gets inputs['item']), can; map one of those instead"
 )
 
 

@@ -97,6 +97,15 @@ def test_number_and_delay_nodes_map_too(tmp_path: Path) -> None:
     assert [w["duration"] for w in result.outputs["wait"]] == ["1ms", "2.5ms"]
 
 
+def test_a_python_code_node_maps_with_the_item_as_an_input(tmp_path: Path) -> None:
+    code = "def run(inputs):\n    return [inputs['item_index'], inputs['item'].upper()]\n"
+    nodes = [START, LIST, n("up", "python", code=code, forEach="list")]
+    edges = [e("start", "list"), e("list", "up")]
+    result = pardag.load(write(tmp_path, nodes, edges)).run(params={"files": ["a", "b"]})
+    assert result.status == "succeeded", result.error
+    assert result.outputs["up"] == [[0, "A"], [1, "B"]]
+
+
 def test_a_mapped_node_on_a_branch_runs_only_when_it_is_taken(tmp_path: Path) -> None:
     nodes = [
         START,
@@ -217,9 +226,8 @@ def test_problems_name_the_node_field_and_line(tmp_path: Path) -> None:
         (n("x", counter_op="increment"), "it changes the run's shared variables"),
         (n("x", text_op="uppercase"), "it computes from its inputs, and an instance's item"),
         (n("x", "control-merge"), "a merge joins branches; map a node before it"),
-        (n("x", "python", code="def run(inputs):\n    return 1\n"), "its templates cannot"),
     ],
-    ids=["condition", "variable", "counter", "text-operation", "merge", "python"],
+    ids=["condition", "variable", "counter", "text-operation", "merge"],
 )
 def test_a_node_that_cannot_be_mapped_is_refused_at_its_for_each(
     tmp_path: Path, node: dict[str, Any], reason: str
@@ -231,8 +239,8 @@ def test_a_node_that_cannot_be_mapped_is_refused_at_its_for_each(
     assert len(found) == 1, found
     assert found[0].startswith(f"5: x: a {written!r} node cannot be mapped: {reason}")
     assert found[0].endswith(
-        "Remove data.forEach, or map a node whose data reads {{ item }}: a text, number, http, "
-        "delay or shell node"
+        "Remove data.forEach, or map a node whose data reads {{ item }} (a text, number, http, "
+        "delay or shell node) or a code node (its run(inputs) gets inputs['item'])"
     )
 
 

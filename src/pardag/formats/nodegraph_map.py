@@ -113,7 +113,8 @@ def take_map(
         reason = _REASONS.get(kind, "its templates cannot read the item")
         reader.problem(
             f"a {node_type!r} node cannot be mapped: {reason}. Remove data.{key}, or map a node "
-            "whose data reads {{ item }}: a text, number, http, delay or shell node",
+            "whose data reads {{ item }} (a text, number, http, delay or shell node) or a code "
+            "node (its run(inputs) gets inputs['item'])",
             *_at(i, key),
             step=sid,
         )

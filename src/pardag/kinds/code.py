@@ -187,6 +187,7 @@ class CodeKind:
     """
 
     fields: tuple[str, ...] = ("code",)
+    item_inputs = True  # mapped: ``run(inputs)`` gets inputs 'item' and 'item_index'
     language: ClassVar[str]
     label: ClassVar[str]
     example: ClassVar[str]

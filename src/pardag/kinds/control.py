@@ -47,6 +47,7 @@ class ConditionKind(PythonKind):
     """
 
     fields: tuple[str, ...] = ("expression",)
+    item_inputs = False  # one branch for the whole run: not mapped
     expressions: tuple[str, ...] = ("expression",)
     """The fields that are expressions (validation checks what they read)."""
 
@@ -118,6 +119,7 @@ class MergeKind(PythonKind):
     """Joins branches; see the module docstring."""
 
     fields: tuple[str, ...] = ()
+    item_inputs = False  # it joins branches: not mapped
 
     def problems(self, step: Step) -> list[str]:
         return [] if step.fn is None else super().problems(step)

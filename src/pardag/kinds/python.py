@@ -170,6 +170,7 @@ class PythonKind:
     """Runs ``step.fn``, a ``function`` by name or inline ``code``; see the module docstring."""
 
     fields: tuple[str, ...] = ("function", "code", "limits")
+    item_inputs = True  # mapped from a file: ``run(inputs)`` gets inputs 'item', 'item_index'
 
     def problems(self, step: Step) -> list[str]:
         if step.fn is not None and not step.params and callable(step.fn):  # the common case

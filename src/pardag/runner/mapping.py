@@ -38,7 +38,7 @@ from pardag.runner.state import RunState
 from pardag.scheduler import Scheduler
 from pardag.states import Mode, StepState, Trigger
 from pardag.templates import ItemInputs
-from pardag.validate import item_step
+from pardag.validate import item_inputs, item_step
 
 __all__ = ["MAX_ITEMS", "Mapper", "Settlers", "fork_graph", "has_maps"]
 
@@ -73,12 +73,16 @@ class _Item(NamedTuple):
     shared: dict[str, Any]  # the other dependencies' outputs, by id
     items: Sequence[Any]  # the items (a zipped map: one tuple per instance)
     zipped: bool
+    keyed: bool  # a code step's: inputs 'item' and 'item_index' too
 
     def inputs(self, k: int) -> ItemInputs:
         """Instance ``k``'s inputs: the item under its parameters' names, the rest whole."""
         item = self.items[k]
         if not self.names:
-            return ItemInputs(self.shared, list(item) if self.zipped else item, k)
+            value = list(item) if self.zipped else item
+            if self.keyed:
+                return ItemInputs({**self.shared, "item": value, "item_index": k}, value, k)
+            return ItemInputs(self.shared, value, k)
         values = item if self.zipped else (item,)
         return ItemInputs({**self.shared, **dict(zip(self.names, values, strict=True))}, item, k)
 
@@ -260,7 +264,8 @@ class Mapper:
         n, first = len(items), len(graph.ids)
         over = self.sources[m] if gates is not None else ()  # not ended yet: no list
         shared = {graph.ids[p]: st.outputs[p] for p in graph.preds[m] if p not in over}
-        item = _Item(_item_names(step), shared, items, len(self.sources[m]) > 1)
+        keyed = step.fn is None and item_inputs(step.kind)
+        item = _Item(_item_names(step), shared, items, len(self.sources[m]) > 1, keyed)
         action: Action = plan.actions[m]  # planned for an instance (``item_step``)
         ids = [f"{step.id}[{k}]" for k in range(n)]
         graph.ids.extend(ids)
