@@ -167,7 +167,7 @@ def run_case(
     gc.freeze()  # the workload's own objects are not the engine's garbage to scan
     t0 = time.perf_counter()
     engine.setup(wl)
-    warm = warmup(wl.kind)
+    warm = warmup(wl.kind, like=wl)
     warm.slots = wl.slots
     engine.run(engine.build(warm), warm)
     out["setup_s"] = time.perf_counter() - t0

@@ -112,6 +112,15 @@ def plan(mode: str) -> list[Job]:
         add("pardag", ["async", "threads"] + (["async-noest", "levels"] if full else []), wf_cases)
     for n in (1_000, 10_000, 100_000):
         add("pardag", ["async", "threads", "inline"], [W("W5", n=n, series="scaling")])
+    # W7 mapped steps: a map against the same steps added up front, and the stdlib pool
+    w7_chain = (
+        W("W7", shape="chain", n=200, slots=32) if full else W("W7", shape="chain", n=64, slots=16)
+    )
+    w7_fan = W("W7", n=10_000, slots=8)
+    add("pardag", ["map-inline", "inline"], [W("W7", n=100_000, slots=2)])
+    add("pardag", ["map-threads"], [w7_fan, w7_chain])
+    add("pardag", ["threads"], [w7_fan])
+    add("pardag", ["threads-noest"] + (["map-async"] if full else []), [w7_chain])
 
     # the hand-written stdlib loop
     add("stdlib", ["dynamic", "barrier"], [W("W1", n=10_000)])
@@ -126,6 +135,8 @@ def plan(mode: str) -> list[Job]:
         add("stdlib", ["dynamic", "barrier"] if full else ["dynamic"], wf_cases)
     for n in (1_000, 10_000, 100_000):
         add("stdlib", ["dynamic"], [W("W5", n=n, series="scaling")])
+    add("stdlib", ["map"], [w7_fan, w7_chain])
+    add("stdlib", ["dynamic"], [w7_chain])
 
     # dask's local schedulers
     add("dask", ["sync", "threads"], [W("W1", n=10_000)])
@@ -139,6 +150,8 @@ def plan(mode: str) -> list[Job]:
         add("dask", ["processes-chunk1"], [W("W6")])
     if wf_cases:
         add("dask", ["threads"], wf_cases)
+    if full:
+        add("dask", ["threads"], [w7_fan, w7_chain])
 
     if full:
         add("distributed", ["threads", "procs", "threads-graph"], [W("W1", n=10_000)])
@@ -194,11 +207,15 @@ QUICK_NOTES = [
     "20, so the ideal stays 50 ms and 0.5 s); Ray `tasks` (W1 at 2,000, W2 at 1,000, W4, W6) "
     "and `actor-async` (W3). Per-step figures are per step of the size run. "
     "`make bench-full` runs every variant at full size, each workload in its own process.",
+    "W7 (mapped steps) in quick mode: the 100,000-item fan runs once (medians of 3 at 10,000 "
+    "and for the chain); the chain has 64 items on 16 slots (200 on 32 in full mode); "
+    "pardag's `map-async` and Dask run W7 in full mode only.",
 ]
 FULL_NOTES = [
     "Full mode (`make bench-full`): medians of 3 runs (the run with the median total); W5 "
     "repeats each in a fresh process. Scaled-down anchors: distributed W2 at 2,000 steps, "
-    "Prefect W1/W2 at 1,000 and W5 at 2,000 (as in ANCHORS.md).",
+    "Prefect W1/W2 at 1,000 and W5 at 2,000 (as in ANCHORS.md). W7's chain: 200 items on "
+    "32 slots.",
 ]
 
 

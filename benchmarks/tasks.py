@@ -3,15 +3,18 @@
 Bodies are module-level functions so that process-based engines can import them. Each comes
 in two spellings: without parameters (for engines that call a step with nothing, such as
 pardag and the stdlib loop) and taking ``*deps`` (for engines that pass the outputs of the
-dependencies as arguments, such as Dask and Ray); both do the same work.
+dependencies as arguments, such as Dask and Ray); both do the same work. W7's mapped forms
+call a body per item instead (``item_body``): it takes the item, an index,
+and returns it, so that a second stage can map over the first's outputs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
-__all__ = ["calibrate", "cpu_spin", "noop", "noop_args"]
+__all__ = ["calibrate", "cpu_spin", "item_body", "item_noop", "noop", "noop_args"]
 
 
 def noop() -> None:
@@ -24,6 +27,23 @@ def noop_args(*_deps: object) -> None:
 
 def sleep(duration: float, *_deps: object) -> None:
     time.sleep(duration)
+
+
+def item_noop(item: int) -> int:
+    return item
+
+
+def item_body(kind: str, durations: list[float]) -> Callable[[int], int]:
+    """W7's body for one stage: ``item_noop``, or one that sleeps item ``k``'s duration and
+    returns ``k``."""
+    if kind == "noop":
+        return item_noop
+
+    def sleep_item(k: int) -> int:
+        time.sleep(durations[k])
+        return k
+
+    return sleep_item
 
 
 async def async_noop(*_deps: object) -> None:

@@ -13,11 +13,13 @@ per benchmark run so that one step takes ``duration`` seconds on one idle core.
 
 from __future__ import annotations
 
+import heapq
 import json
 import math
 import os
 import random
 import re
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
@@ -27,6 +29,9 @@ __all__ = [
     "Workload",
     "critical_path",
     "generate",
+    "list_schedule",
+    "pipelined_schedule",
+    "stage_durations",
     "wfcommons_dir",
     "wfcommons_instances",
 ]
@@ -190,6 +195,98 @@ def w6(n: int = 8, duration: float = 0.5, cores: int = 2, seed: int = 0) -> Work
     )
 
 
+def w7(
+    n: int = 10_000,
+    slots: int = 8,
+    shape: str = "fan",
+    low: float = 0.005,
+    high: float = 0.05,
+    seed: int = 0,
+) -> Workload:
+    """W7 mapped: a source step returning ``n`` items, then one step per item.
+
+    ``fan``: ``src`` -> n no-op steps ``p0..``; ``chain``: ``src`` -> ``a0..`` -> ``b0..``
+    (``b{k}`` depends on ``a{k}`` alone), sleeps drawn uniformly from [low, high], all of a's
+    first, then b's. Engines that map (``map-*`` variants) build the source and one map per
+    stage instead of these steps (``params["stages"]``, ``stage_durations``). The chain's
+    ideal is the lower bound max(longest a_k + b_k, work / slots); ``params["barrier"]`` is
+    the makespan of running all of a, then all of b, each stage list-scheduled in item order;
+    ``params["pipelined"]`` that of b{k} starting once a{k} ends (``pipelined_schedule``).
+    """
+    src = Step("src", (), "noop", 0.0)
+    if shape == "fan":
+        steps = [src, *(Step(f"p{k}", ("src",), "noop", 0.0) for k in range(n))]
+        params: dict[str, object] = {"n": n, "shape": shape, "stages": ["p"]}
+        return Workload("W7", f"W7 fan n={n} slots={slots}", steps, slots, "noop", params=params)
+    if shape != "chain":
+        raise ValueError(f"W7: shape {shape!r} is neither 'fan' nor 'chain'")
+    rng = _rng("W7", seed)
+    da = [rng.uniform(low, high) for _ in range(n)]
+    db = [rng.uniform(low, high) for _ in range(n)]
+    a = [Step(f"a{k}", ("src",), "sleep", d) for k, d in enumerate(da)]
+    b = [Step(f"b{k}", (f"a{k}",), "sleep", d) for k, d in enumerate(db)]
+    cp, work = critical_path([src, *a, *b]), sum(da) + sum(db)
+    barrier = list_schedule(da, slots) + list_schedule(db, slots)
+    pipelined = pipelined_schedule(da, db, slots)
+    return Workload(
+        "W7",
+        f"W7 chain n={n} slots={slots}",
+        [src, *a, *b],
+        slots,
+        "sleep",
+        ideal=max(cp, work / slots),
+        critical_path=cp,
+        work=work,
+        params={
+            "n": n,
+            "shape": shape,
+            "stages": ["a", "b"],
+            "barrier": barrier,
+            "pipelined": pipelined,
+            "low": low,
+            "high": high,
+        },
+    )
+
+
+def list_schedule(durations: list[float], slots: int) -> float:
+    """Makespan of ``durations`` started in order, each on the first slot to come free."""
+    free = [0.0] * slots
+    for d in durations:
+        heapq.heappush(free, heapq.heappop(free) + d)
+    return max(free)
+
+
+def pipelined_schedule(first: list[float], second: list[float], slots: int) -> float:
+    """Makespan of two stages pipelined per item: a free slot takes the next ``first`` item in
+    item order while one is left, else the ``second`` item whose ``first`` ended earliest."""
+    running: list[tuple[float, int, int]] = []  # (end, stage, item)
+    now, todo, ready = 0.0, deque(range(len(first))), deque[int]()
+    while todo or ready or running:
+        while len(running) < slots and (todo or ready):
+            if todo:
+                k = todo.popleft()
+                heapq.heappush(running, (now + first[k], 0, k))
+            else:
+                k = ready.popleft()
+                heapq.heappush(running, (now + second[k], 1, k))
+        now, stage, k = heapq.heappop(running)
+        if stage == 0:
+            ready.append(k)
+    return now
+
+
+def stage_durations(wl: Workload) -> dict[str, list[float]]:
+    """W7's stages in order (``p``; or ``a`` then ``b``), each with its items' durations."""
+    names = wl.params.get("stages")
+    if not isinstance(names, list):
+        raise ValueError(f"{wl.label} is not a W7 workload: it has no stages")
+    stages: dict[str, list[float]] = {str(name): [] for name in names}
+    for s in wl.steps[1:]:  # after the source, each stage's steps in item order
+        stages[s.id.rstrip("0123456789")].append(s.duration)
+    return stages
+
+
 def wfcommons_dir() -> Path | None:
     """Where the WfCommons instances are: $PARDAG_BENCH_WFCOMMONS, else benchmarks/wfcommons."""
     env = os.environ.get("PARDAG_BENCH_WFCOMMONS")
@@ -286,7 +383,7 @@ def _toposort(parents: dict[str, list[str]]) -> list[str]:
     return order
 
 
-GENERATORS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6}
+GENERATORS = {"W1": w1, "W2": w2, "W3": w3, "W4": w4, "W5": w5, "W6": w6, "W7": w7}
 
 
 def generate(case: dict[str, object], seed: int = 0) -> Workload:
@@ -298,8 +395,11 @@ def generate(case: dict[str, object], seed: int = 0) -> Workload:
     return GENERATORS[name](seed=seed, **args)  # type: ignore[operator]
 
 
-def warmup(kind: str, cpu_scale: float = 0.001) -> Workload:
-    """A tiny graph of ``kind`` for warming an engine up before the timed runs."""
+def warmup(kind: str, cpu_scale: float = 0.001, like: Workload | None = None) -> Workload:
+    """A tiny graph of ``kind`` for warming an engine up before the timed runs; like a W7, a W7
+    of 8 items, so that the engines that map warm their mapping up too."""
+    if like is not None and like.name == "W7":
+        return w7(n=8, slots=like.slots, shape=str(like.params["shape"]), low=0.001, high=0.002)
     duration = {"noop": 0.0, "sleep": 0.001, "cpu": 0.5 * cpu_scale}[kind]
     root = Step("wroot", (), kind, duration)
     leaves = [Step(f"wleaf{i}", ("wroot",), kind, duration) for i in range(8)]

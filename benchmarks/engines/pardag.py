@@ -5,7 +5,10 @@ executor), ``inline`` (plain functions called in the event loop's thread, for th
 workloads), ``processes`` (plain importable functions on worker processes), the ``levels`` and
 ``sequential`` modes, and ``*-noest`` (no duration estimates: the dynamic order then counts
 every step as 1). Elsewhere sleep steps declare their duration as ``estimate=``, the way a
-user who knows them (or, later, the run history) tells pardag.
+user who knows them (or, later, the run history) tells pardag. ``map-*`` run W7 as a user
+who maps writes it: a source step returning the items and one mapped step per stage
+(``wf.add(stage, fn, map_over=...)``), on the executor their name ends with; the other
+variants run W7's steps as added up front.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any, ClassVar
 import pardag
 from benchmarks import tasks
 from benchmarks.harness import Engine
-from benchmarks.workloads import Step, Workload
+from benchmarks.workloads import Step, Workload, stage_durations
 
 
 async def _async_noop() -> None:
@@ -56,6 +59,9 @@ class Pardag(Engine):
         "sequential": "async def steps, sequential mode",
         "builtin": "built-in node-graph kinds (number, visualization) on the inline executor",
         "durable": "plain functions on the inline executor, recorded in a SQLite run store",
+        "map-inline": "W7 as mapped steps, plain functions on the inline executor",
+        "map-threads": "W7 as mapped steps, plain functions on the thread executor",
+        "map-async": "W7 as mapped steps, async def functions",
     }
 
     def version(self) -> str:
@@ -76,6 +82,8 @@ class Pardag(Engine):
     def build(self, wl: Workload) -> pardag.Workflow:
         if self.variant == "builtin":
             return self._builtin(wl)
+        if self.variant.startswith("map-"):
+            return self._mapped(wl)
         wf = pardag.Workflow(wl.name)
         estimates = wl.kind == "sleep" and not self.variant.endswith("-noest")
         body, add = self._body, wf.add
@@ -103,14 +111,41 @@ class Pardag(Engine):
         wf.validate()
         return wf
 
+    def _mapped(self, wl: Workload) -> pardag.Workflow:
+        """W7 as mapped steps: ``src`` returns the item indexes, then each stage maps over the
+        one before it (``p`` over ``src``; or ``a`` over ``src``, ``b`` over ``a``)."""
+        if wl.name != "W7":
+            raise SystemExit(f"pardag {self.variant}: the map variants run W7 only, not {wl.name}")
+        stages = stage_durations(wl)
+        wf = pardag.Workflow(wl.name)
+        items = list(range(len(next(iter(stages.values())))))
+        wf.add("src", lambda: items)
+        over = "src"
+        for stage, durations in stages.items():
+            wf.add(stage, self._item_body(wl.kind, durations), map_over=over)
+            over = stage
+        wf.validate()
+        return wf
+
+    def _item_body(self, kind: str, durations: list[float]) -> Callable[..., Any]:
+        if self.variant != "map-async":
+            return tasks.item_body(kind, durations)
+
+        async def sleep_item(k: int) -> int:
+            if kind == "sleep":
+                await asyncio.sleep(durations[k])
+            return k
+
+        return sleep_item
+
     def run(self, built: pardag.Workflow, wl: Workload) -> None:
         settings: dict[str, Any] = {"max_concurrency": wl.slots}
         if "levels" in self.variant:
             settings["mode"] = "levels"
         elif self.variant == "sequential":
             settings["mode"] = "sequential"
-        if self.variant in ("processes", "inline"):
-            settings["executor"] = self.variant
+        if self.variant in ("processes", "inline", "map-inline"):
+            settings["executor"] = self.variant.removeprefix("map-")
         if self.variant == "durable":
             settings["executor"] = "inline"
             settings["store"] = os.path.join(tempfile.mkdtemp(prefix="pardag-bench-"), "runs.db")

@@ -4,7 +4,9 @@
   ``graphlib.TopologicalSorter`` fed by a ``ThreadPoolExecutor`` (``ProcessPoolExecutor``):
   submit every ready node, wait for the first to finish, mark it done, repeat;
 - ``barrier``: the same sorter run level by level: submit everything ready, wait for all of it;
-- ``asyncio``: one task per step awaiting its dependencies' tasks, under a semaphore.
+- ``asyncio``: one task per step awaiting its dependencies' tasks, under a semaphore;
+- ``map`` (W7 only): the item list through ``ThreadPoolExecutor.map``, one stage after the
+  other (for W7's chain: all of a, then all of b).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any, ClassVar
 
 from benchmarks import tasks
 from benchmarks.harness import Engine
-from benchmarks.workloads import Workload
+from benchmarks.workloads import Workload, stage_durations
 
 
 class Stdlib(Engine):
@@ -38,6 +40,7 @@ class Stdlib(Engine):
         "processes": "the dynamic loop on a ProcessPoolExecutor",
         "barrier": "TopologicalSorter level by level on a ThreadPoolExecutor",
         "asyncio": "asyncio tasks awaiting their dependencies, under a Semaphore",
+        "map": "ThreadPoolExecutor.map over W7's items, a stage at a time",
     }
 
     def version(self) -> str:
@@ -46,6 +49,10 @@ class Stdlib(Engine):
     def build(self, wl: Workload) -> Any:
         if self.variant == "asyncio":
             return None  # the tasks are made as the run goes
+        if self.variant == "map":  # the number of items, then a body per stage
+            stages = list(stage_durations(wl).values())
+            bodies = [tasks.item_body(wl.kind, durations) for durations in stages]
+            return len(stages[0]), bodies
         sorter: TopologicalSorter[str] = TopologicalSorter()
         fns: dict[str, Callable[[], Any]] = {}
         for s in wl.steps:
@@ -61,6 +68,13 @@ class Stdlib(Engine):
     def run(self, built: Any, wl: Workload) -> None:
         if self.variant == "asyncio":
             asyncio.run(_asyncio(wl))
+            return
+        if self.variant == "map":
+            n, bodies = built
+            items = list(range(n))
+            with ThreadPoolExecutor(max_workers=wl.slots) as threads:
+                for body in bodies:
+                    items = list(threads.map(body, items))
             return
         sorter, fns = built
         pool: Executor
