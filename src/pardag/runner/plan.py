@@ -54,7 +54,8 @@ class Plan:
     before it is dispatched, its end committed before its dependents are released).
     ``exact_events``: someone takes every event, in order, as it happens (a listener, or the
     run store), so no step may start unannounced. ``chain`` and ``hand_ahead`` are the thread
-    fast paths (``pardag.runner.chains``); both need a run that is neither.
+    fast paths (``pardag.runner.chains``); both need a run that is neither, and a chain also
+    a run without mapped steps (hand-ahead serves their instances too).
     """
 
     workflow: str
@@ -92,8 +93,9 @@ def make_plan(
     executor_of = [pick_executor(s, a, settings) for s, a in zip(steps, actions, strict=True)]
     checks = [precondition(when_step(s) if s.map_over else s) for s in steps]  # an instance's
     cache = cache_policies(steps, ctx, stored=durable, encoder=encoder)
-    fast = not exact_events and not durable and not mapped  # instances join as it runs
-    chain = chain_table(graph, executor_of, checks, cache, settings.mode) if fast else None
+    fast = not exact_events and not durable
+    chained = fast and not mapped  # a chain is planned: instances join as the run goes
+    chain = chain_table(graph, executor_of, checks, cache, settings.mode) if chained else None
     ahead = fast and may_hand_ahead(steps, executor_of, settings.mode)
     return Plan(
         ctx.workflow,
