@@ -66,3 +66,26 @@ def step_problems(wf: Workflow, step: str) -> list[str]:
         wf.validate()
     assert all(problem.step == step for problem in info.value.problems), info.value
     return [problem.message for problem in info.value.problems]
+
+
+CRASH_PRELUDE = """
+import os, signal, time
+from pathlib import Path
+import pardag
+from pardag.store import open_store
+
+LEDGER = Path(os.environ["LEDGER"])
+mark = lambda name: LEDGER.open("a").write(name + "\\n")
+
+def kill_once(workflow, step, state=None):
+    \"\"\"SIGKILL this process once ``step`` is recorded (in ``state``, if given).\"\"\"
+    with open_store(os.environ["STORE"]) as store:
+        (run,) = store.list_runs(workflow=workflow)
+        while not any(
+            s.step_id == step and state in (None, s.state) for s in store.get_steps(run.run_id)
+        ):
+            time.sleep(0.01)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+"""The start of a crash script: a ledger the steps mark (``$LEDGER``), and ``kill_once``, which
+kills the script's own process once a step reaches the store (``$STORE``)."""

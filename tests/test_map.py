@@ -23,6 +23,7 @@ from pardag import EventKind, Recorder, RetryPolicy, RunStatus, StepState
 from pardag.clock import VirtualClock
 from pardag.progress import LiveProgress, print_summary
 from pardag.store import open_store
+from tests.support import CRASH_PRELUDE
 
 WAIT = 5.0  # seconds an instance waits for others before giving up (never reached when right)
 GRACE = 0.3  # seconds an instance too many gets to show up (always waited out when right)
@@ -394,23 +395,8 @@ def test_a_durable_run_records_each_instance(tmp_path: Path) -> None:
     assert {"process[0]", "process[2]"} <= {e.step for e in events}
 
 
-CRASHING_MAP = textwrap.dedent(
+CRASHING_MAP = CRASH_PRELUDE + textwrap.dedent(
     """
-    import os, signal, time
-    from pathlib import Path
-    import pardag
-    from pardag.store import open_store
-
-    LEDGER = Path(os.environ["LEDGER"])
-    mark = lambda name: LEDGER.open("a").write(name + "\\n")
-
-    def kill_once_recorded(step):
-        with open_store(os.environ["STORE"]) as store:
-            (run,) = store.list_runs(workflow="crashmap")
-            while step not in {s.step_id for s in store.get_steps(run.run_id)}:
-                time.sleep(0.01)
-        os.kill(os.getpid(), signal.SIGKILL)
-
     wf = pardag.Workflow("crashmap")
 
     @wf.step
@@ -424,7 +410,7 @@ CRASHING_MAP = textwrap.dedent(
         flag = Path(str(LEDGER) + ".crashed")
         if item == 2 and not flag.exists():
             flag.touch()
-            kill_once_recorded("process[2]")
+            kill_once("crashmap", "process[2]")
         return item * 10
 
     @wf.step

@@ -20,6 +20,7 @@ import pardag
 from pardag import EventKind, Recorder, RunStatus, StepState
 from pardag.errors import ValidationError
 from pardag.store import open_store
+from tests.support import CRASH_PRELUDE
 
 WAIT = 5.0  # seconds an instance waits for another (never reached when right)
 
@@ -364,26 +365,8 @@ def test_a_map_over_a_mapped_step_with_another_upstream_waits_for_it() -> None:
     )
 
 
-CRASHING_CHAIN = textwrap.dedent(
+CRASHING_CHAIN = CRASH_PRELUDE + textwrap.dedent(
     """
-    import os, signal, time
-    from pathlib import Path
-    import pardag
-    from pardag.store import open_store
-
-    LEDGER = Path(os.environ["LEDGER"])
-    mark = lambda name: LEDGER.open("a").write(name + "\\n")
-
-    def kill_once_succeeded(step):
-        with open_store(os.environ["STORE"]) as store:
-            (run,) = store.list_runs(workflow="crashchain")
-            while not any(
-                s.step_id == step and s.state == "succeeded"
-                for s in store.get_steps(run.run_id)
-            ):
-                time.sleep(0.01)
-        os.kill(os.getpid(), signal.SIGKILL)
-
     wf = pardag.Workflow("crashchain")
 
     @wf.step
@@ -397,7 +380,7 @@ CRASHING_CHAIN = textwrap.dedent(
         flag = Path(str(LEDGER) + ".crashed")
         if item == 2 and not flag.exists():
             flag.touch()
-            kill_once_succeeded("b[1]")  # b[1] ran while a[2] runs: then the kill
+            kill_once("crashchain", "b[1]", "succeeded")  # b[1] ran while a[2] runs: then the kill
         return item * 10
 
     @wf.map(over="a")
