@@ -488,6 +488,30 @@ def test_a_shell_orchestrator_file_declares_secrets_too(tmp_path: Path) -> None:
         pardag.load(path)
 
 
+def test_a_step_process_inherits_no_secret_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secret set for the runner (``PARDAG_SECRET_X``, the secrets file's path) does not reach
+    the environment of a shell step, nor of a shell-orchestrator command, that did not ask for
+    it; the one a step asks for still arrives."""
+    monkeypatch.setenv("PARDAG_SECRET_DB_PASS", "hunter2-not-asked-for")
+    monkeypatch.setenv("PARDAG_SECRET_API_TOKEN", "tok-abcd-1234")
+    empty = tmp_path / "secrets.env"
+    empty.write_text("# none here\n")
+    empty.chmod(0o600)
+    monkeypatch.setenv("PARDAG_SECRETS_FILE", str(empty))
+    wf = pardag.Workflow("env", secrets=["API_TOKEN"])
+    wf.add("shell", kind="shell", params={"command": "env | grep -c PARDAG_SECRET || true"})
+    wf.add("asks", kind="shell", params={"command": "echo {{ secrets.API_TOKEN }}"})
+    result = wf.run()
+    assert result.outputs["shell"]["stdout"] == "0\n"
+    assert result.outputs["asks"]["stdout"] == f"{MASK}\n"
+    path = tmp_path / "sf.yaml"
+    path.write_text("name: sf\nsteps:\n  - name: a\n    command: env\n")
+    out = pardag.load(path).run().outputs["a"]["stdout"]
+    assert "hunter2" not in out and "PARDAG_SECRET" not in out, out
+
+
 def _masked_sqlite(path: str) -> MaskedStore:
     return MaskedStore(open_store(path), Masker(["never-in-the-records"]))
 

@@ -44,6 +44,7 @@ __all__ = [
     "declared",
     "default_sources",
     "secrets_of",
+    "without_sources",
 ]
 
 MASK = "***"
@@ -149,6 +150,13 @@ class EnvironmentSource:
 
     def describe(self, name: str) -> str:
         return f"set the environment variable {ENV_PREFIX}{name}"
+
+
+def without_sources(environ: Mapping[str, str]) -> dict[str, str]:
+    """``environ`` without the variables secrets are read from (``PARDAG_SECRET_<NAME>``,
+    ``PARDAG_SECRETS_FILE``): what a step's process inherits. A step gets a secret only where
+    it asks for one (``{{ secrets.NAME }}``, a shellflow step's ``secrets:``)."""
+    return {k: v for k, v in environ.items() if not k.startswith(ENV_PREFIX) and k != FILE_ENV}
 
 
 class FileSource:

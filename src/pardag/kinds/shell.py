@@ -54,7 +54,7 @@ from pardag.child import Limits
 from pardag.errors import ArgumentError, CommandFailed
 from pardag.executors.base import describe_exit
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
-from pardag.secrets import secrets_of
+from pardag.secrets import secrets_of, without_sources
 from pardag.shellvalues import (
     ShellValues,
     argv_problems,
@@ -162,7 +162,7 @@ async def run_command(
     is added to this process's environment; ``limits`` are set in the child (``pardag.child``).
     """
     argv = ["sh", "-c", command] if isinstance(command, str) else [str(a) for a in command]
-    full_env = {**os.environ, **(env or {})}
+    full_env = {**without_sources(os.environ), **(env or {})}  # no secret it did not ask for
     try:
         proc = await start_process(argv, full_env, cwd, limits)
     except FileNotFoundError as exc:

@@ -56,7 +56,7 @@ from pardag import tether
 from pardag.errors import ArgumentError, PreconditionFailed, StepSkipped
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
 from pardag.kinds.shell import MAX_OUTPUT, CommandFailed, end_process, start_process
-from pardag.secrets import secrets_of
+from pardag.secrets import secrets_of, without_sources
 from pardag.shellquote import substitute
 from pardag.states import ExecutorName
 from pardag.steplog import BytesInto
@@ -255,7 +255,7 @@ async def _capture(
     Unlike ``shell.run_command``, it returns stdout as written even when a line of it is
     JSON: output variables capture the text.
     """
-    proc = await start_process(argv, {**os.environ, **env}, cwd)
+    proc = await start_process(argv, {**without_sources(os.environ), **env}, cwd)
     try:
         out, err = await asyncio.gather(_read(proc.stdout, "stdout"), _read(proc.stderr, "stderr"))
         code = await proc.wait()
