@@ -132,6 +132,7 @@ class Runner:
                 gc.unfreeze()
             if deadline is not None:
                 deadline.cancel()
+            self.clock.watch(lambda: False)  # over: a virtual clock fires no timer left (backoff)
             await self._close_executors()
             await self.context.aclose()
         result = self._result(started)
@@ -155,8 +156,7 @@ class Runner:
 
     async def _drive(self) -> None:
         self._all_final = asyncio.get_running_loop().create_future()
-        resumed = self._resumption
-        if resumed is not None and resumed.steps and self._records is not None:
+        if (resumed := self._resumption) is not None and resumed.steps and self._records:
             self.sched.restore(self._records.restore(resumed.steps))
         self.sched.prepare()
         self._report()
