@@ -121,6 +121,8 @@ class Settings:
     """Where HTTP steps may connect (``pardag.egress``); empty: anywhere not denied."""
     http_deny: tuple[str, ...] = ()
     """Where HTTP steps may not connect (``("private",)``: the local network)."""
+    dask_address: str | None = None
+    """The Dask scheduler steps on ``executor="dask"`` run on; None: a LocalCluster."""
 
 
 @dataclass(slots=True)

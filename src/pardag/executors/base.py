@@ -82,6 +82,10 @@ class Executor(ABC):
     through the event loop per link."""
     follow: Follow | None = None
     on_follow: OnFollow | None = None
+    labels: ClassVar[bool] = False
+    """True when the executor shows each call to others by name and rank (``dask``: a task
+    key and a priority): the runner then sets its ``label`` (tag -> what it needs)."""
+    label: Callable[[int], tuple[str, str, int]] | None = None
     synchronous: ClassVar[bool] = False
     """True when the executor runs each call to its end in the caller's thread, at once
     (``inline``). Then ``call`` runs it without a future, and a caller on a hot path (the

@@ -1,0 +1,215 @@
+"""The ``dask`` executor against a real LocalCluster: 2 worker processes, 1 thread each,
+started once for the module (the executor connects to it by ``dask_address``)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+dask = pytest.importorskip("dask")
+distributed = pytest.importorskip("distributed")
+
+import pardag  # noqa: E402
+from pardag.executors import Executor, create_executor  # noqa: E402
+from pardag.executors.dask import LOCAL_CONFIG  # noqa: E402
+from pardag.states import ExecutorName  # noqa: E402
+from pardag.testing.executors import ExecutorSuite  # noqa: E402
+
+_ADDRESS: str | None = None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cluster() -> Iterator[Any]:
+    """One LocalCluster for the module, set up as the executor sets up those it starts."""
+    global _ADDRESS
+    with dask.config.set(LOCAL_CONFIG):
+        local = distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        )
+    client = distributed.Client(local)
+    _ADDRESS = local.scheduler_address
+    try:
+        yield client
+    finally:
+        _ADDRESS = None
+        client.close()
+        local.close()
+
+
+def scheduler_tasks(client: Any) -> int:
+    """How many tasks the scheduler holds, once that number settles at 0 (or 5 s pass)."""
+    deadline = time.monotonic() + 5
+    while True:
+        count: int = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+        if count == 0 or time.monotonic() > deadline:
+            return count
+        time.sleep(0.05)
+
+
+class TestDask(ExecutorSuite):
+    executor_name = ExecutorName.DASK
+    abandons = True  # a task running on a worker thread goes on after cancel
+    remote = True  # the cluster's workers outlive the executor
+
+    def make_executor(self, max_workers: int) -> Executor:
+        return create_executor(ExecutorName.DASK, max_workers, dask_address=_ADDRESS)
+
+
+# --- steps (module level: the workers import them by name) ---------------------------------
+
+
+def pid() -> int:
+    return os.getpid()
+
+
+def die_once(marker: str) -> int:
+    """Kill this worker process the first time; return the pid the second time."""
+    if not Path(marker).exists():
+        Path(marker).write_text(str(os.getpid()))
+        os.kill(os.getpid(), signal.SIGKILL)
+    return os.getpid()
+
+
+def starter(directory: Path, name: str, seconds: float = 0.0) -> Any:
+    """A step (a closure: sent by value) that calls ``started``."""
+    where = str(directory)
+    return lambda: started(where, name, seconds)
+
+
+def started(directory: str, name: str, seconds: float = 0.0) -> str:
+    """Append ``name`` to the start log, then sleep."""
+    with open(Path(directory, "starts"), "a") as log:
+        log.write(name + "\n")
+    time.sleep(seconds)
+    return name
+
+
+def task_key() -> str:
+    """The key of the Dask task running this call."""
+    return str(distributed.get_worker().get_current_task())
+
+
+def sleep_then_fail(seconds: float) -> None:
+    time.sleep(seconds)
+    raise ValueError("planned failure")
+
+
+def run_on(wf: pardag.Workflow, **options: Any) -> pardag.RunResult:
+    return wf.run(executor="dask", dask_address=_ADDRESS, **options)
+
+
+# --- runs ----------------------------------------------------------------------------------
+
+
+def test_a_run_on_the_cluster_passes_outputs_between_steps() -> None:
+    wf = pardag.Workflow("w")
+    wf.add("a", pid)
+    wf.add("b", lambda a: (a, os.getpid()), depends_on="a")  # a lambda: sent by value
+    result = run_on(wf)
+    assert result.status == "succeeded", result.error
+    a, (passed, b) = result.outputs["a"], result.outputs["b"]
+    assert passed == a and os.getpid() not in (a, b)
+
+
+def test_a_worker_killed_mid_step_fails_the_attempt_and_the_retry_runs_elsewhere(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "killed"
+    wf = pardag.Workflow("w")
+    wf.add("fragile", lambda: die_once(str(marker)), retry={"retries": 1, "delay": 0})
+    result = run_on(wf)
+    assert result.status == "succeeded", result.error
+    assert result.steps["fragile"].attempts == 2
+    assert result.outputs["fragile"] != int(marker.read_text())  # another worker process
+
+
+def test_a_killed_worker_without_retries_names_the_step_and_the_worker(tmp_path: Path) -> None:
+    wf = pardag.Workflow("w")
+    wf.add("fragile", lambda: die_once(str(tmp_path / "killed")))
+    result = run_on(wf)
+    assert result.status == "failed"
+    reason = result.steps["fragile"].reason or ""
+    assert "step 'fragile'" in reason and "Dask worker tcp://" in reason and "died" in reason
+
+
+def test_fail_fast_leaves_no_task_on_the_cluster(cluster: Any, tmp_path: Path) -> None:
+    wf = pardag.Workflow("w")
+    wf.add("boom", lambda: sleep_then_fail(0.2))
+    for k in range(4):  # one runs, three wait in the cluster's queue when boom fails
+        wf.add(f"slow{k}", starter(tmp_path, f"s{k}", 1.0))
+    result = run_on(wf)
+    assert result.status == "failed"
+    assert result.steps["boom"].state == "failed"
+    assert scheduler_tasks(cluster) == 0
+
+
+def test_cancel_leaves_no_task_on_the_cluster(cluster: Any, tmp_path: Path) -> None:
+    wf = pardag.Workflow("w")
+    for k in range(4):
+        wf.add(f"s{k}", starter(tmp_path, f"s{k}", 1.0))
+
+    async def main() -> pardag.RunResult:
+        run = asyncio.ensure_future(wf.run_async(executor="dask", dask_address=_ADDRESS))
+        starts = tmp_path / "starts"
+        while not starts.exists() or len(starts.read_text().split()) < 2:
+            await asyncio.sleep(0.01)  # both workers run a step, two wait in the queue
+        run.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await run
+        return None  # type: ignore[return-value]
+
+    asyncio.run(main())
+    assert scheduler_tasks(cluster) == 0
+    time.sleep(1.2)  # the running two finish their sleep; the queued two never start
+    assert len((tmp_path / "starts").read_text().split()) == 2
+
+
+def test_priority_order_holds_in_the_clusters_queue(tmp_path: Path) -> None:
+    """Both worker threads are busy while ``low`` then ``high`` become ready and go to the
+    cluster: when the first frees up, it starts ``high`` (Dask's priority, from pardag's)."""
+    wf = pardag.Workflow("w")
+    wf.add("block1", starter(tmp_path, "block1", 0.6), priority=9)
+    wf.add("block2", starter(tmp_path, "block2", 1.2), priority=9)
+    wf.add("early", lambda: time.sleep(0.1), executor="threads", priority=5)
+    wf.add("late", lambda: time.sleep(0.3), executor="threads", priority=5)
+    wf.add("low", starter(tmp_path, "low"), depends_on="early")
+    wf.add("high", starter(tmp_path, "high"), depends_on="late", priority=1)
+    result = run_on(wf)
+    assert result.status == "succeeded", result.error
+    assert (tmp_path / "starts").read_text().split()[2:] == ["high", "low"]
+
+
+def test_two_runs_of_one_workflow_on_one_cluster_do_not_share_keys(cluster: Any) -> None:
+    wf = pardag.Workflow("w")
+    wf.add("a", task_key)
+    first, second = run_on(wf), run_on(wf)
+    assert first.outputs["a"] == f"pardag-{first.run_id}-a-1"
+    assert second.outputs["a"] == f"pardag-{second.run_id}-a-1"
+    assert first.outputs["a"] != second.outputs["a"]
+    assert scheduler_tasks(cluster) == 0  # released as soon as the result came back
+
+
+def test_a_step_on_dask_among_steps_on_threads() -> None:
+    wf = pardag.Workflow("w")
+    wf.add("here", lambda: os.getpid())
+    wf.add("there", pid, executor="dask", depends_on="here")
+    result = wf.run(dask_address=_ADDRESS)
+    assert result.status == "succeeded", result.error
+    assert result.outputs["here"] == os.getpid() != result.outputs["there"]
+
+
+def test_an_unreachable_address_is_an_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("pardag.executors.dask.CONNECT_TIMEOUT", 0.5)
+    wf = pardag.Workflow("w")
+    wf.add("a", pid)
+    result = wf.run(executor="dask", dask_address="tcp://127.0.0.1:9")
+    assert result.status == "failed"
+    reason = result.steps["a"].reason or ""
+    assert "dask_address 'tcp://127.0.0.1:9'" in reason and "--dask-address" in reason
