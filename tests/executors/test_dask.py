@@ -4,6 +4,7 @@ started once for the module (the executor connects to it by ``dask_address``).""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
@@ -21,6 +22,8 @@ from pardag.executors import Executor, create_executor  # noqa: E402
 from pardag.executors.dask import LOCAL_CONFIG  # noqa: E402
 from pardag.states import ExecutorName  # noqa: E402
 from pardag.testing.executors import ExecutorSuite  # noqa: E402
+from tests.cli.support import clean_env, write  # noqa: E402
+from tests.cli.support import pardag as pardag_cli  # noqa: E402
 
 _ADDRESS: str | None = None
 
@@ -205,11 +208,68 @@ def test_a_step_on_dask_among_steps_on_threads() -> None:
     assert result.outputs["here"] == os.getpid() != result.outputs["there"]
 
 
-def test_an_unreachable_address_is_an_error_naming_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("pardag.executors.dask.CONNECT_TIMEOUT", 0.5)
+def test_an_unreachable_address_is_an_error_naming_it() -> None:
     wf = pardag.Workflow("w")
     wf.add("a", pid)
-    result = wf.run(executor="dask", dask_address="tcp://127.0.0.1:9")
+    with dask.config.set({"distributed.comm.timeouts.connect": "0.5s"}):
+        result = wf.run(executor="dask", dask_address="tcp://127.0.0.1:9")
     assert result.status == "failed"
     reason = result.steps["a"].reason or ""
     assert "dask_address 'tcp://127.0.0.1:9'" in reason and "--dask-address" in reason
+
+
+def test_a_bad_dask_address_is_refused_before_the_run() -> None:
+    wf = pardag.Workflow("w")
+    wf.add("a", pid)
+    with pytest.raises(pardag.ArgumentError, match="dask_address must be a Dask scheduler"):
+        wf.run(executor="dask", dask_address="tcp://a b")
+
+
+# --- files and the command line ------------------------------------------------------------
+
+FLOW = """\
+name: on-dask
+execution:
+  executor: dask
+  dask: {address: "%s"}
+steps:
+  where:
+    kind: python
+    function: "pardag.testing.calls:thread_id"
+"""
+
+
+def test_a_file_names_the_cluster_in_its_execution_section(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(FLOW % _ADDRESS)
+    wf = pardag.load(flow)
+    assert (wf.settings.executor, wf.settings.dask_address) == ("dask", _ADDRESS)
+    flow.write_text(FLOW.replace('{address: "%s"}', "{adress: x}"))
+    with pytest.raises(pardag.ValidationError, match=r"adress.*execution\.dask"):
+        pardag.load(flow)
+
+
+def test_pardag_run_on_the_cluster_from_flags_and_the_environment(tmp_path: Path) -> None:
+    write(tmp_path, "flow.yaml", FLOW.replace('  dask: {address: "%s"}\n', ""))
+    done = pardag_cli(tmp_path, "run", "flow.yaml", "--json", "--dask-address", str(_ADDRESS))
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["outputs"]["where"] > 0
+    env = clean_env(PARDAG_DASK_ADDRESS=str(_ADDRESS))
+    shown = pardag_cli(tmp_path, "run", "flow.yaml", "--show-settings", "--json", env=env)
+    settings = json.loads(shown.stdout)
+    assert settings["dask.address"] == {"value": _ADDRESS, "source": "PARDAG_DASK_ADDRESS"}
+    assert settings["executor"] == {"value": "dask", "source": "workflow file flow.yaml"}
+
+
+def test_pardag_run_with_an_unreachable_address_says_so_without_a_traceback(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "flow.yaml", FLOW % "tcp://127.0.0.1:9")
+    env = clean_env(DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT="0.5s")
+    done = pardag_cli(tmp_path, "run", "flow.yaml", env=env)
+    assert done.returncode != 0
+    assert "dask_address 'tcp://127.0.0.1:9'" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    bad = pardag_cli(tmp_path, "run", "flow.yaml", "--dask-address", "tcp://a b", env=env)
+    assert bad.returncode != 0
+    assert "Invalid --dask-address value 'tcp://a b'" in bad.stderr, bad.stderr

@@ -43,10 +43,7 @@ from pardag.executors.base import Executor, deliverable
 from pardag.executors.payload import describe, dumps
 from pardag.states import ExecutorName
 
-__all__ = ["CONNECT_TIMEOUT", "LOCAL_CONFIG", "DaskExecutor", "Label"]
-
-CONNECT_TIMEOUT = 10.0
-"""Seconds to wait for the scheduler at ``dask_address`` before the run fails."""
+__all__ = ["LOCAL_CONFIG", "DaskExecutor", "Label"]
 
 Label = Callable[[int], tuple[str, str, int]]
 """A call's tag (its step) -> (its task key, the attempt in words, its Dask priority); the
@@ -219,13 +216,14 @@ class DaskExecutor(Executor):
             _mainless_workers.hold()  # a worker that dies is restarted the same way
             return await Client(self._cluster, asynchronous=True)
         try:
-            return await Client(self._address, asynchronous=True, timeout=CONNECT_TIMEOUT)
+            return await Client(self._address, asynchronous=True)  # Dask's connect timeout
         except (OSError, TimeoutError, ValueError) as exc:
+            waited = dask.config.get("distributed.comm.timeouts.connect")
             raise ArgumentError(
-                f"dask_address {self._address!r}: no Dask scheduler answered there "
-                f"({describe(exc)}); check the address (dask_address, --dask-address, "
-                "PARDAG_DASK_ADDRESS or execution: dask: address:) and that the scheduler "
-                "runs, or leave it out to start a LocalCluster for the run"
+                f"dask_address {self._address!r}: no Dask scheduler answered there within "
+                f"{waited} ({describe(exc)}); check the address (dask_address, "
+                "--dask-address, PARDAG_DASK_ADDRESS or execution: dask: address:) and that "
+                "the scheduler runs, or leave it out to start a LocalCluster for the run"
             ) from None
 
     async def _call(self, client: Any, held: _Held) -> None:
