@@ -7,6 +7,8 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -273,3 +275,39 @@ def test_pardag_run_with_an_unreachable_address_says_so_without_a_traceback(
     bad = pardag_cli(tmp_path, "run", "flow.yaml", "--dask-address", "tcp://a b", env=env)
     assert bad.returncode != 0
     assert "Invalid --dask-address value 'tcp://a b'" in bad.stderr, bad.stderr
+
+
+SCRIPT = """\
+import json, os, sys, time
+import pardag
+from pardag.testing.executors import pid_gone
+
+wf = pardag.Workflow("script")
+wf.add("a", lambda: os.getpid())
+wf.add("b", lambda a: [a, os.getpid()], depends_on="a")
+result = wf.run(executor="dask")  # no __main__ guard: the workers never run this file
+workers = set(result.outputs["b"])
+deadline = time.monotonic() + 10
+while not all(pid_gone(p) for p in workers) and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(json.dumps({"status": result.status, "workers": sorted(workers),
+                  "gone": all(pid_gone(p) for p in workers), "me": os.getpid()}))
+"""
+
+
+def test_without_an_address_a_local_cluster_runs_for_the_run_and_closes(tmp_path: Path) -> None:
+    """A script with no ``__main__`` guard starts its own LocalCluster of worker processes,
+    whose workers are gone once the run returns."""
+    script = write(tmp_path, "flow.py", SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["status"] == "succeeded"
+    assert report["me"] not in report["workers"] and report["gone"]
