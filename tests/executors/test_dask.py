@@ -227,6 +227,32 @@ def test_a_bad_dask_address_is_refused_before_the_run() -> None:
         wf.run(executor="dask", dask_address="tcp://a b")
 
 
+
+def test_a_resource_no_worker_has_is_an_error_at_submit() -> None:
+    wf = pardag.Workflow("w")
+    wf.add("train", pid, executor="dask", resources={"GPU": 1})
+    result = wf.run(dask_address=_ADDRESS)
+    assert result.status == "failed"
+    reason = result.steps["train"].reason or ""
+    assert "step 'train'" in reason and "{'GPU': 1}" in reason, reason
+    assert "no worker of the cluster has" in reason
+
+
+def test_resources_that_are_no_pool_go_to_dask_workers_that_have_them() -> None:
+    """``GPU`` is no pool: a Dask worker resource; ``db`` is a pool: pardag's limit."""
+    wf = pardag.Workflow("w", pools={"db": 1})
+    wf.add("train", task_key, executor="dask", resources={"GPU": 1, "db": 1})
+    with distributed.LocalCluster(
+        n_workers=1, processes=False, resources={"GPU": 1}, dashboard_address=None
+    ) as gpus:
+        result = wf.run(dask_address=gpus.scheduler_address)
+    assert result.status == "succeeded", result.error
+    with pytest.raises(pardag.ValidationError, match="pool 'GPU', which is not declared"):
+        on_threads = pardag.Workflow("w")
+        on_threads.add("train", pid, resources={"GPU": 1})  # not on dask: GPU must be a pool
+        on_threads.run()
+
+
 # --- files and the command line ------------------------------------------------------------
 
 FLOW = """\

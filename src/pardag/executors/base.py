@@ -15,11 +15,12 @@ import signal
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 __all__ = [
     "Executor",
     "Follow",
+    "Label",
     "Next",
     "OnFollow",
     "deliverable",
@@ -62,6 +63,16 @@ OnFollow = Callable[[asyncio.Future[Any], Any, int, asyncio.Future[Any], float],
 """On the loop: (finished call's future, its result, next tag, next call's future, start time)."""
 
 
+class Label(NamedTuple):
+    """A call as a cluster sees it (``labels``): its task key, the call in words for
+    messages, its priority there (higher first), and the worker resources it needs."""
+
+    key: str
+    what: str
+    priority: int
+    resources: dict[str, int] | None = None
+
+
 class Executor(ABC):
     """Runs calls and reports each through a future; see the module docstring.
 
@@ -85,7 +96,7 @@ class Executor(ABC):
     labels: ClassVar[bool] = False
     """True when the executor shows each call to others by name and rank (``dask``: a task
     key and a priority): the runner then sets its ``label`` (tag -> what it needs)."""
-    label: Callable[[int], tuple[str, str, int]] | None = None
+    label: Callable[[int], Label] | None = None
     synchronous: ClassVar[bool] = False
     """True when the executor runs each call to its end in the caller's thread, at once
     (``inline``). Then ``call`` runs it without a future, and a caller on a hot path (the

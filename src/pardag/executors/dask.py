@@ -39,15 +39,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pardag.errors import ArgumentError
-from pardag.executors.base import Executor, deliverable
+from pardag.executors.base import Executor, Label, deliverable
 from pardag.executors.payload import describe, dumps
 from pardag.states import ExecutorName
 
-__all__ = ["LOCAL_CONFIG", "DaskExecutor", "Label"]
-
-Label = Callable[[int], tuple[str, str, int]]
-"""A call's tag (its step) -> (its task key, the attempt in words, its Dask priority); the
-runner sets it (``pardag.runner.workers``)."""
+__all__ = ["LOCAL_CONFIG", "DaskExecutor"]
 
 LOCAL_CONFIG = {"distributed.scheduler.allowed-failures": 0}
 """The Dask settings of a cluster the executor starts (docs/scale-out.md): a worker that dies
@@ -76,8 +72,7 @@ class _Held:
     seq: int
     future: asyncio.Future[Any] = field(compare=False)
     payload: bytes = field(compare=False)
-    key: str = field(compare=False)
-    what: str = field(compare=False)
+    label: Label = field(compare=False)
 
 
 class DaskExecutor(Executor):
@@ -89,7 +84,7 @@ class DaskExecutor(Executor):
     def __init__(self, max_workers: int | None = None, address: str | None = None) -> None:
         self._max_workers = max_workers
         self._address = address
-        self.label: Label | None = None
+        self.label: Callable[[int], Label] | None = None
         self._client: asyncio.Task[Any] | None = None  # a distributed.Client (untyped)
         self._cluster: Any = None
         self._held: list[_Held] = []
@@ -97,6 +92,7 @@ class DaskExecutor(Executor):
         self._tasks: dict[asyncio.Future[Any], asyncio.Task[None]] = {}
         self._dask: dict[asyncio.Future[Any], Any] = {}  # distributed.Future by ours
         self._cancels: set[asyncio.Future[Any]] = set()
+        self._resources: list[dict[str, float]] | None = None  # each worker's, when asked
         self._run = uuid.uuid4().hex[:12]
         self._closed = False
 
@@ -129,8 +125,8 @@ class DaskExecutor(Executor):
             future.set_exception(error)
             return future
         seq = next(self._seq)
-        key, what, priority = self._name(tag, seq)
-        heapq.heappush(self._held, _Held(-priority, seq, future, payload, key, what))
+        label = self._name(tag, seq)
+        heapq.heappush(self._held, _Held(-label.priority, seq, future, payload, label))
         future.add_done_callback(self._on_future_done)
         if self._client is None:
             self._client = loop.create_task(self._connect())
@@ -171,12 +167,12 @@ class DaskExecutor(Executor):
 
     # --- on the loop ----------------------------------------------------------------------
 
-    def _name(self, tag: int, seq: int) -> tuple[str, str, int]:
-        """(task key, the call in words, Dask priority): the runner's label of the step."""
+    def _name(self, tag: int, seq: int) -> Label:
+        """The runner's label of the step, or one made up for a call without a step."""
         if self.label is not None and tag >= 0:
             return self.label(tag)
         key = f"pardag-{self._run}-call-{seq}"
-        return key, f"task {key!r}", 0
+        return Label(key, f"task {key!r}", 0)
 
     def _send(self) -> None:
         """Hand held calls to the cluster, highest priority first, while it has a free
@@ -228,10 +224,18 @@ class DaskExecutor(Executor):
 
     async def _call(self, client: Any, held: _Held) -> None:
         """Run one call as a Dask task; settle its future with the outcome."""
-        future = held.future
+        future, label = held.future, held.label
         try:
+            if label.resources:
+                await self._check_resources(client, label)
             task: Any = client.submit(
-                run_call, held.payload, key=held.key, pure=False, retries=0, priority=-held.rank
+                run_call,
+                held.payload,
+                key=label.key,
+                pure=False,
+                retries=0,
+                priority=label.priority,
+                resources=label.resources,
             )
             self._dask[future] = task
             try:
@@ -244,7 +248,7 @@ class DaskExecutor(Executor):
                 future.cancel()
             return
         except BaseException as exc:
-            outcome = (False, _explained(exc, held.what))
+            outcome = (False, _explained(exc, label.what))
         finally:
             self._tasks.pop(future, None)
             self._send()
@@ -253,6 +257,26 @@ class DaskExecutor(Executor):
                 future.set_result(outcome[1])
             else:
                 future.set_exception(outcome[1])
+
+    async def _check_resources(self, client: Any, label: Label) -> None:
+        """Fail at submit, not by waiting forever, when no worker has what the call needs
+        (asked of the scheduler once, and again before giving up: workers come and go)."""
+        assert label.resources is not None
+        known = self._resources or []
+        for fresh in (self._resources is None, True):
+            if fresh:
+                info = await client.scheduler.identity(n_workers=-1)
+                workers = info.get("workers", {}).values()
+                self._resources = known = [dict(w.get("resources") or {}) for w in workers]
+            if any(_fits(label.resources, have) for have in known):
+                return
+        kinds = sorted({name for have in known for name in have}) or ["none"]
+        raise RuntimeError(
+            f"{label.what} asks for Dask worker resources {label.resources}, which no worker "
+            f"of the cluster has (its workers' resources: {', '.join(kinds)}); start workers "
+            "with them (dask worker --resources 'GPU=1'), or declare a pardag pool of that "
+            "name to make it a limit of the run instead"
+        )
 
     def _on_future_done(self, future: asyncio.Future[Any]) -> None:
         """A cancelled future (``stop``, a timeout, the run ending) cancels its task."""
@@ -312,6 +336,10 @@ class _Mainless:
 _GET_CONTEXT = "get_mp_context"
 """What ``distributed.process`` calls for the multiprocessing context of a new worker."""
 _mainless_workers = _Mainless()
+
+
+def _fits(needs: dict[str, int], has: dict[str, float]) -> bool:
+    return all(has.get(name, 0) >= amount for name, amount in needs.items())
 
 
 def _explained(exc: BaseException, what: str) -> BaseException:

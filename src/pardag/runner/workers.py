@@ -19,8 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from pardag.executors import create_executor
-from pardag.executors.base import Executor
-from pardag.model import Graph
+from pardag.executors.base import Executor, Label
 from pardag.runner.chains import Follower
 from pardag.runner.plan import Plan
 from pardag.runner.state import Ended, Message
@@ -35,16 +34,17 @@ class Labels:
     the run and the attempt, so two runs on one cluster never share a key) and a priority
     that keeps pardag's ready order (``pardag.scheduler``: priority, then critical path)."""
 
-    def __init__(
-        self,
-        run_id: str,
-        graph: Graph,
-        attempts: list[int],
-        mode: Mode,
-        durations: Sequence[float] | None,
-    ) -> None:
+    def __init__(self, run_id: str, plan: Plan, attempts: list[int]) -> None:
+        graph, pools = plan.graph, plan.settings.pools
         self._run_id, self._ids, self._attempts = run_id, graph.ids, attempts
+        self._steps = graph.steps
+        self._dask = {  # resources that are no pool: Dask worker resources
+            i: {k: v for k, v in s.resources.items() if k not in pools}
+            for i, s in enumerate(graph.steps)
+            if s.resources and not all(k in pools for k in s.resources)
+        }
         n = len(graph.ids)
+        mode, durations = plan.settings.mode, plan.durations
         if mode is Mode.LEVELS:
             level = graph.levels()
             order = sorted(range(n), key=lambda i: (level[i], graph.ids[i]))
@@ -55,11 +55,12 @@ class Labels:
         for place, i in enumerate(order):
             self._priority[i] = n - place  # Dask runs the highest first
 
-    def __call__(self, i: int) -> tuple[str, str, int]:
+    def __call__(self, i: int) -> Label:
         sid, attempt = self._ids[i], self._attempts[i]
         priority = self._priority[i] if i < len(self._priority) else 0  # a map's instance
         key = f"pardag-{self._run_id}-{sid}-{attempt}"
-        return key, f"step {sid!r} (attempt {attempt}, task {key!r})", priority
+        what = f"step {sid!r} (attempt {attempt}, task {key!r})"
+        return Label(key, what, priority, self._dask.get(i))
 
 
 class Workers:
@@ -85,7 +86,7 @@ class Workers:
         self.labels: Labels | None = None
         """For executors that show calls to a cluster (``dask``): keys and priorities."""
         if ExecutorName.DASK in plan.executor_of:
-            self.labels = Labels(run_id, plan.graph, attempts, s.mode, plan.durations)
+            self.labels = Labels(run_id, plan, attempts)
 
     def get(self, name: str) -> Executor:
         """Executor ``name`` of this run, made (and wired) the first time it is asked for."""
