@@ -227,7 +227,6 @@ def test_a_bad_dask_address_is_refused_before_the_run() -> None:
         wf.run(executor="dask", dask_address="tcp://a b")
 
 
-
 def test_a_resource_no_worker_has_is_an_error_at_submit() -> None:
     wf = pardag.Workflow("w")
     wf.add("train", pid, executor="dask", resources={"GPU": 1})
@@ -337,3 +336,30 @@ def test_without_an_address_a_local_cluster_runs_for_the_run_and_closes(tmp_path
     report = json.loads(done.stdout.splitlines()[-1])
     assert report["status"] == "succeeded"
     assert report["me"] not in report["workers"] and report["gone"]
+
+
+FLOW_PY = """\
+import pardag
+
+wf = pardag.Workflow("from-a-script")
+
+
+def talk() -> int:
+    print("printed on a worker")
+    return 1
+
+
+wf.add("talk", talk)
+"""
+
+
+def test_pardag_run_flow_py_sends_its_functions_and_brings_their_logs_back(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, "flow.py", FLOW_PY)
+    args = ("--executor", "dask", "--dask-address", str(_ADDRESS), "--json")
+    done = pardag_cli(tmp_path, "run", "flow.py", *args)
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(done.stdout)["run_id"]
+    logs = pardag_cli(tmp_path, "logs", run_id, "talk")
+    assert "printed on a worker" in logs.stdout, logs.stderr
