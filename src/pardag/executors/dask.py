@@ -21,6 +21,8 @@ own event loop, and reports its end through an ``asyncio.Future`` like any other
 * ``stop`` cancels the task (``Future.cancel``): a queued one never runs. A task already
   running on a worker thread cannot be interrupted: Dask forgets it, but the thread runs the
   function to its end (docs/scale-out.md).
+* A step's ``resources`` that are no pardag pool are Dask worker resources (``Label``); a call
+  asking for one that no worker has fails at submit, not by waiting forever.
 * A worker that dies mid-step fails that attempt (the clusters this executor starts allow no
   re-run by Dask: ``allowed-failures`` 0), and pardag's retry policy decides what follows;
   the error names the step and the worker.
