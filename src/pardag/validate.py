@@ -183,7 +183,13 @@ def _step_problems(s: Step, settings: Settings) -> list[Problem]:
         msgs += _when_problems(s)
         if s.allow_failures is not None:
             msgs.append("allow_failures applies to a mapped step only; map it or remove it")
-    msgs += kind_problems(s)
+    found = [*kind_problems(s)]
+    if s.executor == ExecutorName.DASK and s.kind != "python" and "'dask'" not in str(found):
+        found.append(
+            f"a {s.kind} step cannot run on the dask executor yet: only Python functions and "
+            "Python code steps can (docs/scale-out.md); remove executor"
+        )
+    msgs += found
     msgs += send_problems(s, settings.executor)
     return [Problem(s.id, m) for m in msgs] if msgs else []
 
