@@ -376,3 +376,60 @@ def test_a_python_code_step_runs_on_the_cluster_and_a_shell_step_is_refused() ->
     shell.add("sh", kind="shell", params={"command": "echo hi"}, executor="dask")
     with pytest.raises(pardag.ValidationError, match="a shell step cannot run on the dask"):
         shell.validate()
+
+
+SLOW_PY = """\
+import time
+from pathlib import Path
+
+import pardag
+
+wf = pardag.Workflow("slow")
+
+
+def nap() -> None:
+    Path({marker!r}).touch()
+    time.sleep(1.5)
+
+
+wf.add("nap", nap)
+wf.add("queued", nap, priority=-1)
+wf.add("waiting", nap, priority=-2)
+"""
+
+
+def test_ctrl_c_leaves_no_task_on_the_cluster(cluster: Any, tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+    write(tmp_path, "flow.py", SLOW_PY.format(marker=str(marker)))
+    args = ["--executor", "dask", "--dask-address", str(_ADDRESS), "--json"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pardag", "run", "flow.py", *args],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists():  # a step runs on a worker now
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr
+    assert json.loads(stdout)["status"] == "cancelled"
+    assert scheduler_tasks(cluster) == 0
+
+
+def test_a_step_timeout_fails_the_attempt_without_waiting_for_the_worker(cluster: Any) -> None:
+    """The run moves on at the timeout; the worker's thread finishes its sleep unseen."""
+    wf = pardag.Workflow("w")
+    wf.add("slow", lambda: time.sleep(1.0), timeout=0.2)
+    result = run_on(wf)
+    assert result.status == "failed"
+    assert "timed out" in (result.steps["slow"].reason or "")
+    assert scheduler_tasks(cluster) == 0
