@@ -24,7 +24,7 @@ from pardag.executors import Executor, create_executor  # noqa: E402
 from pardag.executors.dask import LOCAL_CONFIG  # noqa: E402
 from pardag.states import ExecutorName  # noqa: E402
 from pardag.testing.executors import ExecutorSuite  # noqa: E402
-from tests.cli.support import clean_env, write  # noqa: E402
+from tests.cli.support import clean_env, interrupted, write  # noqa: E402
 from tests.cli.support import pardag as pardag_cli  # noqa: E402
 
 _ADDRESS: str | None = None
@@ -401,25 +401,9 @@ wf.add("waiting", nap, priority=-2)
 def test_ctrl_c_leaves_no_task_on_the_cluster(cluster: Any, tmp_path: Path) -> None:
     marker = tmp_path / "started"
     write(tmp_path, "flow.py", SLOW_PY.format(marker=str(marker)))
-    args = ["--executor", "dask", "--dask-address", str(_ADDRESS), "--json"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pardag", "run", "flow.py", *args],
-        cwd=tmp_path,
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not marker.exists():  # a step runs on a worker now
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130, stderr
+    args = ["run", "flow.py", "--executor", "dask", "--dask-address", str(_ADDRESS), "--json"]
+    code, stdout, stderr = interrupted(tmp_path, args, marker)  # a step runs on a worker
+    assert code == 130, stderr
     assert "Traceback" not in stderr
     assert json.loads(stdout)["status"] == "cancelled"
     assert scheduler_tasks(cluster) == 0
