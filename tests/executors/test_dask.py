@@ -417,3 +417,22 @@ def test_a_step_timeout_fails_the_attempt_without_waiting_for_the_worker(cluster
     assert result.status == "failed"
     assert "timed out" in (result.steps["slow"].reason or "")
     assert scheduler_tasks(cluster) == 0
+
+
+def test_a_mapped_steps_instances_take_its_worker_resources() -> None:
+    wf = pardag.Workflow("w")
+    wf.add("items", lambda: [1, 2])
+
+    @wf.map(over="items", executor="dask", resources={"GPU": 1})
+    def square(items: int) -> int:
+        return items * items
+
+    result = wf.run(dask_address=_ADDRESS)  # the module's cluster has no GPU
+    assert result.status == "failed"
+    assert "asks for Dask worker resources {'GPU': 1}" in (result.steps["square[0]"].reason or "")
+    with distributed.LocalCluster(
+        n_workers=1, processes=False, resources={"GPU": 1}, dashboard_address=None
+    ) as gpus:
+        result = wf.run(dask_address=gpus.scheduler_address)
+    assert result.status == "succeeded", result.error
+    assert result.outputs["square"] == [1, 4]

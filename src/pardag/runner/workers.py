@@ -20,6 +20,7 @@ from typing import Any
 
 from pardag.executors import create_executor
 from pardag.executors.base import Executor, Label
+from pardag.instances import instance_parent
 from pardag.runner.chains import Follower
 from pardag.runner.plan import Plan
 from pardag.runner.state import Ended, Message
@@ -35,14 +36,9 @@ class Labels:
     that keeps pardag's ready order (``pardag.scheduler``: priority, then critical path)."""
 
     def __init__(self, run_id: str, plan: Plan, attempts: list[int]) -> None:
-        graph, pools = plan.graph, plan.settings.pools
+        graph, self._pools = plan.graph, plan.settings.pools
         self._run_id, self._ids, self._attempts = run_id, graph.ids, attempts
-        self._steps = graph.steps
-        self._dask = {  # resources that are no pool: Dask worker resources
-            i: {k: v for k, v in s.resources.items() if k not in pools}
-            for i, s in enumerate(graph.steps)
-            if s.resources and not all(k in pools for k in s.resources)
-        }
+        self._steps, self._index = graph.steps, graph.index  # a map adds its instances
         n = len(graph.ids)
         mode, durations = plan.settings.mode, plan.durations
         if mode is Mode.LEVELS:
@@ -57,10 +53,16 @@ class Labels:
 
     def __call__(self, i: int) -> Label:
         sid, attempt = self._ids[i], self._attempts[i]
-        priority = self._priority[i] if i < len(self._priority) else 0  # a map's instance
+        if i < len(self._priority):
+            priority = self._priority[i]
+        else:  # a map's instance: its mapped step's place
+            parent = instance_parent(sid, self._index)
+            priority = self._priority[self._index[parent]] if parent is not None else 0
         key = f"pardag-{self._run_id}-{sid}-{attempt}"
         what = f"step {sid!r} (attempt {attempt}, task {key!r})"
-        return Label(key, what, priority, self._dask.get(i))
+        wants = self._steps[i].resources  # those that are no pool are Dask worker resources
+        others = {k: v for k, v in wants.items() if k not in self._pools} if wants else None
+        return Label(key, what, priority, others or None)
 
 
 class Workers:
