@@ -24,6 +24,7 @@ from typing import Any
 
 from pardag.caching import cache_problems
 from pardag.errors import ArgumentError, CycleError, Problem, ValidationError
+from pardag.executors.dask import missing_dask
 from pardag.executors.payload import send_problems
 from pardag.expressions import compile_expression
 from pardag.kinds import KINDS, kind_problems
@@ -190,6 +191,8 @@ def _step_problems(s: Step, settings: Settings) -> list[Problem]:
             "Python code steps can (docs/scale-out.md); remove executor"
         )
     msgs += found
+    if on_dask(s, settings) and (missing := missing_dask()) is not None:
+        msgs.append(missing)
     msgs += send_problems(s, settings.executor)
     return [Problem(s.id, m) for m in msgs] if msgs else []
 

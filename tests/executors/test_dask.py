@@ -436,3 +436,13 @@ def test_a_mapped_steps_instances_take_its_worker_resources() -> None:
         result = wf.run(dask_address=gpus.scheduler_address)
     assert result.status == "succeeded", result.error
     assert result.outputs["square"] == [1, 4]
+
+
+def test_without_dask_installed_a_dask_step_is_a_validation_problem(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "distributed", None)  # as if not installed: no import
+    wf = pardag.Workflow("w")
+    wf.add("a", pid, executor="dask")
+    with pytest.raises(pardag.ValidationError, match=r"pip install 'pardag\[dask\]'"):
+        wf.validate()

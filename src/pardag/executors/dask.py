@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import importlib.util
 import itertools
 import pickle
 import uuid
@@ -45,11 +46,22 @@ from pardag.executors.base import Executor, Label, deliverable
 from pardag.executors.payload import describe, dumps
 from pardag.states import ExecutorName
 
-__all__ = ["LOCAL_CONFIG", "DaskExecutor"]
+__all__ = ["LOCAL_CONFIG", "DaskExecutor", "missing_dask"]
 
 LOCAL_CONFIG = {"distributed.scheduler.allowed-failures": 0}
 """The Dask settings of a cluster the executor starts (docs/scale-out.md): a worker that dies
 fails the attempt at once, and pardag's retry policy decides what follows."""
+
+
+def missing_dask() -> str | None:
+    """Why the ``dask`` executor cannot run here (Dask is not installed), or None."""
+    try:
+        found = importlib.util.find_spec("distributed") is not None
+    except (ImportError, ValueError):  # a parent package missing, or a module set to None
+        found = False
+    if found:
+        return None
+    return "runs on the dask executor, which needs Dask: pip install 'pardag[dask]'"
 
 
 def run_call(payload: bytes) -> Any:
