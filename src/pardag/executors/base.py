@@ -136,6 +136,8 @@ class Executor(ABC):
 
         Returns True when the work is stopped (the future then completes promptly, cancelled),
         False when it cannot be (a thread): the future still completes when the work ends.
+        ``dask`` returns True for a call it releases: one queued never runs, one already
+        running on a worker's thread runs on there, out of the run's sight.
         """
 
     @abstractmethod
