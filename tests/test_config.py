@@ -55,6 +55,7 @@ def test_each_layer_overrides_the_one_below(tmp_path: Path) -> None:
         "pools": "default",
         "http.allow": "default",
         "http.deny": "default",
+        "dask.address": "default",
         "store": "default",
         "debug": "default",
     }
@@ -171,7 +172,7 @@ def test_every_invalid_value_is_reported_at_once_with_file_and_line(tmp_path: Pa
         "Invalid PARDAG_ON_FAILURE value 'stop': expected one of fail_fast, continue",
         "Invalid PARDAG_TIMEOUT value 'soon': expected a duration like '30s', '2m' or a number "
         "of seconds (0 or 'none': no limit)",
-        "Invalid --executor value 'gpu': expected one of threads, processes, inline",
+        "Invalid --executor value 'gpu': expected one of threads, processes, inline, dask",
     ]
 
 
@@ -325,3 +326,33 @@ def test_the_search_stops_at_home(tmp_path: Path) -> None:
     assert resolved.values["mode"] is Mode.SEQUENTIAL
     assert resolved.config_file == home / "pardag.toml"
     assert find_config_file(home / "project", home=home) == find_config_file(home, home=home)
+
+
+def test_dask_address_through_every_layer(tmp_path: Path) -> None:
+    """``[dask] address`` in a config file, ``execution: dask: address:`` in a workflow file
+    (``Settings.dask_address``), ``PARDAG_DASK_ADDRESS``, ``--dask-address``: strongest wins."""
+    write(tmp_path / "pardag.toml", '[dask]\naddress = "tcp://config:8786"\n')
+    assert resolve(None, environ={}, cwd=tmp_path).settings().dask_address == "tcp://config:8786"
+    wf = file_workflow(tmp_path, dask_address="tcp://file:8786")
+    env = {"PARDAG_DASK_ADDRESS": "tcp://env:8786"}
+    layers = [
+        ({}, {}, "tcp://file:8786", f"workflow file {wf.source}"),
+        ({}, env, "tcp://env:8786", "PARDAG_DASK_ADDRESS"),
+        ({"dask.address": "tcp://flag:8786"}, env, "tcp://flag:8786", "--dask-address"),
+        ({"dask.address": "local"}, env, None, "--dask-address"),  # a LocalCluster after all
+    ]
+    for flags, environ, address, source in layers:
+        resolved = resolve(wf, flags=flags, environ=environ, cwd=tmp_path)
+        assert resolved.settings().dask_address == address
+        assert resolved.sources["dask.address"] == source
+    shown = dict((k, (v, s)) for k, v, s in resolve(wf, environ=env, cwd=tmp_path).rows())
+    assert shown["dask.address"] == ("tcp://env:8786", "PARDAG_DASK_ADDRESS")
+
+
+def test_a_bad_dask_address_names_its_source(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError) as info:
+        resolve(None, environ={"PARDAG_DASK_ADDRESS": "tcp://a b"}, cwd=tmp_path)
+    assert info.value.problems == [
+        "Invalid PARDAG_DASK_ADDRESS value 'tcp://a b': expected a Dask scheduler address "
+        "like 'tcp://host:8786'"
+    ]

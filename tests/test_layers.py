@@ -139,6 +139,21 @@ def test_the_model_loads_no_kind_executor_or_template_engine() -> None:
     assert "pardag.model" in loaded
 
 
+def test_pardag_loads_no_dask_until_a_step_runs_on_it() -> None:
+    """Dask is an extra (``pardag[dask]``): importing pardag and running on threads never
+    imports it, so pardag works without it and does not pay its import time."""
+    code = (
+        "import sys, pardag\n"
+        "wf = pardag.Workflow('w'); wf.add('a', lambda: 1); wf.run()\n"
+        "print('\\n'.join(sorted(sys.modules)))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "pardag.runner" in loaded
+    assert [m for m in loaded if m.partition(".")[0] in ("dask", "distributed")] == []
+
+
 def _classes(tree: ast.Module) -> Iterator[ast.ClassDef]:
     return (n for n in ast.walk(tree) if isinstance(n, ast.ClassDef))
 

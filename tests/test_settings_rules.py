@@ -52,10 +52,10 @@ def test_each_rule_accepts_and_refuses_what_it_should(
 def test_choices_are_the_states_values_as_plain_strings() -> None:
     assert rules.MODES == ("dynamic", "levels", "sequential")
     assert rules.ON_FAILURES == ("fail_fast", "continue")
-    assert rules.EXECUTORS == ("threads", "processes", "inline")
+    assert rules.EXECUTORS == ("threads", "processes", "inline", "dask")
     assert all(type(name) is str for name in (*rules.MODES, *rules.EXECUTORS))
     assert rules.mode("x") == "one of dynamic, levels, sequential"
-    assert rules.executor("async") == "one of threads, processes, inline"
+    assert rules.executor("async") == "one of threads, processes, inline, dask"
 
 
 def test_the_rules_and_the_model_import_nothing_above_the_model() -> None:

@@ -56,12 +56,15 @@ __all__ = [
 ]
 
 HTTP_KEYS = ("http.allow", "http.deny")  # an [http] table's allow and deny: Settings.http_*
-RUN_KEYS = ("mode", "max_concurrency", "on_failure", "timeout", "executor", "pools", *HTTP_KEYS)
+DASK_KEYS = ("dask.address",)  # a [dask] table's address (execution: dask: address: in a file)
+_CHOICES = ("mode", "max_concurrency", "on_failure", "timeout", "executor", "pools")
+RUN_KEYS = (*_CHOICES, *HTTP_KEYS, *DASK_KEYS)
 """The settings that are ``pardag.Settings`` fields; ``store`` and ``debug`` are the CLI's."""
 KEYS = (*RUN_KEYS, "store", "debug")
 """Every setting, in the order ``--show-settings`` prints them."""
-ALIASES = {"max_parallel_steps": "max_concurrency"}
-"""Other names a config file may use for a setting (as in existing ``config.toml`` files)."""
+ALIASES = {"max_parallel_steps": "max_concurrency", "dask_address": "dask.address"}
+"""Other names a config file may use for a setting (as in existing ``config.toml`` files), and
+the ``Settings`` field a workflow's own settings name it by."""
 ENVIRONMENT = {
     "PARDAG_EXECUTION_MODE": "mode",
     "PARDAG_MODE": "mode",
@@ -72,6 +75,7 @@ ENVIRONMENT = {
     "PARDAG_POOLS": "pools",
     "PARDAG_HTTP_ALLOW": "http.allow",
     "PARDAG_HTTP_DENY": "http.deny",
+    "PARDAG_DASK_ADDRESS": "dask.address",
     "PARDAG_STORE": "store",
     "PARDAG_DEBUG": "debug",
 }
@@ -87,6 +91,7 @@ FLAGS = {
     "executor": "--executor",
     "http.allow": "--http-allow",
     "http.deny": "--http-deny",
+    "dask.address": "--dask-address",
     "store": "--store",
     "debug": "--debug",
 }
@@ -217,6 +222,13 @@ def _http(raw: object) -> tuple[str, ...]:
         raise _Invalid(str(exc)) from None
 
 
+def _dask_address(raw: object) -> str | None:
+    """A scheduler's address; ``none``, ``local`` or empty: a LocalCluster for the run."""
+    if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "none", "local")):
+        return None
+    return cast(str, _checked(raw.strip() if isinstance(raw, str) else raw, rules.dask_address))
+
+
 _PARSERS: dict[str, Callable[[object], Any]] = {
     "mode": _mode,
     "max_concurrency": _non_negative_int,
@@ -226,6 +238,7 @@ _PARSERS: dict[str, Callable[[object], Any]] = {
     "pools": _pools,
     "http.allow": _http,
     "http.deny": _http,
+    "dask.address": _dask_address,
     "store": _store,
     "debug": _bool,
 }
@@ -304,9 +317,9 @@ def _walk(cfg: ConfigFile) -> Iterator[tuple[tuple[str, ...], str, object]]:
         if key == "execution" and isinstance(raw, Mapping) and cfg.table != ("execution",):
             for inner, value in raw.items():
                 yield ("execution",), str(inner), value
-        elif key == "http" and isinstance(raw, Mapping):  # [http] allow = [...], deny = [...]
+        elif key in ("http", "dask") and isinstance(raw, Mapping):  # [http] allow = [...]
             for inner, value in raw.items():
-                yield ("http",), f"http.{inner}", value
+                yield (key,), f"{key}.{inner}", value
         else:
             yield (), str(key), raw
 

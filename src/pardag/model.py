@@ -121,6 +121,8 @@ class Settings:
     """Where HTTP steps may connect (``pardag.egress``); empty: anywhere not denied."""
     http_deny: tuple[str, ...] = ()
     """Where HTTP steps may not connect (``("private",)``: the local network)."""
+    dask_address: str | None = None
+    """The Dask scheduler steps on ``executor="dask"`` run on; None: a LocalCluster."""
 
 
 @dataclass(slots=True)
@@ -182,8 +184,8 @@ class Workflow:
 
     Args:
         name: shown in messages, events and the run store.
-        mode, max_concurrency, on_failure, timeout, pools, executor: the default ``Settings``
-            of its runs; ``run()`` can override each.
+        mode, max_concurrency, on_failure, timeout, pools, executor, dask_address: the default
+            ``Settings`` of its runs; ``run()`` can override each.
         params: the params its runs take, with their defaults; a run given another one fails
             (see ``param_problem``), as does a template or expression reading another one.
         extra_params: True to take params besides those declared (the default when
@@ -202,6 +204,7 @@ class Workflow:
         timeout: float | None = None,
         pools: Mapping[str, int | tuple[int, float]] | None = None,
         executor: str | None = None,
+        dask_address: str | None = None,
         params: Mapping[str, Any] | None = None,
         extra_params: bool | None = None,
         secrets: Sequence[str] = (),
@@ -214,6 +217,7 @@ class Workflow:
             timeout=timeout,
             pools=dict(pools or {}),
             executor=executor,
+            dask_address=dask_address,
         )
         self._steps: dict[str, Step] = {}
         self._duplicates: list[str] = []
@@ -493,6 +497,9 @@ def settings_problems(s: Settings) -> list[str]:
             f"executor={s.executor!r} is not valid for a run; use {_either(rules.EXECUTORS)} "
             "(async def steps always run on the event loop)"
         )
+    if rules.dask_address(s.dask_address) is not None:
+        expected = rules.dask_address(s.dask_address)
+        out.append(f"dask_address must be {expected}, got {s.dask_address!r}")
     for name in ("http_allow", "http_deny"):
         words = rules.http_entries(getattr(s, name))
         if words is not None:

@@ -46,6 +46,7 @@ class SettingOptions(TypedDict, total=False):
     executor: str | None
     http_allow: Sequence[str] | str
     http_deny: Sequence[str] | str
+    dask_address: str | None
 
 
 class RunOptions(SettingOptions, total=False):

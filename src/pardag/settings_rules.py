@@ -28,6 +28,7 @@ __all__ = [
     "EXECUTORS",
     "MODES",
     "ON_FAILURES",
+    "dask_address",
     "executor",
     "http_entries",
     "http_list",
@@ -62,6 +63,14 @@ def on_failure(value: object) -> str | None:
 def executor(value: object) -> str | None:
     """Where a run's plain Python steps run: one of ``EXECUTORS``, spelt exactly."""
     return one_of(value, EXECUTORS)
+
+
+def dask_address(value: object) -> str | None:
+    """The Dask scheduler to run ``dask`` steps on: its address, ``tcp://host:8786`` (any
+    scheme Dask speaks, or ``host:port``); None starts a LocalCluster for the run."""
+    if value is None or (isinstance(value, str) and value.strip() and " " not in value.strip()):
+        return None
+    return "a Dask scheduler address like 'tcp://host:8786'"
 
 
 def max_concurrency(value: object) -> str | None:

@@ -92,6 +92,7 @@ class ExecutorName(StrEnum):
     THREADS = "threads"
     PROCESSES = "processes"
     INLINE = "inline"
+    DASK = "dask"
 
 
 EXECUTORS: tuple[ExecutorName, ...] = tuple(ExecutorName)
@@ -100,5 +101,6 @@ RUN_EXECUTORS: tuple[ExecutorName, ...] = (
     ExecutorName.THREADS,
     ExecutorName.PROCESSES,
     ExecutorName.INLINE,
+    ExecutorName.DASK,
 )
 """The executors a run-wide ``executor`` setting may name (``async`` needs ``async def``)."""

@@ -24,16 +24,17 @@ from typing import Any
 
 from pardag.caching import cache_problems
 from pardag.errors import ArgumentError, CycleError, Problem, ValidationError
+from pardag.executors.dask import missing_dask
 from pardag.executors.payload import send_problems
 from pardag.expressions import compile_expression
 from pardag.kinds import KINDS, kind_problems
 from pardag.kinds.control import branch_handle
 from pardag.kinds.python import bind_function
 from pardag.model import ID_PATTERN, Graph, Settings, Step, Workflow, settings_problems
-from pardag.states import Trigger
+from pardag.states import ExecutorName, Trigger
 from pardag.validate_reads import read_problems
 
-__all__ = ["compile_workflow", "item_inputs", "item_step", "mappable", "when_step"]
+__all__ = ["compile_workflow", "item_inputs", "item_step", "mappable", "on_dask", "when_step"]
 
 
 @contextlib.contextmanager
@@ -158,7 +159,10 @@ def _step_problems(s: Step, settings: Settings) -> list[Problem]:
         msgs.append(f"estimate must be >= 0 seconds, got {s.estimate!r}")
     for pool, amount in s.resources.items():
         size = _pool_size(settings.pools.get(pool))
-        if size is None:
+        if size is None and on_dask(s, settings):  # a Dask worker resource (scale-out.md)
+            if not isinstance(amount, int) or isinstance(amount, bool) or amount < 1:
+                msgs.append(f"asks for {amount!r} of Dask worker resource {pool!r}; ask for 1+")
+        elif size is None:
             known = ", ".join(settings.pools) or "none"
             msgs.append(
                 f"uses pool {pool!r}, which is not declared (pools: {known}); "
@@ -180,9 +184,25 @@ def _step_problems(s: Step, settings: Settings) -> list[Problem]:
         msgs += _when_problems(s)
         if s.allow_failures is not None:
             msgs.append("allow_failures applies to a mapped step only; map it or remove it")
-    msgs += kind_problems(s)
+    found = [*kind_problems(s)]
+    if s.executor == ExecutorName.DASK and s.kind != "python" and "'dask'" not in str(found):
+        found.append(
+            f"a {s.kind} step cannot run on the dask executor yet: only Python functions and "
+            "Python code steps can (docs/scale-out.md); remove executor"
+        )
+    msgs += found
+    if on_dask(s, settings) and (missing := missing_dask()) is not None:
+        msgs.append(missing)
     msgs += send_problems(s, settings.executor)
     return [Problem(s.id, m) for m in msgs] if msgs else []
+
+
+def on_dask(step: Step, settings: Settings) -> bool:
+    """Whether ``step`` runs on the ``dask`` executor by its own ``executor`` or its
+    workflow's: then a resource that is no pool is a Dask worker resource."""
+    if step.kind != "python" or inspect.iscoroutinefunction(step.fn):
+        return False  # it runs where its kind runs it, or on the event loop
+    return (step.executor or settings.executor) == ExecutorName.DASK
 
 
 def item_step(step: Step) -> Step:

@@ -5,8 +5,10 @@ test files run."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 FLOW = """\
@@ -95,3 +97,26 @@ def start_run(project: Path, name: str, text: str) -> tuple[subprocess.Popen[str
     )
     assert run.stderr is not None
     return run, run.stderr.readline().split()[1]
+
+
+def interrupted(cwd: Path, args: list[str], marker: Path) -> tuple[int, str, str]:
+    """``pardag ARGS`` run until ``marker`` appears (a step is running), then one Ctrl-C:
+    its exit code, stdout and stderr."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pardag", *args],
+        cwd=cwd,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists():  # the step is running now
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    return proc.returncode, stdout, stderr

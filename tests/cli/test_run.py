@@ -19,7 +19,15 @@ import pytest
 
 from pardag.cli import run_params
 from pardag.errors import ArgumentError
-from tests.cli.support import BRANCHES, FLOW, clean_env, pardag, start_run, write
+from tests.cli.support import (
+    BRANCHES,
+    FLOW,
+    clean_env,
+    interrupted,
+    pardag,
+    start_run,
+    write,
+)
 
 FAILING = """\
 name: failing
@@ -218,24 +226,8 @@ def test_run_timeout_flag_times_the_run_out(project: Path) -> None:
 def test_ctrl_c_cancels_the_run_and_exits_130(project: Path) -> None:
     marker = project / "started"
     write(project, "slow.yaml", SLOW.format(marker=marker))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pardag", "run", "slow.yaml", "--json"],
-        cwd=project,
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while not marker.exists():  # the step is sleeping now
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 130
+    code, stdout, stderr = interrupted(project, ["run", "slow.yaml", "--json"], marker)
+    assert code == 130
     assert "Traceback" not in stderr
     assert "error: run cancelled: by Ctrl-C" in stderr
     assert "press Ctrl-C again" not in stderr  # nothing ran on a thread: nothing to wait for

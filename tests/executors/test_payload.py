@@ -127,3 +127,19 @@ def _problems(wf: Workflow) -> list[Problem]:
     with pytest.raises(ValidationError) as info:
         wf.validate()
     return list(info.value.problems)
+
+
+def test_a_flow_files_function_goes_by_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``pardag run flow.py`` imports the file under a made-up name no worker can import:
+    its functions travel by value, so the module need not exist where they are loaded."""
+    import types
+
+    from pardag.executors.payload import FLOW_MODULE_PREFIX
+
+    name = f"{FLOW_MODULE_PREFIX}test0123"
+    module = types.ModuleType(name)
+    exec("def here_only():\n    return 7\n", module.__dict__)
+    monkeypatch.setitem(sys.modules, name, module)
+    data = dumps(module.here_only)
+    monkeypatch.delitem(sys.modules, name)
+    assert pickle.loads(data)() == 7

@@ -180,7 +180,7 @@ def test_bad_code_is_a_validation_problem(code: str, fragment: str) -> None:
     [
         ("def run(a):\n    return a\n", "async", "executor 'async' needs an async def function"),
         ("async def run(a):\n    return a\n", "threads", "runs on the 'async' executor"),
-        ("def run(a):\n    return a\n", "dask", "executor 'dask' is unknown"),
+        ("def run(a):\n    return a\n", "gpu", "executor 'gpu' is unknown"),
     ],
 )
 def test_an_executor_that_cannot_run_the_code_is_a_validation_problem(

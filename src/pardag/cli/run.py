@@ -66,7 +66,16 @@ def run_command(
         str | None, typer.Option(help="Most steps running at once; 0 = auto.", metavar="N")
     ] = None,
     executor: Annotated[
-        str | None, typer.Option(help="threads, processes or inline.", metavar="EXECUTOR")
+        str | None,
+        typer.Option(help="threads, processes, inline or dask.", metavar="EXECUTOR"),
+    ] = None,
+    dask_address: Annotated[
+        str | None,
+        typer.Option(
+            "--dask-address",
+            help="The Dask scheduler for dask steps: tcp://host:8786 (default: a LocalCluster).",
+            metavar="ADDRESS",
+        ),
     ] = None,
     timeout: Annotated[
         str | None,
@@ -124,6 +133,7 @@ def run_command(
         "on_failure": on_failure,
         "http.allow": http_allow,
         "http.deny": http_deny,
+        "dask.address": dask_address,
         "store": store,
         "debug": True if debug else None,
     }

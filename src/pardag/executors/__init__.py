@@ -10,6 +10,9 @@ name           runs                                        auto capacity (max_co
 ``inline``     cheap built-in kinds, and plain functions   unlimited
                given ``executor="inline"``: called in the
                event loop's own thread, no hand-off
+``dask``       plain functions, as tasks on a Dask         unlimited: the cluster queues
+               cluster (``dask_address``, else a
+               LocalCluster started for the run)
 =============  ==========================================  ================================
 
 ``inline`` suits functions that take microseconds: a step on it blocks the event loop while
@@ -41,8 +44,11 @@ def default_capacity(name: str) -> int | None:
     return None
 
 
-def create_executor(name: str, max_workers: int | None) -> Executor:
-    """A new executor ``name`` for one run; ``max_workers`` None means its auto capacity."""
+def create_executor(
+    name: str, max_workers: int | None, *, dask_address: str | None = None
+) -> Executor:
+    """A new executor ``name`` for one run; ``max_workers`` None means its auto capacity;
+    ``dask_address`` is the scheduler the ``dask`` executor connects to (None: its own)."""
     if name == ExecutorName.ASYNC:
         from pardag.executors.coroutines import AsyncExecutor
 
@@ -59,4 +65,8 @@ def create_executor(name: str, max_workers: int | None) -> Executor:
         from pardag.executors.inline import InlineExecutor
 
         return InlineExecutor(max_workers)
+    if name == ExecutorName.DASK:
+        from pardag.executors.dask import DaskExecutor
+
+        return DaskExecutor(max_workers, dask_address)
     raise ArgumentError(f"executor {name!r} is unknown; use one of {', '.join(EXECUTORS)}")

@@ -15,11 +15,12 @@ import signal
 import traceback
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 __all__ = [
     "Executor",
     "Follow",
+    "Label",
     "Next",
     "OnFollow",
     "deliverable",
@@ -62,6 +63,16 @@ OnFollow = Callable[[asyncio.Future[Any], Any, int, asyncio.Future[Any], float],
 """On the loop: (finished call's future, its result, next tag, next call's future, start time)."""
 
 
+class Label(NamedTuple):
+    """A call as a cluster sees it (``labels``): its task key, the call in words for
+    messages, its priority there (higher first), and the worker resources it needs."""
+
+    key: str
+    what: str
+    priority: int
+    resources: dict[str, int] | None = None
+
+
 class Executor(ABC):
     """Runs calls and reports each through a future; see the module docstring.
 
@@ -82,6 +93,10 @@ class Executor(ABC):
     through the event loop per link."""
     follow: Follow | None = None
     on_follow: OnFollow | None = None
+    labels: ClassVar[bool] = False
+    """True when the executor shows each call to others by name and rank (``dask``: a task
+    key and a priority): the runner then sets its ``label`` (tag -> what it needs)."""
+    label: Callable[[int], Label] | None = None
     synchronous: ClassVar[bool] = False
     """True when the executor runs each call to its end in the caller's thread, at once
     (``inline``). Then ``call`` runs it without a future, and a caller on a hot path (the
@@ -121,6 +136,8 @@ class Executor(ABC):
 
         Returns True when the work is stopped (the future then completes promptly, cancelled),
         False when it cannot be (a thread): the future still completes when the work ends.
+        ``dask`` returns True for a call it releases: one queued never runs, one already
+        running on a worker's thread runs on there, out of the run's sight.
         """
 
     @abstractmethod

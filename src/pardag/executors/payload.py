@@ -2,11 +2,13 @@
 
 Plain ``pickle`` sends a function by reference (its module and name): the worker imports it.
 That is fast and what users of importable module-level functions expect. It fails for what a
-worker cannot import: a lambda, a nested function or closure, and anything a script, a
-notebook or a REPL defines in ``__main__`` (a worker never imports the user's ``__main__``:
-see ``pardag.executors.spawning``). Those are sent by value with ``cloudpickle``, as
-dask.distributed and loky do. ``dumps`` picks: plain pickle unless it fails or its bytes name
-``__main__``; cloudpickle then (imported only when needed; ``pickle.loads`` reads both).
+worker cannot import: a lambda, a nested function or closure, anything a script, a notebook or
+a REPL defines in ``__main__`` (a worker never imports the user's ``__main__``: see
+``pardag.executors.spawning``), and what a ``flow.py`` run by ``pardag run flow.py`` defines
+(imported under a made-up name, ``FLOW_MODULE_PREFIX``). Those are sent by value with
+``cloudpickle``, as dask.distributed and loky do. ``dumps`` picks: plain pickle unless it fails
+or its bytes name ``__main__`` or a flow module; cloudpickle then (imported only when needed;
+``pickle.loads`` reads both).
 
 ``send_problems`` is the validation side: a step on the ``processes`` executor whose function
 cannot be pickled at all (it closes over a lock, an open file, a socket...) is a problem
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import inspect
 import pickle
+import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +28,13 @@ from pardag.states import ExecutorName
 if TYPE_CHECKING:
     from pardag.model import Step
 
-__all__ = ["describe", "dumps", "send_problems", "unsendable"]
+__all__ = ["FLOW_MODULE_PREFIX", "describe", "dumps", "send_problems", "unsendable"]
 
+FLOW_MODULE_PREFIX = "_pardag_flow_"
+"""The start of the name a ``flow.py`` is imported under (``pardag.formats.python_file``)."""
 _MAIN = b"__main__"
 """In a plain pickle, the module of a global looked up by reference; the worker has none."""
+_FLOW = FLOW_MODULE_PREFIX.encode()
 
 
 def describe(exc: BaseException) -> str:
@@ -51,14 +57,23 @@ def dumps(obj: object) -> bytes:
         data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:
         return _by_value(obj)
-    return _by_value(obj) if _MAIN in data else data
+    return _by_value(obj) if _MAIN in data or _FLOW in data else data
 
 
 def _by_value(obj: object) -> bytes:
     import cloudpickle  # type: ignore[import-untyped]  # 30 ms to import: only when needed
 
+    for name, module in list(sys.modules.items()):  # a flow.py's functions: by value too
+        if name.startswith(FLOW_MODULE_PREFIX) and name not in _BY_VALUE:
+            cloudpickle.register_pickle_by_value(module)
+            _BY_VALUE.add(name)
+
     data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
     return data
+
+
+_BY_VALUE: set[str] = set()
+"""The flow modules cloudpickle was told to send by value."""
 
 
 def send_problems(step: Step, run_executor: str | None) -> list[str]:

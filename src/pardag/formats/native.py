@@ -1,8 +1,8 @@
 """The native steps file: a ``steps:`` mapping of step ids to their fields, in YAML/TOML/JSON.
 
 The fields the format accepts are declared once, in ``native_fields`` (``TOP``,
-``EXECUTION``, ``STEP``, ``RETRY``, ``POOL``, importable from here too), each with the JSON
-Schema of its value and a description; the reader checks against them and
+``EXECUTION``, ``DASK``, ``STEP``, ``RETRY``, ``POOL``, importable from here too), each with the
+JSON Schema of its value and a description; the reader checks against them and
 ``pardag.formats.schema`` renders them as ``docs/schema.json``. ``native_execution`` reads the
 ``execution:`` section (by the settings rules every front end shares), ``native_checks`` holds
 the checks of values, and this module reads the rest: the top level and the steps.
@@ -28,6 +28,7 @@ from pardag.formats.languages import as_kind
 from pardag.formats.native_checks import MISSING, Checks, show, suggest, type_name
 from pardag.formats.native_execution import read_execution
 from pardag.formats.native_fields import (
+    DASK,
     EXECUTION,
     POOL,
     RETRY,
@@ -43,7 +44,7 @@ from pardag.model import RetryPolicy, Workflow, retry_policy
 from pardag.secrets import declared
 from pardag.states import Trigger
 
-__all__ = ["EXECUTION", "POOL", "RETRY", "STEP", "TOP", "Field", "detect", "read"]
+__all__ = ["DASK", "EXECUTION", "POOL", "RETRY", "STEP", "TOP", "Field", "detect", "read"]
 
 
 def detect(doc: Document) -> bool:

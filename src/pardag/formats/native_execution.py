@@ -14,7 +14,7 @@ from typing import Any
 
 from pardag import settings_rules as rules
 from pardag.formats.native_checks import MISSING, Checks, show
-from pardag.formats.native_fields import EXECUTION, POOL
+from pardag.formats.native_fields import DASK, EXECUTION, POOL
 from pardag.units import parse_rate
 
 __all__ = ["read_execution"]
@@ -35,7 +35,7 @@ def read_execution(checks: Checks, section: Any) -> dict[str, Any]:
         if key in section:
             value = read(checks, section[key])
             if value is not MISSING:
-                settings[key] = value
+                settings["dask_address" if key == "dask" else key] = value
     return settings
 
 
@@ -104,6 +104,16 @@ def _rate(checks: Checks, value: Any, what: str, *key: str) -> Any:
     return checks.ruled(per_second, what, rules.pool_rate(per_second), *key)
 
 
+def _dask(checks: Checks, section: Any) -> Any:
+    """``dask: {address: ...}``: the scheduler, as ``Settings.dask_address``."""
+    if not checks.mapping(section, "dask", _AT, "dask"):
+        return MISSING
+    checks.unknown(section, [f.name for f in DASK], " in execution.dask", (_AT, "dask"))
+    address = section.get("address")
+    where = (_AT, "dask", "address") if "address" in section else (_AT, "dask")
+    return checks.ruled(address, "dask.address", rules.dask_address(address), *where)
+
+
 _READERS: dict[str, _Read] = {
     "mode": _choice(rules.mode, rules.MODES, "mode"),
     "max_concurrency": _max_concurrency,
@@ -111,5 +121,6 @@ _READERS: dict[str, _Read] = {
     "on_failure": _choice(rules.on_failure, rules.ON_FAILURES, "on_failure"),
     "pools": _pools,
     "executor": _choice(rules.executor, rules.EXECUTORS, "executor"),
+    "dask": _dask,
 }
 """Each setting's reader, in the order the settings are checked (and reported)."""

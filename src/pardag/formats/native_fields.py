@@ -15,7 +15,7 @@ from typing import Any
 from pardag import settings_rules as rules
 from pardag.states import EXECUTORS, Trigger
 
-__all__ = ["EXECUTION", "POOL", "RETRY", "STEP", "STEP_EXECUTORS", "TOP", "Field"]
+__all__ = ["DASK", "EXECUTION", "POOL", "RETRY", "STEP", "STEP_EXECUTORS", "TOP", "Field"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +76,18 @@ EXECUTION = (
         "Named resource pools: a size, or {size, rate}. Steps take units with resources:.",
     ),
     Field("executor", {"enum": list(rules.EXECUTORS)}, "Where plain Python steps run (threads)."),
+    Field(
+        "dask",
+        {"$ref": "#/$defs/dask"},
+        "The Dask cluster of steps on executor dask: {address}; none: a LocalCluster.",
+    ),
+)
+DASK = (
+    Field(
+        "address",
+        {"type": "string"},
+        "The Dask scheduler's address, e.g. 'tcp://sched:8786'.",
+    ),
 )
 STEP = (
     Field("kind", {"type": "string"}, "What the step does (python by default)."),

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 
 from pardag.errors import Problem, ValidationError
+from pardag.executors.payload import FLOW_MODULE_PREFIX
 from pardag.model import Settings, Workflow
 from pardag.searchpath import add_folder
 
@@ -67,7 +68,7 @@ def _import(path: str, file: str) -> ModuleType:
     directory = str(Path(path).parent)
     add_folder(directory)
     digest = hashlib.sha256(path.encode()).hexdigest()[:12]
-    spec = importlib.util.spec_from_file_location(f"_pardag_flow_{digest}", path)
+    spec = importlib.util.spec_from_file_location(f"{FLOW_MODULE_PREFIX}{digest}", path)
     if spec is None or spec.loader is None:
         raise _error(file, "cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)

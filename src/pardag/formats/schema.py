@@ -12,7 +12,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from pardag.formats.native import EXECUTION, POOL, RETRY, STEP, TOP, Field
+from pardag.formats.native import DASK, EXECUTION, POOL, RETRY, STEP, TOP, Field
 from pardag.kinds import KINDS
 
 __all__ = ["render", "schema"]
@@ -79,6 +79,7 @@ def schema() -> dict[str, Any]:
         "$defs": {
             "execution": _object(EXECUTION, "Settings of the workflow's runs."),
             "pool": _object(POOL, "A pool with a rate.", required=["size"]),
+            "dask": _object(DASK, "The Dask cluster of steps on executor dask."),
             "retry": _object(RETRY, "Retries with exponential backoff."),
             "step": _step(),
         },

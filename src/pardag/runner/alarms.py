@@ -78,9 +78,9 @@ class Alarms:
         """``fn`` (step ``i``'s call or ``when`` check), its templates stopping themselves at
         the attempt's deadline: they render on the run's loop, where no alarm fires until
         they return (``pardag.budget``). ``fn`` itself without a step or run timeout, or on
-        the processes executor (a timeout kills the worker)."""
+        the processes or dask executor (a timeout kills the worker or cancels the task)."""
         limit = self.render_limit(None if self._timeouts is None else self._timeouts[i])
-        if limit is None or executor == ExecutorName.PROCESSES:
+        if limit is None or executor in (ExecutorName.PROCESSES, ExecutorName.DASK):
             return fn
         return until(fn, limit, executor == ExecutorName.ASYNC)
 

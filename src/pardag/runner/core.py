@@ -99,7 +99,7 @@ class Runner:
         settlers = Settlers(self._succeeded, self._failed, self._finish)
         parts = (plan, state, self.sched, events, timeouts, settlers, records, resumption)
         self._maps = Mapper(*parts) if has_maps(plan.graph) else None
-        self._workers = Workers(plan.settings.max_concurrency, self._inbox, self._pump)
+        self._workers = Workers(plan, state.attempts, self.run_id, self._inbox, self._pump)
         if plan.chain is not None:
             heap, reported = self.sched.ready_queue, self._workers.reported
             args = (plan.graph, plan.actions, self.params, state, heap, reported, self._post)

@@ -36,6 +36,7 @@ __all__ = [
     "make_plan",
     "make_scheduler",
     "past_durations",
+    "pools_only",
     "precondition",
 ]
 
@@ -164,6 +165,13 @@ def precondition(step: Step) -> Check | None:
     return check_fn
 
 
+def pools_only(resources: Mapping[str, int], pools: Mapping[str, object]) -> Mapping[str, int]:
+    """The part of a step's ``resources`` that names pardag pools."""
+    if not resources or all(name in pools for name in resources):
+        return resources
+    return {name: amount for name, amount in resources.items() if name in pools}
+
+
 def make_scheduler(plan: Plan) -> Scheduler:
     """The scheduler of the run: its limit, its pools, and when ``max_concurrency`` is 0
     (auto) one pool per executor that has a capacity of its own."""
@@ -172,7 +180,10 @@ def make_scheduler(plan: Plan) -> Scheduler:
         name: Pool(*spec) if isinstance(spec, tuple) else Pool(spec)
         for name, spec in s.pools.items()
     }
-    resources: list[Mapping[str, int]] = [step.resources for step in plan.graph.steps]
+    resources: list[Mapping[str, int]] = [
+        pools_only(step.resources, s.pools) if name == ExecutorName.DASK else step.resources
+        for step, name in zip(plan.graph.steps, plan.executor_of, strict=True)
+    ]  # a dask step's other resources are Dask worker resources (pardag.executors.dask)
     if not s.max_concurrency:
         units: dict[str, dict[str, int]] = {}
         for i, name in enumerate(plan.executor_of):

@@ -115,7 +115,7 @@ class RunRecords:
 
     def capture(self, i: int, fn: Callable[..., Any], executor: str) -> Callable[..., Any]:
         """``fn``, writing what it prints and logs into a new log of step ``i``'s attempt;
-        on the processes executor an ``InWorker`` (``Workers`` brings its log back)."""
+        on the processes and dask executors an ``InWorker`` (``Workers`` brings its log back)."""
         attempt = self._recorded[i][0] if i in self._recorded else self._state.attempts[i]
         run_id, sid, add = self._run_id, self._plan.graph.ids[i], self.journal.add
 
@@ -124,7 +124,7 @@ class RunRecords:
 
         log = self._logs[i] = StepLog(sink, later=self._later, mask=self._secrets.masker)
         note = self._note(i, attempt)
-        if executor == ExecutorName.PROCESSES:
+        if executor in (ExecutorName.PROCESSES, ExecutorName.DASK):
             call = InWorker(fn, log)
             setattr(call, NOTE_ATTR, note)  # stays here: an InWorker pickles as (fn, limit)
             return call
