@@ -101,6 +101,11 @@ def _check_resumable(record: RunRecord) -> None:
             f"run {record.run_id} already finished: {record.status} at {when}; there is "
             "nothing to resume (start a new run instead)"
         )
+    if record.status == RunStatus.QUEUED:
+        raise ArgumentError(
+            f"run {record.run_id} is queued: a worker will run it (start one with `pardag "
+            "worker --store URL`); there is nothing to resume"
+        )
     pid = _live_local_pid(record)
     if record.status == RunStatus.RUNNING and pid is not None:
         raise ArgumentError(
@@ -136,8 +141,12 @@ def stop_step_processes(opened: Store, record: RunRecord) -> None:
 def process_gone(record: RunRecord) -> bool:
     """Whether a run recorded as running lost its process: one on this machine that is dead.
 
-    (A process on another machine cannot be looked at from here: it counts as alive.)
+    (A process on another machine cannot be looked at from here: it counts as alive.) A run
+    a worker holds a lease on is not lost: another worker takes it over once the lease
+    expires (docs/server.md).
     """
+    if record.lease_until is not None:
+        return False
     owner = parse(record.owner)
     return owner is not None and owner.here and not owner.alive()
 

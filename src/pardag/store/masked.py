@@ -80,6 +80,20 @@ class MaskedStore(Store):
         if self.masker.json(entry.output_json) == entry.output_json:  # holds no secret
             self.inner.put_cache(entry)
 
+    def enqueue(self, run: rec.RunRecord) -> str:
+        m = self.masker
+        params, trigger = m.json(run.params_json) or "{}", m.json(run.trigger_json) or "{}"
+        return self.inner.enqueue(replace(run, params_json=params, trigger_json=trigger))
+
+    def claim(self, worker: str, lease: float, now: float) -> rec.RunRecord | None:
+        return self.inner.claim(worker, lease, now)
+
+    def renew(self, run_id: str, worker: str, lease: float, now: float) -> bool:
+        return self.inner.renew(run_id, worker, lease, now)
+
+    def release(self, run_id: str, worker: str) -> bool:
+        return self.inner.release(run_id, worker)
+
     def get_run(self, run_id: str) -> rec.RunRecord | None:
         return self.inner.get_run(run_id)
 
