@@ -59,6 +59,7 @@ __all__ = [
     "recorded_run",
     "reject",
     "resume",
+    "run_recorded",
     "runs",
     "stop_step_processes",
     "workflow_of",
@@ -80,18 +81,25 @@ def resume(run_id: str, **options: Unpack[RunOptions]) -> RunResult:
     try:
         record = recorded_run(opened, run_id)
         _check_resumable(record)
-        stop_step_processes(opened, record)
-        wf = workflow_of(record)
-        recorded = recorded_settings(record.settings_json)
-        params = json.loads(record.params_json or "{}")
-        secrets = Secrets.resumed(recorded, options.get("secrets"), params)  # from sources again
-        params |= options.get("params") or {}
-        given: dict[str, Any] = {**recorded, **options}
-        given |= {"params": params, "store": opened, "secrets": secrets}
-        return resume_run(wf, Resumption.read(opened, record), cast(RunOptions, given))
+        return run_recorded(opened, record, options)
     finally:
         if owned:
             opened.close()
+
+
+def run_recorded(opened: Store, record: RunRecord, options: RunOptions) -> RunResult:
+    """Go on with ``record``'s run in this process, from what ``opened`` recorded: a run a
+    worker claimed (queued: none of its steps ran yet; taken over: the finished ones keep their
+    outputs) or one ``resume`` checked. Stops the processes an earlier attempt left first."""
+    stop_step_processes(opened, record)
+    wf = workflow_of(record)
+    recorded = recorded_settings(record.settings_json)
+    params = json.loads(record.params_json or "{}")
+    secrets = Secrets.resumed(recorded, options.get("secrets"), params)  # from sources again
+    params |= options.get("params") or {}
+    given: dict[str, Any] = {**recorded, **options}
+    given |= {"params": params, "store": opened, "secrets": secrets}
+    return resume_run(wf, Resumption.read(opened, record), cast(RunOptions, given))
 
 
 def _check_resumable(record: RunRecord) -> None:
