@@ -359,3 +359,31 @@ def test_worker_flags_are_checked_before_it_starts(
     assert "--lease 0s: give a duration above 0" in capsys.readouterr().err
     assert main(["worker", "--store", url, "--max-runs", "0"]) == 2
     assert "max_runs=0" in capsys.readouterr().err
+
+
+def test_a_queued_run_can_be_cancelled_and_no_worker_claims_it(
+    project: Path, tmp_path: Path, ledger: Path
+) -> None:
+    url = str(tmp_path / "runs.db")
+    [run_id] = queue_runs(project, url, ledger, 1)
+    assert main(["cancel", run_id, "--store", url]) == 0
+    with open_store(url) as store:
+        assert store.claim("w", 5.0, time.time()) is None
+    [record] = records(url, [run_id])
+    assert record.status == "cancelled" and record.claims == 0
+
+
+def test_a_run_a_worker_holds_is_not_resumed_or_cancelled_from_elsewhere(
+    project: Path, tmp_path: Path, ledger: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = str(tmp_path / "runs.db")
+    [run_id] = queue_runs(project, url, ledger, 1)
+    with open_store(url) as store:
+        assert store.claim("far-away:1", 60.0, time.time()) is not None
+    capsys.readouterr()
+    assert main(["resume", run_id, "--store", url]) == 2
+    assert "is held by worker far-away:1" in capsys.readouterr().err
+    assert main(["cancel", run_id, "--store", url]) == 2
+    assert "runs in worker far-away:1" in capsys.readouterr().err
+    [record] = records(url, [run_id])
+    assert record.status == "running" and not ledger.exists()

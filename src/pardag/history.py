@@ -114,6 +114,12 @@ def _check_resumable(record: RunRecord) -> None:
             f"run {record.run_id} is queued: a worker will run it (start one with `pardag "
             "worker --store URL`); there is nothing to resume"
         )
+    if record.status == RunStatus.RUNNING and record.lease_until is not None:
+        raise ArgumentError(
+            f"run {record.run_id} is held by worker {record.worker}: if that worker died, "
+            "another worker takes the run over once its lease expires (start one with "
+            "`pardag worker --store URL`); resuming it here too would run it twice"
+        )
     pid = _live_local_pid(record)
     if record.status == RunStatus.RUNNING and pid is not None:
         raise ArgumentError(
@@ -388,12 +394,18 @@ def cancel(run_id: str, *, store: Store | str | os.PathLike[str] | None = None) 
     A run whose process is alive on this machine is sent SIGTERM, which that process handles
     as a first Ctrl-C (running steps stopped, the run recorded cancelled), each cancelled step
     saying ``cancelled by `pardag cancel` (SIGTERM)``. A paused run, or one whose process
-    died, is marked cancelled in the store, with its steps that were running or paused. A
-    finished run is left alone (an error).
+    died, is marked cancelled in the store, with its steps that were running or paused, and
+    so is a queued run (no worker claims it then). A finished run is left alone (an error), and
+    so, for now, is a run a worker holds.
     """
     opened, owned = _required_store(store, "cancel")
     try:
         record = _unfinished_run(opened, run_id)
+        if record.status == RunStatus.RUNNING and record.lease_until is not None:
+            raise ArgumentError(
+                f"run {record.run_id} runs in worker {record.worker}, and cancelling a "
+                "worker's run is not built yet (docs/server.md); a queued run can be cancelled"
+            )
         pid, owner = _live_local_pid(record), parse(record.owner)
         if record.status == RunStatus.RUNNING and pid is not None:
             os.kill(pid, signal.SIGTERM)
