@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -133,6 +132,7 @@ class Workers:
                 command, cwd=self.project, env=env, stdout=subprocess.DEVNULL, stderr=err
             )
         self.procs.append(proc)
+        wait_for(f"worker {n} to start", lambda: "stops it" in self.log(n))  # signals handled
         return proc
 
     def stop(self, proc: subprocess.Popen[bytes]) -> int:
@@ -183,13 +183,13 @@ def all_final(url: str, run_ids: list[str]) -> Callable[[], bool]:
 def test_two_workers_run_ten_queued_runs_each_exactly_once(
     project: Path, store_url: str, ledger: Path, workers: Workers
 ) -> None:
-    run_ids = queue_runs(project, store_url, ledger, 10)
     first, second = workers.start("--max-runs", "2"), workers.start("--max-runs", "2")
+    run_ids = queue_runs(project, store_url, ledger, 10)
     wait_for("the ten runs to end", all_final(store_url, run_ids))
     assert workers.stop(first) == 0 and workers.stop(second) == 0
-    assert executions(ledger) == Counter(f"{n}:{s}" for n in range(10) for s in "abc")
     done = records(store_url, run_ids)
-    assert {r.status for r in done} == {"succeeded"}
+    assert [(r.status, r.error) for r in done] == [("succeeded", None)] * 10
+    assert executions(ledger) == Counter(f"{n}:{s}" for n in range(10) for s in "abc")
     assert {r.claims for r in done} == {1} and {r.lease_until for r in done} == {None}
     with open_store(store_url) as store:
         for n, run_id in enumerate(run_ids):
@@ -290,17 +290,6 @@ def test_concurrent_claims_from_many_processes_take_each_run_once(
 # -- a worker in this process ---------------------------------------------------------------------
 
 
-def serve_until(worker: Worker, done: Callable[[], bool]) -> None:
-    thread = threading.Thread(target=worker.serve)
-    thread.start()
-    try:
-        wait_for("the worker's runs", done)
-    finally:
-        worker.stop()
-        thread.join(PATIENCE)
-    assert not thread.is_alive()
-
-
 def test_one_worker_serves_organisations_in_turn(
     project: Path, ledger: Path, tmp_path: Path
 ) -> None:
@@ -311,7 +300,7 @@ def test_one_worker_serves_organisations_in_turn(
         for n, org in enumerate(["big", "big", "big", "small"])
     ]
     with open_store(url) as store:
-        serve_until(Worker(store, lease=5, poll=0.05, say=lambda _: None), all_final(url, queued))
+        Worker(store, lease=5, poll=0.05, say=lambda _: None).serve(until_idle=True)
     order = sorted(records(url, queued), key=lambda r: r.claimed_at or 0)
     assert [r.run_id for r in order] == [queued[0], queued[3], queued[1], queued[2]]
     assert [r.org for r in order] == ["big", "small", "big", "big"]
@@ -323,7 +312,7 @@ def test_a_run_the_worker_cannot_rebuild_fails_saying_why(tmp_path: Path) -> Non
     said: list[str] = []
     with open_store(url) as store:
         store.enqueue(gone)  # a workflow built in Python whose module is not here
-        serve_until(Worker(store, lease=5, poll=0.05, say=said.append), all_final(url, ["q-gone"]))
+        Worker(store, lease=5, poll=0.05, say=said.append).serve(until_idle=True)
     [done] = records(url, ["q-gone"])
     assert done.status == "failed" and done.lease_until is None and done.finished_at
     assert done.error is not None and "cannot import its workflow 'no_such_module_q:wf'" in (

@@ -130,15 +130,23 @@ class Worker:
         with self._lock:
             return list(self._active)
 
-    def serve(self) -> None:
-        """Claim and run until ``stop`` is called, then wait for the runs in hand."""
+    def serve(self, *, until_idle: bool = False) -> None:
+        """Claim and run until ``stop`` is called, then wait for the runs in hand.
+
+        ``until_idle``: stop as well once nothing is queued and no run is in hand (a batch
+        job, or cron, that empties the queue and exits).
+        """
         renewer = threading.Thread(target=self._renew_all, name="pardag-lease", daemon=True)
         renewer.start()
         try:
             while not self._stopping.is_set():
-                if len(self.running) < self.max_runs and (record := self._claim()) is not None:
-                    self._start(record)
-                    continue
+                if len(self.running) < self.max_runs:
+                    record = self._claim()
+                    if record is not None:
+                        self._start(record)
+                        continue
+                    if until_idle and not self.running:
+                        break
                 self._wake.wait(self.poll)
                 self._wake.clear()
             self._drain()

@@ -44,6 +44,13 @@ def worker_command(
             "--poll", help="How often an idle worker looks for queued runs.", metavar="DURATION"
         ),
     ] = f"{POLL_EVERY:g}s",
+    until_idle: Annotated[
+        bool,
+        typer.Option(
+            "--until-idle",
+            help="Exit once no run is queued and none is in hand (empty the queue, for cron).",
+        ),
+    ] = False,
     store: StoreOpt = None,
     secrets_file: SecretsFileOpt = None,
     config: ConfigOpt = None,
@@ -56,13 +63,13 @@ def worker_command(
         with open_store(settings.store) as opened:
             options: Any = {"secrets_file": secrets_file} if secrets_file else {}
             worker = Worker(opened, max_runs=max_runs, lease=lease_s, poll=poll_s, options=options)
+            _on_signals(worker)
             stderr.print(
                 f"worker {worker.name} on {opened.url}: up to {max_runs} run(s) at once, "
                 f"lease {lease_s:g}s; SIGTERM or Ctrl-C stops it",
                 markup=False,
             )
-            _on_signals(worker)
-            worker.serve()
+            worker.serve(until_idle=until_idle)
             stderr.print(f"worker {worker.name} stopped", markup=False)
     raise typer.Exit(ExitCode.SUCCEEDED)
 
