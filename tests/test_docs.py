@@ -12,7 +12,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-DOCS = [ROOT / "README.md", *(ROOT / "docs" / f for f in ("concepts.md", "formats.md", "runs.md"))]
+DOCS = [
+    ROOT / "README.md",
+    *(ROOT / "docs" / f for f in ("concepts.md", "formats.md", "runs.md", "server.md")),
+]
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
 
@@ -32,7 +35,13 @@ BLOCKS = python_blocks()
 
 def test_the_docs_have_examples() -> None:
     files = {block_id.split(":")[0] for block_id, _ in BLOCKS}
-    assert files == {"README.md", "docs/concepts.md", "docs/formats.md", "docs/runs.md"}
+    assert files == {
+        "README.md",
+        "docs/concepts.md",
+        "docs/formats.md",
+        "docs/runs.md",
+        "docs/server.md",
+    }
     assert len(BLOCKS) >= 10
 
 

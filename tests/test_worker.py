@@ -329,7 +329,8 @@ def test_run_with_queue_prints_the_id_and_leaves_the_run_to_a_worker(
 ) -> None:
     url = str(tmp_path / "runs.db")
     flow = str(project / "flow.yaml")
-    code = main(["run", flow, "--queue", "--org", "acme", "--set", "n=7", "--store", url])
+    queue = ["run", flow, "--queue", "--org", "acme", "--set", "n=7", "--set", f"ledger={ledger}"]
+    code = main([*queue, "--store", url])
     assert code == 0
     run_id = capsys.readouterr().out.strip()
     [record] = records(url, [run_id])
@@ -338,6 +339,13 @@ def test_run_with_queue_prints_the_id_and_leaves_the_run_to_a_worker(
     assert main(["resume", run_id, "--store", url]) == 2
     assert "is queued: a worker will run it" in capsys.readouterr().err
     assert not ledger.exists()  # nothing ran
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(REPO)])}
+    command = [sys.executable, "-m", "pardag", "worker", "--store", url, "--until-idle"]
+    worker = subprocess.run(command, cwd=project, env=env, capture_output=True, timeout=PATIENCE)
+    assert worker.returncode == 0, worker.stderr
+    [record] = records(url, [run_id])
+    assert (record.status, record.claims) == ("succeeded", 1)
+    assert executions(ledger) == Counter({"7:a": 1, "7:b": 1, "7:c": 1})
 
 
 def test_worker_flags_are_checked_before_it_starts(

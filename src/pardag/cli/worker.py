@@ -63,13 +63,17 @@ def worker_command(
         with open_store(settings.store) as opened:
             options: Any = {"secrets_file": secrets_file} if secrets_file else {}
             worker = Worker(opened, max_runs=max_runs, lease=lease_s, poll=poll_s, options=options)
-            _on_signals(worker)
+            before = _on_signals(worker)
             stderr.print(
                 f"worker {worker.name} on {opened.url}: up to {max_runs} run(s) at once, "
                 f"lease {lease_s:g}s; SIGTERM or Ctrl-C stops it",
                 markup=False,
             )
-            worker.serve(until_idle=until_idle)
+            try:
+                worker.serve(until_idle=until_idle)
+            finally:
+                for signum, handler in before.items():
+                    signal.signal(signum, handler)
             stderr.print(f"worker {worker.name} stopped", markup=False)
     raise typer.Exit(ExitCode.SUCCEEDED)
 
@@ -84,8 +88,9 @@ def _duration(text: str, flag: str) -> float:
     return seconds
 
 
-def _on_signals(worker: Worker) -> None:
-    """The first SIGTERM or SIGINT stops claiming; the second leaves now."""
+def _on_signals(worker: Worker) -> dict[int, Any]:
+    """The first SIGTERM or SIGINT stops claiming; the second leaves now. Returns the
+    handlers they had, to put back."""
     presses = 0
 
     def handle(signum: int, frame: Any) -> None:
@@ -107,5 +112,4 @@ def _on_signals(worker: Worker) -> None:
         )
         worker.stop()
 
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, handle)
+    return {signum: signal.signal(signum, handle) for signum in (signal.SIGTERM, signal.SIGINT)}
