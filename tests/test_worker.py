@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -384,3 +386,47 @@ def test_a_run_a_worker_holds_is_not_resumed_or_cancelled_from_elsewhere(
     assert "runs in worker far-away:1" in capsys.readouterr().err
     [record] = records(url, [run_id])
     assert record.status == "running" and not ledger.exists()
+
+
+def test_a_worker_that_lost_its_lease_records_nothing_more_of_the_run(
+    project: Path, tmp_path: Path, ledger: Path
+) -> None:
+    """A worker stalled past its lease (here: the lease made to expire under it) finds at its
+    next renewal that another worker took the run over; the step it was running then ends,
+    and nothing of that is recorded, nor does the next step start there."""
+    url, gate = str(tmp_path / "runs.db"), tmp_path / "gate"
+    [run_id] = queue_runs(project, url, ledger, 1, gate=str(gate))
+    said: list[str] = []
+    with open_store(url) as store:
+        stalled = Worker(store, lease=0.3, poll=0.05, say=said.append)
+        serving = threading.Thread(target=stalled.serve)
+        serving.start()
+        try:
+            wait_for("step b to start", lambda: executions(ledger)["0:b"] == 1)
+            expire(url, run_id)
+            assert store.claim("thief", 600.0, time.time()) is not None
+            wait_for("the lost lease", lambda: any("lost its lease" in line for line in said))
+            gate.touch()
+            wait_for("the run to stop here", lambda: not stalled.running)
+        finally:
+            stalled.stop()
+            serving.join(PATIENCE)
+        [held] = records(url, [run_id])
+        assert (held.status, held.worker, held.claims) == ("running", "thief", 2)
+        b = [s for s in store.get_steps(run_id) if s.step_id == "b"]
+        assert [(s.attempt, s.state) for s in b] == [(1, "running")]  # its end not recorded
+        assert executions(ledger) == Counter({"0:a": 1, "0:b": 1})  # c never started there
+        expire(url, run_id)  # the thief dies too: a worker takes the run over and ends it
+        Worker(store, lease=5, poll=0.05, say=said.append).serve(until_idle=True)
+    [done] = records(url, [run_id])
+    assert (done.status, done.claims) == ("succeeded", 3)
+    assert executions(ledger) == Counter({"0:a": 1, "0:b": 2, "0:c": 1})
+
+
+def expire(url: str, run_id: str) -> None:
+    """Make the run's lease run out now, as if its worker had stopped renewing it."""
+    conn = sqlite3.connect(url, isolation_level=None)
+    try:
+        conn.execute("UPDATE runs SET lease_until = 0 WHERE run_id = ?", (run_id,))
+    finally:
+        conn.close()

@@ -12,7 +12,9 @@ nothing, so its runs' leases expire and other workers take them over.
 Runs go on in threads of the worker's process (each on its own event loop, as
 ``Workflow.run``), so killing the process stops them all: nothing of a dead worker runs on.
 ``stop`` claims nothing more and waits for the runs in hand; a process that must leave at
-once just exits, and its leases expire (docs/server.md).
+once just exits, and its leases expire (docs/server.md). A worker that finds at a renewal that
+its lease was taken over (it was stalled for longer than the lease) fences the run: its writes
+are refused from then on (``store.fenced``), so the run stops there at its next commit.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from pardag.owner import this_process
 from pardag.recording import open_run_store, queued_record
 from pardag.states import RunStatus
 from pardag.store.base import RunRecord, RunUpdate, Store
+from pardag.store.fenced import FencedStore
 
 __all__ = ["DEFAULT_LEASE", "POLL_EVERY", "Worker", "submit"]
 
@@ -120,7 +123,7 @@ class Worker:
         self.name = name or this_process()
         self._say = say
         self._options: RunOptions = {**(options or {})}
-        self._active: dict[str, threading.Thread] = {}
+        self._active: dict[str, tuple[threading.Thread, FencedStore]] = {}
         self._lock = threading.Lock()
         self._stopping, self._wake, self._closed = (threading.Event() for _ in range(3))
 
@@ -170,22 +173,24 @@ class Worker:
             return None
 
     def _start(self, record: RunRecord) -> None:
+        fenced = FencedStore(self.store)  # closed to the run's writes if the lease is lost
         thread = threading.Thread(
-            target=self._run, args=(record,), name=f"pardag-run-{record.run_id[:12]}"
+            target=self._run, args=(record, fenced), name=f"pardag-run-{record.run_id[:12]}"
         )
         with self._lock:
-            self._active[record.run_id] = thread
+            self._active[record.run_id] = (thread, fenced)
         thread.start()
 
-    def _run(self, record: RunRecord) -> None:
+    def _run(self, record: RunRecord, fenced: FencedStore) -> None:
         """Run one claimed run here; let go of its lease however it ends."""
         how = "taking over" if record.claims > 1 else "running"
         self._say(f"worker {self.name}: {how} run {record.run_id} ({record.workflow})")
         try:
-            result = run_recorded(self.store, record, {**self._options})
-            self._say(f"worker {self.name}: run {record.run_id} {result.status}")
+            result = run_recorded(fenced, record, {**self._options})
+            self._say(f"worker {self.name}: run {record.run_id} {result.status} here")
         except Exception as exc:  # it could not run here (its file gone, say): fail it, said why
-            self._fail(record, exc)
+            if not fenced.fenced:  # else it is another worker's run now
+                self._fail(record, exc)
         finally:
             with self._lock:
                 del self._active[record.run_id]
@@ -213,22 +218,27 @@ class Worker:
 
     def _active_threads(self) -> list[threading.Thread]:
         with self._lock:
-            return list(self._active.values())
+            return [thread for thread, _ in self._active.values()]
 
     # -- leases -----------------------------------------------------------------------------
 
     def _renew_all(self) -> None:
-        """Every third of a lease, renew the lease of each run in hand."""
+        """Every third of a lease, renew the lease of each run in hand; a run whose lease
+        another worker took over is fenced: it records nothing more."""
         while not self._closed.wait(self.lease / 3):
-            for run_id in self.running:
+            with self._lock:
+                held = [(run_id, f) for run_id, (_, f) in self._active.items() if not f.fenced]
+            for run_id, fenced in held:
                 try:
-                    held = self.store.renew(run_id, self.name, self.lease, time.time())
+                    kept = self.store.renew(run_id, self.name, self.lease, time.time())
                 except StoreError as exc:
                     self._say(f"worker {self.name}: cannot renew the lease on {run_id}: {exc}")
                     continue
-                if not held and run_id in self.running:
-                    self._say(
-                        f"worker {self.name}: lost the lease on run {run_id} (another worker "
-                        "took it over: this one was stalled for longer than the lease; give "
-                        "a longer --lease)"
+                if not kept and run_id in self.running:
+                    why = (
+                        f"worker {self.name} lost its lease on run {run_id}: another worker "
+                        "took it over (this one was stalled for longer than the lease; give "
+                        "a longer --lease), so this one records nothing more of it"
                     )
+                    fenced.fence(why)
+                    self._say(why)
