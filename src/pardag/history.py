@@ -414,6 +414,8 @@ def cancel(run_id: str, *, store: Store | str | os.PathLike[str] | None = None) 
             raise ArgumentError(
                 f"run {record.run_id} runs on {owner.host} (process {owner.pid}); cancel it there"
             )
+        if record.status == RunStatus.QUEUED:
+            return _cancel_queued(opened, record)
         stop_step_processes(opened, record)
         now = time.time()
         update = RunUpdate(record.run_id, status=RunStatus.CANCELLED.value, finished_at=now)
@@ -423,3 +425,14 @@ def cancel(run_id: str, *, store: Store | str | os.PathLike[str] | None = None) 
     finally:
         if owned:
             opened.close()
+
+
+def _cancel_queued(opened: Store, record: RunRecord) -> str:
+    """Cancel a queued run, unless a worker claims it first (then it is that worker's)."""
+    if opened.cancel_queued(record.run_id, time.time(), "run cancelled: by `pardag cancel`"):
+        return f"run {record.run_id} (queued) is now cancelled"
+    now = recorded_run(opened, record.run_id)
+    raise ArgumentError(
+        f"run {record.run_id} was claimed by worker {now.worker} meanwhile (it is {now.status}), "
+        "and cancelling a worker's run is not built yet (docs/server.md)"
+    )

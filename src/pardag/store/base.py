@@ -294,6 +294,11 @@ class Store(ABC):
         longer holds it (another worker took it over, or it was released)."""
 
     @abstractmethod
+    def cancel_queued(self, run_id: str, now: float, error: str) -> bool:
+        """Mark a queued run ``cancelled`` (at ``now``, saying ``error``) unless a worker has
+        claimed it meanwhile; False then, or if it was not queued."""
+
+    @abstractmethod
     def release(self, run_id: str, worker: str) -> bool:
         """Let go of ``worker``'s lease (``lease_until`` None), once the run stopped in
         ``worker``'s hands; False if ``worker`` did not hold it."""

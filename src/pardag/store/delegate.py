@@ -50,6 +50,9 @@ class DelegatingStore(Store):
     def renew(self, run_id: str, worker: str, lease: float, now: float) -> bool:
         return self.inner.renew(run_id, worker, lease, now)
 
+    def cancel_queued(self, run_id: str, now: float, error: str) -> bool:
+        return self.inner.cancel_queued(run_id, now, error)
+
     def release(self, run_id: str, worker: str) -> bool:
         return self.inner.release(run_id, worker)
 

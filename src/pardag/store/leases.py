@@ -21,7 +21,7 @@ from __future__ import annotations
 from pardag.states import RunStatus
 from pardag.store.schema import RUN_COLUMNS
 
-__all__ = ["LOCK", "PICK_EXPIRED", "PICK_QUEUED", "RELEASE", "RENEW", "TAKE"]
+__all__ = ["CANCEL_QUEUED", "LOCK", "PICK_EXPIRED", "PICK_QUEUED", "RELEASE", "RENEW", "TAKE"]
 
 _QUEUED = RunStatus.QUEUED.value
 _RUNNING = RunStatus.RUNNING.value
@@ -59,3 +59,9 @@ RELEASE = (
     "AND lease_until IS NOT NULL RETURNING run_id"
 )
 """Let go of a lease the worker holds (run_id, worker)."""
+
+CANCEL_QUEUED = (
+    f"UPDATE runs SET status = '{RunStatus.CANCELLED.value}', finished_at = ?, error = ? "
+    f"WHERE run_id = ? AND status = '{_QUEUED}' RETURNING run_id"
+)
+"""Cancel a run still queued (finished_at, error, run_id); a claimed one is left alone."""

@@ -119,6 +119,14 @@ class SQLStore(Store):
         params = (now + lease, run_id, worker)
         return bool(self._write("renewing a lease", lambda c: self._fetch(c, leases.RENEW, params)))
 
+    def cancel_queued(self, run_id: str, now: float, error: str) -> bool:
+        params = (now, error, run_id)
+        return bool(
+            self._write(
+                "cancelling a queued run", lambda c: self._fetch(c, leases.CANCEL_QUEUED, params)
+            )
+        )
+
     def release(self, run_id: str, worker: str) -> bool:
         params = (run_id, worker)
         return bool(

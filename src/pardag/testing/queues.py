@@ -114,6 +114,25 @@ class QueueSuite:
         assert not store.renew("q-1", "w1", LEASE, T0 + 1)
         assert not store.release("q-1", "w1")
 
+    def test_a_queued_run_is_cancelled_unless_a_worker_claimed_it(self, store: Store) -> None:
+        store.enqueue(queued_run("q-1"))
+        store.enqueue(queued_run("q-2", created_at=T0 + 1))
+        assert store.cancel_queued("q-1", T0 + 5, "run cancelled: by you")
+        found = store.get_run("q-1")
+        assert found is not None
+        assert (found.status, found.finished_at, found.error) == (
+            "cancelled",
+            T0 + 5,
+            "run cancelled: by you",
+        )
+        claimed = store.claim("w1", LEASE, T0 + 6)
+        assert claimed is not None and claimed.run_id == "q-2"
+        assert not store.cancel_queued("q-2", T0 + 7, "too late")
+        assert not store.cancel_queued("q-1", T0 + 7, "again")
+        assert not store.cancel_queued("nope", T0 + 7, "no such run")
+        still = store.get_run("q-2")
+        assert still is not None and (still.status, still.error) == ("running", None)
+
     def test_concurrent_claims_take_each_run_once(self, store: Store, opener: object) -> None:
         runs, workers = 40, 6
         for n in range(runs):
