@@ -430,3 +430,26 @@ def expire(url: str, run_id: str) -> None:
         conn.execute("UPDATE runs SET lease_until = 0 WHERE run_id = ?", (run_id,))
     finally:
         conn.close()
+
+
+def test_a_run_that_pauses_in_a_worker_is_released_and_answered_as_any_other(
+    tmp_path: Path,
+) -> None:
+    url = str(tmp_path / "runs.db")
+    flow = tmp_path / "approve.yaml"
+    flow.write_text(
+        "name: approve\n"
+        "steps:\n"
+        "  build: {kind: shell, command: echo built}\n"
+        "  review: {kind: approval, depends_on: build, prompt: Ship it?}\n"
+        "  ship: {kind: shell, depends_on: review, command: echo shipped}\n"
+    )
+    run_id = submit(pardag.load(flow), store=url)
+    with open_store(url) as store:
+        Worker(store, lease=5, poll=0.05, say=lambda _: None).serve(until_idle=True)
+        [paused] = records(url, [run_id])
+        assert (paused.status, paused.lease_until) == ("paused", None)
+        assert store.claim("w", 5.0, time.time()) is None  # a paused run waits for its answer
+        result = pardag.approve(run_id, "review", True, store=store)
+    assert result.status == "succeeded"
+    assert result.outputs["ship"]["stdout"].strip() == "shipped"
