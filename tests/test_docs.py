@@ -14,7 +14,10 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [
     ROOT / "README.md",
-    *(ROOT / "docs" / f for f in ("concepts.md", "formats.md", "runs.md", "scale-out.md")),
+    *(
+        ROOT / "docs" / f
+        for f in ("concepts.md", "formats.md", "runs.md", "scale-out.md", "server.md")
+    ),
 ]
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
@@ -41,6 +44,7 @@ def test_the_docs_have_examples() -> None:
         "docs/formats.md",
         "docs/runs.md",
         "docs/scale-out.md",
+        "docs/server.md",
     }
     assert len(BLOCKS) >= 10
 

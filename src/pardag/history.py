@@ -59,6 +59,7 @@ __all__ = [
     "recorded_run",
     "reject",
     "resume",
+    "run_recorded",
     "runs",
     "stop_step_processes",
     "workflow_of",
@@ -80,18 +81,25 @@ def resume(run_id: str, **options: Unpack[RunOptions]) -> RunResult:
     try:
         record = recorded_run(opened, run_id)
         _check_resumable(record)
-        stop_step_processes(opened, record)
-        wf = workflow_of(record)
-        recorded = recorded_settings(record.settings_json)
-        params = json.loads(record.params_json or "{}")
-        secrets = Secrets.resumed(recorded, options.get("secrets"), params)  # from sources again
-        params |= options.get("params") or {}
-        given: dict[str, Any] = {**recorded, **options}
-        given |= {"params": params, "store": opened, "secrets": secrets}
-        return resume_run(wf, Resumption.read(opened, record), cast(RunOptions, given))
+        return run_recorded(opened, record, options)
     finally:
         if owned:
             opened.close()
+
+
+def run_recorded(opened: Store, record: RunRecord, options: RunOptions) -> RunResult:
+    """Go on with ``record``'s run in this process, from what ``opened`` recorded: a run a
+    worker claimed (queued: none of its steps ran yet; taken over: the finished ones keep their
+    outputs) or one ``resume`` checked. Stops the processes an earlier attempt left first."""
+    stop_step_processes(opened, record)
+    wf = workflow_of(record)
+    recorded = recorded_settings(record.settings_json)
+    params = json.loads(record.params_json or "{}")
+    secrets = Secrets.resumed(recorded, options.get("secrets"), params)  # from sources again
+    params |= options.get("params") or {}
+    given: dict[str, Any] = {**recorded, **options}
+    given |= {"params": params, "store": opened, "secrets": secrets}
+    return resume_run(wf, Resumption.read(opened, record), cast(RunOptions, given))
 
 
 def _check_resumable(record: RunRecord) -> None:
@@ -100,6 +108,17 @@ def _check_resumable(record: RunRecord) -> None:
         raise ArgumentError(
             f"run {record.run_id} already finished: {record.status} at {when}; there is "
             "nothing to resume (start a new run instead)"
+        )
+    if record.status == RunStatus.QUEUED:
+        raise ArgumentError(
+            f"run {record.run_id} is queued: a worker will run it (start one with `pardag "
+            "worker --store URL`); there is nothing to resume"
+        )
+    if record.status == RunStatus.RUNNING and record.lease_until is not None:
+        raise ArgumentError(
+            f"run {record.run_id} is held by worker {record.worker}: if that worker died, "
+            "another worker takes the run over once its lease expires (start one with "
+            "`pardag worker --store URL`); resuming it here too would run it twice"
         )
     pid = _live_local_pid(record)
     if record.status == RunStatus.RUNNING and pid is not None:
@@ -136,8 +155,12 @@ def stop_step_processes(opened: Store, record: RunRecord) -> None:
 def process_gone(record: RunRecord) -> bool:
     """Whether a run recorded as running lost its process: one on this machine that is dead.
 
-    (A process on another machine cannot be looked at from here: it counts as alive.)
+    (A process on another machine cannot be looked at from here: it counts as alive.) A run
+    a worker holds a lease on is not lost: another worker takes it over once the lease
+    expires (docs/server.md).
     """
+    if record.lease_until is not None:
+        return False
     owner = parse(record.owner)
     return owner is not None and owner.here and not owner.alive()
 
@@ -371,12 +394,18 @@ def cancel(run_id: str, *, store: Store | str | os.PathLike[str] | None = None) 
     A run whose process is alive on this machine is sent SIGTERM, which that process handles
     as a first Ctrl-C (running steps stopped, the run recorded cancelled), each cancelled step
     saying ``cancelled by `pardag cancel` (SIGTERM)``. A paused run, or one whose process
-    died, is marked cancelled in the store, with its steps that were running or paused. A
-    finished run is left alone (an error).
+    died, is marked cancelled in the store, with its steps that were running or paused, and
+    so is a queued run (no worker claims it then). A finished run is left alone (an error), and
+    so, for now, is a run a worker holds.
     """
     opened, owned = _required_store(store, "cancel")
     try:
         record = _unfinished_run(opened, run_id)
+        if record.status == RunStatus.RUNNING and record.lease_until is not None:
+            raise ArgumentError(
+                f"run {record.run_id} runs in worker {record.worker}, and cancelling a "
+                "worker's run is not built yet (docs/server.md); a queued run can be cancelled"
+            )
         pid, owner = _live_local_pid(record), parse(record.owner)
         if record.status == RunStatus.RUNNING and pid is not None:
             os.kill(pid, signal.SIGTERM)
@@ -385,6 +414,8 @@ def cancel(run_id: str, *, store: Store | str | os.PathLike[str] | None = None) 
             raise ArgumentError(
                 f"run {record.run_id} runs on {owner.host} (process {owner.pid}); cancel it there"
             )
+        if record.status == RunStatus.QUEUED:
+            return _cancel_queued(opened, record)
         stop_step_processes(opened, record)
         now = time.time()
         update = RunUpdate(record.run_id, status=RunStatus.CANCELLED.value, finished_at=now)
@@ -394,3 +425,14 @@ def cancel(run_id: str, *, store: Store | str | os.PathLike[str] | None = None) 
     finally:
         if owned:
             opened.close()
+
+
+def _cancel_queued(opened: Store, record: RunRecord) -> str:
+    """Cancel a queued run, unless a worker claims it first (then it is that worker's)."""
+    if opened.cancel_queued(record.run_id, time.time(), "run cancelled: by `pardag cancel`"):
+        return f"run {record.run_id} (queued) is now cancelled"
+    now = recorded_run(opened, record.run_id)
+    raise ArgumentError(
+        f"run {record.run_id} was claimed by worker {now.worker} meanwhile (it is {now.status}), "
+        "and cancelling a worker's run is not built yet (docs/server.md)"
+    )

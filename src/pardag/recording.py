@@ -33,6 +33,7 @@ __all__ = [
     "latest_attempts",
     "open_run_store",
     "paused_since",
+    "queued_record",
     "recorded_settings",
     "run_record",
     "settings_json",
@@ -98,6 +99,27 @@ def run_record(wf: Workflow, run_id: str) -> RunRecord:
         definition_hash=digest,
         source=source,
     )
+
+
+def queued_record(
+    wf: Workflow,
+    run_id: str,
+    *,
+    settings: Settings,
+    params: Mapping[str, Any],
+    trigger: Mapping[str, Any],
+    org: str,
+) -> RunRecord:
+    """What the store keeps about a run of ``wf`` submitted to the run queue: everything a
+    worker needs to run it (the definition's snapshot, ``settings``, ``params`` and
+    ``trigger`` data as JSON), status ``queued``, in organisation ``org``."""
+    record = run_record(wf, run_id)
+    record.status = RunStatus.QUEUED.value
+    record.settings_json = settings_json(settings)
+    record.params_json = encode_json(params, repr) or "{}"
+    record.trigger_json = encode_json(trigger, repr) or "{}"
+    record.org = org
+    return record
 
 
 def find_import_path(wf: Workflow) -> str | None:

@@ -47,8 +47,12 @@ _FINAL_STEP = frozenset(
 
 
 class RunStatus(StrEnum):
-    """Where a run is; all but ``running`` and ``paused`` are final."""
+    """Where a run is; all but ``queued``, ``running`` and ``paused`` are final.
 
+    ``queued``: submitted to the run queue, waiting for a worker to claim it (docs/server.md).
+    """
+
+    QUEUED = "queued"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -57,8 +61,9 @@ class RunStatus(StrEnum):
     PAUSED = "paused"
 
     def is_final(self) -> bool:
-        """True once the run will not change status again (``running`` and ``paused`` will)."""
-        return self not in (RunStatus.RUNNING, RunStatus.PAUSED)
+        """True once the run will not change status again (``queued``, ``running`` and
+        ``paused`` will)."""
+        return self not in (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.PAUSED)
 
 
 class Mode(StrEnum):

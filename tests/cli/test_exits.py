@@ -21,6 +21,7 @@ EXIT_OF = {
     RunStatus.CANCELLED: 130,
     RunStatus.PAUSED: 3,
     RunStatus.RUNNING: 1,  # not final: no command ends on it, a failure if one did
+    RunStatus.QUEUED: 1,  # the same
 }
 
 
@@ -37,7 +38,7 @@ def test_every_run_status_exits_with_one_code_from_run_and_from_watch(tmp_path: 
         assert exit_code(status) == exit_code(status.value) == code
         result = RunResult(ids[status], "wf", status, steps={}, outputs={})
         assert finish(result, True, Session(False)) == code
-        if status is not RunStatus.RUNNING:  # watch follows a running run until it stops
+        if status.is_final() or status is RunStatus.PAUSED:  # watch follows the others
             assert main(["watch", ids[status], "--store", db]) == code
     assert worst([0, 3, 1, 130]) == ExitCode.INTERRUPTED and worst([0, 3, 1]) == ExitCode.FAILED
     assert worst([0, 3]) == ExitCode.PAUSED and worst([]) == ExitCode.SUCCEEDED

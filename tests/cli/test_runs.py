@@ -362,7 +362,7 @@ def test_recorded_events_feed_the_live_view() -> None:
 def test_an_unknown_status_filter_is_an_error_not_an_empty_list(project: Path) -> None:
     done = pardag(project, "runs", "--status", "succeded")
     assert done.returncode == 2
-    assert "Invalid --status value 'succeded': use one of running, succeeded, failed" in (
+    assert "Invalid --status value 'succeded': use one of queued, running, succeeded, failed" in (
         done.stderr
     )
     with pytest.raises(pardag_api.ArgumentError, match="Invalid status value 'finished'"):

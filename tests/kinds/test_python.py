@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib.util
 import os
 import sys
 import textwrap
@@ -286,6 +287,27 @@ def test_a_function_by_name_runs_and_binds_like_any_function(
     later = PythonKind().action(wf.steps["later"], CTX)
     assert later.executor == "async"
     assert PythonKind().action(wf.steps["double"], CTX).executor == "threads"
+
+
+def test_a_module_another_thread_is_importing_is_validated_from_its_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs of a worker validate at once: one's import of the steps' module is under way
+    (in ``sys.modules``, its names not defined yet) while the other validates; the names the
+    source defines are not missing."""
+    _module(tmp_path, monkeypatch, "pardag_steps_busy", "def double(a):\n    return a * 2\n")
+    spec = importlib.util.find_spec("pardag_steps_busy")
+    assert spec is not None
+    half = importlib.util.module_from_spec(spec)  # as the importing thread left it: no names
+    spec._initializing = True  # type: ignore[attr-defined]  (what importlib sets meanwhile)
+    monkeypatch.setitem(sys.modules, "pardag_steps_busy", half)
+    wf = Workflow("busy")
+    wf.add("a", lambda: 3)
+    wf.add("s", depends_on=["a"], params={"function": "pardag_steps_busy:double"})
+    wf.validate()
+    assert _problems(function="pardag_steps_busy:triple") == [
+        "function 'pardag_steps_busy:triple': 'pardag_steps_busy' has no attribute 'triple'"
+    ]
 
 
 def test_a_function_by_name_can_run_on_processes(

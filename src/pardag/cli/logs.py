@@ -44,12 +44,12 @@ class ProcessGone(ArgumentError):
 def follow_run(
     opened: Store, record: RunRecord, read: Callable[[], list[T]], *, follow: bool = True
 ) -> Iterator[T]:
-    """What ``read`` finds new, again and again while the run is running (once without
-    ``follow``). Raises ``ProcessGone`` when the run's process died without ending it."""
+    """What ``read`` finds new, again and again while the run is queued or running (once
+    without ``follow``). Raises ``ProcessGone`` when the run's process died without ending it."""
     while True:
         status = record.status  # read first: what was written with it is read below
         yield from read()
-        if not follow or status != RunStatus.RUNNING:
+        if not follow or status not in (RunStatus.RUNNING, RunStatus.QUEUED):
             return
         if history.process_gone(record):
             raise ProcessGone(

@@ -36,6 +36,7 @@ from pardag.progress import LiveProgress, print_summary, print_trimmed
 from pardag.results import RunResult
 from pardag.states import RunStatus
 from pardag.store import open_store
+from pardag.worker import submit
 
 __all__ = ["finish", "run_command"]
 
@@ -114,6 +115,17 @@ def run_command(
             "(their fresh outputs still refresh the cache).",
         ),
     ] = False,
+    queue: Annotated[
+        bool,
+        typer.Option(
+            "--queue",
+            help="Do not run it here: put it in the run store's queue for a worker (pardag "
+            "worker) and print its id.",
+        ),
+    ] = False,
+    org: Annotated[
+        str, typer.Option("--org", help="With --queue: the run's organisation.", metavar="ORG")
+    ] = "default",
     store: StoreOpt = None,
     secrets_file: SecretsFileOpt = None,
     config: ConfigOpt = None,
@@ -122,7 +134,8 @@ def run_command(
     """Run a workflow file and show its progress; exit 0 if it succeeded.
 
     The run is recorded in the run store (.pardag/runs.db unless --store, PARDAG_STORE or the
-    config file says otherwise); its id is the first line on stderr.
+    config file says otherwise); its id is the first line on stderr. With --queue it is only
+    queued there, and its id printed on stdout at once.
     """
     session = Session(debug)
     flags = {
@@ -145,6 +158,9 @@ def run_command(
             return
         params = run_params(wf.params, set_ or [], functools.partial(param_problem, wf))
         store_url = settings.store
+        if queue or org != "default":
+            _queue(wf, params, store_url, org, queue, events, json_output)
+            return
         options: RunOptions = {"cache": not no_cache, "secrets_file": secrets_file}
         result = _run_watched(wf, params, events, store_url, options)
     raise typer.Exit(finish(result, json_output, session, wf.steps, store))
@@ -173,6 +189,30 @@ def _run_watched(
                 "the run is recorded as cancelled"
             )
             raise typer.Exit(ExitCode.INTERRUPTED) from None
+
+
+def _queue(
+    wf: Workflow,
+    params: dict[str, Any],
+    store: str,
+    org: str,
+    queue: bool,
+    events: Path | None,
+    json_output: bool,
+) -> None:
+    """``--queue``: submit the run for a worker and print its id (JSON with ``--json``)."""
+    if not queue:
+        raise ArgumentError(f"--org {org} names the organisation of a queued run; add --queue")
+    if events is not None:
+        raise ArgumentError(
+            "--events writes the events of a run that runs here, and --queue runs it in a "
+            "worker; follow it with `pardag watch RUN_ID` instead"
+        )
+    run_id = submit(wf, store=store, params=params, org=org)
+    if json_output:
+        sys.stdout.write(dumps({"run_id": run_id, "status": "queued", "org": org}) + "\n")
+    else:
+        stdout.print(run_id, markup=False)
 
 
 class _RunIdPrinter:

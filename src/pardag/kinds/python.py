@@ -229,8 +229,8 @@ def _function_problems(step: Step) -> list[str]:
         return [f"params 'function' must be 'package.module:callable', got {spec!r}; {example}"]
     module_name, _, path = spec.partition(":")
     module = sys.modules.get(module_name)
-    if module is None:  # validation imports nothing: importing runs the module's code
-        return _source_problems(step, spec, module_name, path)
+    if module is None or _importing(module):  # validation imports nothing: importing runs
+        return _source_problems(step, spec, module_name, path)  # the module's code
     obj: Any = module
     for done, part in enumerate(path.split(".")):
         if not hasattr(obj, part):
@@ -243,6 +243,12 @@ def _function_problems(step: Step) -> list[str]:
     if not callable(obj):
         return [f"function {spec!r} is a {type(obj).__name__}, not something callable"]
     return _callable_problems(step, obj)
+
+
+def _importing(module: Any) -> bool:
+    """Whether another thread is importing ``module`` right now (a worker's runs validate
+    at once): it is in ``sys.modules`` without all its names yet, so only its source tells."""
+    return bool(getattr(getattr(module, "__spec__", None), "_initializing", False))
 
 
 def _source_problems(step: Step, spec: str, module_name: str, path: str) -> list[str]:

@@ -44,6 +44,12 @@ class RunRecord:
     empty string with ``definition_format="python"``; ``source`` is the file's path, or the
     ``module:attribute`` a Python workflow can be imported from (None if unknown). ``owner`` is
     ``host:pid`` of the process running it, so that resuming can tell a dead run from a live one.
+
+    The run queue's fields (docs/server.md): ``org`` is the organisation the run belongs to;
+    ``trigger_json`` what started it (a webhook's body, say; ``{}`` for a person); ``worker``
+    the worker that claimed it last, ``lease_until`` until when its claim holds (None: no
+    worker holds it, as for a run started by ``pardag run``), ``claimed_at`` when it was
+    claimed last and ``claims`` how many times (more than one: taken over from a dead worker).
     """
 
     run_id: str
@@ -60,6 +66,12 @@ class RunRecord:
     error: str | None = None
     owner: str | None = None
     heartbeat_at: float | None = None
+    org: str = "default"
+    trigger_json: str = "{}"
+    worker: str | None = None
+    lease_until: float | None = None
+    claimed_at: float | None = None
+    claims: int = 0
 
 
 @dataclass
@@ -257,6 +269,39 @@ class Store(ABC):
     @abstractmethod
     def get_cache(self, key: str, now: float) -> CacheEntry | None:
         """The cached output under ``key`` unless it has expired (``expires_at <= now``)."""
+
+    # -- the run queue (docs/server.md) ---------------------------------------------------------
+
+    @abstractmethod
+    def enqueue(self, run: RunRecord) -> str:
+        """Record ``run`` (status ``queued``) for a worker to claim; its id. A run of another
+        status, or a duplicate id, is a StoreError."""
+
+    @abstractmethod
+    def claim(self, worker: str, lease: float, now: float) -> RunRecord | None:
+        """Hand one run to ``worker`` for ``lease`` seconds from ``now``, or None if none waits.
+
+        First a ``running`` run whose lease expired (``lease_until < now``: its worker died),
+        to be resumed; else a ``queued`` one, chosen by the fairness rule: the organisation
+        served least recently (its latest ``claimed_at``; never served counts as oldest), its
+        oldest run (``created_at``, then id). The run comes back ``running``, its ``worker``,
+        ``lease_until``, ``claimed_at`` and ``claims`` updated. Two claims never get one run.
+        """
+
+    @abstractmethod
+    def renew(self, run_id: str, worker: str, lease: float, now: float) -> bool:
+        """Extend ``worker``'s lease on the run to ``now + lease``; False if ``worker`` no
+        longer holds it (another worker took it over, or it was released)."""
+
+    @abstractmethod
+    def cancel_queued(self, run_id: str, now: float, error: str) -> bool:
+        """Mark a queued run ``cancelled`` (at ``now``, saying ``error``) unless a worker has
+        claimed it meanwhile; False then, or if it was not queued."""
+
+    @abstractmethod
+    def release(self, run_id: str, worker: str) -> bool:
+        """Let go of ``worker``'s lease (``lease_until`` None), once the run stopped in
+        ``worker``'s hands; False if ``worker`` did not hold it."""
 
     # -- lifetime -----------------------------------------------------------------------------
 

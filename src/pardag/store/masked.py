@@ -14,21 +14,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
 from pardag.secrets import Masker
 from pardag.store import base as rec
 from pardag.store.base import Store
+from pardag.store.delegate import DelegatingStore
 
 __all__ = ["MaskedStore"]
 
 
-class MaskedStore(Store):
+class MaskedStore(DelegatingStore):
     """``inner`` with every record written masked by ``masker``; see the module docstring."""
 
     def __init__(self, inner: Store, masker: Masker) -> None:
-        self.inner, self.masker = inner, masker
-        self.url = inner.url
+        super().__init__(inner)
+        self.masker = masker
 
     def create_run(self, run: rec.RunRecord) -> None:
         m = self.masker
@@ -80,33 +80,7 @@ class MaskedStore(Store):
         if self.masker.json(entry.output_json) == entry.output_json:  # holds no secret
             self.inner.put_cache(entry)
 
-    def get_run(self, run_id: str) -> rec.RunRecord | None:
-        return self.inner.get_run(run_id)
-
-    def list_runs(self, **filters: Any) -> list[rec.RunRecord]:
-        return self.inner.list_runs(**filters)
-
-    def get_steps(self, run_id: str) -> list[rec.StepRecord]:
-        return self.inner.get_steps(run_id)
-
-    def get_events(
-        self, run_id: str, step: str | None = None, after: int = 0
-    ) -> list[rec.EventRecord]:
-        return self.inner.get_events(run_id, step, after)
-
-    def get_logs(
-        self, run_id: str, step_id: str, after: tuple[int, int] = (0, 0)
-    ) -> list[rec.LogRecord]:
-        return self.inner.get_logs(run_id, step_id, after)
-
-    def step_durations(self, workflow: str, runs: int = 10) -> dict[str, float]:
-        return self.inner.step_durations(workflow, runs)
-
-    def get_answers(self, run_id: str) -> dict[str, rec.Answer]:
-        return self.inner.get_answers(run_id)
-
-    def get_cache(self, key: str, now: float) -> rec.CacheEntry | None:
-        return self.inner.get_cache(key, now)
-
-    def close(self) -> None:
-        self.inner.close()
+    def enqueue(self, run: rec.RunRecord) -> str:
+        m = self.masker
+        params, trigger = m.json(run.params_json) or "{}", m.json(run.trigger_json) or "{}"
+        return self.inner.enqueue(replace(run, params_json=params, trigger_json=trigger))

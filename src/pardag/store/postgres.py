@@ -12,14 +12,14 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
-from pardag.store import schema
+from pardag.store import leases, schema
 from pardag.store.base import (
     CacheEntry,
     StoreError,
@@ -38,10 +38,13 @@ MIGRATION_LOCK = 0x7061726461670001
 
 Connection = psycopg.Connection[tuple[Any, ...]]
 _PLACEHOLDERS: dict[str, str] = {}
+T = TypeVar("T")
 
 
 class PostgresStore(SQLStore):
     """A run store in the PostgreSQL database ``url`` names; tables created if ``create``."""
+
+    _lock = leases.LOCK
 
     def __init__(self, url: str, *, create: bool = True) -> None:
         self.url = mask_url(url)
@@ -136,10 +139,13 @@ class PostgresStore(SQLStore):
 
     # -- transactions, connections, errors ------------------------------------------------
 
-    def _write(self, doing: str, work: Callable[[Connection], object]) -> None:
+    def _write(self, doing: str, work: Callable[[Connection], T]) -> T:
         """Run ``work`` in one transaction, committed before returning."""
         with self._connection(doing) as conn, conn.transaction():
-            work(conn)
+            return work(conn)
+
+    def _fetch(self, conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+        return conn.execute(_pg(sql), _clean(params)).fetchall()
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Rows of a query; once more on a new connection if the one it had was broken (a

@@ -147,6 +147,21 @@ MIGRATIONS: list[Migration] = [
         "make sure none of them still runs before it runs the step again",
         ("ALTER TABLE steps ADD COLUMN processes TEXT",),
     ),
+    Migration(
+        4,
+        "the run queue: each run's organisation and trigger data, and the lease of the worker "
+        "that claimed it, so that workers claim queued runs and take over those whose worker died",
+        (
+            "ALTER TABLE runs ADD COLUMN org TEXT NOT NULL DEFAULT 'default'",
+            "ALTER TABLE runs ADD COLUMN trigger_json TEXT NOT NULL DEFAULT '{}'",
+            "ALTER TABLE runs ADD COLUMN worker TEXT",
+            "ALTER TABLE runs ADD COLUMN lease_until DOUBLE PRECISION",
+            "ALTER TABLE runs ADD COLUMN claimed_at DOUBLE PRECISION",
+            "ALTER TABLE runs ADD COLUMN claims INTEGER NOT NULL DEFAULT 0",
+            "CREATE INDEX runs_by_org ON runs (org, claimed_at)",
+            "CREATE INDEX runs_by_lease ON runs (status, lease_until)",
+        ),
+    ),
 ]
 """Every version of the schema, oldest first; append, never edit."""
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
-from pardag.store import schema
+from pardag.states import RunStatus
+from pardag.store import leases, schema
 from pardag.store.base import (
     Answer,
     CacheEntry,
@@ -20,17 +21,27 @@ from pardag.store.base import (
     RunUpdate,
     StepRecord,
     Store,
+    StoreError,
 )
 
 __all__ = ["SQLStore"]
+
+T = TypeVar("T")
 
 
 class SQLStore(Store):
     """A ``Store`` over the shared SQL of ``schema``: the backends say how to run it."""
 
+    _lock: str = ""
+    """What a claim's pick appends to lock the row it picks (``leases.LOCK``), if anything."""
+
     @abstractmethod
-    def _write(self, doing: str, work: Callable[[Any], object]) -> None:
-        """Run ``work(connection)`` in one transaction, committed before returning."""
+    def _write(self, doing: str, work: Callable[[Any], T]) -> T:
+        """Run ``work(connection)`` in one transaction, committed before returning its result."""
+
+    @abstractmethod
+    def _fetch(self, conn: Any, sql: str, params: Sequence[Any]) -> list[Any]:
+        """The rows of one statement (``?`` placeholders) run on ``conn`` (inside ``_write``)."""
 
     @abstractmethod
     def _execute(self, conn: Any, sql: str, params: Sequence[Any], refused: str) -> None:
@@ -80,6 +91,46 @@ class SQLStore(Store):
         self._write(
             "recording an answer",
             lambda c: self._execute(c, schema.UPSERT_ANSWER, row, refused),
+        )
+
+    # -- the run queue --------------------------------------------------------------------
+
+    def enqueue(self, run: RunRecord) -> str:
+        if run.status != RunStatus.QUEUED:
+            raise StoreError(
+                f"run store {self.url}: cannot queue run {run.run_id!r}: its status is "
+                f"{run.status!r}, and a run enters the queue as 'queued'"
+            )
+        self.create_run(run)
+        return run.run_id
+
+    def claim(self, worker: str, lease: float, now: float) -> RunRecord | None:
+        def take(conn: Any) -> RunRecord | None:
+            for pick, params in ((leases.PICK_EXPIRED, (now,)), (leases.PICK_QUEUED, ())):
+                picked = self._fetch(conn, pick + self._lock, params)
+                if picked:
+                    row = self._fetch(conn, leases.TAKE, (worker, now + lease, now, picked[0][0]))
+                    return schema.run_from_row(row[0])
+            return None
+
+        return self._write("claiming a queued run", take)
+
+    def renew(self, run_id: str, worker: str, lease: float, now: float) -> bool:
+        params = (now + lease, run_id, worker)
+        return bool(self._write("renewing a lease", lambda c: self._fetch(c, leases.RENEW, params)))
+
+    def cancel_queued(self, run_id: str, now: float, error: str) -> bool:
+        params = (now, error, run_id)
+        return bool(
+            self._write(
+                "cancelling a queued run", lambda c: self._fetch(c, leases.CANCEL_QUEUED, params)
+            )
+        )
+
+    def release(self, run_id: str, worker: str) -> bool:
+        params = (run_id, worker)
+        return bool(
+            self._write("releasing a lease", lambda c: self._fetch(c, leases.RELEASE, params))
         )
 
     # -- reading --------------------------------------------------------------------------

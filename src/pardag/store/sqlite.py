@@ -157,10 +157,13 @@ class SQLiteStore(SQLStore):
 
     # -- transactions, retries, errors ----------------------------------------------------
 
-    def _write(self, doing: str, work: Callable[[sqlite3.Connection], object]) -> None:
+    def _write(self, doing: str, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``work`` in one ``BEGIN IMMEDIATE`` transaction, committed before returning."""
         with self._connection(doing) as conn:
-            self._retrying(lambda: self._transaction(conn, lambda: work(conn)))
+            return self._retrying(lambda: self._transaction(conn, lambda: work(conn)))
+
+    def _fetch(self, conn: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+        return conn.execute(sql, params).fetchall()
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[Any]:
         with self._connection("reading it") as conn:

@@ -42,6 +42,12 @@ def full_run(run_id: str) -> RunRecord:
         error=UNICODE + "\nsecond line",
         owner="host.example:12345",
         heartbeat_at=T0 + 1e-6,
+        org="org " + UNICODE,
+        trigger_json='{"body": "' + "é" * 100 + '"}',
+        worker="worker ü:1",
+        lease_until=T0 + 30.000001,
+        claimed_at=T0 + 0.5,
+        claims=3,
     )
 
 

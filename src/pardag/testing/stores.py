@@ -23,6 +23,7 @@ from pardag.store import (
     Store,
     StoreError,
 )
+from pardag.testing.queues import QueueSuite
 from pardag.testing.records import (
     BIG_JSON,
     T0,
@@ -38,7 +39,7 @@ from pardag.testing.storelife import LifetimeSuite, Opener
 __all__ = ["Opener", "StoreSuite"]
 
 
-class StoreSuite(LifetimeSuite):
+class StoreSuite(LifetimeSuite, QueueSuite):
     """The tests every store must pass. Not collected itself (its name lacks ``Test``).
 
     A subclass provides the fixture ``opener``: a callable that opens a store of its own for

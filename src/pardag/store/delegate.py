@@ -1,0 +1,88 @@
+"""A store in front of another: every call passes through, for wrappers to override a few.
+
+``MaskedStore`` (masks secrets on the way in) and ``FencedStore`` (refuses writes once a worker
+lost its lease) are such wrappers; a run sees them as any ``Store``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pardag.store import base as rec
+from pardag.store.base import Store
+
+__all__ = ["DelegatingStore"]
+
+
+class DelegatingStore(Store):
+    """``inner``, every call passed through; subclasses override what they change."""
+
+    def __init__(self, inner: Store) -> None:
+        self.inner = inner
+        self.url = inner.url
+
+    def create_run(self, run: rec.RunRecord) -> None:
+        self.inner.create_run(run)
+
+    def write(
+        self,
+        *,
+        runs: Sequence[rec.RunUpdate] = (),
+        steps: Sequence[rec.StepRecord] = (),
+        events: Sequence[rec.EventRecord] = (),
+        logs: Sequence[rec.LogRecord] = (),
+    ) -> None:
+        self.inner.write(runs=runs, steps=steps, events=events, logs=logs)
+
+    def put_answer(self, answer: rec.Answer) -> None:
+        self.inner.put_answer(answer)
+
+    def put_cache(self, entry: rec.CacheEntry) -> None:
+        self.inner.put_cache(entry)
+
+    def enqueue(self, run: rec.RunRecord) -> str:
+        return self.inner.enqueue(run)
+
+    def claim(self, worker: str, lease: float, now: float) -> rec.RunRecord | None:
+        return self.inner.claim(worker, lease, now)
+
+    def renew(self, run_id: str, worker: str, lease: float, now: float) -> bool:
+        return self.inner.renew(run_id, worker, lease, now)
+
+    def cancel_queued(self, run_id: str, now: float, error: str) -> bool:
+        return self.inner.cancel_queued(run_id, now, error)
+
+    def release(self, run_id: str, worker: str) -> bool:
+        return self.inner.release(run_id, worker)
+
+    def get_run(self, run_id: str) -> rec.RunRecord | None:
+        return self.inner.get_run(run_id)
+
+    def list_runs(self, **filters: Any) -> list[rec.RunRecord]:
+        return self.inner.list_runs(**filters)
+
+    def get_steps(self, run_id: str) -> list[rec.StepRecord]:
+        return self.inner.get_steps(run_id)
+
+    def get_events(
+        self, run_id: str, step: str | None = None, after: int = 0
+    ) -> list[rec.EventRecord]:
+        return self.inner.get_events(run_id, step, after)
+
+    def get_logs(
+        self, run_id: str, step_id: str, after: tuple[int, int] = (0, 0)
+    ) -> list[rec.LogRecord]:
+        return self.inner.get_logs(run_id, step_id, after)
+
+    def step_durations(self, workflow: str, runs: int = 10) -> dict[str, float]:
+        return self.inner.step_durations(workflow, runs)
+
+    def get_answers(self, run_id: str) -> dict[str, rec.Answer]:
+        return self.inner.get_answers(run_id)
+
+    def get_cache(self, key: str, now: float) -> rec.CacheEntry | None:
+        return self.inner.get_cache(key, now)
+
+    def close(self) -> None:
+        self.inner.close()

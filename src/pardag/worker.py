@@ -1,0 +1,244 @@
+"""The run queue's two ends: ``submit`` puts a run in the store, a ``Worker`` claims and runs it.
+
+A submitted run waits in the store as ``queued``, with everything a worker needs (the
+workflow's snapshot, settings, params, trigger data, organisation). Workers, in any number of
+processes on any machines that reach the store, claim runs one at a time with a lease
+(``Store.claim``: fairness between organisations is the store's rule) and run each with the
+normal runner, as ``resume`` does (``history.run_recorded``): a queued run has no step done
+yet, and a run taken over from a dead worker keeps the steps that finished. While a run
+runs, a timer renews its lease (every third of it); a worker killed with ``kill -9`` renews
+nothing, so its runs' leases expire and other workers take them over.
+
+Runs go on in threads of the worker's process (each on its own event loop, as
+``Workflow.run``), so killing the process stops them all: nothing of a dead worker runs on.
+``stop`` claims nothing more and waits for the runs in hand; a process that must leave at
+once just exits, and its leases expire (docs/server.md). A worker that finds at a renewal that
+its lease was taken over (it was stalled for longer than the lease) fences the run: its writes
+are refused from then on (``store.fenced``), so the run stops there at its next commit.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any, Unpack
+
+from pardag.errors import ArgumentError, StoreError
+from pardag.history import run_recorded
+from pardag.model import Workflow, param_problem, with_overrides
+from pardag.options import RunOptions, SettingOptions
+from pardag.owner import this_process
+from pardag.recording import open_run_store, queued_record
+from pardag.states import RunStatus
+from pardag.store.base import RunRecord, RunUpdate, Store
+from pardag.store.fenced import FencedStore
+
+__all__ = ["DEFAULT_LEASE", "POLL_EVERY", "Worker", "submit"]
+
+DEFAULT_LEASE = 30.0
+"""Seconds a claim holds without renewal: how long a dead worker's runs wait to be taken over."""
+POLL_EVERY = 1.0
+"""Seconds an idle worker waits before it asks the store for a run again."""
+
+
+def submit(
+    wf: Workflow,
+    *,
+    store: Store | str | os.PathLike[str] | None = None,
+    params: Mapping[str, Any] | None = None,
+    trigger: Mapping[str, Any] | None = None,
+    org: str = "default",
+    **settings: Unpack[SettingOptions],
+) -> str:
+    """Queue a run of ``wf`` in ``store`` (``PARDAG_STORE`` by default) for a worker; its id.
+
+    Returns at once: no step runs here. ``wf`` is validated, ``params`` and ``settings``
+    checked, as ``run`` would; a workflow built in Python must be importable by the worker
+    (``wf.import_path``), since only files are kept whole in the store.
+    """
+    if not isinstance(org, str) or not org.strip():
+        raise ArgumentError(f"org={org!r}: give the organisation's name, such as 'default'")
+    given = dict(params or {})
+    unknown = [m for name in given if (m := param_problem(wf, name)) is not None]
+    if unknown:
+        raise ArgumentError("submit(params=...): " + "; ".join(unknown))
+    resolved = with_overrides(wf.settings, settings)
+    wf.compile()  # an invalid workflow is refused here, not by the worker later
+    record = queued_record(
+        wf,
+        uuid.uuid4().hex,
+        settings=resolved,
+        params={**wf.params, **given},
+        trigger=dict(trigger or {}),
+        org=org,
+    )
+    if record.definition_format == "python" and not record.source:
+        raise ArgumentError(
+            f"workflow {wf.name!r} was built in Python and a worker could not import it; define "
+            "it at module level (wf = Workflow(...)) or set wf.import_path = 'module:wf'"
+        )
+    opened, owned = open_run_store(store)
+    if opened is None:
+        raise ArgumentError(
+            "submit() needs the run store the workers claim from: pass store=URL or set "
+            "PARDAG_STORE"
+        )
+    try:
+        return opened.enqueue(record)
+    finally:
+        if owned:
+            opened.close()
+
+
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+class Worker:
+    """Claims runs from ``store`` and runs them, up to ``max_runs`` at once, each under a
+    lease of ``lease`` seconds that it renews; ``say`` gets a line per run started and ended.
+    ``options`` are run options every run gets (a ``secrets_file``, say)."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        max_runs: int = 1,
+        lease: float = DEFAULT_LEASE,
+        poll: float = POLL_EVERY,
+        name: str | None = None,
+        say: Callable[[str], None] = _to_stderr,
+        options: RunOptions | None = None,
+    ) -> None:
+        if isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 1:
+            raise ArgumentError(f"max_runs={max_runs!r}: give how many runs at once, 1 or more")
+        for what, value in (("lease", lease), ("poll", poll)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+                raise ArgumentError(f"{what}={value!r}: give a number of seconds above 0")
+        self.store, self.max_runs, self.lease, self.poll = store, max_runs, float(lease), poll
+        self.name = name or this_process()
+        self._say = say
+        self._options: RunOptions = {**(options or {})}
+        self._active: dict[str, tuple[threading.Thread, FencedStore]] = {}
+        self._lock = threading.Lock()
+        self._stopping, self._wake, self._closed = (threading.Event() for _ in range(3))
+
+    @property
+    def running(self) -> list[str]:
+        """The ids of the runs this worker has in hand."""
+        with self._lock:
+            return list(self._active)
+
+    def serve(self, *, until_idle: bool = False) -> None:
+        """Claim and run until ``stop`` is called, then wait for the runs in hand.
+
+        ``until_idle``: stop as well once nothing is queued and no run is in hand (a batch
+        job, or cron, that empties the queue and exits).
+        """
+        renewer = threading.Thread(target=self._renew_all, name="pardag-lease", daemon=True)
+        renewer.start()
+        try:
+            while not self._stopping.is_set():
+                if len(self.running) < self.max_runs:
+                    record = self._claim()
+                    if record is not None:
+                        self._start(record)
+                        continue
+                    if until_idle and not self.running:
+                        break
+                self._wake.wait(self.poll)
+                self._wake.clear()
+            self._drain()
+        finally:
+            self._closed.set()
+            renewer.join()
+
+    def stop(self) -> None:
+        """Claim nothing more; ``serve`` returns once the runs in hand have ended. Safe to
+        call from a signal handler."""
+        self._stopping.set()
+        self._wake.set()
+
+    # -- claiming and running ---------------------------------------------------------------
+
+    def _claim(self) -> RunRecord | None:
+        try:
+            return self.store.claim(self.name, self.lease, time.time())
+        except StoreError as exc:  # the store may come back: say so and ask again later
+            self._say(f"worker {self.name}: cannot claim a run now: {exc}")
+            return None
+
+    def _start(self, record: RunRecord) -> None:
+        fenced = FencedStore(self.store)  # closed to the run's writes if the lease is lost
+        thread = threading.Thread(
+            target=self._run, args=(record, fenced), name=f"pardag-run-{record.run_id[:12]}"
+        )
+        with self._lock:
+            self._active[record.run_id] = (thread, fenced)
+        thread.start()
+
+    def _run(self, record: RunRecord, fenced: FencedStore) -> None:
+        """Run one claimed run here; let go of its lease however it ends."""
+        how = "taking over" if record.claims > 1 else "running"
+        self._say(f"worker {self.name}: {how} run {record.run_id} ({record.workflow})")
+        try:
+            result = run_recorded(fenced, record, {**self._options})
+            self._say(f"worker {self.name}: run {record.run_id} {result.status} here")
+        except Exception as exc:  # it could not run here (its file gone, say): fail it, said why
+            if not fenced.fenced:  # else it is another worker's run now
+                self._fail(record, exc)
+        finally:
+            with self._lock:
+                del self._active[record.run_id]
+            try:
+                self.store.release(record.run_id, self.name)
+            except StoreError as exc:  # then its lease expires; the run is final already
+                self._say(f"worker {self.name}: cannot release run {record.run_id}: {exc}")
+            self._wake.set()
+
+    def _fail(self, record: RunRecord, exc: Exception) -> None:
+        why = f"worker {self.name} could not run it: {type(exc).__name__}: {exc}"
+        self._say(f"worker {self.name}: run {record.run_id} failed: {why}")
+        update = RunUpdate(record.run_id, status=RunStatus.FAILED.value, error=why)
+        update.finished_at = time.time()
+        try:
+            self.store.write(runs=[update])
+        except StoreError as again:
+            self._say(f"worker {self.name}: cannot record run {record.run_id} failed: {again}")
+
+    def _drain(self) -> None:
+        """Wait for the runs in hand (in short waits, so that signals are handled)."""
+        while threads := list(self._active_threads()):
+            for thread in threads:
+                thread.join(0.2)
+
+    def _active_threads(self) -> list[threading.Thread]:
+        with self._lock:
+            return [thread for thread, _ in self._active.values()]
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def _renew_all(self) -> None:
+        """Every third of a lease, renew the lease of each run in hand; a run whose lease
+        another worker took over is fenced: it records nothing more."""
+        while not self._closed.wait(self.lease / 3):
+            with self._lock:
+                held = [(run_id, f) for run_id, (_, f) in self._active.items() if not f.fenced]
+            for run_id, fenced in held:
+                try:
+                    kept = self.store.renew(run_id, self.name, self.lease, time.time())
+                except StoreError as exc:
+                    self._say(f"worker {self.name}: cannot renew the lease on {run_id}: {exc}")
+                    continue
+                if not kept and run_id in self.running:
+                    why = (
+                        f"worker {self.name} lost its lease on run {run_id}: another worker "
+                        "took it over (this one was stalled for longer than the lease; give "
+                        "a longer --lease), so this one records nothing more of it"
+                    )
+                    fenced.fence(why)
+                    self._say(why)
