@@ -104,7 +104,7 @@ class _NotFound(http.server.BaseHTTPRequestHandler):
 def server() -> Iterator[int]:
     """A real HTTP server on loopback answering 404 to everything; its port."""
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotFound)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield httpd.server_address[1]

@@ -267,7 +267,7 @@ class _Echo(BaseHTTPRequestHandler):
 def echo() -> Iterator[str]:
     """The URL of a server on loopback that echoes each request's query."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}/echo"

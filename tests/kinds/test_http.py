@@ -157,7 +157,7 @@ def _serving(host: str) -> Iterator[Server]:
     """A server on 127.0.0.1 whose URL names it as ``host``."""
     httpd = _RecordingServer(("127.0.0.1", 0), _Handler)
     httpd.record = Server(f"http://{host}:{httpd.server_address[1]}")
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield httpd.record

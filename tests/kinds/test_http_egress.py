@@ -64,7 +64,7 @@ def serving(host: str, port: int = 0, tls: ssl.SSLContext | None = None) -> Iter
     server = _Server(host, port)
     if tls is not None:
         server.socket = tls.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield server
