@@ -420,8 +420,14 @@ _AT_MAP_OVER, _AT_CRITICAL = _NAMES.index("map_over"), _NAMES.index("critical")
 
 
 def _instance_action(action: Action, item: _Item, k: int) -> Action:
-    bind = functools.partial(_call_with_item, action.bind, item, k)
-    return Action(action.fn, action.executor, bind, action.handle)
+    """The mapped step's action, binding instance ``k``'s inputs (field by field, as above)."""
+    fields = [getattr(action, name) for name in _ACTION_FIELDS]
+    fields[_AT_BIND] = functools.partial(_call_with_item, action.bind, item, k)
+    return Action(*fields)
+
+
+_ACTION_FIELDS = [f.name for f in dataclasses.fields(Action)]
+_AT_BIND = _ACTION_FIELDS.index("bind")
 
 
 def _instance_check(check: Check, item: _Item, k: int) -> Check:
