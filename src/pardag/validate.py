@@ -225,7 +225,8 @@ def when_step(step: Step) -> Step:
     items first, as its mapped function; a kind's step's single item as ``item``."""
     if step.fn is not None or item_inputs(step.kind):
         return item_step(step)
-    return dataclasses.replace(item_step(step), depends_on=("item", *item_step(step).depends_on))
+    instance = item_step(step)
+    return dataclasses.replace(instance, depends_on=("item", *instance.depends_on))
 
 
 def _map_problems(s: Step) -> list[str]:

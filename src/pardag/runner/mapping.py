@@ -226,8 +226,7 @@ class Mapper:
         if len(items) > limit:
             return ValueError(
                 f"step {step.id!r} maps over {len(items):,} items of {_names(step)}, over its "
-                f"max_items of "
-                f"{limit:,}; raise max_items= on {step.id!r} or split the list"
+                f"max_items of {limit:,}; raise max_items= on {step.id!r} or split the list"
             )
         if not items:
             return []
@@ -335,10 +334,9 @@ class Mapper:
         failed = [j for j in mine if states[j] is FAILED]
         allowed = self._allowed.pop(m, 0)
         if len(failed) > allowed:
-            first = st.errors.get(failed[0])
-            cause = first.reason if first is not None else "failed"
+            cause = _reason(st, failed[0])
             reason = f"{len(failed)} of {len(mine)} instances failed; {ids[failed[0]]}: {cause}"
-            return FAILED, StepFailed(ids[m], first, reason), reason
+            return FAILED, StepFailed(ids[m], st.errors.get(failed[0]), reason), reason
         cancelled = next((j for j in mine if states[j] is CANCELLED), None)
         if cancelled is not None:
             return CANCELLED, None, self.sched.reason.get(cancelled, "cancelled")
@@ -409,14 +407,14 @@ def _item_names(step: Step) -> tuple[str, ...]:
 def _instances_of(step: Step, ids: list[str], critical: bool) -> Iterator[Step]:
     """One ``Step`` per instance id: the mapped step's fields, not mapped. Built field by
     field in order (``dataclasses.replace`` costs 8 times as much, per instance)."""
-    fields = [getattr(step, f.name) for f in dataclasses.fields(Step)]
+    fields = [getattr(step, name) for name in _STEP_FIELDS]
     fields[_AT_MAP_OVER], fields[_AT_CRITICAL] = None, critical
     rest = fields[1:]
     return (Step(sid, *rest) for sid in ids)
 
 
-_NAMES = [f.name for f in dataclasses.fields(Step)]
-_AT_MAP_OVER, _AT_CRITICAL = _NAMES.index("map_over"), _NAMES.index("critical")
+_STEP_FIELDS = [f.name for f in dataclasses.fields(Step)]
+_AT_MAP_OVER, _AT_CRITICAL = _STEP_FIELDS.index("map_over"), _STEP_FIELDS.index("critical")
 
 
 def _instance_action(action: Action, item: _Item, k: int) -> Action:
