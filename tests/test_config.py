@@ -56,6 +56,7 @@ def test_each_layer_overrides_the_one_below(tmp_path: Path) -> None:
         "http.allow": "default",
         "http.deny": "default",
         "dask.address": "default",
+        "keep_outputs_on_cluster": "default",
         "store": "default",
         "debug": "default",
     }
@@ -356,3 +357,17 @@ def test_a_bad_dask_address_names_its_source(tmp_path: Path) -> None:
         "Invalid PARDAG_DASK_ADDRESS value 'tcp://a b': expected a Dask scheduler address "
         "like 'tcp://host:8786'"
     ]
+
+
+def test_keep_outputs_on_cluster_comes_from_each_layer(tmp_path: Path) -> None:
+    write(tmp_path / "pardag.toml", "keep_outputs_on_cluster = true\n")
+    resolved = resolve(None, environ={}, cwd=tmp_path)
+    assert resolved.settings().keep_outputs_on_cluster is True
+    assert resolved.sources["keep_outputs_on_cluster"] == "pardag.toml"
+    env = {"PARDAG_KEEP_OUTPUTS_ON_CLUSTER": "no"}
+    resolved = resolve(None, environ=env, cwd=tmp_path)
+    assert resolved.settings().keep_outputs_on_cluster is False
+    assert resolved.sources["keep_outputs_on_cluster"] == "PARDAG_KEEP_OUTPUTS_ON_CLUSTER"
+    flags = {"keep_outputs_on_cluster": True}
+    resolved = resolve(None, flags=flags, environ=env, cwd=tmp_path)
+    assert resolved.settings().keep_outputs_on_cluster is True

@@ -58,7 +58,7 @@ __all__ = [
 HTTP_KEYS = ("http.allow", "http.deny")  # an [http] table's allow and deny: Settings.http_*
 DASK_KEYS = ("dask.address",)  # a [dask] table's address (execution: dask: address: in a file)
 _CHOICES = ("mode", "max_concurrency", "on_failure", "timeout", "executor", "pools")
-RUN_KEYS = (*_CHOICES, *HTTP_KEYS, *DASK_KEYS)
+RUN_KEYS = (*_CHOICES, *HTTP_KEYS, *DASK_KEYS, "keep_outputs_on_cluster")
 """The settings that are ``pardag.Settings`` fields; ``store`` and ``debug`` are the CLI's."""
 KEYS = (*RUN_KEYS, "store", "debug")
 """Every setting, in the order ``--show-settings`` prints them."""
@@ -76,6 +76,7 @@ ENVIRONMENT = {
     "PARDAG_HTTP_ALLOW": "http.allow",
     "PARDAG_HTTP_DENY": "http.deny",
     "PARDAG_DASK_ADDRESS": "dask.address",
+    "PARDAG_KEEP_OUTPUTS_ON_CLUSTER": "keep_outputs_on_cluster",
     "PARDAG_STORE": "store",
     "PARDAG_DEBUG": "debug",
 }
@@ -92,6 +93,7 @@ FLAGS = {
     "http.allow": "--http-allow",
     "http.deny": "--http-deny",
     "dask.address": "--dask-address",
+    "keep_outputs_on_cluster": "--keep-outputs-on-cluster",
     "store": "--store",
     "debug": "--debug",
 }
@@ -239,6 +241,7 @@ _PARSERS: dict[str, Callable[[object], Any]] = {
     "http.allow": _http,
     "http.deny": _http,
     "dask.address": _dask_address,
+    "keep_outputs_on_cluster": _bool,
     "store": _store,
     "debug": _bool,
 }

@@ -229,8 +229,12 @@ def _import_workflow(spec: str, run_id: str) -> Workflow:
 
 
 def _load_script(path: str) -> types.ModuleType:
-    """Import a script under another name than ``__main__``, so its main part does not run."""
-    spec = importlib.util.spec_from_file_location("_pardag_resumed_script", path)
+    """Import a script under another name than ``__main__``, so its main part does not run;
+    a flow module's name, so that its functions go to worker processes by value (no worker
+    could import it by that name: ``pardag.executors.payload``)."""
+    from pardag.executors.payload import FLOW_MODULE_PREFIX
+
+    spec = importlib.util.spec_from_file_location(f"{FLOW_MODULE_PREFIX}resumed", path)
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)

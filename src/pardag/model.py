@@ -123,6 +123,9 @@ class Settings:
     """Where HTTP steps may not connect (``("private",)``: the local network)."""
     dask_address: str | None = None
     """The Dask scheduler steps on ``executor="dask"`` run on; None: a LocalCluster."""
+    keep_outputs_on_cluster: bool = False
+    """Outputs of steps on ``dask`` that nothing in the runner reads stay on the cluster
+    (``pardag.executors.dask_data.KeptOnCluster`` in their place; docs/scale-out.md)."""
 
 
 @dataclass(slots=True)
@@ -184,8 +187,9 @@ class Workflow:
 
     Args:
         name: shown in messages, events and the run store.
-        mode, max_concurrency, on_failure, timeout, pools, executor, dask_address: the default
-            ``Settings`` of its runs; ``run()`` can override each.
+        mode, max_concurrency, on_failure, timeout, pools, executor, dask_address,
+            keep_outputs_on_cluster: the default ``Settings`` of its runs; ``run()`` can
+            override each.
         params: the params its runs take, with their defaults; a run given another one fails
             (see ``param_problem``), as does a template or expression reading another one.
         extra_params: True to take params besides those declared (the default when
@@ -205,6 +209,7 @@ class Workflow:
         pools: Mapping[str, int | tuple[int, float]] | None = None,
         executor: str | None = None,
         dask_address: str | None = None,
+        keep_outputs_on_cluster: bool = False,
         params: Mapping[str, Any] | None = None,
         extra_params: bool | None = None,
         secrets: Sequence[str] = (),
@@ -218,6 +223,7 @@ class Workflow:
             pools=dict(pools or {}),
             executor=executor,
             dask_address=dask_address,
+            keep_outputs_on_cluster=keep_outputs_on_cluster,
         )
         self._steps: dict[str, Step] = {}
         self._duplicates: list[str] = []
@@ -500,6 +506,9 @@ def settings_problems(s: Settings) -> list[str]:
     if rules.dask_address(s.dask_address) is not None:
         expected = rules.dask_address(s.dask_address)
         out.append(f"dask_address must be {expected}, got {s.dask_address!r}")
+    if not isinstance(s.keep_outputs_on_cluster, bool):
+        got = s.keep_outputs_on_cluster
+        out.append(f"keep_outputs_on_cluster must be True or False, got {got!r}")
     for name in ("http_allow", "http_deny"):
         words = rules.http_entries(getattr(s, name))
         if words is not None:

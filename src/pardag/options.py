@@ -47,6 +47,7 @@ class SettingOptions(TypedDict, total=False):
     http_allow: Sequence[str] | str
     http_deny: Sequence[str] | str
     dask_address: str | None
+    keep_outputs_on_cluster: bool
 
 
 class RunOptions(SettingOptions, total=False):

@@ -78,6 +78,13 @@ def run_command(
             metavar="ADDRESS",
         ),
     ] = None,
+    keep_outputs_on_cluster: Annotated[
+        bool,
+        typer.Option(
+            "--keep-outputs-on-cluster",
+            help="Leave dask steps' outputs on the cluster when nothing here reads them.",
+        ),
+    ] = False,
     timeout: Annotated[
         str | None,
         typer.Option(
@@ -147,6 +154,7 @@ def run_command(
         "http.allow": http_allow,
         "http.deny": http_deny,
         "dask.address": dask_address,
+        "keep_outputs_on_cluster": True if keep_outputs_on_cluster else None,
         "store": store,
         "debug": True if debug else None,
     }

@@ -65,12 +65,19 @@ OnFollow = Callable[[asyncio.Future[Any], Any, int, asyncio.Future[Any], float],
 
 class Label(NamedTuple):
     """A call as a cluster sees it (``labels``): its task key, the call in words for
-    messages, its priority there (higher first), and the worker resources it needs."""
+    messages, its priority there (higher first), and the worker resources it needs.
+
+    ``dependents``: how many dependents on the cluster take its output (its future is held
+    for them); ``keep``: its output stays on the cluster (``keep_outputs_on_cluster``: the
+    runner gets a ``KeptOnCluster``); ``announce``: a worker tells when it starts the call."""
 
     key: str
     what: str
     priority: int
     resources: dict[str, int] | None = None
+    dependents: int = 0
+    keep: bool = False
+    announce: bool = False
 
 
 class Executor(ABC):
@@ -97,6 +104,9 @@ class Executor(ABC):
     """True when the executor shows each call to others by name and rank (``dask``: a task
     key and a priority): the runner then sets its ``label`` (tag -> what it needs)."""
     label: Callable[[int], Label] | None = None
+    on_start: Callable[[int, float, str], None] | None = None
+    """With ``labels``: told (tag, the worker's time, the worker) when a call whose label
+    asks to ``announce`` it starts on a worker."""
     synchronous: ClassVar[bool] = False
     """True when the executor runs each call to its end in the caller's thread, at once
     (``inline``). Then ``call`` runs it without a future, and a caller on a hot path (the

@@ -35,7 +35,6 @@ import contextlib
 import heapq
 import importlib.util
 import itertools
-import pickle
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,8 +42,11 @@ from typing import Any
 
 from pardag.errors import ArgumentError
 from pardag.executors.base import Executor, Label, deliverable
+from pardag.executors.dask_data import KeptOnCluster, Outputs, unswapped
+from pardag.executors.dask_worker import run_call, summary
 from pardag.executors.payload import describe, dumps
 from pardag.states import ExecutorName
+from pardag.steplog import Logged
 
 __all__ = ["LOCAL_CONFIG", "DaskExecutor", "missing_dask"]
 
@@ -64,19 +66,6 @@ def missing_dask() -> str | None:
     return "runs on the dask executor, which needs Dask: pip install 'pardag[dask]'"
 
 
-def run_call(payload: bytes) -> Any:
-    """On a worker: unpickle ``(fn, args, kwargs)`` and call it. An exception that cannot
-    travel in a future (``StopIteration``, ``SystemExit``) comes back as a RuntimeError."""
-    fn, args, kwargs = pickle.loads(payload)
-    try:
-        return fn(*args, **kwargs)
-    except BaseException as exc:
-        wrapped = deliverable(exc)
-        if wrapped is exc:
-            raise
-        raise wrapped from None
-
-
 @dataclass(order=True)
 class _Held:
     """A call waiting for a free thread on the cluster; the heap pops the highest priority,
@@ -87,6 +76,8 @@ class _Held:
     future: asyncio.Future[Any] = field(compare=False)
     payload: bytes = field(compare=False)
     label: Label = field(compare=False)
+    inputs: list[Any] = field(compare=False)  # futures of the outputs it takes, held here
+    taken: list[int] = field(compare=False)  # their ids (``Outputs.used``)
 
 
 class DaskExecutor(Executor):
@@ -99,6 +90,7 @@ class DaskExecutor(Executor):
         self._max_workers = max_workers
         self._address = address
         self.label: Callable[[int], Label] | None = None
+        self.on_start: Callable[[int, float, str], None] | None = None
         self._client: asyncio.Task[Any] | None = None  # a distributed.Client (untyped)
         self._cluster: Any = None
         self._held: list[_Held] = []
@@ -107,7 +99,10 @@ class DaskExecutor(Executor):
         self._dask: dict[asyncio.Future[Any], Any] = {}  # distributed.Future by ours
         self._cancels: set[asyncio.Future[Any]] = set()
         self._resources: list[dict[str, float]] | None = None  # each worker's, when asked
+        self._outputs = Outputs()
+        self._starting: dict[str, tuple[int, asyncio.Future[Any]]] = {}  # by key: announced
         self._run = uuid.uuid4().hex[:12]
+        self._topic = f"pardag-started-{self._run}"
         self._closed = False
 
     @property
@@ -127,6 +122,13 @@ class DaskExecutor(Executor):
         if self._closed:
             raise RuntimeError("the dask executor is closed")
         future: asyncio.Future[Any] = loop.create_future()
+        seq = next(self._seq)
+        label = self._name(tag, seq)
+        args, kwargs, inputs, taken = self._outputs.swap(args, kwargs)
+        gone = unswapped(args, kwargs)
+        if gone is not None:
+            future.set_exception(_gone(gone, label.what))
+            return future
         try:
             payload = dumps((fn, args, kwargs))
         except Exception as exc:
@@ -138,9 +140,10 @@ class DaskExecutor(Executor):
             error.__cause__ = exc
             future.set_exception(error)
             return future
-        seq = next(self._seq)
-        label = self._name(tag, seq)
-        heapq.heappush(self._held, _Held(-label.priority, seq, future, payload, label))
+        held = _Held(-label.priority, seq, future, payload, label, inputs, taken)
+        heapq.heappush(self._held, held)
+        if label.announce:
+            self._starting[label.key] = (tag, future)
         future.add_done_callback(self._on_future_done)
         if self._client is None:
             self._client = loop.create_task(self._connect())
@@ -165,6 +168,8 @@ class DaskExecutor(Executor):
         tasks = list(self._tasks.values())
         await asyncio.gather(*tasks, *self._cancels, return_exceptions=True)
         self._cancels.clear()
+        for task in self._outputs.drop_all():
+            task.release()
         starting, self._client = self._client, None
         if starting is not None:
             if not starting.done():
@@ -212,6 +217,20 @@ class DaskExecutor(Executor):
                 self._tasks[held.future] = loop.create_task(call)
 
     async def _connect(self) -> Any:
+        """The client, listening to its workers' start announcements when asked to."""
+        client = await self._open()
+        if self.on_start is not None:
+            client.subscribe_topic(self._topic, self._on_started)
+        return client
+
+    def _on_started(self, event: tuple[float, Any]) -> None:
+        """A worker started a call that asked to ``announce`` it (on the client's loop)."""
+        message = event[1]
+        tag, future = self._starting.pop(str(message.get("key")), (-1, None))
+        if future is not None and not future.done() and self.on_start is not None:
+            self.on_start(tag, float(message["at"]), str(message.get("worker")))
+
+    async def _open(self) -> Any:
         """The client, connected to ``address`` or to a LocalCluster started for the run."""
         import dask
         import distributed
@@ -242,9 +261,12 @@ class DaskExecutor(Executor):
         try:
             if label.resources:
                 await self._check_resources(client, label)
+            announce = (self._topic, label.key) if label.announce else None
             task: Any = client.submit(
                 run_call,
                 held.payload,
+                announce,
+                *held.inputs,
                 key=label.key,
                 pure=False,
                 retries=0,
@@ -252,11 +274,20 @@ class DaskExecutor(Executor):
                 resources=label.resources,
             )
             self._dask[future] = task
+            kept = False
             try:
-                outcome: tuple[bool, Any] = (True, await task)
+                result = await (self._summed(client, task, label) if label.keep else task)
+                outcome: tuple[bool, Any] = (True, result)
+                if label.dependents:  # the future stays while a dependent may take it
+                    value = result.value if isinstance(result, Logged) else result
+                    kept = self._outputs.hold(value, task, label.dependents)
+                for used in self._outputs.used(held.taken):
+                    used.release()
             finally:
                 self._dask.pop(future, None)
-                task.release()  # the result is here: the cluster need not keep it
+                self._starting.pop(label.key, None)
+                if not kept:
+                    task.release()  # the result is here: the cluster need not keep it
         except asyncio.CancelledError:
             if not future.done():
                 future.cancel()
@@ -271,6 +302,21 @@ class DaskExecutor(Executor):
                 future.set_result(outcome[1])
             else:
                 future.set_exception(outcome[1])
+
+    async def _summed(self, client: Any, task: Any, label: Label) -> Any:
+        """A kept output's ``KeptOnCluster`` (with the log its call wrote), asked of the
+        worker that holds it: the value itself never comes here."""
+        info: Any = client.submit(summary, task, key=f"{label.key}-summary", pure=False)
+        try:
+            kind, nbytes, pieces, dropped = await info
+        except Exception:
+            if task.status == "error":
+                await task  # the step's own error (or its lost worker's), not the summary's
+            raise
+        finally:
+            info.release()
+        kept = KeptOnCluster(label.key, kind, nbytes)
+        return kept if pieces is None else Logged(kept, pieces, dropped)
 
     async def _check_resources(self, client: Any, label: Label) -> None:
         """Fail at submit, not by waiting forever, when no worker has what the call needs
@@ -354,6 +400,14 @@ _mainless_workers = _Mainless()
 
 def _fits(needs: dict[str, int], has: dict[str, float]) -> bool:
     return all(has.get(name, 0) >= amount for name, amount in needs.items())
+
+
+def _gone(kept: KeptOnCluster, what: str) -> RuntimeError:
+    """The error of a call given an output kept on the cluster that it cannot take."""
+    return RuntimeError(
+        f"{what} takes an output kept on the Dask cluster ({kept!r}) that is no longer held "
+        "there; run without keep_outputs_on_cluster, or rerun the step that made it"
+    )
 
 
 def _explained(exc: BaseException, what: str) -> BaseException:

@@ -114,6 +114,13 @@ def _dask(checks: Checks, section: Any) -> Any:
     return checks.ruled(address, "dask.address", rules.dask_address(address), *where)
 
 
+def _keep(checks: Checks, value: Any) -> Any:
+    """``keep_outputs_on_cluster``: true or false."""
+    name = "keep_outputs_on_cluster"
+    ok = checks.expect(type(value) is bool, value, name, "true or false", _AT, name)
+    return value if ok else MISSING
+
+
 _READERS: dict[str, _Read] = {
     "mode": _choice(rules.mode, rules.MODES, "mode"),
     "max_concurrency": _max_concurrency,
@@ -122,5 +129,6 @@ _READERS: dict[str, _Read] = {
     "pools": _pools,
     "executor": _choice(rules.executor, rules.EXECUTORS, "executor"),
     "dask": _dask,
+    "keep_outputs_on_cluster": _keep,
 }
 """Each setting's reader, in the order the settings are checked (and reported)."""

@@ -81,6 +81,11 @@ EXECUTION = (
         {"$ref": "#/$defs/dask"},
         "The Dask cluster of steps on executor dask: {address}; none: a LocalCluster.",
     ),
+    Field(
+        "keep_outputs_on_cluster",
+        {"type": "boolean"},
+        "true: outputs of dask steps that nothing in the runner reads stay on the cluster.",
+    ),
 )
 DASK = (
     Field(

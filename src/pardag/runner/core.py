@@ -99,7 +99,7 @@ class Runner:
         settlers = Settlers(self._succeeded, self._failed, self._finish)
         parts = (plan, state, self.sched, events, timeouts, settlers, records, resumption)
         self._maps = Mapper(*parts) if has_maps(plan.graph) else None
-        self._workers = Workers(plan, state.attempts, self.run_id, self._inbox, self._pump)
+        self._workers = Workers(plan, state, self.run_id, self._inbox, self._pump, events, records)
         if plan.chain is not None:
             heap, reported = self.sched.ready_queue, self._workers.reported
             args = (plan.graph, plan.actions, self.params, state, heap, reported, self._post)
@@ -287,9 +287,9 @@ class Runner:
             self._failed(i, None)
             return
         st.begin_attempt(i, self.clock.time())
-        if plan.exact_events:
-            self._events.emit(EventKind.STEP_STARTED, i)
         name, action = plan.executor_of[i], plan.actions[i]
+        if plan.exact_events and name != ExecutorName.DASK:  # dask: its worker's word
+            self._events.emit(EventKind.STEP_STARTED, i)
         fn = action.fn if self._records is None else self._records.capture(i, action.fn, name)
         fn = self._alarms.bounded(fn, i, name)  # its templates stop at its deadline
         try:

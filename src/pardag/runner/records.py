@@ -22,6 +22,7 @@ from pardag.caching import CachePolicy, Encoder, cache_entry
 from pardag.clock import Clock
 from pardag.errors import StepFailed
 from pardag.executors.base import format_traceback
+from pardag.executors.dask_data import KeptOnCluster
 from pardag.journal import Journal, Then, warn_not_stored
 from pardag.owner import this_process
 from pardag.recording import encode_json, settings_json
@@ -112,6 +113,13 @@ class RunRecords:
         self._processes.pop(i, None)
         self._running.add(i)
         self.journal.add(step=self._step_record(i, StepState.RUNNING))
+
+    def began(self, i: int, at: float) -> None:
+        """Step ``i``'s attempt really began ``at`` (a Dask worker's word, after submission):
+        journaled again, running, with that start."""
+        if i in self._running and i in self._recorded:
+            self._recorded[i] = (self._recorded[i][0], at)
+            self.journal.add(step=self._step_record(i, StepState.RUNNING))
 
     def capture(self, i: int, fn: Callable[..., Any], executor: str) -> Callable[..., Any]:
         """``fn``, writing what it prints and logs into a new log of step ``i``'s attempt;
@@ -215,7 +223,8 @@ class RunRecords:
 
     def restore(self, records: Sequence[StepRecord]) -> Restored:
         """Steps whose final state an earlier process of this run committed keep it, and
-        their outputs; a success whose output was not stored runs again."""
+        their outputs; a success whose output was not stored runs again, as does one whose
+        output was kept on a Dask cluster while a dependent still needs it."""
         st, index, actions = self._state, self._plan.graph.index, self._plan.actions
         final: Restored = {}
         for rec in records:
@@ -231,7 +240,7 @@ class RunRecords:
                 if not rec.output_stored:
                     continue
                 output = json.loads(rec.output_json) if rec.output_json is not None else None
-                st.outputs[i] = output
+                st.outputs[i] = KeptOnCluster.from_json(output) or output
                 if rec.cached:
                     st.cached.add(i)
                 handle_of = actions[i].handle
@@ -241,6 +250,10 @@ class RunRecords:
             st.started[i] = rec.started_at or 0.0
             st.finished[i] = rec.finished_at or 0.0
             final[i] = (state, handle, rec.reason)
+        succs = self._plan.graph.succs
+        for i in [i for i in final if isinstance(st.outputs[i], KeptOnCluster)]:
+            if any(s not in final for s in succs[i]):
+                del final[i]  # its value went with the cluster: it runs again
         st.kept |= set(final)  # a mapped step's instances are restored when it expands
         return final
 
@@ -293,6 +306,8 @@ class RunRecords:
         if state is StepState.SUCCEEDED:
             value = st.outputs[i]
             record.cached = i in st.cached
+            if isinstance(value, KeptOnCluster):  # what it was, not its value
+                value = value.to_json()
             record.output_json = encode_json(value, self._encoder)
             if record.output_json is None:
                 record.output_stored = False
