@@ -100,6 +100,7 @@ class Step:
     map_concurrency: int | None = None  # the most instances of this mapped step running
     max_items: int | None = None  # the longest list it maps over (None: MAX_ITEMS)
     allow_failures: int | float | None = None  # failed instances a map may end with
+    isolation: str | None = None  # "process": on dask, a subprocess of the worker (killable)
 
     def map_sources(self) -> tuple[str, ...]:
         """The steps whose lists this step maps over, zipped (none: it is not mapped)."""

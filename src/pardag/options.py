@@ -96,6 +96,7 @@ class StepOptions(TypedDict, total=False):
     map_concurrency: int | None
     max_items: int | None
     allow_failures: int | float | None
+    isolation: str | None
 
 
 SETTING_OPTIONS = tuple(SettingOptions.__annotations__)

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 __all__ = [
     "EXECUTORS",
+    "ISOLATIONS",
     "RUN_EXECUTORS",
     "ExecutorName",
     "Mode",
@@ -100,6 +101,8 @@ class ExecutorName(StrEnum):
     DASK = "dask"
 
 
+ISOLATIONS = ("process",)
+"""The values of a step's ``isolation`` (on ``dask``): ``process``, a subprocess per attempt."""
 EXECUTORS: tuple[ExecutorName, ...] = tuple(ExecutorName)
 """Every executor a step may name."""
 RUN_EXECUTORS: tuple[ExecutorName, ...] = (

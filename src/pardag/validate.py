@@ -31,7 +31,7 @@ from pardag.kinds import KINDS, kind_problems
 from pardag.kinds.control import branch_handle
 from pardag.kinds.python import bind_function
 from pardag.model import ID_PATTERN, Graph, Settings, Step, Workflow, settings_problems
-from pardag.states import ExecutorName, Trigger
+from pardag.states import ISOLATIONS, ExecutorName, Trigger
 from pardag.validate_reads import read_problems
 
 __all__ = ["compile_workflow", "item_inputs", "item_step", "mappable", "on_dask", "when_step"]
@@ -174,6 +174,8 @@ def _step_problems(s: Step, settings: Settings) -> list[Problem]:
             )
     if s.cache is not None:
         msgs += cache_problems(s)
+    if s.isolation is not None:
+        msgs += _isolation_problems(s, settings)
     if s.map_over is not None:
         mapped = _map_problems(s)
         if mapped:  # its function cannot be checked as an instance's
@@ -195,6 +197,22 @@ def _step_problems(s: Step, settings: Settings) -> list[Problem]:
         msgs.append(missing)
     msgs += send_problems(s, settings.executor)
     return [Problem(s.id, m) for m in msgs] if msgs else []
+
+
+def _isolation_problems(s: Step, settings: Settings) -> list[str]:
+    """``isolation`` is ``process``, on a step that runs on ``dask``."""
+    if s.isolation not in ISOLATIONS:
+        return [
+            f"isolation={s.isolation!r} is not known; use 'process' (each attempt in a "
+            "subprocess of its Dask worker) or leave it out"
+        ]
+    if not on_dask(s, settings):
+        return [
+            "isolation='process' is for a Python function on the dask executor (the "
+            "processes executor runs every step in a worker process already); set "
+            "executor='dask', or remove isolation"
+        ]
+    return []
 
 
 def on_dask(step: Step, settings: Settings) -> bool:

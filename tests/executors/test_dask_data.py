@@ -341,6 +341,89 @@ def test_a_file_keeps_outputs_on_the_cluster_and_a_wrong_value_names_its_line(
     assert pardag.load(flow).file_settings["keep_outputs_on_cluster"] is True
     flow.write_text(text.format('"yes"'))
     with pytest.raises(
-        pardag.ValidationError, match=r"flow.yaml:3: 'keep_outputs_on_cluster' must be true or false"
+        pardag.ValidationError,
+        match=r"flow.yaml:3: 'keep_outputs_on_cluster' must be true or false",
     ):
         pardag.load(flow)
+
+
+# --- isolation: process ------------------------------------------------------------------
+
+
+def wait_for_kill(pidfile: str) -> int:
+    """Note this process's pid, then wait (a minute at most) to be killed."""
+    Path(pidfile).write_text(str(os.getpid()))
+    time.sleep(60)
+    return os.getpid()
+
+
+def gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended (within 10 s)."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def loud(n: int) -> int:
+    print(f"in a subprocess: {os.getpid()}")
+    if n < 0:
+        raise ValueError(f"negative: {n}")
+    return n * 2
+
+
+def test_an_isolated_step_runs_in_a_subprocess_of_its_worker(client: Any, tmp_path: Path) -> None:
+    wf = pardag.Workflow("isolated")
+    wf.add("where", os.getpid, executor="dask")
+    wf.add("twice", lambda: loud(21), executor="dask", isolation="process")
+    wf.add("bad", lambda: loud(-1), executor="dask", isolation="process", critical=False)
+    store = tmp_path / "runs.db"
+    result = wf.run(dask_address=_ADDRESS, store=store, on_failure="continue")
+    assert result.outputs["twice"] == 42
+    error = result.steps["bad"].error
+    assert error is not None and "ValueError: negative: -1" in str(error)
+    with open_store(store) as opened:
+        logs = "".join(r.text for r in opened.get_logs(result.run_id, "twice"))
+    pid = int(logs.split("in a subprocess: ")[1].split()[0])
+    workers = client.run(os.getpid).values()
+    assert pid not in workers and pid != os.getpid()
+
+
+@pytest.mark.parametrize("how", ["timeout", "fail_fast"])
+def test_a_timeout_or_a_cancel_kills_an_isolated_steps_process(
+    client: Any, tmp_path: Path, how: str
+) -> None:
+    pidfile = str(tmp_path / "pid")
+    wf = pardag.Workflow("killed")
+    options: dict[str, Any] = {"timeout": 0.5} if how == "timeout" else {}
+    wf.add(
+        "victim", lambda: wait_for_kill(pidfile), executor="dask", isolation="process", **options
+    )
+    if how == "fail_fast":
+        wf.add("fails", lambda: sleep_then_fail(pidfile), executor="threads")
+    result = wf.run(dask_address=_ADDRESS)
+    assert not result.ok
+    assert gone(int(Path(pidfile).read_text()))
+    assert held_keys(client) == []
+
+
+def sleep_then_fail(pidfile: str) -> None:
+    deadline = time.monotonic() + 30
+    while not Path(pidfile).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    raise RuntimeError("planned")
+
+
+def test_isolation_is_for_steps_on_dask() -> None:
+    wf = pardag.Workflow("misplaced")
+    wf.add("a", lambda: 1, isolation="process")
+    wf.add("b", lambda: 1, executor="dask", isolation="thread")
+    with pytest.raises(pardag.ValidationError) as caught:
+        wf.compile()
+    text = str(caught.value)
+    assert "step 'a': isolation='process' is for a Python function on the dask executor" in text
+    assert "step 'b': isolation='thread' is not known; use 'process'" in text

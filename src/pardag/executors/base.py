@@ -69,7 +69,8 @@ class Label(NamedTuple):
 
     ``dependents``: how many dependents on the cluster take its output (its future is held
     for them); ``keep``: its output stays on the cluster (``keep_outputs_on_cluster``: the
-    runner gets a ``KeptOnCluster``); ``announce``: a worker tells when it starts the call."""
+    runner gets a ``KeptOnCluster``); ``announce``: a worker tells when it starts the call;
+    ``isolate``: the worker runs it in a subprocess, killed when the call is cancelled."""
 
     key: str
     what: str
@@ -78,6 +79,7 @@ class Label(NamedTuple):
     dependents: int = 0
     keep: bool = False
     announce: bool = False
+    isolate: bool = False
 
 
 class Executor(ABC):

@@ -100,6 +100,7 @@ class DaskExecutor(Executor):
         self._cancels: set[asyncio.Future[Any]] = set()
         self._resources: list[dict[str, float]] | None = None  # each worker's, when asked
         self._outputs = Outputs()
+        self._stops: dict[asyncio.Future[Any], str] = {}  # isolated calls: their cancel Event
         self._starting: dict[str, tuple[int, asyncio.Future[Any]]] = {}  # by key: announced
         self._run = uuid.uuid4().hex[:12]
         self._topic = f"pardag-started-{self._run}"
@@ -262,10 +263,14 @@ class DaskExecutor(Executor):
             if label.resources:
                 await self._check_resources(client, label)
             announce = (self._topic, label.key) if label.announce else None
+            stop = f"{label.key}-stop" if label.isolate else None
+            if stop is not None:
+                self._stops[future] = stop
             task: Any = client.submit(
                 run_call,
                 held.payload,
                 announce,
+                stop,
                 *held.inputs,
                 key=label.key,
                 pure=False,
@@ -286,6 +291,7 @@ class DaskExecutor(Executor):
             finally:
                 self._dask.pop(future, None)
                 self._starting.pop(label.key, None)
+                self._stops.pop(future, None)
                 if not kept:
                     task.release()  # the result is here: the cluster need not keep it
         except asyncio.CancelledError:
@@ -343,10 +349,13 @@ class DaskExecutor(Executor):
         if not future.cancelled():
             return
         task = self._dask.pop(future, None)
+        stop = self._stops.pop(future, None)
         if task is not None and self._client is not None and self._client.done():
             client: Any = self._client.result()
             cancel = client.cancel([task], force=True)
             self._cancels.add(asyncio.ensure_future(cancel))  # aclose awaits them
+            if stop is not None:  # its worker kills the subprocess
+                self._cancels.add(asyncio.ensure_future(_set_event(client, stop)))
         call = self._tasks.get(future)
         if call is not None:
             call.cancel()
@@ -400,6 +409,14 @@ _mainless_workers = _Mainless()
 
 def _fits(needs: dict[str, int], has: dict[str, float]) -> bool:
     return all(has.get(name, 0) >= amount for name, amount in needs.items())
+
+
+async def _set_event(client: Any, name: str) -> None:
+    """Set the Dask ``Event`` ``name`` (an isolated call's cancel), then forget it."""
+    import distributed
+
+    Event: Any = distributed.Event  # untyped
+    await Event(name, client=client).set()
 
 
 def _gone(kept: KeptOnCluster, what: str) -> RuntimeError:

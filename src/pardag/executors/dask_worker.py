@@ -27,10 +27,13 @@ class Slot(NamedTuple):
     n: int
 
 
-def run_call(payload: bytes, announce: tuple[str, str] | None, *values: Any) -> Any:
+def run_call(
+    payload: bytes, announce: tuple[str, str] | None, stop: str | None, *values: Any
+) -> Any:
     """On a worker: unpickle ``(fn, args, kwargs)``, fill its slots with ``values`` (what
     Dask brought from the steps that made them), announce the start (``announce``: the Dask
-    event topic and the call's key), call it. An exception
+    event topic and the call's key), call it: here, or with ``stop`` (the name of the Dask
+    ``Event`` that cancels it) in a subprocess (``dask_isolation``). An exception
     that cannot travel in a future (``StopIteration``, ``SystemExit``) comes back as a
     RuntimeError."""
     fn, args, kwargs = pickle.loads(payload)
@@ -39,6 +42,10 @@ def run_call(payload: bytes, announce: tuple[str, str] | None, *values: Any) -> 
         args, kwargs = _filled(args, plain), _filled(kwargs, plain)
     if announce is not None:
         _announce(*announce)
+    if stop is not None:
+        from pardag.executors.dask_isolation import run_isolated
+
+        return run_isolated(fn, args, kwargs, stop)
     try:
         return fn(*args, **kwargs)
     except BaseException as exc:

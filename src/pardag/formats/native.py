@@ -42,7 +42,7 @@ from pardag.kinds import KINDS, unknown_kind
 from pardag.kinds.control import branch_handle
 from pardag.model import RetryPolicy, Workflow, retry_policy
 from pardag.secrets import declared
-from pardag.states import Trigger
+from pardag.states import ISOLATIONS, Trigger
 
 __all__ = ["DASK", "EXECUTION", "POOL", "RETRY", "STEP", "TOP", "Field", "detect", "read"]
 
@@ -244,6 +244,8 @@ class _Reader(Checks):
             return value if self.expect(ok, value, name, expected, *at, step=sid) else MISSING
         if name == "executor":
             return self.choice(value, name, STEP_EXECUTORS, *at, step=sid)
+        if name == "isolation":
+            return self.choice(value, name, ISOLATIONS, *at, step=sid)
         if name == "trigger":
             found = self.choice(value, name, [t.value for t in Trigger], *at, step=sid)
             return MISSING if found is MISSING else Trigger(found)

@@ -180,6 +180,12 @@ STEP = (
         "With for_each: how many instances may fail (a count, or a fraction 0.0-1.0) with the "
         "step still succeeding; their outputs are null.",
     ),
+    Field(
+        "isolation",
+        {"enum": ["process"]},
+        "On executor dask: process runs each attempt in a subprocess of the worker, which a "
+        "timeout or a cancel kills.",
+    ),
 )
 TOP = (
     Field("$schema", {"type": "string"}, "The JSON Schema this file follows (for editors)."),

@@ -77,7 +77,8 @@ class Labels:
         others = {k: v for k, v in wants.items() if k not in self._pools} if wants else None
         takers = len(self._takers[i]) if declared else 0
         keep = self._keep[i] if declared else False
-        return Label(key, what, priority, others or None, takers, keep, self.announces)
+        isolate = self._steps[i].isolation is not None
+        return Label(key, what, priority, others or None, takers, keep, self.announces, isolate)
 
 
 def _takers(plan: Plan) -> list[list[int]]:
