@@ -384,6 +384,7 @@ class WasmKind:
     """Runs a WebAssembly module (``module`` path or inline ``wat``); see the module docstring."""
 
     fields: tuple[str, ...] = ("module", "wat", "code")
+    cluster = True  # may run on a Dask worker (pardag.kinds.cluster)
 
     def problems(self, step: Step) -> list[str]:
         out: list[str] = []
@@ -426,6 +427,10 @@ class WasmKind:
         ) -> tuple[tuple[Any, ...], dict[str, Any]]:
             return (common.plain(inputs),), {}
 
+        if step.executor == ExecutorName.DASK:
+            from pardag.kinds.cluster import OnWorker
+
+            return Action(OnWorker(step_id, call), ExecutorName.DASK, bind_plain)
         return Action(call, ExecutorName.PROCESSES, bind_plain)
 
 

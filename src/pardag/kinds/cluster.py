@@ -1,0 +1,133 @@
+"""Shell, HTTP and embedded-language steps as calls on a Dask worker (``executor: dask``).
+
+The ``dask`` executor pickles each call and runs it on a worker thread, so a kind's call
+there must be a picklable, synchronous callable. The runner renders the step's templates
+(its ``bind``: a shell step's ``Command``, an HTTP step's request), and the worker runs what
+was rendered with the kind's own code, in a short event loop of its own (``asyncio.run``):
+
+* ``ShellOnWorker``: ``pardag.kinds.shell.execute``, the same process group, output and exit
+  semantics as in the runner; the worker kills the group at the step's ``timeout`` itself
+  (the runner cannot stop a call on a worker thread), and its environment loses the
+  worker's ``PARDAG_SECRET_*`` variables as the runner's does;
+* ``HttpOnWorker``: ``pardag.kinds.http.Exchange`` over a client of its own that keeps to the
+  run's egress policy, every name and DNS answer checked on the worker;
+* Lua, JavaScript and wasm steps call the kind's ``WorkerCall`` / ``WasmCall``, as on the
+  ``processes`` executor, with their caps.
+
+``OnWorker`` wraps each: a runtime missing on the worker (lupa, quickjs, wasmtime, httpx) is
+an error naming the step, the worker and what to install there, and the text of a failure
+loses the run's secrets before Dask sees it (a worker logs the failures of its tasks).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pardag.child import Limits
+from pardag.egress import EgressPolicy
+from pardag.errors import CommandFailed, MissingRuntime
+from pardag.kinds.http import Exchange, new_client
+from pardag.kinds.shell import Command, execute
+from pardag.secrets import Masker
+
+__all__ = ["HttpOnWorker", "OnWorker", "ShellOnWorker", "worker_address"]
+
+_CORE = ("httpx", "httpcore")
+"""pardag's own dependencies an HTTP step needs: missing, pardag is not installed whole."""
+
+
+def worker_address() -> str:
+    """The address of the Dask worker running this call (``this process`` elsewhere)."""
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):  # not on a worker
+        return "this process"
+
+
+@dataclass(frozen=True)
+class OnWorker:
+    """Step ``step_id``'s ``call`` on a Dask worker, its failures said in the step's name."""
+
+    step_id: str
+    call: Callable[..., Any]
+    masker: Masker | None = None
+
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return self.call(*args, **kwargs)
+        except MissingRuntime as exc:
+            raise MissingRuntime(
+                f"step {self.step_id!r} ran on the Dask worker {worker_address()}: {exc}; "
+                "install it on every worker of the cluster"
+            ) from None
+        except ModuleNotFoundError as exc:
+            if exc.name not in _CORE:
+                raise
+            raise MissingRuntime(
+                f"step {self.step_id!r} ran on the Dask worker {worker_address()}, which lacks "
+                f"{exc.name!r}, a dependency of pardag: install pardag there as in the runner "
+                "(pip install pardag, with the same extras)"
+            ) from None
+        except Exception as exc:
+            if self._masked(exc):
+                raise exc from None  # its cause may hold a secret too
+            raise
+
+    def _masked(self, exc: Exception) -> bool:
+        """Whether a secret of the run was masked out of ``exc``'s message (the runner masks
+        what it shows; this is for the worker's own log of the failure)."""
+        if not (self.masker and exc.args and isinstance(exc.args[0], str)):
+            return False
+        masked = self.masker.text(exc.args[0])
+        if masked == exc.args[0]:
+            return False
+        exc.args = (masked, *exc.args[1:])
+        return True
+
+    def __repr__(self) -> str:
+        return f"step {self.step_id!r} on a Dask worker"
+
+
+@dataclass(frozen=True)
+class ShellOnWorker:
+    """A shell step's rendered ``Command``, run on the worker and killed at ``timeout``."""
+
+    shell: str
+    limits: Limits | None
+    timeout: float | None
+
+    def __call__(self, command: Command) -> Any:
+        return asyncio.run(self._run(command))
+
+    async def _run(self, command: Command) -> Any:
+        if self.timeout is None:
+            return await execute(command, self.shell, self.limits)
+        try:
+            async with asyncio.timeout(self.timeout):  # a cancel kills the process group
+                return await execute(command, self.shell, self.limits)
+        except TimeoutError:
+            raise CommandFailed(
+                f"the command ran past the step's timeout of {self.timeout:g}s on the Dask "
+                f"worker {worker_address()}, which killed its process group"
+            ) from None
+
+
+@dataclass(frozen=True)
+class HttpOnWorker:
+    """An HTTP step's rendered request, sent from the worker through a client of its own
+    that checks ``egress`` there (names and DNS answers, as in the runner)."""
+
+    exchange: Exchange
+    egress: EgressPolicy
+
+    def __call__(self, request: Mapping[str, Any]) -> Any:
+        return asyncio.run(self._send(request))
+
+    async def _send(self, request: Mapping[str, Any]) -> Any:
+        async with new_client(self.egress) as http:
+            return await self.exchange(http, request)
