@@ -5,11 +5,11 @@ there must be a picklable, synchronous callable. The runner renders the step's t
 (its ``bind``: a shell step's ``Command``, an HTTP step's request), and the worker runs what
 was rendered with the kind's own code, in a short event loop of its own (``asyncio.run``):
 
-* ``ShellOnWorker``: ``pardag.kinds.shell.execute``, the same process group, output and exit
+* ``shell.ShellOnWorker``: ``pardag.kinds.shell.execute``, the same process group, output and exit
   semantics as in the runner; the worker kills the group at the step's ``timeout`` itself
   (the runner cannot stop a call on a worker thread), and its environment loses the
   worker's ``PARDAG_SECRET_*`` variables as the runner's does;
-* ``HttpOnWorker``: ``pardag.kinds.http.Exchange`` over a client of its own that keeps to the
+* ``http.HttpOnWorker``: ``pardag.kinds.http.Exchange`` over a client of its own that keeps to the
   run's egress policy, every name and DNS answer checked on the worker;
 * Lua, JavaScript and wasm steps call the kind's ``WorkerCall`` / ``WasmCall``, as on the
   ``processes`` executor, with their caps.
@@ -21,19 +21,14 @@ loses the run's secrets before Dask sees it (a worker logs the failures of its t
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pardag.child import Limits
-from pardag.egress import EgressPolicy
-from pardag.errors import CommandFailed, MissingRuntime
-from pardag.kinds.http import Exchange, new_client
-from pardag.kinds.shell import Command, execute
+from pardag.errors import MissingRuntime
 from pardag.secrets import Masker
 
-__all__ = ["HttpOnWorker", "OnWorker", "ShellOnWorker", "worker_address"]
+__all__ = ["OnWorker", "worker_address"]
 
 _CORE = ("httpx", "httpcore")
 """pardag's own dependencies an HTTP step needs: missing, pardag is not installed whole."""
@@ -91,43 +86,3 @@ class OnWorker:
 
     def __repr__(self) -> str:
         return f"step {self.step_id!r} on a Dask worker"
-
-
-@dataclass(frozen=True)
-class ShellOnWorker:
-    """A shell step's rendered ``Command``, run on the worker and killed at ``timeout``."""
-
-    shell: str
-    limits: Limits | None
-    timeout: float | None
-
-    def __call__(self, command: Command) -> Any:
-        return asyncio.run(self._run(command))
-
-    async def _run(self, command: Command) -> Any:
-        if self.timeout is None:
-            return await execute(command, self.shell, self.limits)
-        try:
-            async with asyncio.timeout(self.timeout):  # a cancel kills the process group
-                return await execute(command, self.shell, self.limits)
-        except TimeoutError:
-            raise CommandFailed(
-                f"the command ran past the step's timeout of {self.timeout:g}s on the Dask "
-                f"worker {worker_address()}, which killed its process group"
-            ) from None
-
-
-@dataclass(frozen=True)
-class HttpOnWorker:
-    """An HTTP step's rendered request, sent from the worker through a client of its own
-    that checks ``egress`` there (names and DNS answers, as in the runner)."""
-
-    exchange: Exchange
-    egress: EgressPolicy
-
-    def __call__(self, request: Mapping[str, Any]) -> Any:
-        return asyncio.run(self._send(request))
-
-    async def _send(self, request: Mapping[str, Any]) -> Any:
-        async with new_client(self.egress) as http:
-            return await self.exchange(http, request)

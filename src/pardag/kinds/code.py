@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pardag.kinds.base import Action, RunContext
+from pardag.kinds.cluster import OnWorker
 from pardag.kinds.isolated import address_space_cap
 from pardag.states import ExecutorName
 
@@ -263,7 +264,5 @@ class CodeKind:
             return (plain(inputs), plain(params)), {}
 
         if step.executor == ExecutorName.DASK:
-            from pardag.kinds.cluster import OnWorker
-
             return Action(OnWorker(step_id, call), ExecutorName.DASK, bind_plain)
         return Action(call, ExecutorName.PROCESSES, bind_plain)

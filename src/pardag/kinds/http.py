@@ -48,6 +48,7 @@ you) or encode them with ``{{ value | urlencode }}``. All the steps of a run sha
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import re
@@ -59,6 +60,7 @@ from urllib.parse import quote, unquote_plus, urlencode, urlsplit, urlunsplit
 from pardag.egress import EgressPolicy, EgressRefused
 from pardag.errors import HTTPFailed
 from pardag.kinds.base import Action, RunContext, idempotency_key, lazy_module
+from pardag.kinds.cluster import OnWorker
 from pardag.secrets import secrets_of
 from pardag.states import ExecutorName
 from pardag.steplog import current
@@ -79,6 +81,7 @@ __all__ = [
     "Exchange",
     "HTTPFailed",
     "HttpKind",
+    "HttpOnWorker",
     "client",
     "gist",
     "new_client",
@@ -269,8 +272,6 @@ class HttpKind:
             return namespace(inputs, ctx, idempotency_key=key)
 
         if step.executor == ExecutorName.DASK:  # rendered here, sent from a worker
-            from pardag.kinds.cluster import HttpOnWorker, OnWorker
-
             call = OnWorker(step.id, HttpOnWorker(exchange, ctx.egress), secrets_of(ctx).masker)
 
             def bind(
@@ -497,6 +498,22 @@ def _body(reply: _Reply) -> Any:
         except ValueError:
             pass
     return reply.text
+
+
+@dataclass(frozen=True)
+class HttpOnWorker:
+    """An HTTP step's rendered request, sent from the worker through a client of its own
+    that checks ``egress`` there (names and DNS answers, as in the runner)."""
+
+    exchange: Exchange
+    egress: EgressPolicy
+
+    def __call__(self, request: Mapping[str, Any]) -> Any:
+        return asyncio.run(self._send(request))
+
+    async def _send(self, request: Mapping[str, Any]) -> Any:
+        async with new_client(self.egress) as http:
+            return await self.exchange(http, request)
 
 
 KINDS = {"http": HttpKind()}

@@ -46,6 +46,7 @@ from pardag.child import Limits
 from pardag.errors import PythonStepError
 from pardag.kinds import locate, pycode
 from pardag.kinds.base import Action, Binder, RunContext, no_inputs
+from pardag.kinds.cluster import OnWorker
 from pardag.kinds.pycode import Def, compile_code
 from pardag.states import EXECUTORS, ExecutorName
 
@@ -378,8 +379,6 @@ def _code_action(step: Step) -> Action:
     assert not isinstance(binder, str)  # validated
     executor = step.executor or ExecutorName.PROCESSES
     if executor == ExecutorName.DASK:  # by name, compiled on the worker
-        from pardag.kinds.cluster import OnWorker
-
         on_worker = OnWorker(step.id, pycode.CodeOnWorker(step.id, code))
         return Action(on_worker, ExecutorName.DASK, binder)
     if executor != ExecutorName.PROCESSES:

@@ -55,6 +55,7 @@ from pardag.child import Limits
 from pardag.errors import ArgumentError, CommandFailed
 from pardag.executors.base import describe_exit
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, Binder, RunContext, idempotency_key
+from pardag.kinds.cluster import OnWorker, worker_address
 from pardag.secrets import secrets_of, without_sources
 from pardag.shellvalues import (
     ShellValues,
@@ -77,6 +78,7 @@ __all__ = [
     "Command",
     "CommandFailed",
     "ShellKind",
+    "ShellOnWorker",
     "end_process",
     "execute",
     "input_env",
@@ -369,8 +371,6 @@ class ShellKind:
         limits = Limits.read(params.get("limits"))
         prepare = _preparer(step, ctx, params, shell)
         if step.executor == ExecutorName.DASK:  # rendered here, run on a worker
-            from pardag.kinds.cluster import OnWorker, ShellOnWorker
-
             call = OnWorker(
                 step.id, ShellOnWorker(shell, limits, step.timeout), secrets_of(ctx).masker
             )
@@ -547,6 +547,30 @@ async def _run_script(
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
+
+
+@dataclass(frozen=True)
+class ShellOnWorker:
+    """A shell step's rendered ``Command``, run on the worker and killed at ``timeout``."""
+
+    shell: str
+    limits: Limits | None
+    timeout: float | None
+
+    def __call__(self, command: Command) -> Any:
+        return asyncio.run(self._run(command))
+
+    async def _run(self, command: Command) -> Any:
+        if self.timeout is None:
+            return await execute(command, self.shell, self.limits)
+        try:
+            async with asyncio.timeout(self.timeout):  # a cancel kills the process group
+                return await execute(command, self.shell, self.limits)
+        except TimeoutError:
+            raise CommandFailed(
+                f"the command ran past the step's timeout of {self.timeout:g}s on the Dask "
+                f"worker {worker_address()}, which killed its process group"
+            ) from None
 
 
 KINDS = {"shell": ShellKind()}

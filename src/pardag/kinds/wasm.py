@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from pardag.errors import WasmStepError, WasmTimeout
 from pardag.kinds import code as common
 from pardag.kinds.base import Action, RunContext, lazy_module
+from pardag.kinds.cluster import OnWorker
 from pardag.kinds.code import MAX_MEMORY, MAX_OUTPUT, TIMEOUT_MARGIN
 from pardag.regularfile import NotRegularFile, read_regular
 from pardag.states import ExecutorName
@@ -428,8 +429,6 @@ class WasmKind:
             return (common.plain(inputs),), {}
 
         if step.executor == ExecutorName.DASK:
-            from pardag.kinds.cluster import OnWorker
-
             return Action(OnWorker(step_id, call), ExecutorName.DASK, bind_plain)
         return Action(call, ExecutorName.PROCESSES, bind_plain)
 
