@@ -137,6 +137,27 @@ def test_the_worker_kills_a_shell_step_at_its_timeout(client: Any, tmp_path: Pat
     assert gone(pid), f"the step's process {pid} outlived its timeout on the worker"
 
 
+def test_a_shell_step_cancelled_by_fail_fast_is_killed_on_its_worker(
+    client: Any, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "pid"
+    wf = pardag.Workflow("sh")
+    command = f"sleep 60 & echo $! > {pid_file}; wait"
+    wf.add("slow", kind="shell", params={"command": command}, executor="dask")
+    wf.add(
+        "fail",
+        kind="shell",
+        params={"command": f"until [ -s {pid_file} ]; do sleep 0.05; done; exit 1"},
+    )
+    result = wf.run(dask_address=client.scheduler.address, executor="dask")
+    assert result.steps["slow"].state is StepState.CANCELLED
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 20  # the worker looks every POLL seconds
+    while not gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert gone(pid), f"the cancelled step's process {pid} lives on, on the worker"
+
+
 def test_a_worker_keeps_its_secret_variables_and_secrets_are_masked(client: Any) -> None:
     def plant() -> None:
         os.environ["PARDAG_SECRET_PLANTED"] = "from-the-worker-env"

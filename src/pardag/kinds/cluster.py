@@ -21,14 +21,20 @@ loses the run's secrets before Dask sees it (a worker logs the failures of its t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from pardag.errors import MissingRuntime
 from pardag.secrets import Masker
 
-__all__ = ["OnWorker", "worker_address"]
+__all__ = ["POLL", "OnWorker", "watched", "worker_address"]
+
+POLL = 0.1
+"""Seconds between two looks, on a worker, at whether Dask still wants the task."""
+
+T = TypeVar("T")
 
 _CORE = ("httpx", "httpcore")
 """pardag's own dependencies an HTTP step needs: missing, pardag is not installed whole."""
@@ -42,6 +48,58 @@ def worker_address() -> str:
         return str(get_worker().address)
     except (ImportError, ValueError):  # not on a worker
         return "this process"
+
+
+def _cancelled() -> Callable[[], bool]:
+    """Whether Dask has cancelled the task this thread runs (never, off a worker). Called on
+    the task's thread: Dask knows the task by it."""
+    try:
+        from distributed import get_worker
+
+        worker = get_worker()
+        key = worker.get_current_task()
+    except (ImportError, ValueError, KeyError):
+        return lambda: False
+
+    def cancelled() -> bool:
+        task = worker.state.tasks.get(key)
+        return task is None or task.state in ("cancelled", "released", "forgotten")
+
+    return cancelled
+
+
+def watched(work: Callable[[], Awaitable[T]], timeout: float | None, what: str) -> T:
+    """Run ``work()`` in an event loop of its own, stopped (its processes killed, its
+    connections closed: it is cancelled) at ``timeout`` seconds or as soon as Dask cancels
+    the task: a thread cannot be stopped from outside, so it stops itself."""
+    cancelled = _cancelled()
+
+    async def run() -> T:
+        task = asyncio.ensure_future(work())
+        loop = asyncio.get_running_loop()
+        ends = None if timeout is None else loop.time() + timeout
+        while not task.done():
+            left = POLL if ends is None else min(POLL, ends - loop.time())
+            await asyncio.wait({task}, timeout=max(left, 0))
+            if task.done():
+                break
+            late = ends is not None and loop.time() >= ends
+            if late or cancelled():
+                task.cancel()
+                await asyncio.wait({task})
+                raise _stopped(what, timeout if late else None)
+        return task.result()
+
+    return asyncio.run(run())
+
+
+def _stopped(what: str, timeout: float | None) -> Exception:
+    """What a call stopped on the worker raises (the runner has recorded the attempt as
+    timed out or cancelled already: its own timer fired first)."""
+    where = f"the Dask worker {worker_address()}"
+    if timeout is not None:
+        return TimeoutError(f"{what} ran past the step's timeout of {timeout:g}s on {where}")
+    return RuntimeError(f"Dask cancelled the task, so {where} stopped {what}")
 
 
 @dataclass(frozen=True)

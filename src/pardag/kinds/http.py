@@ -48,7 +48,6 @@ you) or encode them with ``{{ value | urlencode }}``. All the steps of a run sha
 
 from __future__ import annotations
 
-import asyncio
 import html
 import json
 import re
@@ -60,7 +59,7 @@ from urllib.parse import quote, unquote_plus, urlencode, urlsplit, urlunsplit
 from pardag.egress import EgressPolicy, EgressRefused
 from pardag.errors import HTTPFailed
 from pardag.kinds.base import Action, RunContext, idempotency_key, lazy_module
-from pardag.kinds.cluster import OnWorker
+from pardag.kinds.cluster import OnWorker, watched
 from pardag.secrets import secrets_of
 from pardag.states import ExecutorName
 from pardag.steplog import current
@@ -265,14 +264,13 @@ class HttpKind:
         exchange = Exchange(where, forward, cap, allowed)
 
         def rendered(inputs: Mapping[str, Any]) -> Mapping[str, Any]:
-            request: Mapping[str, Any] = render(params, names(inputs), where=where)
+            names = namespace(inputs, ctx, idempotency_key=key)
+            request: Mapping[str, Any] = render(params, names, where=where)
             return request
 
-        def names(inputs: Mapping[str, Any]) -> Mapping[str, Any]:
-            return namespace(inputs, ctx, idempotency_key=key)
-
         if step.executor == ExecutorName.DASK:  # rendered here, sent from a worker
-            call = OnWorker(step.id, HttpOnWorker(exchange, ctx.egress), secrets_of(ctx).masker)
+            sender = HttpOnWorker(exchange, ctx.egress, step.timeout)
+            call = OnWorker(step.id, sender, secrets_of(ctx).masker)
 
             def bind(
                 inputs: Mapping[str, Any], run_params: Mapping[str, Any]
@@ -507,9 +505,11 @@ class HttpOnWorker:
 
     exchange: Exchange
     egress: EgressPolicy
+    timeout: float | None = None
+    """The step's: the request is dropped then, or once Dask cancels the task."""
 
     def __call__(self, request: Mapping[str, Any]) -> Any:
-        return asyncio.run(self._send(request))
+        return watched(lambda: self._send(request), self.timeout, "the request")
 
     async def _send(self, request: Mapping[str, Any]) -> Any:
         async with new_client(self.egress) as http:

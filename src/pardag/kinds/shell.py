@@ -55,7 +55,7 @@ from pardag.child import Limits
 from pardag.errors import ArgumentError, CommandFailed
 from pardag.executors.base import describe_exit
 from pardag.kinds.base import IDEMPOTENCY_ENV, Action, Binder, RunContext, idempotency_key
-from pardag.kinds.cluster import OnWorker, worker_address
+from pardag.kinds.cluster import OnWorker, watched
 from pardag.secrets import secrets_of, without_sources
 from pardag.shellvalues import (
     ShellValues,
@@ -551,26 +551,18 @@ async def _run_script(
 
 @dataclass(frozen=True)
 class ShellOnWorker:
-    """A shell step's rendered ``Command``, run on the worker and killed at ``timeout``."""
+    """A shell step's rendered ``Command`` on a Dask worker (``pardag.kinds.cluster``): its
+    process group killed at the step's ``timeout``, or once Dask cancels the task."""
 
     shell: str
     limits: Limits | None
     timeout: float | None
 
     def __call__(self, command: Command) -> Any:
-        return asyncio.run(self._run(command))
+        return watched(lambda: execute(command, self.shell, self.limits), self.timeout, _WHAT)
 
-    async def _run(self, command: Command) -> Any:
-        if self.timeout is None:
-            return await execute(command, self.shell, self.limits)
-        try:
-            async with asyncio.timeout(self.timeout):  # a cancel kills the process group
-                return await execute(command, self.shell, self.limits)
-        except TimeoutError:
-            raise CommandFailed(
-                f"the command ran past the step's timeout of {self.timeout:g}s on the Dask "
-                f"worker {worker_address()}, which killed its process group"
-            ) from None
+
+_WHAT = "the command"
 
 
 KINDS = {"shell": ShellKind()}
