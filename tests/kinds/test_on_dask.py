@@ -292,11 +292,17 @@ def test_a_run_wide_dask_sends_work_to_the_cluster_and_keeps_control_steps(clien
     wf = pardag.Workflow("where")
     wf.add("wait", kind="delay", params={"duration": 0})
     wf.add("pid", kind="shell", params={"command": "echo $PPID"}, depends_on=["wait"])
+    wf.add("items", lambda: ["a", "b"])
+    wf.add("each", kind="shell", params={"command": "echo $PPID {{ item }}"}, map_over="items")
     result = run(client, wf, executor="dask")
     assert result.status == "succeeded", result.error
     assert result.steps["wait"].executor != "dask"
     assert result.steps["pid"].executor == "dask"
-    assert int(result.outputs["pid"]["stdout"]) in worker_pids(client)
+    pids = worker_pids(client)
+    assert int(result.outputs["pid"]["stdout"]) in pids
+    for k, item in enumerate(["a", "b"]):
+        pid, said = result.outputs[f"each[{k}]"]["stdout"].split()
+        assert int(pid) in pids and said == item
     local = wf.run()
     assert int(local.outputs["pid"]["stdout"]) == os.getpid()
 

@@ -1,18 +1,17 @@
-"""Shell, HTTP and embedded-language steps as calls on a Dask worker (``executor: dask``).
+"""What a kind's step does on a Dask worker (``executor: dask``), whichever kind it is.
 
 The ``dask`` executor pickles each call and runs it on a worker thread, so a kind's call
 there must be a picklable, synchronous callable. The runner renders the step's templates
-(its ``bind``: a shell step's ``Command``, an HTTP step's request), and the worker runs what
-was rendered with the kind's own code, in a short event loop of its own (``asyncio.run``):
+(the action's ``bind``: a shell step's ``Command``, an HTTP step's request), and the worker
+runs what was rendered with the kind's own code:
 
-* ``shell.ShellOnWorker``: ``pardag.kinds.shell.execute``, the same process group, output and exit
-  semantics as in the runner; the worker kills the group at the step's ``timeout`` itself
-  (the runner cannot stop a call on a worker thread), and its environment loses the
-  worker's ``PARDAG_SECRET_*`` variables as the runner's does;
-* ``http.HttpOnWorker``: ``pardag.kinds.http.Exchange`` over a client of its own that keeps to the
-  run's egress policy, every name and DNS answer checked on the worker;
-* Lua, JavaScript and wasm steps call the kind's ``WorkerCall`` / ``WasmCall``, as on the
-  ``processes`` executor, with their caps.
+* ``shell.ShellOnWorker`` runs ``shell.execute`` (the local shell step's process group,
+  output and exit semantics) and ``http.HttpOnWorker`` runs ``http.Exchange`` over a client
+  of its own that checks the run's egress policy on the worker, each ``watched``: in an
+  event loop of its own, stopped at the step's timeout or once Dask cancels the task (a
+  worker thread cannot be stopped from outside, so the call stops itself);
+* Lua, JavaScript and wasm steps make the call the ``processes`` executor makes, with its
+  caps (``code.WorkerCall``, ``wasm.WasmCall``); a Python code step ``pycode.CodeOnWorker``.
 
 ``OnWorker`` wraps each: a runtime missing on the worker (lupa, quickjs, wasmtime, httpx) is
 an error naming the step, the worker and what to install there, and the text of a failure
