@@ -291,12 +291,15 @@ def test_python_code_steps_run_on_a_worker_async_too(client: Any) -> None:
 def test_a_run_wide_dask_sends_work_to_the_cluster_and_keeps_control_steps(client: Any) -> None:
     wf = pardag.Workflow("where")
     wf.add("wait", kind="delay", params={"duration": 0})
+    wf.add("branch", lambda: os.getpid(), kind="condition")
     wf.add("pid", kind="shell", params={"command": "echo $PPID"}, depends_on=["wait"])
     wf.add("items", lambda: ["a", "b"])
     wf.add("each", kind="shell", params={"command": "echo $PPID {{ item }}"}, map_over="items")
     result = run(client, wf, executor="dask")
     assert result.status == "succeeded", result.error
     assert result.steps["wait"].executor != "dask"
+    assert result.steps["branch"].executor == "threads"
+    assert result.outputs["branch"] == os.getpid()  # a condition's function, in the runner
     assert result.steps["pid"].executor == "dask"
     pids = worker_pids(client)
     assert int(result.outputs["pid"]["stdout"]) in pids

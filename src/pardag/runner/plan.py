@@ -150,8 +150,11 @@ def placed(step: Step, settings: Settings) -> Step:
 def pick_executor(step: Step, action: Action, settings: Settings) -> str:
     """The step's own choice; else the kind's, unless it is the plain-function default
     ``threads``, which the run's ``executor`` setting replaces (a kind that asks for
-    ``async``, ``inline`` or a code step's worker ``processes`` needs that one)."""
+    ``async``, ``inline`` or a code step's worker ``processes`` needs that one; a control
+    step's function, a condition's or a merge's, stays in the runner under ``dask``)."""
     if step.executor is not None or action.executor != ExecutorName.THREADS:
+        return action.executor
+    if settings.executor == ExecutorName.DASK and not on_dask(step, settings):
         return action.executor
     return settings.executor or action.executor
 
