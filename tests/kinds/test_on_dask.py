@@ -310,6 +310,20 @@ def test_a_run_wide_dask_sends_work_to_the_cluster_and_keeps_control_steps(clien
     assert int(local.outputs["pid"]["stdout"]) == os.getpid()
 
 
+def test_a_files_execution_section_sends_its_shell_step_to_the_cluster(
+    client: Any, tmp_path: Path
+) -> None:
+    flow = tmp_path / "flow.yaml"
+    address = client.scheduler.address
+    flow.write_text(
+        f"name: filed\nexecution: {{executor: dask, dask: {{address: {address!r}}}}}\n"
+        "steps:\n  pid:\n    kind: shell\n    command: echo $PPID\n"
+    )
+    result = pardag.load(flow).run()
+    assert result.steps["pid"].executor == "dask", result.error
+    assert int(result.outputs["pid"]["stdout"]) in worker_pids(client)
+
+
 def test_a_control_step_naming_dask_is_a_validation_problem() -> None:
     wf = pardag.Workflow("w")
     wf.add("wait", kind="delay", params={"duration": 0}, executor="dask")
