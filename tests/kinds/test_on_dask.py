@@ -336,7 +336,7 @@ def test_a_runtime_missing_on_a_worker_names_the_step_worker_and_extra() -> None
     try:
         with distributed.Client(fresh) as client:
             client.run(lambda: [sys.modules.__setitem__(n, None) for n in ("quickjs", "httpx")])
-            [address] = client.run(os.getpid)
+            [address] = client.scheduler_info()["workers"]
             wf = pardag.Workflow("missing")
             wf.add("js", kind="javascript", params={"code": "function run() { return 1 }"})
             wf.add("get", kind="http", params={"url": "http://127.0.0.1:9/"})
