@@ -82,6 +82,15 @@ def gone(pid: int) -> bool:
     return state in ("Z", "X")
 
 
+def ends(pid: int) -> bool:
+    """Whether process ``pid`` ends within 20 s (a kill lands at once; the cap is for a
+    loaded machine, not a measure)."""
+    deadline = time.monotonic() + 20
+    while not gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return gone(pid)
+
+
 # --- shell ---------------------------------------------------------------------------------
 
 
@@ -130,11 +139,20 @@ def test_the_worker_kills_a_shell_step_at_its_timeout(client: Any, tmp_path: Pat
     wf.add("slow", kind="shell", params={"command": command}, executor="dask", timeout=1)
     result = run(client, wf)
     assert isinstance(error_of(result, "slow"), StepTimeout)
-    pid = int(pid_file.read_text())
-    deadline = time.monotonic() + 20  # the worker's own timer fires 1 s after it started it
-    while not gone(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert gone(pid), f"the step's process {pid} outlived its timeout on the worker"
+    assert ends(int(pid_file.read_text())), "the step's process outlived its timeout"
+
+
+def test_a_shell_call_on_a_worker_keeps_its_own_deadline(client: Any, tmp_path: Path) -> None:
+    """Without the runner (which cancels the task at the timeout too), the worker's own timer
+    kills the process group."""
+    from pardag.kinds.shell import Command, ShellOnWorker
+
+    pid_file = tmp_path / "pid"
+    command = Command(["sh", "-c", f"sleep 60 & echo $! > {pid_file}; wait"], {}, None, False)
+    task = client.submit(ShellOnWorker("sh", None, 0.5), command, pure=False)
+    with pytest.raises(TimeoutError, match=r"timeout of 0\.5s on the Dask worker tcp://"):
+        task.result()
+    assert ends(int(pid_file.read_text()))
 
 
 def test_a_shell_step_cancelled_by_fail_fast_is_killed_on_its_worker(
@@ -151,11 +169,7 @@ def test_a_shell_step_cancelled_by_fail_fast_is_killed_on_its_worker(
     )
     result = wf.run(dask_address=client.scheduler.address, executor="dask")
     assert result.steps["slow"].state is StepState.CANCELLED
-    pid = int(pid_file.read_text())
-    deadline = time.monotonic() + 20  # the worker looks every POLL seconds
-    while not gone(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert gone(pid), f"the cancelled step's process {pid} lives on, on the worker"
+    assert ends(int(pid_file.read_text())), "the cancelled step's process lives on"
 
 
 def test_a_worker_keeps_its_secret_variables_and_secrets_are_masked(client: Any) -> None:
