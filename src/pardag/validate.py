@@ -186,13 +186,12 @@ def _step_problems(s: Step, settings: Settings) -> list[Problem]:
         msgs += _when_problems(s)
         if s.allow_failures is not None:
             msgs.append("allow_failures applies to a mapped step only; map it or remove it")
-    found = [*kind_problems(s)]
-    if s.executor == ExecutorName.DASK and s.kind != "python" and "'dask'" not in str(found):
-        found.append(
-            f"a {s.kind} step cannot run on the dask executor yet: only Python functions and "
-            "Python code steps can (docs/scale-out.md); remove executor"
+    msgs += kind_problems(s)
+    if s.executor == ExecutorName.DASK and not _may_run_on_a_worker(s.kind):
+        msgs.append(
+            f"a {s.kind} step runs in the runner, not on the dask executor: Python, shell, "
+            "http, lua, javascript and wasm steps can (docs/scale-out.md); remove executor"
         )
-    msgs += found
     if on_dask(s, settings) and (missing := missing_dask()) is not None:
         msgs.append(missing)
     msgs += send_problems(s, settings.executor)
@@ -216,11 +215,25 @@ def _isolation_problems(s: Step, settings: Settings) -> list[str]:
 
 
 def on_dask(step: Step, settings: Settings) -> bool:
-    """Whether ``step`` runs on the ``dask`` executor by its own ``executor`` or its
-    workflow's: then a resource that is no pool is a Dask worker resource."""
-    if step.kind != "python" or inspect.iscoroutinefunction(step.fn):
-        return False  # it runs where its kind runs it, or on the event loop
-    return (step.executor or settings.executor) == ExecutorName.DASK
+    """Whether ``step`` runs on the ``dask`` executor: by its own ``executor``, or by its
+    workflow's when it does work a worker can do (a plain function, a Python code step
+    without ``limits``, a shell, http, Lua, JavaScript or wasm step); control steps (delay,
+    approval, condition, variables...) stay in the runner, an ``async def`` on the loop.
+    Then a resource that is no pool is a Dask worker resource."""
+    if step.executor is not None:
+        return step.executor == ExecutorName.DASK
+    if settings.executor != ExecutorName.DASK or not _may_run_on_a_worker(step.kind):
+        return False
+    if step.kind != "python":
+        return True
+    if "code" in step.params:
+        return "limits" not in step.params  # limits hold in a worker process only
+    return not inspect.iscoroutinefunction(step.fn)
+
+
+def _may_run_on_a_worker(kind: str) -> bool:
+    """Whether steps of ``kind`` can run on a Dask worker (``pardag.kinds.cluster``)."""
+    return bool(getattr(KINDS.get(kind), "cluster", False))
 
 
 def item_step(step: Step) -> Step:

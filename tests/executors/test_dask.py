@@ -365,17 +365,13 @@ def test_pardag_run_flow_py_sends_its_functions_and_brings_their_logs_back(
     assert "printed on a worker" in logs.stdout, logs.stderr
 
 
-def test_a_python_code_step_runs_on_the_cluster_and_a_shell_step_is_refused() -> None:
+def test_a_python_code_step_runs_on_the_cluster() -> None:
     wf = pardag.Workflow("w")
     code = "import os\ndef run():\n    return os.getpid()\n"
     wf.add("code", params={"code": code}, executor="dask")
     result = wf.run(dask_address=_ADDRESS)
     assert result.status == "succeeded", result.error
     assert result.outputs["code"] != os.getpid()
-    shell = pardag.Workflow("w")
-    shell.add("sh", kind="shell", params={"command": "echo hi"}, executor="dask")
-    with pytest.raises(pardag.ValidationError, match="a shell step cannot run on the dask"):
-        shell.validate()
 
 
 SLOW_PY = """\

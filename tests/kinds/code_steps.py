@@ -79,8 +79,8 @@ class RuntimeChecks:
         [message] = self.language.problems(self.quick[0], executor="inline")
         assert message == (
             f"a {self.language.kind} step runs on 'processes' (the default: a worker process, "
-            "killed at the timeout) or 'threads' (in the runner's process), not 'inline'; "
-            "remove the executor setting"
+            "killed at the timeout), 'threads' (in the runner's process) or 'dask' (on a Dask "
+            "worker), not 'inline'; remove the executor setting"
         )
 
     def test_an_infinite_loop_is_stopped_by_the_step_timeout(self) -> None:

@@ -75,7 +75,11 @@ EXECUTION = (
         },
         "Named resource pools: a size, or {size, rate}. Steps take units with resources:.",
     ),
-    Field("executor", {"enum": list(rules.EXECUTORS)}, "Where plain Python steps run (threads)."),
+    Field(
+        "executor",
+        {"enum": list(rules.EXECUTORS)},
+        "Where plain Python steps run (threads); dask: every step that does work.",
+    ),
     Field(
         "dask",
         {"$ref": "#/$defs/dask"},

@@ -10,7 +10,9 @@ fire inside one long C call: a Lua ``__gc`` finalizer or ``string.find`` backtra
 QuickJS regex such as ``/^(a+)+$/``, converting a huge output. On a thread such a step kept its
 run from returning whatever its timeout; a worker is killed at the step's (or the run's)
 timeout, and its address space is capped for the whole attempt (``WorkerCall``). A step that
-names ``executor: threads`` runs in the runner's process instead, bounded by the hooks only.
+names ``executor: threads`` runs in the runner's process instead, bounded by the hooks only;
+one on ``dask`` makes the same ``WorkerCall`` on a Dask worker's thread (its caps, its hooks,
+no kill: ``pardag.kinds.cluster``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pardag.kinds.base import Action, RunContext
+from pardag.kinds.cluster import OnWorker
 from pardag.kinds.isolated import address_space_cap
 from pardag.states import ExecutorName
 
@@ -107,12 +110,12 @@ def run_not_callable(step_id: str, kind: str, fix: str) -> str:
 
 def code_executor(language: str, executor: str | None) -> str | None:
     """The problem of an embedded-language step asking for an executor it cannot run on."""
-    if executor in (None, ExecutorName.PROCESSES, ExecutorName.THREADS):
+    if executor in (None, ExecutorName.PROCESSES, ExecutorName.THREADS, ExecutorName.DASK):
         return None
     return (
         f"a {language} step runs on 'processes' (the default: a worker process, killed at "
-        f"the timeout) or 'threads' (in the runner's process), not {executor!r}; "
-        "remove the executor setting"
+        f"the timeout), 'threads' (in the runner's process) or 'dask' (on a Dask worker), "
+        f"not {executor!r}; remove the executor setting"
     )
 
 
@@ -188,6 +191,7 @@ class CodeKind:
 
     fields: tuple[str, ...] = ("code",)
     item_inputs = True  # mapped: ``run(inputs)`` gets inputs 'item' and 'item_index'
+    cluster = True  # may run on a Dask worker (pardag.kinds.cluster)
     language: ClassVar[str]
     label: ClassVar[str]
     example: ClassVar[str]
@@ -259,4 +263,6 @@ class CodeKind:
         ) -> tuple[tuple[Any, ...], dict[str, Any]]:
             return (plain(inputs), plain(params)), {}
 
+        if step.executor == ExecutorName.DASK:
+            return Action(OnWorker(step_id, call), ExecutorName.DASK, bind_plain)
         return Action(call, ExecutorName.PROCESSES, bind_plain)

@@ -47,6 +47,7 @@ class ConditionKind(PythonKind):
     """
 
     fields: tuple[str, ...] = ("expression",)
+    cluster = False  # control: stays in the runner under a run-wide dask (scale-out.md)
     item_inputs = False  # one branch for the whole run: not mapped
     expressions: tuple[str, ...] = ("expression",)
     """The fields that are expressions (validation checks what they read)."""
@@ -119,6 +120,7 @@ class MergeKind(PythonKind):
     """Joins branches; see the module docstring."""
 
     fields: tuple[str, ...] = ()
+    cluster = False  # control: stays in the runner under a run-wide dask (scale-out.md)
     item_inputs = False  # it joins branches: not mapped
 
     def problems(self, step: Step) -> list[str]:

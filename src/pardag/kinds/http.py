@@ -56,9 +56,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_plus, urlencode, urlsplit, urlunsplit
 
-from pardag.egress import EgressRefused
+from pardag.egress import EgressPolicy, EgressRefused
 from pardag.errors import HTTPFailed
 from pardag.kinds.base import Action, RunContext, idempotency_key, lazy_module
+from pardag.kinds.cluster import OnWorker, watched
+from pardag.secrets import secrets_of
 from pardag.states import ExecutorName
 from pardag.steplog import current
 from pardag.templates import is_template, namespace, render, template_problems, to_text
@@ -75,10 +77,13 @@ else:
 __all__ = [
     "DEFAULT_MAX_RESPONSE",
     "DEFAULT_TIMEOUT",
+    "Exchange",
     "HTTPFailed",
     "HttpKind",
+    "HttpOnWorker",
     "client",
     "gist",
+    "new_client",
     "same_origin",
     "with_query",
 ]
@@ -98,17 +103,22 @@ def client(ctx: RunContext) -> httpx.AsyncClient:
     """The run's pooled client, made on first use and closed when the run ends."""
 
     def make() -> httpx.AsyncClient:
-        transport = None
-        if not ctx.egress.open:  # the run's http.allow / http.deny, checked at each connection
-            from pardag.kinds.http_connect import checked_transport
-
-            transport = checked_transport(ctx.egress)
-        # not following redirects: _follow does, keeping headers safe
-        made = httpx.AsyncClient(transport=transport)
+        made = new_client(ctx.egress)
         ctx.on_close(made.aclose)
         return made
 
     return ctx.shared("http.client", make)
+
+
+def new_client(egress: EgressPolicy) -> httpx.AsyncClient:
+    """A client that keeps to ``egress`` (the run's http.allow / http.deny, checked at each
+    connection) and follows no redirect itself: ``_follow`` does, keeping headers safe."""
+    transport = None
+    if not egress.open:
+        from pardag.kinds.http_connect import checked_transport
+
+        transport = checked_transport(egress)
+    return httpx.AsyncClient(transport=transport)
 
 
 # --- validation -------------------------------------------------------------------------
@@ -225,6 +235,8 @@ class HttpKind:
     """The fields rendered as templates (validation checks what they read)."""
     template_names: tuple[str, ...] = ("idempotency_key",)
     """Names its templates read besides ``pardag.templates.TEMPLATE_NAMES``."""
+    cluster = True
+    """It may run on a Dask worker, rendered here (``pardag.kinds.cluster``)."""
 
     def problems(self, step: Step) -> list[str]:
         params = step.params
@@ -249,13 +261,44 @@ class HttpKind:
         forward = params.get("forward_headers_on_redirect") is True
         key = idempotency_key(ctx.run_id, step.id)
 
-        async def call(inputs: Mapping[str, Any]) -> dict[str, Any]:
-            names = namespace(inputs, ctx, idempotency_key=key)
-            out = _outgoing(render(params, names, where=where), where)
-            reply = await _send(client(ctx), out, forward, cap)
-            return _output(reply, out, allowed)
+        exchange = Exchange(where, forward, cap, allowed)
 
-        return Action(call, ExecutorName.ASYNC, _bind_inputs)
+        def rendered(inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+            names = namespace(inputs, ctx, idempotency_key=key)
+            request: Mapping[str, Any] = render(params, names, where=where)
+            return request
+
+        if step.executor == ExecutorName.DASK:  # rendered here, sent from a worker
+            sender = HttpOnWorker(exchange, ctx.egress, step.timeout)
+            call = OnWorker(step.id, sender, secrets_of(ctx).masker)
+
+            def bind(
+                inputs: Mapping[str, Any], run_params: Mapping[str, Any]
+            ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+                return (rendered(inputs),), {}
+
+            return Action(call, ExecutorName.DASK, bind)
+
+        async def call_here(inputs: Mapping[str, Any]) -> dict[str, Any]:
+            return await exchange(client(ctx), rendered(inputs))
+
+        return Action(call_here, ExecutorName.ASYNC, _bind_inputs)
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """A step's request sent and its reply turned into the step's output (or its failure):
+    the same on the runner's loop and on a Dask worker's (``pardag.kinds.cluster``)."""
+
+    where: str
+    forward: bool
+    cap: int
+    allowed: frozenset[int]
+
+    async def __call__(self, http: httpx.AsyncClient, request: Mapping[str, Any]) -> dict[str, Any]:
+        out = _outgoing(request, self.where)
+        reply = await _send(http, out, self.forward, self.cap)
+        return _output(reply, out, self.allowed)
 
 
 def _bind_inputs(
@@ -453,6 +496,24 @@ def _body(reply: _Reply) -> Any:
         except ValueError:
             pass
     return reply.text
+
+
+@dataclass(frozen=True)
+class HttpOnWorker:
+    """An HTTP step's rendered request, sent from the worker through a client of its own
+    that checks ``egress`` there (names and DNS answers, as in the runner)."""
+
+    exchange: Exchange
+    egress: EgressPolicy
+    timeout: float | None = None
+    """The step's: the request is dropped then, or once Dask cancels the task."""
+
+    def __call__(self, request: Mapping[str, Any]) -> Any:
+        return watched(lambda: self._send(request), self.timeout, "the request")
+
+    async def _send(self, request: Mapping[str, Any]) -> Any:
+        async with new_client(self.egress) as http:
+            return await self.exchange(http, request)
 
 
 KINDS = {"http": HttpKind()}

@@ -10,15 +10,22 @@ pardag and the runtime's library (a few hundred MiB of address space, varying by
 by what earlier steps loaded), so the cap is what *this attempt* may add to that. Lua and
 JavaScript code cannot call ``setrlimit``, so only the soft limit is lowered, and it is
 restored after the call: the worker stays usable for the next step, whatever its cap.
+
+One capped block runs at a time per process (a lock): on a Dask worker, attempts run on
+several threads of one process, and a second block would restore the first's cap when it
+ended. While a block runs, the cap holds for the process's other threads too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 
 __all__ = ["address_space_cap", "mapped_bytes"]
+
+_ONE_AT_A_TIME = threading.Lock()
 
 
 def mapped_bytes() -> int | None:
@@ -43,8 +50,8 @@ def address_space_cap(extra: int) -> Iterator[None]:
         import resource
     except ImportError:  # not POSIX
         resource = None  # type: ignore[assignment]
-    now = mapped_bytes()
-    with contextlib.ExitStack() as undo:
+    with _ONE_AT_A_TIME, contextlib.ExitStack() as undo:
+        now = mapped_bytes()
         if resource is not None and now is not None:
             soft, hard = resource.getrlimit(resource.RLIMIT_AS)
             finite = [n for n in (soft, hard) if n != resource.RLIM_INFINITY]

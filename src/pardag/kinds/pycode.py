@@ -10,7 +10,8 @@ serves only code steps with the same limits after that (``pardag.child.WORKER_CA
 timeout kills the worker's process group; a crash fails only that step.
 
 A step that names ``executor: threads``, ``inline`` or ``async`` runs in the runner's own
-process instead (``in_process``), like a Python function: faster to start, no caps.
+process instead (``in_process``), like a Python function: faster to start, no caps; one on
+``dask`` runs on a Dask worker's thread (``CodeOnWorker``), without caps too.
 
 Errors name the step, the language and the line of the code (``step s (python): line 3:
 ZeroDivisionError: division by zero``); the whole traceback stays on the step's error.
@@ -45,6 +46,7 @@ __all__ = [
     "MAX_MEMORY",
     "MAX_OUTPUT",
     "CodeCall",
+    "CodeOnWorker",
     "PythonStepError",
     "compile_code",
     "in_process",
@@ -175,6 +177,24 @@ class CodeCall:
     def pardag_worker_caps(self) -> Limits:
         """The caps this call sets for good in its worker (``pardag.child.WORKER_CAPS``)."""
         return _caps(self.memory, self.limits)
+
+    def __repr__(self) -> str:
+        return f"Python code step {self.step_id!r}"
+
+
+@dataclass(frozen=True)
+class CodeOnWorker:
+    """One code step's call on a Dask worker thread (``executor: dask``): compiled there from
+    its text, so that its tracebacks show its lines; no caps (a limit would hold for the
+    worker's other tasks too); an ``async def run`` gets an event loop of its own."""
+
+    step_id: str
+    code: str
+
+    def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
+        compiled, _ = compile_code(self.step_id, self.code)
+        value = _call(self.step_id, compiled, args, kwargs)
+        return asyncio.run(value) if inspect.iscoroutine(value) else value
 
     def __repr__(self) -> str:
         return f"Python code step {self.step_id!r}"

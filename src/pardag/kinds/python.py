@@ -46,6 +46,7 @@ from pardag.child import Limits
 from pardag.errors import PythonStepError
 from pardag.kinds import locate, pycode
 from pardag.kinds.base import Action, Binder, RunContext, no_inputs
+from pardag.kinds.cluster import OnWorker
 from pardag.kinds.pycode import Def, compile_code
 from pardag.states import EXECUTORS, ExecutorName
 
@@ -171,6 +172,7 @@ class PythonKind:
 
     fields: tuple[str, ...] = ("function", "code", "limits")
     item_inputs = True  # mapped from a file: ``run(inputs)`` gets inputs 'item', 'item_index'
+    cluster = True  # may run on a Dask worker (a code step: pardag.kinds.pycode.CodeOnWorker)
 
     def problems(self, step: Step) -> list[str]:
         if step.fn is not None and not step.params and callable(step.fn):  # the common case
@@ -376,6 +378,9 @@ def _code_action(step: Step) -> Action:
     binder = bind_function(stub, step.depends_on)
     assert not isinstance(binder, str)  # validated
     executor = step.executor or ExecutorName.PROCESSES
+    if executor == ExecutorName.DASK:  # by name, compiled on the worker
+        on_worker = OnWorker(step.id, pycode.CodeOnWorker(step.id, code))
+        return Action(on_worker, ExecutorName.DASK, binder)
     if executor != ExecutorName.PROCESSES:
         is_async = default_executor(stub) == ExecutorName.ASYNC
         return Action(pycode.in_process(step.id, compiled, is_async), executor, binder)

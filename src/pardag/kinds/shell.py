@@ -45,7 +45,8 @@ import stat
 import subprocess
 import tempfile
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pardag import child, stepprocs, tether
@@ -53,7 +54,8 @@ from pardag.arguments import Spread
 from pardag.child import Limits
 from pardag.errors import ArgumentError, CommandFailed
 from pardag.executors.base import describe_exit
-from pardag.kinds.base import IDEMPOTENCY_ENV, Action, RunContext, idempotency_key
+from pardag.kinds.base import IDEMPOTENCY_ENV, Action, Binder, RunContext, idempotency_key
+from pardag.kinds.cluster import OnWorker, watched
 from pardag.secrets import secrets_of, without_sources
 from pardag.shellvalues import (
     ShellValues,
@@ -73,9 +75,12 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_OUTPUT",
     "TAIL_OUTPUT",
+    "Command",
     "CommandFailed",
     "ShellKind",
+    "ShellOnWorker",
     "end_process",
+    "execute",
     "input_env",
     "kill_group",
     "run_command",
@@ -349,6 +354,8 @@ class ShellKind:
     """The fields rendered as templates (validation checks what they read)."""
     template_names: tuple[str, ...] = ("idempotency_key",)
     """Names its templates read besides ``pardag.templates.TEMPLATE_NAMES``."""
+    cluster = True
+    """It may run on a Dask worker, rendered here (``pardag.kinds.cluster``)."""
 
     def problems(self, step: Step) -> list[str]:
         out = _shape_problems(step.params)
@@ -360,36 +367,73 @@ class ShellKind:
 
     def action(self, step: Step, ctx: RunContext) -> Action:
         params = dict(step.params)
-        where = f"step {step.id!r} params"
         shell = str(params.get("shell") or "sh")
-
-        key = idempotency_key(ctx.run_id, step.id)
         limits = Limits.read(params.get("limits"))
+        prepare = _preparer(step, ctx, params, shell)
+        if step.executor == ExecutorName.DASK:  # rendered here, run on a worker
+            call = OnWorker(
+                step.id, ShellOnWorker(shell, limits, step.timeout), secrets_of(ctx).masker
+            )
+            return Action(call, ExecutorName.DASK, _bind_prepared(prepare))
 
         async def run(inputs: Mapping[str, Any]) -> Any:
-            names = namespace(inputs, ctx, idempotency_key=key)
-            env = {
-                str(k): to_text(v)
-                for k, v in render(params.get("env") or {}, names, where=f"{where}.env").items()
-            }
-            cwd = params.get("cwd")
-            cwd = None if cwd is None else to_text(render(cwd, names, where=f"{where}.cwd"))
-            values = ShellValues()
-            argv = _command(params, names, where, shell, values)
-            _refuse_nul(argv, f"{where}.command")
-            _refuse_nul(env.values(), f"{where}.env")
-            full_env = {
-                **input_env(inputs),
-                **secrets_of(ctx),
-                IDEMPOTENCY_ENV: key,
-                **env,
-                **values.env,
-            }
-            if "script" in params:
-                return await _run_script(argv[0], argv[1:], full_env, cwd, shell, limits)
-            return await run_command(argv, full_env, cwd, limits=limits)
+            return await execute(prepare(inputs), shell, limits)
 
         return Action(run, ExecutorName.ASYNC, _bind_inputs)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One attempt of a shell step, rendered: its argv (for a ``script``: the script's text,
+    then its arguments), its whole environment beyond the process's own, its directory.
+    Plain data, so that it can be run on another machine (``pardag.kinds.cluster``)."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str | None
+    script: bool
+
+    def __repr__(self) -> str:  # the environment may hold secrets
+        return f"Command({self.argv[0][:40]!r}, ...)"
+
+
+def _preparer(
+    step: Step, ctx: RunContext, params: Mapping[str, Any], shell: str
+) -> Callable[[Mapping[str, Any]], Command]:
+    """The step's templates, rendered for one attempt's inputs into a ``Command``."""
+    where = f"step {step.id!r} params"
+    key = idempotency_key(ctx.run_id, step.id)
+
+    def prepare(inputs: Mapping[str, Any]) -> Command:
+        names = namespace(inputs, ctx, idempotency_key=key)
+        env = {
+            str(k): to_text(v)
+            for k, v in render(params.get("env") or {}, names, where=f"{where}.env").items()
+        }
+        cwd = params.get("cwd")
+        cwd = None if cwd is None else to_text(render(cwd, names, where=f"{where}.cwd"))
+        values = ShellValues()
+        argv = _command(params, names, where, shell, values)
+        _refuse_nul(argv, f"{where}.command")
+        _refuse_nul(env.values(), f"{where}.env")
+        full_env = {
+            **input_env(inputs),
+            **secrets_of(ctx),
+            IDEMPOTENCY_ENV: key,
+            **env,
+            **values.env,
+        }
+        return Command(argv, full_env, cwd, "script" in params)
+
+    return prepare
+
+
+async def execute(command: Command, shell: str, limits: Limits | None) -> Any:
+    """Run a rendered ``command``; its output as the step's (see the module docstring)."""
+    argv, env, cwd = command.argv, command.env, command.cwd
+    if command.script:
+        return await _run_script(argv[0], argv[1:], env, cwd, shell, limits)
+    return await run_command(argv, env, cwd, limits=limits)
 
 
 def _value_problems(params: Mapping[str, Any]) -> list[str]:
@@ -460,6 +504,17 @@ def _bind_inputs(
     return (inputs,), {}
 
 
+def _bind_prepared(prepare: Callable[[Mapping[str, Any]], Command]) -> Binder:
+    """A binder that renders the attempt in the runner: the worker gets a ``Command``."""
+
+    def bind(
+        inputs: Mapping[str, Any], params: Mapping[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        return (prepare(inputs),), {}
+
+    return bind
+
+
 def _argv(values: list[Any]) -> list[str]:
     """Rendered arguments as text, one each (a list as JSON), but for ``| spread``, whose
     items are arguments of their own (``pardag.arguments``)."""
@@ -492,6 +547,22 @@ async def _run_script(
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
+
+
+@dataclass(frozen=True)
+class ShellOnWorker:
+    """A shell step's rendered ``Command`` on a Dask worker (``pardag.kinds.cluster``): its
+    process group killed at the step's ``timeout``, or once Dask cancels the task."""
+
+    shell: str
+    limits: Limits | None
+    timeout: float | None
+
+    def __call__(self, command: Command) -> Any:
+        return watched(lambda: execute(command, self.shell, self.limits), self.timeout, _WHAT)
+
+
+_WHAT = "the command"
 
 
 KINDS = {"shell": ShellKind()}

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from pardag.errors import WasmStepError, WasmTimeout
 from pardag.kinds import code as common
 from pardag.kinds.base import Action, RunContext, lazy_module
+from pardag.kinds.cluster import OnWorker
 from pardag.kinds.code import MAX_MEMORY, MAX_OUTPUT, TIMEOUT_MARGIN
 from pardag.regularfile import NotRegularFile, read_regular
 from pardag.states import ExecutorName
@@ -384,6 +385,7 @@ class WasmKind:
     """Runs a WebAssembly module (``module`` path or inline ``wat``); see the module docstring."""
 
     fields: tuple[str, ...] = ("module", "wat", "code")
+    cluster = True  # may run on a Dask worker (pardag.kinds.cluster)
 
     def problems(self, step: Step) -> list[str]:
         out: list[str] = []
@@ -426,6 +428,8 @@ class WasmKind:
         ) -> tuple[tuple[Any, ...], dict[str, Any]]:
             return (common.plain(inputs),), {}
 
+        if step.executor == ExecutorName.DASK:
+            return Action(OnWorker(step_id, call), ExecutorName.DASK, bind_plain)
         return Action(call, ExecutorName.PROCESSES, bind_plain)
 
 

@@ -9,6 +9,7 @@ auto); ``past_durations`` reads the duration history that orders a recorded work
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import statistics
 from collections.abc import Callable, Mapping, Sequence
@@ -27,7 +28,7 @@ from pardag.runner.chains import chain_table, executor_pool, may_hand_ahead
 from pardag.scheduler import Pool, Scheduler
 from pardag.states import ExecutorName, Mode
 from pardag.store.base import Store, StoreError
-from pardag.validate import item_step, when_step
+from pardag.validate import item_step, on_dask, when_step
 
 __all__ = [
     "HISTORY_RUNS",
@@ -36,6 +37,7 @@ __all__ = [
     "make_plan",
     "make_scheduler",
     "past_durations",
+    "placed",
     "pools_only",
     "precondition",
 ]
@@ -90,7 +92,10 @@ def make_plan(
     """The plan of one run of ``graph`` (a compiled workflow) with ``settings``."""
     steps = graph.steps
     mapped = any(s.map_over is not None for s in steps)
-    actions = _actions([item_step(s) if s.map_over else s for s in steps] if mapped else steps, ctx)
+    built = [item_step(s) if s.map_over else s for s in steps] if mapped else steps
+    if settings.executor == ExecutorName.DASK:
+        built = [placed(s, settings) for s in built]
+    actions = _actions(built, ctx)
     executor_of = [pick_executor(s, a, settings) for s, a in zip(steps, actions, strict=True)]
     checks = [precondition(when_step(s) if s.map_over else s) for s in steps]  # an instance's
     cache = cache_policies(steps, ctx, stored=durable, encoder=encoder)
@@ -131,11 +136,25 @@ def _actions(steps: Sequence[Step], ctx: RunContext) -> list[Action]:
     return out
 
 
+def placed(step: Step, settings: Settings) -> Step:
+    """``step`` as its kind must build it under a run-wide ``dask``: a kind's step that the
+    run sends to the cluster (``validate.on_dask``: a shell, http, code step...) as if it
+    named ``executor: dask``. A Python function is left as it is: ``pick_executor`` places it."""
+    if step.executor is not None or step.fn is not None or "function" in step.params:
+        return step
+    if not on_dask(step, settings):
+        return step
+    return dataclasses.replace(step, executor=ExecutorName.DASK)
+
+
 def pick_executor(step: Step, action: Action, settings: Settings) -> str:
     """The step's own choice; else the kind's, unless it is the plain-function default
     ``threads``, which the run's ``executor`` setting replaces (a kind that asks for
-    ``async``, ``inline`` or a code step's worker ``processes`` needs that one)."""
+    ``async``, ``inline`` or a code step's worker ``processes`` needs that one; a control
+    step's function, a condition's or a merge's, stays in the runner under ``dask``)."""
     if step.executor is not None or action.executor != ExecutorName.THREADS:
+        return action.executor
+    if settings.executor == ExecutorName.DASK and not on_dask(step, settings):
         return action.executor
     return settings.executor or action.executor
 
