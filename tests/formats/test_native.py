@@ -280,7 +280,7 @@ steps:
         "21: other: unknown field 'whatever'; use one of kind, description, depends_on, "
         "language, params, retry, timeout, when, trigger, critical, cache, resources, priority, "
         "executor, estimate, branch, for_each, max_concurrency, max_items, allow_failures, "
-        "command, "
+        "isolation, command, "
     )
 
 
