@@ -16,11 +16,17 @@ own event loop, and reports its end through an ``asyncio.Future`` like any other
   the cluster would keep arrival order, not pardag's. Its Dask ``priority`` is its place in
   pardag's ready order (higher rank first), for the cluster to weigh against others' tasks.
 * The function and its arguments cross as one pickle made here (``pardag.executors.payload``:
-  by value when the worker could not import them, as for the ``processes`` executor); the
-  result comes back to the client as soon as the task ends, and the task's key is released.
+  by value when the worker could not import them, as for the ``processes`` executor); an
+  input that another step left on the cluster crosses as its Dask future instead, worker to
+  worker (``dask_data.Outputs``). A result comes back to the client as soon as its task ends,
+  unless it is kept on the cluster (``Label.keep``: a ``KeptOnCluster`` comes back); its future
+  is held while a dependent on the cluster may take it (``Label.dependents``), else released.
+* A worker announces each call as it begins it (``Label.announce``: on a Dask event topic of
+  the run), and the runner's ``on_start`` hook hears of it: ``step_started`` is the worker's.
 * ``stop`` cancels the task (``Future.cancel``): a queued one never runs. A task already
   running on a worker thread cannot be interrupted: Dask forgets it, but the thread runs the
-  function to its end (docs/scale-out.md).
+  function to its end (docs/scale-out.md), unless it runs isolated (``Label.isolate``: in a
+  subprocess of the worker, killed once the call's cancel ``Event`` is set; ``dask_isolation``).
 * A step's ``resources`` that are no pardag pool are Dask worker resources (``Label``); a call
   asking for one that no worker has fails at submit, not by waiting forever.
 * A worker that dies mid-step fails that attempt (the clusters this executor starts allow no
