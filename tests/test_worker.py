@@ -25,6 +25,7 @@ import pytest
 
 import pardag
 from pardag.cli import main
+from pardag.owner import parse
 from pardag.store import RunRecord, open_store
 from pardag.worker import Worker, submit
 from tests.store.conftest import postgres, postgres_url  # noqa: F401  (fixtures used below)
@@ -222,6 +223,46 @@ def test_a_killed_workers_run_is_taken_over_and_its_finished_steps_do_not_run_ag
     with open_store(store_url) as store:
         attempts = Counter(s.step_id for s in store.get_steps(run_id))
     assert attempts == Counter({"a": 1, "b": 2, "c": 1})
+
+
+def test_a_worker_killed_among_twenty_runs_loses_none_and_reruns_no_finished_step(
+    project: Path, store_url: str, ledger: Path, workers: Workers
+) -> None:
+    """The crash test of issue 16: two workers share 20 queued runs; one is SIGKILLed while
+    runs are under way. Every run completes; a step the store held as succeeded at the kill
+    never runs again (the ledger, written by the steps themselves, counts it)."""
+    doomed, survivor = workers.start("--max-runs", "4"), workers.start("--max-runs", "4")
+    run_ids = queue_runs(project, store_url, ledger, 20)
+
+    def doomed_holds_a_run() -> bool:
+        held = [r for r in records(store_url, run_ids) if r.status == "running"]
+        owners = [parse(r.worker) for r in held]
+        return any(o is not None and o.pid == doomed.pid for o in owners)
+
+    wait_for("a third of the steps", lambda: sum(executions(ledger).values()) >= 20)
+    wait_for("the doomed worker to hold a run", doomed_holds_a_run)
+    doomed.kill()
+    doomed.wait()
+    with open_store(store_url) as store:
+        finished = {
+            f"{n}:{s.step_id}"
+            for n, run_id in enumerate(run_ids)
+            for s in store.get_steps(run_id)
+            if s.state == "succeeded"
+        }
+    wait_for("the twenty runs to end", all_final(store_url, run_ids))
+    assert workers.stop(survivor) == 0
+    done = records(store_url, run_ids)
+    assert [r.status for r in done] == ["succeeded"] * 20
+    ran = executions(ledger)
+    assert set(ran) == {f"{n}:{s}" for n in range(20) for s in "abc"}
+    assert {step: ran[step] for step in finished} == dict.fromkeys(finished, 1)
+    assert max(ran.values()) <= 2  # a step running at the kill runs again, once
+    assert sum(r.claims for r in done) > 20  # the killed worker's runs were taken over
+    with open_store(store_url) as store:
+        for n, run_id in enumerate(run_ids):
+            outputs = {s.step_id: s.output_json for s in store.get_steps(run_id)}
+            assert outputs == {"a": str(n), "b": str(n + 1), "c": str((n + 1) * 2)}
 
 
 def test_sigterm_lets_the_run_in_hand_finish_before_the_worker_exits(
