@@ -80,7 +80,8 @@ class Distributed(Engine):
             self.cluster.close()
             self.cluster = None
 
-    def _call(self, s: Any) -> tuple[Any, ...]:
+    def call(self, s: Any) -> tuple[Any, ...]:
+        """A step's task: its function and own arguments (the dependencies' futures follow)."""
         if s.kind == "noop":
             return (tasks.async_noop if self.variant == "threads-async" else tasks.noop_args,)
         if s.kind == "sleep":
@@ -93,7 +94,7 @@ class Distributed(Engine):
         if self.variant != "threads-graph":
             return run  # tasks are submitted in the timed run, as a user would
         key = {s.id: f"{s.id}-r{run}" for s in wl.steps}
-        dsk = {key[s.id]: (*self._call(s), *(key[d] for d in s.deps)) for s in wl.steps}
+        dsk = {key[s.id]: (*self.call(s), *(key[d] for d in s.deps)) for s in wl.steps}
         return dsk, [key[k] for k in wl.sinks()]
 
     def run(self, built: Any, wl: Workload) -> None:
@@ -103,15 +104,21 @@ class Distributed(Engine):
             dsk, keys = built
             client.get(dsk, keys)
             return
-        futures: dict[str, distributed.Future] = {}
-        for s in wl.steps:
-            call = self._call(s)
-            futures[s.id] = client.submit(
-                *call, *(futures[d] for d in s.deps), key=f"{s.id}-r{built}", pure=False
-            )
+        futures = self.submit(client, wl, f"r{built}")
         distributed.wait([futures[k] for k in wl.sinks()])
         for k in wl.sinks():
             futures[k].result()
+
+    def submit(self, client: Client, wl: Workload, tag: str) -> dict[str, distributed.Future]:
+        """Every step as one task, its dependencies' futures as arguments (so the scheduler
+        holds the graph's edges); step ``s`` gets the key ``{s}-{tag}``."""
+        futures: dict[str, distributed.Future] = {}
+        for s in wl.steps:
+            call = self.call(s)
+            futures[s.id] = client.submit(
+                *call, *(futures[d] for d in s.deps), key=f"{s.id}-{tag}", pure=False
+            )
+        return futures
 
 
 ENGINE = Distributed
