@@ -205,11 +205,37 @@ def section(res: Results) -> list[str]:
         "",
         versus_table(res),
         "",
-        "**Feeding the cluster.** W1 at a larger size, once: steps per second one runner "
-        "(or one distributed client) gets through, the peak RSS of its process above the "
-        "RSS before the build (the kernel's high-water mark; the cluster is in other "
-        "processes), and the bytes its TCP comms wrote and read, per step.",
+        "**Feeding the cluster.** W1 at two sizes, once each in a fresh process: steps per "
+        "second one runner (or one distributed client) gets through, the peak RSS of its "
+        "process above the RSS before the build (the kernel's high-water mark; the cluster is "
+        "in other processes), and the bytes its TCP comms wrote and read, per step.",
         "",
         feed_table(res),
+        "",
+        *_growth_line(res),
+    ]
+
+
+def growth(res: Results, engine: tuple[str, str]) -> tuple[int, int, float] | None:
+    """(smaller size, larger size, bytes a step the peak RSS grew by between them)."""
+    sizes = {
+        r["tasks"]: r["runs"][0]["peak_self"] - r["runs"][0]["base_self"]
+        for r in _series(res)
+        if (r["engine"], r["variant"]) == engine and ok(r) and r["runs"][0].get("peak_self")
+    }
+    if len(sizes) < 2:
+        return None
+    small, big = min(sizes), max(sizes)
+    return small, big, (sizes[big] - sizes[small]) / (big - small)
+
+
+def _growth_line(res: Results) -> list[str]:
+    found = [(e, growth(res, (e, v))) for e, v in FEEDS]
+    parts = [f"{g[2] / 1024:.1f} KiB ({e})" for e, g in found if g is not None]
+    if not parts:
+        return []
+    small, big = next(g for _, g in found if g is not None)[:2]
+    return [
+        f"From {small:,} to {big:,} steps the peak grew by {' and '.join(parts)} a step.",
         "",
     ]

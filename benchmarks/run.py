@@ -197,8 +197,8 @@ def plan(mode: str) -> list[Job]:
 
 def dask_jobs(full: bool, instances: list[str]) -> list[Job]:
     """The dask series: pardag (``executor="dask"``) and distributed's own ``Client.submit``
-    graph on one shared cluster (``benchmarks/dask_cluster.py``), medians of 3; then W1 at a
-    larger size, once, for how fast one runner feeds the cluster and its memory per step."""
+    graph on one shared cluster (``benchmarks/dask_cluster.py``), medians of 3; then W1 at two
+    sizes, once each, for how fast one runner feeds the cluster and its memory per step."""
     slots = dask_cluster.WORKERS * dask_cluster.THREADS
 
     def D(name: str, **params: Any) -> dict[str, Any]:
@@ -211,13 +211,11 @@ def dask_jobs(full: bool, instances: list[str]) -> list[Job]:
         D("W4"),
         *(D("wfcommons", instance=i) for i in instances),
     ]
-    feed = [D("W1", n=20_000 if full else 5_000)]
-    return [
-        Job("pardag", "dask", cases, 3),
-        Job("distributed", "cluster", cases, 3),
-        Job("pardag", "dask-feed", feed, 1, memory=True),
-        Job("distributed", "cluster-feed", feed, 1, memory=True),
-    ]
+    jobs = [Job("pardag", "dask", cases, 3), Job("distributed", "cluster", cases, 3)]
+    for n in (1_000, 10_000) if full else (1_000, 5_000):  # two sizes: memory's growth a step
+        for engine, variant in (("pardag", "dask-feed"), ("distributed", "cluster-feed")):
+            jobs.append(Job(engine, variant, [D("W1", n=n)], 1, memory=True))
+    return jobs
 
 
 def selected(case: dict[str, Any], keep: set[str]) -> bool:
@@ -243,8 +241,8 @@ QUICK_NOTES = [
     "`make bench-full` runs every variant at full size, each workload in its own process.",
     "The dask series (pardag's `dask` executor against distributed's own `Client.submit` on "
     "one shared cluster) in quick mode: W1 at 1,000 leaves, W2 at 300 steps, WfCommons "
-    "`cycles` only, the feeding figures at 5,000 leaves (full: 10,000, 2,000, all six "
-    "instances, 20,000).",
+    "`cycles` only, the feeding figures at 1,000 and 5,000 leaves (full: 10,000, 2,000, all "
+    "six instances, 1,000 and 10,000).",
     "W7 (mapped steps) in quick mode: the 100,000-item fan runs once (medians of 3 at 10,000 "
     "and for the chain); the chain has 64 items on 16 slots (200 on 32 in full mode); "
     "pardag's `map-async` and Dask run W7 in full mode only.",

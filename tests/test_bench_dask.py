@@ -27,7 +27,7 @@ CASES = [
     {"workload": "W2", "n": 1, "slots": 2, "series": "dask"},
     W4_TINY,
 ]
-FEED = [{"workload": "W1", "n": 20, "slots": 2, "series": "dask"}]
+FEED = [{"workload": "W1", "n": n, "slots": 2, "series": "dask"} for n in (20, 40)]
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_the_series_runs_and_fills_its_part_of_the_page(address: str, tmp_path: 
     jobs += [("pardag", "dask-feed", FEED), ("distributed", "cluster-feed", FEED)]
     for engine_name, variant, cases in jobs:
         engine = (Pardag if engine_name == "pardag" else Distributed)(variant, 1e6)
-        for k, case in enumerate(cases):
+        for k, case in enumerate(cases):  # the feed's sizes in one process here, not two
             spec = {"repeats": 1, "memory": variant.endswith("feed")}
             out = harness.run_case(engine, case, k, spec, lambda *_a, **_k: None)
             results.append({**out, "engine": engine_name, "variant": variant})
@@ -104,7 +104,8 @@ def test_the_series_runs_and_fills_its_part_of_the_page(address: str, tmp_path: 
         assert what in part
     assert "| one step (a run's fixed cost) | ms per run |" in part
     assert "| W4 (24 sleeps, LB " in part and "| makespan / LB |" in part
-    assert "| **pardag** | 22 |" in part and "| distributed | 22 |" in part
+    assert "| **pardag** | 22 |" in part and "| distributed | 42 |" in part
+    assert "From 22 to 42 steps the peak grew by " in part and " KiB (distributed) a step." in part
     for target, measured, _limit in report_dask.targets(report.Results(doc)):
         assert measured is not None and measured > 0, target
         assert f"| {target} | " in text
@@ -154,8 +155,12 @@ def test_the_series_is_picked_by_its_own_name() -> None:
         ("distributed", "cluster", 3),
         ("pardag", "dask-feed", 1),
         ("distributed", "cluster-feed", 1),
+        ("pardag", "dask-feed", 1),
+        ("distributed", "cluster-feed", 1),
     ]
     assert jobs[0].cases == jobs[1].cases and jobs[2].cases == jobs[3].cases
+    assert [j.cases[0]["n"] for j in jobs[2:]] == [1_000, 1_000, 5_000, 5_000]
+    assert all(j.memory for j in jobs[2:])
     threads = dask_cluster.WORKERS * dask_cluster.THREADS
     assert {c["slots"] for j in jobs for c in j.cases} == {threads}
 
