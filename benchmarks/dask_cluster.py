@@ -21,6 +21,8 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
+from benchmarks.workloads import REPO
+
 ADDRESS_ENV = "PARDAG_BENCH_DASK_ADDRESS"
 WORKERS = 2
 THREADS = 4
@@ -39,8 +41,12 @@ def address() -> str:
 def started(workers: int = WORKERS, threads: int = THREADS) -> Iterator[str]:
     """Start the cluster in its own process; yield its scheduler address; stop it."""
     cmd = [sys.executable, "-m", "benchmarks.dask_cluster", f"--workers={workers}"]
+    env = dict(os.environ)  # its workers import the step bodies from benchmarks.tasks
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
     proc = subprocess.Popen(
         [*cmd, f"--threads={threads}"],
+        cwd=REPO,
+        env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
