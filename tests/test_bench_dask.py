@@ -20,6 +20,8 @@ from benchmarks.engines.distributed import Distributed
 from benchmarks.engines.pardag import Pardag
 from benchmarks.workloads import generate
 
+from tests.bench_support import results_doc
+
 W4_TINY = {"workload": "W4", "n": 24, "layers": 4, "mean": 0.002, "slots": 2, "series": "dask"}
 CASES = [
     {"workload": "W1", "n": 6, "slots": 2, "series": "dask"},
@@ -94,7 +96,7 @@ def test_the_series_runs_and_fills_its_part_of_the_page(address: str, tmp_path: 
     assert all(run["bytes_written"] > 0 and run["bytes_read"] > 0 for run in feeds)
     assert all(run["peak_self"] >= run["base_self"] for run in feeds)
 
-    doc = {**_doc(), "results": results, "dask_cluster": {"workers": 1, "threads": 2}}
+    doc = results_doc(results, dask_cluster={"workers": 1, "threads": 2})
     page = tmp_path / "performance.md"
     report.write(doc, page)
     text = page.read_text()
@@ -130,13 +132,12 @@ def test_the_ratio_is_of_medians_and_a_failed_side_is_not_measured() -> None:
             "runs": [_run(t) for t in runs],
         }
 
-    doc = {
-        **_doc(),
-        "results": [
+    doc = results_doc(
+        [
             result("pardag", "dask", [0.3, 0.1, 0.2, 0.9]),  # median: the lower middle, 0.2
             result("distributed", "cluster", [0.1, 0.1, 0.4]),
-        ],
-    }
+        ]
+    )
     assert report_dask.ratio(report.Results(doc), "W2") == pytest.approx(2.0)
     row = report_dask.versus_table(report.Results(doc)).splitlines()[-1]
     assert row == "| W2 (10 no-ops) | us/step | 10,000 | 20,000 | 10,000 | 10,000 | 2.00 |"
@@ -163,15 +164,3 @@ def test_the_series_is_picked_by_its_own_name() -> None:
     assert all(j.memory for j in jobs[2:])
     threads = dask_cluster.WORKERS * dask_cluster.THREADS
     assert {c["slots"] for j in jobs for c in j.cases} == {threads}
-
-
-def _doc() -> dict[str, Any]:
-    return {
-        "mode": "quick",
-        "date": "2026-12-03 12:00 UTC",
-        "command": "make bench",
-        "machine": {"cpu": "test", "cores": 2, "memory_gib": 1.0, "os": "Linux"},
-        "versions": {"python": "3.11", "distributed": "2026.8.0"},
-        "cpu_rate": 1e7,
-        "limits": {"run_timeout_s": 60.0, "memory_gib": 16.0},
-    }
