@@ -10,6 +10,7 @@ the cluster, with the runner's memory and bytes per step.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 from benchmarks.report import Result, Results, failure, num, ok, table, tasks_cell
 
@@ -40,11 +41,12 @@ def _median(xs: list[float]) -> float:
     return xs[(len(xs) - 1) // 2]  # the lower of two, as report.median_run
 
 
-class Figure:
-    """One row's figure: what it is, its values from a result, and its unit."""
+class Figure(NamedTuple):
+    """One row's figure: what it is, its values from a result (sorted), and its unit."""
 
-    def __init__(self, name: str, values: Callable[[Result], list[float]], kind: str) -> None:
-        self.name, self.values, self.kind = name, values, kind
+    name: str
+    values: Callable[[Result], list[float]]
+    kind: str
 
 
 def _figure(r: Result) -> Figure:
