@@ -218,9 +218,14 @@ def dask_jobs(full: bool, instances: list[str]) -> list[Job]:
     return jobs
 
 
+def dask_case(case: dict[str, Any]) -> bool:
+    """Whether a case is of the dask series (it runs on the shared cluster)."""
+    return case.get("series") == "dask"
+
+
 def selected(case: dict[str, Any], keep: set[str]) -> bool:
     """``--workloads``: a case by its workload's name; the dask series by its own, ``dask``."""
-    if case.get("series") == "dask":
+    if dask_case(case):
         return "dask" in keep
     return case["workload"] in keep
 
@@ -660,15 +665,12 @@ def main(argv: list[str] | None = None) -> int:
         f"  {tasks.iterations(cpu_rate, 0.5):,} iterations = 0.5 s; {len(jobs)} jobs",
         file=sys.stderr,
     )
-    cluster = contextlib.ExitStack()  # its process also stops if this one dies (stdin closes)
-    on_cluster = [j for j in jobs if any(c.get("series") == "dask" for c in j.cases)]
-    if on_cluster and "distributed" not in missing:
-        os.environ[dask_cluster.ADDRESS_ENV] = cluster.enter_context(dask_cluster.started())
-        doc["dask_cluster"] = {"workers": dask_cluster.WORKERS, "threads": dask_cluster.THREADS}
+    # the dask series' cluster: started before its first job, stopped after its last (idle
+    # workers would share the cores with the jobs around it); it also stops if this process dies
+    cluster = contextlib.ExitStack()
+    on_cluster = [n for n, j in enumerate(jobs, 1) if any(dask_case(c) for c in j.cases)]
     for n, job in enumerate(jobs, 1):
-        why = missing.get(
-            "distributed" if job in on_cluster else job.engine, missing.get(job.engine)
-        )
+        why = missing.get(job.engine) or (missing.get("distributed") if n in on_cluster else None)
         if why is not None:
             for case in job.cases:
                 doc["results"].append(
@@ -681,6 +683,9 @@ def main(argv: list[str] | None = None) -> int:
                     }
                 )
             continue
+        if n in on_cluster and "dask_cluster" not in doc:
+            os.environ[dask_cluster.ADDRESS_ENV] = cluster.enter_context(dask_cluster.started())
+            doc["dask_cluster"] = {"workers": dask_cluster.WORKERS, "threads": dask_cluster.THREADS}
         t0 = time.monotonic()
         log = logs / f"{n:03d}-{job.engine}-{job.variant}.log"
         log.unlink(missing_ok=True)
@@ -695,6 +700,8 @@ def main(argv: list[str] | None = None) -> int:
         )
         doc["elapsed_s"] = time.monotonic() - began
         args.out.write_text(json.dumps(doc, indent=1))
+        if n == max(on_cluster, default=0):
+            cluster.close()
     cluster.close()
     for name in SIDE_JOBS:
         if (not args.only or "pardag" in args.only) and (
