@@ -71,6 +71,10 @@ class Engine:
     def close(self) -> None:
         """Called once at the end: stop clusters."""
 
+    def counters(self) -> dict[str, int]:
+        """Running totals the engine keeps (bytes sent, say); each run records their growth."""
+        return {}
+
     def iterations(self, step: Step) -> int:
         """``cpu_spin`` iterations for a cpu step (the same count in every engine)."""
         return tasks.iterations(self.cpu_rate, step.duration)
@@ -183,6 +187,7 @@ def run_case(
             sample["base_tree"] = rss_tree(os.getpid())
             sample["hwm_reset"] = reset_peak()
         report("run", case=k, rep=rep)
+        before = engine.counters()
         t0 = time.perf_counter()
         built = engine.build(wl)
         t1 = time.perf_counter()
@@ -190,6 +195,7 @@ def run_case(
         t2 = time.perf_counter()
         if memory:
             sample["peak_self"] = peak_self()
+        sample.update((key, n - before[key]) for key, n in engine.counters().items())
         report("end", case=k, rep=rep)
         del built
         runs.append({"build_s": t1 - t0, "run_s": t2 - t1, **sample})

@@ -532,9 +532,9 @@ def targets(res: Results) -> list[list[str]]:
                 what,
             )
     add("W6: processes within 1.05x of ideal", makespan("W6", "processes"), 1.05, "ratio")
-    from benchmarks import report_map  # it imports this module's helpers: not at the top
+    from benchmarks import report_dask, report_map  # they import this module: not at the top
 
-    for target, measured, limit in report_map.targets(res):
+    for target, measured, limit in report_map.targets(res) + report_dask.targets(res):
         add(target, measured, limit, "ratio")
     for variant in ("async", "threads", "inline"):
         pts = {
@@ -773,7 +773,7 @@ def side_section(name: str, found: Any) -> list[str]:
 
 
 def write(doc: dict[str, Any], page: Path) -> None:
-    from benchmarks import report_map  # it imports this module's helpers: not at the top
+    from benchmarks import report_dask, report_map  # they import this module: not at the top
 
     res = Results(doc)
     docs = page.parent
@@ -919,6 +919,7 @@ def write(doc: dict[str, Any], page: Path) -> None:
         ),
         "",
         *report_map.section(res),
+        *report_dask.section(res),
         wfcommons_section(res),
         "",
         scaling_text,

@@ -32,7 +32,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from benchmarks import tasks
+from benchmarks import dask_cluster, tasks
 from benchmarks.harness import _status, descendants
 from benchmarks.workloads import REPO, wfcommons_dir, wfcommons_instances
 
@@ -153,6 +153,8 @@ def plan(mode: str) -> list[Job]:
     if full:
         add("dask", ["threads"], [w7_fan, w7_chain])
 
+    jobs += dask_jobs(full, [i for i in wf if full or i.startswith("cycles")])
+
     if full:
         add("distributed", ["threads", "procs", "threads-graph"], [W("W1", n=10_000)])
         add("distributed", ["threads", "procs", "threads-graph"], [W("W2", n=2_000)])
@@ -193,6 +195,41 @@ def plan(mode: str) -> list[Job]:
     return jobs
 
 
+def dask_jobs(full: bool, instances: list[str]) -> list[Job]:
+    """The dask series: pardag (``executor="dask"``) and distributed's own ``Client.submit``
+    graph on one shared cluster (``benchmarks/dask_cluster.py``), medians of 3; then W1 at two
+    sizes, once each, for how fast one runner feeds the cluster and its memory per step."""
+    slots = dask_cluster.WORKERS * dask_cluster.THREADS
+
+    def D(name: str, **params: Any) -> dict[str, Any]:
+        return W(name, slots=slots, series="dask", **params)
+
+    cases = [
+        D("W1", n=10_000 if full else 1_000),
+        D("W2", n=2_000 if full else 300),
+        D("W2", n=1),  # one step: what a run costs besides its steps
+        D("W4"),
+        *(D("wfcommons", instance=i) for i in instances),
+    ]
+    jobs = [Job("pardag", "dask", cases, 3), Job("distributed", "cluster", cases, 3)]
+    for n in (1_000, 10_000) if full else (1_000, 5_000):  # two sizes: memory's growth a step
+        for engine, variant in (("pardag", "dask-feed"), ("distributed", "cluster-feed")):
+            jobs.append(Job(engine, variant, [D("W1", n=n)], 1, memory=True))
+    return jobs
+
+
+def dask_case(case: dict[str, Any]) -> bool:
+    """Whether a case is of the dask series (it runs on the shared cluster)."""
+    return case.get("series") == "dask"
+
+
+def selected(case: dict[str, Any], keep: set[str]) -> bool:
+    """``--workloads``: a case by its workload's name; the dask series by its own, ``dask``."""
+    if dask_case(case):
+        return "dask" in keep
+    return case["workload"] in keep
+
+
 QUICK_NOTES = [
     "Quick mode (`make bench`): medians of 3 runs for pardag, stdlib and Dask on W1-W3 and "
     "the scaling sizes up to 10,000, one run elsewhere; W5 at 200,000 steps, and at "
@@ -207,6 +244,10 @@ QUICK_NOTES = [
     "20, so the ideal stays 50 ms and 0.5 s); Ray `tasks` (W1 at 2,000, W2 at 1,000, W4, W6) "
     "and `actor-async` (W3). Per-step figures are per step of the size run. "
     "`make bench-full` runs every variant at full size, each workload in its own process.",
+    "The dask series (pardag's `dask` executor against distributed's own `Client.submit` on "
+    "one shared cluster) in quick mode: W1 at 1,000 leaves, W2 at 300 steps, WfCommons "
+    "`cycles` only, the feeding figures at 1,000 and 5,000 leaves (full: 10,000, 2,000, all "
+    "six instances, 1,000 and 10,000).",
     "W7 (mapped steps) in quick mode: the 100,000-item fan runs once (medians of 3 at 10,000 "
     "and for the chain); the chain has 64 items on 16 slots (200 on 32 in full mode); "
     "pardag's `map-async` and Dask run W7 in full mode only.",
@@ -581,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
             Job(
                 j.engine,
                 j.variant,
-                [c for c in j.cases if c["workload"] in keep],
+                [c for c in j.cases if selected(c, keep)],
                 j.repeats,
                 j.memory,
                 j.note,
@@ -624,8 +665,13 @@ def main(argv: list[str] | None = None) -> int:
         f"  {tasks.iterations(cpu_rate, 0.5):,} iterations = 0.5 s; {len(jobs)} jobs",
         file=sys.stderr,
     )
+    # the dask series' cluster: started before its first job, stopped after its last (idle
+    # workers would share the cores with the jobs around it); it also stops if this process dies
+    cluster = contextlib.ExitStack()
+    on_cluster = [n for n, j in enumerate(jobs, 1) if any(dask_case(c) for c in j.cases)]
     for n, job in enumerate(jobs, 1):
-        if job.engine in missing:
+        why = missing.get(job.engine) or (missing.get("distributed") if n in on_cluster else None)
+        if why is not None:
             for case in job.cases:
                 doc["results"].append(
                     {
@@ -633,10 +679,13 @@ def main(argv: list[str] | None = None) -> int:
                         "variant": job.variant,
                         "case": case,
                         "status": "missing",
-                        "error": missing[job.engine],
+                        "error": why,
                     }
                 )
             continue
+        if n in on_cluster and "dask_cluster" not in doc:
+            os.environ[dask_cluster.ADDRESS_ENV] = cluster.enter_context(dask_cluster.started())
+            doc["dask_cluster"] = {"workers": dask_cluster.WORKERS, "threads": dask_cluster.THREADS}
         t0 = time.monotonic()
         log = logs / f"{n:03d}-{job.engine}-{job.variant}.log"
         log.unlink(missing_ok=True)
@@ -651,6 +700,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         doc["elapsed_s"] = time.monotonic() - began
         args.out.write_text(json.dumps(doc, indent=1))
+        if n == max(on_cluster, default=0):
+            cluster.close()
+    cluster.close()
     for name in SIDE_JOBS:
         if (not args.only or "pardag" in args.only) and (
             not args.workloads or name in args.workloads

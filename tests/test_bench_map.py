@@ -18,6 +18,8 @@ from benchmarks.workloads import (
     warmup,
 )
 
+from tests.bench_support import results_doc
+
 
 def test_the_barrier_and_the_pipelined_schedules_by_hand() -> None:
     # two slots; a = 1, 1, 3 and b = 2, 2, 1. Barrier: a ends at 4 (a2 after a0), b takes 3.
@@ -104,23 +106,16 @@ CHAIN = {"workload": "W7", "shape": "chain", "n": 8, "slots": 4}
 
 
 def _doc() -> dict[str, Any]:
-    return {
-        "mode": "quick",
-        "date": "2026-12-03 12:00 UTC",
-        "command": "make bench",
-        "machine": {"cpu": "test", "cores": 2, "memory_gib": 1.0, "os": "Linux"},
-        "versions": {"python": "3.11"},
-        "cpu_rate": 1e7,
-        "limits": {"run_timeout_s": 60.0, "memory_gib": 16.0},
-        "results": [
+    return results_doc(
+        [
             _result("pardag", "map-inline", FAN_100K, 0.125, 2.375),
             _result("pardag", "inline", FAN_100K, 1.0, 1.0),
             _result("pardag", "map-threads", FAN_10K, 0.125, 0.625),
             _result("stdlib", "map", FAN_10K, 0.0, 0.25),
             _result("pardag", "map-threads", CHAIN, 0.0, 0.375),
             {"engine": "stdlib", "variant": "dynamic", "case": CHAIN, "status": "timeout"},
-        ],
-    }
+        ]
+    )
 
 
 def test_the_targets_hold_each_map_to_its_reference() -> None:

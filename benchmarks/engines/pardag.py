@@ -8,7 +8,8 @@ every step as 1). Elsewhere sleep steps declare their duration as ``estimate=``,
 user who knows them (or, later, the run history) tells pardag. ``map-*`` run W7 as a user
 who maps writes it: a source step returning the items and one mapped step per stage
 (``wf.add(stage, fn, map_over=...)``), on the executor their name ends with; the other
-variants run W7's steps as added up front.
+variants run W7's steps as added up front. ``dask*`` run on the dask benchmark's shared cluster
+(``benchmarks/dask_cluster.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 import pardag
-from benchmarks import tasks
+from benchmarks import dask_cluster, tasks
 from benchmarks.harness import Engine
 from benchmarks.workloads import Step, Workload, stage_durations
 
@@ -62,18 +63,28 @@ class Pardag(Engine):
         "map-inline": "W7 as mapped steps, plain functions on the inline executor",
         "map-threads": "W7 as mapped steps, plain functions on the thread executor",
         "map-async": "W7 as mapped steps, async def functions",
+        "dask": "plain importable functions on the dask executor, on the shared cluster",
+        "dask-feed": "as dask, counting the bytes the runner sends and receives",
     }
+
+    def __init__(self, variant: str, cpu_rate: float) -> None:
+        super().__init__(variant, cpu_rate)
+        if variant == "dask-feed":
+            dask_cluster.Traffic.install()
+
+    def counters(self) -> dict[str, int]:
+        return dask_cluster.Traffic.total() if self.variant == "dask-feed" else {}
 
     def version(self) -> str:
         return pardag.__version__
 
     def _body(self, step: Step) -> Callable[..., Any]:
         flavour = self.variant
-        if flavour == "processes" or step.kind == "cpu":
+        if flavour in ("processes", "dask", "dask-feed") or step.kind == "cpu":
             if step.kind == "cpu":
                 return functools.partial(tasks.cpu_spin, self.iterations(step))
             if step.kind == "sleep":
-                return functools.partial(time.sleep, step.duration)
+                return functools.partial(tasks.sleep, step.duration)
             return tasks.noop
         if flavour.startswith("threads") or flavour in ("inline", "durable"):
             return tasks.noop if step.kind == "noop" else _sleeper(step.duration)
@@ -146,6 +157,8 @@ class Pardag(Engine):
             settings["mode"] = "sequential"
         if self.variant in ("processes", "inline", "map-inline"):
             settings["executor"] = self.variant.removeprefix("map-")
+        if self.variant.startswith("dask"):
+            settings.update(executor="dask", dask_address=dask_cluster.address())
         if self.variant == "durable":
             settings["executor"] = "inline"
             settings["store"] = os.path.join(tempfile.mkdtemp(prefix="pardag-bench-"), "runs.db")
