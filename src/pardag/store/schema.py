@@ -21,6 +21,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from pardag.store import tenancy
 from pardag.store.base import (
     Answer,
     CacheEntry,
@@ -162,10 +163,15 @@ MIGRATIONS: list[Migration] = [
             "CREATE INDEX runs_by_lease ON runs (status, lease_until)",
         ),
     ),
+    Migration(
+        5,
+        "the service's API tokens (hashed) and stored workflows, each in one organisation",
+        tenancy.MIGRATION,
+    ),
 ]
 """Every version of the schema, oldest first; append, never edit."""
 
-TABLES = ("runs", "steps", "events", "answers", "cache", "logs", "pardag_schema")
+TABLES = ("runs", "steps", "events", "answers", "cache", "logs", *tenancy.TABLES, "pardag_schema")
 """The tables pardag owns; a database holding some of them but no ``pardag_schema`` is not
 one of ours and is never touched."""
 
