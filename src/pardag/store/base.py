@@ -236,11 +236,15 @@ class Store(ABC):
         since: float | None = None,
         until: float | None = None,
         limit: int = 50,
+        org: str | None = None,
+        before: tuple[float, str] | None = None,
     ) -> list[RunRecord]:
-        """Runs matching every filter given, newest (``created_at``) first.
+        """Runs matching every filter given, newest (``created_at``, then id) first.
 
         ``since`` is inclusive and ``until`` exclusive (``since <= created_at < until``), so
-        consecutive windows never count a run twice; ``limit <= 0`` means no limit.
+        consecutive windows never count a run twice; ``limit <= 0`` means no limit. ``org``
+        keeps one organisation's runs; ``before`` (``created_at``, ``run_id``) those listed
+        after that run, so that pages never skip or repeat a run.
         """
 
     @abstractmethod
@@ -300,6 +304,11 @@ class Store(ABC):
     def cancel_queued(self, run_id: str, now: float, error: str) -> bool:
         """Mark a queued run ``cancelled`` (at ``now``, saying ``error``) unless a worker has
         claimed it meanwhile; False then, or if it was not queued."""
+
+    @abstractmethod
+    def requeue(self, run_id: str) -> bool:
+        """Put a ``paused`` run back in the queue (an approval was answered: a worker goes on
+        with it); False if it was not paused."""
 
     @abstractmethod
     def release(self, run_id: str, worker: str) -> bool:

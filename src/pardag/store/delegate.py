@@ -53,6 +53,9 @@ class DelegatingStore(Store):
     def cancel_queued(self, run_id: str, now: float, error: str) -> bool:
         return self.inner.cancel_queued(run_id, now, error)
 
+    def requeue(self, run_id: str) -> bool:
+        return self.inner.requeue(run_id)
+
     def release(self, run_id: str, worker: str) -> bool:
         return self.inner.release(run_id, worker)
 

@@ -333,7 +333,13 @@ SELECT_CACHE = _select("cache", CACHE_COLUMNS, "key = ? AND (expires_at IS NULL 
 
 
 def list_runs_query(
-    workflow: str | None, status: str | None, since: float | None, until: float | None, limit: int
+    workflow: str | None,
+    status: str | None,
+    since: float | None,
+    until: float | None,
+    limit: int,
+    org: str | None = None,
+    before: tuple[float, str] | None = None,
 ) -> tuple[str, list[Any]]:
     """The statement and parameters for ``Store.list_runs`` (every filter given, ANDed)."""
     filters = (
@@ -341,9 +347,13 @@ def list_runs_query(
         ("status = ?", status),
         ("created_at >= ?", since),
         ("created_at < ?", until),
+        ("org = ?", org),
     )
     clauses = [clause for clause, value in filters if value is not None]
     params: list[Any] = [value for _, value in filters if value is not None]
+    if before is not None:  # the page after a cursor: strictly below it in the listing's order
+        clauses.append("(created_at < ? OR (created_at = ? AND run_id < ?))")
+        params += [before[0], before[0], before[1]]
     sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)

@@ -130,6 +130,11 @@ class SQLStore(Store):
             )
         )
 
+    def requeue(self, run_id: str) -> bool:
+        return bool(
+            self._write("requeueing a run", lambda c: self._fetch(c, leases.REQUEUE, (run_id,)))
+        )
+
     def release(self, run_id: str, worker: str) -> bool:
         params = (run_id, worker)
         return bool(
@@ -218,8 +223,10 @@ class SQLStore(Store):
         since: float | None = None,
         until: float | None = None,
         limit: int = 50,
+        org: str | None = None,
+        before: tuple[float, str] | None = None,
     ) -> list[RunRecord]:
-        sql, params = schema.list_runs_query(workflow, status, since, until, limit)
+        sql, params = schema.list_runs_query(workflow, status, since, until, limit, org, before)
         return [schema.run_from_row(r) for r in self._read(sql, params)]
 
     def get_steps(self, run_id: str) -> list[StepRecord]:

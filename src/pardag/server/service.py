@@ -1,0 +1,105 @@
+"""``pardag serve``'s process: the API on uvicorn, and workers that execute the queued runs.
+
+One process holds both: uvicorn serves the app in the main thread (it handles SIGINT and
+SIGTERM), ``workers`` ``pardag.worker.Worker`` threads claim and run what the API queues.
+When uvicorn stops, the workers stop claiming and the runs in hand are waited for. The socket
+is bound before anything starts, so the URL printed is the one that answers (port 0: any
+free port). A host other than a loopback address is served only when asked, with a warning.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import threading
+import time
+from collections.abc import Callable
+
+import uvicorn
+
+from pardag.errors import ArgumentError
+from pardag.server.app import create_app
+from pardag.store.base import Store
+from pardag.tokens import issue
+from pardag.worker import DEFAULT_LEASE, Worker
+
+__all__ = ["DEFAULT_ORG", "Service", "first_token", "is_loopback"]
+
+DEFAULT_ORG = "default"
+"""The organisation of the admin token made for a store that has none."""
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def first_token(store: Store) -> str | None:
+    """On a store with no token yet, an admin token of ``default`` (its text); else None."""
+    if store.list_tokens():
+        return None
+    text, _ = issue(store, org=DEFAULT_ORG, role="admin", name="first admin", now=time.time())
+    return text
+
+
+class Service:
+    """The API on ``host``:``port`` over ``store``, with ``workers`` workers beside it."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        workers: int = 1,
+        lease: float = DEFAULT_LEASE,
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.store, self.workers, self.say = store, workers, say
+        self.socket = _bind(host, port)
+        bound_host, bound_port = self.socket.getsockname()[:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        self.url = f"http://{shown}:{bound_port}"
+        self._workers = [Worker(store, lease=lease, say=say) for _ in range(workers)]
+        config = uvicorn.Config(create_app(store), log_level="warning", lifespan="off")
+        self.server = uvicorn.Server(config)
+
+    def run(self) -> None:
+        """Serve until SIGINT or SIGTERM, then let the workers finish the runs in hand."""
+        threads = [
+            threading.Thread(target=w.serve, name=f"pardag-worker-{i}", daemon=True)
+            for i, w in enumerate(self._workers)
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            self.server.run(sockets=[self.socket])
+        finally:
+            for worker in self._workers:
+                worker.stop()
+            held = [run for w in self._workers for run in w.running]
+            if held:
+                self.say(f"waiting for {len(held)} run(s) in hand to end: {', '.join(held)}")
+            for thread in threads:
+                thread.join()
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ArgumentError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}; give another --port "
+            "(or stop what holds it) or another --host"
+        ) from None
+    sock.listen(128)
+    return sock
