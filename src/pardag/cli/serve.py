@@ -69,15 +69,17 @@ def serve_command(
                     f"(shown once, keep it): {token}",
                     markup=False,
                 )
-            stdout.print(
-                f"pardag serve: {service.url} (API under /api, OpenAPI at "
-                f"{service.url}/api/openapi.json) on {opened.url}, {workers} worker(s); "
-                "Ctrl-C stops it",
-                markup=False,
-            )
-            service.run()
+            service.run(ready=lambda: _ready(service.url, opened.url, workers))
     raise typer.Exit(ExitCode.SUCCEEDED)
 
 
 def _say(line: str) -> None:
     stderr.print(line, markup=False)
+
+
+def _ready(url: str, store: str, workers: int) -> None:
+    stdout.print(
+        f"pardag serve: {url} (API under /api, OpenAPI at {url}/api/openapi.json) on {store}, "
+        f"{workers} worker(s); Ctrl-C stops it",
+        markup=False,
+    )

@@ -2,7 +2,8 @@
 
 A pure ASGI middleware, so that the limit holds before anything parses the body: a declared
 ``Content-Length`` over the limit is refused at once, and a body sent in chunks (no length
-declared) is counted as it arrives and refused once it passes the limit.
+declared) is counted as it arrives and refused once it passes the limit (the app then reads
+a disconnect).
 """
 
 from __future__ import annotations
@@ -16,10 +17,6 @@ __all__ = ["DEFAULT_MAX_BODY", "BodyLimit"]
 
 DEFAULT_MAX_BODY = 1024 * 1024
 """1 MiB: a workflow definition the file readers accept fits with room to spare."""
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class BodyLimit:
@@ -36,27 +33,31 @@ class BodyLimit:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send)
             return
-        seen = 0
-        started = False
+        seen, started, refused = 0, False, False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, refused
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise _TooLarge
+            if seen > self.max_bytes and not refused:
+                refused = True
+                if not started:
+                    await self._refuse(send)
+                return {"type": "http.disconnect"}  # the app stops reading: the client left
             return message
 
         async def sending(message: Message) -> None:
             nonlocal started
+            if refused:
+                return  # answered already: the 413
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, counted, sending)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send)
+        except Exception:
+            if not refused:
+                raise
 
     async def _refuse(self, send: Send) -> None:
         limit = f"{self.max_bytes // 1024} KiB" if self.max_bytes >= 1024 else f"{self.max_bytes} B"

@@ -55,7 +55,7 @@ def _versions(request: Request, who: Principal, workflow_id: str) -> list[Stored
 
 @router.post("", status_code=201, summary="Store a workflow (a new version of its name)")
 def post_workflow(request: Request, body: WorkflowIn, who: Admin) -> dict[str, Any]:
-    wf = read_definition(body.name or "workflow", body.format, body.definition)
+    wf = read_definition(body.name, body.format, body.definition)
     name = body.name or wf.name
     stored = store_of(request).put_workflow(
         who.org, name, body.format, body.definition, time.time()

@@ -9,11 +9,14 @@ free port). A host other than a loopback address is served only when asked, with
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import uvicorn
 
@@ -21,7 +24,7 @@ from pardag.errors import ArgumentError
 from pardag.server.app import create_app
 from pardag.store.base import Store
 from pardag.tokens import issue
-from pardag.worker import DEFAULT_LEASE, Worker
+from pardag.worker import DEFAULT_LEASE, POLL_EVERY, Worker
 
 __all__ = ["DEFAULT_ORG", "Service", "first_token", "is_loopback"]
 
@@ -58,6 +61,7 @@ class Service:
         port: int = 8080,
         workers: int = 1,
         lease: float = DEFAULT_LEASE,
+        poll: float = POLL_EVERY,
         say: Callable[[str], None] = print,
     ) -> None:
         self.store, self.workers, self.say = store, workers, say
@@ -65,18 +69,23 @@ class Service:
         bound_host, bound_port = self.socket.getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.url = f"http://{shown}:{bound_port}"
-        self._workers = [Worker(store, lease=lease, say=say) for _ in range(workers)]
+        self._workers = [Worker(store, lease=lease, poll=poll, say=say) for _ in range(workers)]
         config = uvicorn.Config(create_app(store), log_level="warning", lifespan="off")
-        self.server = uvicorn.Server(config)
+        self.server = _Server(config)
 
-    def run(self) -> None:
-        """Serve until SIGINT or SIGTERM, then let the workers finish the runs in hand."""
+    def run(self, ready: Callable[[], None] | None = None) -> None:
+        """Serve until SIGINT or SIGTERM (or ``stop``), then let the workers finish the runs
+        in hand; a second signal stops serving at once (the runs' leases then expire).
+        ``ready`` is called once the signals are handled here (to print the URL, say)."""
+        before = self._on_signals() if threading.current_thread() is threading.main_thread() else {}
         threads = [
             threading.Thread(target=w.serve, name=f"pardag-worker-{i}", daemon=True)
             for i, w in enumerate(self._workers)
         ]
         for thread in threads:
             thread.start()
+        if ready is not None:
+            ready()
         try:
             self.server.run(sockets=[self.socket])
         finally:
@@ -87,6 +96,29 @@ class Service:
                 self.say(f"waiting for {len(held)} run(s) in hand to end: {', '.join(held)}")
             for thread in threads:
                 thread.join()
+            for signum, handler in before.items():
+                signal.signal(signum, handler)
+
+    def stop(self) -> None:
+        """Stop serving (the runs in hand are waited for); safe from a signal handler."""
+        if self.server.should_exit:
+            self.server.force_exit = True
+        self.server.should_exit = True
+
+    def _on_signals(self) -> dict[int, Any]:
+        def handle(signum: int, frame: Any) -> None:
+            self.stop()
+
+        return {s: signal.signal(s, handle) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, leaving signals to ``Service``: uvicorn's own handling raises the
+    signal again once it stopped, which would end the process before the workers finish."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -1,0 +1,79 @@
+"""``pardag serve`` as a user starts it: a real process, its printed URL and token used.
+
+The store has no token, so the command makes an admin token of ``default`` and prints it once;
+a workflow posted with it runs in the command's own worker. SIGINT stops it, exit 0. A second
+start on the same store makes no new token.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+import pardag
+from tests.server.conftest import FLOW, PATIENCE
+
+SRC = Path(pardag.__file__).resolve().parent.parent
+
+
+def _start(store: Path, *more: str) -> tuple[subprocess.Popen[str], str, str | None]:
+    """The process, its URL and the token it printed (None if it printed none)."""
+    env = {k: v for k, v in os.environ.items() if k != "PARDAG_STORE"} | {"PYTHONPATH": str(SRC)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pardag", "serve", "--port", "0", "--store", str(store), *more],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=store.parent,
+    )
+    assert process.stdout is not None
+    token = None
+    deadline = time.monotonic() + PATIENCE
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        assert line, f"pardag serve exited: {process.communicate()}"
+        if found := re.search(r"(pdg_[A-Za-z0-9_-]{43})", line):
+            token = found.group(1)
+        if found := re.search(r"pardag serve: (http://127\.0\.0\.1:\d+) ", line):
+            return process, found.group(1), token
+    raise AssertionError("pardag serve printed no URL")
+
+
+def _stop(process: subprocess.Popen[str]) -> tuple[int, str]:
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=PATIENCE)
+    return process.returncode, err
+
+
+def test_pardag_serve_prints_a_first_token_that_works(tmp_path: Path) -> None:
+    store = tmp_path / "runs.db"
+    process, url, token = _start(store)
+    try:
+        assert token is not None
+        auth = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=url, headers=auth, timeout=PATIENCE) as client:
+            assert client.get("/api/openapi.json").json()["info"]["title"] == "pardag"
+            posted = client.post("/api/workflows", json={"definition": FLOW})
+            assert posted.status_code == 201
+            run = client.post(f"/api/workflows/{posted.json()['id']}/runs", json={}).json()
+            assert run["org"] == "default"
+            deadline = time.monotonic() + PATIENCE
+            while client.get(f"/api/runs/{run['id']}").json()["status"] != "succeeded":
+                assert time.monotonic() < deadline, "the run never ended"
+                time.sleep(0.1)
+    finally:
+        code, err = _stop(process)
+    assert code == 0, err
+    assert token not in err  # printed once, on stdout, and nowhere else
+
+    again, _, second = _start(store)  # a store with a token: none made, none printed
+    code, err = _stop(again)
+    assert second is None and code == 0, err
