@@ -22,6 +22,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from pardag.server.app import create_app
 from pardag.server.service import Service
 from pardag.store import Store, open_store
 from pardag.tokens import issue
@@ -121,7 +122,10 @@ def _tokens(store: Store) -> dict[str, str]:
 @contextlib.contextmanager
 def serving(store: Store) -> Iterator[Served]:
     """``store`` served on a free loopback port, with one worker, until the block ends."""
-    service = Service(store, host="127.0.0.1", port=0, workers=1, lease=5, poll=0.05, say=_quiet)
+    app = create_app(store, recheck=0.2)  # a revoked token ends a stream within 0.2 s
+    service = Service(
+        store, host="127.0.0.1", port=0, workers=1, lease=5, poll=0.05, say=_quiet, app=app
+    )
     thread = threading.Thread(target=service.run, name="pardag-test-service", daemon=True)
     thread.start()
     try:

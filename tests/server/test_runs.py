@@ -5,10 +5,12 @@ service's worker, followed over Server-Sent Events (with a reconnect), answered,
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import httpx
 
+from pardag.tokens import issue
 from tests.server.conftest import FLOW, GATED, PATIENCE, Served
 
 BROKEN = """\
@@ -250,3 +252,23 @@ def test_a_body_over_the_limit_is_a_413(served: Served) -> None:
             headers={"Authorization": f"Bearer {served.tokens['admin']}"},
         )
     assert streamed.status_code == 413
+
+
+def test_revoking_a_token_ends_its_open_event_stream(served: Served) -> None:
+    text, record = issue(served.store, org="acme", role="viewer", name="brief", now=time.time())
+    run_id = served.start("operator", served.workflow("admin", GATED))
+    served.wait_for("viewer", run_id, lambda r: r["status"] == "paused")  # it streams on
+
+    got: list[str] = []
+    headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {text}"}
+    with (
+        httpx.Client(base_url=served.url, headers=headers, timeout=PATIENCE) as client,
+        client.stream("GET", f"/api/runs/{run_id}/events") as answer,
+    ):
+        for line in answer.iter_lines():
+            got.append(line)
+            if line == "event: step_paused":  # caught up: from here it only waits
+                served.store.revoke_token(record.token_id, time.time())
+    assert "event: error" in got and not any(line == "event: end" for line in got)
+    assert any("was revoked" in line for line in got)
+    served.call("operator", "POST", f"/api/runs/{run_id}/cancel")

@@ -23,8 +23,15 @@ PUBLIC = frozenset({"/healthz", "/api/openapi.json", "/api/docs"})
 """The only paths served without a token."""
 
 
-def create_app(store: Store, *, max_body: int = DEFAULT_MAX_BODY, poll: float = POLL) -> FastAPI:
-    """The API over ``store`` (which the caller opens and closes)."""
+def create_app(
+    store: Store,
+    *,
+    max_body: int = DEFAULT_MAX_BODY,
+    poll: float = POLL,
+    recheck: float = events.RECHECK,
+) -> FastAPI:
+    """The API over ``store`` (which the caller opens and closes). ``poll`` and ``recheck``:
+    how often an event stream reads the store, and checks its token again."""
     app = FastAPI(
         title="pardag",
         version=pardag.__version__,
@@ -34,7 +41,7 @@ def create_app(store: Store, *, max_body: int = DEFAULT_MAX_BODY, poll: float = 
         redoc_url=None,
     )
     app.state.store = store
-    app.state.poll = poll
+    app.state.poll, app.state.recheck = poll, recheck
     errors.install(app)
     app.include_router(routes_workflows.router)
     app.include_router(routes_runs.router)

@@ -5,7 +5,7 @@ Each SSE frame's ``id`` is the event's ``seq`` in the store, so a client that re
 then the live ones: no gap, no duplicate. The stream reads the store every ``poll`` seconds
 while nothing is new (SQLite and PostgreSQL alike, for now), ends with an ``end`` frame once
 the run is final and every event was sent, and ends too when the caller's token is revoked or
-expires (checked every ``RECHECK`` seconds). A client that cannot read a stream asks
+expires (checked every ``RECHECK`` seconds by default). A client that cannot read a stream asks
 ``?after=N&wait=30``: the events after N as JSON, waiting up to ``wait`` seconds for one.
 """
 
@@ -122,7 +122,7 @@ async def _stream(
         elif now - quiet >= KEEPALIVE:
             yield ": keepalive\n\n"
             quiet = now
-        if now - checked >= RECHECK:
+        if now - checked >= request.app.state.recheck:
             checked = now
             try:
                 await run_in_threadpool(authenticate, store, header)

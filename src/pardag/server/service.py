@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 
 from pardag.errors import ArgumentError
 from pardag.server.app import create_app
@@ -51,7 +52,8 @@ def first_token(store: Store) -> str | None:
 
 
 class Service:
-    """The API on ``host``:``port`` over ``store``, with ``workers`` workers beside it."""
+    """The API on ``host``:``port`` over ``store``, with ``workers`` workers beside it
+    (``app``: the API as ``create_app`` makes it, by default)."""
 
     def __init__(
         self,
@@ -63,6 +65,7 @@ class Service:
         lease: float = DEFAULT_LEASE,
         poll: float = POLL_EVERY,
         say: Callable[[str], None] = print,
+        app: FastAPI | None = None,
     ) -> None:
         self.store, self.workers, self.say = store, workers, say
         self.socket = _bind(host, port)
@@ -70,7 +73,7 @@ class Service:
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.url = f"http://{shown}:{bound_port}"
         self._workers = [Worker(store, lease=lease, poll=poll, say=say) for _ in range(workers)]
-        config = uvicorn.Config(create_app(store), log_level="warning", lifespan="off")
+        config = uvicorn.Config(app or create_app(store), log_level="warning", lifespan="off")
         self.server = _Server(config)
 
     def run(self, ready: Callable[[], None] | None = None) -> None:
