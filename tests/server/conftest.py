@@ -12,21 +12,18 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
-from psycopg import sql
 
 from pardag.server.app import create_app
 from pardag.server.service import Service
 from pardag.store import Store, open_store
 from pardag.tokens import issue
-from tests.store.conftest import postgres, with_search_path  # noqa: F401  (a fixture)
+from tests.store.conftest import own_schema, postgres  # noqa: F401  (a fixture)
 
 PATIENCE = 60.0
 """Seconds a test waits for what must happen before it fails (a guard, not a measure)."""
@@ -142,19 +139,6 @@ def _quiet(line: str) -> None:
     """The workers' lines are not the tests' business."""
 
 
-@contextlib.contextmanager
-def postgres_schema(server: str) -> Iterator[str]:
-    """A URL whose tables land in a new schema of their own, dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
-    try:
-        yield with_search_path(server, name)
-    finally:
-        with psycopg.connect(server, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def served(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
@@ -164,6 +148,6 @@ def served(
         if request.param == "sqlite":
             url = str(tmp_path_factory.mktemp("served") / "runs.db")
         else:
-            url = stack.enter_context(postgres_schema(request.getfixturevalue("postgres")))
+            url = stack.enter_context(own_schema(request.getfixturevalue("postgres")))
         store = stack.enter_context(open_store(url))
         yield stack.enter_context(serving(store))

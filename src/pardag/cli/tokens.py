@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime
 import json
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -18,7 +19,7 @@ from pardag.cli.exits import ExitCode
 from pardag.cli.options import ConfigOpt, DebugOpt, FlagCommand, FlagGroup, JsonOpt, StoreOpt
 from pardag.config import resolve
 from pardag.errors import ArgumentError
-from pardag.store import open_store
+from pardag.store import Store, open_store
 from pardag.store.tenancy import ROLES, TokenRecord
 from pardag.tokens import issue
 from pardag.units import parse_duration
@@ -68,8 +69,7 @@ def create_command(
     """Make a token and print it once (keep it: it is not shown again)."""
     with reported(Session(debug)):
         lifetime = parse_expiry(expires) if expires is not None else None
-        settings = resolve(None, flags={"store": store}, config=config)
-        with open_store(settings.store) as opened:
+        with _store(store, config, create=True) as opened:
             text, record = issue(
                 opened, org=org, role=role, name=name, now=time.time(), expires_in=lifetime
             )
@@ -91,8 +91,7 @@ def list_command(
 ) -> None:
     """List the tokens (their ids, organisations, roles and dates; never the tokens)."""
     with reported(Session(debug)):
-        settings = resolve(None, flags={"store": store}, config=config)
-        with open_store(settings.store, create=False) as opened:
+        with _store(store, config) as opened:
             tokens = opened.list_tokens(org)
         now = time.time()
         if as_json:
@@ -113,8 +112,7 @@ def revoke_command(
 ) -> None:
     """Revoke a token: every request with it is refused from now on."""
     with reported(Session(debug)):
-        settings = resolve(None, flags={"store": store}, config=config)
-        with open_store(settings.store, create=False) as opened:
+        with _store(store, config) as opened:
             if not opened.revoke_token(token_id, time.time()):
                 raise ArgumentError(
                     f"there is no token {token_id!r} not yet revoked in {opened.url}; "
@@ -122,6 +120,11 @@ def revoke_command(
                 )
         stderr.print(f"token {token_id} is revoked", markup=False)
     raise typer.Exit(ExitCode.SUCCEEDED)
+
+
+def _store(store: str | None, config: Path | None, *, create: bool = False) -> Store:
+    """The run store the flags, the environment or the config file name."""
+    return open_store(resolve(None, flags={"store": store}, config=config).store, create=create)
 
 
 def _status(token: TokenRecord, now: float) -> str:

@@ -25,35 +25,28 @@ def _decoded(text: str | None) -> Any:
         return text
 
 
+def _picked(record: object, names: str) -> dict[str, Any]:
+    """The fields ``names`` (space-separated) of ``record``, under their own names."""
+    return {name: getattr(record, name) for name in names.split()}
+
+
 def run_json(run: RunRecord) -> dict[str, Any]:
     """A run without its definition (``GET /api/workflows/{id}`` has that)."""
     return {
         "id": run.run_id,
-        "workflow": run.workflow,
-        "status": run.status,
-        "org": run.org,
-        "created_at": run.created_at,
-        "finished_at": run.finished_at,
-        "error": run.error,
+        **_picked(run, "workflow status org created_at finished_at error"),
         "params": _decoded(run.params_json),
         "trigger_data": _decoded(run.trigger_json),
-        "worker": run.worker,
-        "claims": run.claims,
+        **_picked(run, "worker claims"),
     }
+
+
+_STEP = "state reason started_at finished_at error cached"
 
 
 def step_json(latest: StepRecord, attempts: int) -> dict[str, Any]:
     """A step as its latest attempt left it."""
-    return {
-        "step": latest.step_id,
-        "state": latest.state,
-        "reason": latest.reason,
-        "attempts": attempts,
-        "started_at": latest.started_at,
-        "finished_at": latest.finished_at,
-        "error": latest.error,
-        "cached": latest.cached,
-    }
+    return {"step": latest.step_id, "attempts": attempts, **_picked(latest, _STEP)}
 
 
 def steps_json(records: list[StepRecord]) -> list[dict[str, Any]]:
@@ -69,29 +62,14 @@ def steps_json(records: list[StepRecord]) -> list[dict[str, Any]]:
 def attempt_json(rec: StepRecord) -> dict[str, Any]:
     """One attempt of a step, with its output and traceback."""
     return {
-        "attempt": rec.attempt,
-        "state": rec.state,
-        "reason": rec.reason,
-        "executor": rec.executor,
-        "started_at": rec.started_at,
-        "finished_at": rec.finished_at,
+        **_picked(rec, "attempt executor traceback " + _STEP),
         "output": _decoded(rec.output_json),
-        "error": rec.error,
-        "traceback": rec.traceback,
-        "cached": rec.cached,
     }
 
 
 def event_json(event: EventRecord) -> dict[str, Any]:
     """An event; ``seq`` is the SSE id a client resumes after."""
-    return {
-        "seq": event.seq,
-        "at": event.at,
-        "kind": event.kind,
-        "step": event.step,
-        "attempt": event.attempt,
-        "data": _decoded(event.data_json),
-    }
+    return {**_picked(event, "seq at kind step attempt"), "data": _decoded(event.data_json)}
 
 
 def workflow_json(
