@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -272,3 +273,50 @@ def test_revoking_a_token_ends_its_open_event_stream(served: Served) -> None:
     assert "event: error" in got and not any(line == "event: end" for line in got)
     assert any("was revoked" in line for line in got)
     served.call("operator", "POST", f"/api/runs/{run_id}/cancel")
+
+
+BRANCHED = """\
+name: branched
+params: {gate: ""}
+steps:
+  review:
+    kind: approval
+    prompt: Go?
+  slow:
+    kind: shell
+    command: while [ ! -e "{{ params.gate }}" ]; do sleep 0.05; done
+"""
+
+
+def test_an_answer_waits_until_the_run_has_paused(served: Served, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    workflow = served.workflow("admin", BRANCHED)
+    run_id = served.start("operator", workflow, params={"gate": str(gate)})
+
+    def review_waits(run: dict[str, Any]) -> bool:
+        return any(s["step"] == "review" and s["state"] == "paused" for s in run["steps"])
+
+    running = served.wait_for("viewer", run_id, review_waits)
+    assert running["status"] == "running"  # slow holds the run until the gate opens
+    path = f"/api/runs/{run_id}/steps/review/approve"
+    early = served.call("approver", "POST", path)
+    assert early.status_code == 409 and "not paused" in early.json()["error"]["message"]
+    gate.touch()
+    served.wait_for("viewer", run_id, lambda r: r["status"] == "paused")
+    assert served.call("approver", "POST", path).status_code == 202
+    done = served.wait_for("viewer", run_id, lambda r: r["status"] not in ("queued", "running"))
+    assert done["status"] == "succeeded"
+
+
+def test_a_run_may_not_widen_where_its_steps_connect(served: Served) -> None:
+    workflow = served.workflow("admin", FLOW)
+    for setting in ({"http_allow": "*"}, {"dask_address": "tcp://10.0.0.1:8786"}):
+        answer = served.call(
+            "operator", "POST", f"/api/workflows/{workflow}/runs", json={"settings": setting}
+        )
+        assert answer.status_code == 400, answer.text
+        assert "cannot be set when starting a run" in answer.json()["error"]["message"]
+    allowed = served.call(
+        "operator", "POST", f"/api/workflows/{workflow}/runs", json={"settings": {"timeout": 60}}
+    )
+    assert allowed.status_code == 202

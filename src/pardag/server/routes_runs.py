@@ -159,11 +159,23 @@ def _answer(
 ) -> dict[str, Any]:
     store = store_of(request)
     record = run_of(store, who, run_id)
+    if record.status != RunStatus.PAUSED:
+        raise ApiError(
+            409,
+            "conflict",
+            f"run {run_id} is {record.status}, not paused: answer once it has paused (a run "
+            "goes on with its other steps before it pauses, and reads answers when it resumes)",
+        )
     _refused_as_conflict(
         lambda: history.record_answer(store, run_id, step, decision, value, reason)
     )
-    if record.status == RunStatus.PAUSED and not store.requeue(run_id):
-        raise ApiError(409, "conflict", f"run {run_id} was answered meanwhile; it goes on")
+    if not store.requeue(run_id):
+        raise ApiError(
+            409,
+            "conflict",
+            f"run {run_id} was queued again by another answer meanwhile; it goes on with the "
+            "answers recorded when a worker takes it",
+        )
     return run_json(run_of(store, who, run_id))
 
 

@@ -15,11 +15,12 @@ from pydantic import BaseModel, Field
 
 from pardag.server.auth import Principal, need, not_found, store_of
 from pardag.server.definitions import read_definition
+from pardag.server.errors import ApiError
 from pardag.server.shapes import run_json, workflow_json
 from pardag.store.tenancy import StoredWorkflow
 from pardag.worker import submit
 
-__all__ = ["router"]
+__all__ = ["RUN_SETTINGS", "router"]
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
 
@@ -36,6 +37,12 @@ class WorkflowIn(BaseModel):
     name: str | None = Field(
         None, min_length=1, max_length=200, description="Default: the workflow's own name."
     )
+
+
+RUN_SETTINGS = ("mode", "max_concurrency", "on_failure", "timeout", "pools")
+"""The settings a run started over the API may override. Where steps may connect
+(``http_allow``/``http_deny``) and where they run (``executor``, ``dask_address``) are the
+workflow file's, which only an admin stores."""
 
 
 class RunIn(BaseModel):
@@ -84,6 +91,15 @@ def delete_workflow(request: Request, workflow_id: str, who: Admin) -> dict[str,
 @router.post("/{workflow_id}/runs", status_code=202, summary="Start a run (queued for a worker)")
 def start_run(request: Request, workflow_id: str, body: RunIn, who: Operator) -> dict[str, Any]:
     latest = _versions(request, who, workflow_id)[-1]
+    refused = sorted(set(body.settings) - set(RUN_SETTINGS))
+    if refused:
+        raise ApiError(
+            400,
+            "refused",
+            f"settings {', '.join(refused)} cannot be set when starting a run; a run may set "
+            f"{', '.join(RUN_SETTINGS)} (the others are the workflow file's: store a new "
+            "version of it)",
+        )
     wf = read_definition(latest.name, latest.format, latest.definition)
     store = store_of(request)
     run_id = submit(
