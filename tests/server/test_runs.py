@@ -233,7 +233,13 @@ def test_bad_requests_are_json_errors_never_500s(served: Served) -> None:
     setting = served.call(
         "operator", "POST", f"/api/workflows/{workflow}/runs", json={"settings": {"colour": 1}}
     )
-    assert setting.status_code == 400 and "colour" in setting.json()["error"]["message"]
+    assert setting.status_code == 422 and "colour" in setting.json()["error"]["message"]
+    for wrong in ({"timeout": "soon"}, {"pools": "x"}, {"mode": 5}, {"max_concurrency": True}):
+        typed = served.call(
+            "operator", "POST", f"/api/workflows/{workflow}/runs", json={"settings": wrong}
+        )
+        assert typed.status_code == 422, typed.text
+        assert f"settings.{next(iter(wrong))}" in typed.json()["error"]["message"]
 
 
 def test_a_body_over_the_limit_is_a_413(served: Served) -> None:
@@ -314,7 +320,7 @@ def test_a_run_may_not_widen_where_its_steps_connect(served: Served) -> None:
         answer = served.call(
             "operator", "POST", f"/api/workflows/{workflow}/runs", json={"settings": setting}
         )
-        assert answer.status_code == 400, answer.text
+        assert answer.status_code == 422, answer.text
         assert "cannot be set when starting a run" in answer.json()["error"]["message"]
     allowed = served.call(
         "operator", "POST", f"/api/workflows/{workflow}/runs", json={"settings": {"timeout": 60}}

@@ -58,7 +58,8 @@ async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
 
 def _field_problem(error: Any) -> str:
     where = ".".join(str(part) for part in error.get("loc", ()) if part != "body")
-    return f"{where or 'body'}: {error.get('msg', 'invalid')}"
+    message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{where or 'body'}: {message}"
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:

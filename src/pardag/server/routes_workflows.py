@@ -11,12 +11,12 @@ import time
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from pardag.server.auth import Principal, need, not_found, store_of
 from pardag.server.definitions import read_definition
-from pardag.server.errors import ApiError
 from pardag.server.shapes import run_json, workflow_json
+from pardag.states import Mode, OnFailure
 from pardag.store.tenancy import StoredWorkflow
 from pardag.worker import submit
 
@@ -45,12 +45,36 @@ RUN_SETTINGS = ("mode", "max_concurrency", "on_failure", "timeout", "pools")
 workflow file's, which only an admin stores."""
 
 
+class RunSettings(BaseModel):
+    """Settings a run overrides, typed (the rules of ``pardag.settings_rules`` apply after)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Mode | None = None
+    max_concurrency: Annotated[int, Field(ge=0, strict=True)] | None = None
+    on_failure: OnFailure | None = None
+    timeout: Annotated[float, Field(gt=0, allow_inf_nan=False, strict=True)] | None = None
+    pools: dict[str, Annotated[int, Field(ge=1, strict=True)]] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _only_run_settings(cls, given: Any) -> Any:
+        refused = sorted(set(given) - set(RUN_SETTINGS)) if isinstance(given, dict) else []
+        if refused:
+            raise ValueError(
+                f"{', '.join(refused)} cannot be set when starting a run; a run may set "
+                f"{', '.join(RUN_SETTINGS)} (the others are the workflow file's: store a new "
+                "version of it)"
+            )
+        return given
+
+
 class RunIn(BaseModel):
     """A run to start: params over the workflow's, trigger data, setting overrides."""
 
     params: dict[str, Any] = Field(default_factory=dict)
     trigger_data: dict[str, Any] = Field(default_factory=dict)
-    settings: dict[str, Any] = Field(default_factory=dict)
+    settings: RunSettings = Field(default_factory=RunSettings)
 
 
 def _versions(request: Request, who: Principal, workflow_id: str) -> list[StoredWorkflow]:
@@ -91,15 +115,6 @@ def delete_workflow(request: Request, workflow_id: str, who: Admin) -> dict[str,
 @router.post("/{workflow_id}/runs", status_code=202, summary="Start a run (queued for a worker)")
 def start_run(request: Request, workflow_id: str, body: RunIn, who: Operator) -> dict[str, Any]:
     latest = _versions(request, who, workflow_id)[-1]
-    refused = sorted(set(body.settings) - set(RUN_SETTINGS))
-    if refused:
-        raise ApiError(
-            400,
-            "refused",
-            f"settings {', '.join(refused)} cannot be set when starting a run; a run may set "
-            f"{', '.join(RUN_SETTINGS)} (the others are the workflow file's: store a new "
-            "version of it)",
-        )
     wf = read_definition(latest.name, latest.format, latest.definition)
     store = store_of(request)
     run_id = submit(
@@ -108,7 +123,7 @@ def start_run(request: Request, workflow_id: str, body: RunIn, who: Operator) ->
         params=body.params,
         trigger=body.trigger_data,
         org=who.org,
-        **body.settings,
+        **body.settings.model_dump(exclude_none=True),
     )
     record = store.get_run(run_id)
     assert record is not None  # just queued
