@@ -77,3 +77,33 @@ def test_pardag_serve_prints_a_first_token_that_works(tmp_path: Path) -> None:
     again, _, second = _start(store)  # a store with a token: none made, none printed
     code, err = _stop(again)
     assert second is None and code == 0, err
+
+
+def test_only_loopback_addresses_count_as_local() -> None:
+    from pardag.server.service import is_loopback
+
+    assert all(map(is_loopback, ["127.0.0.1", "127.8.9.1", "::1", "localhost"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "::", "10.0.0.5", "example.com", ""]))
+
+
+def test_a_port_in_use_is_an_error_naming_it(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k != "PARDAG_STORE"} | {
+            "PYTHONPATH": str(SRC)
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "pardag", "serve", "--port", str(port), "--store", "s.db"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=PATIENCE,
+        )
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "another --port" in done.stderr
+    assert "Traceback" not in done.stderr
