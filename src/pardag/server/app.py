@@ -9,18 +9,23 @@ under ``pardag serve`` or anywhere else.
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
 import pardag
 from pardag.server import errors, events, routes_runs, routes_workflows
 from pardag.server.limits import DEFAULT_MAX_BODY, BodyLimit
 from pardag.store.base import Store
 
-__all__ = ["POLL", "PUBLIC", "create_app"]
+__all__ = ["POLL", "PUBLIC", "ROUTERS", "api_routes", "create_app"]
 
 POLL = 0.2
 """Seconds an event stream waits before it reads the store again when nothing was new."""
 PUBLIC = frozenset({"/healthz", "/api/openapi.json", "/api/docs"})
 """The only paths served without a token."""
+
+
+ROUTERS = (routes_workflows.router, routes_runs.router, events.router)
+"""The API's routes, a router per concept."""
 
 
 def create_app(
@@ -43,9 +48,8 @@ def create_app(
     app.state.store = store
     app.state.poll, app.state.recheck = poll, recheck
     errors.install(app)
-    app.include_router(routes_workflows.router)
-    app.include_router(routes_runs.router)
-    app.include_router(events.router)
+    for router in ROUTERS:
+        app.include_router(router)
     app.add_api_route("/healthz", _healthz, methods=["GET"], summary="Alive (no token needed)")
     app.add_middleware(BodyLimit, max_bytes=max_body)
     return app
@@ -53,3 +57,9 @@ def create_app(
 
 def _healthz() -> dict[str, str]:
     return {"status": "ok"}
+
+
+def api_routes(app: FastAPI) -> list[APIRoute]:
+    """Every route of ``app``: those of ``ROUTERS``, then the app's own (``/healthz``)."""
+    own = [r for r in app.routes if isinstance(r, APIRoute)]
+    return [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)] + own

@@ -10,16 +10,30 @@ exists is not revealed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.routing import APIRoute
 
 from pardag.server.errors import ApiError
 from pardag.store.base import Store
 from pardag.tokens import TokenRefused, check, outranks
 
-__all__ = ["ROLE_OF", "Principal", "authenticate", "need", "not_found", "store_of"]
+__all__ = [
+    "ROLE_OF",
+    "Admin",
+    "Approver",
+    "Operator",
+    "Principal",
+    "Viewer",
+    "authenticate",
+    "need",
+    "not_found",
+    "store_of",
+    "unguarded",
+]
 
 
 @dataclass(frozen=True)
@@ -89,3 +103,23 @@ def need(role: str) -> Callable[[Request], Principal]:
 def not_found(what: str, ident: str) -> ApiError:
     """The one answer for an object that is missing or another organisation's."""
     return ApiError(404, "not_found", f"there is no {what} {ident!r} in your organisation")
+
+
+Viewer = Annotated[Principal, Depends(need("viewer"))]
+"""A route parameter admitting any token: the caller, for reading."""
+Operator = Annotated[Principal, Depends(need("operator"))]
+"""Admitting operators and above: starting and cancelling runs."""
+Approver = Annotated[Principal, Depends(need("approver"))]
+"""Admitting approvers and above: answering approvals."""
+Admin = Annotated[Principal, Depends(need("admin"))]
+"""Admitting admins: storing and deleting workflows."""
+
+
+def unguarded(routes: Iterable[APIRoute]) -> list[str]:
+    """The paths of ``routes`` that do not declare exactly one role (``need``)."""
+    out = []
+    for route in routes:
+        calls = [dep.call for dep in route.dependant.dependencies]
+        if sum(call in ROLE_OF for call in calls) != 1:
+            out.append(route.path)
+    return out

@@ -17,11 +17,11 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from pardag.server.auth import Principal, authenticate, need, store_of
+from pardag.server.auth import Viewer, authenticate, store_of
 from pardag.server.errors import ApiError
 from pardag.server.routes_runs import run_of
 from pardag.server.shapes import event_json
@@ -32,7 +32,6 @@ __all__ = ["RECHECK", "router"]
 
 router = APIRouter(prefix="/api/runs", tags=["events"])
 
-Viewer = Annotated[Principal, Depends(need("viewer"))]
 
 RECHECK = 5.0
 """Seconds between checks that a stream's token is still valid (revoked: the stream ends)."""

@@ -14,12 +14,12 @@ import binascii
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from pardag import history
 from pardag.errors import ArgumentError
-from pardag.server.auth import Principal, need, not_found, store_of
+from pardag.server.auth import Approver, Operator, Principal, Viewer, not_found, store_of
 from pardag.server.errors import ApiError
 from pardag.server.shapes import attempt_json, run_json, steps_json
 from pardag.states import RunStatus
@@ -29,9 +29,6 @@ __all__ = ["router", "run_of"]
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 
-Viewer = Annotated[Principal, Depends(need("viewer"))]
-Operator = Annotated[Principal, Depends(need("operator"))]
-Approver = Annotated[Principal, Depends(need("approver"))]
 
 PAGE = 50
 """Runs per page of ``GET /api/runs``."""

@@ -10,10 +10,10 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from pardag.server.auth import Principal, need, not_found, store_of
+from pardag.server.auth import Admin, Operator, Principal, Viewer, not_found, store_of
 from pardag.server.definitions import read_definition
 from pardag.server.shapes import run_json, workflow_json
 from pardag.states import Mode, OnFailure
@@ -23,10 +23,6 @@ from pardag.worker import submit
 __all__ = ["RUN_SETTINGS", "router"]
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
-
-Viewer = Annotated[Principal, Depends(need("viewer"))]
-Operator = Annotated[Principal, Depends(need("operator"))]
-Admin = Annotated[Principal, Depends(need("admin"))]
 
 
 class WorkflowIn(BaseModel):
