@@ -136,3 +136,13 @@ def test_a_route_without_a_role_is_caught(tmp_path: Path) -> None:
 
     app.add_api_route("/api/leaky", leaky, methods=["GET"])
     assert unguarded(api_routes(app)) == ["/healthz", "/api/leaky"]
+
+
+def test_every_route_but_healthz_refuses_a_caller_without_a_valid_token(served: Served) -> None:
+    routes = [r for r in api_routes(create_app(served.store)) if r.path not in PUBLIC]
+    for route in routes:
+        path = route.path.format(workflow_id="w1", run_id="r1", step="s1")
+        for method in route.methods:
+            for who in (None, "expired", "revoked"):
+                answer = served.call(who, method, path, json={})
+                assert answer.status_code == 401, (method, path, who, answer.text)
