@@ -159,6 +159,7 @@ def test_an_approval_is_answered_over_the_api_and_a_worker_goes_on(served: Serve
     assert review["attempts"][-1]["output"] == {"target": "prod"}
     again = served.call("approver", "POST", path, json={"input": {"target": "prod"}})
     assert again.status_code == 409  # finished: nothing waits for an answer
+    assert "already finished: succeeded" in again.json()["error"]["message"]
 
 
 def test_a_rejected_approval_fails_its_step(served: Served) -> None:
@@ -306,7 +307,7 @@ def test_an_answer_waits_until_the_run_has_paused(served: Served, tmp_path: Path
     assert running["status"] == "running"  # slow holds the run until the gate opens
     path = f"/api/runs/{run_id}/steps/review/approve"
     early = served.call("approver", "POST", path)
-    assert early.status_code == 409 and "not paused" in early.json()["error"]["message"]
+    assert early.status_code == 409 and "not paused yet" in early.json()["error"]["message"]
     gate.touch()
     served.wait_for("viewer", run_id, lambda r: r["status"] == "paused")
     assert served.call("approver", "POST", path).status_code == 202

@@ -38,7 +38,9 @@ def run_of(store: Store, who: Principal, run_id: str) -> RunRecord:
     """The caller's run ``run_id`` (exactly that id); a 404 for any other."""
     try:
         record = store.get_run(run_id)
-    except StoreError:  # an ambiguous prefix: its message names other runs, maybe others'
+    except StoreError as exc:  # an ambiguous prefix names other runs, maybe others': not found
+        if "ambiguous" not in str(exc):
+            raise  # the store is unreachable: a 503 saying so
         record = None
     if record is None or record.run_id != run_id or record.org != who.org:
         raise not_found("run", run_id)
@@ -156,12 +158,14 @@ def _answer(
 ) -> dict[str, Any]:
     store = store_of(request)
     record = run_of(store, who, run_id)
+    if RunStatus(record.status).is_final():
+        raise ApiError(409, "conflict", f"run {run_id} already finished: {record.status}")
     if record.status != RunStatus.PAUSED:
         raise ApiError(
             409,
             "conflict",
-            f"run {run_id} is {record.status}, not paused: answer once it has paused (a run "
-            "goes on with its other steps before it pauses, and reads answers when it resumes)",
+            f"run {run_id} is not paused yet (it is {record.status}): answer once it has paused "
+            "(a run goes on with its other steps first, and reads answers when it resumes)",
         )
     _refused_as_conflict(
         lambda: history.record_answer(store, run_id, step, decision, value, reason)
