@@ -15,10 +15,17 @@ from pardag.testing.records import T0
 __all__ = ["TenancySuite"]
 
 
-def token(token_id: str, org: str = "acme", role: str = "viewer", **fields: object) -> TokenRecord:
+def token(
+    token_id: str,
+    org: str = "acme",
+    role: str = "viewer",
+    *,
+    name: str = "",
+    created_at: float = T0,
+    expires_at: float | None = None,
+) -> TokenRecord:
     """A token record whose hash is made from its id (unique per token)."""
-    values: dict[str, object] = {"name": "", "created_at": T0, **fields}
-    return TokenRecord(token_id, org, role, token_hash=f"{token_id:0>64}", **values)  # type: ignore[arg-type]
+    return TokenRecord(token_id, org, role, name, f"{token_id:0>64}", created_at, expires_at)
 
 
 class TenancySuite:
