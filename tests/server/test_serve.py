@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 
 import pardag
+from pardag.store import open_store
 from tests.server.conftest import FLOW, PATIENCE
 
 SRC = Path(pardag.__file__).resolve().parent.parent
@@ -107,3 +108,41 @@ def test_a_port_in_use_is_an_error_naming_it(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "another --port" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+STUCK = """\
+name: stuck
+params: {gate: ""}
+steps:
+  wait:
+    kind: shell
+    command: while [ ! -e "{{ params.gate }}" ]; do sleep 0.05; done
+"""
+
+
+def test_a_first_sigint_waits_for_the_runs_in_hand_a_second_leaves(tmp_path: Path) -> None:
+    process, url, token = _start(tmp_path / "runs.db")
+    assert process.stderr is not None
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=url, headers=auth, timeout=PATIENCE) as client:
+        workflow = client.post("/api/workflows", json={"definition": STUCK}).json()["id"]
+        gate = {"gate": str(tmp_path / "never")}
+        run = client.post(f"/api/workflows/{workflow}/runs", json={"params": gate}).json()
+        deadline = time.monotonic() + PATIENCE
+        while client.get(f"/api/runs/{run['id']}").json()["status"] != "running":
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    said = ""
+    while "waiting for 1 run(s) in hand" not in said:
+        line = process.stderr.readline()
+        assert line, f"pardag serve stopped without waiting: {said}"
+        said += line
+    assert run["id"] in said and process.poll() is None  # it waits for the run
+    process.send_signal(signal.SIGINT)
+    _, rest = process.communicate(timeout=PATIENCE)
+    assert process.returncode == 130
+    assert "leaving now; the leases of runs " + run["id"] in rest
+    with open_store(tmp_path / "runs.db") as store:
+        left = store.get_run(run["id"])
+    assert left is not None and left.status == "running" and left.lease_until is not None

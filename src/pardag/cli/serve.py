@@ -6,6 +6,7 @@ command runs, and their absence is a one-line error saying how to install them.
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
@@ -70,6 +71,8 @@ def serve_command(
                     markup=False,
                 )
             service.run(ready=lambda: _ready(service.url, opened.url, workers))
+            if service.left_early:
+                _leave(service.running)
     raise typer.Exit(ExitCode.SUCCEEDED)
 
 
@@ -83,3 +86,14 @@ def _ready(url: str, store: str, workers: int) -> None:
         f"{workers} worker(s); Ctrl-C stops it",
         markup=False,
     )
+
+
+def _leave(held: list[str]) -> None:
+    """Exit now, the runs in hand still running in threads: their leases expire, and another
+    worker takes them over (as ``pardag worker`` does on a second signal)."""
+    stderr.print(
+        f"leaving now; the leases of runs {', '.join(held) or '(none)'} expire and another "
+        "worker takes them over",
+        markup=False,
+    )
+    os._exit(ExitCode.INTERRUPTED)

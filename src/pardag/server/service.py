@@ -75,11 +75,16 @@ class Service:
         self._workers = [Worker(store, lease=lease, poll=poll, say=say) for _ in range(workers)]
         config = uvicorn.Config(app or create_app(store), log_level="warning", lifespan="off")
         self.server = _Server(config)
+        self._leave = threading.Event()
+        self.left_early = False
+        """True when a second stop left runs in hand: their threads still run, so the
+        process must exit now (``os._exit``) for their leases to expire and another worker
+        to take them over."""
 
     def run(self, ready: Callable[[], None] | None = None) -> None:
         """Serve until SIGINT or SIGTERM (or ``stop``), then let the workers finish the runs
-        in hand; a second signal stops serving at once (the runs' leases then expire).
-        ``ready`` is called once the signals are handled here (to print the URL, say)."""
+        in hand; a second one returns at once, ``left_early`` set. ``ready`` is called once
+        the signals are handled here (to print the URL, say)."""
         before = self._on_signals() if threading.current_thread() is threading.main_thread() else {}
         threads = [
             threading.Thread(target=w.serve, name=f"pardag-worker-{i}", daemon=True)
@@ -92,21 +97,39 @@ class Service:
         try:
             self.server.run(sockets=[self.socket])
         finally:
-            for worker in self._workers:
-                worker.stop()
-            held = [run for w in self._workers for run in w.running]
-            if held:
-                self.say(f"waiting for {len(held)} run(s) in hand to end: {', '.join(held)}")
-            for thread in threads:
-                thread.join()
+            self._drain(threads)
             for signum, handler in before.items():
                 signal.signal(signum, handler)
 
     def stop(self) -> None:
-        """Stop serving (the runs in hand are waited for); safe from a signal handler."""
+        """Stop serving and wait for the runs in hand; called again, stop waiting. Safe from
+        a signal handler."""
         if self.server.should_exit:
             self.server.force_exit = True
+            self._leave.set()
         self.server.should_exit = True
+
+    @property
+    def running(self) -> list[str]:
+        """The ids of the runs the workers have in hand."""
+        return [run for worker in self._workers for run in worker.running]
+
+    def _drain(self, threads: list[threading.Thread]) -> None:
+        """Stop the workers and wait for their runs, in short waits, until a second stop."""
+        for worker in self._workers:
+            worker.stop()
+        held = self.running
+        if held:
+            self.say(
+                f"waiting for {len(held)} run(s) in hand to end: {', '.join(held)} "
+                "(stop again to leave now)"
+            )
+        while any(thread.is_alive() for thread in threads):
+            if self._leave.is_set():
+                self.left_early = True
+                return
+            for thread in threads:
+                thread.join(0.1)
 
     def _on_signals(self) -> dict[int, Any]:
         def handle(signum: int, frame: Any) -> None:
