@@ -121,7 +121,7 @@ def test_every_route_declares_the_role_it_needs(tmp_path: Path) -> None:
     routes = api_routes(app)
     assert unguarded(routes) == ["/healthz"]
     assert "/healthz" in PUBLIC
-    served = {(r.path, m.lower()) for r in routes for m in r.methods}
+    served = {(r.path, m.lower()) for r in routes for m in r.methods or ()}
     schema = app.openapi()["paths"]
     assert served == {(path, m) for path, ops in schema.items() for m in ops}  # none missed
 
@@ -142,7 +142,7 @@ def test_every_route_but_healthz_refuses_a_caller_without_a_valid_token(served: 
     routes = [r for r in api_routes(create_app(served.store)) if r.path not in PUBLIC]
     for route in routes:
         path = route.path.format(workflow_id="w1", run_id="r1", step="s1")
-        for method in route.methods:
+        for method in route.methods or ():
             for who in (None, "expired", "revoked"):
                 answer = served.call(who, method, path, json={})
                 assert answer.status_code == 401, (method, path, who, answer.text)
