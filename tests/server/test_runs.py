@@ -327,3 +327,20 @@ def test_a_run_may_not_widen_where_its_steps_connect(served: Served) -> None:
         "operator", "POST", f"/api/workflows/{workflow}/runs", json={"settings": {"timeout": 60}}
     )
     assert allowed.status_code == 202
+
+
+def test_a_node_graph_and_a_toml_file_are_stored_and_run_like_yaml(served: Served) -> None:
+    graph = (Path(__file__).parents[2] / "examples" / "flows" / "nodegraph_calc.json").read_text()
+    toml = 'name = "tomlish"\n[steps.hello]\nkind = "shell"\ncommand = "echo from toml"\n'
+    for definition, syntax in ((graph, "json"), (toml, "toml")):
+        posted = served.call(
+            "admin", "POST", "/api/workflows", json={"definition": definition, "format": syntax}
+        )
+        assert posted.status_code == 201, posted.text
+        assert posted.json()["format"] == syntax
+        run_id = served.start("operator", posted.json()["id"])
+        done = served.wait_for("viewer", run_id, lambda r: r["status"] not in ("queued", "running"))
+        assert done["status"] == "succeeded", done
+    assert served.call("viewer", "GET", f"/api/runs/{run_id}/logs").json()["logs"][0]["text"] == (
+        "from toml\n"
+    )
