@@ -90,8 +90,10 @@ INTERNAL = {
     "pardag.formats.syntax.Bad",
     "pardag.kinds.javascript._DeadlinePassed",
     "pardag.regularfile.NotRegularFile",
+    "pardag.server.errors.ApiError",
     "pardag.shellscan.Misplaced",
     "pardag.templates.NameMissing",
+    "pardag.tokens.TokenRefused",
 }
 """Exception classes kept out of the API: each is caught where it is raised (see errors.py)."""
 

@@ -62,7 +62,9 @@ Kept internal, each caught where it is raised and never reaching a caller:
   becomes the problem or error of whatever named it (workflow file, wasm module, config);
 * ``pardag.shellscan.Misplaced``: a placeholder where shell text could not keep a value data
   (an ``ArgumentError`` with its place), becomes the step's validation problem or error;
-* ``pardag.templates.NameMissing``: a jinja2 ``UndefinedError``, becomes an ``ExpressionError``.
+* ``pardag.templates.NameMissing``: a jinja2 ``UndefinedError``, becomes an ``ExpressionError``;
+* ``pardag.tokens.TokenRefused``: an API token that may not be used, becomes the server's 401;
+* ``pardag.server.errors.ApiError``: an HTTP answer other than success, becomes its JSON error.
 """
 
 from __future__ import annotations

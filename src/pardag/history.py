@@ -56,6 +56,7 @@ __all__ = [
     "owner_gone",
     "owner_gone_hint",
     "process_gone",
+    "record_answer",
     "recorded_run",
     "reject",
     "resume",
@@ -334,33 +335,44 @@ def _answer(
     reason: str | None,
     options: RunOptions,
 ) -> RunResult:
-    from pardag.kinds.approval import answer_problem
-
     opened, owned = _required_store(options.get("store"), "answering an approval")
     try:
-        record = _unfinished_run(opened, run_id)
-        latest = latest_attempts(opened.get_steps(record.run_id))
-        step = latest.get(step_id)
-        if step is None or step.state != StepState.PAUSED:
-            now = "has not started" if step is None else f"is {step.state}"
-            raise ArgumentError(
-                f"step {step_id!r} of run {record.run_id} is not waiting for approval (it {now})"
-            )
-        if decision == APPROVED:
-            schema = workflow_of(record).steps[step_id].params.get("schema")
-            problem = answer_problem(schema, value)
-            if problem is not None:
-                raise ArgumentError(
-                    f"the answer does not fit step {step_id!r}'s schema: {problem}; the run "
-                    "stays paused"
-                )
-        answer = Answer(record.run_id, step_id, decision, json.dumps(value), reason, time.time())
-        opened.put_answer(answer)
+        record = record_answer(opened, run_id, step_id, decision, value, reason)
         go_on: RunOptions = {**options, "store": opened}
         return resume(record.run_id, **go_on)
     finally:
         if owned:
             opened.close()
+
+
+def record_answer(
+    opened: Store, run_id: str, step_id: str, decision: str, value: Any, reason: str | None
+) -> RunRecord:
+    """Record the answer to a paused approval step (checked against its ``schema`` when
+    approved); the run's record. Going on with the run is the caller's: ``approve`` resumes it
+    here, the HTTP API queues it for a worker."""
+    from pardag.kinds.approval import answer_problem
+
+    record = _unfinished_run(opened, run_id)
+    latest = latest_attempts(opened.get_steps(record.run_id))
+    step = latest.get(step_id)
+    if step is None or step.state != StepState.PAUSED:
+        now = "has not started" if step is None else f"is {step.state}"
+        raise ArgumentError(
+            f"step {step_id!r} of run {record.run_id} is not waiting for approval (it {now})"
+        )
+    if decision == APPROVED:
+        schema = workflow_of(record).steps[step_id].params.get("schema")
+        problem = answer_problem(schema, value)
+        if problem is not None:
+            raise ArgumentError(
+                f"the answer does not fit step {step_id!r}'s schema: {problem}; the run "
+                "stays paused"
+            )
+    opened.put_answer(
+        Answer(record.run_id, step_id, decision, json.dumps(value), reason, time.time())
+    )
+    return record
 
 
 def recorded_run(opened: Store, run_id: str) -> RunRecord:

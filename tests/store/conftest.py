@@ -111,17 +111,25 @@ def with_search_path(url: str, schema: str) -> str:
     return urlunsplit(parts._replace(query=query))
 
 
+@contextlib.contextmanager
+def own_schema(server: str) -> Iterator[str]:
+    """A URL of ``server`` whose tables land in a new, empty schema of their own (dropped
+    afterwards)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    try:
+        yield with_search_path(server, name)
+    finally:
+        with psycopg.connect(server, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
 @pytest.fixture
 def postgres_url(postgres: str) -> Iterator[str]:
     """A URL whose tables land in a new, empty schema of their own (dropped afterwards)."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres, autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
-    try:
-        yield with_search_path(postgres, name)
-    finally:
-        with psycopg.connect(postgres, autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+    with own_schema(postgres) as url:
+        yield url
 
 
 class Raw:

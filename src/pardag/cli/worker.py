@@ -22,7 +22,7 @@ from pardag.store import open_store
 from pardag.units import parse_duration
 from pardag.worker import DEFAULT_LEASE, POLL_EVERY, Worker
 
-__all__ = ["worker_command"]
+__all__ = ["duration", "worker_command"]
 
 
 def worker_command(
@@ -58,7 +58,7 @@ def worker_command(
 ) -> None:
     """Run the queued runs of the run store (pardag run FILE --queue puts them there)."""
     with reported(Session(debug)):
-        lease_s, poll_s = _duration(lease, "--lease"), _duration(poll, "--poll")
+        lease_s, poll_s = duration(lease, "--lease"), duration(poll, "--poll")
         settings = resolve(None, flags={"store": store}, config=config)
         with open_store(settings.store) as opened:
             options: Any = {"secrets_file": secrets_file} if secrets_file else {}
@@ -78,7 +78,8 @@ def worker_command(
     raise typer.Exit(ExitCode.SUCCEEDED)
 
 
-def _duration(text: str, flag: str) -> float:
+def duration(text: str, flag: str) -> float:
+    """Seconds of a duration flag's value; above 0, or an error naming ``flag``."""
     try:
         seconds = parse_duration(text, flag)
     except ValueError as exc:

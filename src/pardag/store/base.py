@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pardag.errors import StoreError
+from pardag.store.tenancy import StoredWorkflow, TokenRecord
 
 __all__ = [
     "APPROVED",
@@ -31,6 +32,8 @@ __all__ = [
     "StepRecord",
     "Store",
     "StoreError",
+    "StoredWorkflow",
+    "TokenRecord",
     "mask_url",
 ]
 
@@ -233,11 +236,15 @@ class Store(ABC):
         since: float | None = None,
         until: float | None = None,
         limit: int = 50,
+        org: str | None = None,
+        before: tuple[float, str] | None = None,
     ) -> list[RunRecord]:
-        """Runs matching every filter given, newest (``created_at``) first.
+        """Runs matching every filter given, newest (``created_at``, then id) first.
 
         ``since`` is inclusive and ``until`` exclusive (``since <= created_at < until``), so
-        consecutive windows never count a run twice; ``limit <= 0`` means no limit.
+        consecutive windows never count a run twice; ``limit <= 0`` means no limit. ``org``
+        keeps one organisation's runs; ``before`` (``created_at``, ``run_id``) those listed
+        after that run, so that pages never skip or repeat a run.
         """
 
     @abstractmethod
@@ -299,9 +306,52 @@ class Store(ABC):
         claimed it meanwhile; False then, or if it was not queued."""
 
     @abstractmethod
+    def requeue(self, run_id: str) -> bool:
+        """Put a ``paused`` run back in the queue (an approval was answered: a worker goes on
+        with it); False if it was not paused."""
+
+    @abstractmethod
     def release(self, run_id: str, worker: str) -> bool:
         """Let go of ``worker``'s lease (``lease_until`` None), once the run stopped in
         ``worker``'s hands; False if ``worker`` did not hold it."""
+
+    # -- the service's tokens and stored workflows (store/tenancy.py) ---------------------------
+
+    @abstractmethod
+    def create_token(self, token: TokenRecord) -> None:
+        """Record a new API token (its hash, never its text), committed."""
+
+    @abstractmethod
+    def token_by_hash(self, token_hash: str) -> TokenRecord | None:
+        """The token whose text hashes to ``token_hash`` (revoked and expired ones too)."""
+
+    @abstractmethod
+    def list_tokens(self, org: str | None = None) -> list[TokenRecord]:
+        """The tokens of ``org`` (None: of every organisation), oldest first."""
+
+    @abstractmethod
+    def revoke_token(self, token_id: str, now: float) -> bool:
+        """Revoke a token from ``now`` on; False if there is no such token not yet revoked."""
+
+    @abstractmethod
+    def put_workflow(
+        self, org: str, name: str, format: str, definition: str, now: float
+    ) -> StoredWorkflow:
+        """Store ``definition`` as the next version of workflow ``name`` of ``org`` (version 1,
+        under a new id, for a new name); the version stored."""
+
+    @abstractmethod
+    def workflow_versions(self, org: str, workflow_id: str) -> list[StoredWorkflow]:
+        """Every version of ``org``'s workflow ``workflow_id``, oldest first; [] when ``org``
+        has no such workflow (another organisation's is not found either)."""
+
+    @abstractmethod
+    def list_workflows(self, org: str) -> list[StoredWorkflow]:
+        """The latest version of each of ``org``'s workflows, by name."""
+
+    @abstractmethod
+    def delete_workflow(self, org: str, workflow_id: str) -> bool:
+        """Delete every version of ``org``'s workflow ``workflow_id``; False if it had none."""
 
     # -- lifetime -----------------------------------------------------------------------------
 

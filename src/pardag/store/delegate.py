@@ -53,6 +53,9 @@ class DelegatingStore(Store):
     def cancel_queued(self, run_id: str, now: float, error: str) -> bool:
         return self.inner.cancel_queued(run_id, now, error)
 
+    def requeue(self, run_id: str) -> bool:
+        return self.inner.requeue(run_id)
+
     def release(self, run_id: str, worker: str) -> bool:
         return self.inner.release(run_id, worker)
 
@@ -83,6 +86,32 @@ class DelegatingStore(Store):
 
     def get_cache(self, key: str, now: float) -> rec.CacheEntry | None:
         return self.inner.get_cache(key, now)
+
+    def create_token(self, token: rec.TokenRecord) -> None:
+        self.inner.create_token(token)
+
+    def token_by_hash(self, token_hash: str) -> rec.TokenRecord | None:
+        return self.inner.token_by_hash(token_hash)
+
+    def list_tokens(self, org: str | None = None) -> list[rec.TokenRecord]:
+        return self.inner.list_tokens(org)
+
+    def revoke_token(self, token_id: str, now: float) -> bool:
+        return self.inner.revoke_token(token_id, now)
+
+    def put_workflow(
+        self, org: str, name: str, format: str, definition: str, now: float
+    ) -> rec.StoredWorkflow:
+        return self.inner.put_workflow(org, name, format, definition, now)
+
+    def workflow_versions(self, org: str, workflow_id: str) -> list[rec.StoredWorkflow]:
+        return self.inner.workflow_versions(org, workflow_id)
+
+    def list_workflows(self, org: str) -> list[rec.StoredWorkflow]:
+        return self.inner.list_workflows(org)
+
+    def delete_workflow(self, org: str, workflow_id: str) -> bool:
+        return self.inner.delete_workflow(org, workflow_id)
 
     def close(self) -> None:
         self.inner.close()

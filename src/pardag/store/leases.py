@@ -21,7 +21,16 @@ from __future__ import annotations
 from pardag.states import RunStatus
 from pardag.store.schema import RUN_COLUMNS
 
-__all__ = ["CANCEL_QUEUED", "LOCK", "PICK_EXPIRED", "PICK_QUEUED", "RELEASE", "RENEW", "TAKE"]
+__all__ = [
+    "CANCEL_QUEUED",
+    "LOCK",
+    "PICK_EXPIRED",
+    "PICK_QUEUED",
+    "RELEASE",
+    "RENEW",
+    "REQUEUE",
+    "TAKE",
+]
 
 _QUEUED = RunStatus.QUEUED.value
 _RUNNING = RunStatus.RUNNING.value
@@ -65,3 +74,9 @@ CANCEL_QUEUED = (
     f"WHERE run_id = ? AND status = '{_QUEUED}' RETURNING run_id"
 )
 """Cancel a run still queued (finished_at, error, run_id); a claimed one is left alone."""
+
+REQUEUE = (
+    f"UPDATE runs SET status = '{_QUEUED}', lease_until = NULL WHERE run_id = ? "
+    f"AND status = '{RunStatus.PAUSED.value}' RETURNING run_id"
+)
+"""Queue a paused run again, for a worker to go on with it (run_id); only a paused one."""

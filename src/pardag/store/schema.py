@@ -21,6 +21,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from pardag.store import tenancy
 from pardag.store.base import (
     Answer,
     CacheEntry,
@@ -162,10 +163,15 @@ MIGRATIONS: list[Migration] = [
             "CREATE INDEX runs_by_lease ON runs (status, lease_until)",
         ),
     ),
+    Migration(
+        5,
+        "the service's API tokens (hashed) and stored workflows, each in one organisation",
+        tenancy.MIGRATION,
+    ),
 ]
 """Every version of the schema, oldest first; append, never edit."""
 
-TABLES = ("runs", "steps", "events", "answers", "cache", "logs", "pardag_schema")
+TABLES = ("runs", "steps", "events", "answers", "cache", "logs", *tenancy.TABLES, "pardag_schema")
 """The tables pardag owns; a database holding some of them but no ``pardag_schema`` is not
 one of ours and is never touched."""
 
@@ -327,7 +333,13 @@ SELECT_CACHE = _select("cache", CACHE_COLUMNS, "key = ? AND (expires_at IS NULL 
 
 
 def list_runs_query(
-    workflow: str | None, status: str | None, since: float | None, until: float | None, limit: int
+    workflow: str | None,
+    status: str | None,
+    since: float | None,
+    until: float | None,
+    limit: int,
+    org: str | None = None,
+    before: tuple[float, str] | None = None,
 ) -> tuple[str, list[Any]]:
     """The statement and parameters for ``Store.list_runs`` (every filter given, ANDed)."""
     filters = (
@@ -335,9 +347,13 @@ def list_runs_query(
         ("status = ?", status),
         ("created_at >= ?", since),
         ("created_at < ?", until),
+        ("org = ?", org),
     )
     clauses = [clause for clause, value in filters if value is not None]
     params: list[Any] = [value for _, value in filters if value is not None]
+    if before is not None:  # the page after a cursor: strictly below it in the listing's order
+        clauses.append("(created_at < ? OR (created_at = ? AND run_id < ?))")
+        params += [before[0], before[0], before[1]]
     sql = f"SELECT {', '.join(RUN_COLUMNS)} FROM runs"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)

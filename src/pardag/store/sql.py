@@ -6,12 +6,13 @@ The statements and row mappings live in ``schema``; a backend only says how to r
 
 from __future__ import annotations
 
+import uuid
 from abc import abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from pardag.states import RunStatus
-from pardag.store import leases, schema
+from pardag.store import leases, schema, tenancy
 from pardag.store.base import (
     Answer,
     CacheEntry,
@@ -21,7 +22,9 @@ from pardag.store.base import (
     RunUpdate,
     StepRecord,
     Store,
+    StoredWorkflow,
     StoreError,
+    TokenRecord,
 )
 
 __all__ = ["SQLStore"]
@@ -127,10 +130,74 @@ class SQLStore(Store):
             )
         )
 
+    def requeue(self, run_id: str) -> bool:
+        return bool(
+            self._write("requeueing a run", lambda c: self._fetch(c, leases.REQUEUE, (run_id,)))
+        )
+
     def release(self, run_id: str, worker: str) -> bool:
         params = (run_id, worker)
         return bool(
             self._write("releasing a lease", lambda c: self._fetch(c, leases.RELEASE, params))
+        )
+
+    # -- tokens and stored workflows --------------------------------------------------------
+
+    def create_token(self, token: TokenRecord) -> None:
+        row = self._row(schema.row(token, tenancy.TOKEN_COLUMNS))
+        refused = f"run store {self.url}: cannot record token {token.token_id!r}"
+        self._write(
+            "recording a token", lambda c: self._execute(c, tenancy.INSERT_TOKEN, row, refused)
+        )
+
+    def token_by_hash(self, token_hash: str) -> TokenRecord | None:
+        rows = self._read(tenancy.SELECT_TOKEN_BY_HASH, (token_hash,))
+        return tenancy.token_from_row(rows[0]) if rows else None
+
+    def list_tokens(self, org: str | None = None) -> list[TokenRecord]:
+        if org is None:
+            return [tenancy.token_from_row(r) for r in self._read(tenancy.SELECT_TOKENS, ())]
+        rows = self._read(tenancy.SELECT_ORG_TOKENS, (org,))
+        return [tenancy.token_from_row(r) for r in rows]
+
+    def revoke_token(self, token_id: str, now: float) -> bool:
+        params = (now, token_id)
+        return bool(
+            self._write("revoking a token", lambda c: self._fetch(c, tenancy.REVOKE_TOKEN, params))
+        )
+
+    def put_workflow(
+        self, org: str, name: str, format: str, definition: str, now: float
+    ) -> StoredWorkflow:
+        def store(conn: Any) -> StoredWorkflow:
+            latest = self._fetch(conn, tenancy.LATEST_OF_NAME, (org, name))
+            workflow_id, version = latest[0] if latest else (uuid.uuid4().hex[:16], 0)
+            stored = StoredWorkflow(
+                str(workflow_id), int(version) + 1, org, name, format, definition, now
+            )
+            refused = (
+                f"run store {self.url}: workflow {name!r} got a new version from another "
+                "request at the same moment; send it again"
+            )
+            row = self._row(schema.row(stored, tenancy.WORKFLOW_COLUMNS))
+            self._execute(conn, tenancy.INSERT_WORKFLOW, row, refused)
+            return stored
+
+        return self._write("storing a workflow", store)
+
+    def workflow_versions(self, org: str, workflow_id: str) -> list[StoredWorkflow]:
+        rows = self._read(tenancy.SELECT_VERSIONS, (org, workflow_id))
+        return [tenancy.workflow_from_row(r) for r in rows]
+
+    def list_workflows(self, org: str) -> list[StoredWorkflow]:
+        return [tenancy.workflow_from_row(r) for r in self._read(tenancy.SELECT_LATEST, (org,))]
+
+    def delete_workflow(self, org: str, workflow_id: str) -> bool:
+        params = (org, workflow_id)
+        return bool(
+            self._write(
+                "deleting a workflow", lambda c: self._fetch(c, tenancy.DELETE_WORKFLOW, params)
+            )
         )
 
     # -- reading --------------------------------------------------------------------------
@@ -156,8 +223,10 @@ class SQLStore(Store):
         since: float | None = None,
         until: float | None = None,
         limit: int = 50,
+        org: str | None = None,
+        before: tuple[float, str] | None = None,
     ) -> list[RunRecord]:
-        sql, params = schema.list_runs_query(workflow, status, since, until, limit)
+        sql, params = schema.list_runs_query(workflow, status, since, until, limit, org, before)
         return [schema.run_from_row(r) for r in self._read(sql, params)]
 
     def get_steps(self, run_id: str) -> list[StepRecord]:

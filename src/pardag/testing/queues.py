@@ -160,3 +160,22 @@ class QueueSuite:
         assert set(counts.values()) == {1}
         claimed = store.list_runs(status="running", limit=0)
         assert len(claimed) == runs and all(r.claims == 1 for r in claimed)
+
+    def test_only_a_paused_run_is_queued_again(self, store: Store) -> None:
+        store.create_run(new_run("p-1", status="paused", worker="w0", claims=1))
+        store.create_run(new_run("r-1", worker="w1", lease_until=T0 + LEASE))
+        assert store.requeue("p-1")
+        assert not store.requeue("p-1")  # queued now, not paused
+        assert not store.requeue("r-1") and not store.requeue("ghost")
+        got = store.claim("w2", LEASE, T0)
+        assert got is not None and (got.run_id, got.status, got.claims) == ("p-1", "running", 2)
+
+    def test_runs_list_by_organisation_a_page_after_another(self, store: Store) -> None:
+        for n in range(5):
+            store.create_run(new_run(f"a-{n}", org="acme", created_at=T0 + n // 2))
+        store.create_run(new_run("b-1", org="other", created_at=T0 + 1))
+        first = store.list_runs(org="acme", limit=2)
+        assert [r.run_id for r in first] == ["a-4", "a-3"]
+        last = first[-1]
+        rest = store.list_runs(org="acme", limit=0, before=(last.created_at, last.run_id))
+        assert [r.run_id for r in rest] == ["a-2", "a-1", "a-0"]  # ties split by id, none twice

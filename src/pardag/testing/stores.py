@@ -35,11 +35,12 @@ from pardag.testing.records import (
     seed_runs,
 )
 from pardag.testing.storelife import LifetimeSuite, Opener
+from pardag.testing.tenancy import TenancySuite
 
 __all__ = ["Opener", "StoreSuite"]
 
 
-class StoreSuite(LifetimeSuite, QueueSuite):
+class StoreSuite(LifetimeSuite, QueueSuite, TenancySuite):
     """The tests every store must pass. Not collected itself (its name lacks ``Test``).
 
     A subclass provides the fixture ``opener``: a callable that opens a store of its own for

@@ -1,0 +1,65 @@
+"""The HTTP API as one ASGI app: ``create_app(store)``.
+
+Routes live in ``routes_workflows``, ``routes_runs`` and ``events``; who may call them in
+``auth``; how errors look in ``errors``; the body limit in ``limits``. The app only reads and
+writes the run store: runs are executed by workers (``pardag.worker``), in the same process
+under ``pardag serve`` or anywhere else.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+import pardag
+from pardag.server import errors, events, routes_runs, routes_workflows
+from pardag.server.limits import DEFAULT_MAX_BODY, BodyLimit
+from pardag.store.base import Store
+
+__all__ = ["POLL", "PUBLIC", "ROUTERS", "api_routes", "create_app"]
+
+POLL = 0.2
+"""Seconds an event stream waits before it reads the store again when nothing was new."""
+PUBLIC = frozenset({"/healthz", "/api/openapi.json", "/api/docs"})
+"""The only paths served without a token."""
+
+
+ROUTERS = (routes_workflows.router, routes_runs.router, events.router)
+"""The API's routes, a router per concept."""
+
+
+def create_app(
+    store: Store,
+    *,
+    max_body: int = DEFAULT_MAX_BODY,
+    poll: float = POLL,
+    recheck: float = events.RECHECK,
+) -> FastAPI:
+    """The API over ``store`` (which the caller opens and closes). ``poll`` and ``recheck``:
+    how often an event stream reads the store, and checks its token again."""
+    app = FastAPI(
+        title="pardag",
+        version=pardag.__version__,
+        summary="Workflows, runs, approvals and live events of a pardag run store.",
+        openapi_url="/api/openapi.json",
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.store = store
+    app.state.poll, app.state.recheck = poll, recheck
+    errors.install(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_api_route("/healthz", _healthz, methods=["GET"], summary="Alive (no token needed)")
+    app.add_middleware(BodyLimit, max_bytes=max_body)
+    return app
+
+
+def _healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+def api_routes(app: FastAPI) -> list[APIRoute]:
+    """Every route of ``app``: those of ``ROUTERS``, then the app's own (``/healthz``)."""
+    own = [r for r in app.routes if isinstance(r, APIRoute)]
+    return [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)] + own
