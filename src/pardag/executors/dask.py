@@ -41,6 +41,7 @@ import contextlib
 import heapq
 import importlib.util
 import itertools
+import pickle
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -49,7 +50,7 @@ from typing import Any
 from pardag.errors import ArgumentError
 from pardag.executors.base import Executor, Label, deliverable
 from pardag.executors.dask_data import KeptOnCluster, Outputs, unswapped
-from pardag.executors.dask_worker import run_call, summary
+from pardag.executors.dask_worker import Talk, run_call, summary
 from pardag.executors.payload import describe, dumps
 from pardag.states import ExecutorName
 from pardag.steplog import Logged
@@ -108,6 +109,7 @@ class DaskExecutor(Executor):
         self._outputs = Outputs()
         self._stops: dict[asyncio.Future[Any], str] = {}  # isolated calls: their cancel Event
         self._starting: dict[str, tuple[int, asyncio.Future[Any]]] = {}  # by key: announced
+        self._results: dict[str, asyncio.Future[bytes]] = {}  # by key: a small one, sent
         self._run = uuid.uuid4().hex[:12]
         self._topic = f"pardag-started-{self._run}"
         self._closed = False
@@ -183,6 +185,7 @@ class DaskExecutor(Executor):
                 starting.cancel()
             with contextlib.suppress(BaseException):
                 client = await starting
+                await _forget_topic(client, self._topic)
                 await client.close()
         cluster, self._cluster = self._cluster, None
         if cluster is not None:
@@ -224,16 +227,22 @@ class DaskExecutor(Executor):
                 self._tasks[held.future] = loop.create_task(call)
 
     async def _connect(self) -> Any:
-        """The client, listening to its workers' start announcements when asked to."""
+        """The client, listening to what the workers say on the run's topic (``Talk``)."""
         client = await self._open()
-        if self.on_start is not None:
-            client.subscribe_topic(self._topic, self._on_started)
+        client.subscribe_topic(self._topic, self._heard)
+        _send_promptly(client)
         return client
 
-    def _on_started(self, event: tuple[float, Any]) -> None:
-        """A worker started a call that asked to ``announce`` it (on the client's loop)."""
+    def _heard(self, event: tuple[float, Any]) -> None:
+        """A worker announced a call's start, or sent its small result (on the loop)."""
         message = event[1]
-        tag, future = self._starting.pop(str(message.get("key")), (-1, None))
+        key = str(message.get("key"))
+        if "value" in message:
+            sent = self._results.get(key)
+            if sent is not None and not sent.done():
+                sent.set_result(message["value"])
+            return
+        tag, future = self._starting.pop(key, (-1, None))
         if future is not None and not future.done() and self.on_start is not None:
             self.on_start(tag, float(message["at"]), str(message.get("worker")))
 
@@ -268,14 +277,14 @@ class DaskExecutor(Executor):
         try:
             if label.resources:
                 await self._check_resources(client, label)
-            announce = (self._topic, label.key) if label.announce else None
+            talk = Talk(self._topic, label.key, label.announce, not label.keep)
             stop = f"{label.key}-stop" if label.isolate else None
             if stop is not None:
                 self._stops[future] = stop
             task: Any = client.submit(
                 run_call,
                 held.payload,
-                announce,
+                talk,
                 stop,
                 *held.inputs,
                 key=label.key,
@@ -287,16 +296,20 @@ class DaskExecutor(Executor):
             self._dask[future] = task
             kept = False
             try:
-                result = await (self._summed(client, task, label) if label.keep else task)
+                if label.keep:
+                    result = await self._summed(client, task, label)
+                else:
+                    result = await self._result(task, label.key)
                 outcome: tuple[bool, Any] = (True, result)
-                if label.dependents:  # the future stays while a dependent may take it
-                    value = result.value if isinstance(result, Logged) else result
+                value = result.value if isinstance(result, Logged) else result
+                if label.dependents and (label.keep or _worth_holding(value)):
                     kept = self._outputs.hold(value, task, label.dependents)
                 for used in self._outputs.used(held.taken):
                     used.release()
             finally:
                 self._dask.pop(future, None)
                 self._starting.pop(label.key, None)
+                self._results.pop(label.key, None)
                 self._stops.pop(future, None)
                 if not kept:
                     task.release()  # the result is here: the cluster need not keep it
@@ -314,6 +327,20 @@ class DaskExecutor(Executor):
                 future.set_result(outcome[1])
             else:
                 future.set_exception(outcome[1])
+
+    async def _result(self, task: Any, key: str) -> Any:
+        """The call's result: as its worker sent it on the topic if small (no round trip to
+        fetch it), else fetched; its error, or its worker's death, as Dask reports it."""
+        sent = self._results[key] = asyncio.get_running_loop().create_future()
+        ended = asyncio.ensure_future(task._state.wait())  # distributed's own wait, no fetch
+        try:
+            await asyncio.wait((sent, ended), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ended.cancel()
+        if sent.done():
+            with contextlib.suppress(Exception):  # unpicklable here: fetch it as Dask does
+                return pickle.loads(sent.result())
+        return await task
 
     async def _summed(self, client: Any, task: Any, label: Label) -> Any:
         """A kept output's ``KeptOnCluster`` (with the log its call wrote), asked of the
@@ -415,6 +442,47 @@ _mainless_workers = _Mainless()
 
 def _fits(needs: dict[str, int], has: dict[str, float]) -> bool:
     return all(has.get(name, 0) >= amount for name, amount in needs.items())
+
+
+HELD_FROM = 64 * 1024
+"""The size (``dask.sizeof``) from which an output's dependents on the cluster take it from
+the worker that holds it; a smaller one goes inside their call, which costs less than a
+transfer between workers."""
+
+
+def _worth_holding(value: Any) -> bool:
+    from dask.sizeof import sizeof
+
+    return bool(sizeof(value) >= HELD_FROM)
+
+
+SEND_EVERY = 0.001
+"""Seconds between two batches of messages from the client to the scheduler (Dask's: 0.01)."""
+
+
+def _send_promptly(client: Any) -> None:
+    """Let the client send to the scheduler every ``SEND_EVERY`` instead of every 10 ms.
+
+    Dask's client batches its messages (submissions, releases) and sends at most one batch
+    every 10 ms, which suits a client that submits a whole graph at once. pardag submits each
+    step as it becomes ready, so a step whose call follows another message within 10 ms
+    waited up to 10 ms (on a chain, every step did). The interval is the client's own
+    ``BatchedSend`` attribute; a client without it is left as it is."""
+    comm = getattr(client, "scheduler_comm", None)
+    if comm is not None and isinstance(getattr(comm, "interval", None), float):
+        comm.interval = SEND_EVERY
+
+
+async def _forget_topic(client: Any, topic: str) -> None:
+    """Drop what the scheduler kept of the run's topic (it keeps every topic's messages)."""
+
+    def forget(dask_scheduler: Any) -> None:  # sent by value: the scheduler needs no pardag
+        broker = getattr(dask_scheduler, "_broker", None)  # distributed >= 2024.8
+        topics = broker._topics if broker is not None else dask_scheduler.events
+        topics.pop(topic, None)
+
+    with contextlib.suppress(Exception):  # a scheduler that runs no functions: it keeps them
+        await client.run_on_scheduler(forget)
 
 
 async def _set_event(client: Any, name: str) -> None:
