@@ -303,6 +303,15 @@ class Store(ABC):
         """Let go of ``worker``'s lease (``lease_until`` None), once the run stopped in
         ``worker``'s hands; False if ``worker`` did not hold it."""
 
+    @abstractmethod
+    def reopen(
+        self, run_id: str, was: str, status: str, settings_json: str, owner: str | None
+    ) -> bool:
+        """Start a new attempt of a finished run (``pardag retry``): its status ``status``
+        (``running``, owned by ``owner``, or ``queued`` for a worker), its ``settings_json``
+        replaced, ``finished_at``, ``error`` and any lease cleared, ``claims`` back to 0; only
+        if its status is still ``was`` (two retries at once: one wins). False otherwise."""
+
     # -- lifetime -----------------------------------------------------------------------------
 
     @abstractmethod

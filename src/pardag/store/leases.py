@@ -21,7 +21,16 @@ from __future__ import annotations
 from pardag.states import RunStatus
 from pardag.store.schema import RUN_COLUMNS
 
-__all__ = ["CANCEL_QUEUED", "LOCK", "PICK_EXPIRED", "PICK_QUEUED", "RELEASE", "RENEW", "TAKE"]
+__all__ = [
+    "CANCEL_QUEUED",
+    "LOCK",
+    "PICK_EXPIRED",
+    "PICK_QUEUED",
+    "RELEASE",
+    "RENEW",
+    "REOPEN",
+    "TAKE",
+]
 
 _QUEUED = RunStatus.QUEUED.value
 _RUNNING = RunStatus.RUNNING.value
@@ -65,3 +74,10 @@ CANCEL_QUEUED = (
     f"WHERE run_id = ? AND status = '{_QUEUED}' RETURNING run_id"
 )
 """Cancel a run still queued (finished_at, error, run_id); a claimed one is left alone."""
+
+REOPEN = (
+    "UPDATE runs SET status = ?, settings_json = ?, owner = ?, finished_at = NULL, "
+    "error = NULL, lease_until = NULL, claims = 0 WHERE run_id = ? AND status = ? "
+    "RETURNING run_id"
+)
+"""A finished run's new attempt (status, settings_json, owner, run_id, the status it had)."""
