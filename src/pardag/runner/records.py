@@ -25,7 +25,7 @@ from pardag.executors.base import format_traceback
 from pardag.executors.dask_data import KeptOnCluster
 from pardag.journal import Journal, Then, warn_not_stored
 from pardag.owner import this_process
-from pardag.recording import encode_json, settings_json
+from pardag.recording import Retried, encode_json, settings_json
 from pardag.runner.plan import Plan
 from pardag.runner.state import CacheAnswer, RunState, Stop
 from pardag.scheduler import Scheduler
@@ -101,6 +101,8 @@ class RunRecords:
             record.owner = owner
             store.create_run(record)
         answers = store.get_answers(self._run_id)
+        if resuming:  # a retried run's approvals that run again ask again
+            answers = Retried.of(self._record).standing(answers)
         install()
         loop = asyncio.get_running_loop()
         self._later = _later(loop)
