@@ -9,6 +9,10 @@ exists, so a test "fixes" it by deleting the file. SQLite and PostgreSQL both.
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,7 @@ import pytest
 import pardag
 from pardag import ArgumentError, RunStatus
 from pardag.rerun import plan_retry
-from pardag.store import open_store
+from pardag.store import RunUpdate, StepRecord, open_store
 from pardag.worker import Worker
 from tests.store.conftest import postgres, postgres_url  # noqa: F401  (fixtures used below)
 
@@ -244,3 +248,104 @@ def test_a_queued_retry_is_run_by_a_worker(project: Project) -> None:
     assert project.record(run_id).status == "succeeded"
     assert project.ran() == Counter("bc")
     assert project.steps(run_id)["c"][-1] == (1, "succeeded", 20)
+
+
+GATED = """\
+name: gated
+params:
+  ledger: ""
+steps:
+  a:
+    function: rsteps:a
+  review:
+    kind: approval
+    depends_on: a
+    prompt: Ship it?
+"""
+
+
+def test_a_rejected_approval_asks_again_when_retried(project: Project) -> None:
+    (project.folder / "gated.yaml").write_text(GATED)
+    wf = pardag.load(project.folder / "gated.yaml")
+    run_id = wf.run(store=project.url, params={"ledger": str(project.ledger)}).run_id
+    rejected = pardag.reject(run_id, "review", "not today", store=project.url)
+    assert rejected.status is RunStatus.FAILED
+    again = retried(pardag.retry(run_id, store=project.url))
+    assert again.status is RunStatus.PAUSED  # the earlier "no" does not count any more
+    approved = pardag.approve(run_id, "review", store=project.url)
+    assert approved.status is RunStatus.SUCCEEDED and approved.outputs["review"] is True
+    assert project.ran() == Counter("a")  # once, in the first run
+
+
+def _mark(name: str) -> None:
+    with open(os.environ["RETRY_LEDGER"], "a") as ledger:
+        ledger.write(name + "\n")
+
+
+def list_items() -> list[str]:
+    _mark("list")
+    return ["x0", "x1", "x2", "x3"]
+
+
+def process(item: str) -> str:
+    _mark(item)
+    if item == "x2" and os.path.exists(os.environ["RETRY_FLAG"]):
+        raise ValueError(f"bad {item}")
+    return item.upper()
+
+
+def report(process: list[str]) -> str:
+    _mark("report")
+    return "".join(process)
+
+
+MAPPED = pardag.Workflow("mapped_retry")
+MAPPED.add("list_items", list_items)
+MAPPED.add("process", process, map_over="list_items")
+MAPPED.add("report", report)
+
+
+def test_a_mapped_step_runs_again_only_its_failed_instances(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRY_LEDGER", str(project.ledger))
+    monkeypatch.setenv("RETRY_FLAG", str(project.flag))
+    project.flag.touch()
+    first = MAPPED.run(store=project.url, on_failure="continue", executor="inline")
+    assert (
+        first.status is RunStatus.FAILED and first.steps["report"].state is pardag.StepState.SKIPPED
+    )
+    assert project.ran() == Counter(["list", "x0", "x1", "x2", "x3"])
+    project.fix()
+    again = retried(pardag.retry(first.run_id, store=project.url))
+    assert again.status is RunStatus.SUCCEEDED and again.outputs["report"] == "X0X1X2X3"
+    assert project.ran() == Counter(["x2", "report"])  # the other instances were reused
+    everything = retried(pardag.retry(first.run_id, from_="process", store=project.url))
+    assert everything.status is RunStatus.SUCCEEDED
+    assert project.ran() == Counter(["x0", "x1", "x2", "x3", "report"])
+
+
+def test_a_retry_cut_short_resumes_without_running_its_finished_steps_again(
+    project: Project,
+) -> None:
+    """The retry's choice is in the store: a resume after a crash in the middle of the retry
+    (b ran again and committed, then the process died) runs only what is left (c)."""
+    run_id = failed_run(project)
+    project.fix()
+    pardag.retry(run_id, queue=True, store=project.url)  # reopened, with the retry's choice
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    with open_store(project.url) as store:
+        b = StepRecord(
+            run_id, "b", 2, "succeeded", output_json="2", started_at=1.0, finished_at=2.0
+        )
+        dead = f"{socket.gethostname()}:{gone.stdout.strip()}"
+        store.write(runs=[RunUpdate(run_id, status="running", owner=dead)], steps=[b])
+    result = pardag.resume(run_id, store=project.url)
+    assert result.status is RunStatus.SUCCEEDED and result.outputs["c"] == 20
+    assert project.ran() == Counter("c")
+    assert [a for a, _, _ in project.steps(run_id)["b"]] == [1, 2]
