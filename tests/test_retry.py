@@ -349,3 +349,17 @@ def test_a_retry_cut_short_resumes_without_running_its_finished_steps_again(
     assert result.status is RunStatus.SUCCEEDED and result.outputs["c"] == 20
     assert project.ran() == Counter("c")
     assert [a for a, _, _ in project.steps(run_id)["b"]] == [1, 2]
+
+
+def test_a_retry_that_cannot_start_leaves_the_run_as_it_was(project: Project) -> None:
+    run_id = failed_run(project)
+    before = project.record(run_id)
+    with pytest.raises(ArgumentError, match=r"run\(params=...\): .*'nope'"):
+        pardag.retry(run_id, store=project.url, params={"nope": 1})
+    after = project.record(run_id)
+    assert (after.status, after.finished_at, after.error) == (
+        "failed",
+        before.finished_at,
+        before.error,
+    )
+    assert project.ran() == Counter()

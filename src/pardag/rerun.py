@@ -103,6 +103,8 @@ def plan_retry(opened: Store, record: RunRecord, from_: str, downstream: bool) -
     """Which steps a retry of ``record``'s run runs again; an error saying what to do when
     the run cannot be retried (it has not finished, ``from_`` names no step of it, nothing
     failed)."""
+    if not isinstance(from_, str):
+        raise ArgumentError(f"from_={from_!r}: give 'failed', 'all' or a step's id")
     _check_finished(record)
     graph = workflow_of(record).compile()
     latest = latest_attempts(opened.get_steps(record.run_id))
