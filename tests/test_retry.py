@@ -363,3 +363,40 @@ def test_a_retry_that_cannot_start_leaves_the_run_as_it_was(project: Project) ->
         before.error,
     )
     assert project.ran() == Counter()
+
+
+def blob() -> set[int]:
+    _mark("blob")
+    return {1, 2}  # JSON cannot hold a set: the store records it as not stored
+
+
+def use(blob: set[int]) -> int:
+    _mark("use")
+    if os.path.exists(os.environ["RETRY_FLAG"]):
+        raise ValueError("broken")
+    return len(blob)
+
+
+UNSTORED = pardag.Workflow("unstored_retry")
+UNSTORED.add("blob", blob)
+UNSTORED.add("use", use, depends_on=["blob"])
+
+
+def test_a_step_whose_output_was_not_stored_runs_again(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RETRY_LEDGER", str(project.ledger))
+    monkeypatch.setenv("RETRY_FLAG", str(project.flag))
+    project.flag.touch()
+    with pytest.warns(RuntimeWarning, match="blob"):
+        first = UNSTORED.run(store=project.url, executor="inline")
+    assert first.status is RunStatus.FAILED and project.ran() == Counter(["blob", "use"])
+    project.fix()
+    with open_store(project.url) as store:
+        record = store.get_run(first.run_id)
+        assert record is not None
+        assert plan_retry(store, record, "failed", downstream=True).rerun == ("blob", "use")
+    with pytest.warns(RuntimeWarning, match="blob"):
+        again = retried(pardag.retry(first.run_id, store=project.url))
+    assert again.status is RunStatus.SUCCEEDED and again.outputs["use"] == 2
+    assert project.ran() == Counter(["blob", "use"])

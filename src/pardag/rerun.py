@@ -111,7 +111,7 @@ def plan_retry(opened: Store, record: RunRecord, from_: str, downstream: bool) -
     seeds = _seeds(graph, latest, from_, record)
     chosen = _downstream(graph, seeds) if downstream else set(seeds)
     chosen |= {i for i in range(len(graph.ids)) if _unfinished(latest.get(graph.ids[i]))}
-    chosen |= _unstored_inputs(graph, latest, chosen)
+    chosen |= _unstored(graph, latest)
     if not chosen:
         raise ArgumentError(
             f"run {record.run_id} {record.status} and no step of it failed, was cancelled or "
@@ -219,19 +219,11 @@ def _downstream(graph: Graph, seeds: set[int]) -> set[int]:
     return out
 
 
-def _unstored_inputs(graph: Graph, latest: Mapping[str, StepRecord], chosen: set[int]) -> set[int]:
-    """Kept steps whose output a step that runs again needs but the store does not hold
-    (``output_stored`` False): they run again too (and so on upwards)."""
-    out: set[int] = set()
-    stack = list(chosen)
-    while stack:
-        for p in graph.preds[stack.pop()]:
-            rec = latest.get(graph.ids[p])
-            if p in chosen or p in out or rec is None or rec.output_stored:
-                continue
-            out.add(p)
-            stack.append(p)
-    return out
+def _unstored(graph: Graph, latest: Mapping[str, StepRecord]) -> set[int]:
+    """Succeeded steps whose output the store does not hold (``output_stored`` False): a
+    resumed run has no output to give them, so they run again (``RunRecords.restore``)."""
+    ids = graph.ids
+    return {i for i in range(len(ids)) if (r := latest.get(ids[i])) and not r.output_stored}
 
 
 def _marks(
