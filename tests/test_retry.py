@@ -277,6 +277,16 @@ def test_a_rejected_approval_asks_again_when_retried(project: Project) -> None:
     assert project.ran() == Counter("a")  # once, in the first run
 
 
+@pytest.fixture
+def broken_python(project: Project, monkeypatch: pytest.MonkeyPatch) -> Project:
+    """The project, for the workflows built in Python below: they find the ledger and the
+    flag (set: broken) through the environment."""
+    monkeypatch.setenv("RETRY_LEDGER", str(project.ledger))
+    monkeypatch.setenv("RETRY_FLAG", str(project.flag))
+    project.flag.touch()
+    return project
+
+
 def _mark(name: str) -> None:
     with open(os.environ["RETRY_LEDGER"], "a") as ledger:
         ledger.write(name + "\n")
@@ -305,12 +315,8 @@ MAPPED.add("process", process, map_over="list_items")
 MAPPED.add("report", report)
 
 
-def test_a_mapped_step_runs_again_only_its_failed_instances(
-    project: Project, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("RETRY_LEDGER", str(project.ledger))
-    monkeypatch.setenv("RETRY_FLAG", str(project.flag))
-    project.flag.touch()
+def test_a_mapped_step_runs_again_only_its_failed_instances(broken_python: Project) -> None:
+    project = broken_python
     first = MAPPED.run(store=project.url, on_failure="continue", executor="inline")
     assert (
         first.status is RunStatus.FAILED and first.steps["report"].state is pardag.StepState.SKIPPED
@@ -382,12 +388,8 @@ UNSTORED.add("blob", blob)
 UNSTORED.add("use", use, depends_on=["blob"])
 
 
-def test_a_step_whose_output_was_not_stored_runs_again(
-    project: Project, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("RETRY_LEDGER", str(project.ledger))
-    monkeypatch.setenv("RETRY_FLAG", str(project.flag))
-    project.flag.touch()
+def test_a_step_whose_output_was_not_stored_runs_again(broken_python: Project) -> None:
+    project = broken_python
     with pytest.warns(RuntimeWarning, match="blob"):
         first = UNSTORED.run(store=project.url, executor="inline")
     assert first.status is RunStatus.FAILED and project.ran() == Counter(["blob", "use"])
