@@ -77,6 +77,7 @@ PUBLIC = {
     "load",
     "reject",
     "resume",
+    "retry",
     "run",
     "runs",
 }

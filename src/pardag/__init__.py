@@ -91,6 +91,20 @@ def reject(
     return history.reject(run_id, step_id, reason, **options)
 
 
+def retry(
+    run_id: str,
+    *,
+    from_: str = "failed",
+    downstream: bool = True,
+    queue: bool = False,
+    **options: _Unpack[RunOptions],
+) -> RunResult | str:
+    """Run a finished run again, reusing what succeeded; see ``pardag.rerun.retry``."""
+    from pardag import rerun
+
+    return rerun.retry(run_id, from_=from_, downstream=downstream, queue=queue, **options)
+
+
 def runs(
     *,
     store: _Any = None,
@@ -168,6 +182,7 @@ __all__ = [
     "load",
     "reject",
     "resume",
+    "retry",
     "run",
     "runs",
 ]

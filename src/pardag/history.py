@@ -59,6 +59,7 @@ __all__ = [
     "record_answer",
     "recorded_run",
     "reject",
+    "required_store",
     "resume",
     "run_recorded",
     "runs",
@@ -78,7 +79,7 @@ def resume(run_id: str, **options: Unpack[RunOptions]) -> RunResult:
     (``store`` names the run store, ``PARDAG_STORE`` by default; the recorded settings apply
     unless given again; ``params`` are merged over the recorded ones).
     """
-    opened, owned = _required_store(options.get("store"), "resume")
+    opened, owned = required_store(options.get("store"), "resume")
     try:
         record = recorded_run(opened, run_id)
         _check_resumable(record)
@@ -300,7 +301,7 @@ def runs(
 ) -> list[RunRecord]:
     """Recorded runs, newest first, filtered by workflow, status and start time."""
     check_status(status, "status")
-    opened, owned = _required_store(store, "runs()")
+    opened, owned = required_store(store, "runs()")
     try:
         return opened.list_runs(
             workflow=workflow, status=status, since=since, until=until, limit=limit
@@ -317,7 +318,8 @@ def check_status(status: str | None, what: str) -> None:
         raise ArgumentError(f"Invalid {what} value {status!r}: use one of {', '.join(known)}")
 
 
-def _required_store(store: Store | str | os.PathLike[str] | None, what: str) -> tuple[Store, bool]:
+def required_store(store: Store | str | os.PathLike[str] | None, what: str) -> tuple[Store, bool]:
+    """The run store ``what`` acts on, and whether it was opened here (then close it)."""
     opened, owned = open_run_store(store)
     if opened is None:
         raise ArgumentError(
@@ -335,7 +337,7 @@ def _answer(
     reason: str | None,
     options: RunOptions,
 ) -> RunResult:
-    opened, owned = _required_store(options.get("store"), "answering an approval")
+    opened, owned = required_store(options.get("store"), "answering an approval")
     try:
         record = record_answer(opened, run_id, step_id, decision, value, reason)
         go_on: RunOptions = {**options, "store": opened}
@@ -414,7 +416,7 @@ def cancel(run_id: str, *, store: Store | str | os.PathLike[str] | None = None) 
     so is a queued run (no worker claims it then). A finished run is left alone (an error), and
     so, for now, is a run a worker holds.
     """
-    opened, owned = _required_store(store, "cancel")
+    opened, owned = required_store(store, "cancel")
     try:
         record = _unfinished_run(opened, run_id)
         if record.status == RunStatus.RUNNING and record.lease_until is not None:

@@ -2,9 +2,10 @@
 
 Below the runner: which store a run uses (``open_run_store``), the record of a new run
 (``run_record``: a snapshot of the definition, or where to import a workflow built in Python),
-the settings as JSON and back, and ``Resumption``, what an earlier process of a run left for
-the next one. ``pardag.history`` (resume, approve, reject, cancel, runs) builds on this from
-above the runner.
+the settings as JSON and back, ``Resumption``, what an earlier process of a run left for
+the next one, and ``Retried``, what a retry of a finished run chose to run again.
+``pardag.history`` (resume, approve, reject, cancel, runs) and ``pardag.rerun`` (retry) build
+on this from above the runner.
 """
 
 from __future__ import annotations
@@ -15,18 +16,20 @@ import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pardag.model import Settings
 from pardag.states import RunStatus, StepState
-from pardag.store.base import RunRecord, StepRecord, Store
+from pardag.store.base import Answer, RunRecord, StepRecord, Store
 
 if TYPE_CHECKING:
     from pardag.model import Workflow
 
 __all__ = [
+    "RETRIED",
     "Resumption",
+    "Retried",
     "StepHistory",
     "encode_json",
     "find_import_path",
@@ -57,11 +60,65 @@ class Resumption:
 
     @classmethod
     def read(cls, store: Store, record: RunRecord) -> Resumption:
-        """Everything ``store`` holds about the run ``record``, for resuming it."""
+        """Everything ``store`` holds about the run ``record``, for resuming it: a step a
+        retry runs again and has not run yet counts as pending (``Retried``)."""
+        retried = Retried.of(record)
         every = store.get_steps(record.run_id)
         first_event = len(store.get_events(record.run_id)) + 1
-        latest = list(latest_attempts(every).values())
-        return cls(record, latest, first_event, paused_since(every))
+        latest = [
+            replace(rec, state=StepState.PENDING.value) if retried.pending(rec) else rec
+            for rec in latest_attempts(every).values()
+        ]
+        since = paused_since([rec for rec in every if not retried.pending(rec)])
+        return cls(record, latest, first_event, since)
+
+
+RETRIED = "retried"
+"""The entry of a run's settings JSON that holds its latest retry (``Retried``)."""
+
+
+@dataclass(frozen=True)
+class Retried:
+    """What the latest ``pardag retry`` of a run chose, kept in the run's settings JSON so
+    that whoever goes on with the run (this process, a worker, a resume after a crash) reads
+    the same choice.
+
+    ``count`` is how many times the run was retried, ``at`` when the latest retry began,
+    ``rerun`` each step (and mapped step's instance) it runs again, with its latest attempt
+    then: an attempt no later than that is from before the retry (the step has not run again
+    yet), a later one is the retry's own, kept as a resume keeps any step.
+    ``chosen`` records what was asked (``failed``, ``all`` or a step, and ``downstream``).
+    """
+
+    count: int = 0
+    at: float = 0.0
+    rerun: Mapping[str, int] = field(default_factory=dict)
+    chosen: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, record: RunRecord) -> Retried:
+        """The run's latest retry (count 0: it was never retried)."""
+        found = json.loads(record.settings_json or "{}").get(RETRIED)
+        if not isinstance(found, dict):
+            return cls()
+        rerun = {str(k): int(v) for k, v in (found.get("rerun") or {}).items()}
+        chosen = {k: v for k, v in found.items() if k in ("from", "downstream")}
+        return cls(int(found.get("count", 0)), float(found.get("at", 0.0)), rerun, chosen)
+
+    def to_json(self) -> dict[str, Any]:
+        """As the settings JSON keeps it."""
+        return {"count": self.count, "at": self.at, **self.chosen, "rerun": dict(self.rerun)}
+
+    def pending(self, rec: StepRecord) -> bool:
+        """Whether ``rec`` is an attempt from before the retry of a step the retry runs again."""
+        mark = self.rerun.get(rec.step_id)
+        return mark is not None and rec.attempt <= mark
+
+    def standing(self, answers: Mapping[str, Answer]) -> dict[str, Answer]:
+        """The approval answers that still count: one given, before the retry, to a step the
+        retry runs again is not (the step asks again)."""
+        rerun, at = self.rerun, self.at
+        return {s: a for s, a in answers.items() if s not in rerun or a.answered_at > at}
 
 
 def open_run_store(store: Store | str | os.PathLike[str] | None) -> tuple[Store | None, bool]:
@@ -165,6 +222,7 @@ def settings_json(settings: Settings, extra: Mapping[str, Any] | None = None) ->
 def recorded_settings(text: str | None) -> dict[str, Any]:
     """``settings_json``'s text back as run options (a rate-limited pool is a tuple again)."""
     settings: dict[str, Any] = json.loads(text or "{}")
+    settings.pop(RETRIED, None)  # what a retry chose: no run option (``Retried``)
     pools = settings.get("pools") or {}
     settings["pools"] = {k: tuple(v) if isinstance(v, list) else v for k, v in pools.items()}
     return settings

@@ -106,6 +106,7 @@ def test_run_and_show_json_give_parent_and_instances_alike(ran: Ran) -> None:
 
 def test_run_names_the_failed_instance_quoted_for_the_shell(ran: Ran) -> None:
     _, run_id, done = ran
-    assert done.stderr.rstrip().endswith(
-        f"pardag show {run_id[:12]} 'process[2]'  for the traceback and every attempt"
-    )
+    assert done.stderr.rstrip().splitlines()[-2:] == [
+        f"pardag show {run_id[:12]} 'process[2]'  for the traceback and every attempt",
+        f"pardag retry {run_id[:12]}  once fixed: runs what failed again, reuses the rest",
+    ]

@@ -8,8 +8,8 @@ paused, 130 it was interrupted. Errors are one readable message; ``--debug`` add
 
 A module a concept: ``run`` (and ``params``, ``jsonout``, ``waiting``), ``graph`` (validate
 and graph), ``runs`` (what the run store holds), ``control`` (resume, approve, reject,
-cancel), ``worker`` (runs the queued runs), ``serve`` (the HTTP API) and ``tokens`` (its
-tokens), over the shared ``console``, ``options``, ``loading`` and ``exits``. Importing this
+retry, cancel), ``worker`` (runs the queued runs), ``serve`` (the HTTP API) and ``tokens``
+(its tokens), over the shared ``console``, ``options``, ``loading`` and ``exits``. Importing this
 package registers every command on ``app``; nothing in pardag but ``__main__`` imports it (it
 is the top layer).
 """
@@ -87,6 +87,7 @@ _COMMANDS: dict[str, Callable[..., Any]] = {  # in the order `pardag --help` lis
     "resume": control.resume_command,
     "approve": control.approve_command,
     "reject": control.reject_command,
+    "retry": control.retry_command,
     "cancel": control.cancel_command,
     "worker": worker.worker_command,
     "serve": serve.serve_command,

@@ -1,13 +1,15 @@
-"""The commands that act on a recorded run: ``resume``, ``approve``, ``reject`` and ``cancel``.
+"""The commands that act on a recorded run: ``resume``, ``approve``, ``reject``, ``retry`` and
+``cancel``.
 
-The first three continue the run in this process and end as ``pardag run`` does (``finish``):
-the result, then the exit code of its status.
+The first four continue the run in this process and end as ``pardag run`` does (``finish``):
+the result, then the exit code of its status (``retry --queue`` leaves it to a worker).
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated
@@ -16,19 +18,27 @@ import typer
 
 import pardag
 from pardag import history
-from pardag.cli.console import Session, reported, stderr
-from pardag.cli.exits import worst
+from pardag.cli.console import Session, reported, stderr, stdout
+from pardag.cli.exits import ExitCode, worst
+from pardag.cli.jsonout import dumps
 from pardag.cli.loading import open_recorded_store
 from pardag.cli.options import ConfigOpt, DebugOpt, JsonOpt, RunIdArg, SecretsFileOpt, StoreOpt
 from pardag.cli.run import finish
 from pardag.errors import ArgumentError
 from pardag.history import recorded_run
 from pardag.model import Step
+from pardag.rerun import plan_retry
 from pardag.results import RunResult
 from pardag.states import RunStatus
 from pardag.store.base import Store
 
-__all__ = ["approve_command", "cancel_command", "reject_command", "resume_command"]
+__all__ = [
+    "approve_command",
+    "cancel_command",
+    "reject_command",
+    "resume_command",
+    "retry_command",
+]
 
 
 def _go_on(
@@ -136,6 +146,74 @@ def reject_command(
         )
         result, steps = _go_on(opened, run_id, refuse)
     raise typer.Exit(finish(result, json_output, session, steps, store))
+
+
+def retry_command(
+    run_id: RunIdArg,
+    from_: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="What runs again: failed (the steps that failed, were cancelled or were "
+            "skipped because of a failure), all, or a step's id.",
+            metavar="failed|all|STEP",
+        ),
+    ] = "failed",
+    no_downstream: Annotated[
+        bool,
+        typer.Option(
+            "--no-downstream",
+            help="Run only those steps again, not the steps that depend on them.",
+        ),
+    ] = False,
+    queue: Annotated[
+        bool,
+        typer.Option("--queue", help="Do not run it here: put it back in the queue for a worker."),
+    ] = False,
+    json_output: JsonOpt = False,
+    store: StoreOpt = None,
+    secrets_file: SecretsFileOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Retry a finished run, as a new attempt of the same run: what failed (or --from STEP and
+    what depends on it) runs again; the outputs of the steps that succeeded are reused."""
+    session = Session(debug)
+    with reported(session), open_recorded_store(store, config) as opened:
+        record = recorded_run(opened, run_id)
+        plan = plan_retry(opened, record, from_, not no_downstream)
+        kept = f"; reused: {', '.join(plan.kept)}" if plan.kept else ""
+        said = f"retry {plan.count}: runs again {', '.join(plan.rerun)}{kept}"
+        retry = functools.partial(
+            pardag.retry, from_=from_, downstream=not no_downstream, store=opened
+        )
+        if queue:
+            if secrets_file is not None:
+                raise ArgumentError(
+                    "--secrets-file serves a retry that runs here; a queued one gets the "
+                    "worker's (pardag worker --secrets-file FILE): leave it out"
+                )
+            retry(record.run_id, queue=True)
+            stderr.print(f"run {record.run_id} {said} (queued for a worker)", markup=False)
+            _print_queued(record.run_id, plan.count, json_output)
+            raise typer.Exit(ExitCode.SUCCEEDED)
+
+        def here(found: str) -> RunResult:
+            stderr.print(said, markup=False)
+            result = retry(found, secrets_file=secrets_file)
+            assert isinstance(result, RunResult)  # run here: not queued
+            return result
+
+        result, steps = _go_on(opened, record.run_id, here)
+    raise typer.Exit(finish(result, json_output, session, steps, store))
+
+
+def _print_queued(run_id: str, count: int, json_output: bool) -> None:
+    """A queued retry's run id on stdout, as ``pardag run --queue`` prints a queued run."""
+    if json_output:
+        sys.stdout.write(dumps({"run_id": run_id, "status": "queued", "retry": count}) + "\n")
+    else:
+        stdout.print(run_id, markup=False)
 
 
 def cancel_command(

@@ -25,7 +25,7 @@ from pardag.cli.jsonout import JsonLines, dumps, result_json
 from pardag.cli.loading import prepare
 from pardag.cli.options import ConfigOpt, DebugOpt, FileArg, SecretsFileOpt, StoreOpt
 from pardag.cli.params import run_params
-from pardag.cli.runs import show_hint
+from pardag.cli.runs import retry_hint, show_hint
 from pardag.cli.waiting import answer_lines
 from pardag.config import ResolvedSettings
 from pardag.errors import ArgumentError, StepFailed
@@ -268,6 +268,7 @@ def finish(
         error(str(result.error))
         if failed is not None and not session.debug:
             stderr.print(show_hint(result.run_id, failed.step), markup=False)
+            stderr.print(retry_hint(result.run_id, store), markup=False)
     if result.status is RunStatus.PAUSED:
         for line in answer_lines(result, steps, store):
             stderr.print(line, markup=False)

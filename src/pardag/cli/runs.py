@@ -34,11 +34,12 @@ from pardag.history import recorded_run
 from pardag.progress import LiveProgress, grouped_rows, print_trimmed
 from pardag.recording import StepHistory, latest_attempts, step_histories
 from pardag.states import StepState
-from pardag.store.base import EventRecord, RunRecord, StepRecord, Store
+from pardag.store.base import EventRecord, RunRecord, StepRecord, Store, mask_url
 
 __all__ = [
     "as_event",
     "print_run",
+    "retry_hint",
     "runs_command",
     "show_command",
     "show_hint",
@@ -186,6 +187,12 @@ def show_hint(run_id: str, step: str) -> str:
     """The command that shows a failed step's traceback and every attempt (an instance id
     quoted for the shell: ``'process[3]'``)."""
     return f"pardag show {run_id[:12]} {shlex.quote(step)}  for the traceback and every attempt"
+
+
+def retry_hint(run_id: str, store: str | None) -> str:
+    """The command that retries a failed run once it is fixed (``store``: the --store given)."""
+    where = f" --store {shlex.quote(mask_url(store))}" if store else ""
+    return f"pardag retry {run_id[:12]}{where}  once fixed: runs what failed again, reuses the rest"
 
 
 def _step_document(

@@ -25,7 +25,7 @@ from pardag.executors.base import format_traceback
 from pardag.executors.dask_data import KeptOnCluster
 from pardag.journal import Journal, Then, warn_not_stored
 from pardag.owner import this_process
-from pardag.recording import encode_json, settings_json
+from pardag.recording import Retried, encode_json, settings_json
 from pardag.runner.plan import Plan
 from pardag.runner.state import CacheAnswer, RunState, Stop
 from pardag.scheduler import Scheduler
@@ -101,6 +101,8 @@ class RunRecords:
             record.owner = owner
             store.create_run(record)
         answers = store.get_answers(self._run_id)
+        if resuming:  # a retried run's approvals that run again ask again
+            answers = Retried.of(self._record).standing(answers)
         install()
         loop = asyncio.get_running_loop()
         self._later = _later(loop)
@@ -223,8 +225,9 @@ class RunRecords:
 
     def restore(self, records: Sequence[StepRecord]) -> Restored:
         """Steps whose final state an earlier process of this run committed keep it, and
-        their outputs; a success whose output was not stored runs again, as does one whose
-        output was kept on a Dask cluster while a dependent still needs it."""
+        their outputs (a critical step's failure fails the run again); a success whose output
+        was not stored runs again, as does one whose output was kept on a Dask cluster while a
+        dependent still needs it."""
         st, index, actions = self._state, self._plan.graph.index, self._plan.actions
         final: Restored = {}
         for rec in records:
@@ -246,7 +249,11 @@ class RunRecords:
                 handle_of = actions[i].handle
                 handle = handle_of(output) if handle_of is not None else None
             elif rec.error is not None:
-                st.errors[i] = StepFailed(rec.step_id, None, rec.error, rec.traceback or "")
+                st.errors[i] = failure = StepFailed(
+                    rec.step_id, None, rec.error, rec.traceback or ""
+                )
+                if state is StepState.FAILED and _fails_the_run(self._plan, i):
+                    st.first_failure = st.first_failure or failure
             st.started[i] = rec.started_at or 0.0
             st.finished[i] = rec.finished_at or 0.0
             final[i] = (state, handle, rec.reason)
@@ -317,6 +324,12 @@ class RunRecords:
             record.error = str(error)
             record.traceback = format_traceback(cause) if cause is not None else None
         return record
+
+
+def _fails_the_run(plan: Plan, i: int) -> bool:
+    """Whether step ``i``'s recorded failure fails the run it is restored in: a critical step
+    (an instance's failure counts through its mapped step, which settles again)."""
+    return plan.graph.steps[i].critical and "[" not in plan.graph.ids[i]
 
 
 def _later(loop: asyncio.AbstractEventLoop) -> Later:

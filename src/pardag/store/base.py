@@ -353,6 +353,15 @@ class Store(ABC):
     def delete_workflow(self, org: str, workflow_id: str) -> bool:
         """Delete every version of ``org``'s workflow ``workflow_id``; False if it had none."""
 
+    @abstractmethod
+    def reopen(
+        self, run_id: str, was: str, status: str, settings_json: str, owner: str | None
+    ) -> bool:
+        """Start a new attempt of a finished run (``pardag retry``): its status ``status``
+        (``running``, owned by ``owner``, or ``queued`` for a worker), its ``settings_json``
+        replaced, ``finished_at``, ``error`` and any lease cleared, ``claims`` back to 0; only
+        if its status is still ``was`` (two retries at once: one wins). False otherwise."""
+
     # -- lifetime -----------------------------------------------------------------------------
 
     @abstractmethod

@@ -59,6 +59,11 @@ class DelegatingStore(Store):
     def release(self, run_id: str, worker: str) -> bool:
         return self.inner.release(run_id, worker)
 
+    def reopen(
+        self, run_id: str, was: str, status: str, settings_json: str, owner: str | None
+    ) -> bool:
+        return self.inner.reopen(run_id, was, status, settings_json, owner)
+
     def get_run(self, run_id: str) -> rec.RunRecord | None:
         return self.inner.get_run(run_id)
 

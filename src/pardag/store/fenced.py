@@ -57,3 +57,9 @@ class FencedStore(DelegatingStore):
     def put_cache(self, entry: rec.CacheEntry) -> None:
         self._check()
         super().put_cache(entry)
+
+    def reopen(
+        self, run_id: str, was: str, status: str, settings_json: str, owner: str | None
+    ) -> bool:
+        self._check()
+        return super().reopen(run_id, was, status, settings_json, owner)

@@ -28,6 +28,7 @@ __all__ = [
     "PICK_QUEUED",
     "RELEASE",
     "RENEW",
+    "REOPEN",
     "REQUEUE",
     "TAKE",
 ]
@@ -80,3 +81,9 @@ REQUEUE = (
     f"AND status = '{RunStatus.PAUSED.value}' RETURNING run_id"
 )
 """Queue a paused run again, for a worker to go on with it (run_id); only a paused one."""
+REOPEN = (
+    "UPDATE runs SET status = ?, settings_json = ?, owner = ?, finished_at = NULL, "
+    "error = NULL, lease_until = NULL, claims = 0 WHERE run_id = ? AND status = ? "
+    "RETURNING run_id"
+)
+"""A finished run's new attempt (status, settings_json, owner, run_id, the status it had)."""

@@ -200,6 +200,19 @@ class SQLStore(Store):
             )
         )
 
+    def reopen(
+        self, run_id: str, was: str, status: str, settings_json: str, owner: str | None
+    ) -> bool:
+        if status not in (RunStatus.RUNNING, RunStatus.QUEUED):
+            raise StoreError(
+                f"run store {self.url}: cannot reopen run {run_id!r} as {status!r}: a run is "
+                "reopened as 'running' or 'queued'"
+            )
+        params = (status, settings_json, owner, run_id, was)
+        return bool(
+            self._write("reopening a finished run", lambda c: self._fetch(c, leases.REOPEN, params))
+        )
+
     # -- reading --------------------------------------------------------------------------
 
     @abstractmethod

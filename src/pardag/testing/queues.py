@@ -179,3 +179,26 @@ class QueueSuite:
         last = first[-1]
         rest = store.list_runs(org="acme", limit=0, before=(last.created_at, last.run_id))
         assert [r.run_id for r in rest] == ["a-2", "a-1", "a-0"]  # ties split by id, none twice
+
+    def test_a_finished_run_is_reopened_once(self, store: Store) -> None:
+        done = new_run("r-1", status="failed", finished_at=T0 + 1, error="step 'b' failed")
+        done.worker, done.lease_until, done.claims = "w1", T0 + 9, 2
+        store.create_run(done)
+        settings = '{"retried": {"count": 1}}'
+        assert store.reopen("r-1", "failed", "queued", settings, None)
+        found = store.get_run("r-1")
+        assert found is not None
+        assert (found.status, found.finished_at, found.error) == ("queued", None, None)
+        assert (found.settings_json, found.lease_until, found.claims) == (settings, None, 0)
+        assert not store.reopen("r-1", "failed", "running", "{}", "me")  # the other retry lost
+        claimed = store.claim("w2", LEASE, T0 + 5)
+        assert claimed is not None and (claimed.run_id, claimed.claims) == ("r-1", 1)
+        assert not store.reopen("nope", "failed", "running", "{}", "me")
+
+    def test_a_run_is_reopened_running_or_queued_only(self, store: Store) -> None:
+        store.create_run(new_run("r-1", status="succeeded", finished_at=T0 + 1))
+        with pytest.raises(StoreError, match=r"as 'paused'.*'running' or 'queued'"):
+            store.reopen("r-1", "succeeded", "paused", "{}", None)
+        assert store.reopen("r-1", "succeeded", "running", "{}", "host:1")
+        found = store.get_run("r-1")
+        assert found is not None and (found.status, found.owner) == ("running", "host:1")
