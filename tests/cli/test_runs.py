@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -48,10 +49,34 @@ steps:
 """
 
 
-def test_run_records_and_show_gives_the_keys_of_run_json(project: Path) -> None:
+class Recorded(NamedTuple):
+    """A project whose store holds one finished run, and what ``pardag run`` said of it."""
+
+    project: Path
+    done: subprocess.CompletedProcess[str]
+    run_id: str
+
+
+def _project(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A directory to run in, shared by a module's tests (``project``, module-scoped)."""
+    project = tmp_path_factory.mktemp(name)
+    (project / ".git").mkdir()
+    return project
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
+    """``FLOW`` run once (with ``--events events.jsonl --json``) for the tests that only read
+    the run it records: ``show``, ``logs``, ``runs`` and a refused ``resume`` change nothing."""
+    project = _project(tmp_path_factory, "recorded")
     write(project, "flow.yaml", FLOW)
-    done = pardag(project, "run", "flow.yaml", "--json")
+    done = pardag(project, "run", "flow.yaml", "--events", "events.jsonl", "--json")
     assert done.returncode == 0, done.stderr
+    return Recorded(project, done, json.loads(done.stdout)["run_id"])
+
+
+def test_run_records_and_show_gives_the_keys_of_run_json(recorded: Recorded) -> None:
+    project, done = recorded.project, recorded.done
     ran = json.loads(done.stdout)
     assert done.stderr.splitlines()[0] == f"run {ran['run_id']}"
     assert (project / ".pardag" / "runs.db").exists()
@@ -73,10 +98,8 @@ def test_run_records_and_show_gives_the_keys_of_run_json(project: Path) -> None:
         assert step["state"] == ran["steps"][sid]["state"] == "succeeded"
 
 
-def test_logs_print_the_events_of_a_step_in_order(project: Path) -> None:
-    write(project, "flow.yaml", FLOW)
-    run_id = json.loads(pardag(project, "run", "flow.yaml", "--json").stdout)["run_id"]
-    done = pardag(project, "logs", run_id, "second", "--events")
+def test_logs_print_the_events_of_a_step_in_order(recorded: Recorded) -> None:
+    done = pardag(recorded.project, "logs", recorded.run_id, "second", "--events")
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [e["kind"] for e in lines] == ["step_ready", "step_started", "step_succeeded"]
@@ -84,20 +107,17 @@ def test_logs_print_the_events_of_a_step_in_order(project: Path) -> None:
     assert [e["seq"] for e in lines] == sorted(e["seq"] for e in lines)
 
 
-def test_asking_about_a_run_that_does_not_exist_says_so(project: Path) -> None:
-    write(project, "flow.yaml", FLOW)
-    assert pardag(project, "run", "flow.yaml").returncode == 0
+def test_asking_about_a_run_that_does_not_exist_says_so(recorded: Recorded) -> None:
     for command in (["show", "abcdef123"], ["logs", "abcdef123"], ["resume", "abcdef123"]):
-        done = pardag(project, *command)
+        done = pardag(recorded.project, *command)  # a store that holds another run
         assert done.returncode == 2
         assert "there is no run 'abcdef123' in the run store" in done.stderr
         assert "Traceback" not in done.stderr
 
 
-def test_resuming_a_finished_run_says_so(project: Path) -> None:
-    write(project, "flow.yaml", FLOW)
-    run_id = json.loads(pardag(project, "run", "flow.yaml", "--json").stdout)["run_id"]
-    done = pardag(project, "resume", run_id)
+def test_resuming_a_finished_run_says_so(recorded: Recorded) -> None:
+    run_id = recorded.run_id
+    done = pardag(recorded.project, "resume", run_id)
     assert done.returncode == 2
     assert f"run {run_id} already finished: succeeded" in done.stderr
 
@@ -393,17 +413,23 @@ def look_up(zeta):
 """
 
 
-def _failed_run(project: Path) -> str:
+@pytest.fixture(scope="module")
+def failed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """``FAILING`` run once, and its id, for the tests that only read that run (``runs``,
+    ``show`` and ``logs`` change nothing in the store)."""
+    project = _project(tmp_path_factory, "failed")
     write(project, "failing_steps.py", FAILING_STEPS)
     write(project, "failing.yaml", FAILING)
     done = pardag(project, "run", "failing.yaml", "--on-failure", "continue", "--json")
     assert done.returncode == 1, done.stderr
     run_id: str = json.loads(done.stdout)["run_id"]
-    return run_id
+    return project, run_id
 
 
-def test_runs_and_show_print_their_tables_on_stdout_for_grep_and_less(project: Path) -> None:
-    run_id = _failed_run(project)
+def test_runs_and_show_print_their_tables_on_stdout_for_grep_and_less(
+    failed: tuple[Path, str],
+) -> None:
+    project, run_id = failed
     piped = subprocess.run(
         f"{sys.executable} -m pardag runs | grep failing",
         shell=True,
@@ -419,8 +445,10 @@ def test_runs_and_show_print_their_tables_on_stdout_for_grep_and_less(project: P
     assert shown.stderr == ""
 
 
-def test_show_lists_steps_as_declared_with_where_each_failure_was_raised(project: Path) -> None:
-    run_id = _failed_run(project)
+def test_show_lists_steps_as_declared_with_where_each_failure_was_raised(
+    failed: tuple[Path, str],
+) -> None:
+    project, run_id = failed
     shown = pardag(project, "show", run_id)
     lines = shown.stdout.splitlines()
     assert [line.split()[0] for line in lines[2:5]] == ["zeta", "alpha", "tests"]  # as declared
@@ -446,8 +474,8 @@ def test_show_lists_steps_as_declared_with_where_each_failure_was_raised(project
 RUN_KEYS = {"run_id", "workflow", "status", "error", "final_output", "outputs", "steps"}
 
 
-def test_show_run_step_gives_every_attempt_with_its_traceback(project: Path) -> None:
-    run_id = _failed_run(project)
+def test_show_run_step_gives_every_attempt_with_its_traceback(failed: tuple[Path, str]) -> None:
+    project, run_id = failed
     step = json.loads(pardag(project, "show", run_id[:8], "alpha", "--json").stdout)
     assert [(a["attempt"], a["state"]) for a in step["attempts"]] == [
         (1, "retrying"),
@@ -462,8 +490,8 @@ def test_show_run_step_gives_every_attempt_with_its_traceback(project: Path) -> 
     assert text.count("Traceback (most recent call last)") == 2
 
 
-def test_logs_of_a_step_print_what_it_wrote_each_attempt_headed(project: Path) -> None:
-    run_id = _failed_run(project)
+def test_logs_of_a_step_print_what_it_wrote_each_attempt_headed(failed: tuple[Path, str]) -> None:
+    project, run_id = failed
     shell = pardag(project, "logs", run_id, "tests")
     assert shell.returncode == 0, shell.stderr
     assert shell.stdout == (
@@ -481,8 +509,10 @@ def test_logs_of_a_step_print_what_it_wrote_each_attempt_headed(project: Path) -
     assert [(p["stream"], p["attempt"]) for p in pieces] == [("stdout", 1), ("stderr", 1)]
 
 
-def test_logs_of_a_step_the_run_does_not_have_is_an_error_naming_its_steps(project: Path) -> None:
-    run_id = _failed_run(project)
+def test_logs_of_a_step_the_run_does_not_have_is_an_error_naming_its_steps(
+    failed: tuple[Path, str],
+) -> None:
+    project, run_id = failed
     done = pardag(project, "logs", run_id, "alpah")
     assert done.returncode == 2 and done.stdout == ""
     assert (
@@ -492,10 +522,8 @@ def test_logs_of_a_step_the_run_does_not_have_is_an_error_naming_its_steps(proje
     assert pardag(project, "show", run_id, "nope").returncode == 2
 
 
-def test_logs_events_and_the_events_file_share_one_schema(project: Path) -> None:
-    write(project, "flow.yaml", FLOW)
-    done = pardag(project, "run", "flow.yaml", "--events", "events.jsonl", "--json")
-    run_id = json.loads(done.stdout)["run_id"]
+def test_logs_events_and_the_events_file_share_one_schema(recorded: Recorded) -> None:
+    project, run_id = recorded.project, recorded.run_id
     written = [json.loads(line) for line in (project / "events.jsonl").read_text().splitlines()]
     logged = [json.loads(line) for line in pardag(project, "logs", run_id).stdout.splitlines()]
     assert [set(e) for e in written] == [set(e) for e in logged]
