@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+from typer.testing import CliRunner
 
 import pardag as pardag_api
+from pardag.cli import app
 from tests.cli.support import clean_env, pardag, start_run, write
 
 FLOW = """\
@@ -75,18 +77,42 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     return Recorded(project, done, json.loads(done.stdout)["run_id"])
 
 
-def test_run_records_and_show_gives_the_keys_of_run_json(recorded: Recorded) -> None:
+class Said(NamedTuple):
+    """What a command said, as ``subprocess.CompletedProcess`` has it."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def here(monkeypatch: pytest.MonkeyPatch, cwd: Path, *args: str) -> Said:
+    """``pardag ARGS`` in ``cwd``, run in this process with typer's ``CliRunner``, for reads
+    whose JSON a test parses: the commands open the store from the current directory and
+    the environment when they run, so they answer as a fresh process would, without its
+    ~0.6 s of imports. Each command here also runs as a real process in this file (exit
+    codes, no traceback, stdout and stderr kept apart)."""
+    monkeypatch.chdir(cwd)
+    unset: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PARDAG_")}
+    done = CliRunner().invoke(app, list(args), env={**unset, "COLUMNS": "200"})
+    if done.exception is not None and not isinstance(done.exception, SystemExit):
+        raise done.exception
+    return Said(done.exit_code, done.stdout, done.stderr)
+
+
+def test_run_records_and_show_gives_the_keys_of_run_json(
+    recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project, done = recorded.project, recorded.done
     ran = json.loads(done.stdout)
     assert done.stderr.splitlines()[0] == f"run {ran['run_id']}"
     assert (project / ".pardag" / "runs.db").exists()
 
-    listed = pardag(project, "runs", "--json")
+    listed = here(monkeypatch, project, "runs", "--json")
     assert listed.returncode == 0, listed.stderr
     (row,) = json.loads(listed.stdout)
     assert row["run_id"] == ran["run_id"] and row["status"] == "succeeded"
 
-    shown = pardag(project, "show", ran["run_id"][:8], "--json")
+    shown = here(monkeypatch, project, "show", ran["run_id"][:8], "--json")
     assert shown.returncode == 0, shown.stderr
     recorded = json.loads(shown.stdout)
     assert set(recorded) - {"owner_gone"} <= set(ran)  # owner_gone: a recorded run's alone
@@ -98,8 +124,10 @@ def test_run_records_and_show_gives_the_keys_of_run_json(recorded: Recorded) -> 
         assert step["state"] == ran["steps"][sid]["state"] == "succeeded"
 
 
-def test_logs_print_the_events_of_a_step_in_order(recorded: Recorded) -> None:
-    done = pardag(recorded.project, "logs", recorded.run_id, "second", "--events")
+def test_logs_print_the_events_of_a_step_in_order(
+    recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done = here(monkeypatch, recorded.project, "logs", recorded.run_id, "second", "--events")
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [e["kind"] for e in lines] == ["step_ready", "step_started", "step_succeeded"]
@@ -131,7 +159,9 @@ def test_an_unreachable_store_is_named_with_its_password_masked(project: Path) -
     assert "secret" not in done.stderr and "Traceback" not in done.stderr
 
 
-def test_kill_9_during_a_run_then_resume_finishes_it(project: Path) -> None:
+def test_kill_9_during_a_run_then_resume_finishes_it(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     proc, _ = start_run(project, "flow.yaml", SLOW)
     deadline = time.monotonic() + 30
     while not (project / "started").exists():
@@ -139,7 +169,7 @@ def test_kill_9_during_a_run_then_resume_finishes_it(project: Path) -> None:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)  # the run and its shell steps, at once
     proc.communicate(timeout=30)
-    listed = json.loads(pardag(project, "runs", "--json").stdout)
+    listed = json.loads(here(monkeypatch, project, "runs", "--json").stdout)
     assert [r["status"] for r in listed] == ["running"]
     write(project, "flow.yaml", "not: a workflow\n")  # resume runs the recorded snapshot
     done = pardag(project, "resume", listed[0]["run_id"][:10], "--json")
@@ -165,6 +195,7 @@ steps:
 
 def test_resume_due_applies_on_timeout_to_the_paused_runs_whose_wait_is_over(
     project: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     write(project, "soon.yaml", WAITING.format(name="soon", timeout="0.2s"))
     write(project, "later.yaml", WAITING.format(name="later", timeout="1h"))
@@ -179,7 +210,7 @@ def test_resume_due_applies_on_timeout_to_the_paused_runs_whose_wait_is_over(
     resumed = json.loads(due.stdout)
     assert resumed["run_id"] == ids["soon"]
     assert resumed["outputs"] == {"ok": {"target": "staging"}, "ship": {"shipped": True}}
-    later = json.loads(pardag(project, "show", ids["later"], "--json").stdout)
+    later = json.loads(here(monkeypatch, project, "show", ids["later"], "--json").stdout)
     assert later["status"] == "paused"  # its hour is not over: left alone
     again = pardag(project, "resume", "--due")
     assert again.returncode == 0, again.stderr
@@ -447,6 +478,7 @@ def test_runs_and_show_print_their_tables_on_stdout_for_grep_and_less(
 
 def test_show_lists_steps_as_declared_with_where_each_failure_was_raised(
     failed: tuple[Path, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     project, run_id = failed
     shown = pardag(project, "show", run_id)
@@ -457,10 +489,12 @@ def test_show_lists_steps_as_declared_with_where_each_failure_was_raised(
     assert f"  at {project / 'failing_steps.py'}:3 in look_up" in text
     assert "tests: CommandFailed: command exited with code 1: see above" in text
     assert f"pardag show {run_id[:12]} alpha  for the traceback and every attempt" in text
-    recorded = json.loads(pardag(project, "show", run_id, "--json").stdout)
+    recorded = json.loads(here(monkeypatch, project, "show", run_id, "--json").stdout)
     assert list(recorded["steps"]) == ["zeta", "alpha", "tests"]
     alpha = recorded["steps"]["alpha"]
-    attempts = json.loads(pardag(project, "show", run_id, "alpha", "--json").stdout)["attempts"]
+    attempts = json.loads(here(monkeypatch, project, "show", run_id, "alpha", "--json").stdout)[
+        "attempts"
+    ]
     first, last = attempts[0], attempts[-1]
     assert len(attempts) == 2
     assert alpha["started_at"] == first["started_at"]  # from the first attempt's start ...
@@ -474,9 +508,11 @@ def test_show_lists_steps_as_declared_with_where_each_failure_was_raised(
 RUN_KEYS = {"run_id", "workflow", "status", "error", "final_output", "outputs", "steps"}
 
 
-def test_show_run_step_gives_every_attempt_with_its_traceback(failed: tuple[Path, str]) -> None:
+def test_show_run_step_gives_every_attempt_with_its_traceback(
+    failed: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     project, run_id = failed
-    step = json.loads(pardag(project, "show", run_id[:8], "alpha", "--json").stdout)
+    step = json.loads(here(monkeypatch, project, "show", run_id[:8], "alpha", "--json").stdout)
     assert [(a["attempt"], a["state"]) for a in step["attempts"]] == [
         (1, "retrying"),
         (2, "failed"),
@@ -490,7 +526,9 @@ def test_show_run_step_gives_every_attempt_with_its_traceback(failed: tuple[Path
     assert text.count("Traceback (most recent call last)") == 2
 
 
-def test_logs_of_a_step_print_what_it_wrote_each_attempt_headed(failed: tuple[Path, str]) -> None:
+def test_logs_of_a_step_print_what_it_wrote_each_attempt_headed(
+    failed: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     project, run_id = failed
     shell = pardag(project, "logs", run_id, "tests")
     assert shell.returncode == 0, shell.stderr
@@ -504,7 +542,9 @@ def test_logs_of_a_step_print_what_it_wrote_each_attempt_headed(failed: tuple[Pa
     )
     pieces = [
         json.loads(line)
-        for line in pardag(project, "logs", run_id, "tests", "--json").stdout.splitlines()
+        for line in here(
+            monkeypatch, project, "logs", run_id, "tests", "--json"
+        ).stdout.splitlines()
     ]
     assert [(p["stream"], p["attempt"]) for p in pieces] == [("stdout", 1), ("stderr", 1)]
 
@@ -522,10 +562,14 @@ def test_logs_of_a_step_the_run_does_not_have_is_an_error_naming_its_steps(
     assert pardag(project, "show", run_id, "nope").returncode == 2
 
 
-def test_logs_events_and_the_events_file_share_one_schema(recorded: Recorded) -> None:
+def test_logs_events_and_the_events_file_share_one_schema(
+    recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project, run_id = recorded.project, recorded.run_id
     written = [json.loads(line) for line in (project / "events.jsonl").read_text().splitlines()]
-    logged = [json.loads(line) for line in pardag(project, "logs", run_id).stdout.splitlines()]
+    logged = [
+        json.loads(line) for line in here(monkeypatch, project, "logs", run_id).stdout.splitlines()
+    ]
     assert [set(e) for e in written] == [set(e) for e in logged]
     assert [(e["seq"], e["kind"], e["step"], e["attempt"], e["data"]) for e in written] == [
         (e["seq"], e["kind"], e["step"], e["attempt"], e["data"]) for e in logged
