@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
-from pardag.cli import app, run_params
+from pardag.cli import run_params
 from pardag.errors import ArgumentError
+from tests.cli.inprocess import here
 from tests.cli.support import (
     BRANCHES,
     FLOW,
@@ -82,16 +82,11 @@ def settings_of(cwd: Path, *args: str, env: dict[str, str] | None = None) -> dic
 def settings_here(
     monkeypatch: pytest.MonkeyPatch, cwd: Path, *args: str, **env: str
 ) -> dict[str, Any]:
-    """What ``settings_of`` gives, from the same command run in this process: the settings
-    are resolved from the current directory, the environment and the flags when the command
-    runs, so the answer is the same without a fresh interpreter (~0.6 s of imports each).
-    ``env``: variables set on the environment ``clean_env`` leaves (no other ``PARDAG_*``)."""
-    monkeypatch.chdir(cwd)
-    unset: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PARDAG_")}
-    done = CliRunner().invoke(
-        app, ["run", *args, "--show-settings", "--json"], env={**unset, **env}
-    )
-    assert done.exit_code == 0, (done.stderr, done.exception)
+    """What ``settings_of`` gives, from the same command run in this process (``here``):
+    the settings are resolved from the current directory, the environment and the flags
+    when the command runs."""
+    done = here(monkeypatch, cwd, "run", *args, "--show-settings", "--json", **env)
+    assert done.returncode == 0, done.stderr
     shown: dict[str, Any] = json.loads(done.stdout)
     return shown
 
@@ -265,7 +260,9 @@ def test_ctrl_c_cancels_the_run_and_exits_130(project: Path) -> None:
         assert result["steps"][step]["reason"] == "cancelled by Ctrl-C"
 
 
-def test_pardag_cancel_cancels_a_live_run_and_says_so_in_each_step(project: Path) -> None:
+def test_pardag_cancel_cancels_a_live_run_and_says_so_in_each_step(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     marker = project / "started"
     proc, run_id = start_run(project, "slow.yaml", SLOW.format(marker=marker))
     try:
@@ -280,7 +277,7 @@ def test_pardag_cancel_cancels_a_live_run_and_says_so_in_each_step(project: Path
     finally:
         proc.kill()
     assert proc.returncode == 130
-    shown = json.loads(pardag(project, "show", run_id, "--json").stdout)
+    shown = json.loads(here(monkeypatch, project, "show", run_id, "--json").stdout)
     assert shown["status"] == "cancelled"
     assert shown["error"] == "run cancelled: by `pardag cancel` (SIGTERM)"
     for step in ("nap", "after"):
@@ -310,7 +307,9 @@ steps:
 """
 
 
-def test_a_second_ctrl_c_exits_at_once_with_130(project: Path) -> None:
+def test_a_second_ctrl_c_exits_at_once_with_130(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     marker = project / "started"
     write(project, "stuck.yaml", STUCK.format(marker=str(marker)))
     proc = subprocess.Popen(
@@ -344,7 +343,7 @@ def test_a_second_ctrl_c_exits_at_once_with_130(project: Path) -> None:
         "error: left at the second Ctrl-C without waiting for the steps still running; "
         "the run is recorded as cancelled"
     ) in stderr
-    shown = json.loads(pardag(project, "show", run_id, "--json").stdout)
+    shown = json.loads(here(monkeypatch, project, "show", run_id, "--json").stdout)
     assert (shown["status"], shown["owner_gone"]) == ("cancelled", False)  # not left running
     assert shown["steps"]["stuck"]["state"] == "cancelled"
     assert shown["steps"]["stuck"]["reason"] == "cancelled by Ctrl-C"

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from typer.testing import CliRunner
 
 import pardag as pardag_api
-from pardag.cli import app
+from tests.cli.inprocess import here
 from tests.cli.support import clean_env, pardag, start_run, write
 
 FLOW = """\
@@ -75,28 +74,6 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
     done = pardag(project, "run", "flow.yaml", "--events", "events.jsonl", "--json")
     assert done.returncode == 0, done.stderr
     return Recorded(project, done, json.loads(done.stdout)["run_id"])
-
-
-class Said(NamedTuple):
-    """What a command said, as ``subprocess.CompletedProcess`` has it."""
-
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def here(monkeypatch: pytest.MonkeyPatch, cwd: Path, *args: str) -> Said:
-    """``pardag ARGS`` in ``cwd``, run in this process with typer's ``CliRunner``, for reads
-    whose JSON a test parses: the commands open the store from the current directory and
-    the environment when they run, so they answer as a fresh process would, without its
-    ~0.6 s of imports. Each command here also runs as a real process in this file (exit
-    codes, no traceback, stdout and stderr kept apart)."""
-    monkeypatch.chdir(cwd)
-    unset: dict[str, str | None] = {k: None for k in os.environ if k.startswith("PARDAG_")}
-    done = CliRunner().invoke(app, list(args), env={**unset, "COLUMNS": "200"})
-    if done.exception is not None and not isinstance(done.exception, SystemExit):
-        raise done.exception
-    return Said(done.exit_code, done.stdout, done.stderr)
 
 
 def test_run_records_and_show_gives_the_keys_of_run_json(
