@@ -176,11 +176,9 @@ def test_resume_due_applies_on_timeout_to_the_paused_runs_whose_wait_is_over(
 ) -> None:
     write(project, "soon.yaml", WAITING.format(name="soon", timeout="0.2s"))
     write(project, "later.yaml", WAITING.format(name="later", timeout="1h"))
-    ids = {}
-    for name in ("soon", "later"):
-        done = pardag(project, "run", f"{name}.yaml", "--json")
-        assert done.returncode == 3, done.stderr  # paused: nothing else to do
-        ids[name] = json.loads(done.stdout)["run_id"]
+    done = pardag(project, "run", "soon.yaml", "--json")
+    assert done.returncode == 3, done.stderr  # paused: nothing else to do
+    ids = {"soon": json.loads(done.stdout)["run_id"], "later": paused_here(project, "later")}
     time.sleep(0.3)  # let the short wait pass; no timing is asserted
     due = pardag(project, "resume", "--due", "--json")
     assert due.returncode == 0, due.stderr
@@ -192,6 +190,17 @@ def test_resume_due_applies_on_timeout_to_the_paused_runs_whose_wait_is_over(
     again = pardag(project, "resume", "--due")
     assert again.returncode == 0, again.stderr
     assert "no paused run has an approval wait that is over" in again.stderr
+
+
+def paused_here(project: Path, name: str) -> str:
+    """The id of a run of ``NAME.yaml`` made in this process, recorded where ``pardag run``
+    in ``project`` records (``.pardag/runs.db``), which must pause: for tests of what reads
+    or resumes a paused run (that ``pardag run`` pauses and exits 3 is checked above)."""
+    store = project / ".pardag" / "runs.db"
+    store.parent.mkdir(exist_ok=True)
+    result = pardag_api.load(project / f"{name}.yaml").run(store=str(store))
+    assert result.status is pardag_api.RunStatus.PAUSED, result.error
+    return result.run_id
 
 
 def test_resume_takes_a_run_id_or_due(project: Path) -> None:
@@ -359,8 +368,7 @@ def test_watch_on_a_terminal_shows_the_live_view(project: Path) -> None:
 
 def test_watch_exits_3_for_a_paused_run(project: Path) -> None:
     write(project, "soon.yaml", WAITING.format(name="soon", timeout="1h"))
-    done = pardag(project, "run", "soon.yaml", "--json")
-    run_id = json.loads(done.stdout)["run_id"]
+    run_id = paused_here(project, "soon")
     watched = pardag(project, "watch", run_id)
     assert watched.returncode == 3, watched.stderr
     assert f"run {run_id}  soon  paused" in watched.stdout
