@@ -45,6 +45,18 @@ def project(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def paused_run(project: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The id of a run of ``flow.yaml`` paused at 'review', recorded in the store ``pardag
+    run`` uses, made in this process (the first test pauses one through ``pardag run``): the
+    tests that answer it from a fresh ``pardag`` process need not start another for it."""
+    monkeypatch.chdir(project)  # its shell steps write ./ledger
+    store = project / ".pardag" / "runs.db"
+    store.parent.mkdir()
+    paused = pardag.load(project / "flow.yaml").run(store=str(store))
+    assert paused.status is RunStatus.PAUSED
+    return paused.run_id
+
+
 def pardag_cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pardag", *args],
@@ -84,8 +96,10 @@ def test_a_run_pauses_exits_3_and_an_approval_from_a_fresh_process_finishes_it(
     assert json.loads(steps["review"].output_json or "") == {"target": "prod"}
 
 
-def test_rejecting_fails_the_step_with_the_reason(project: Path) -> None:
-    run_id = json.loads(pardag_cli(project, "run", "flow.yaml", "--json").stdout)["run_id"]
+def test_rejecting_fails_the_step_with_the_reason(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = paused_run(project, monkeypatch)
     done = pardag_cli(project, "reject", run_id, "review", "--reason", "not today", "--json")
     assert done.returncode == 1
     result = json.loads(done.stdout)
@@ -94,8 +108,10 @@ def test_rejecting_fails_the_step_with_the_reason(project: Path) -> None:
     assert result["steps"]["deploy"]["state"] == "cancelled"  # fail_fast: the run stops
 
 
-def test_answering_what_is_not_waiting_says_so(project: Path) -> None:
-    run_id = json.loads(pardag_cli(project, "run", "flow.yaml", "--json").stdout)["run_id"]
+def test_answering_what_is_not_waiting_says_so(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_id = paused_run(project, monkeypatch)
     done = pardag_cli(project, "approve", run_id, "build")
     assert done.returncode == 2
     assert f"step 'build' of run {run_id} is not waiting for approval (it is succeeded)" in (
@@ -156,9 +172,9 @@ def _write(directory: Path, text: str) -> Path:
 
 
 def test_cancel_marks_a_paused_run_cancelled_and_answers_are_then_refused(
-    project: Path,
+    project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    run_id = json.loads(pardag_cli(project, "run", "flow.yaml", "--json").stdout)["run_id"]
+    run_id = paused_run(project, monkeypatch)
     done = pardag_cli(project, "cancel", run_id)
     assert done.returncode == 0, done.stderr
     assert f"run {run_id} (paused) is now cancelled" in done.stderr

@@ -112,12 +112,24 @@ def pids_of_steps(ledger: Path) -> set[int]:
 
 
 def wait_for_all_steps(ledger: Path, proc: subprocess.Popen[bytes]) -> None:
+    """Until every step has started and the store holds the process of each (journaled with
+    its start, in a group commit that may come a little later)."""
     deadline = time.monotonic() + 60
     while len(pids_of_steps(ledger)) < SHELL_STEPS + CODE_STEPS:
         assert proc.poll() is None, "the run ended before its steps all started"
         assert time.monotonic() < deadline, "the steps did not all start"
         time.sleep(0.05)
-    time.sleep(0.3)  # each start journaled with its process (a group commit)
+    while recorded_processes(ledger.parent) < SHELL_STEPS + CODE_STEPS:
+        assert proc.poll() is None, "the run ended before its steps' processes were recorded"
+        assert time.monotonic() < deadline, "the steps' processes were not all recorded"
+        time.sleep(0.02)
+
+
+def recorded_processes(directory: Path) -> int:
+    """How many steps of the run in ``directory``'s store have their processes recorded."""
+    with open_store(f"sqlite:///{directory / 'runs.db'}", create=False) as store:
+        (run,) = store.list_runs()
+        return sum(1 for s in store.get_steps(run.run_id) if s.processes)
 
 
 def wait_until_gone(marker: str, within: float) -> set[int]:
@@ -219,8 +231,9 @@ def test_stop_kills_the_recorded_group_and_leaves_a_reused_pid_alone() -> None:
     step = subprocess.Popen(["sh", "-c", "sleep 30 & sleep 30"], start_new_session=True)
     other = subprocess.Popen(["sleep", "30"], start_new_session=True)
     try:
-        time.sleep(0.2)  # sh has started its background sleep
-        group = {p for p in _group_members(step.pid)}
+        deadline = time.monotonic() + 10
+        while len(group := _group_members(step.pid)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)  # until sh has started both sleeps (0.2 s was not always enough)
         assert len(group) == 3
         ident = stepprocs.identity(step.pid)
         assert ident is not None

@@ -19,6 +19,7 @@ import pytest
 
 from pardag.cli import run_params
 from pardag.errors import ArgumentError
+from tests.cli.inprocess import here
 from tests.cli.support import (
     BRANCHES,
     FLOW,
@@ -71,7 +72,20 @@ ANSI = "\x1b["
 
 
 def settings_of(cwd: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """``pardag run ARGS --show-settings --json`` in ``cwd``, as a real subprocess."""
     done = pardag(cwd, "run", *args, "--show-settings", "--json", env=env)
+    assert done.returncode == 0, done.stderr
+    shown: dict[str, Any] = json.loads(done.stdout)
+    return shown
+
+
+def settings_here(
+    monkeypatch: pytest.MonkeyPatch, cwd: Path, *args: str, **env: str
+) -> dict[str, Any]:
+    """What ``settings_of`` gives, from the same command run in this process (``here``):
+    the settings are resolved from the current directory, the environment and the flags
+    when the command runs."""
+    done = here(monkeypatch, cwd, "run", *args, "--show-settings", "--json", **env)
     assert done.returncode == 0, done.stderr
     shown: dict[str, Any] = json.loads(done.stdout)
     return shown
@@ -110,11 +124,21 @@ def test_a_single_step_is_counted_in_the_singular(project: Path) -> None:
     assert ": 1 step (1 succeeded)" in done.stdout
 
 
-def test_run_json_has_the_stable_keys_and_the_outputs(project: Path) -> None:
+@pytest.fixture(scope="module")
+def flow_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """``FLOW`` run once with ``--events events.jsonl --json`` (its directory and stdout), for
+    the two tests that read what that one run wrote."""
+    project = tmp_path_factory.mktemp("flow_run")
+    (project / ".git").mkdir()
     write(project, "flow.yaml", FLOW)
-    done = pardag(project, "run", "flow.yaml", "--json")
+    done = pardag(project, "run", "flow.yaml", "--events", "events.jsonl", "--json")
     assert done.returncode == 0, done.stderr
-    result = json.loads(done.stdout)
+    return project, done.stdout
+
+
+def test_run_json_has_the_stable_keys_and_the_outputs(flow_run: tuple[Path, str]) -> None:
+    _, stdout = flow_run
+    result = json.loads(stdout)
     assert set(result) >= RUN_KEYS
     assert result["workflow"] == "demo"
     assert result["status"] == "succeeded"
@@ -155,14 +179,12 @@ def test_json_output_is_strict_json_whatever_the_steps_return(project: Path) -> 
     }
 
 
-def test_events_file_has_every_event_in_order(project: Path) -> None:
-    write(project, "flow.yaml", FLOW)
-    done = pardag(project, "run", "flow.yaml", "--events", "events.jsonl", "--json")
-    assert done.returncode == 0, done.stderr
+def test_events_file_has_every_event_in_order(flow_run: tuple[Path, str]) -> None:
+    project, stdout = flow_run
     events = [json.loads(line) for line in (project / "events.jsonl").read_text().splitlines()]
     assert events[0]["kind"] == "run_started" and events[0]["step"] is None
     assert events[-1] == {**events[-1], "kind": "run_finished", "data": {"status": "succeeded"}}
-    assert {e["run"] for e in events} == {json.loads(done.stdout)["run_id"]}
+    assert {e["run"] for e in events} == {json.loads(stdout)["run_id"]}
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert [e["at"] for e in events] == sorted(e["at"] for e in events)
 
@@ -238,7 +260,9 @@ def test_ctrl_c_cancels_the_run_and_exits_130(project: Path) -> None:
         assert result["steps"][step]["reason"] == "cancelled by Ctrl-C"
 
 
-def test_pardag_cancel_cancels_a_live_run_and_says_so_in_each_step(project: Path) -> None:
+def test_pardag_cancel_cancels_a_live_run_and_says_so_in_each_step(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     marker = project / "started"
     proc, run_id = start_run(project, "slow.yaml", SLOW.format(marker=marker))
     try:
@@ -253,7 +277,7 @@ def test_pardag_cancel_cancels_a_live_run_and_says_so_in_each_step(project: Path
     finally:
         proc.kill()
     assert proc.returncode == 130
-    shown = json.loads(pardag(project, "show", run_id, "--json").stdout)
+    shown = json.loads(here(monkeypatch, project, "show", run_id, "--json").stdout)
     assert shown["status"] == "cancelled"
     assert shown["error"] == "run cancelled: by `pardag cancel` (SIGTERM)"
     for step in ("nap", "after"):
@@ -283,7 +307,9 @@ steps:
 """
 
 
-def test_a_second_ctrl_c_exits_at_once_with_130(project: Path) -> None:
+def test_a_second_ctrl_c_exits_at_once_with_130(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     marker = project / "started"
     write(project, "stuck.yaml", STUCK.format(marker=str(marker)))
     proc = subprocess.Popen(
@@ -317,7 +343,7 @@ def test_a_second_ctrl_c_exits_at_once_with_130(project: Path) -> None:
         "error: left at the second Ctrl-C without waiting for the steps still running; "
         "the run is recorded as cancelled"
     ) in stderr
-    shown = json.loads(pardag(project, "show", run_id, "--json").stdout)
+    shown = json.loads(here(monkeypatch, project, "show", run_id, "--json").stdout)
     assert (shown["status"], shown["owner_gone"]) == ("cancelled", False)  # not left running
     assert shown["steps"]["stuck"]["state"] == "cancelled"
     assert shown["steps"]["stuck"]["reason"] == "cancelled by Ctrl-C"
@@ -423,7 +449,7 @@ def test_the_pardag_script_imports_step_functions_from_the_current_directory(
 # -- settings -----------------------------------------------------------------------------------
 
 
-def test_show_settings_names_each_layer(project: Path) -> None:
+def test_show_settings_names_each_layer(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(project, "pardag.toml", 'mode = "levels"\nmax_concurrency = 3\ntimeout = "1m"\n')
     write(project, "plain.yaml", FLOW)
     write(
@@ -431,26 +457,28 @@ def test_show_settings_names_each_layer(project: Path) -> None:
         "flow.yaml",
         FLOW.replace("steps:", "execution:\n  max_concurrency: 4\n  on_failure: continue\nsteps:"),
     )
-    defaults = settings_of(project, "plain.yaml")
+    defaults = settings_of(project, "plain.yaml")  # one real process; the rest in this one
     assert defaults["mode"] == {"value": "levels", "source": "pardag.toml"}
     assert defaults["max_concurrency"] == {"value": 3, "source": "pardag.toml"}
     assert defaults["timeout"] == {"value": 60.0, "source": "pardag.toml"}
     assert defaults["executor"] == {"value": None, "source": "default"}
 
-    declared = settings_of(project, "flow.yaml")
+    declared = settings_here(monkeypatch, project, "flow.yaml")
     assert declared["max_concurrency"] == {"value": 4, "source": "workflow file flow.yaml"}
     assert declared["on_failure"] == {"value": "continue", "source": "workflow file flow.yaml"}
     assert declared["mode"] == {"value": "levels", "source": "pardag.toml"}
 
-    env = clean_env(PARDAG_MAX_CONCURRENCY="5", PARDAG_EXECUTION_MODE="sequential")
-    from_env = settings_of(project, "flow.yaml", env=env)
+    env = {"PARDAG_MAX_CONCURRENCY": "5", "PARDAG_EXECUTION_MODE": "sequential"}
+    from_env = settings_here(monkeypatch, project, "flow.yaml", **env)
     assert from_env["max_concurrency"] == {"value": 5, "source": "PARDAG_MAX_CONCURRENCY"}
     assert from_env["mode"] == {"value": "sequential", "source": "PARDAG_EXECUTION_MODE"}
 
-    flags = settings_of(project, "flow.yaml", "--max-concurrency", "6", "--executor", "processes")
+    flags = settings_here(
+        monkeypatch, project, "flow.yaml", "--max-concurrency", "6", "--executor", "processes"
+    )
     assert flags["max_concurrency"] == {"value": 6, "source": "--max-concurrency"}
     assert flags["executor"] == {"value": "processes", "source": "--executor"}
-    both = settings_of(project, "flow.yaml", "--max-concurrency", "6", env=env)
+    both = settings_here(monkeypatch, project, "flow.yaml", "--max-concurrency", "6", **env)
     assert both["max_concurrency"] == {"value": 6, "source": "--max-concurrency"}
 
 
@@ -468,24 +496,26 @@ def test_show_settings_as_a_table(project: Path) -> None:
     assert "../pyproject.toml [tool.pardag]" in done.stdout
 
 
-def test_show_settings_names_the_store_runs_go_to(project: Path) -> None:
+def test_show_settings_names_the_store_runs_go_to(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The default store is the one ``pardag run`` records to, not "none"; a URL's password
     is hidden and a path keeps its case."""
     write(project, "flow.yaml", FLOW)
     table = pardag(project, "run", "flow.yaml", "--show-settings").stdout
     assert ["store", ".pardag/runs.db", "default"] in [line.split() for line in table.splitlines()]
-    assert settings_of(project, "flow.yaml")["store"] == {
+    assert settings_here(monkeypatch, project, "flow.yaml")["store"] == {
         "value": ".pardag/runs.db",
         "source": "default",
     }
     assert pardag(project, "run", "flow.yaml").returncode == 0
     assert (project / ".pardag" / "runs.db").is_file()  # where it said
-    env = clean_env(PARDAG_STORE="postgresql://me:s3cret@db.example/runs")
-    shown = settings_of(project, "flow.yaml", env=env)["store"]
+    url = "postgresql://me:s3cret@db.example/runs"
+    shown = settings_here(monkeypatch, project, "flow.yaml", PARDAG_STORE=url)["store"]
     assert shown["source"] == "PARDAG_STORE" and "s3cret" not in shown["value"]
-    table = pardag(project, "run", "flow.yaml", "--show-settings", env=env).stdout
-    assert "s3cret" not in table and "db.example/runs" in table
-    assert settings_of(project, "flow.yaml", "--store", "Runs/My.db")["store"] == {
+    table = pardag(project, "run", "flow.yaml", "--show-settings", env=clean_env(PARDAG_STORE=url))
+    assert "s3cret" not in table.stdout and "db.example/runs" in table.stdout
+    assert settings_here(monkeypatch, project, "flow.yaml", "--store", "Runs/My.db")["store"] == {
         "value": "Runs/My.db",
         "source": "--store",
     }
@@ -535,10 +565,10 @@ def test_unknown_pardag_variable_warns_and_runs(project: Path) -> None:
     )
 
 
-def test_pools_merge_by_name_across_layers(project: Path) -> None:
+def test_pools_merge_by_name_across_layers(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(project, "pardag.toml", "[pools]\ndb = 3\napi = 2\n")
     write(project, "flow.yaml", FLOW.replace("steps:", "execution:\n  pools: {db: 1}\nsteps:"))
-    shown = settings_of(project, "flow.yaml", env=clean_env(PARDAG_POOLS='{"gpu": 1}'))
+    shown = settings_here(monkeypatch, project, "flow.yaml", PARDAG_POOLS='{"gpu": 1}')
     assert shown["pools.db"] == {"value": 1, "source": "workflow file flow.yaml"}
     assert shown["pools.api"] == {"value": 2, "source": "pardag.toml"}
     assert shown["pools.gpu"] == {"value": 1, "source": "PARDAG_POOLS"}

@@ -10,10 +10,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
 import pardag as pardag_api
+from tests.cli.inprocess import here
 from tests.cli.support import clean_env, pardag, start_run, write
 
 FLOW = """\
@@ -48,20 +50,46 @@ steps:
 """
 
 
-def test_run_records_and_show_gives_the_keys_of_run_json(project: Path) -> None:
+class Recorded(NamedTuple):
+    """A project whose store holds one finished run, and what ``pardag run`` said of it."""
+
+    project: Path
+    done: subprocess.CompletedProcess[str]
+    run_id: str
+
+
+def _project(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """A directory to run in, shared by a module's tests (``project``, module-scoped)."""
+    project = tmp_path_factory.mktemp(name)
+    (project / ".git").mkdir()
+    return project
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Recorded:
+    """``FLOW`` run once (with ``--events events.jsonl --json``) for the tests that only read
+    the run it records: ``show``, ``logs``, ``runs`` and a refused ``resume`` change nothing."""
+    project = _project(tmp_path_factory, "recorded")
     write(project, "flow.yaml", FLOW)
-    done = pardag(project, "run", "flow.yaml", "--json")
+    done = pardag(project, "run", "flow.yaml", "--events", "events.jsonl", "--json")
     assert done.returncode == 0, done.stderr
+    return Recorded(project, done, json.loads(done.stdout)["run_id"])
+
+
+def test_run_records_and_show_gives_the_keys_of_run_json(
+    recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project, done = recorded.project, recorded.done
     ran = json.loads(done.stdout)
     assert done.stderr.splitlines()[0] == f"run {ran['run_id']}"
     assert (project / ".pardag" / "runs.db").exists()
 
-    listed = pardag(project, "runs", "--json")
+    listed = here(monkeypatch, project, "runs", "--json")
     assert listed.returncode == 0, listed.stderr
     (row,) = json.loads(listed.stdout)
     assert row["run_id"] == ran["run_id"] and row["status"] == "succeeded"
 
-    shown = pardag(project, "show", ran["run_id"][:8], "--json")
+    shown = here(monkeypatch, project, "show", ran["run_id"][:8], "--json")
     assert shown.returncode == 0, shown.stderr
     recorded = json.loads(shown.stdout)
     assert set(recorded) - {"owner_gone"} <= set(ran)  # owner_gone: a recorded run's alone
@@ -73,10 +101,10 @@ def test_run_records_and_show_gives_the_keys_of_run_json(project: Path) -> None:
         assert step["state"] == ran["steps"][sid]["state"] == "succeeded"
 
 
-def test_logs_print_the_events_of_a_step_in_order(project: Path) -> None:
-    write(project, "flow.yaml", FLOW)
-    run_id = json.loads(pardag(project, "run", "flow.yaml", "--json").stdout)["run_id"]
-    done = pardag(project, "logs", run_id, "second", "--events")
+def test_logs_print_the_events_of_a_step_in_order(
+    recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    done = here(monkeypatch, recorded.project, "logs", recorded.run_id, "second", "--events")
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [e["kind"] for e in lines] == ["step_ready", "step_started", "step_succeeded"]
@@ -84,20 +112,17 @@ def test_logs_print_the_events_of_a_step_in_order(project: Path) -> None:
     assert [e["seq"] for e in lines] == sorted(e["seq"] for e in lines)
 
 
-def test_asking_about_a_run_that_does_not_exist_says_so(project: Path) -> None:
-    write(project, "flow.yaml", FLOW)
-    assert pardag(project, "run", "flow.yaml").returncode == 0
+def test_asking_about_a_run_that_does_not_exist_says_so(recorded: Recorded) -> None:
     for command in (["show", "abcdef123"], ["logs", "abcdef123"], ["resume", "abcdef123"]):
-        done = pardag(project, *command)
+        done = pardag(recorded.project, *command)  # a store that holds another run
         assert done.returncode == 2
         assert "there is no run 'abcdef123' in the run store" in done.stderr
         assert "Traceback" not in done.stderr
 
 
-def test_resuming_a_finished_run_says_so(project: Path) -> None:
-    write(project, "flow.yaml", FLOW)
-    run_id = json.loads(pardag(project, "run", "flow.yaml", "--json").stdout)["run_id"]
-    done = pardag(project, "resume", run_id)
+def test_resuming_a_finished_run_says_so(recorded: Recorded) -> None:
+    run_id = recorded.run_id
+    done = pardag(recorded.project, "resume", run_id)
     assert done.returncode == 2
     assert f"run {run_id} already finished: succeeded" in done.stderr
 
@@ -111,7 +136,9 @@ def test_an_unreachable_store_is_named_with_its_password_masked(project: Path) -
     assert "secret" not in done.stderr and "Traceback" not in done.stderr
 
 
-def test_kill_9_during_a_run_then_resume_finishes_it(project: Path) -> None:
+def test_kill_9_during_a_run_then_resume_finishes_it(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     proc, _ = start_run(project, "flow.yaml", SLOW)
     deadline = time.monotonic() + 30
     while not (project / "started").exists():
@@ -119,7 +146,7 @@ def test_kill_9_during_a_run_then_resume_finishes_it(project: Path) -> None:
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)  # the run and its shell steps, at once
     proc.communicate(timeout=30)
-    listed = json.loads(pardag(project, "runs", "--json").stdout)
+    listed = json.loads(here(monkeypatch, project, "runs", "--json").stdout)
     assert [r["status"] for r in listed] == ["running"]
     write(project, "flow.yaml", "not: a workflow\n")  # resume runs the recorded snapshot
     done = pardag(project, "resume", listed[0]["run_id"][:10], "--json")
@@ -145,25 +172,35 @@ steps:
 
 def test_resume_due_applies_on_timeout_to_the_paused_runs_whose_wait_is_over(
     project: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     write(project, "soon.yaml", WAITING.format(name="soon", timeout="0.2s"))
     write(project, "later.yaml", WAITING.format(name="later", timeout="1h"))
-    ids = {}
-    for name in ("soon", "later"):
-        done = pardag(project, "run", f"{name}.yaml", "--json")
-        assert done.returncode == 3, done.stderr  # paused: nothing else to do
-        ids[name] = json.loads(done.stdout)["run_id"]
+    done = pardag(project, "run", "soon.yaml", "--json")
+    assert done.returncode == 3, done.stderr  # paused: nothing else to do
+    ids = {"soon": json.loads(done.stdout)["run_id"], "later": paused_here(project, "later")}
     time.sleep(0.3)  # let the short wait pass; no timing is asserted
     due = pardag(project, "resume", "--due", "--json")
     assert due.returncode == 0, due.stderr
     resumed = json.loads(due.stdout)
     assert resumed["run_id"] == ids["soon"]
     assert resumed["outputs"] == {"ok": {"target": "staging"}, "ship": {"shipped": True}}
-    later = json.loads(pardag(project, "show", ids["later"], "--json").stdout)
+    later = json.loads(here(monkeypatch, project, "show", ids["later"], "--json").stdout)
     assert later["status"] == "paused"  # its hour is not over: left alone
     again = pardag(project, "resume", "--due")
     assert again.returncode == 0, again.stderr
     assert "no paused run has an approval wait that is over" in again.stderr
+
+
+def paused_here(project: Path, name: str) -> str:
+    """The id of a run of ``NAME.yaml`` made in this process, recorded where ``pardag run``
+    in ``project`` records (``.pardag/runs.db``), which must pause: for tests of what reads
+    or resumes a paused run (that ``pardag run`` pauses and exits 3 is checked above)."""
+    store = project / ".pardag" / "runs.db"
+    store.parent.mkdir(exist_ok=True)
+    result = pardag_api.load(project / f"{name}.yaml").run(store=str(store))
+    assert result.status is pardag_api.RunStatus.PAUSED, result.error
+    return result.run_id
 
 
 def test_resume_takes_a_run_id_or_due(project: Path) -> None:
@@ -331,8 +368,7 @@ def test_watch_on_a_terminal_shows_the_live_view(project: Path) -> None:
 
 def test_watch_exits_3_for_a_paused_run(project: Path) -> None:
     write(project, "soon.yaml", WAITING.format(name="soon", timeout="1h"))
-    done = pardag(project, "run", "soon.yaml", "--json")
-    run_id = json.loads(done.stdout)["run_id"]
+    run_id = paused_here(project, "soon")
     watched = pardag(project, "watch", run_id)
     assert watched.returncode == 3, watched.stderr
     assert f"run {run_id}  soon  paused" in watched.stdout
@@ -393,17 +429,23 @@ def look_up(zeta):
 """
 
 
-def _failed_run(project: Path) -> str:
+@pytest.fixture(scope="module")
+def failed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """``FAILING`` run once, and its id, for the tests that only read that run (``runs``,
+    ``show`` and ``logs`` change nothing in the store)."""
+    project = _project(tmp_path_factory, "failed")
     write(project, "failing_steps.py", FAILING_STEPS)
     write(project, "failing.yaml", FAILING)
     done = pardag(project, "run", "failing.yaml", "--on-failure", "continue", "--json")
     assert done.returncode == 1, done.stderr
     run_id: str = json.loads(done.stdout)["run_id"]
-    return run_id
+    return project, run_id
 
 
-def test_runs_and_show_print_their_tables_on_stdout_for_grep_and_less(project: Path) -> None:
-    run_id = _failed_run(project)
+def test_runs_and_show_print_their_tables_on_stdout_for_grep_and_less(
+    failed: tuple[Path, str],
+) -> None:
+    project, run_id = failed
     piped = subprocess.run(
         f"{sys.executable} -m pardag runs | grep failing",
         shell=True,
@@ -419,8 +461,11 @@ def test_runs_and_show_print_their_tables_on_stdout_for_grep_and_less(project: P
     assert shown.stderr == ""
 
 
-def test_show_lists_steps_as_declared_with_where_each_failure_was_raised(project: Path) -> None:
-    run_id = _failed_run(project)
+def test_show_lists_steps_as_declared_with_where_each_failure_was_raised(
+    failed: tuple[Path, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    project, run_id = failed
     shown = pardag(project, "show", run_id)
     lines = shown.stdout.splitlines()
     assert [line.split()[0] for line in lines[2:5]] == ["zeta", "alpha", "tests"]  # as declared
@@ -429,10 +474,12 @@ def test_show_lists_steps_as_declared_with_where_each_failure_was_raised(project
     assert f"  at {project / 'failing_steps.py'}:3 in look_up" in text
     assert "tests: CommandFailed: command exited with code 1: see above" in text
     assert f"pardag show {run_id[:12]} alpha  for the traceback and every attempt" in text
-    recorded = json.loads(pardag(project, "show", run_id, "--json").stdout)
+    recorded = json.loads(here(monkeypatch, project, "show", run_id, "--json").stdout)
     assert list(recorded["steps"]) == ["zeta", "alpha", "tests"]
     alpha = recorded["steps"]["alpha"]
-    attempts = json.loads(pardag(project, "show", run_id, "alpha", "--json").stdout)["attempts"]
+    attempts = json.loads(here(monkeypatch, project, "show", run_id, "alpha", "--json").stdout)[
+        "attempts"
+    ]
     first, last = attempts[0], attempts[-1]
     assert len(attempts) == 2
     assert alpha["started_at"] == first["started_at"]  # from the first attempt's start ...
@@ -446,9 +493,11 @@ def test_show_lists_steps_as_declared_with_where_each_failure_was_raised(project
 RUN_KEYS = {"run_id", "workflow", "status", "error", "final_output", "outputs", "steps"}
 
 
-def test_show_run_step_gives_every_attempt_with_its_traceback(project: Path) -> None:
-    run_id = _failed_run(project)
-    step = json.loads(pardag(project, "show", run_id[:8], "alpha", "--json").stdout)
+def test_show_run_step_gives_every_attempt_with_its_traceback(
+    failed: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project, run_id = failed
+    step = json.loads(here(monkeypatch, project, "show", run_id[:8], "alpha", "--json").stdout)
     assert [(a["attempt"], a["state"]) for a in step["attempts"]] == [
         (1, "retrying"),
         (2, "failed"),
@@ -462,8 +511,10 @@ def test_show_run_step_gives_every_attempt_with_its_traceback(project: Path) -> 
     assert text.count("Traceback (most recent call last)") == 2
 
 
-def test_logs_of_a_step_print_what_it_wrote_each_attempt_headed(project: Path) -> None:
-    run_id = _failed_run(project)
+def test_logs_of_a_step_print_what_it_wrote_each_attempt_headed(
+    failed: tuple[Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project, run_id = failed
     shell = pardag(project, "logs", run_id, "tests")
     assert shell.returncode == 0, shell.stderr
     assert shell.stdout == (
@@ -476,13 +527,17 @@ def test_logs_of_a_step_print_what_it_wrote_each_attempt_headed(project: Path) -
     )
     pieces = [
         json.loads(line)
-        for line in pardag(project, "logs", run_id, "tests", "--json").stdout.splitlines()
+        for line in here(
+            monkeypatch, project, "logs", run_id, "tests", "--json"
+        ).stdout.splitlines()
     ]
     assert [(p["stream"], p["attempt"]) for p in pieces] == [("stdout", 1), ("stderr", 1)]
 
 
-def test_logs_of_a_step_the_run_does_not_have_is_an_error_naming_its_steps(project: Path) -> None:
-    run_id = _failed_run(project)
+def test_logs_of_a_step_the_run_does_not_have_is_an_error_naming_its_steps(
+    failed: tuple[Path, str],
+) -> None:
+    project, run_id = failed
     done = pardag(project, "logs", run_id, "alpah")
     assert done.returncode == 2 and done.stdout == ""
     assert (
@@ -492,12 +547,14 @@ def test_logs_of_a_step_the_run_does_not_have_is_an_error_naming_its_steps(proje
     assert pardag(project, "show", run_id, "nope").returncode == 2
 
 
-def test_logs_events_and_the_events_file_share_one_schema(project: Path) -> None:
-    write(project, "flow.yaml", FLOW)
-    done = pardag(project, "run", "flow.yaml", "--events", "events.jsonl", "--json")
-    run_id = json.loads(done.stdout)["run_id"]
+def test_logs_events_and_the_events_file_share_one_schema(
+    recorded: Recorded, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project, run_id = recorded.project, recorded.run_id
     written = [json.loads(line) for line in (project / "events.jsonl").read_text().splitlines()]
-    logged = [json.loads(line) for line in pardag(project, "logs", run_id).stdout.splitlines()]
+    logged = [
+        json.loads(line) for line in here(monkeypatch, project, "logs", run_id).stdout.splitlines()
+    ]
     assert [set(e) for e in written] == [set(e) for e in logged]
     assert [(e["seq"], e["kind"], e["step"], e["attempt"], e["data"]) for e in written] == [
         (e["seq"], e["kind"], e["step"], e["attempt"], e["data"]) for e in logged
