@@ -24,7 +24,7 @@ PUBLIC = frozenset({"/healthz", "/api/openapi.json", "/api/docs", "/hooks/{org}/
 """The only paths served without a token (a webhook is signed instead: ``routes_hooks``)."""
 
 
-ROUTERS = (routes_workflows.router, routes_runs.router, events.router)
+ROUTERS = (routes_workflows.router, routes_runs.router, events.router, routes_hooks.router)
 """The API's routes, a router per concept."""
 
 
@@ -50,7 +50,6 @@ def create_app(
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)
-    app.include_router(routes_hooks.router)  # signed, not a token: not one of ROUTERS
     app.add_api_route("/healthz", _healthz, methods=["GET"], summary="Alive (no token needed)")
     app.add_middleware(BodyLimit, max_bytes=max_body)
     return app
