@@ -15,6 +15,10 @@ Runs go on in threads of the worker's process (each on its own event loop, as
 once just exits, and its leases expire (docs/server.md). A worker that finds at a renewal that
 its lease was taken over (it was stalled for longer than the lease) fences the run: its writes
 are refused from then on (``store.fenced``), so the run stops there at its next commit.
+
+Each poll, a worker also fires the cron slots that are due (``pardag.schedules``: one run per
+slot among all workers); ``submit_stored`` queues a run of a workflow the service stores, as
+webhooks and schedules do.
 """
 
 from __future__ import annotations
