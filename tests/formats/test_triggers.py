@@ -79,16 +79,16 @@ def graph(*nodes: dict[str, object]) -> str:
     return json.dumps({"nodes": list(nodes), "edges": []}, indent=1)
 
 
+def node(ident: str, kind: str, **data: str) -> dict[str, object]:
+    return {"id": ident, "type": kind, "data": data}
+
+
 def test_node_graph_trigger_nodes_declare_triggers(tmp_path: Path) -> None:
     text = graph(
-        {"id": "order", "type": "trigger-webhook", "data": {"label": "New order"}},
-        {"id": "named", "type": "trigger-webhook", "data": {"name": "refunds"}},
-        {
-            "id": "tick",
-            "type": "triggerSchedule",
-            "data": {"cron": "0 * * * *", "timezone": "Asia/Tokyo"},
-        },
-        {"id": "go", "type": "trigger-manual", "data": {}},
+        node("order", "trigger-webhook", label="New order"),
+        node("named", "trigger-webhook", name="refunds"),
+        node("tick", "triggerSchedule", cron="0 * * * *", timezone="Asia/Tokyo"),
+        node("go", "trigger-manual"),
     )
     wf = load(tmp_path, "flow.json", text)
     assert wf.triggers == (
@@ -100,15 +100,11 @@ def test_node_graph_trigger_nodes_declare_triggers(tmp_path: Path) -> None:
 
 def test_node_graph_trigger_problems_name_the_node_and_line(tmp_path: Path) -> None:
     text = graph(
-        {"id": "tick", "type": "trigger-schedule", "data": {"cron": "0 25 * * *"}},
-        {"id": "nocron", "type": "trigger-schedule", "data": {"timezone": "UTC"}},
-        {
-            "id": "zone",
-            "type": "trigger-schedule",
-            "data": {"cron": "0 1 * * *", "timezone": "Nowhere"},
-        },
-        {"id": "a", "type": "trigger-webhook", "data": {"name": "same"}},
-        {"id": "b", "type": "trigger-webhook", "data": {"name": "same"}},
+        node("tick", "trigger-schedule", cron="0 25 * * *"),
+        node("nocron", "trigger-schedule", timezone="UTC"),
+        node("zone", "trigger-schedule", cron="0 1 * * *", timezone="Nowhere"),
+        node("a", "trigger-webhook", name="same"),
+        node("b", "trigger-webhook", name="same"),
     )
     found = problems(tmp_path, "flow.json", text)
     lines = text.splitlines()
