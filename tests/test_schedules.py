@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from pardag.schedules import due_slot, fire_due, latest_slot
+from pardag.schedules import Start, due_slot, fire_due, latest_slot
 from pardag.store import Store, open_store
 from pardag.store.triggers import TriggerRecord
 from pardag.worker import Worker, submit_stored
@@ -67,7 +67,7 @@ def stored_schedule(store: Store, expr: str, created: float) -> TriggerRecord:
     return record
 
 
-def start(store: Store):  # type: ignore[no-untyped-def]
+def start(store: Store) -> Start:
     def queue(trigger: TriggerRecord, data: dict[str, object]) -> str:
         latest = store.workflow_versions(trigger.org, trigger.workflow_id)[-1]
         return submit_stored(store, latest, data)
