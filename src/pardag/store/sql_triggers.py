@@ -78,7 +78,7 @@ class TriggerTables(Store):
             params = (trigger_id, slot, now, trigger_id, trigger_id, slot)
             if not self._fetch(conn, sql.CLAIM_SLOT, params):
                 return False
-            self._execute(conn, sql.PRUNE_FIRINGS, (trigger_id, slot), "")
+            self._execute(conn, sql.PRUNE_FIRINGS, (trigger_id, slot - sql.KEEP_FIRINGS), "")
             return True
 
         return self._write("claiming a cron slot", claim)

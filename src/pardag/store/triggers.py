@@ -92,7 +92,12 @@ CLAIM_SLOT = (
 """Fire ``slot`` of a trigger that still exists, unless it or a later slot was fired: one
 row per (trigger, slot), so two workers claiming one slot at once get one row between them."""
 PRUNE_FIRINGS = "DELETE FROM trigger_firings WHERE trigger_id = ? AND slot < ?"
-"""Only the latest fired slot matters (no earlier one fires again): drop the others."""
+"""Drop the firings older than ``KEEP_FIRINGS`` before the slot just fired."""
+KEEP_FIRINGS = 86400.0
+"""Seconds of fired slots kept behind the latest. Only the latest decides what fires next, but
+a slot's row must outlive any claim of that slot still under way: pruning it at once let a
+claimer that waited on it insert it again (PostgreSQL, claimers a slot apart: 209 runs for
+200 slots). A day covers any claim in flight, and any worker's lagging clock."""
 
 
 def trigger_from_row(values: Any) -> TriggerRecord:

@@ -91,3 +91,23 @@ class TriggerSuite:
         for thread in threads:
             thread.join()
         assert sorted(wins) == [False] * 7 + [True]
+
+    def test_claimers_racing_over_consecutive_slots_win_each_once(self, store: Store) -> None:
+        """Claimers a slot apart: each slot is won once, even while a later one is claimed
+        (pruning a slot's row as soon as a later one fired let a waiting claim in again)."""
+        store.set_triggers("acme", "wf-1", [cron("t1", "* * * * *")])
+        won: list[float] = []
+        start = threading.Barrier(6)
+
+        def claim() -> None:
+            start.wait()
+            for slot in range(1, 121):
+                if store.claim_slot("t1", T0 + 60 * slot, T0 + 60 * slot):
+                    won.append(slot)
+
+        threads = [threading.Thread(target=claim) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(won) == list(range(1, 121))
