@@ -167,3 +167,25 @@ def test_schedules_are_listed_and_a_bad_one_is_a_422_with_its_line(served: Serve
     [problem] = refused.json()["error"]["problems"]
     assert problem["where"] == "ticks2.yaml:4"
     assert "cron must be five fields" in problem["message"]
+
+
+def test_a_node_graphs_trigger_webhook_node_registers_its_hook(served: Served) -> None:
+    graph = {
+        "name": "graph-hooked",
+        "nodes": [
+            {"id": "order", "type": "trigger-webhook", "data": {"name": "graph-order"}},
+            {"id": "say", "type": "shell", "data": {"command": "echo from the graph"}},
+        ],
+        "edges": [{"source": "order", "target": "say"}],
+    }
+    body = {"definition": json.dumps(graph), "format": "json"}
+    answer = served.call("admin", "POST", "/api/workflows", json=body)
+    assert answer.status_code == 201, answer.text
+    [hook] = answer.json()["triggers"]
+    assert hook["url"] == "/hooks/acme/graph-order"
+    payload = b'{"id": "G-1"}'
+    started = post(served, hook["url"], payload, sign(hook["secret"], payload))
+    assert started.status_code == 202
+    final = ("succeeded", "failed")
+    run = served.wait_for("viewer", started.json()["run_id"], lambda r: r["status"] in final)
+    assert (run["status"], run["trigger_data"]) == ("succeeded", {"id": "G-1"})
