@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from pardag.errors import PardagError
+from pardag.errors import ArgumentError, PardagError
 from pardag.store.base import Store
 from pardag.store.triggers import TriggerRecord
 
@@ -32,8 +32,13 @@ Start = Callable[[TriggerRecord, dict[str, object]], str]
 def latest_slot(cron: str, timezone: str, now: float) -> float:
     """The latest time (seconds since the epoch) at or before ``now`` that ``cron`` matches,
     read in ``timezone``."""
-    from croniter import croniter  # type: ignore[import-untyped, unused-ignore]
-
+    try:
+        from croniter import croniter  # type: ignore[import-untyped, unused-ignore]
+    except ImportError:
+        raise ArgumentError(
+            "schedules are fired with croniter, which is not installed here: "
+            "pip install 'pardag[server]'"
+        ) from None
     start = datetime.fromtimestamp(now, ZoneInfo(timezone)) + timedelta(seconds=1)
     slots = croniter(cron, start)
     slot = float(slots.get_prev(float))
@@ -64,15 +69,17 @@ def fire_due(store: Store, now: float, start: Start, say: Callable[[str], None])
     tries again): one broken workflow does not stop the others."""
     started = []
     for trigger in store.schedules():
-        slot = due_slot(trigger, now)
+        what = f"schedule {trigger.cron!r} of workflow {trigger.workflow_id} ({trigger.org})"
+        try:
+            slot = due_slot(trigger, now)
+        except ArgumentError as exc:
+            say(f"{what} cannot fire: {exc}")
+            continue
         if slot is None or not store.claim_slot(trigger.trigger_id, slot, now):
             continue
         data = trigger_data(trigger, slot)
         try:
             started.append(start(trigger, data))
         except PardagError as exc:
-            say(
-                f"schedule {trigger.cron!r} of workflow {trigger.workflow_id} ({trigger.org}) "
-                f"could not start its run of {data['slot']}: {exc}"
-            )
+            say(f"{what} could not start its run of {data['slot']}: {exc}")
     return started
