@@ -76,12 +76,13 @@ def from_node(
     node_type: str, data: Mapping[str, Any], node_id: str
 ) -> tuple[TriggerSpec | None, list[tuple[Where, str]]]:
     """The trigger a node graph's ``trigger_webhook`` / ``trigger_schedule`` node declares
-    (``data.name``, default the node's id; ``data.cron`` and ``data.timezone``), or None for
-    other trigger nodes (manual); problems are placed below the node's ``data``."""
+    (``data.webhook``, default the node's id: not ``data.name``, which editors use as a label;
+    ``data.cron`` and ``data.timezone``), or None for other trigger nodes (manual); problems
+    are placed below the node's ``data``."""
     if node_type == "trigger_webhook":
-        name = data.get("name", node_id)
+        name = data.get("webhook", node_id)
         problem = _hook_problem(name)
-        return (None, [(("name",), problem)]) if problem else (Webhook(name), [])
+        return (None, [(("webhook",), problem)]) if problem else (Webhook(name), [])
     if node_type == "trigger_schedule":
         if "cron" not in data:
             why = 'a trigger-schedule node needs data.cron, e.g. "cron": "*/5 * * * *"'

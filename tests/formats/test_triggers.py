@@ -85,8 +85,8 @@ def node(ident: str, kind: str, **data: str) -> dict[str, object]:
 
 def test_node_graph_trigger_nodes_declare_triggers(tmp_path: Path) -> None:
     text = graph(
-        node("order", "trigger-webhook", label="New order"),
-        node("named", "trigger-webhook", name="refunds"),
+        node("order", "trigger-webhook", label="New order", name="New order"),
+        node("named", "trigger-webhook", webhook="refunds"),
         node("tick", "triggerSchedule", cron="0 * * * *", timezone="Asia/Tokyo"),
         node("go", "trigger-manual"),
     )
@@ -103,8 +103,8 @@ def test_node_graph_trigger_problems_name_the_node_and_line(tmp_path: Path) -> N
         node("tick", "trigger-schedule", cron="0 25 * * *"),
         node("nocron", "trigger-schedule", timezone="UTC"),
         node("zone", "trigger-schedule", cron="0 1 * * *", timezone="Nowhere"),
-        node("a", "trigger-webhook", name="same"),
-        node("b", "trigger-webhook", name="same"),
+        node("a", "trigger-webhook", webhook="same"),
+        node("b", "trigger-webhook", webhook="same"),
     )
     found = problems(tmp_path, "flow.json", text)
     lines = text.splitlines()

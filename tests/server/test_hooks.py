@@ -173,7 +173,7 @@ def test_a_node_graphs_trigger_webhook_node_registers_its_hook(served: Served) -
     graph = {
         "name": "graph-hooked",
         "nodes": [
-            {"id": "order", "type": "trigger-webhook", "data": {"name": "graph-order"}},
+            {"id": "order", "type": "trigger-webhook", "data": {"webhook": "graph-order"}},
             {"id": "say", "type": "shell", "data": {"command": "echo from the graph"}},
         ],
         "edges": [{"source": "order", "target": "say"}],
