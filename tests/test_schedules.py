@@ -18,6 +18,7 @@ from pardag.store import Store, open_store
 from pardag.store.triggers import TriggerRecord
 from pardag.worker import Worker, submit_stored
 from tests.store.conftest import postgres, postgres_url  # noqa: F401  (fixtures used below)
+from tests.test_worker import Workers, wait_for
 
 FLOW = "name: tick\nsteps:\n  a:\n    kind: shell\n    command: echo tick\n"
 
@@ -143,3 +144,28 @@ def test_workers_racing_for_one_slot_start_one_run(store_url: str) -> None:
     finally:
         for store in stores:
             store.close()
+
+
+def test_worker_processes_racing_for_one_slot_start_one_run(store_url: str, tmp_path: Path) -> None:
+    """Three ``pardag worker`` processes polling every 50 ms; a schedule due at once is
+    registered while they run: they race for its slot, and one run is started."""
+    started = Workers(tmp_path, store_url)
+    try:
+        procs = [started.start() for _ in range(3)]
+        with open_store(store_url) as store:
+            stored_schedule(store, "0 0 1 1 *", 0.0)
+            wait_for("the scheduled run", lambda: _finished(store))
+        for proc in procs:
+            assert started.stop(proc) == 0
+        logs = [started.log(n) for n in range(3)]
+        assert sum("schedule '0 0 1 1 *' started run" in log for log in logs) == 1, logs
+        with open_store(store_url) as store:
+            [run] = store.list_runs(org="acme")
+        assert (run.status, run.claims) == ("succeeded", 1)
+    finally:
+        started.close()
+
+
+def _finished(store: Store) -> bool:
+    runs = store.list_runs(org="acme")
+    return bool(runs) and all(r.status == "succeeded" for r in runs)
