@@ -31,6 +31,7 @@ from pardag.states import Mode, OnFailure, Trigger
 
 if TYPE_CHECKING:
     from pardag.results import RunResult
+    from pardag.triggers import TriggerSpec
 
 __all__ = [
     "Graph",
@@ -251,6 +252,9 @@ class Workflow:
         self.secrets: tuple[str, ...] = tuple(secrets)
         """The secrets its runs need (``secrets:`` in a file): each must have a value when a
         run starts (``PARDAG_SECRET_<NAME>``, a secrets file, ``run(secrets=)``)."""
+        self.triggers: tuple[TriggerSpec, ...] = ()
+        """What starts its runs once stored in ``pardag serve`` (``triggers:`` in a file):
+        webhooks and schedules (``pardag.triggers``); a run started here ignores them."""
         self.file_settings: dict[str, Any] = {}
         """The settings the workflow file itself declared (its ``execution:`` section), so
         that configuration layers above and below it can be told apart."""

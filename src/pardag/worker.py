@@ -15,6 +15,10 @@ Runs go on in threads of the worker's process (each on its own event loop, as
 once just exits, and its leases expire (docs/server.md). A worker that finds at a renewal that
 its lease was taken over (it was stalled for longer than the lease) fences the run: its writes
 are refused from then on (``store.fenced``), so the run stops there at its next commit.
+
+Each poll, a worker also fires the cron slots that are due (``pardag.schedules``: one run per
+slot among all workers); ``submit_stored`` queues a run of a workflow the service stores, as
+webhooks and schedules do.
 """
 
 from __future__ import annotations
@@ -28,16 +32,21 @@ from collections.abc import Callable, Mapping
 from typing import Any, Unpack
 
 from pardag.errors import ArgumentError, StoreError
+from pardag.formats import read_workflow
+from pardag.formats.document import parse_document
 from pardag.history import run_recorded
 from pardag.model import Workflow, param_problem, with_overrides
 from pardag.options import RunOptions, SettingOptions
 from pardag.owner import this_process
 from pardag.recording import open_run_store, queued_record
+from pardag.schedules import fire_due
 from pardag.states import RunStatus
 from pardag.store.base import RunRecord, RunUpdate, Store
 from pardag.store.fenced import FencedStore
+from pardag.store.tenancy import StoredWorkflow
+from pardag.store.triggers import TriggerRecord
 
-__all__ = ["DEFAULT_LEASE", "POLL_EVERY", "Worker", "submit"]
+__all__ = ["DEFAULT_LEASE", "POLL_EVERY", "Worker", "submit", "submit_stored"]
 
 DEFAULT_LEASE = 30.0
 """Seconds a claim holds without renewal: how long a dead worker's runs wait to be taken over."""
@@ -94,6 +103,16 @@ def submit(
             opened.close()
 
 
+def submit_stored(store: Store, stored: StoredWorkflow, trigger: Mapping[str, Any]) -> str:
+    """Queue a run of ``stored`` (a workflow the service keeps) with ``trigger`` data, in its
+    organisation; its id. What a webhook or a schedule starts: read as ``pardag validate``
+    reads a file ``NAME.FORMAT``."""
+    doc = parse_document(stored.definition, f"{stored.name}.{stored.format}", stored.format)
+    wf = read_workflow(doc)
+    wf.source = None  # no file on disk: the run keeps the text
+    return submit(wf, store=store, trigger=trigger, org=stored.org)
+
+
 def _to_stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -126,6 +145,7 @@ class Worker:
         self._active: dict[str, tuple[threading.Thread, FencedStore]] = {}
         self._lock = threading.Lock()
         self._stopping, self._wake, self._closed = (threading.Event() for _ in range(3))
+        self._next_tick = 0.0  # when to look for due cron slots again
 
     @property
     def running(self) -> list[str]:
@@ -143,6 +163,7 @@ class Worker:
         renewer.start()
         try:
             while not self._stopping.is_set():
+                self._fire_schedules()
                 if len(self.running) < self.max_runs:
                     record = self._claim()
                     if record is not None:
@@ -162,6 +183,30 @@ class Worker:
         call from a signal handler."""
         self._stopping.set()
         self._wake.set()
+
+    # -- schedules (pardag.schedules) ---------------------------------------------------------
+
+    def _fire_schedules(self) -> None:
+        """Every ``poll`` seconds, fire the cron slots that are due (once among all workers)."""
+        now = time.time()
+        if now < self._next_tick:
+            return
+        self._next_tick = now + self.poll
+        try:
+            fire_due(self.store, now, self._start_scheduled, self._say)
+        except StoreError as exc:  # the store may come back: the slot is still due then
+            self._say(f"worker {self.name}: cannot fire schedules now: {exc}")
+
+    def _start_scheduled(self, trigger: TriggerRecord, data: dict[str, object]) -> str:
+        versions = self.store.workflow_versions(trigger.org, trigger.workflow_id)
+        if not versions:
+            raise ArgumentError(f"workflow {trigger.workflow_id} was deleted meanwhile")
+        run_id = submit_stored(self.store, versions[-1], data)
+        self._say(
+            f"worker {self.name}: schedule {trigger.cron!r} started run {run_id} "
+            f"({versions[-1].name}, {data['slot']})"
+        )
+        return run_id
 
     # -- claiming and running ---------------------------------------------------------------
 

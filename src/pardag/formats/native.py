@@ -43,6 +43,7 @@ from pardag.kinds.control import branch_handle
 from pardag.model import RetryPolicy, Workflow, retry_policy
 from pardag.secrets import declared
 from pardag.states import ISOLATIONS, Trigger
+from pardag.triggers import declared as declared_triggers
 
 __all__ = ["DASK", "EXECUTION", "POOL", "RETRY", "STEP", "TOP", "Field", "detect", "read"]
 
@@ -92,6 +93,10 @@ class _Reader(Checks):
             self._text(data["description"], "description", ("description",), None)
         if "secrets" in data:
             wf.secrets = self._secrets(data["secrets"])
+        if "triggers" in data:
+            wf.triggers, wrong = declared_triggers(data["triggers"])
+            for where, message in wrong:
+                self.bad(message, "triggers", *where)
         steps = data.get("steps")
         if not self.mapping(steps, "steps", "steps"):
             steps = {}

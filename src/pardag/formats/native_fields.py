@@ -33,6 +33,7 @@ _DURATION: dict[str, Any] = {
         {"type": "string", "pattern": r"^\s*(\d+(\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$"},
     ]
 }
+_HOOK = "^[A-Za-z0-9_.-]{1,100}$"
 _STRINGS = {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
 STEP_EXECUTORS: tuple[str, ...] = tuple(e.value for e in EXECUTORS)
 """Where a step may run (a run's ``executor`` is one of ``settings_rules.EXECUTORS``)."""
@@ -213,6 +214,30 @@ TOP = (
         "The secrets its runs need, by name, e.g. [API_TOKEN]: values come from "
         "PARDAG_SECRET_<NAME> or a secrets file; templates read secrets.NAME, shell steps "
         "the variable NAME; every occurrence of a value is shown and stored as ***.",
+    ),
+    Field(
+        "triggers",
+        {
+            "type": "array",
+            "items": {
+                "anyOf": [
+                    {
+                        "type": "object",
+                        "properties": {"webhook": {"type": "string", "pattern": _HOOK}},
+                        "required": ["webhook"],
+                        "additionalProperties": False,
+                    },
+                    {
+                        "type": "object",
+                        "properties": {"cron": {"type": "string"}, "timezone": {"type": "string"}},
+                        "required": ["cron"],
+                        "additionalProperties": False,
+                    },
+                ]
+            },
+        },
+        "What starts its runs once stored in pardag serve: {webhook: NAME} (POST "
+        '/hooks/ORG/NAME, signed) or {cron: "*/5 * * * *", timezone: "Europe/Paris"}.',
     ),
     Field(
         "steps",

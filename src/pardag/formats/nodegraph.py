@@ -42,6 +42,7 @@ from pardag.kinds import KINDS
 from pardag.kinds.nodegraph import condition_function
 from pardag.model import Workflow
 from pardag.states import OnFailure
+from pardag.triggers import TriggerSpec, from_node, twice
 
 __all__ = [
     "NODE_TYPES",
@@ -184,6 +185,7 @@ class _Reader(Reader):
         self.seen: dict[str, int] = {}  # every node id, broken or not: its index
         self.steps: dict[str, str] = {}  # step id: node id
         self.flagged: set[str] = set()  # step ids with a map problem: the model's go unsaid
+        self.triggers: list[TriggerSpec] = []  # what trigger-webhook/-schedule nodes declare
 
     def read(self) -> Workflow:
         data = self.doc.data
@@ -198,6 +200,8 @@ class _Reader(Reader):
         for j, raw in enumerate(edges):
             self.edge(j, raw)
         wf = self.workflow(data, nodes)
+        wf.triggers = tuple(self.triggers)
+        self.problems += [self.doc.problem(message, "nodes") for message in twice(self.triggers)]
         for node in self.nodes.values():
             self.add(wf, node)
         self.validate(wf)
@@ -268,11 +272,21 @@ class _Reader(Reader):
             return
         kind, fn = resolved
         sid, params, found = step_id(node_id), dict(data), len(self.problems)
+        if kind == "trigger":
+            self.trigger(i, raw.get("type"), data, sid)
         written = raw.get("type") or infer_type(data)
         mapped = take_map(self, i, sid, str(written), kind, params)
         if len(self.problems) > found:
             self.flagged.add(sid)
         self.nodes[node_id] = _Node(i, node_id, sid, kind, params, fn, mapped=mapped)
+
+    def trigger(self, i: int, node_type: Any, data: Mapping[str, Any], sid: str) -> None:
+        """Keep what a ``trigger-webhook`` / ``trigger-schedule`` node declares."""
+        spec, wrong = from_node(normal_type(str(node_type or "")), data, sid)
+        for where, message in wrong:
+            self.problem(message, "nodes", i, "data", *where, step=sid)
+        if spec is not None:
+            self.triggers.append(spec)
 
     def node_id(self, i: int, raw: Mapping[str, Any]) -> str | None:
         """The node's id, if usable and not taken (by a node or, once mapped, a step)."""

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 import pardag
-from pardag.server import errors, events, routes_runs, routes_workflows
+from pardag.server import errors, events, routes_hooks, routes_runs, routes_workflows
 from pardag.server.limits import DEFAULT_MAX_BODY, BodyLimit
 from pardag.store.base import Store
 
@@ -20,11 +20,11 @@ __all__ = ["POLL", "PUBLIC", "ROUTERS", "api_routes", "create_app"]
 
 POLL = 0.2
 """Seconds an event stream waits before it reads the store again when nothing was new."""
-PUBLIC = frozenset({"/healthz", "/api/openapi.json", "/api/docs"})
-"""The only paths served without a token."""
+PUBLIC = frozenset({"/healthz", "/api/openapi.json", "/api/docs", "/hooks/{org}/{name}"})
+"""The only paths served without a token (a webhook is signed instead: ``routes_hooks``)."""
 
 
-ROUTERS = (routes_workflows.router, routes_runs.router, events.router)
+ROUTERS = (routes_workflows.router, routes_runs.router, events.router, routes_hooks.router)
 """The API's routes, a router per concept."""
 
 

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pardag.server.auth import Admin, Operator, Principal, Viewer, not_found, store_of
 from pardag.server.definitions import read_definition
 from pardag.server.shapes import run_json, workflow_json
+from pardag.server.triggers import check_names, register, trigger_json
 from pardag.states import Mode, OnFailure
 from pardag.store.tenancy import StoredWorkflow
 from pardag.worker import submit
@@ -84,10 +85,11 @@ def _versions(request: Request, who: Principal, workflow_id: str) -> list[Stored
 def post_workflow(request: Request, body: WorkflowIn, who: Admin) -> dict[str, Any]:
     wf = read_definition(body.name, body.format, body.definition)
     name = body.name or wf.name
-    stored = store_of(request).put_workflow(
-        who.org, name, body.format, body.definition, time.time()
-    )
-    return workflow_json(stored, _versions(request, who, stored.workflow_id))
+    store = store_of(request)
+    check_names(store, who.org, name, wf.triggers)
+    stored = store.put_workflow(who.org, name, body.format, body.definition, time.time())
+    answer = workflow_json(stored, _versions(request, who, stored.workflow_id))
+    return {**answer, "triggers": register(store, who.org, stored.workflow_id, wf.triggers)}
 
 
 @router.get("", summary="The organisation's workflows (latest versions)")
@@ -98,7 +100,8 @@ def list_workflows(request: Request, who: Viewer) -> dict[str, Any]:
 @router.get("/{workflow_id}", summary="A workflow: its latest definition and its versions")
 def get_workflow(request: Request, workflow_id: str, who: Viewer) -> dict[str, Any]:
     versions = _versions(request, who, workflow_id)
-    return workflow_json(versions[-1], versions)
+    triggers = store_of(request).list_triggers(who.org, workflow_id)
+    return {**workflow_json(versions[-1], versions), "triggers": list(map(trigger_json, triggers))}
 
 
 @router.delete("/{workflow_id}", summary="Delete a workflow, every version")

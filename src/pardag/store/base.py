@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from pardag.errors import StoreError
 from pardag.store.tenancy import StoredWorkflow, TokenRecord
+from pardag.store.triggers import TriggerRecord
 
 __all__ = [
     "APPROVED",
@@ -34,6 +35,7 @@ __all__ = [
     "StoreError",
     "StoredWorkflow",
     "TokenRecord",
+    "TriggerRecord",
     "mask_url",
 ]
 
@@ -352,6 +354,36 @@ class Store(ABC):
     @abstractmethod
     def delete_workflow(self, org: str, workflow_id: str) -> bool:
         """Delete every version of ``org``'s workflow ``workflow_id``; False if it had none."""
+
+    # -- the service's triggers (store/triggers.py) ----------------------------------------------
+
+    @abstractmethod
+    def set_triggers(
+        self, org: str, workflow_id: str, wanted: Sequence[TriggerRecord]
+    ) -> list[TriggerRecord]:
+        """Make ``wanted`` the triggers of ``org``'s workflow ``workflow_id``, in one
+        transaction: those already registered (same ``key``) stay as they are (ids, secrets,
+        fired slots), the others are added, those not wanted removed; the ones added. A webhook
+        name another workflow of ``org`` has is a StoreError."""
+
+    @abstractmethod
+    def list_triggers(self, org: str, workflow_id: str | None = None) -> list[TriggerRecord]:
+        """The triggers of ``org`` (of its workflow ``workflow_id`` only, if given), oldest
+        first."""
+
+    @abstractmethod
+    def schedules(self) -> list[TriggerRecord]:
+        """Every organisation's cron triggers, for the workers that fire them."""
+
+    @abstractmethod
+    def webhook(self, org: str, name: str) -> TriggerRecord | None:
+        """``org``'s webhook ``name`` (with its secret), or None."""
+
+    @abstractmethod
+    def claim_slot(self, trigger_id: str, slot: float, now: float) -> bool:
+        """Record that cron trigger ``trigger_id`` fired its ``slot`` (a time) at ``now``;
+        False, recording nothing, if that slot or a later one was fired already (by anyone:
+        of several workers claiming one slot, one gets True) or the trigger is gone."""
 
     @abstractmethod
     def reopen(

@@ -118,5 +118,22 @@ class DelegatingStore(Store):
     def delete_workflow(self, org: str, workflow_id: str) -> bool:
         return self.inner.delete_workflow(org, workflow_id)
 
+    def set_triggers(
+        self, org: str, workflow_id: str, wanted: Sequence[rec.TriggerRecord]
+    ) -> list[rec.TriggerRecord]:
+        return self.inner.set_triggers(org, workflow_id, wanted)
+
+    def list_triggers(self, org: str, workflow_id: str | None = None) -> list[rec.TriggerRecord]:
+        return self.inner.list_triggers(org, workflow_id)
+
+    def schedules(self) -> list[rec.TriggerRecord]:
+        return self.inner.schedules()
+
+    def webhook(self, org: str, name: str) -> rec.TriggerRecord | None:
+        return self.inner.webhook(org, name)
+
+    def claim_slot(self, trigger_id: str, slot: float, now: float) -> bool:
+        return self.inner.claim_slot(trigger_id, slot, now)
+
     def close(self) -> None:
         self.inner.close()

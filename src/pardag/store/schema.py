@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from pardag.store import tenancy
+from pardag.store import tenancy, triggers
 from pardag.store.base import (
     Answer,
     CacheEntry,
@@ -168,10 +168,26 @@ MIGRATIONS: list[Migration] = [
         "the service's API tokens (hashed) and stored workflows, each in one organisation",
         tenancy.MIGRATION,
     ),
+    Migration(
+        6,
+        "the service's triggers: each stored workflow's webhooks (with their secrets) and "
+        "schedules, and the cron slots fired, one row per slot",
+        triggers.MIGRATION,
+    ),
 ]
 """Every version of the schema, oldest first; append, never edit."""
 
-TABLES = ("runs", "steps", "events", "answers", "cache", "logs", *tenancy.TABLES, "pardag_schema")
+TABLES = (
+    "runs",
+    "steps",
+    "events",
+    "answers",
+    "cache",
+    "logs",
+    *tenancy.TABLES,
+    *triggers.TABLES,
+    "pardag_schema",
+)
 """The tables pardag owns; a database holding some of them but no ``pardag_schema`` is not
 one of ours and is never touched."""
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from pardag.states import RunStatus
 from pardag.store import leases, schema, tenancy
+from pardag.store import triggers as trigger_sql
 from pardag.store.base import (
     Answer,
     CacheEntry,
@@ -21,18 +22,18 @@ from pardag.store.base import (
     RunRecord,
     RunUpdate,
     StepRecord,
-    Store,
     StoredWorkflow,
     StoreError,
     TokenRecord,
 )
+from pardag.store.sql_triggers import TriggerTables
 
 __all__ = ["SQLStore"]
 
 T = TypeVar("T")
 
 
-class SQLStore(Store):
+class SQLStore(TriggerTables):
     """A ``Store`` over the shared SQL of ``schema``: the backends say how to run it."""
 
     _lock: str = ""
@@ -194,11 +195,12 @@ class SQLStore(Store):
 
     def delete_workflow(self, org: str, workflow_id: str) -> bool:
         params = (org, workflow_id)
-        return bool(
-            self._write(
-                "deleting a workflow", lambda c: self._fetch(c, tenancy.DELETE_WORKFLOW, params)
-            )
-        )
+
+        def delete(conn: Any) -> bool:
+            self._execute(conn, trigger_sql.DELETE_WORKFLOW_TRIGGERS, params, "")
+            return bool(self._fetch(conn, tenancy.DELETE_WORKFLOW, params))
+
+        return self._write("deleting a workflow", delete)
 
     def reopen(
         self, run_id: str, was: str, status: str, settings_json: str, owner: str | None

@@ -36,11 +36,12 @@ from pardag.testing.records import (
 )
 from pardag.testing.storelife import LifetimeSuite, Opener
 from pardag.testing.tenancy import TenancySuite
+from pardag.testing.triggers import TriggerSuite
 
 __all__ = ["Opener", "StoreSuite"]
 
 
-class StoreSuite(LifetimeSuite, QueueSuite, TenancySuite):
+class StoreSuite(LifetimeSuite, QueueSuite, TenancySuite, TriggerSuite):
     """The tests every store must pass. Not collected itself (its name lacks ``Test``).
 
     A subclass provides the fixture ``opener``: a callable that opens a store of its own for
