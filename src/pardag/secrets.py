@@ -30,6 +30,7 @@ from pardag.errors import ArgumentError, SecretMissing, StepFailed
 __all__ = [
     "ENV_PREFIX",
     "FILE_ENV",
+    "KEY_ENV",
     "MASK",
     "MIN_LENGTH",
     "SECRETS_KEY",
@@ -53,6 +54,9 @@ ENV_PREFIX = "PARDAG_SECRET_"
 """``PARDAG_SECRET_TOKEN=...`` gives the secret ``TOKEN``."""
 FILE_ENV = "PARDAG_SECRETS_FILE"
 """The environment variable naming a secrets file (as ``--secrets-file`` does)."""
+KEY_ENV = "PARDAG_SECRET_KEY"
+"""The key of the organisations' secrets kept in the store (``pardag.vault``): never itself a
+run's secret, though it is spelled like one."""
 MIN_LENGTH = 4
 """Shorter values are refused: masking ``ab`` would hide every ``ab`` in every log."""
 
@@ -146,9 +150,12 @@ class EnvironmentSource:
         self._environ = os.environ if environ is None else environ
 
     def get(self, name: str) -> str | None:
-        return self._environ.get(ENV_PREFIX + name)
+        variable = ENV_PREFIX + name
+        return None if variable == KEY_ENV else self._environ.get(variable)
 
     def describe(self, name: str) -> str:
+        if ENV_PREFIX + name == KEY_ENV:
+            return f"not through {KEY_ENV}, the key of the stored secrets, never given to a run"
         return f"set the environment variable {ENV_PREFIX}{name}"
 
 

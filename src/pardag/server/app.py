@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 import pardag
-from pardag.server import errors, events, routes_runs, routes_workflows
+from pardag.server import errors, events, routes_runs, routes_secrets, routes_workflows
 from pardag.server.limits import DEFAULT_MAX_BODY, BodyLimit
 from pardag.store.base import Store
 
@@ -24,7 +24,7 @@ PUBLIC = frozenset({"/healthz", "/api/openapi.json", "/api/docs"})
 """The only paths served without a token."""
 
 
-ROUTERS = (routes_workflows.router, routes_runs.router, events.router)
+ROUTERS = (routes_workflows.router, routes_runs.router, events.router, routes_secrets.router)
 """The API's routes, a router per concept."""
 
 

@@ -118,5 +118,17 @@ class DelegatingStore(Store):
     def delete_workflow(self, org: str, workflow_id: str) -> bool:
         return self.inner.delete_workflow(org, workflow_id)
 
+    def put_secret(self, org: str, name: str, ciphertext: str, now: float) -> bool:
+        return self.inner.put_secret(org, name, ciphertext, now)
+
+    def secret_ciphertext(self, org: str, name: str | None) -> str | None:
+        return self.inner.secret_ciphertext(org, name)
+
+    def list_secrets(self, org: str) -> list[rec.SecretInfo]:
+        return self.inner.list_secrets(org)
+
+    def delete_secret(self, org: str, name: str) -> bool:
+        return self.inner.delete_secret(org, name)
+
     def close(self) -> None:
         self.inner.close()

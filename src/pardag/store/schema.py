@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from pardag.store import tenancy
+from pardag.store import sealed, tenancy
 from pardag.store.base import (
     Answer,
     CacheEntry,
@@ -168,10 +168,20 @@ MIGRATIONS: list[Migration] = [
         "the service's API tokens (hashed) and stored workflows, each in one organisation",
         tenancy.MIGRATION,
     ),
+    Migration(
+        7,
+        "each organisation's secrets, encrypted with the service's key (never the values)",
+        sealed.MIGRATION,
+    ),
 ]
 """Every version of the schema, oldest first; append, never edit."""
 
-TABLES = ("runs", "steps", "events", "answers", "cache", "logs", *tenancy.TABLES, "pardag_schema")
+TABLES = (
+    *("runs", "steps", "events", "answers", "cache", "logs"),
+    *tenancy.TABLES,
+    *sealed.TABLES,
+    "pardag_schema",
+)
 """The tables pardag owns; a database holding some of them but no ``pardag_schema`` is not
 one of ours and is never touched."""
 
