@@ -131,6 +131,12 @@ class Keyring:
                     )
                 return stream.read().strip()
         except FileNotFoundError:
+            if self._explicit:
+                raise SecretKeyError(
+                    f"the key file {self.path} given with --secret-key-file does not exist; "
+                    f"give the key file the secrets were stored with (or leave the flag out to "
+                    f"use {KEY_ENV})"
+                ) from None
             raise SecretKeyError(
                 f"there is no secret key: set {KEY_ENV} to the key the secrets were stored "
                 f"with, or give its file with --secret-key-file (looked for {self.path})"
