@@ -147,3 +147,15 @@ def test_the_key_variable_is_never_a_runs_secret() -> None:
     assert source.get("KEY") is None and source.get("OTHER") == "other-value"
     with pytest.raises(SecretMissing, match=f"not through {KEY_ENV}"):
         Secrets.resolve(["KEY"], {}, [source])
+
+
+def test_a_value_copied_to_another_organisations_row_opens_to_nothing(store: Store) -> None:
+    keyring = Keyring(environ={KEY_ENV: key()})
+    set_secret(store, keyring, "acme", "TOKEN", VALUE, T0)
+    set_secret(store, keyring, "evil", "TOKEN", "evil-value", T0)
+    copied = store.secret_ciphertext("acme", "TOKEN")
+    assert copied is not None
+    store.put_secret("evil", "TOKEN", copied, T0 + 1)  # whoever may write the store
+    with pytest.raises(SecretKeyError, match="sealed for another secret") as caught:
+        StoredSecrets(store, "evil", keyring).get("TOKEN")
+    assert VALUE not in str(caught.value)

@@ -1,7 +1,8 @@
 """Each organisation's secrets, kept in the run store encrypted, and given to its runs.
 
-``pardag secret set ORG NAME`` and ``PUT /api/secrets/{name}`` seal a value with the service's
-key (Fernet: AES-128-CBC and HMAC-SHA256) before the store sees it; nothing reads a value back
+``pardag secret set ORG NAME`` and ``PUT /api/secrets/{name}`` seal a value, bound to its
+organisation and name, with the service's key (Fernet: AES-128-CBC and HMAC-SHA256) before
+the store sees it; nothing reads a value back
 but a worker running one of that organisation's runs, through ``StoredSecrets``, a
 ``pardag.secrets.SecretSource``: the run then masks the value everywhere, as any secret.
 
@@ -15,6 +16,7 @@ holds no secret needs neither it nor a key.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from collections.abc import Mapping, Sequence
@@ -170,6 +172,25 @@ def _checked(name: str, value: str) -> None:
         )
 
 
+def _bound(org: str, name: str, value: str) -> str:
+    """What is sealed: the value with whose it is, so that a ciphertext copied to another
+    organisation's or name's row (by whoever may write the store) opens to nothing there."""
+    return json.dumps([org, name, value])
+
+
+def _unbound(text: str, org: str, name: str) -> str:
+    try:
+        sealed_org, sealed_name, value = json.loads(text)
+    except (ValueError, TypeError):
+        sealed_org = sealed_name = value = None
+    if (sealed_org, sealed_name) != (org, name) or not isinstance(value, str):
+        raise SecretKeyError(
+            f"organisation {org!r}'s secret {name!r} holds a value sealed for another secret "
+            f"(copied in the store); set it again: pardag secret set {org} {name}"
+        )
+    return value
+
+
 def set_secret(store: Store, keyring: Keyring, org: str, name: str, value: str, now: float) -> bool:
     """Seal ``value`` as ``org``'s secret ``name`` (replacing its value); True if new.
 
@@ -179,7 +200,7 @@ def set_secret(store: Store, keyring: Keyring, org: str, name: str, value: str, 
     other = store.secret_ciphertext(org, None)
     if other is not None:
         keyring.open(other, f"organisation {org!r}'s other secrets")
-    return store.put_secret(org, name, keyring.seal(value), now)
+    return store.put_secret(org, name, keyring.seal(_bound(org, name, value)), now)
 
 
 def list_secrets(store: Store, org: str) -> list[SecretInfo]:
@@ -202,7 +223,8 @@ class StoredSecrets:
         sealed = self.store.secret_ciphertext(self.org, name)
         if sealed is None:
             return None
-        return self.keyring.open(sealed, f"organisation {self.org!r}'s secret {name!r}")
+        text = self.keyring.open(sealed, f"organisation {self.org!r}'s secret {name!r}")
+        return _unbound(text, self.org, name)
 
     def describe(self, name: str) -> str:
         return f"store it for the organisation: pardag secret set {self.org} {name}"
