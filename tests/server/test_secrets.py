@@ -12,10 +12,13 @@ from typing import Any
 
 import psycopg
 import pytest
+from cryptography.fernet import Fernet
 from psycopg import sql
 
+from pardag.secrets import KEY_ENV
 from pardag.store import Store
 from pardag.tokens import issue
+from pardag.vault import Keyring, set_secret
 from tests.server.conftest import MARKER, Served
 
 ACME = "acme-tok-9f2c41d7e3b8"
@@ -158,7 +161,7 @@ def test_a_run_gets_its_organisations_value_masked_everywhere(served: Served) ->
 def test_a_run_of_an_organisation_without_the_secret_fails_saying_how_to_set_it(
     served: Served,
 ) -> None:
-    served.tokens["lone"] = _lone_token(served)
+    served.tokens["lone"] = _token(served, "lone")
     run = run_flow(served, "lone")
     assert run["status"] == "failed"
     assert "the secret 'TOKEN' has no value" in run["error"]
@@ -166,6 +169,21 @@ def test_a_run_of_an_organisation_without_the_secret_fails_saying_how_to_set_it(
     assert ACME not in str(run) and RIVAL not in str(run)
 
 
-def _lone_token(served: Served) -> str:
-    text, _ = issue(served.store, org="lone", role="admin", name="lone", now=time.time())
+def test_a_key_that_does_not_open_the_organisations_secrets_is_a_503_naming_it(
+    served: Served,
+) -> None:
+    other = Keyring(environ={KEY_ENV: Fernet.generate_key().decode()})
+    set_secret(served.store, other, "keyed", "OLD", "sealed-elsewhere", time.time())
+    served.tokens["keyed"] = _token(served, "keyed")
+    answer = put(served, "keyed", "NEW", "new-value-1234")
+    assert answer.status_code == 503 and answer.json()["error"]["code"] == "secret_key"
+    message = answer.json()["error"]["message"]
+    assert "sealed with another key than the one from the key file" in message
+    assert "--secret-key-file" in message and "new-value-1234" not in answer.text
+    names = [s["name"] for s in served.call("keyed", "GET", "/api/secrets").json()["secrets"]]
+    assert names == ["OLD"]
+
+
+def _token(served: Served, org: str) -> str:
+    text, _ = issue(served.store, org=org, role="admin", name=org, now=time.time())
     return text

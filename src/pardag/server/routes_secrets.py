@@ -9,9 +9,9 @@ serve`` was given (``app.state.keyring``), else ``PARDAG_SECRET_KEY`` or the def
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
 
 from pardag.secrets import MIN_LENGTH, check_name
@@ -23,6 +23,8 @@ from pardag.vault import Keyring, SecretKeyError, delete_secret, list_secrets, s
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/secrets", tags=["secrets"])
+
+Name = Annotated[str, Path(max_length=200, description="Letters, digits and _, e.g. API_TOKEN.")]
 
 
 class SecretIn(BaseModel):
@@ -41,7 +43,7 @@ def _info(info: SecretInfo) -> dict[str, Any]:
 
 
 @router.put("/{name}", summary="Set a secret of the organisation (its value is never returned)")
-def put_secret(request: Request, name: str, body: SecretIn, who: Admin) -> dict[str, Any]:
+def put_secret(request: Request, name: Name, body: SecretIn, who: Admin) -> dict[str, Any]:
     check_name(name)
     store = store_of(request)
     try:
@@ -58,7 +60,7 @@ def get_secrets(request: Request, who: Admin) -> dict[str, Any]:
 
 
 @router.delete("/{name}", summary="Delete a secret of the organisation")
-def remove_secret(request: Request, name: str, who: Admin) -> dict[str, Any]:
+def remove_secret(request: Request, name: Name, who: Admin) -> dict[str, Any]:
     if not delete_secret(store_of(request), who.org, name):
         raise not_found("secret", name)
     return {"deleted": name}
