@@ -22,7 +22,7 @@ import re
 import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, runtime_checkable
 from urllib.parse import quote, quote_plus
 
 from pardag.errors import ArgumentError, SecretMissing, StepFailed
@@ -44,6 +44,7 @@ __all__ = [
     "check_name",
     "declared",
     "default_sources",
+    "refuse_shared",
     "secrets_of",
     "without_sources",
 ]
@@ -187,12 +188,7 @@ class FileSource:
         where = f"the secrets file {self.path}"
         try:
             with self.path.open(encoding="utf-8") as stream:
-                mode = os.fstat(stream.fileno()).st_mode
-                if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                    raise SecretMissing(
-                        f"{where} may be read by other users (mode {stat.S_IMODE(mode):04o}); "
-                        f"make it private with: chmod 600 {self.path}"
-                    )
+                refuse_shared(stream, where, self.path)
                 text = stream.read()
         except OSError as exc:
             raise SecretMissing(
@@ -201,6 +197,18 @@ class FileSource:
         except UnicodeDecodeError:
             raise SecretMissing(f"{where} is not UTF-8 text; save it as UTF-8") from None
         return dict(_dotenv(text, str(self.path)))
+
+
+def refuse_shared(
+    stream: IO[str], where: str, path: Path, error: type[SecretMissing] = SecretMissing
+) -> None:
+    """Raise ``error`` when users other than its owner may read the open file ``stream``."""
+    mode = os.fstat(stream.fileno()).st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise error(
+            f"{where} may be read by other users (mode {stat.S_IMODE(mode):04o}); "
+            f"make it private with: chmod 600 {path}"
+        )
 
 
 def _dotenv(text: str, path: str) -> Iterator[tuple[str, str]]:

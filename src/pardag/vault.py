@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pardag.errors import ArgumentError, SecretMissing
-from pardag.secrets import KEY_ENV, MIN_LENGTH, SecretSource, check_name
+from pardag.secrets import KEY_ENV, MIN_LENGTH, SecretSource, check_name, refuse_shared
 from pardag.store.base import SecretInfo, Store
 
 if TYPE_CHECKING:
@@ -125,12 +124,7 @@ class Keyring:
             _make_key_file(self.path)
         try:
             with self.path.open(encoding="ascii") as stream:
-                mode = os.fstat(stream.fileno()).st_mode
-                if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                    raise SecretKeyError(
-                        f"the key file {self.path} may be read by other users (mode "
-                        f"{stat.S_IMODE(mode):04o}); make it private with: chmod 600 {self.path}"
-                    )
+                refuse_shared(stream, f"the key file {self.path}", self.path, SecretKeyError)
                 return stream.read().strip()
         except FileNotFoundError:
             if self._explicit:

@@ -94,11 +94,7 @@ def list_command(
         with store_of_flags(store, config) as opened:
             infos = list_secrets(opened, org)
         if as_json:
-            rows = [
-                {"name": i.name, "created_at": i.created_at, "updated_at": i.updated_at}
-                for i in infos
-            ]
-            stdout.print(json.dumps(rows), markup=False)
+            stdout.print(json.dumps([i.shown() for i in infos]), markup=False)
         for info in [] if as_json else infos:
             stdout.print(f"{info.name}  set {when(info.updated_at)}", markup=False)
     raise typer.Exit(ExitCode.SUCCEEDED)

@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field
 from pardag.secrets import MIN_LENGTH, check_name
 from pardag.server.auth import Admin, not_found, store_of
 from pardag.server.errors import ApiError
-from pardag.store.sealed import SecretInfo
 from pardag.vault import Keyring, SecretKeyError, delete_secret, list_secrets, set_secret
 
 __all__ = ["router"]
@@ -38,10 +37,6 @@ def _keyring(request: Request) -> Keyring:
     return keyring if isinstance(keyring, Keyring) else Keyring()
 
 
-def _info(info: SecretInfo) -> dict[str, Any]:
-    return {"name": info.name, "created_at": info.created_at, "updated_at": info.updated_at}
-
-
 @router.put("/{name}", summary="Set a secret of the organisation (its value is never returned)")
 def put_secret(request: Request, name: Name, body: SecretIn, who: Admin) -> dict[str, Any]:
     check_name(name)
@@ -51,12 +46,12 @@ def put_secret(request: Request, name: Name, body: SecretIn, who: Admin) -> dict
     except SecretKeyError as exc:  # the server's setting, not the caller's request
         raise ApiError(503, "secret_key", str(exc)) from None
     found = next(i for i in list_secrets(store, who.org) if i.name == name)
-    return {**_info(found), "created": created}
+    return {**found.shown(), "created": created}
 
 
 @router.get("", summary="The organisation's secrets: names and times, never values")
 def get_secrets(request: Request, who: Admin) -> dict[str, Any]:
-    return {"secrets": [_info(i) for i in list_secrets(store_of(request), who.org)]}
+    return {"secrets": [i.shown() for i in list_secrets(store_of(request), who.org)]}
 
 
 @router.delete("/{name}", summary="Delete a secret of the organisation")

@@ -23,6 +23,10 @@ class SecretInfo:
     created_at: float
     updated_at: float
 
+    def shown(self) -> dict[str, str | float]:
+        """What the API and ``pardag secret list --json`` show of it."""
+        return {"name": self.name, "created_at": self.created_at, "updated_at": self.updated_at}
+
 
 MIGRATION = (
     """CREATE TABLE org_secrets (
