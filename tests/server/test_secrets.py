@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import stat
 import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
@@ -19,7 +21,8 @@ from pardag.secrets import KEY_ENV
 from pardag.store import Store
 from pardag.tokens import issue
 from pardag.vault import Keyring, set_secret
-from tests.server.conftest import MARKER, Served
+from tests.server.conftest import MARKER, PATIENCE, Served
+from tests.server.test_serve import _start, _stop
 
 ACME = "acme-tok-9f2c41d7e3b8"
 RIVAL = MARKER + "-tok"
@@ -187,3 +190,29 @@ def test_a_key_that_does_not_open_the_organisations_secrets_is_a_503_naming_it(
 def _token(served: Served, org: str) -> str:
     text, _ = issue(served.store, org=org, role="admin", name=org, now=time.time())
     return text
+
+
+def test_pardag_serve_seals_and_opens_with_its_secret_key_file(tmp_path: Path) -> None:
+    key_file = tmp_path / "keys" / "service.key"
+    process, url, token = _start(tmp_path / "runs.db", "--secret-key-file", str(key_file))
+    try:
+        auth = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=url, headers=auth, timeout=PATIENCE) as client:
+            assert client.put("/api/secrets/TOKEN", json={"value": ACME}).status_code == 200
+            posted = client.post("/api/workflows", json={"definition": FLOW}).json()
+            run_id = client.post(f"/api/workflows/{posted['id']}/runs", json={}).json()["id"]
+            deadline = time.monotonic() + PATIENCE
+            while (run := client.get(f"/api/runs/{run_id}").json())["status"] in (
+                "queued",
+                "running",
+            ):
+                assert time.monotonic() < deadline, "the run never ended"
+                time.sleep(0.1)
+            logs = client.get(f"/api/runs/{run_id}/logs?step=show").text
+    finally:
+        code, err = _stop(process)
+    assert code == 0, err
+    assert run["status"] == "succeeded", run  # its worker opened it with the same key
+    assert digest(ACME) in logs and ACME not in logs + err
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert not (tmp_path / ".pardag" / "secret.key").exists()  # not the default file
