@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import stat
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,21 @@ def test_a_value_copied_to_another_organisations_row_opens_to_nothing(store: Sto
     with pytest.raises(SecretKeyError, match="sealed for another secret") as caught:
         StoredSecrets(store, "evil", keyring).get("TOKEN")
     assert VALUE not in str(caught.value)
+
+
+def _seal_in_a_process(store_path: str, key_path: str, org: str) -> bool:
+    with open_store(store_path) as opened:
+        return set_secret(opened, Keyring(key_path), org, "TOKEN", VALUE, T0)
+
+
+def test_processes_making_the_key_at_once_all_seal_with_one_key(tmp_path: Path) -> None:
+    key_path, store_path = tmp_path / "keys" / "secret.key", tmp_path / "runs.db"
+    open_store(store_path).close()
+    orgs = [f"org{n}" for n in range(6)]
+    with ProcessPoolExecutor(max_workers=6) as pool:
+        made = list(pool.map(_seal_in_a_process, [str(store_path)] * 6, [str(key_path)] * 6, orgs))
+    assert made == [True] * 6
+    with open_store(store_path) as opened:
+        opened_values = [StoredSecrets(opened, org, Keyring(key_path)).get("TOKEN") for org in orgs]
+    assert opened_values == [VALUE] * 6  # one key sealed them all
+    assert [p.name for p in key_path.parent.iterdir()] == ["secret.key"]  # nothing left aside

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -145,16 +146,22 @@ class Keyring:
 
 
 def _make_key_file(path: Path) -> None:
-    """A new key in ``path``, mode 0600 from its creation (its folder 0700 if made here)."""
+    """A new key in ``path``, mode 0600 from its creation (its folder 0700 if made here);
+    written aside, then linked in whole, so that no reader meets a half-written key and two
+    processes making one at once end up with the same key (the first linked)."""
     from cryptography.fernet import Fernet
 
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    aside = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}")
+    fd = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="ascii") as stream:
+            stream.write(Fernet.generate_key().decode("ascii") + "\n")
+        os.link(aside, path)
     except FileExistsError:
-        return  # another process made it first: use that one
-    with os.fdopen(fd, "w", encoding="ascii") as stream:
-        stream.write(Fernet.generate_key().decode("ascii") + "\n")
+        pass  # another process made it first: use that one
+    finally:
+        aside.unlink(missing_ok=True)
 
 
 def _checked(name: str, value: str) -> None:
