@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import pty
+import select
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from pardag.store import open_store
+from pardag.vault import Keyring, StoredSecrets
 from tests.cli.support import clean_env, write
 
 VALUE = "cli-secret-7d1e0b55"
@@ -100,3 +105,45 @@ def test_no_value_a_value_as_an_argument_or_a_wrong_key_is_refused_saying_why(
     assert "Traceback" not in wrong.stderr + empty.stderr
     short = pardag(tmp_path, "secret", "set", "acme", "C", stdin="abc")
     assert short.returncode == 2 and "at least 4 characters" in short.stderr
+
+
+def _read_until(fd: int, wanted: bytes, seen: bytes = b"") -> bytes:
+    """What the terminal ``fd`` shows, read until ``wanted`` or its end."""
+    deadline = time.monotonic() + 60
+    while wanted not in seen:
+        assert time.monotonic() < deadline, seen
+        if select.select([fd], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:  # the other end closed: the process exited
+                break
+            if not chunk:
+                break
+            seen += chunk
+    return seen
+
+
+def test_in_a_terminal_the_value_is_asked_for_and_not_echoed(tmp_path: Path) -> None:
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pardag", "secret", "set", "acme", "TOKEN"],
+        cwd=tmp_path,
+        env=clean_env(TERM="xterm"),
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+        start_new_session=True,
+    )
+    os.close(follower)
+    try:
+        seen = _read_until(leader, b"value of TOKEN: ")  # the space: once echo is off
+        os.write(leader, VALUE.encode() + b"\n")
+        seen = _read_until(leader, b"\x00never", seen)  # to its end
+        assert proc.wait(timeout=60) == 0, seen
+    finally:
+        proc.kill()
+        os.close(leader)
+    assert b"secret TOKEN of acme set" in seen and VALUE.encode() not in seen  # no echo
+    with open_store(tmp_path / ".pardag" / "runs.db") as store:
+        keyring = Keyring(tmp_path / ".pardag" / "secret.key")
+        assert StoredSecrets(store, "acme", keyring).get("TOKEN") == VALUE
