@@ -2,16 +2,16 @@
 
 ``pardag secret set ORG NAME`` and ``PUT /api/secrets/{name}`` seal a value, bound to its
 organisation and name, with the service's key (Fernet: AES-128-CBC and HMAC-SHA256) before
-the store sees it; nothing reads a value back
-but a worker running one of that organisation's runs, through ``StoredSecrets``, a
-``pardag.secrets.SecretSource``: the run then masks the value everywhere, as any secret.
+the store sees it; nothing reads a value back but a worker running one of that
+organisation's runs, through ``StoredSecrets``, a ``pardag.secrets.SecretSource``: the run
+then masks the value everywhere, as any secret.
 
-The key: ``PARDAG_SECRET_KEY`` (a Fernet key; several, comma-separated, while rotating: the
-first seals, each opens), else the key file (``--secret-key-file``, default
-``.pardag/secret.key``), made with mode 0600 the first time a value is sealed. Only sealing
-makes a key: a worker with no key cannot open what was sealed, and says which setting to give.
-``cryptography`` is imported when a value is sealed or opened, so a worker of a store that
-holds no secret needs neither it nor a key.
+The key: the file ``--secret-key-file`` names, else ``PARDAG_SECRET_KEY`` (a Fernet key;
+several, comma-separated, while rotating: the first seals, each opens), else the file
+``.pardag/secret.key``; a key file is made, mode 0600, the first time a value is sealed. Only
+sealing makes a key: a worker with no key cannot open what was sealed, and says which setting
+to give. ``cryptography`` is imported when a value is sealed or opened, so a worker of a store
+that holds no secret needs neither it nor a key.
 """
 
 from __future__ import annotations
