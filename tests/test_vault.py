@@ -16,7 +16,14 @@ from cryptography.fernet import Fernet
 from pardag.errors import ArgumentError, SecretMissing
 from pardag.secrets import KEY_ENV, EnvironmentSource, Secrets
 from pardag.store import Store, open_store
-from pardag.vault import Keyring, SecretKeyError, StoredSecrets, run_sources, set_secret
+from pardag.vault import (
+    Keyring,
+    SecretKeyError,
+    StoredSecrets,
+    reseal_secrets,
+    run_sources,
+    set_secret,
+)
 
 VALUE = "s3cret-value-4cbe19"
 T0 = 1_700_000_000.0
@@ -110,15 +117,24 @@ def test_opening_with_no_key_never_makes_one_and_names_the_settings(
     assert not (tmp_path / ".pardag" / "secret.key").exists()
 
 
-def test_while_rotating_the_first_key_seals_and_each_opens(store: Store) -> None:
+def test_while_rotating_the_first_key_seals_each_opens_and_reseal_leaves_the_old(
+    store: Store,
+) -> None:
     old, new = key(), key()
     set_secret(store, Keyring(environ={KEY_ENV: old}), "acme", "OLD", VALUE, T0)
+    set_secret(store, Keyring(environ={KEY_ENV: old}), "beta", "KEPT", VALUE, T0)
     rotating = Keyring(environ={KEY_ENV: f"{new},{old}"})
     set_secret(store, rotating, "acme", "NEW", "newer-value", T0)
     assert StoredSecrets(store, "acme", rotating).get("OLD") == VALUE
-    assert StoredSecrets(store, "acme", Keyring(environ={KEY_ENV: new})).get("NEW") == (
-        "newer-value"
-    )
+    only_new = Keyring(environ={KEY_ENV: new})
+    assert StoredSecrets(store, "acme", only_new).get("NEW") == "newer-value"
+    with pytest.raises(SecretKeyError):
+        StoredSecrets(store, "acme", only_new).get("OLD")  # still sealed with the old key
+    assert reseal_secrets(store, rotating, "acme", T0 + 9) == ["NEW", "OLD"]
+    assert StoredSecrets(store, "acme", only_new).get("OLD") == VALUE  # the old key is done
+    assert StoredSecrets(store, "beta", Keyring(environ={KEY_ENV: old})).get("KEPT") == VALUE
+    with pytest.raises(SecretKeyError, match="cannot open organisation 'beta''s secret 'KEPT'"):
+        reseal_secrets(store, only_new, "beta", T0 + 9)  # no key given opens it
 
 
 def test_a_bad_name_or_a_short_value_is_refused(store: Store) -> None:

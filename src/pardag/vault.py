@@ -38,6 +38,7 @@ __all__ = [
     "StoredSecrets",
     "delete_secret",
     "list_secrets",
+    "reseal_secrets",
     "run_sources",
     "set_secret",
 ]
@@ -92,6 +93,12 @@ class Keyring:
                 f"{self.where}; give the key they were stored with ({KEY_ENV} or "
                 "--secret-key-file), or set them again"
             ) from None
+
+    def reseal(self, ciphertext: str, what: str) -> str:
+        """``ciphertext`` sealed again with the first key (rotation: it may have been sealed
+        with any of them); ``SecretKeyError`` naming ``what`` when none sealed it."""
+        self.open(ciphertext, what)  # the error names the setting when no key opens it
+        return self._keys(create=False).rotate(ciphertext.encode("ascii")).decode("ascii")
 
     def _keys(self, *, create: bool) -> MultiFernet:
         if self._fernet is None:
@@ -202,6 +209,19 @@ def set_secret(store: Store, keyring: Keyring, org: str, name: str, value: str, 
     if other is not None:
         keyring.open(other, f"organisation {org!r}'s other secrets")
     return store.put_secret(org, name, keyring.seal(_bound(org, name, value)), now)
+
+
+def reseal_secrets(store: Store, keyring: Keyring, org: str, now: float) -> list[str]:
+    """Seal each of ``org``'s secrets again with ``keyring``'s first key (after a new key
+    was put first in ``PARDAG_SECRET_KEY``); their names. Their values do not change."""
+    names = []
+    for info in store.list_secrets(org):
+        sealed = store.secret_ciphertext(org, info.name)
+        if sealed is not None:  # deleted meanwhile: nothing to reseal
+            what = f"organisation {org!r}'s secret {info.name!r}"
+            store.put_secret(org, info.name, keyring.reseal(sealed, what), now)
+            names.append(info.name)
+    return names
 
 
 def list_secrets(store: Store, org: str) -> list[SecretInfo]:

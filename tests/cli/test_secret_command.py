@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from cryptography.fernet import Fernet
+
 from pardag.store import open_store
 from pardag.vault import Keyring, StoredSecrets
 from tests.cli.support import clean_env, write
@@ -147,3 +149,15 @@ def test_in_a_terminal_the_value_is_asked_for_and_not_echoed(tmp_path: Path) -> 
     with open_store(tmp_path / ".pardag" / "runs.db") as store:
         keyring = Keyring(tmp_path / ".pardag" / "secret.key")
         assert StoredSecrets(store, "acme", keyring).get("TOKEN") == VALUE
+
+
+def test_reseal_moves_an_organisations_secrets_to_the_new_key(tmp_path: Path) -> None:
+    old, new = (Fernet.generate_key().decode() for _ in range(2))
+    first = pardag(tmp_path, "secret", "set", "acme", "A", stdin=VALUE, PARDAG_SECRET_KEY=old)
+    assert first.returncode == 0, first.stderr
+    refused = pardag(tmp_path, "secret", "set", "acme", "B", stdin=VALUE, PARDAG_SECRET_KEY=new)
+    assert refused.returncode == 2  # A is sealed with the old key only
+    resealed = pardag(tmp_path, "secret", "reseal", "acme", PARDAG_SECRET_KEY=f"{new},{old}")
+    assert resealed.returncode == 0 and "1 secret(s) of acme sealed again" in resealed.stderr
+    done = pardag(tmp_path, "secret", "set", "acme", "B", stdin=VALUE, PARDAG_SECRET_KEY=new)
+    assert done.returncode == 0, done.stderr  # the new key alone opens A now

@@ -1,4 +1,4 @@
-"""``pardag secret set|list|delete``: an organisation's secrets, sealed in the run store.
+"""``pardag secret set|list|delete|reseal``: an organisation's secrets, sealed in the run store.
 
 A value is read from stdin (a pipe) or a prompt that does not echo, never from an argument
 (arguments show in ``ps`` and shell history), and is never printed: ``list`` shows names and
@@ -21,7 +21,14 @@ from pardag.cli.exits import ExitCode
 from pardag.cli.options import ConfigOpt, DebugOpt, FlagCommand, FlagGroup, JsonOpt, StoreOpt
 from pardag.cli.tokens import store_of_flags, when
 from pardag.errors import ArgumentError
-from pardag.vault import KEY_ENV, Keyring, delete_secret, list_secrets, set_secret
+from pardag.vault import (
+    KEY_ENV,
+    Keyring,
+    delete_secret,
+    list_secrets,
+    reseal_secrets,
+    set_secret,
+)
 
 __all__ = ["SecretKeyFileOpt", "app", "read_value"]
 
@@ -117,4 +124,23 @@ def delete_command(
                     f"pardag secret list {org} shows its secrets"
                 )
         stderr.print(f"secret {name} of {org} deleted", markup=False)
+    raise typer.Exit(ExitCode.SUCCEEDED)
+
+
+@app.command("reseal", cls=FlagCommand)
+def reseal_command(
+    org: OrgArg,
+    secret_key_file: SecretKeyFileOpt = None,
+    store: StoreOpt = None,
+    config: ConfigOpt = None,
+    debug: DebugOpt = False,
+) -> None:
+    """Seal an organisation's secrets again with the first key of PARDAG_SECRET_KEY (to
+    rotate the key: put the new one first, reseal, then drop the old one)."""
+    with reported(Session(debug)):
+        with store_of_flags(store, config) as opened:
+            names = reseal_secrets(opened, Keyring(secret_key_file), org, time.time())
+        stderr.print(
+            f"{len(names)} secret(s) of {org} sealed again with the first key", markup=False
+        )
     raise typer.Exit(ExitCode.SUCCEEDED)
