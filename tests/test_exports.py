@@ -95,6 +95,7 @@ INTERNAL = {
     "pardag.shellscan.Misplaced",
     "pardag.templates.NameMissing",
     "pardag.tokens.TokenRefused",
+    "pardag.vault.SecretKeyError",
 }
 """Exception classes kept out of the API: each is caught where it is raised (see errors.py)."""
 

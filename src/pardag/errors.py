@@ -64,6 +64,8 @@ Kept internal, each caught where it is raised and never reaching a caller:
   (an ``ArgumentError`` with its place), becomes the step's validation problem or error;
 * ``pardag.templates.NameMissing``: a jinja2 ``UndefinedError``, becomes an ``ExpressionError``;
 * ``pardag.tokens.TokenRefused``: an API token that may not be used, becomes the server's 401;
+* ``pardag.vault.SecretKeyError``: a ``SecretMissing`` about the key of the stored secrets
+  (missing, malformed, not the one that sealed them), becomes the server's 503;
 * ``pardag.server.errors.ApiError``: an HTTP answer other than success, becomes its JSON error.
 """
 

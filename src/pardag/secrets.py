@@ -22,7 +22,7 @@ import re
 import stat
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import IO, Any, Protocol, runtime_checkable
 from urllib.parse import quote, quote_plus
 
 from pardag.errors import ArgumentError, SecretMissing, StepFailed
@@ -30,6 +30,7 @@ from pardag.errors import ArgumentError, SecretMissing, StepFailed
 __all__ = [
     "ENV_PREFIX",
     "FILE_ENV",
+    "KEY_ENV",
     "MASK",
     "MIN_LENGTH",
     "SECRETS_KEY",
@@ -43,6 +44,7 @@ __all__ = [
     "check_name",
     "declared",
     "default_sources",
+    "refuse_shared",
     "secrets_of",
     "without_sources",
 ]
@@ -53,6 +55,9 @@ ENV_PREFIX = "PARDAG_SECRET_"
 """``PARDAG_SECRET_TOKEN=...`` gives the secret ``TOKEN``."""
 FILE_ENV = "PARDAG_SECRETS_FILE"
 """The environment variable naming a secrets file (as ``--secrets-file`` does)."""
+KEY_ENV = "PARDAG_SECRET_KEY"
+"""The key of the organisations' secrets kept in the store (``pardag.vault``): never itself a
+run's secret, though it is spelled like one."""
 MIN_LENGTH = 4
 """Shorter values are refused: masking ``ab`` would hide every ``ab`` in every log."""
 
@@ -146,9 +151,12 @@ class EnvironmentSource:
         self._environ = os.environ if environ is None else environ
 
     def get(self, name: str) -> str | None:
-        return self._environ.get(ENV_PREFIX + name)
+        variable = ENV_PREFIX + name
+        return None if variable == KEY_ENV else self._environ.get(variable)
 
     def describe(self, name: str) -> str:
+        if ENV_PREFIX + name == KEY_ENV:
+            return f"not through {KEY_ENV}, the key of the stored secrets, never given to a run"
         return f"set the environment variable {ENV_PREFIX}{name}"
 
 
@@ -180,12 +188,7 @@ class FileSource:
         where = f"the secrets file {self.path}"
         try:
             with self.path.open(encoding="utf-8") as stream:
-                mode = os.fstat(stream.fileno()).st_mode
-                if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                    raise SecretMissing(
-                        f"{where} may be read by other users (mode {stat.S_IMODE(mode):04o}); "
-                        f"make it private with: chmod 600 {self.path}"
-                    )
+                refuse_shared(stream, where, self.path)
                 text = stream.read()
         except OSError as exc:
             raise SecretMissing(
@@ -194,6 +197,18 @@ class FileSource:
         except UnicodeDecodeError:
             raise SecretMissing(f"{where} is not UTF-8 text; save it as UTF-8") from None
         return dict(_dotenv(text, str(self.path)))
+
+
+def refuse_shared(
+    stream: IO[str], where: str, path: Path, error: type[SecretMissing] = SecretMissing
+) -> None:
+    """Raise ``error`` when users other than its owner may read the open file ``stream``."""
+    mode = os.fstat(stream.fileno()).st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise error(
+            f"{where} may be read by other users (mode {stat.S_IMODE(mode):04o}); "
+            f"make it private with: chmod 600 {path}"
+        )
 
 
 def _dotenv(text: str, path: str) -> Iterator[tuple[str, str]]:

@@ -40,11 +40,13 @@ from pardag.options import RunOptions, SettingOptions
 from pardag.owner import this_process
 from pardag.recording import open_run_store, queued_record
 from pardag.schedules import fire_due
+from pardag.secrets import default_sources
 from pardag.states import RunStatus
 from pardag.store.base import RunRecord, RunUpdate, Store
 from pardag.store.fenced import FencedStore
 from pardag.store.tenancy import StoredWorkflow
 from pardag.store.triggers import TriggerRecord
+from pardag.vault import Keyring, run_sources
 
 __all__ = ["DEFAULT_LEASE", "POLL_EVERY", "Worker", "submit", "submit_stored"]
 
@@ -120,7 +122,8 @@ def _to_stderr(line: str) -> None:
 class Worker:
     """Claims runs from ``store`` and runs them, up to ``max_runs`` at once, each under a
     lease of ``lease`` seconds that it renews; ``say`` gets a line per run started and ended.
-    ``options`` are run options every run gets (a ``secrets_file``, say)."""
+    ``options`` are run options every run gets (a ``secrets_file``, say); a run's secrets
+    come from its organisation's in the store first, opened with ``keyring``'s key."""
 
     def __init__(
         self,
@@ -132,6 +135,7 @@ class Worker:
         name: str | None = None,
         say: Callable[[str], None] = _to_stderr,
         options: RunOptions | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         if isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 1:
             raise ArgumentError(f"max_runs={max_runs!r}: give how many runs at once, 1 or more")
@@ -142,6 +146,7 @@ class Worker:
         self.name = name or this_process()
         self._say = say
         self._options: RunOptions = {**(options or {})}
+        self.keyring = keyring or Keyring()
         self._active: dict[str, tuple[threading.Thread, FencedStore]] = {}
         self._lock = threading.Lock()
         self._stopping, self._wake, self._closed = (threading.Event() for _ in range(3))
@@ -231,7 +236,7 @@ class Worker:
         how = "taking over" if record.claims > 1 else "running"
         self._say(f"worker {self.name}: {how} run {record.run_id} ({record.workflow})")
         try:
-            result = run_recorded(fenced, record, {**self._options})
+            result = run_recorded(fenced, record, self._run_options(record))
             self._say(f"worker {self.name}: run {record.run_id} {result.status} here")
         except Exception as exc:  # it could not run here (its file gone, say): fail it, said why
             if not fenced.fenced:  # else it is another worker's run now
@@ -244,6 +249,14 @@ class Worker:
             except StoreError as exc:  # then its lease expires; the run is final already
                 self._say(f"worker {self.name}: cannot release run {record.run_id}: {exc}")
             self._wake.set()
+
+    def _run_options(self, record: RunRecord) -> RunOptions:
+        """The worker's options, the run's organisation's stored secrets before its own."""
+        own = self._options.get("secret_sources")
+        if own is None:
+            own = default_sources(self._options.get("secrets_file"))
+        sources = run_sources(self.store, record.org, self.keyring, own)
+        return {**self._options, "secret_sources": sources}
 
     def _fail(self, record: RunRecord, exc: Exception) -> None:
         why = f"worker {self.name} could not run it: {type(exc).__name__}: {exc}"

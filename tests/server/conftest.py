@@ -23,6 +23,7 @@ from pardag.server.app import create_app
 from pardag.server.service import Service
 from pardag.store import Store, open_store
 from pardag.tokens import issue
+from pardag.vault import Keyring
 from tests.store.conftest import own_schema, postgres  # noqa: F401  (a fixture)
 
 PATIENCE = 60.0
@@ -117,11 +118,20 @@ def _tokens(store: Store) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def serving(store: Store) -> Iterator[Served]:
-    """``store`` served on a free loopback port, with one worker, until the block ends."""
+def serving(store: Store, keyring: Keyring | None = None) -> Iterator[Served]:
+    """``store`` served on a free loopback port, with one worker, until the block ends
+    (organisations' secrets sealed with ``keyring``'s key)."""
     app = create_app(store, recheck=0.2)  # a revoked token ends a stream within 0.2 s
     service = Service(
-        store, host="127.0.0.1", port=0, workers=1, lease=5, poll=0.05, say=_quiet, app=app
+        store,
+        host="127.0.0.1",
+        port=0,
+        workers=1,
+        lease=5,
+        poll=0.05,
+        say=_quiet,
+        app=app,
+        keyring=keyring,
     )
     thread = threading.Thread(target=service.run, name="pardag-test-service", daemon=True)
     thread.start()
@@ -150,4 +160,5 @@ def served(
         else:
             url = stack.enter_context(own_schema(request.getfixturevalue("postgres")))
         store = stack.enter_context(open_store(url))
-        yield stack.enter_context(serving(store))
+        keyring = Keyring(tmp_path_factory.mktemp("key") / "secret.key")  # made on first use
+        yield stack.enter_context(serving(store, keyring))

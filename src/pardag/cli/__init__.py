@@ -8,8 +8,9 @@ paused, 130 it was interrupted. Errors are one readable message; ``--debug`` add
 
 A module a concept: ``run`` (and ``params``, ``jsonout``, ``waiting``), ``graph`` (validate
 and graph), ``runs`` (what the run store holds), ``control`` (resume, approve, reject,
-retry, cancel), ``worker`` (runs the queued runs), ``serve`` (the HTTP API) and ``tokens``
-(its tokens), over the shared ``console``, ``options``, ``loading`` and ``exits``. Importing this
+retry, cancel), ``worker`` (runs the queued runs), ``serve`` (the HTTP API), ``tokens``
+(its tokens) and ``secrets`` (organisations' secrets), over the shared ``console``,
+``options``, ``loading`` and ``exits``. Importing this
 package registers every command on ``app``; nothing in pardag but ``__main__`` imports it (it
 is the top layer).
 """
@@ -24,7 +25,7 @@ from typing import Annotated, Any
 import typer
 
 import pardag
-from pardag.cli import control, graph, logs, run, runs, serve, tokens, worker
+from pardag.cli import control, graph, logs, run, runs, secrets, serve, tokens, worker
 from pardag.cli.exits import ExitCode
 from pardag.cli.graph import render_graph
 from pardag.cli.jsonout import JsonLines, result_json, run_json
@@ -95,6 +96,7 @@ _COMMANDS: dict[str, Callable[..., Any]] = {  # in the order `pardag --help` lis
 for _name, _command in _COMMANDS.items():
     app.command(_name, cls=FlagCommand)(_command)
 app.add_typer(tokens.app, name="token")
+app.add_typer(secrets.app, name="secret")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

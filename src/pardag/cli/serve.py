@@ -14,6 +14,7 @@ import typer
 from pardag.cli.console import Session, reported, stderr, stdout, warn
 from pardag.cli.exits import ExitCode
 from pardag.cli.options import ConfigOpt, DebugOpt, StoreOpt
+from pardag.cli.secrets import SecretKeyFileOpt
 from pardag.cli.worker import duration
 from pardag.config import resolve
 from pardag.errors import ArgumentError
@@ -39,6 +40,7 @@ def serve_command(
         str, typer.Option("--lease", help="The workers' lease.", metavar="DURATION")
     ] = f"{DEFAULT_LEASE:g}s",
     store: StoreOpt = None,
+    secret_key_file: SecretKeyFileOpt = None,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -49,6 +51,7 @@ def serve_command(
         lease_s = duration(lease, "--lease")
         try:
             from pardag.server.service import Service, first_token, is_loopback
+            from pardag.vault import Keyring
         except ImportError as exc:
             raise ArgumentError(
                 f"pardag serve needs FastAPI and uvicorn ({exc}); install them: {SERVER_EXTRA}"
@@ -60,8 +63,15 @@ def serve_command(
                     f"--host {host} is not a loopback address: the API is reachable from other "
                     "machines; put TLS in front of it (a reverse proxy) before using it so"
                 )
+            keyring = Keyring(secret_key_file)
             service = Service(
-                opened, host=host, port=port, workers=workers, lease=lease_s, say=_say
+                opened,
+                host=host,
+                port=port,
+                workers=workers,
+                lease=lease_s,
+                say=_say,
+                keyring=keyring,
             )
             token = first_token(opened)
             if token is not None:

@@ -24,7 +24,7 @@ from pardag.store.tenancy import ROLES, TokenRecord
 from pardag.tokens import issue
 from pardag.units import parse_duration
 
-__all__ = ["app", "parse_expiry"]
+__all__ = ["app", "parse_expiry", "store_of_flags", "when"]
 
 app = typer.Typer(
     help="Manage the API tokens of pardag serve (kept hashed in the run store).",
@@ -69,7 +69,7 @@ def create_command(
     """Make a token and print it once (keep it: it is not shown again)."""
     with reported(Session(debug)):
         lifetime = parse_expiry(expires) if expires is not None else None
-        with _store(store, config, create=True) as opened:
+        with store_of_flags(store, config, create=True) as opened:
             text, record = issue(
                 opened, org=org, role=role, name=name, now=time.time(), expires_in=lifetime
             )
@@ -91,7 +91,7 @@ def list_command(
 ) -> None:
     """List the tokens (their ids, organisations, roles and dates; never the tokens)."""
     with reported(Session(debug)):
-        with _store(store, config) as opened:
+        with store_of_flags(store, config) as opened:
             tokens = opened.list_tokens(org)
         now = time.time()
         if as_json:
@@ -112,7 +112,7 @@ def revoke_command(
 ) -> None:
     """Revoke a token: every request with it is refused from now on."""
     with reported(Session(debug)):
-        with _store(store, config) as opened:
+        with store_of_flags(store, config) as opened:
             if not opened.revoke_token(token_id, time.time()):
                 raise ArgumentError(
                     f"there is no token {token_id!r} not yet revoked in {opened.url}; "
@@ -122,7 +122,7 @@ def revoke_command(
     raise typer.Exit(ExitCode.SUCCEEDED)
 
 
-def _store(store: str | None, config: Path | None, *, create: bool = False) -> Store:
+def store_of_flags(store: str | None, config: Path | None, *, create: bool = False) -> Store:
     """The run store the flags, the environment or the config file name."""
     return open_store(resolve(None, flags={"store": store}, config=config).store, create=create)
 
@@ -134,10 +134,10 @@ def _status(token: TokenRecord, now: float) -> str:
         return "active, never expires"
     if token.expires_at <= now:
         return "expired"
-    return "active until " + _when(token.expires_at)
+    return "active until " + when(token.expires_at)
 
 
-def _when(at: float) -> str:
+def when(at: float) -> str:
     return datetime.datetime.fromtimestamp(at, datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 

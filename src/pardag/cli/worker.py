@@ -16,10 +16,12 @@ import typer
 from pardag.cli.console import Session, reported, stderr
 from pardag.cli.exits import ExitCode
 from pardag.cli.options import ConfigOpt, DebugOpt, SecretsFileOpt, StoreOpt
+from pardag.cli.secrets import SecretKeyFileOpt
 from pardag.config import resolve
 from pardag.errors import ArgumentError
 from pardag.store import open_store
 from pardag.units import parse_duration
+from pardag.vault import Keyring
 from pardag.worker import DEFAULT_LEASE, POLL_EVERY, Worker
 
 __all__ = ["duration", "worker_command"]
@@ -53,6 +55,7 @@ def worker_command(
     ] = False,
     store: StoreOpt = None,
     secrets_file: SecretsFileOpt = None,
+    secret_key_file: SecretKeyFileOpt = None,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
@@ -62,7 +65,14 @@ def worker_command(
         settings = resolve(None, flags={"store": store}, config=config)
         with open_store(settings.store) as opened:
             options: Any = {"secrets_file": secrets_file} if secrets_file else {}
-            worker = Worker(opened, max_runs=max_runs, lease=lease_s, poll=poll_s, options=options)
+            worker = Worker(
+                opened,
+                max_runs=max_runs,
+                lease=lease_s,
+                poll=poll_s,
+                options=options,
+                keyring=Keyring(secret_key_file),
+            )
             before = _on_signals(worker)
             stderr.print(
                 f"worker {worker.name} on {opened.url}: up to {max_runs} run(s) at once, "

@@ -12,7 +12,14 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 import pardag
-from pardag.server import errors, events, routes_hooks, routes_runs, routes_workflows
+from pardag.server import (
+    errors,
+    events,
+    routes_hooks,
+    routes_runs,
+    routes_secrets,
+    routes_workflows,
+)
 from pardag.server.limits import DEFAULT_MAX_BODY, BodyLimit
 from pardag.store.base import Store
 
@@ -24,7 +31,13 @@ PUBLIC = frozenset({"/healthz", "/api/openapi.json", "/api/docs", "/hooks/{org}/
 """The only paths served without a token (a webhook is signed instead: ``routes_hooks``)."""
 
 
-ROUTERS = (routes_workflows.router, routes_runs.router, events.router, routes_hooks.router)
+ROUTERS = (
+    routes_workflows.router,
+    routes_runs.router,
+    events.router,
+    routes_hooks.router,
+    routes_secrets.router,
+)
 """The API's routes, a router per concept."""
 
 

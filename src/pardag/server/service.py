@@ -25,6 +25,7 @@ from pardag.errors import ArgumentError
 from pardag.server.app import create_app
 from pardag.store.base import Store
 from pardag.tokens import issue
+from pardag.vault import Keyring
 from pardag.worker import DEFAULT_LEASE, POLL_EVERY, Worker
 
 __all__ = ["DEFAULT_ORG", "Service", "first_token", "is_loopback"]
@@ -53,7 +54,8 @@ def first_token(store: Store) -> str | None:
 
 class Service:
     """The API on ``host``:``port`` over ``store``, with ``workers`` workers beside it
-    (``app``: the API as ``create_app`` makes it, by default)."""
+    (``app``: the API as ``create_app`` makes it, by default); both seal and open the
+    organisations' secrets with ``keyring``'s key."""
 
     def __init__(
         self,
@@ -66,14 +68,20 @@ class Service:
         poll: float = POLL_EVERY,
         say: Callable[[str], None] = print,
         app: FastAPI | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         self.store, self.workers, self.say = store, workers, say
         self.socket = _bind(host, port)
         bound_host, bound_port = self.socket.getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.url = f"http://{shown}:{bound_port}"
-        self._workers = [Worker(store, lease=lease, poll=poll, say=say) for _ in range(workers)]
-        config = uvicorn.Config(app or create_app(store), log_level="warning", lifespan="off")
+        keyring = keyring or Keyring()
+        self._workers = [
+            Worker(store, lease=lease, poll=poll, say=say, keyring=keyring) for _ in range(workers)
+        ]
+        app = app or create_app(store)
+        app.state.keyring = keyring
+        config = uvicorn.Config(app, log_level="warning", lifespan="off")
         self.server = _Server(config)
         self._leave = threading.Event()
         self.left_early = False

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from pardag.errors import StoreError
+from pardag.store.sealed import SecretInfo
 from pardag.store.tenancy import StoredWorkflow, TokenRecord
 from pardag.store.triggers import TriggerRecord
 
@@ -30,6 +31,7 @@ __all__ = [
     "LogRecord",
     "RunRecord",
     "RunUpdate",
+    "SecretInfo",
     "StepRecord",
     "Store",
     "StoreError",
@@ -384,6 +386,25 @@ class Store(ABC):
         """Record that cron trigger ``trigger_id`` fired its ``slot`` (a time) at ``now``;
         False, recording nothing, if that slot or a later one was fired already (by anyone:
         of several workers claiming one slot, one gets True) or the trigger is gone."""
+
+    # -- organisations' secrets, sealed (store/sealed.py) ---------------------------------------
+
+    @abstractmethod
+    def put_secret(self, org: str, name: str, ciphertext: str, now: float) -> bool:
+        """Keep ``ciphertext`` as ``org``'s secret ``name`` (replacing its value); True if new."""
+
+    @abstractmethod
+    def secret_ciphertext(self, org: str, name: str | None) -> str | None:
+        """The sealed value of ``org``'s secret ``name`` (None: of any one of its secrets, to
+        check a key against), or None when there is none."""
+
+    @abstractmethod
+    def list_secrets(self, org: str) -> list[SecretInfo]:
+        """``org``'s secrets by name: names and times, never values."""
+
+    @abstractmethod
+    def delete_secret(self, org: str, name: str) -> bool:
+        """Forget ``org``'s secret ``name``; False if it had none."""
 
     @abstractmethod
     def reopen(

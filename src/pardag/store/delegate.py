@@ -135,5 +135,17 @@ class DelegatingStore(Store):
     def claim_slot(self, trigger_id: str, slot: float, now: float) -> bool:
         return self.inner.claim_slot(trigger_id, slot, now)
 
+    def put_secret(self, org: str, name: str, ciphertext: str, now: float) -> bool:
+        return self.inner.put_secret(org, name, ciphertext, now)
+
+    def secret_ciphertext(self, org: str, name: str | None) -> str | None:
+        return self.inner.secret_ciphertext(org, name)
+
+    def list_secrets(self, org: str) -> list[rec.SecretInfo]:
+        return self.inner.list_secrets(org)
+
+    def delete_secret(self, org: str, name: str) -> bool:
+        return self.inner.delete_secret(org, name)
+
     def close(self) -> None:
         self.inner.close()

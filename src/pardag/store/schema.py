@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from pardag.store import tenancy, triggers
+from pardag.store import sealed, tenancy, triggers
 from pardag.store.base import (
     Answer,
     CacheEntry,
@@ -174,18 +174,19 @@ MIGRATIONS: list[Migration] = [
         "schedules, and the cron slots fired, one row per slot",
         triggers.MIGRATION,
     ),
+    Migration(
+        7,
+        "each organisation's secrets, encrypted with the service's key (never the values)",
+        sealed.MIGRATION,
+    ),
 ]
 """Every version of the schema, oldest first; append, never edit."""
 
 TABLES = (
-    "runs",
-    "steps",
-    "events",
-    "answers",
-    "cache",
-    "logs",
+    *("runs", "steps", "events", "answers", "cache", "logs"),
     *tenancy.TABLES,
     *triggers.TABLES,
+    *sealed.TABLES,
     "pardag_schema",
 )
 """The tables pardag owns; a database holding some of them but no ``pardag_schema`` is not

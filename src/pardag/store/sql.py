@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from pardag.states import RunStatus
-from pardag.store import leases, schema, tenancy
+from pardag.store import leases, schema, sealed, tenancy
 from pardag.store import triggers as trigger_sql
 from pardag.store.base import (
     Answer,
@@ -21,6 +21,7 @@ from pardag.store.base import (
     LogRecord,
     RunRecord,
     RunUpdate,
+    SecretInfo,
     StepRecord,
     StoredWorkflow,
     StoreError,
@@ -201,6 +202,31 @@ class SQLStore(TriggerTables):
             return bool(self._fetch(conn, tenancy.DELETE_WORKFLOW, params))
 
         return self._write("deleting a workflow", delete)
+
+    # -- organisations' secrets, sealed -----------------------------------------------------
+
+    def put_secret(self, org: str, name: str, ciphertext: str, now: float) -> bool:
+        params = (org, name, ciphertext, now, now)
+        rows = self._write(
+            "storing a secret", lambda c: self._fetch(c, sealed.UPSERT_SECRET, params)
+        )
+        return bool(rows) and float(rows[0][0]) == now
+
+    def secret_ciphertext(self, org: str, name: str | None) -> str | None:
+        if name is None:
+            rows = self._read(sealed.SELECT_ANY_CIPHERTEXT, (org,))
+        else:
+            rows = self._read(sealed.SELECT_CIPHERTEXT, (org, name))
+        return str(rows[0][0]) if rows else None
+
+    def list_secrets(self, org: str) -> list[SecretInfo]:
+        return [sealed.info_from_row(r) for r in self._read(sealed.SELECT_INFOS, (org,))]
+
+    def delete_secret(self, org: str, name: str) -> bool:
+        params = (org, name)
+        return bool(
+            self._write("deleting a secret", lambda c: self._fetch(c, sealed.DELETE_SECRET, params))
+        )
 
     def reopen(
         self, run_id: str, was: str, status: str, settings_json: str, owner: str | None
