@@ -24,15 +24,16 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Unpack
 
+from pardag.egress import service_floor
 from pardag.errors import ArgumentError, StoreError
 from pardag.history import run_recorded
 from pardag.model import Workflow, param_problem, with_overrides
 from pardag.options import RunOptions, SettingOptions
 from pardag.owner import this_process
-from pardag.recording import open_run_store, queued_record
+from pardag.recording import open_run_store, queued_record, service_origin
 from pardag.states import RunStatus
 from pardag.store.base import RunRecord, RunUpdate, Store
 from pardag.store.fenced import FencedStore
@@ -52,13 +53,16 @@ def submit(
     params: Mapping[str, Any] | None = None,
     trigger: Mapping[str, Any] | None = None,
     org: str = "default",
+    via: str | None = None,
     **settings: Unpack[SettingOptions],
 ) -> str:
     """Queue a run of ``wf`` in ``store`` (``PARDAG_STORE`` by default) for a worker; its id.
 
     Returns at once: no step runs here. ``wf`` is validated, ``params`` and ``settings``
     checked, as ``run`` would; a workflow built in Python must be importable by the worker
-    (``wf.import_path``), since only files are kept whole in the store.
+    (``wf.import_path``), since only files are kept whole in the store. ``via``: the part of
+    the service queuing it (``"api"``, ``"webhook"``, ``"schedule"``); workers run such a run
+    under the service's egress preset (``Worker``'s ``allow_private``).
     """
     if not isinstance(org, str) or not org.strip():
         raise ArgumentError(f"org={org!r}: give the organisation's name, such as 'default'")
@@ -75,6 +79,7 @@ def submit(
         params={**wf.params, **given},
         trigger=dict(trigger or {}),
         org=org,
+        via=via,
     )
     if record.definition_format == "python" and not record.source:
         raise ArgumentError(
@@ -113,6 +118,7 @@ class Worker:
         name: str | None = None,
         say: Callable[[str], None] = _to_stderr,
         options: RunOptions | None = None,
+        allow_private: Collection[str] = (),
     ) -> None:
         if isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 1:
             raise ArgumentError(f"max_runs={max_runs!r}: give how many runs at once, 1 or more")
@@ -123,6 +129,7 @@ class Worker:
         self.name = name or this_process()
         self._say = say
         self._options: RunOptions = {**(options or {})}
+        self.allow_private = frozenset(allow_private)
         self._active: dict[str, tuple[threading.Thread, FencedStore]] = {}
         self._lock = threading.Lock()
         self._stopping, self._wake, self._closed = (threading.Event() for _ in range(3))
@@ -186,7 +193,7 @@ class Worker:
         how = "taking over" if record.claims > 1 else "running"
         self._say(f"worker {self.name}: {how} run {record.run_id} ({record.workflow})")
         try:
-            result = run_recorded(fenced, record, {**self._options})
+            result = run_recorded(fenced, record, self._run_options(record))
             self._say(f"worker {self.name}: run {record.run_id} {result.status} here")
         except Exception as exc:  # it could not run here (its file gone, say): fail it, said why
             if not fenced.fenced:  # else it is another worker's run now
@@ -199,6 +206,13 @@ class Worker:
             except StoreError as exc:  # then its lease expires; the run is final already
                 self._say(f"worker {self.name}: cannot release run {record.run_id}: {exc}")
             self._wake.set()
+
+    def _run_options(self, record: RunRecord) -> RunOptions:
+        """The options of one run: the worker's, and the service's egress preset for a run
+        the service queued, unless its organisation is allowed private addresses."""
+        if service_origin(record) is None or record.org in self.allow_private:
+            return {**self._options}
+        return {**self._options, "egress_floor": service_floor(record.org)}
 
     def _fail(self, record: RunRecord, exc: Exception) -> None:
         why = f"worker {self.name} could not run it: {type(exc).__name__}: {exc}"

@@ -13,7 +13,7 @@ import typer
 
 from pardag.cli.console import Session, reported, stderr, stdout, warn
 from pardag.cli.exits import ExitCode
-from pardag.cli.options import ConfigOpt, DebugOpt, StoreOpt
+from pardag.cli.options import AllowPrivateOpt, ConfigOpt, DebugOpt, StoreOpt
 from pardag.cli.worker import duration
 from pardag.config import resolve
 from pardag.errors import ArgumentError
@@ -38,6 +38,7 @@ def serve_command(
     lease: Annotated[
         str, typer.Option("--lease", help="The workers' lease.", metavar="DURATION")
     ] = f"{DEFAULT_LEASE:g}s",
+    allow_private_egress: AllowPrivateOpt = None,
     store: StoreOpt = None,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
@@ -61,7 +62,13 @@ def serve_command(
                     "machines; put TLS in front of it (a reverse proxy) before using it so"
                 )
             service = Service(
-                opened, host=host, port=port, workers=workers, lease=lease_s, say=_say
+                opened,
+                host=host,
+                port=port,
+                workers=workers,
+                lease=lease_s,
+                say=_say,
+                allow_private_egress=allow_private_egress or (),
             )
             token = first_token(opened)
             if token is not None:

@@ -15,7 +15,7 @@ import typer
 
 from pardag.cli.console import Session, reported, stderr
 from pardag.cli.exits import ExitCode
-from pardag.cli.options import ConfigOpt, DebugOpt, SecretsFileOpt, StoreOpt
+from pardag.cli.options import AllowPrivateOpt, ConfigOpt, DebugOpt, SecretsFileOpt, StoreOpt
 from pardag.config import resolve
 from pardag.errors import ArgumentError
 from pardag.store import open_store
@@ -51,6 +51,7 @@ def worker_command(
             help="Exit once no run is queued and none is in hand (empty the queue, for cron).",
         ),
     ] = False,
+    allow_private_egress: AllowPrivateOpt = None,
     store: StoreOpt = None,
     secrets_file: SecretsFileOpt = None,
     config: ConfigOpt = None,
@@ -62,7 +63,14 @@ def worker_command(
         settings = resolve(None, flags={"store": store}, config=config)
         with open_store(settings.store) as opened:
             options: Any = {"secrets_file": secrets_file} if secrets_file else {}
-            worker = Worker(opened, max_runs=max_runs, lease=lease_s, poll=poll_s, options=options)
+            worker = Worker(
+                opened,
+                max_runs=max_runs,
+                lease=lease_s,
+                poll=poll_s,
+                options=options,
+                allow_private=allow_private_egress or (),
+            )
             before = _on_signals(worker)
             stderr.print(
                 f"worker {worker.name} on {opened.url}: up to {max_runs} run(s) at once, "

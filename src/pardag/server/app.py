@@ -12,8 +12,9 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 import pardag
-from pardag.server import errors, events, routes_runs, routes_workflows
+from pardag.server import errors, events, metrics, routes_runs, routes_tokens, routes_workflows
 from pardag.server.limits import DEFAULT_MAX_BODY, BodyLimit
+from pardag.server.streams import CountStreams, StreamCounter
 from pardag.store.base import Store
 
 __all__ = ["POLL", "PUBLIC", "ROUTERS", "api_routes", "create_app"]
@@ -24,7 +25,13 @@ PUBLIC = frozenset({"/healthz", "/api/openapi.json", "/api/docs"})
 """The only paths served without a token."""
 
 
-ROUTERS = (routes_workflows.router, routes_runs.router, events.router)
+ROUTERS = (
+    routes_workflows.router,
+    routes_runs.router,
+    events.router,
+    routes_tokens.router,
+    metrics.router,
+)
 """The API's routes, a router per concept."""
 
 
@@ -52,6 +59,8 @@ def create_app(
         app.include_router(router)
     app.add_api_route("/healthz", _healthz, methods=["GET"], summary="Alive (no token needed)")
     app.add_middleware(BodyLimit, max_bytes=max_body)
+    app.state.streams = StreamCounter()
+    app.add_middleware(CountStreams, counter=app.state.streams)
     return app
 
 

@@ -15,7 +15,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import uvicorn
@@ -53,7 +53,8 @@ def first_token(store: Store) -> str | None:
 
 class Service:
     """The API on ``host``:``port`` over ``store``, with ``workers`` workers beside it
-    (``app``: the API as ``create_app`` makes it, by default)."""
+    (``app``: the API as ``create_app`` makes it, by default). The runs the service queues
+    keep off private addresses unless their organisation is in ``allow_private_egress``."""
 
     def __init__(
         self,
@@ -66,13 +67,17 @@ class Service:
         poll: float = POLL_EVERY,
         say: Callable[[str], None] = print,
         app: FastAPI | None = None,
+        allow_private_egress: Collection[str] = (),
     ) -> None:
         self.store, self.workers, self.say = store, workers, say
         self.socket = _bind(host, port)
         bound_host, bound_port = self.socket.getsockname()[:2]
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.url = f"http://{shown}:{bound_port}"
-        self._workers = [Worker(store, lease=lease, poll=poll, say=say) for _ in range(workers)]
+        self._workers = [
+            Worker(store, lease=lease, poll=poll, say=say, allow_private=allow_private_egress)
+            for _ in range(workers)
+        ]
         config = uvicorn.Config(app or create_app(store), log_level="warning", lifespan="off")
         self.server = _Server(config)
         self._leave = threading.Event()
