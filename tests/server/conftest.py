@@ -117,11 +117,20 @@ def _tokens(store: Store) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def serving(store: Store) -> Iterator[Served]:
-    """``store`` served on a free loopback port, with one worker, until the block ends."""
+def serving(store: Store, *, workers: int = 1, **options: Any) -> Iterator[Served]:
+    """``store`` served on a free loopback port, with ``workers`` workers (``options``: more
+    of ``Service``'s), until the block ends."""
     app = create_app(store, recheck=0.2)  # a revoked token ends a stream within 0.2 s
     service = Service(
-        store, host="127.0.0.1", port=0, workers=1, lease=5, poll=0.05, say=_quiet, app=app
+        store,
+        host="127.0.0.1",
+        port=0,
+        workers=workers,
+        lease=5,
+        poll=0.05,
+        say=_quiet,
+        app=app,
+        **options,
     )
     thread = threading.Thread(target=service.run, name="pardag-test-service", daemon=True)
     thread.start()
@@ -139,15 +148,25 @@ def _quiet(line: str) -> None:
     """The workers' lines are not the tests' business."""
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def served(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+@contextlib.contextmanager
+def served_on(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, **options: Any
 ) -> Iterator[Served]:
-    """A service on a SQLite file, then on PostgreSQL, for the tests of a module."""
+    """A service (``serving``'s ``options``) on the backend ``request.param`` names: a
+    SQLite file, or a PostgreSQL schema of its own."""
     with contextlib.ExitStack() as stack:
         if request.param == "sqlite":
             url = str(tmp_path_factory.mktemp("served") / "runs.db")
         else:
             url = stack.enter_context(own_schema(request.getfixturevalue("postgres")))
         store = stack.enter_context(open_store(url))
-        yield stack.enter_context(serving(store))
+        yield stack.enter_context(serving(store, **options))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """A service on a SQLite file, then on PostgreSQL, for the tests of a module."""
+    with served_on(request, tmp_path_factory) as service:
+        yield service
