@@ -52,7 +52,10 @@ def test_a_failed_run_is_retried_by_a_worker_reusing_what_succeeded(
     flag.touch()
     answer = served.call("operator", "POST", f"/api/runs/{run_id}/retry", json={"from": "failed"})
     assert answer.status_code == 202, answer.text
-    assert (answer.json()["id"], answer.json()["status"]) in {(run_id, "queued"), (run_id, "running")}
+    assert (answer.json()["id"], answer.json()["status"]) in {
+        (run_id, "queued"),
+        (run_id, "running"),
+    }
 
     assert served.wait_for("viewer", run_id, finished)["status"] == "succeeded"
     assert attempts(served, run_id) == {

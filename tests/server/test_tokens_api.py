@@ -85,7 +85,11 @@ def test_only_admins_manage_tokens(served: Served, who: str | None) -> None:
 @pytest.mark.parametrize(
     ("body", "status", "words"),
     [
-        ({"role": "root"}, 422, "role: Input should be 'viewer', 'operator', 'approver' or 'admin'"),
+        (
+            {"role": "root"},
+            422,
+            "role: Input should be 'viewer', 'operator', 'approver' or 'admin'",
+        ),
         ({"role": "viewer", "expires": "soon"}, 400, "expires 'soon' is not a duration"),
         ({"role": "viewer", "expires": "-1d"}, 400, "give a duration above 0"),
         ({"role": "viewer", "token_hash": "0" * 64}, 422, "token_hash: Extra inputs"),

@@ -34,13 +34,14 @@ from pardag.testing.records import (
     new_run,
     seed_runs,
 )
+from pardag.testing.stats import StatsSuite
 from pardag.testing.storelife import LifetimeSuite, Opener
 from pardag.testing.tenancy import TenancySuite
 
 __all__ = ["Opener", "StoreSuite"]
 
 
-class StoreSuite(LifetimeSuite, QueueSuite, TenancySuite):
+class StoreSuite(LifetimeSuite, QueueSuite, TenancySuite, StatsSuite):
     """The tests every store must pass. Not collected itself (its name lacks ``Test``).
 
     A subclass provides the fixture ``opener``: a callable that opens a store of its own for
