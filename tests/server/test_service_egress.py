@@ -1,0 +1,98 @@
+"""The service's egress preset, with real HTTP steps against a real loopback server: a run the
+API starts may not reach loopback (its step fails saying how to allow it, and the server sees
+no request); a run queued from the command line may, as before; so may a run of an
+organisation the operator allowed (``--allow-private-egress``). SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pardag.egress import EgressPolicy, service_floor
+from tests.kinds.test_http_egress import serving as target
+from tests.server.conftest import PATIENCE, Served, served_on
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def guarded(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """A service whose operator allows organisation ``rival`` private addresses."""
+    with served_on(request, tmp_path_factory, allow_private_egress=("rival",)) as service:
+        yield service
+
+
+@pytest.fixture(scope="module")
+def local() -> Iterator[tuple[str, list[str]]]:
+    """An HTTP server on 127.0.0.1: its URL, and the paths it was asked for."""
+    with target("127.0.0.1") as server:
+        yield f"http://127.0.0.1:{server.server_address[1]}", server.hits
+
+
+def fetch(url: str, path: str) -> str:
+    return f"name: fetch\nsteps:\n  get:\n    kind: http\n    url: {url}{path}\n"
+
+
+def ended(served: Served, who: str, run_id: str) -> dict[str, object]:
+    run = served.wait_for(who, run_id, lambda r: r["status"] in ("succeeded", "failed"))
+    [step] = served.call(who, "GET", f"/api/runs/{run_id}").json()["steps"]
+    return {"status": run["status"], "error": step["error"]}
+
+
+def test_a_run_the_api_starts_cannot_reach_loopback_and_is_told_how(
+    guarded: Served, local: tuple[str, list[str]]
+) -> None:
+    url, hits = local
+    run_id = guarded.start("operator", guarded.workflow("admin", fetch(url, "/from-api")))
+    run = ended(guarded, "viewer", run_id)
+    assert run["status"] == "failed"
+    assert "/from-api" not in hits  # refused before connecting
+    error = str(run["error"])
+    assert "127.0.0.1 is denied by 127.0.0.0/8 (loopback)" in error
+    assert "a run the service started may not reach loopback" in error
+    assert "pardag serve --allow-private-egress acme" in error
+
+
+def test_a_run_of_an_organisation_the_operator_allowed_reaches_it(
+    guarded: Served, local: tuple[str, list[str]]
+) -> None:
+    url, hits = local
+    run_id = guarded.start("rival", guarded.workflow("rival", fetch(url, "/allowed")))
+    assert ended(guarded, "rival", run_id) == {"status": "succeeded", "error": None}
+    assert "/allowed" in hits
+
+
+def test_a_run_queued_from_the_command_line_keeps_todays_behaviour(
+    guarded: Served, local: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    url, hits = local
+    flow = tmp_path / "fetch.yaml"
+    flow.write_text(fetch(url, "/from-cli"))
+    command = [sys.executable, "-m", "pardag", "run", str(flow), "--queue", "--json"]
+    command += ["--store", guarded.store.url, "--org", "acme"]
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=PATIENCE)
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(done.stdout)["run_id"]
+    assert ended(guarded, "viewer", run_id) == {"status": "succeeded", "error": None}
+    assert "/from-cli" in hits
+
+
+def test_the_workflows_own_allowance_does_not_lift_the_floor() -> None:
+    own = EgressPolicy(allow=["127.0.0.1", "*"])
+    assert own.check("127.0.0.1", 80, ["127.0.0.1"]) is None
+    floored = EgressPolicy(allow=["127.0.0.1", "*"], floor=service_floor("acme"))
+    refused = floored.check("127.0.0.1", 80, ["127.0.0.1"])
+    assert refused is not None and "--allow-private-egress acme" in str(refused)
+    assert floored.check_name("localhost", 80) is not None
+    assert floored.check("example.com", 443, ["93.184.216.34"]) is None
+    assert not floored.open and EgressPolicy(floor=None).open
