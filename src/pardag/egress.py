@@ -141,7 +141,9 @@ class Refusal:
             shown = f"{self.host} resolves to {self.address}"
         if self.fix and self.rule is not None:
             by = ", denied by" if " resolves " in shown else " is denied by"
-            return f"{shown}{by} {self.rule.entry} ({self.rule.label}): {self.fix}"
+            rule = self.rule
+            what = f"the egress preset {rule.preset!r}" if rule.preset else "the egress entry"
+            return f"{shown}{by} {what} ({rule.entry}, {rule.label or 'denied'}): {self.fix}"
         if self.rule is None:
             return (
                 f"{shown} (port {self.port}) is not in http.allow "

@@ -57,7 +57,7 @@ def test_a_run_the_api_starts_cannot_reach_loopback_and_is_told_how(
     assert run["status"] == "failed"
     assert "/from-api" not in hits  # refused before connecting
     error = str(run["error"])
-    assert "127.0.0.1 is denied by 127.0.0.0/8 (loopback)" in error
+    assert "127.0.0.1 is denied by the egress preset 'private' (127.0.0.0/8, loopback)" in error
     assert "a run the service started may not reach loopback" in error
     assert "pardag serve --allow-private-egress acme" in error
 
