@@ -507,7 +507,7 @@ def test_logs_events_and_the_events_file_share_one_schema(project: Path) -> None
 
 def test_runs_lists_one_organisations_runs_with_org(project: Path) -> None:
     write(project, "flow.yaml", FLOW)
-    queued = {}
+    queued: dict[str, list[str]] = {}
     for org in ("acme", "rival", "acme"):
         done = pardag(project, "run", "flow.yaml", "--queue", "--org", org, "--json")
         assert done.returncode == 0, done.stderr
