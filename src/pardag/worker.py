@@ -66,6 +66,8 @@ def submit(
     """
     if not isinstance(org, str) or not org.strip():
         raise ArgumentError(f"org={org!r}: give the organisation's name, such as 'default'")
+    if via is not None and (not isinstance(via, str) or not via.strip()):
+        raise ArgumentError(f"via={via!r}: name the part of the service queuing it, such as 'api'")
     given = dict(params or {})
     unknown = [m for name in given if (m := param_problem(wf, name)) is not None]
     if unknown:

@@ -6,6 +6,7 @@ organisation the operator allowed (``--allow-private-egress``). SQLite and Postg
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -15,9 +16,13 @@ from pathlib import Path
 
 import pytest
 
+import pardag
 from pardag.egress import EgressPolicy, service_floor
+from pardag.store import open_store
+from pardag.worker import submit
 from tests.kinds.test_http_egress import serving as target
 from tests.server.conftest import PATIENCE, Served, served_on
+from tests.store.conftest import own_schema
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 
@@ -96,3 +101,37 @@ def test_the_workflows_own_allowance_does_not_lift_the_floor() -> None:
     assert floored.check_name("localhost", 80) is not None
     assert floored.check("example.com", 443, ["93.184.216.34"]) is None
     assert not floored.open and EgressPolicy(floor=None).open
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_worker_process_applies_the_preset_unless_its_flag_allows_the_organisation(
+    backend: str,
+    request: pytest.FixtureRequest,
+    local: tuple[str, list[str]],
+    tmp_path: Path,
+) -> None:
+    url, hits = local
+    with contextlib.ExitStack() as stack:
+        if backend == "sqlite":
+            store_url = str(tmp_path / "runs.db")
+        else:
+            store_url = stack.enter_context(own_schema(request.getfixturevalue("postgres")))
+        store = stack.enter_context(open_store(store_url))
+        flow = tmp_path / "fetch.yaml"
+        queued = {}
+        for org in ("trusted", "other"):
+            flow.write_text(fetch(url, f"/worker-{org}"))
+            queued[org] = submit(pardag.load(flow), store=store, org=org, via="webhook")
+        command = [sys.executable, "-m", "pardag", "worker", "--until-idle", "--poll", "0.05s"]
+        command += ["--store", store.url, "--allow-private-egress", "trusted"]
+        env = {**os.environ, "PYTHONPATH": str(SRC)}
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=PATIENCE)
+        assert done.returncode == 0, done.stderr
+        statuses = {org: store.get_run(run_id) for org, run_id in queued.items()}
+        assert {org: r.status for org, r in statuses.items() if r} == {
+            "trusted": "succeeded",
+            "other": "failed",
+        }
+        [step] = store.get_steps(queued["other"])
+        assert "--allow-private-egress other" in (step.error or "")
+    assert "/worker-trusted" in hits and "/worker-other" not in hits
