@@ -199,20 +199,23 @@ def retry_run(
 ) -> dict[str, Any]:
     asked = body or RetryIn()
     store = store_of(request)
-    record = run_of(store, who, run_id)
-    if not RunStatus(record.status).is_final():
-        _refused_as_conflict(lambda: plan_retry(store, record, asked.from_, asked.downstream))
-    try:
-        plan_retry(store, record, asked.from_, asked.downstream)
-    except ArgumentError as exc:  # from names no step (422), or nothing failed (409)
-        unknown = asked.from_ not in (FAILED, ALL)
-        code = "unknown_step" if unknown else "conflict"
-        raise ApiError(422 if unknown else 409, code, str(exc)) from None
+    _check_retry(store, run_of(store, who, run_id), asked)
     from_, downstream = asked.from_, asked.downstream
     _refused_as_conflict(
         lambda: retry(run_id, from_=from_, downstream=downstream, queue=True, store=store)
     )
     return run_json(run_of(store, who, run_id))
+
+
+def _check_retry(store: Store, record: RunRecord, asked: RetryIn) -> None:
+    """The engine's refusal of a retry, if any: a 422 when ``from`` names no step of a
+    finished run, else a 409 (the run has not finished, or nothing of it failed)."""
+    try:
+        plan_retry(store, record, asked.from_, asked.downstream)
+    except ArgumentError as exc:
+        unknown = RunStatus(record.status).is_final() and asked.from_ not in (FAILED, ALL)
+        code = "unknown_step" if unknown else "conflict"
+        raise ApiError(422 if unknown else 409, code, str(exc)) from None
 
 
 def _refused_as_conflict(act: Any) -> Any:
