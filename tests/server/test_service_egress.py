@@ -11,9 +11,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 import pardag
@@ -22,6 +24,8 @@ from pardag.store import open_store
 from pardag.worker import submit
 from tests.kinds.test_http_egress import serving as target
 from tests.server.conftest import PATIENCE, Served, served_on
+from tests.server.test_serve import _start as start_serve
+from tests.server.test_serve import _stop as stop_serve
 from tests.store.conftest import own_schema
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -135,3 +139,28 @@ def test_a_worker_process_applies_the_preset_unless_its_flag_allows_the_organisa
         [step] = store.get_steps(queued["other"])
         assert "--allow-private-egress other" in (step.error or "")
     assert "/worker-trusted" in hits and "/worker-other" not in hits
+
+
+def test_pardag_serve_allows_the_organisations_its_flag_names_and_says_so(
+    local: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    url, hits = local
+    process, api, token = start_serve(tmp_path / "runs.db", "--allow-private-egress", "default")
+    try:
+        auth = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=api, headers=auth, timeout=PATIENCE) as client:
+            body = {"definition": fetch(url, "/served")}
+            workflow = client.post("/api/workflows", json=body).json()["id"]
+            run = client.post(f"/api/workflows/{workflow}/runs", json={}).json()["id"]
+            deadline = time.monotonic() + PATIENCE
+            while (status := client.get(f"/api/runs/{run}").json()["status"]) in (
+                "queued",
+                "running",
+            ):
+                assert time.monotonic() < deadline, "the run never ended"
+                time.sleep(0.05)
+    finally:
+        code, err = stop_serve(process)
+    assert (status, code) == ("succeeded", 0), err
+    assert "/served" in hits
+    assert "the service's runs of default may reach loopback" in " ".join(err.split())

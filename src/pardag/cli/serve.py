@@ -77,6 +77,13 @@ def serve_command(
                     f"(shown once, keep it): {token}",
                     markup=False,
                 )
+            if allow_private_egress:
+                warn(
+                    "the service's runs of "
+                    + ", ".join(sorted(set(allow_private_egress)))
+                    + " may reach loopback, link-local and private addresses "
+                    "(--allow-private-egress)"
+                )
             service.run(ready=lambda: _ready(service.url, opened.url, workers))
             if service.left_early:
                 _leave(service.running)
