@@ -72,6 +72,7 @@ class Served:
     url: str
     store: Store
     tokens: dict[str, str] = field(default_factory=dict)
+    service: Service | None = None
 
     def client(self, who: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
@@ -138,7 +139,7 @@ def serving(store: Store, *, workers: int = 1, **options: Any) -> Iterator[Serve
         deadline = time.monotonic() + PATIENCE
         while not service.server.started and time.monotonic() < deadline:
             time.sleep(0.01)
-        yield Served(service.url, store, _tokens(store))
+        yield Served(service.url, store, _tokens(store), service)
     finally:
         service.stop()
         thread.join(PATIENCE)
