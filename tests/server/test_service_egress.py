@@ -70,6 +70,14 @@ def test_a_run_the_api_starts_cannot_reach_loopback_and_is_told_how(
     assert "a run the service started may not reach loopback" in error
     assert "pardag serve --allow-private-egress acme" in error
 
+    retried = guarded.call("operator", "POST", f"/api/runs/{run_id}/retry", json={})
+    assert retried.status_code == 202, retried.text  # a retry keeps the run's origin
+    again = guarded.wait_for("viewer", run_id, lambda r: r["status"] in ("succeeded", "failed"))
+    attempts = guarded.call("viewer", "GET", f"/api/runs/{run_id}/steps/get").json()["attempts"]
+    assert (again["status"], len(attempts)) == ("failed", 2)
+    assert "the egress preset 'private'" in str(attempts[-1]["error"])
+    assert "/from-api" not in hits
+
 
 def test_a_run_of_an_organisation_the_operator_allowed_reaches_it(
     guarded: Served, local: tuple[str, list[str]]
