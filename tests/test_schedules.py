@@ -71,7 +71,7 @@ def stored_schedule(store: Store, expr: str, created: float) -> TriggerRecord:
 def start(store: Store) -> Start:
     def queue(trigger: TriggerRecord, data: dict[str, object]) -> str:
         latest = store.workflow_versions(trigger.org, trigger.workflow_id)[-1]
-        return submit_stored(store, latest, data)
+        return submit_stored(store, latest, data, "schedule")
 
     return queue
 

@@ -113,12 +113,19 @@ def runs(
     since: float | None = None,
     until: float | None = None,
     limit: int = 50,
+    org: str | None = None,
 ) -> list[_Any]:
     """Recorded runs (``pardag.store.RunRecord``), newest first; see ``pardag.history.runs``."""
     from pardag import history
 
     found = history.runs(
-        store=store, workflow=workflow, status=status, since=since, until=until, limit=limit
+        store=store,
+        workflow=workflow,
+        status=status,
+        since=since,
+        until=until,
+        limit=limit,
+        org=org,
     )
     return list(found)
 

@@ -28,9 +28,18 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-__all__ = ["PRESETS", "EgressPolicy", "EgressRefused", "Refusal", "Rule", "entries", "parse_entry"]
+__all__ = [
+    "PRESETS",
+    "EgressPolicy",
+    "EgressRefused",
+    "Refusal",
+    "Rule",
+    "entries",
+    "parse_entry",
+    "service_floor",
+]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -124,11 +133,17 @@ class Refusal:
     address: str | None
     rule: Rule | None
     allow_entries: tuple[str, ...] = ()
+    fix: str = ""  # a floor's own words on how to lift it (``EgressPolicy(fix=...)``)
 
     def __str__(self) -> str:
         shown = self.host
         if self.address is not None and self.address != self.host:
             shown = f"{self.host} resolves to {self.address}"
+        if self.fix and self.rule is not None:
+            by = ", denied by" if " resolves " in shown else " is denied by"
+            rule = self.rule
+            what = f"the egress preset {rule.preset!r}" if rule.preset else "the egress entry"
+            return f"{shown}{by} {what} ({rule.entry}, {rule.label or 'denied'}): {self.fix}"
         if self.rule is None:
             return (
                 f"{shown} (port {self.port}) is not in http.allow "
@@ -243,11 +258,23 @@ def entries(value: object) -> tuple[str, ...]:
 
 class EgressPolicy:
     """The parsed ``http.allow`` and ``http.deny``: ``check_name`` before resolving a host,
-    ``check`` once its addresses are known. The empty policy lets everything go."""
+    ``check`` once its addresses are known. The empty policy lets everything go.
 
-    def __init__(self, allow: Iterable[str] = (), deny: Iterable[str] = ()) -> None:
+    ``floor``: a policy checked first, which nothing of this one lifts (the service's preset
+    for the runs it starts, ``service_floor``); ``fix``: how to lift this policy's refusals,
+    said in them instead of the settings' words (a floor is no setting of the run)."""
+
+    def __init__(
+        self,
+        allow: Iterable[str] = (),
+        deny: Iterable[str] = (),
+        *,
+        floor: EgressPolicy | None = None,
+        fix: str = "",
+    ) -> None:
         self.allow = tuple(r for e in allow for r in parse_entry(e, allow=True))
         self.deny = tuple(r for e in deny for r in parse_entry(e, allow=False))
+        self.floor, self.fix = floor, fix
         self._allow_entries = tuple(dict.fromkeys(r.preset or r.entry for r in self.allow))
         self._names = [r for r in (*self.allow, *self.deny) if r.name is not None]
         self._networks = [r for r in (*self.allow, *self.deny) if r.network is not None]
@@ -255,16 +282,27 @@ class EgressPolicy:
     @property
     def open(self) -> bool:
         """Whether every request may go (no entry at all): no check is needed."""
-        return not self.allow and not self.deny
+        return not self.allow and not self.deny and (self.floor is None or self.floor.open)
 
     def check_name(self, host: str, port: int) -> Refusal | None:
         """The refusal of ``host`` by name alone, before it is resolved, or None."""
+        if self.floor is not None and (refused := self.floor.check_name(host, port)):
+            return refused
         rule = _decide(self._names, _host(host), port)
-        return Refusal(host, port, None, rule) if rule is not None and not rule.allow else None
+        if rule is None or rule.allow:
+            return None
+        return Refusal(host, port, None, rule, fix=self.fix)
 
     def check(self, host: str, port: int, addresses: Iterable[str]) -> Refusal | None:
         """The refusal of a connection to ``host``:``port`` at any of ``addresses`` (all of
         what the host resolved to), or None when every one may be reached."""
+        addresses = tuple(addresses)
+        if self.floor is not None and (refused := self.floor.check(host, port, addresses)):
+            return refused
+        refused = self._check(host, port, addresses)
+        return replace(refused, fix=self.fix) if refused is not None and self.fix else refused
+
+    def _check(self, host: str, port: int, addresses: Iterable[str]) -> Refusal | None:
         by_name = _decide(self._names, _host(host), port)
         if by_name is not None and not by_name.allow:
             return Refusal(host, port, None, by_name)
@@ -316,3 +354,17 @@ def _forms(address: str) -> list[IPAddress]:
         if ip.sixtofour is not None:
             forms.append(ip.sixtofour)
     return forms
+
+
+def service_floor(org: str) -> EgressPolicy:
+    """The egress preset of the runs the service starts (API, triggers) for ``org``: the
+    ``private`` preset denied, whatever the workflow's own ``http.allow`` says, since a
+    workflow's data picks the URLs and the service's network is not its tenants'."""
+    return EgressPolicy(
+        deny=("private",),
+        fix=(
+            "a run the service started may not reach loopback, link-local or private "
+            f"addresses; if organisation {org!r} should, its operator allows it with "
+            f"pardag serve --allow-private-egress {org} (and the same flag to pardag worker)"
+        ),
+    )

@@ -298,13 +298,15 @@ def runs(
     since: float | None = None,
     until: float | None = None,
     limit: int = 50,
+    org: str | None = None,
 ) -> list[RunRecord]:
-    """Recorded runs, newest first, filtered by workflow, status and start time."""
+    """Recorded runs, newest first, filtered by workflow, status, start time and
+    organisation (``org``; None: every organisation's)."""
     check_status(status, "status")
     opened, owned = required_store(store, "runs()")
     try:
         return opened.list_runs(
-            workflow=workflow, status=status, since=since, until=until, limit=limit
+            workflow=workflow, status=status, since=since, until=until, limit=limit, org=org
         )
     finally:
         if owned:

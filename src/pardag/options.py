@@ -19,6 +19,7 @@ from pardag.states import Mode, OnFailure, Trigger
 
 if TYPE_CHECKING:
     from pardag.clock import Clock
+    from pardag.egress import EgressPolicy
     from pardag.events import Listener
     from pardag.model import RetryPolicy
     from pardag.secrets import Secret, SecretSource
@@ -59,7 +60,9 @@ class RunOptions(SettingOptions, total=False):
     outputs still refresh the cache); ``clock`` replaces the real clock (tests:
     ``pardag.clock.VirtualClock``); ``secrets`` gives secret values by name (or names to take
     from the sources), ``secrets_file`` a dotenv file of them, ``secret_sources`` replaces the
-    sources (the secrets file, then ``PARDAG_SECRET_<NAME>``).
+    sources (the secrets file, then ``PARDAG_SECRET_<NAME>``); ``egress_floor`` is checked
+    before ``http_allow``/``http_deny`` and cannot be lifted by them (a worker gives the
+    service's runs ``egress.service_floor``).
     """
 
     listeners: Sequence[Listener]
@@ -71,6 +74,7 @@ class RunOptions(SettingOptions, total=False):
     secrets: Mapping[str, str | Secret | None] | Sequence[str] | None
     secrets_file: str | os.PathLike[str] | None
     secret_sources: Sequence[SecretSource] | None
+    egress_floor: EgressPolicy | None
 
 
 class StepOptions(TypedDict, total=False):

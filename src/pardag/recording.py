@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RETRIED",
+    "SERVICE",
     "Resumption",
     "Retried",
     "StepHistory",
@@ -39,6 +40,7 @@ __all__ = [
     "queued_record",
     "recorded_settings",
     "run_record",
+    "service_origin",
     "settings_json",
     "step_histories",
 ]
@@ -75,6 +77,18 @@ class Resumption:
 
 RETRIED = "retried"
 """The entry of a run's settings JSON that holds its latest retry (``Retried``)."""
+SERVICE = "service"
+"""The entry of a run's settings JSON naming the part of the service that queued it (``api``,
+``webhook``, ``schedule``): such a run gets the service's egress preset (docs/server.md)."""
+
+
+def service_origin(record: RunRecord) -> str | None:
+    """What of the service queued the run (``SERVICE``), or None: the command line or Python."""
+    try:
+        via = json.loads(record.settings_json or "{}").get(SERVICE)
+    except (ValueError, AttributeError):
+        return None
+    return via if isinstance(via, str) else None
 
 
 @dataclass(frozen=True)
@@ -166,13 +180,15 @@ def queued_record(
     params: Mapping[str, Any],
     trigger: Mapping[str, Any],
     org: str,
+    via: str | None = None,
 ) -> RunRecord:
     """What the store keeps about a run of ``wf`` submitted to the run queue: everything a
     worker needs to run it (the definition's snapshot, ``settings``, ``params`` and
-    ``trigger`` data as JSON), status ``queued``, in organisation ``org``."""
+    ``trigger`` data as JSON), status ``queued``, in organisation ``org``; ``via``: the part
+    of the service that started it (``SERVICE``)."""
     record = run_record(wf, run_id)
     record.status = RunStatus.QUEUED.value
-    record.settings_json = settings_json(settings)
+    record.settings_json = settings_json(settings, {SERVICE: via} if via else None)
     record.params_json = encode_json(params, repr) or "{}"
     record.trigger_json = encode_json(trigger, repr) or "{}"
     record.org = org
@@ -223,6 +239,7 @@ def recorded_settings(text: str | None) -> dict[str, Any]:
     """``settings_json``'s text back as run options (a rate-limited pool is a tuple again)."""
     settings: dict[str, Any] = json.loads(text or "{}")
     settings.pop(RETRIED, None)  # what a retry chose: no run option (``Retried``)
+    settings.pop(SERVICE, None)  # who queued it: no run option either
     pools = settings.get("pools") or {}
     settings["pools"] = {k: tuple(v) if isinstance(v, list) else v for k, v in pools.items()}
     return settings

@@ -19,8 +19,20 @@ import uuid
 from pardag.errors import ArgumentError, PardagError
 from pardag.store.base import Store
 from pardag.store.tenancy import ROLES, TokenRecord
+from pardag.units import parse_duration
 
-__all__ = ["PREFIX", "ROLES", "TokenRefused", "check", "hash_token", "issue", "outranks"]
+__all__ = [
+    "PREFIX",
+    "ROLES",
+    "TokenRefused",
+    "check",
+    "hash_token",
+    "issue",
+    "outranks",
+    "parse_expiry",
+]
+
+_DAY = 86400.0
 
 PREFIX = "pdg_"
 """How every pardag token begins, so that a leaked one is recognisable (secret scanners)."""
@@ -71,6 +83,23 @@ def check(store: Store, text: str, now: float) -> TokenRecord:
     if record.expires_at is not None and record.expires_at <= now:
         raise TokenRefused(f"token {record.token_id} has expired; ask an admin for a new one")
     return record
+
+
+def parse_expiry(text: str, what: str = "--expires") -> float:
+    """Seconds from ``30d``, ``12h``, ``90m`` or ``3600s``; an error naming ``what``."""
+    cleaned = text.strip().lower()
+    try:
+        if cleaned.endswith("d"):
+            seconds = float(cleaned[:-1]) * _DAY
+        else:
+            seconds = parse_duration(cleaned, what)
+    except ValueError:
+        raise ArgumentError(
+            f"{what} {text!r} is not a duration; write it like 30d, 12h, 90m or 3600s"
+        ) from None
+    if not seconds > 0 or seconds == float("inf"):
+        raise ArgumentError(f"{what} {text!r}: give a duration above 0, such as 30d")
+    return seconds
 
 
 def outranks(have: str, need: str) -> bool:

@@ -28,9 +28,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Unpack
 
+from pardag.egress import service_floor
 from pardag.errors import ArgumentError, StoreError
 from pardag.formats import read_workflow
 from pardag.formats.document import parse_document
@@ -38,7 +39,7 @@ from pardag.history import run_recorded
 from pardag.model import Workflow, param_problem, with_overrides
 from pardag.options import RunOptions, SettingOptions
 from pardag.owner import this_process
-from pardag.recording import open_run_store, queued_record
+from pardag.recording import open_run_store, queued_record, service_origin
 from pardag.schedules import fire_due
 from pardag.secrets import default_sources
 from pardag.states import RunStatus
@@ -63,16 +64,21 @@ def submit(
     params: Mapping[str, Any] | None = None,
     trigger: Mapping[str, Any] | None = None,
     org: str = "default",
+    via: str | None = None,
     **settings: Unpack[SettingOptions],
 ) -> str:
     """Queue a run of ``wf`` in ``store`` (``PARDAG_STORE`` by default) for a worker; its id.
 
     Returns at once: no step runs here. ``wf`` is validated, ``params`` and ``settings``
     checked, as ``run`` would; a workflow built in Python must be importable by the worker
-    (``wf.import_path``), since only files are kept whole in the store.
+    (``wf.import_path``), since only files are kept whole in the store. ``via``: the part of
+    the service queuing it (``"api"``, ``"webhook"``, ``"schedule"``); workers run such a run
+    under the service's egress preset (``Worker``'s ``allow_private``).
     """
     if not isinstance(org, str) or not org.strip():
         raise ArgumentError(f"org={org!r}: give the organisation's name, such as 'default'")
+    if via is not None and (not isinstance(via, str) or not via.strip()):
+        raise ArgumentError(f"via={via!r}: name the part of the service queuing it, such as 'api'")
     given = dict(params or {})
     unknown = [m for name in given if (m := param_problem(wf, name)) is not None]
     if unknown:
@@ -86,6 +92,7 @@ def submit(
         params={**wf.params, **given},
         trigger=dict(trigger or {}),
         org=org,
+        via=via,
     )
     if record.definition_format == "python" and not record.source:
         raise ArgumentError(
@@ -105,14 +112,16 @@ def submit(
             opened.close()
 
 
-def submit_stored(store: Store, stored: StoredWorkflow, trigger: Mapping[str, Any]) -> str:
+def submit_stored(
+    store: Store, stored: StoredWorkflow, trigger: Mapping[str, Any], via: str
+) -> str:
     """Queue a run of ``stored`` (a workflow the service keeps) with ``trigger`` data, in its
-    organisation; its id. What a webhook or a schedule starts: read as ``pardag validate``
-    reads a file ``NAME.FORMAT``."""
+    organisation; its id. What a webhook or a schedule (``via``) starts: read as ``pardag
+    validate`` reads a file ``NAME.FORMAT``; a service run (the egress preset holds)."""
     doc = parse_document(stored.definition, f"{stored.name}.{stored.format}", stored.format)
     wf = read_workflow(doc)
     wf.source = None  # no file on disk: the run keeps the text
-    return submit(wf, store=store, trigger=trigger, org=stored.org)
+    return submit(wf, store=store, trigger=trigger, org=stored.org, via=via)
 
 
 def _to_stderr(line: str) -> None:
@@ -136,6 +145,7 @@ class Worker:
         say: Callable[[str], None] = _to_stderr,
         options: RunOptions | None = None,
         keyring: Keyring | None = None,
+        allow_private: Collection[str] = (),
     ) -> None:
         if isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 1:
             raise ArgumentError(f"max_runs={max_runs!r}: give how many runs at once, 1 or more")
@@ -147,6 +157,7 @@ class Worker:
         self._say = say
         self._options: RunOptions = {**(options or {})}
         self.keyring = keyring or Keyring()
+        self.allow_private = frozenset(allow_private)
         self._active: dict[str, tuple[threading.Thread, FencedStore]] = {}
         self._lock = threading.Lock()
         self._stopping, self._wake, self._closed = (threading.Event() for _ in range(3))
@@ -206,7 +217,7 @@ class Worker:
         versions = self.store.workflow_versions(trigger.org, trigger.workflow_id)
         if not versions:
             raise ArgumentError(f"workflow {trigger.workflow_id} was deleted meanwhile")
-        run_id = submit_stored(self.store, versions[-1], data)
+        run_id = submit_stored(self.store, versions[-1], data, "schedule")
         self._say(
             f"worker {self.name}: schedule {trigger.cron!r} started run {run_id} "
             f"({versions[-1].name}, {data['slot']})"
@@ -251,12 +262,17 @@ class Worker:
             self._wake.set()
 
     def _run_options(self, record: RunRecord) -> RunOptions:
-        """The worker's options, the run's organisation's stored secrets before its own."""
+        """The options of one run: the worker's, the run's organisation's stored secrets
+        before its own, and the service's egress preset for a run the service queued, unless
+        its organisation is allowed private addresses."""
         own = self._options.get("secret_sources")
         if own is None:
             own = default_sources(self._options.get("secrets_file"))
         sources = run_sources(self.store, record.org, self.keyring, own)
-        return {**self._options, "secret_sources": sources}
+        options: RunOptions = {**self._options, "secret_sources": sources}
+        if service_origin(record) is None or record.org in self.allow_private:
+            return options
+        return {**options, "egress_floor": service_floor(record.org)}
 
     def _fail(self, record: RunRecord, exc: Exception) -> None:
         why = f"worker {self.name} could not run it: {type(exc).__name__}: {exc}"

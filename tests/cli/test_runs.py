@@ -560,3 +560,29 @@ def test_logs_events_and_the_events_file_share_one_schema(
         (e["seq"], e["kind"], e["step"], e["attempt"], e["data"]) for e in logged
     ]
     assert all(abs(w["at"] - g["at"]) < 1.0 for w, g in zip(written, logged, strict=True))
+
+
+def test_runs_lists_one_organisations_runs_with_org(project: Path) -> None:
+    write(project, "flow.yaml", FLOW)
+    queued: dict[str, list[str]] = {}
+    for org in ("acme", "rival", "acme"):
+        done = pardag(project, "run", "flow.yaml", "--queue", "--org", org, "--json")
+        assert done.returncode == 0, done.stderr
+        queued.setdefault(org, []).append(json.loads(done.stdout)["run_id"])
+
+    mine = pardag(project, "runs", "--org", "acme", "--json")
+    assert mine.returncode == 0, mine.stderr
+    rows = json.loads(mine.stdout)
+    assert sorted(r["run_id"] for r in rows) == sorted(queued["acme"])
+    assert {r["org"] for r in rows} == {"acme"}
+    assert json.loads(pardag(project, "runs", "--org", "nobody", "--json").stdout) == []
+    assert (
+        pardag_api.runs(store=project / ".pardag" / "runs.db", org="rival")[0].run_id
+        == (queued["rival"][0])
+    )
+
+    every = pardag(project, "runs")  # several organisations: each row says whose
+    assert every.returncode == 0, every.stderr
+    header = every.stdout.splitlines()[0].split()
+    assert header[:3] == ["run", "org", "workflow"]
+    assert sum(" rival " in line for line in every.stdout.splitlines()) == 1

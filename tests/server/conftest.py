@@ -73,6 +73,7 @@ class Served:
     url: str
     store: Store
     tokens: dict[str, str] = field(default_factory=dict)
+    service: Service | None = None
 
     def client(self, who: str | None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[who]}"} if who else {}
@@ -118,20 +119,24 @@ def _tokens(store: Store) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def serving(store: Store, keyring: Keyring | None = None) -> Iterator[Served]:
-    """``store`` served on a free loopback port, with one worker, until the block ends
-    (organisations' secrets sealed with ``keyring``'s key)."""
+def serving(
+    store: Store, keyring: Keyring | None = None, *, workers: int = 1, **options: Any
+) -> Iterator[Served]:
+    """``store`` served on a free loopback port, with ``workers`` workers (``options``: more
+    of ``Service``'s), until the block ends (organisations' secrets sealed with ``keyring``'s
+    key)."""
     app = create_app(store, recheck=0.2)  # a revoked token ends a stream within 0.2 s
     service = Service(
         store,
         host="127.0.0.1",
         port=0,
-        workers=1,
+        workers=workers,
         lease=5,
         poll=0.05,
         say=_quiet,
         app=app,
         keyring=keyring,
+        **options,
     )
     thread = threading.Thread(target=service.run, name="pardag-test-service", daemon=True)
     thread.start()
@@ -139,7 +144,7 @@ def serving(store: Store, keyring: Keyring | None = None) -> Iterator[Served]:
         deadline = time.monotonic() + PATIENCE
         while not service.server.started and time.monotonic() < deadline:
             time.sleep(0.01)
-        yield Served(service.url, store, _tokens(store))
+        yield Served(service.url, store, _tokens(store), service)
     finally:
         service.stop()
         thread.join(PATIENCE)
@@ -149,11 +154,12 @@ def _quiet(line: str) -> None:
     """The workers' lines are not the tests' business."""
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def served(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+@contextlib.contextmanager
+def served_on(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, **options: Any
 ) -> Iterator[Served]:
-    """A service on a SQLite file, then on PostgreSQL, for the tests of a module."""
+    """A service (``serving``'s ``options``) on the backend ``request.param`` names: a
+    SQLite file, or a PostgreSQL schema of its own."""
     with contextlib.ExitStack() as stack:
         if request.param == "sqlite":
             url = str(tmp_path_factory.mktemp("served") / "runs.db")
@@ -161,4 +167,13 @@ def served(
             url = stack.enter_context(own_schema(request.getfixturevalue("postgres")))
         store = stack.enter_context(open_store(url))
         keyring = Keyring(tmp_path_factory.mktemp("key") / "secret.key")  # made on first use
-        yield stack.enter_context(serving(store, keyring))
+        yield stack.enter_context(serving(store, keyring, **options))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """A service on a SQLite file, then on PostgreSQL, for the tests of a module."""
+    with served_on(request, tmp_path_factory) as service:
+        yield service

@@ -97,6 +97,7 @@ def test_another_organisations_objects_are_404_and_never_listed(served: Served) 
         ("GET", f"/api/runs/{their_run}/events?wait=0"),
         ("POST", f"/api/runs/{their_run}/cancel"),
         ("POST", f"/api/runs/{their_run}/steps/a/approve"),
+        ("POST", f"/api/runs/{their_run}/retry"),
         ("GET", f"/api/runs/{their_run[:8]}"),  # a prefix of their id finds nothing either
     ]
     seen = []
@@ -141,7 +142,7 @@ def test_a_route_without_a_role_is_caught(tmp_path: Path) -> None:
 def test_every_route_but_healthz_refuses_a_caller_without_a_valid_token(served: Served) -> None:
     routes = [r for r in api_routes(create_app(served.store)) if r.path not in PUBLIC]
     for route in routes:
-        path = route.path.format(workflow_id="w1", run_id="r1", step="s1", name="n1")
+        path = route.path.format(workflow_id="w1", run_id="r1", step="s1", name="n1", token_id="t1")
         for method in route.methods or ():
             for who in (None, "expired", "revoked"):
                 answer = served.call(who, method, path, json={})

@@ -9,6 +9,7 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 __all__ = [
+    "AllowPrivateOpt",
     "ConfigOpt",
     "DebugOpt",
     "FileArg",
@@ -59,6 +60,17 @@ SecretsFileOpt = Annotated[
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
 """``--json`` of the run-store commands (``run`` words its own)."""
+
+AllowPrivateOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--allow-private-egress",
+        help="Let this organisation's service runs (API, triggers) reach loopback, link-local "
+        "and private addresses (repeat for more).",
+        metavar="ORG",
+    ),
+]
+"""The organisations exempt from the service's egress preset (docs/server.md)."""
 
 RunIdArg = Annotated[str, typer.Argument(help="The run's id (or its first 6+ characters).")]
 """The recorded run a run-store command is about."""

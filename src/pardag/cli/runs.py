@@ -54,6 +54,7 @@ def runs_command(
         str | None, typer.Option(help="Only runs started since: 2026-11-22 or 2h.")
     ] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
+    org: Annotated[str | None, typer.Option("--org", help="Only this organisation's runs.")] = None,
     json_output: JsonOpt = False,
     store: StoreOpt = None,
     config: ConfigOpt = None,
@@ -64,18 +65,21 @@ def runs_command(
         history.check_status(status, "--status")
         with open_recorded_store(store, config) as opened:
             found = opened.list_runs(
-                workflow=workflow, status=status, since=_since(since), limit=limit
+                workflow=workflow, status=status, since=_since(since), limit=limit, org=org
             )
             if json_output:
                 typer.echo(json.dumps([_run_row(r) for r in found], indent=2))
                 return
             table = Table(box=None, pad_edge=False, header_style="bold")
-            for column in ("run", "workflow", "status", "started", "duration"):
+            several = len({r.org for r in found}) > 1  # then each row says whose
+            for column in ("run", *(["org"] * several), "workflow", "status", "started"):
                 table.add_column(column, no_wrap=True)
+            table.add_column("duration", no_wrap=True)
             for r in found:
                 end = r.finished_at or time.time()
                 table.add_row(
                     Text(r.run_id[:12]),
+                    *([Text(r.org)] * several),
                     Text(r.workflow),
                     Text(_status(r)),
                     Text(_when(r.created_at)),
@@ -314,6 +318,7 @@ def _run_row(r: RunRecord) -> dict[str, Any]:
     return {
         "run_id": r.run_id,
         "workflow": r.workflow,
+        "org": r.org,
         "status": r.status,
         "error": r.error,
         "created_at": r.created_at,

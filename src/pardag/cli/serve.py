@@ -13,7 +13,7 @@ import typer
 
 from pardag.cli.console import Session, reported, stderr, stdout, warn
 from pardag.cli.exits import ExitCode
-from pardag.cli.options import ConfigOpt, DebugOpt, StoreOpt
+from pardag.cli.options import AllowPrivateOpt, ConfigOpt, DebugOpt, StoreOpt
 from pardag.cli.secrets import SecretKeyFileOpt
 from pardag.cli.worker import duration
 from pardag.config import resolve
@@ -39,6 +39,7 @@ def serve_command(
     lease: Annotated[
         str, typer.Option("--lease", help="The workers' lease.", metavar="DURATION")
     ] = f"{DEFAULT_LEASE:g}s",
+    allow_private_egress: AllowPrivateOpt = None,
     store: StoreOpt = None,
     secret_key_file: SecretKeyFileOpt = None,
     config: ConfigOpt = None,
@@ -72,6 +73,7 @@ def serve_command(
                 lease=lease_s,
                 say=_say,
                 keyring=keyring,
+                allow_private_egress=allow_private_egress or (),
             )
             token = first_token(opened)
             if token is not None:
@@ -79,6 +81,13 @@ def serve_command(
                     "no API token in this store yet: an admin token of organisation 'default' "
                     f"(shown once, keep it): {token}",
                     markup=False,
+                )
+            if allow_private_egress:
+                warn(
+                    "the service's runs of "
+                    + ", ".join(sorted(set(allow_private_egress)))
+                    + " may reach loopback, link-local and private addresses "
+                    "(--allow-private-egress)"
                 )
             service.run(ready=lambda: _ready(service.url, opened.url, workers))
             if service.left_early:

@@ -21,8 +21,7 @@ from pardag.config import resolve
 from pardag.errors import ArgumentError
 from pardag.store import Store, open_store
 from pardag.store.tenancy import ROLES, TokenRecord
-from pardag.tokens import issue
-from pardag.units import parse_duration
+from pardag.tokens import issue, parse_expiry
 
 __all__ = ["app", "parse_expiry", "store_of_flags", "when"]
 
@@ -31,25 +30,6 @@ app = typer.Typer(
     no_args_is_help=True,
     cls=FlagGroup,
 )
-
-_DAY = 86400.0
-
-
-def parse_expiry(text: str) -> float:
-    """Seconds from ``30d``, ``12h``, ``90m`` or ``3600s``; an error naming ``--expires``."""
-    cleaned = text.strip().lower()
-    try:
-        if cleaned.endswith("d"):
-            seconds = float(cleaned[:-1]) * _DAY
-        else:
-            seconds = parse_duration(cleaned, "--expires")
-    except ValueError:
-        raise ArgumentError(
-            f"--expires {text!r} is not a duration; write it like 30d, 12h, 90m or 3600s"
-        ) from None
-    if seconds <= 0:
-        raise ArgumentError(f"--expires {text!r}: give a duration above 0, such as 30d")
-    return seconds
 
 
 @app.command("create", cls=FlagCommand)

@@ -15,7 +15,7 @@ import typer
 
 from pardag.cli.console import Session, reported, stderr
 from pardag.cli.exits import ExitCode
-from pardag.cli.options import ConfigOpt, DebugOpt, SecretsFileOpt, StoreOpt
+from pardag.cli.options import AllowPrivateOpt, ConfigOpt, DebugOpt, SecretsFileOpt, StoreOpt
 from pardag.cli.secrets import SecretKeyFileOpt
 from pardag.config import resolve
 from pardag.errors import ArgumentError
@@ -53,6 +53,7 @@ def worker_command(
             help="Exit once no run is queued and none is in hand (empty the queue, for cron).",
         ),
     ] = False,
+    allow_private_egress: AllowPrivateOpt = None,
     store: StoreOpt = None,
     secrets_file: SecretsFileOpt = None,
     secret_key_file: SecretKeyFileOpt = None,
@@ -72,6 +73,7 @@ def worker_command(
                 poll=poll_s,
                 options=options,
                 keyring=Keyring(secret_key_file),
+                allow_private=allow_private_egress or (),
             )
             before = _on_signals(worker)
             stderr.print(

@@ -103,7 +103,8 @@ def new_runner(
         record = run_record(wf, uuid.uuid4().hex)
     run_id = record.run_id if record is not None else uuid.uuid4().hex
     clock = options.get("clock") or SystemClock()
-    egress = EgressPolicy(settings.http_allow, settings.http_deny)
+    floor = options.get("egress_floor")
+    egress = EgressPolicy(settings.http_allow, settings.http_deny, floor=floor)
     context = RunContext(run_id, wf.name, params, clock=clock, egress=egress)
     context.state[SECRETS_KEY] = secrets
     first_event = 1

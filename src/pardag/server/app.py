@@ -15,12 +15,15 @@ import pardag
 from pardag.server import (
     errors,
     events,
+    metrics,
     routes_hooks,
     routes_runs,
     routes_secrets,
+    routes_tokens,
     routes_workflows,
 )
 from pardag.server.limits import DEFAULT_MAX_BODY, BodyLimit
+from pardag.server.streams import CountStreams, StreamCounter
 from pardag.store.base import Store
 
 __all__ = ["POLL", "PUBLIC", "ROUTERS", "api_routes", "create_app"]
@@ -37,6 +40,8 @@ ROUTERS = (
     events.router,
     routes_hooks.router,
     routes_secrets.router,
+    routes_tokens.router,
+    metrics.router,
 )
 """The API's routes, a router per concept."""
 
@@ -65,6 +70,8 @@ def create_app(
         app.include_router(router)
     app.add_api_route("/healthz", _healthz, methods=["GET"], summary="Alive (no token needed)")
     app.add_middleware(BodyLimit, max_bytes=max_body)
+    app.state.streams = StreamCounter()
+    app.add_middleware(CountStreams, counter=app.state.streams)
     return app
 
 

@@ -94,6 +94,7 @@ def need(role: str) -> Callable[[Request], Principal]:
                 f"this needs the {role} role, and token {who.token_id} is a {who.role}; "
                 f"ask an admin for a token with the {role} role",
             )
+        request.state.principal = who  # for the middleware counting streams (streams.py)
         return who
 
     ROLE_OF[principal] = role

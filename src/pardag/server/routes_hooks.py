@@ -78,7 +78,7 @@ def _fire(store: Store, org: str, name: str, body: bytes, signed: str | None) ->
     versions = store.workflow_versions(org, trigger.workflow_id)
     if not versions:  # deleted since the hook was looked up
         raise ApiError(404, "not_found", f"webhook {name!r}'s workflow was deleted")
-    run_id = submit_stored(store, versions[-1], data)
+    run_id = submit_stored(store, versions[-1], data, "webhook")
     return {"run_id": run_id, "status": "queued", "webhook": name}
 
 

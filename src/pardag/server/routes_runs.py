@@ -4,7 +4,9 @@ A run of another organisation is a 404, as a run that does not exist; lists neve
 one. Run ids are exact here (the command line's id prefixes could match another organisation's
 runs). Cancelling goes through ``pardag.history.cancel``; an answer to an approval is checked
 and recorded as ``pardag approve`` does, then the run is queued again for a worker to go on
-with it (the request does not wait for the run).
+with it (the request does not wait for the run). A retry goes through ``pardag.retry``,
+queued for a worker: what the run's state refuses is a 409, a ``from`` naming no step a 422,
+each in the engine's words.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from pardag import history
 from pardag.errors import ArgumentError
+from pardag.rerun import ALL, FAILED, plan_retry, retry
 from pardag.server.auth import Approver, Operator, Principal, Viewer, not_found, store_of
 from pardag.server.errors import ApiError
 from pardag.server.shapes import attempt_json, run_json, steps_json
@@ -178,6 +181,41 @@ def _answer(
             "answers recorded when a worker takes it",
         )
     return run_json(run_of(store, who, run_id))
+
+
+class RetryIn(BaseModel):
+    """A retry: which steps run again (``failed``, ``all`` or a step's id) and whether what
+    depends on them does too."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str = Field(default=FAILED, alias="from", min_length=1, max_length=200)
+    downstream: bool = True
+
+
+@router.post("/{run_id}/retry", status_code=202, summary="Retry a finished run (queued)")
+def retry_run(
+    request: Request, run_id: str, who: Operator, body: RetryIn | None = None
+) -> dict[str, Any]:
+    asked = body or RetryIn()
+    store = store_of(request)
+    _check_retry(store, run_of(store, who, run_id), asked)
+    from_, downstream = asked.from_, asked.downstream
+    _refused_as_conflict(
+        lambda: retry(run_id, from_=from_, downstream=downstream, queue=True, store=store)
+    )
+    return run_json(run_of(store, who, run_id))
+
+
+def _check_retry(store: Store, record: RunRecord, asked: RetryIn) -> None:
+    """The engine's refusal of a retry, if any: a 422 when ``from`` names no step of a
+    finished run, else a 409 (the run has not finished, or nothing of it failed)."""
+    try:
+        plan_retry(store, record, asked.from_, asked.downstream)
+    except ArgumentError as exc:
+        unknown = RunStatus(record.status).is_final() and asked.from_ not in (FAILED, ALL)
+        code = "unknown_step" if unknown else "conflict"
+        raise ApiError(422 if unknown else 409, code, str(exc)) from None
 
 
 def _refused_as_conflict(act: Any) -> Any:

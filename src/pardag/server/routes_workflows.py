@@ -2,7 +2,8 @@
 
 Admins store and delete workflows (a definition is validated before it is kept: a 422 lists
 every problem, with lines); viewers read them; operators start runs, queued in the store for
-the workers with the caller's organisation (``pardag.worker.submit``).
+the workers with the caller's organisation (``pardag.worker.submit``), marked as the API's so
+that workers run them under the service's egress preset.
 """
 
 from __future__ import annotations
@@ -122,6 +123,7 @@ def start_run(request: Request, workflow_id: str, body: RunIn, who: Operator) ->
         params=body.params,
         trigger=body.trigger_data,
         org=who.org,
+        via="api",
         **body.settings.model_dump(exclude_none=True),
     )
     record = store.get_run(run_id)

@@ -15,7 +15,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 import uvicorn
@@ -55,7 +55,8 @@ def first_token(store: Store) -> str | None:
 class Service:
     """The API on ``host``:``port`` over ``store``, with ``workers`` workers beside it
     (``app``: the API as ``create_app`` makes it, by default); both seal and open the
-    organisations' secrets with ``keyring``'s key."""
+    organisations' secrets with ``keyring``'s key. The runs the service queues keep off
+    private addresses unless their organisation is in ``allow_private_egress``."""
 
     def __init__(
         self,
@@ -69,6 +70,7 @@ class Service:
         say: Callable[[str], None] = print,
         app: FastAPI | None = None,
         keyring: Keyring | None = None,
+        allow_private_egress: Collection[str] = (),
     ) -> None:
         self.store, self.workers, self.say = store, workers, say
         self.socket = _bind(host, port)
@@ -77,7 +79,15 @@ class Service:
         self.url = f"http://{shown}:{bound_port}"
         keyring = keyring or Keyring()
         self._workers = [
-            Worker(store, lease=lease, poll=poll, say=say, keyring=keyring) for _ in range(workers)
+            Worker(
+                store,
+                lease=lease,
+                poll=poll,
+                say=say,
+                keyring=keyring,
+                allow_private=allow_private_egress,
+            )
+            for _ in range(workers)
         ]
         app = app or create_app(store)
         app.state.keyring = keyring
@@ -157,7 +167,10 @@ class _Server(uvicorn.Server):
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP named, not 0: asyncio turns Nagle off (TCP_NODELAY) only on sockets whose
+    # proto says TCP; with Nagle on, each answer after the first on a kept-alive connection
+    # waited for the client's delayed ACK (about 40 ms on Linux).
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))

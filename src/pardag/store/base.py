@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 
 from pardag.errors import StoreError
 from pardag.store.sealed import SecretInfo
+from pardag.store.stats import OrgStats
 from pardag.store.tenancy import StoredWorkflow, TokenRecord
 from pardag.store.triggers import TriggerRecord
 
@@ -29,6 +30,7 @@ __all__ = [
     "CacheEntry",
     "EventRecord",
     "LogRecord",
+    "OrgStats",
     "RunRecord",
     "RunUpdate",
     "SecretInfo",
@@ -272,6 +274,12 @@ class Store(ABC):
     def step_durations(self, workflow: str, runs: int = 10) -> dict[str, float]:
         """Each step's mean duration in seconds over ``workflow``'s latest ``runs`` runs, from
         its succeeded attempts that ran (not cache hits): the run's duration history."""
+
+    @abstractmethod
+    def org_stats(self, org: str, since: float, recent: int = 100) -> OrgStats:
+        """``org``'s figures for ``GET /metrics`` (``store.stats``): its runs by status, the
+        workers holding its runs or that claimed one since ``since``, and the step durations
+        of its latest ``recent`` finished runs."""
 
     @abstractmethod
     def get_answers(self, run_id: str) -> dict[str, Answer]:

@@ -86,6 +86,9 @@ class DelegatingStore(Store):
     def step_durations(self, workflow: str, runs: int = 10) -> dict[str, float]:
         return self.inner.step_durations(workflow, runs)
 
+    def org_stats(self, org: str, since: float, recent: int = 100) -> rec.OrgStats:
+        return self.inner.org_stats(org, since, recent)
+
     def get_answers(self, run_id: str) -> dict[str, rec.Answer]:
         return self.inner.get_answers(run_id)
 

@@ -12,13 +12,14 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from pardag.states import RunStatus
-from pardag.store import leases, schema, sealed, tenancy
+from pardag.store import leases, schema, sealed, stats, tenancy
 from pardag.store import triggers as trigger_sql
 from pardag.store.base import (
     Answer,
     CacheEntry,
     EventRecord,
     LogRecord,
+    OrgStats,
     RunRecord,
     RunUpdate,
     SecretInfo,
@@ -291,6 +292,15 @@ class SQLStore(TriggerTables):
     def step_durations(self, workflow: str, runs: int = 10) -> dict[str, float]:
         rows = self._read(schema.SELECT_DURATIONS, (workflow, runs, False))
         return {str(step): float(mean) for step, mean in rows if mean is not None}
+
+    def org_stats(self, org: str, since: float, recent: int = 100) -> OrgStats:
+        by_status = {str(st): int(n) for st, n in self._read(stats.COUNT_BY_STATUS, (org,))}
+        workers = tuple(
+            stats.WorkerStats(str(w), int(held or 0), int(claimed or 0))
+            for w, held, claimed in self._read(stats.WORKERS, (since, org, since))
+        )
+        rows = self._read(stats.RECENT_DURATIONS, (org, recent, False))
+        return OrgStats(by_status, workers, tuple(float(d) for (d,) in rows if d is not None))
 
     def get_answers(self, run_id: str) -> dict[str, Answer]:
         answers = map(schema.answer_from_row, self._read(schema.SELECT_ANSWERS, (run_id,)))

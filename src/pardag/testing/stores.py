@@ -35,6 +35,7 @@ from pardag.testing.records import (
     seed_runs,
 )
 from pardag.testing.sealed import SealedSuite
+from pardag.testing.stats import StatsSuite
 from pardag.testing.storelife import LifetimeSuite, Opener
 from pardag.testing.tenancy import TenancySuite
 from pardag.testing.triggers import TriggerSuite
@@ -42,7 +43,7 @@ from pardag.testing.triggers import TriggerSuite
 __all__ = ["Opener", "StoreSuite"]
 
 
-class StoreSuite(LifetimeSuite, QueueSuite, TenancySuite, TriggerSuite, SealedSuite):
+class StoreSuite(LifetimeSuite, QueueSuite, TenancySuite, TriggerSuite, SealedSuite, StatsSuite):
     """The tests every store must pass. Not collected itself (its name lacks ``Test``).
 
     A subclass provides the fixture ``opener``: a callable that opens a store of its own for
