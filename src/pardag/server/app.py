@@ -14,6 +14,7 @@ from fastapi.routing import APIRoute
 import pardag
 from pardag.server import errors, events, routes_runs, routes_workflows
 from pardag.server.limits import DEFAULT_MAX_BODY, BodyLimit
+from pardag.server.wakeups import Wakeups
 from pardag.store.base import Store
 
 __all__ = ["POLL", "PUBLIC", "ROUTERS", "api_routes", "create_app"]
@@ -47,6 +48,7 @@ def create_app(
     )
     app.state.store = store
     app.state.poll, app.state.recheck = poll, recheck
+    app.state.wakeups = Wakeups(store, poll)
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)

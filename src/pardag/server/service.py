@@ -73,7 +73,8 @@ class Service:
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.url = f"http://{shown}:{bound_port}"
         self._workers = [Worker(store, lease=lease, poll=poll, say=say) for _ in range(workers)]
-        config = uvicorn.Config(app or create_app(store), log_level="warning", lifespan="off")
+        self.app = app or create_app(store)
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
         self.server = _Server(config)
         self._leave = threading.Event()
         self.left_early = False
@@ -97,6 +98,7 @@ class Service:
         try:
             self.server.run(sockets=[self.socket])
         finally:
+            self.app.state.wakeups.close()
             self._drain(threads)
             for signum, handler in before.items():
                 signal.signal(signum, handler)
