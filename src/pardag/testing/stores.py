@@ -23,6 +23,7 @@ from pardag.store import (
     Store,
     StoreError,
 )
+from pardag.testing.feeds import FeedSuite
 from pardag.testing.queues import QueueSuite
 from pardag.testing.records import (
     BIG_JSON,
@@ -40,7 +41,7 @@ from pardag.testing.tenancy import TenancySuite
 __all__ = ["Opener", "StoreSuite"]
 
 
-class StoreSuite(LifetimeSuite, QueueSuite, TenancySuite):
+class StoreSuite(LifetimeSuite, QueueSuite, TenancySuite, FeedSuite):
     """The tests every store must pass. Not collected itself (its name lacks ``Test``).
 
     A subclass provides the fixture ``opener``: a callable that opens a store of its own for
