@@ -14,7 +14,7 @@ from fastapi.routing import APIRoute
 import pardag
 from pardag.server import errors, events, routes_runs, routes_workflows
 from pardag.server.limits import DEFAULT_MAX_BODY, BodyLimit
-from pardag.server.wakeups import Wakeups
+from pardag.server.wakeups import FALLBACK, Wakeups
 from pardag.store.base import Store
 
 __all__ = ["POLL", "PUBLIC", "ROUTERS", "api_routes", "create_app"]
@@ -35,9 +35,11 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     poll: float = POLL,
     recheck: float = events.RECHECK,
+    fallback: float = FALLBACK,
 ) -> FastAPI:
     """The API over ``store`` (which the caller opens and closes). ``poll`` and ``recheck``:
-    how often an event stream reads the store, and checks its token again."""
+    how often an event stream reads the store, and checks its token again; ``fallback``: how
+    long it waits for a notice when the store sends them (``server.wakeups``)."""
     app = FastAPI(
         title="pardag",
         version=pardag.__version__,
@@ -48,7 +50,7 @@ def create_app(
     )
     app.state.store = store
     app.state.poll, app.state.recheck = poll, recheck
-    app.state.wakeups = Wakeups(store, poll)
+    app.state.wakeups = Wakeups(store, poll, fallback)
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router)

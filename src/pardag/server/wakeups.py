@@ -2,7 +2,7 @@
 
 On PostgreSQL one thread per app listens (``Store.listen``: ``LISTEN/NOTIFY``) and wakes the
 streams of the runs a commit names, and every stream of all runs; a stream then waits up to
-``FALLBACK`` seconds without a notice (a lost one costs that much, no more). A store that
+``fallback`` seconds without a notice (a lost one costs that much, no more). A store that
 cannot notify (SQLite), or a listener whose connection broke, leaves the streams reading
 every ``poll`` seconds until it listens again. A stream takes its ticket before it reads, so
 a commit between the read and the wait still wakes it.
@@ -31,8 +31,8 @@ log = logging.getLogger("pardag.server")
 class Wakeups:
     """The wake-ups of one app's streams over ``store``."""
 
-    def __init__(self, store: Store, poll: float) -> None:
-        self.store, self.poll = store, poll
+    def __init__(self, store: Store, poll: float, fallback: float = FALLBACK) -> None:
+        self.store, self.poll, self.fallback = store, poll, fallback
         self.listening = False
         """True while the listener holds its connection: streams wait for notices."""
         self._waiting: dict[str, asyncio.Event] = {}
@@ -49,7 +49,7 @@ class Wakeups:
 
     async def wait(self, ticket: asyncio.Event, most: float) -> None:
         """Until ``ticket`` is woken, ``most`` seconds pass, or it is time to poll."""
-        limit = min(most, FALLBACK if self.listening else self.poll)
+        limit = min(most, self.fallback if self.listening else self.poll)
         with anyio.move_on_after(max(limit, 0.0)):
             await ticket.wait()
 
