@@ -53,7 +53,7 @@ def create_app(
     app.state.wakeups = Wakeups(store, poll, fallback)
     errors.install(app)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, responses=errors.RESPONSES)
     app.add_api_route("/healthz", _healthz, methods=["GET"], summary="Alive (no token needed)")
     app.add_middleware(BodyLimit, max_bytes=max_body)
     return app
