@@ -56,15 +56,18 @@ def test_the_stream_of_all_runs_long_polls(served: Served) -> None:
     served.wait_for("viewer", run_id, lambda r: r["status"] == "succeeded")
 
 
-def test_a_bad_last_event_id_is_a_400(served: Served) -> None:
-    answer = served.call(
-        "viewer",
-        "GET",
-        "/api/events",
-        headers={"Accept": "text/event-stream", "Last-Event-ID": "run-7"},
-    )
-    assert answer.status_code == 400
-    assert "is not an event number" in answer.json()["error"]["message"]
+def test_a_bad_last_event_id_or_after_is_a_4xx(served: Served) -> None:
+    for bad in ("run-7", "-1", str(2**63)):  # the last: over any number a store holds
+        answer = served.call(
+            "viewer",
+            "GET",
+            "/api/events",
+            headers={"Accept": "text/event-stream", "Last-Event-ID": bad},
+        )
+        assert answer.status_code == 400
+        assert "is not an event number" in answer.json()["error"]["message"]
+    answer = served.call("viewer", "GET", f"/api/events?after={2**63}")  # a 500 once
+    assert answer.status_code == 422 and "after" in answer.json()["error"]["message"]
 
 
 def test_postgresql_notices_wake_the_streams(postgres: str) -> None:

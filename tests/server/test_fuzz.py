@@ -46,4 +46,4 @@ def test_the_api_keeps_to_its_schema(served: Served) -> None:
             _check(operation, served.tokens["admin"])
         except (Exception, BaseExceptionGroup) as exc:  # try all; report every failure
             failed[operation.label] = str(exc)[:1500]
-    assert failed == {}
+    assert failed == {}, "\n\n".join(f"{k}: {v}" for k, v in failed.items())

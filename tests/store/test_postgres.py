@@ -66,6 +66,9 @@ def test_nul_characters_in_text_become_replacement_characters(postgres_url: str)
         found = store.get_run("nul")
         assert found is not None and found.error == "bad\ufffdbyte"
         assert [s.traceback for s in store.get_steps("nul")] == ["x\ufffdy"]
+        # read with a NUL as written: found, where the server refused it (a 503 in the API)
+        store.create_run(RunRecord("nul2", "w\0f", "failed", 1.0))
+        assert [r.run_id for r in store.list_runs(workflow="w\0f")] == ["nul2"]
 
 
 def test_a_broken_connection_is_replaced(postgres: str, postgres_url: str) -> None:

@@ -34,7 +34,10 @@ RECHECK = 5.0
 PAGE = 500
 """Events per read of the stream of all runs (more are read at once, without waiting)."""
 
-After = Annotated[int | None, Query(ge=0, description="Send the events numbered above this")]
+After = Annotated[
+    int | None,
+    Query(ge=0, le=streams.MAX_ID, description="Send the events numbered above this"),
+]
 Wait = Annotated[float | None, Query(ge=0, le=60, description="Long poll: seconds to wait")]
 LastEventId = Annotated[str | None, Header(description="The id of the last frame received")]
 

@@ -24,8 +24,10 @@ from pardag.server.errors import ApiError
 from pardag.server.wakeups import Wakeups
 from pardag.store.base import EventRecord
 
-__all__ = ["KEEPALIVE", "Source", "long_poll", "start", "stream"]
+__all__ = ["KEEPALIVE", "MAX_ID", "Source", "long_poll", "start", "stream"]
 
+MAX_ID = 2**63 - 1
+"""The highest event number a store holds (a signed 64-bit integer)."""
 KEEPALIVE = 15.0
 """Seconds of silence after which a stream sends a comment, so that proxies keep it open."""
 
@@ -48,7 +50,10 @@ def start(after: int | None, last_event_id: str | None) -> int:
     if last_event_id is None:
         return after or 0
     try:
-        return max(int(last_event_id), 0)
+        number = int(last_event_id)
+        if not 0 <= number <= MAX_ID:
+            raise ValueError(number)
+        return number
     except ValueError:
         raise ApiError(
             400,

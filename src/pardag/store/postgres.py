@@ -157,7 +157,9 @@ class PostgresStore(SQLStore):
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Rows of a query; once more on a new connection if the one it had was broken (a
-        server restart breaks every idle connection; reading twice is harmless, writing not)."""
+        server restart breaks every idle connection; reading twice is harmless, writing not).
+        A NUL in a parameter is read as written (U+FFFD), not refused by the server."""
+        params = _clean(params)
         try:
             with self._connection("reading it") as conn:
                 return conn.execute(_pg(sql), params).fetchall()
