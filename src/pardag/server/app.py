@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 
 import pardag
 from pardag.server import errors, events, routes_runs, routes_workflows
+from pardag.server.feeds import Hub
 from pardag.server.limits import DEFAULT_MAX_BODY, BodyLimit
 from pardag.server.wakeups import FALLBACK, Wakeups
 from pardag.store.base import Store
@@ -51,6 +52,7 @@ def create_app(
     app.state.store = store
     app.state.poll, app.state.recheck = poll, recheck
     app.state.wakeups = Wakeups(store, poll, fallback)
+    app.state.feeds = Hub(store, app.state.wakeups)
     errors.install(app)
     for router in ROUTERS:
         app.include_router(router, responses=errors.RESPONSES)

@@ -12,27 +12,26 @@ then the live ones: no gap, no duplicate.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from pardag.server import streams
-from pardag.server.auth import Principal, Viewer, store_of
+from pardag.server.auth import Viewer, store_of
+from pardag.server.feeds import Hub
 from pardag.server.routes_runs import run_of
 from pardag.server.shapes import event_json
-from pardag.server.wakeups import ALL
 from pardag.states import RunStatus
 from pardag.store.base import EventRecord, Store
 
-__all__ = ["PAGE", "RECHECK", "router"]
+__all__ = ["RECHECK", "router"]
 
 router = APIRouter(prefix="/api", tags=["events"])
 
 RECHECK = 5.0
 """Seconds between checks that a stream's token is still valid (revoked: the stream ends)."""
-PAGE = 500
-"""Events per read of the stream of all runs (more are read at once, without waiting)."""
 
 After = Annotated[
     int | None,
@@ -42,32 +41,22 @@ Wait = Annotated[float | None, Query(ge=0, le=60, description="Long poll: second
 LastEventId = Annotated[str | None, Header(description="The id of the last frame received")]
 
 
-def _run_source(store: Store, run_id: str) -> streams.Source:
+def _run_follower(request: Request, store: Store, run_id: str) -> streams.Direct:
     def read(after: int) -> tuple[bool, list[EventRecord]]:
         # the status first, so that every event written before the run became final is read
         record = store.get_run(run_id)
         final = record is None or RunStatus(record.status).is_final()
         return final, store.get_events(run_id, after=after)
 
-    return streams.Source(
-        run_id, read, lambda e: e.seq, event_json, lambda last: {"run": run_id, "last": last}
-    )
+    def make(event: EventRecord) -> streams.Item:
+        return streams.item(event.seq, event.kind, event_json(event))
+
+    wakeups = streams.wakeups_of(request)
+    return streams.Direct(wakeups, run_id, read, make, lambda last: {"run": run_id, "last": last})
 
 
-def _all_source(store: Store, who: Principal) -> streams.Source:
-    def read(after: int) -> tuple[bool, list[EventRecord]]:
-        return False, store.org_events(who.org, after=after, limit=PAGE)
-
-    def shape(event: EventRecord) -> dict[str, Any]:
-        return {"id": event.gseq, "run": event.run_id, **event_json(event)}
-
-    return streams.Source(ALL, read, lambda e: e.gseq or 0, shape, lambda last: {"last": last})
-
-
-async def _serve(request: Request, source: streams.Source, start: int, wait: float | None) -> Any:
-    if wait is not None or "text/event-stream" not in request.headers.get("accept", ""):
-        return await streams.long_poll(request, source, start, wait or 0.0)
-    return streams.respond(streams.stream(request, source, start))
+def _wants_poll(request: Request, wait: float | None) -> bool:
+    return wait is not None or "text/event-stream" not in request.headers.get("accept", "")
 
 
 @router.get("/runs/{run_id}/events", summary="The run's events: SSE, or a long poll with ?wait=")
@@ -82,7 +71,10 @@ async def run_events(
     store = store_of(request)
     await run_in_threadpool(run_of, store, who, run_id)
     start = streams.start(after, last_event_id)
-    return await _serve(request, _run_source(store, run_id), start, wait)
+    follower = _run_follower(request, store, run_id)
+    if _wants_poll(request, wait):
+        return await streams.long_poll(follower, start, wait or 0.0)
+    return streams.respond(streams.stream(request, follower, start))
 
 
 @router.get("/events", summary="Every event of the organisation's runs: SSE, or a long poll")
@@ -94,4 +86,14 @@ async def all_events(
     last_event_id: LastEventId = None,
 ) -> Any:
     start = streams.start(after, last_event_id)
-    return await _serve(request, _all_source(store_of(request), who), start, wait)
+    hub: Hub = request.app.state.feeds
+    if _wants_poll(request, wait):
+        with hub.subscribe(who.org, start) as subscription:
+            return await streams.long_poll(subscription, start, wait or 0.0)
+    return streams.respond(_all(request, hub, who.org, start))
+
+
+async def _all(request: Request, hub: Hub, org: str, start: int) -> AsyncIterator[str]:
+    with hub.subscribe(org, start) as subscription:
+        async for piece in streams.stream(request, subscription, start):
+            yield piece

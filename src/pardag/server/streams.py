@@ -1,19 +1,22 @@
 """How an event stream is served, whatever it follows: SSE frames, or a long poll.
 
-A ``Source`` says what a stream follows (one run, or every run of an organisation): how to
-read the events after a cursor, which number of an event is the cursor (the SSE ``id``), and
-whether nothing more can come. A stream reads, sends, and waits for a wake-up
-(``server.wakeups``); it sends a keepalive comment after ``KEEPALIVE`` seconds of silence and
-ends when its token is revoked or expires (checked every ``recheck`` seconds).
+A ``Follower`` is what a stream follows: one run read from the store by the stream itself
+(``Direct``), or every run of an organisation through a feed shared by all its streams
+(``server.feeds``). It gives the events after a cursor, each encoded once (``Item``: its
+number, the SSE ``id``, its JSON and its frame), says when nothing more can come, and waits
+for a wake-up (``server.wakeups``). A stream sends a keepalive comment after ``KEEPALIVE``
+seconds of silence and ends when its token is revoked or expires (checked every ``recheck``
+seconds).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from fastapi import Request
 from fastapi.responses import StreamingResponse
@@ -24,7 +27,19 @@ from pardag.server.errors import ApiError
 from pardag.server.wakeups import Wakeups
 from pardag.store.base import EventRecord
 
-__all__ = ["KEEPALIVE", "MAX_ID", "Source", "long_poll", "start", "stream"]
+__all__ = [
+    "KEEPALIVE",
+    "MAX_ID",
+    "Direct",
+    "Follower",
+    "Item",
+    "item",
+    "long_poll",
+    "respond",
+    "start",
+    "stream",
+    "wakeups_of",
+]
 
 MAX_ID = 2**63 - 1
 """The highest event number a store holds (a signed 64-bit integer)."""
@@ -33,16 +48,52 @@ KEEPALIVE = 15.0
 
 
 @dataclass(frozen=True)
-class Source:
-    """What a stream follows. ``read(after)``: (nothing more will come, the events after the
-    cursor ``after``); ``cursor(event)``: the event's number, its SSE id; ``shape(event)``:
-    its JSON; ``key``: the run followed, or ``wakeups.ALL``; ``end``: the ``end`` frame's data."""
+class Item:
+    """One event as a stream sends it: its number (the SSE ``id``), its JSON, its frame."""
 
+    cursor: int
+    data: dict[str, Any]
+    frame: str
+
+
+def item(cursor: int, kind: str, data: dict[str, Any]) -> Item:
+    """The ``Item`` of an event numbered ``cursor``, encoded once."""
+    text = json.dumps(data, separators=(",", ":"))
+    return Item(cursor, data, f"id: {cursor}\nevent: {kind}\ndata: {text}\n\n")
+
+
+class Follower(Protocol):
+    """What a stream follows: ``pull(after)`` gives (nothing more will come, the items after
+    the cursor ``after``); ``idle(most)`` waits until more may have come, ``most`` seconds at
+    most; ``end(last)`` is the data of the ``end`` frame."""
+
+    async def pull(self, after: int) -> tuple[bool, list[Item]]: ...
+
+    async def idle(self, most: float) -> None: ...
+
+    def end(self, last: int) -> dict[str, Any]: ...
+
+
+@dataclass
+class Direct:
+    """A follower reading the store itself each time (``read(after)``: (final, events)), woken
+    by ``wakeups`` for run ``key``: a run's stream."""
+
+    wakeups: Wakeups
     key: str
     read: Callable[[int], tuple[bool, list[EventRecord]]]
-    cursor: Callable[[EventRecord], int]
-    shape: Callable[[EventRecord], dict[str, Any]]
+    make: Callable[[EventRecord], Item]
     end: Callable[[int], dict[str, Any]]
+    ticket: asyncio.Event | None = None
+
+    async def pull(self, after: int) -> tuple[bool, list[Item]]:
+        self.ticket = self.wakeups.ticket(self.key)  # before reading: no wake-up is missed
+        final, events = await run_in_threadpool(self.read, after)
+        return final, [self.make(e) for e in events]
+
+    async def idle(self, most: float) -> None:
+        assert self.ticket is not None
+        await self.wakeups.wait(self.ticket, most)
 
 
 def start(after: int | None, last_event_id: str | None) -> int:
@@ -69,17 +120,15 @@ def wakeups_of(request: Request) -> Wakeups:
     return wakeups
 
 
-async def long_poll(request: Request, source: Source, after: int, wait: float) -> dict[str, Any]:
+async def long_poll(follower: Follower, after: int, wait: float) -> dict[str, Any]:
     """The events after ``after`` as JSON, waiting up to ``wait`` seconds for one."""
-    wakeups = wakeups_of(request)
     deadline = time.monotonic() + wait
     while True:
-        ticket = wakeups.ticket(source.key)
-        final, events = await run_in_threadpool(source.read, after)
-        if events or final or time.monotonic() >= deadline:
-            last = source.cursor(events[-1]) if events else after
-            return {"events": [source.shape(e) for e in events], "last": last, "final": final}
-        await wakeups.wait(ticket, deadline - time.monotonic())
+        final, items = await follower.pull(after)
+        if items or final or time.monotonic() >= deadline:
+            last = items[-1].cursor if items else after
+            return {"events": [i.data for i in items], "last": last, "final": final}
+        await follower.idle(deadline - time.monotonic())
 
 
 def respond(frames: AsyncIterator[str]) -> StreamingResponse:
@@ -88,27 +137,25 @@ def respond(frames: AsyncIterator[str]) -> StreamingResponse:
     return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
 
 
-def _frame(source: Source, event: EventRecord) -> str:
-    data = json.dumps(source.shape(event), separators=(",", ":"))
-    return f"id: {source.cursor(event)}\nevent: {event.kind}\ndata: {data}\n\n"
-
-
-async def stream(request: Request, source: Source, after: int) -> AsyncIterator[str]:
-    """The events after ``after`` as SSE frames, then live ones, until the source is final."""
-    wakeups, header = wakeups_of(request), request.headers.get("authorization")
-    store, recheck = store_of(request), request.app.state.recheck
+async def stream(request: Request, follower: Follower, after: int) -> AsyncIterator[str]:
+    """The events after ``after`` as SSE frames, then live ones, until the follower is final
+    (each read's frames sent in one piece)."""
+    header, store, recheck = (
+        request.headers.get("authorization"),
+        store_of(request),
+        request.app.state.recheck,
+    )
     checked = quiet = time.monotonic()
     while True:
-        ticket = wakeups.ticket(source.key)
-        final, events = await run_in_threadpool(source.read, after)
-        for event in events:
-            yield _frame(source, event)
-            after = source.cursor(event)
+        final, items = await follower.pull(after)
+        if items:
+            yield "".join(i.frame for i in items)
+            after = items[-1].cursor
         if final:
-            yield f"event: end\ndata: {json.dumps(source.end(after))}\n\n"
+            yield f"event: end\ndata: {json.dumps(follower.end(after))}\n\n"
             return
         now = time.monotonic()
-        if events:
+        if items:
             quiet = now
         elif now - quiet >= KEEPALIVE:
             yield ": keepalive\n\n"
@@ -122,6 +169,5 @@ async def stream(request: Request, source: Source, after: int) -> AsyncIterator[
                 return
         if await request.is_disconnected():
             return
-        if not events:
-            most = min(checked + recheck, quiet + KEEPALIVE) - time.monotonic()
-            await wakeups.wait(ticket, most)
+        if not items:
+            await follower.idle(min(checked + recheck, quiet + KEEPALIVE) - time.monotonic())
