@@ -5,10 +5,14 @@ server (SQLite and PostgreSQL); and PostgreSQL's notices waking the streams.
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 
+import httpx
+
 from pardag.store import open_store
-from tests.server.conftest import FLOW, MARKER, Served, serving
+from pardag.tokens import issue
+from tests.server.conftest import FLOW, MARKER, PATIENCE, Served, serving
 from tests.store.conftest import own_schema
 
 
@@ -68,6 +72,20 @@ def test_a_bad_last_event_id_or_after_is_a_4xx(served: Served) -> None:
         assert "is not an event number" in answer.json()["error"]["message"]
     answer = served.call("viewer", "GET", f"/api/events?after={2**63}")  # a 500 once
     assert answer.status_code == 422 and "after" in answer.json()["error"]["message"]
+
+
+def test_revoking_a_token_ends_its_stream_of_all_runs(served: Served) -> None:
+    text, record = issue(served.store, org="acme", role="viewer", name="brief", now=time.time())
+    got: list[str] = []
+    headers = {"Accept": "text/event-stream", "Authorization": f"Bearer {text}"}
+    last = served.call("viewer", "GET", "/api/events?after=0").json()["last"]
+    with (
+        httpx.Client(base_url=served.url, headers=headers, timeout=PATIENCE) as client,
+        client.stream("GET", f"/api/events?after={2**40 + last}") as answer,  # only waits
+    ):
+        served.store.revoke_token(record.token_id, time.time())
+        got = list(answer.iter_lines())
+    assert "event: error" in got and any("was revoked" in line for line in got)
 
 
 def test_postgresql_notices_wake_the_streams(postgres: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import logging
 import math
 from collections.abc import Iterator
 from typing import Any
@@ -30,6 +31,8 @@ __all__ = ["PAGE", "TAIL", "Feed", "Hub", "Subscription"]
 
 PAGE = 500
 """Events per read of the store (more are read at once, without waiting)."""
+log = logging.getLogger("pardag.server")
+
 TAIL = 5000
 """Items a feed keeps at least (twice as many at most) for streams a little behind."""
 
@@ -65,10 +68,17 @@ class Feed:
         return [all_runs_item(e) for e in self.store.org_events(self.org, after, PAGE)]
 
     async def run(self) -> None:
-        """Read whenever woken, while someone follows."""
+        """Read whenever woken, while someone follows; a store that fails is read again
+        after ``poll`` (the streams wait meanwhile, and their clients get every event once
+        it answers)."""
         while self.users:
             ticket = self.wakeups.ticket(ALL)
-            fresh = await run_in_threadpool(self.read, self.last)
+            try:
+                fresh = await run_in_threadpool(self.read, self.last)
+            except Exception as exc:  # the feed outlives a failing store: its streams wait
+                log.warning("reading the events of organisation %s failed: %s", self.org, exc)
+                await anyio.sleep(self.wakeups.poll)
+                continue
             if self.base is None:
                 self.base = self.last
             if fresh:
@@ -122,7 +132,7 @@ class Hub:
         if feed is None:
             feed = self.feeds[org] = Feed(self.store, org, self.wakeups, start)
         feed.users += 1
-        if feed.task is None:
+        if feed.task is None or feed.task.done():
             feed.task = asyncio.create_task(feed.run())
         try:
             yield Subscription(feed)
@@ -130,4 +140,5 @@ class Hub:
             feed.users -= 1
             if not feed.users:
                 del self.feeds[org]
-                feed.task.cancel()
+                if feed.task is not None:
+                    feed.task.cancel()
