@@ -49,11 +49,11 @@ class Listener:
     def wait(self, timeout: float) -> set[str]:
         if self._closed:
             return set()
-        if self._conn is None:
-            self._conn = self._connect()
-            self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-            return {ANY}
         try:
+            if self._conn is None:
+                self._conn = self._connect()
+                self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                return {ANY}
             runs = {n.payload for n in self._conn.notifies(timeout=timeout, stop_after=1)}
             runs |= {n.payload for n in self._conn.notifies(timeout=0)}
         except psycopg.Error as exc:
