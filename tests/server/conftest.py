@@ -10,6 +10,7 @@ Tokens of two organisations: ``acme`` (one per role, plus an expired and a revok
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -94,6 +95,38 @@ class Served:
         assert answer.status_code == 202, answer.text
         return str(answer.json()["id"])
 
+    def frames(
+        self,
+        path: str,
+        last: int | None = None,
+        until: Callable[[list[Any]], bool] = lambda got: False,
+        who: str = "viewer",
+    ) -> list[Any]:
+        """(id, event, data) of the SSE frames of the stream at ``path``, until ``until(got)``
+        (then the connection is dropped, as a client that goes away) or the stream ends."""
+        headers = {"Accept": "text/event-stream"}
+        if last is not None:
+            headers["Last-Event-ID"] = str(last)
+        out: list[Any] = []
+        with self.client(who) as client, client.stream("GET", path, headers=headers) as answer:
+            assert answer.status_code == 200, answer.read()
+            assert answer.headers["content-type"].startswith("text/event-stream")
+            fields: dict[str, str] = {}
+            for line in answer.iter_lines():
+                if line.startswith(":"):
+                    continue
+                if line:
+                    key, _, value = line.partition(": ")
+                    fields[key] = value
+                    continue
+                if fields:
+                    seq = int(fields["id"]) if "id" in fields else None
+                    out.append((seq, fields.get("event"), json.loads(fields["data"])))
+                    fields = {}
+                if until(out):
+                    break
+        return out
+
     def wait_for(self, who: str, run_id: str, done: Callable[[dict[str, Any]], bool]) -> Any:
         deadline = time.monotonic() + PATIENCE
         while time.monotonic() < deadline:
@@ -118,14 +151,19 @@ def _tokens(store: Store) -> dict[str, str]:
     return made
 
 
+APP_OPTIONS = ("max_body", "poll", "recheck", "fallback")
+"""The options ``serving`` gives ``create_app``; the others go to ``Service``."""
+
+
 @contextlib.contextmanager
 def serving(
     store: Store, keyring: Keyring | None = None, *, workers: int = 1, **options: Any
 ) -> Iterator[Served]:
-    """``store`` served on a free loopback port, with ``workers`` workers (``options``: more
-    of ``Service``'s), until the block ends (organisations' secrets sealed with ``keyring``'s
-    key)."""
-    app = create_app(store, recheck=0.2)  # a revoked token ends a stream within 0.2 s
+    """``store`` served on a free loopback port, with ``workers`` workers, until the block
+    ends (organisations' secrets sealed with ``keyring``'s key). ``options``: of
+    ``create_app`` (``APP_OPTIONS``), else of ``Service``."""
+    made = {name: options.pop(name) for name in APP_OPTIONS if name in options}
+    app = create_app(store, **{"recheck": 0.2, **made})  # a revoked token: ends in 0.2 s
     service = Service(
         store,
         host="127.0.0.1",

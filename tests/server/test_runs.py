@@ -4,7 +4,6 @@ service's worker, followed over Server-Sent Events (with a reconnect), answered,
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -31,31 +30,9 @@ steps:
 
 
 def frames(served: Served, run_id: str, last: int | None = None, most: int = 10_000) -> list[Any]:
-    """(id, event, data) of the SSE frames of a run's stream, up to ``most`` of them (then
-    the connection is dropped, as a client that goes away)."""
-    headers = {"Accept": "text/event-stream"}
-    if last is not None:
-        headers["Last-Event-ID"] = str(last)
-    out: list[Any] = []
+    """(id, event, data) of the SSE frames of a run's stream, up to ``most`` of them."""
     path = f"/api/runs/{run_id}/events"
-    with served.client("viewer") as client, client.stream("GET", path, headers=headers) as answer:
-        assert answer.status_code == 200
-        assert answer.headers["content-type"].startswith("text/event-stream")
-        fields: dict[str, str] = {}
-        for line in answer.iter_lines():
-            if line.startswith(":"):
-                continue
-            if line:
-                key, _, value = line.partition(": ")
-                fields[key] = value
-                continue
-            if fields:
-                seq = int(fields["id"]) if "id" in fields else None
-                out.append((seq, fields.get("event"), json.loads(fields["data"])))
-                fields = {}
-            if len(out) >= most:
-                break
-    return out
+    return served.frames(path, last, lambda got: len(got) >= most)
 
 
 def test_a_posted_workflow_runs_to_success_followed_over_sse(served: Served) -> None:

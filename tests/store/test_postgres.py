@@ -8,7 +8,7 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-from pardag.store import RunRecord, StepRecord, StoreError, open_store
+from pardag.store import EventRecord, RunRecord, StepRecord, StoreError, open_store
 from tests.store.conftest import with_search_path
 
 
@@ -66,6 +66,9 @@ def test_nul_characters_in_text_become_replacement_characters(postgres_url: str)
         found = store.get_run("nul")
         assert found is not None and found.error == "bad\ufffdbyte"
         assert [s.traceback for s in store.get_steps("nul")] == ["x\ufffdy"]
+        # read with a NUL as written: found, where the server refused it (a 503 in the API)
+        store.create_run(RunRecord("nul2", "w\0f", "failed", 1.0))
+        assert [r.run_id for r in store.list_runs(workflow="w\0f")] == ["nul2"]
 
 
 def test_a_broken_connection_is_replaced(postgres: str, postgres_url: str) -> None:
@@ -100,3 +103,28 @@ def test_several_stores_share_one_database_through_schemas(postgres_url: str) ->
     finally:
         with psycopg.connect(postgres_url, autocommit=True) as admin:
             admin.execute(f'DROP SCHEMA "{name}" CASCADE')
+
+
+def test_a_listener_whose_connection_broke_says_so_and_listens_again(postgres_url: str) -> None:
+    with open_store(postgres_url) as store:
+        listener = store.listen()
+        assert listener is not None
+        try:
+            assert listener.wait(1.0) == {"*"}  # connected: anything may be new
+            with psycopg.connect(postgres_url, autocommit=True) as admin:
+                channel = admin.execute("SELECT current_schema()").fetchone()
+                assert channel is not None
+                admin.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE %s AND pid <> pg_backend_pid()",
+                    (f"LISTEN %pardag_events_{channel[0]}%",),
+                )
+            with pytest.raises(StoreError, match="listening for new events failed"):
+                for _ in range(60):
+                    listener.wait(0.5)
+            assert listener.wait(1.0) == {"*"}  # listening again; what it missed: anything
+            store.create_run(RunRecord("again", "wf", "running", 1.0))
+            store.write(events=[EventRecord("again", 1, 1.0, "run_started")])
+            assert listener.wait(10.0) == {"again"}
+        finally:
+            listener.close()

@@ -22,8 +22,10 @@ from pardag.server import (
     routes_tokens,
     routes_workflows,
 )
+from pardag.server.feeds import Hub
 from pardag.server.limits import DEFAULT_MAX_BODY, BodyLimit
-from pardag.server.streams import CountStreams, StreamCounter
+from pardag.server.stream_counts import CountStreams, StreamCounter
+from pardag.server.wakeups import FALLBACK, Wakeups
 from pardag.store.base import Store
 
 __all__ = ["POLL", "PUBLIC", "ROUTERS", "api_routes", "create_app"]
@@ -52,9 +54,11 @@ def create_app(
     max_body: int = DEFAULT_MAX_BODY,
     poll: float = POLL,
     recheck: float = events.RECHECK,
+    fallback: float = FALLBACK,
 ) -> FastAPI:
     """The API over ``store`` (which the caller opens and closes). ``poll`` and ``recheck``:
-    how often an event stream reads the store, and checks its token again."""
+    how often an event stream reads the store, and checks its token again; ``fallback``: how
+    long it waits for a notice when the store sends them (``server.wakeups``)."""
     app = FastAPI(
         title="pardag",
         version=pardag.__version__,
@@ -65,9 +69,11 @@ def create_app(
     )
     app.state.store = store
     app.state.poll, app.state.recheck = poll, recheck
+    app.state.wakeups = Wakeups(store, poll, fallback)
+    app.state.feeds = Hub(store, app.state.wakeups)
     errors.install(app)
     for router in ROUTERS:
-        app.include_router(router)
+        app.include_router(router, responses=errors.RESPONSES)
     app.add_api_route("/healthz", _healthz, methods=["GET"], summary="Alive (no token needed)")
     app.add_middleware(BodyLimit, max_bytes=max_body)
     app.state.streams = StreamCounter()

@@ -14,11 +14,12 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pardag.errors import ArgumentError, PardagError, StoreError, ValidationError
 
-__all__ = ["ApiError", "error_body", "install"]
+__all__ = ["RESPONSES", "ApiError", "ErrorBody", "error_body", "install"]
 
 log = logging.getLogger("pardag.server")
 
@@ -94,6 +95,38 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         "internal",
         f"pardag failed unexpectedly: {type(exc).__name__}; the server's log has the traceback",
     )
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong (``code``) and what to do (``message``); an invalid workflow's
+    ``problems`` too."""
+
+    code: str
+    message: str
+    problems: list[dict[str, Any]] | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error's JSON."""
+
+    error: ErrorDetail
+
+
+_ERRORS = {
+    400: "The request cannot be done as sent (the message says why)",
+    401: "No token, or one malformed, unknown, expired or revoked",
+    403: "The token's role is too low for this",
+    404: "No such object in your organisation (another organisation's is not found either)",
+    409: "The object's state does not allow it now",
+    413: "The request body is over the server's limit",
+    422: "The request, or the workflow in it, is invalid (each problem listed)",
+    503: "The run store cannot be reached",
+}
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": text} for status, text in _ERRORS.items()
+}
+"""The error answers every API route documents in the OpenAPI schema, all an ``ErrorBody``
+(FastAPI's own 422 replaced: its shape is not ours)."""
 
 
 def install(app: FastAPI) -> None:

@@ -1,28 +1,26 @@
-"""``GET /api/runs/{id}/events``: a run's events, live, as Server-Sent Events or long polls.
+"""The event streams: ``GET /api/runs/{id}/events`` (one run) and ``GET /api/events`` (all).
 
-Each SSE frame's ``id`` is the event's ``seq`` in the store, so a client that reconnects with
+Both answer Server-Sent Events, or, with ``?wait=`` or without ``Accept: text/event-stream``,
+a long poll: the events after ``?after=N`` as JSON, waiting up to ``wait`` seconds for one.
+A run's stream numbers its frames with the event's ``seq`` in the run and ends with an ``end``
+frame once the run is final and every event was sent. The stream of all runs numbers them
+with ``gseq``, the store's number across runs in commit order (``store.feed``), holds only
+the caller's organisation's runs, and never ends. Either way a client reconnecting with
 ``Last-Event-ID: N`` (browsers' ``EventSource`` does it by itself) gets every event after N,
-then the live ones: no gap, no duplicate. The stream reads the store every ``poll`` seconds
-while nothing is new (SQLite and PostgreSQL alike, for now), ends with an ``end`` frame once
-the run is final and every event was sent, and ends too when the caller's token is revoked or
-expires (checked every ``RECHECK`` seconds by default). A client that cannot read a stream asks
-``?after=N&wait=30``: the events after N as JSON, waiting up to ``wait`` seconds for one.
+then the live ones: no gap, no duplicate.
 """
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import anyio
 from fastapi import APIRouter, Header, Query, Request
-from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from pardag.server.auth import Viewer, authenticate, store_of
-from pardag.server.errors import ApiError
+from pardag.server import streams
+from pardag.server.auth import Viewer, store_of
+from pardag.server.feeds import Hub
 from pardag.server.routes_runs import run_of
 from pardag.server.shapes import event_json
 from pardag.states import RunStatus
@@ -30,104 +28,72 @@ from pardag.store.base import EventRecord, Store
 
 __all__ = ["RECHECK", "router"]
 
-router = APIRouter(prefix="/api/runs", tags=["events"])
-
+router = APIRouter(prefix="/api", tags=["events"])
 
 RECHECK = 5.0
 """Seconds between checks that a stream's token is still valid (revoked: the stream ends)."""
-KEEPALIVE = 15.0
-"""Seconds of silence after which a stream sends a comment, so that proxies keep it open."""
+
+After = Annotated[
+    int | None,
+    Query(ge=0, le=streams.MAX_ID, description="Send the events numbered above this"),
+]
+Wait = Annotated[float | None, Query(ge=0, le=60, description="Long poll: seconds to wait")]
+LastEventId = Annotated[str | None, Header(description="The id of the last frame received")]
 
 
-def _start(after: int | None, last_event_id: str | None) -> int:
-    if last_event_id is None:
-        return after or 0
-    try:
-        return max(int(last_event_id), 0)
-    except ValueError:
-        raise ApiError(
-            400,
-            "bad_last_event_id",
-            f"Last-Event-ID {last_event_id[:40]!r} is not an event number; send the id of the "
-            "last event received",
-        ) from None
+def _run_follower(request: Request, store: Store, run_id: str) -> streams.Direct:
+    def read(after: int) -> tuple[bool, list[EventRecord]]:
+        # the status first, so that every event written before the run became final is read
+        record = store.get_run(run_id)
+        final = record is None or RunStatus(record.status).is_final()
+        return final, store.get_events(run_id, after=after)
+
+    def make(event: EventRecord) -> streams.Item:
+        return streams.item(event.seq, event.kind, event_json(event))
+
+    wakeups = streams.wakeups_of(request)
+    return streams.Direct(wakeups, run_id, read, make, lambda last: {"run": run_id, "last": last})
 
 
-def _final(store: Store, run_id: str) -> bool:
-    record = store.get_run(run_id)
-    return record is None or RunStatus(record.status).is_final()
+def _wants_poll(request: Request, wait: float | None) -> bool:
+    return wait is not None or "text/event-stream" not in request.headers.get("accept", "")
 
 
-def _read(store: Store, run_id: str, after: int) -> tuple[bool, list[EventRecord]]:
-    """(was the run final, the events after ``after``): the status is read first, so that
-    every event written before the run became final is in the list."""
-    final = _final(store, run_id)
-    return final, store.get_events(run_id, after=after)
-
-
-@router.get("/{run_id}/events", summary="The run's events: SSE, or a long poll with ?wait=")
+@router.get("/runs/{run_id}/events", summary="The run's events: SSE, or a long poll with ?wait=")
 async def run_events(
     request: Request,
     run_id: str,
     who: Viewer,
-    after: Annotated[int | None, Query(ge=0)] = None,
-    wait: Annotated[float | None, Query(ge=0, le=60)] = None,
-    last_event_id: Annotated[str | None, Header()] = None,
+    after: After = None,
+    wait: Wait = None,
+    last_event_id: LastEventId = None,
 ) -> Any:
     store = store_of(request)
     await run_in_threadpool(run_of, store, who, run_id)
-    start = _start(after, last_event_id)
-    poll: float = request.app.state.poll
-    if wait is not None or "text/event-stream" not in request.headers.get("accept", ""):
-        return await _long_poll(store, run_id, start, wait or 0.0, poll)
-    frames = _stream(request, store, run_id, start, poll)
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
+    start = streams.start(after, last_event_id)
+    follower = _run_follower(request, store, run_id)
+    if _wants_poll(request, wait):
+        return await streams.long_poll(follower, start, wait or 0.0)
+    return streams.respond(streams.stream(request, follower, start))
 
 
-async def _long_poll(
-    store: Store, run_id: str, after: int, wait: float, poll: float
-) -> dict[str, Any]:
-    deadline = time.monotonic() + wait
-    while True:
-        final, events = await run_in_threadpool(_read, store, run_id, after)
-        if events or final or time.monotonic() >= deadline:
-            last = events[-1].seq if events else after
-            return {"events": [event_json(e) for e in events], "last": last, "final": final}
-        await anyio.sleep(min(poll, max(deadline - time.monotonic(), 0)))
+@router.get("/events", summary="Every event of the organisation's runs: SSE, or a long poll")
+async def all_events(
+    request: Request,
+    who: Viewer,
+    after: After = None,
+    wait: Wait = None,
+    last_event_id: LastEventId = None,
+) -> Any:
+    start = streams.start(after, last_event_id)
+    hub: Hub = request.app.state.feeds
+    if _wants_poll(request, wait):
+        with hub.subscribe(who.org, start) as subscription:
+            return await streams.long_poll(subscription, start, wait or 0.0)
+    return streams.respond(_all(request, hub, who.org, start))
 
 
-def _frame(event: EventRecord) -> str:
-    data = json.dumps(event_json(event), separators=(",", ":"))
-    return f"id: {event.seq}\nevent: {event.kind}\ndata: {data}\n\n"
-
-
-async def _stream(
-    request: Request, store: Store, run_id: str, after: int, poll: float
-) -> AsyncIterator[str]:
-    header = request.headers.get("authorization")
-    checked = quiet = time.monotonic()
-    while True:
-        final, events = await run_in_threadpool(_read, store, run_id, after)
-        for event in events:
-            yield _frame(event)
-            after = event.seq
-        if final:
-            yield f"event: end\ndata: {json.dumps({'run': run_id, 'last': after})}\n\n"
-            return
-        now = time.monotonic()
-        if events:
-            quiet = now
-        elif now - quiet >= KEEPALIVE:
-            yield ": keepalive\n\n"
-            quiet = now
-        if now - checked >= request.app.state.recheck:
-            checked = now
-            try:
-                await run_in_threadpool(authenticate, store, header)
-            except ApiError as exc:
-                yield f"event: error\ndata: {json.dumps({'message': exc.message})}\n\n"
-                return
-        if await request.is_disconnected():
-            return
-        await anyio.sleep(poll)
+async def _all(request: Request, hub: Hub, org: str, start: int) -> AsyncIterator[str]:
+    with hub.subscribe(org, start) as subscription:
+        async for piece in streams.stream(request, subscription, start):
+            yield piece

@@ -89,9 +89,9 @@ class Service:
             )
             for _ in range(workers)
         ]
-        app = app or create_app(store)
-        app.state.keyring = keyring
-        config = uvicorn.Config(app, log_level="warning", lifespan="off")
+        self.app = app or create_app(store)
+        self.app.state.keyring = keyring
+        config = uvicorn.Config(self.app, log_level="warning", lifespan="off")
         self.server = _Server(config)
         self._leave = threading.Event()
         self.left_early = False
@@ -115,6 +115,7 @@ class Service:
         try:
             self.server.run(sockets=[self.socket])
         finally:
+            self.app.state.wakeups.close()
             self._drain(threads)
             for signum, handler in before.items():
                 signal.signal(signum, handler)

@@ -1,63 +1,173 @@
-"""How many event streams are open, per organisation, for ``GET /metrics``.
+"""How an event stream is served, whatever it follows: SSE frames, or a long poll.
 
-A pure ASGI middleware counts every response sent as ``text/event-stream`` (a run's events,
-or every run's) from its first byte to its end, under the organisation of the token that
-opened it (``auth.need`` leaves the caller in the request's state). It counts streams of any
-route, so a new streaming route is counted without saying so.
+A ``Follower`` is what a stream follows: one run read from the store by the stream itself
+(``Direct``), or every run of an organisation through a feed shared by all its streams
+(``server.feeds``). It gives the events after a cursor, each encoded once (``Item``: its
+number, the SSE ``id``, its JSON and its frame), says when nothing more can come, and waits
+for a wake-up (``server.wakeups``). A stream sends a keepalive comment after ``KEEPALIVE``
+seconds of silence and ends when its token is revoked or expires (checked every ``recheck``
+seconds).
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
-__all__ = ["CountStreams", "StreamCounter"]
+from pardag.server.auth import authenticate, store_of
+from pardag.server.errors import ApiError
+from pardag.server.wakeups import Wakeups
+from pardag.store.base import EventRecord
+
+__all__ = [
+    "KEEPALIVE",
+    "MAX_ID",
+    "Direct",
+    "Follower",
+    "Item",
+    "item",
+    "long_poll",
+    "respond",
+    "start",
+    "stream",
+    "wakeups_of",
+]
+
+MAX_ID = 2**63 - 1
+"""The highest event number a store holds (a signed 64-bit integer)."""
+KEEPALIVE = 15.0
+"""Seconds of silence after which a stream sends a comment, so that proxies keep it open."""
 
 
-class StreamCounter:
-    """The open streams of each organisation (thread-safe)."""
+@dataclass(frozen=True)
+class Item:
+    """One event as a stream sends it: its number (the SSE ``id``), its JSON, its frame."""
 
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._open: dict[str, int] = {}
-
-    def add(self, org: str, change: int) -> None:
-        with self._lock:
-            self._open[org] = self._open.get(org, 0) + change
-
-    def count(self, org: str) -> int:
-        with self._lock:
-            return self._open.get(org, 0)
+    cursor: int
+    data: dict[str, Any]
+    frame: str
 
 
-def _is_stream(message: Message) -> bool:
-    headers: dict[bytes, bytes] = dict(message.get("headers") or [])
-    return headers.get(b"content-type", b"").startswith(b"text/event-stream")
+def item(cursor: int, kind: str, data: dict[str, Any]) -> Item:
+    """The ``Item`` of an event numbered ``cursor``, encoded once."""
+    text = json.dumps(data, separators=(",", ":"))
+    return Item(cursor, data, f"id: {cursor}\nevent: {kind}\ndata: {text}\n\n")
 
 
-class CountStreams:
-    """``app``, its event streams counted in ``counter`` while they are open."""
+class Follower(Protocol):
+    """What a stream follows: ``pull(after)`` gives (nothing more will come, the items after
+    the cursor ``after``); ``idle(most)`` waits until more may have come, ``most`` seconds at
+    most; ``end(last)`` is the data of the ``end`` frame."""
 
-    def __init__(self, app: ASGIApp, counter: StreamCounter) -> None:
-        self.app, self.counter = app, counter
+    async def pull(self, after: int) -> tuple[bool, list[Item]]: ...
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+    async def idle(self, most: float) -> None: ...
+
+    def end(self, last: int) -> dict[str, Any]: ...
+
+
+@dataclass
+class Direct:
+    """A follower reading the store itself each time (``read(after)``: (final, events)), woken
+    by ``wakeups`` for run ``key``: a run's stream."""
+
+    wakeups: Wakeups
+    key: str
+    read: Callable[[int], tuple[bool, list[EventRecord]]]
+    make: Callable[[EventRecord], Item]
+    end: Callable[[int], dict[str, Any]]
+    ticket: asyncio.Event | None = None
+
+    async def pull(self, after: int) -> tuple[bool, list[Item]]:
+        self.ticket = self.wakeups.ticket(self.key)  # before reading: no wake-up is missed
+        final, events = await run_in_threadpool(self.read, after)
+        return final, [self.make(e) for e in events]
+
+    async def idle(self, most: float) -> None:
+        assert self.ticket is not None
+        await self.wakeups.wait(self.ticket, most)
+
+
+def start(after: int | None, last_event_id: str | None) -> int:
+    """The cursor to start after: ``Last-Event-ID`` (a reconnecting SSE client), else ``after``."""
+    if last_event_id is None:
+        return after or 0
+    try:
+        number = int(last_event_id)
+        if not 0 <= number <= MAX_ID:
+            raise ValueError(number)
+        return number
+    except ValueError:
+        raise ApiError(
+            400,
+            "bad_last_event_id",
+            f"Last-Event-ID {last_event_id[:40]!r} is not an event number; send the id of the "
+            "last event received",
+        ) from None
+
+
+def wakeups_of(request: Request) -> Wakeups:
+    """The app's wake-ups (``create_app`` makes them)."""
+    wakeups: Wakeups = request.app.state.wakeups
+    return wakeups
+
+
+async def long_poll(follower: Follower, after: int, wait: float) -> dict[str, Any]:
+    """The events after ``after`` as JSON, waiting up to ``wait`` seconds for one."""
+    deadline = time.monotonic() + wait
+    while True:
+        final, items = await follower.pull(after)
+        if items or final or time.monotonic() >= deadline:
+            last = items[-1].cursor if items else after
+            return {"events": [i.data for i in items], "last": last, "final": final}
+        await follower.idle(deadline - time.monotonic())
+
+
+def respond(frames: AsyncIterator[str]) -> StreamingResponse:
+    """``frames`` as a Server-Sent Events response that no proxy buffers."""
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(frames, media_type="text/event-stream", headers=headers)
+
+
+async def stream(request: Request, follower: Follower, after: int) -> AsyncIterator[str]:
+    """The events after ``after`` as SSE frames, then live ones, until the follower is final
+    (each read's frames sent in one piece)."""
+    header, store, recheck = (
+        request.headers.get("authorization"),
+        store_of(request),
+        request.app.state.recheck,
+    )
+    checked = quiet = time.monotonic()
+    while True:
+        final, items = await follower.pull(after)
+        if items:
+            yield "".join(i.frame for i in items)
+            after = items[-1].cursor
+        if final:
+            yield f"event: end\ndata: {json.dumps(follower.end(after))}\n\n"
             return
-        counted: list[str] = []
-
-        async def watched(message: Message) -> None:
-            if message["type"] == "http.response.start" and _is_stream(message):
-                who = (scope.get("state") or {}).get("principal")
-                if who is not None:
-                    self.counter.add(who.org, 1)
-                    counted.append(who.org)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, watched)
-        finally:
-            for org in counted:
-                self.counter.add(org, -1)
+        now = time.monotonic()
+        if items:
+            quiet = now
+        elif now - quiet >= KEEPALIVE:
+            yield ": keepalive\n\n"
+            quiet = now
+        if now - checked >= recheck:
+            checked = now
+            try:
+                await run_in_threadpool(authenticate, store, header)
+            except ApiError as exc:
+                yield f"event: error\ndata: {json.dumps({'message': exc.message})}\n\n"
+                return
+        if await request.is_disconnected():
+            return
+        if not items:
+            await follower.idle(min(checked + recheck, quiet + KEEPALIVE) - time.monotonic())

@@ -13,8 +13,8 @@ from __future__ import annotations
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from pardag.errors import StoreError
@@ -28,6 +28,7 @@ __all__ = [
     "REJECTED",
     "Answer",
     "CacheEntry",
+    "EventListener",
     "EventRecord",
     "LogRecord",
     "OrgStats",
@@ -128,7 +129,11 @@ class StepRecord:
 
 @dataclass
 class EventRecord:
-    """One event of a run, numbered ``seq`` from 1 within the run (the order they happened)."""
+    """One event of a run, numbered ``seq`` from 1 within the run (the order they happened).
+
+    ``gseq`` is its number across every run, given by the store when it commits the event
+    (None before; ``store.feed``); it takes no part in comparisons, as a writer never has it.
+    """
 
     run_id: str
     seq: int
@@ -137,6 +142,7 @@ class EventRecord:
     step: str | None = None
     attempt: int = 0
     data_json: str = "{}"
+    gseq: int | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -182,6 +188,20 @@ class CacheEntry:
     expires_at: float | None = None
     run_id: str | None = None
     step_id: str | None = None
+
+
+class EventListener(Protocol):
+    """Wakes a reader when events are committed (``Store.listen``)."""
+
+    def wait(self, timeout: float) -> set[str]:
+        """The runs with new events committed since the last call, waiting up to ``timeout``
+        seconds for one; ``{"*"}`` when any run may have some. StoreError when the
+        connection it listens on broke (then it listens again at the next call)."""
+        ...
+
+    def close(self) -> None:
+        """Stop listening; idempotent."""
+        ...
 
 
 class Store(ABC):
@@ -261,6 +281,15 @@ class Store(ABC):
     def get_events(self, run_id: str, step: str | None = None, after: int = 0) -> list[EventRecord]:
         """The run's events (only ``step``'s when given) numbered above ``after``, in ``seq``
         order; ``after`` lets a follower read only what is new."""
+
+    @abstractmethod
+    def org_events(self, org: str, after: int = 0, limit: int = 500) -> list[EventRecord]:
+        """Up to ``limit`` events of ``org``'s runs whose ``gseq`` is above ``after``, in
+        ``gseq`` order: what ``GET /api/events`` follows."""
+
+    def listen(self) -> EventListener | None:
+        """A listener told when any process commits events, or None: readers poll."""
+        return None
 
     @abstractmethod
     def get_logs(

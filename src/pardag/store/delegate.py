@@ -83,6 +83,12 @@ class DelegatingStore(Store):
     ) -> list[rec.LogRecord]:
         return self.inner.get_logs(run_id, step_id, after)
 
+    def org_events(self, org: str, after: int = 0, limit: int = 500) -> list[rec.EventRecord]:
+        return self.inner.org_events(org, after, limit)
+
+    def listen(self) -> rec.EventListener | None:
+        return self.inner.listen()
+
     def step_durations(self, workflow: str, runs: int = 10) -> dict[str, float]:
         return self.inner.step_durations(workflow, runs)
 

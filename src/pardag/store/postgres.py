@@ -19,9 +19,10 @@ from psycopg import errors as pg_errors
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 
-from pardag.store import leases, schema
+from pardag.store import leases, notify, schema
 from pardag.store.base import (
     CacheEntry,
+    EventListener,
     StoreError,
     mask_url,
 )
@@ -90,6 +91,7 @@ class PostgresStore(SQLStore):
                 f"run store {self.url}: no schema to create tables in (the search_path names "
                 "none that exists); create it (CREATE SCHEMA name) or fix the URL's options"
             )
+        self._channel = notify.channel_of(str(found[0]))
         rows = conn.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = %s "
             "AND table_name = ANY(%s)",
@@ -126,6 +128,12 @@ class PostgresStore(SQLStore):
                         f"run store {self.url}: cannot update run {run_id!r}: no such run"
                     )
 
+    def _announce(self, conn: Connection, runs: tuple[str, ...]) -> None:
+        conn.execute("SELECT pg_notify(%s, %s)", (self._channel, notify.payload(runs)))
+
+    def listen(self) -> EventListener:
+        return notify.Listener(self._connect, self._channel, self.url)
+
     def put_cache(self, entry: CacheEntry) -> None:
         row = _clean(schema.row(entry, schema.CACHE_COLUMNS))
         self._write("storing a cached output", lambda c: c.execute(_pg(schema.UPSERT_CACHE), row))
@@ -149,7 +157,9 @@ class PostgresStore(SQLStore):
 
     def _read(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
         """Rows of a query; once more on a new connection if the one it had was broken (a
-        server restart breaks every idle connection; reading twice is harmless, writing not)."""
+        server restart breaks every idle connection; reading twice is harmless, writing not).
+        A NUL in a parameter is read as written (U+FFFD), not refused by the server."""
+        params = _clean(params)
         try:
             with self._connection("reading it") as conn:
                 return conn.execute(_pg(sql), params).fetchall()

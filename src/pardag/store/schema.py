@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from pardag.store import sealed, tenancy, triggers
+from pardag.store import feed, sealed, tenancy, triggers
 from pardag.store.base import (
     Answer,
     CacheEntry,
@@ -179,6 +179,12 @@ MIGRATIONS: list[Migration] = [
         "each organisation's secrets, encrypted with the service's key (never the values)",
         sealed.MIGRATION,
     ),
+    Migration(
+        8,
+        "every event numbered across runs in commit order, so that one stream can follow "
+        "all of an organisation's runs and resume after the last event it sent",
+        feed.MIGRATION,
+    ),
 ]
 """Every version of the schema, oldest first; append, never edit."""
 
@@ -187,6 +193,7 @@ TABLES = (
     *tenancy.TABLES,
     *triggers.TABLES,
     *sealed.TABLES,
+    *feed.TABLES,
     "pardag_schema",
 )
 """The tables pardag owns; a database holding some of them but no ``pardag_schema`` is not
@@ -319,6 +326,7 @@ STEP_KEY = ("run_id", "step_id", "attempt")
 INSERT_RUN = _insert("runs", RUN_COLUMNS)
 UPSERT_STEP = _upsert("steps", STEP_COLUMNS, STEP_KEY)
 INSERT_EVENT = _insert("events", EVENT_COLUMNS)
+SELECT_ORG_EVENTS = feed.select_org_events(EVENT_COLUMNS)
 INSERT_LOG = _insert("logs", LOG_COLUMNS)
 UPSERT_ANSWER = _upsert("answers", ANSWER_COLUMNS, ("run_id", "step_id"))
 UPSERT_CACHE = _upsert("cache", CACHE_COLUMNS, ("key",))

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from pardag.states import RunStatus
-from pardag.store import leases, schema, sealed, stats, tenancy
+from pardag.store import feed, leases, schema, sealed, stats, tenancy
 from pardag.store import triggers as trigger_sql
 from pardag.store.base import (
     Answer,
@@ -89,7 +89,29 @@ class SQLStore(TriggerTables):
         batches = schema.write_batches(steps, events, logs)
         updates = [(u.run_id, q) for u in runs if (q := schema.run_update(u)) is not None]
         if batches or updates:
-            self._write("recording run progress", lambda c: self._apply(c, batches, updates))
+            self._write("recording run progress", lambda c: self._progress(c, batches, updates))
+
+    def _progress(
+        self,
+        conn: Any,
+        batches: list[schema.Batch],
+        updates: list[tuple[str, tuple[str, list[Any]]]],
+    ) -> None:
+        """``write``'s transaction: events take their global numbers (``store.feed``)."""
+        numbered = [self._numbered(conn, b) if b.sql == schema.INSERT_EVENT else b for b in batches]
+        self._apply(conn, numbered, updates)
+        events = [b for b in batches if b.sql == schema.INSERT_EVENT]
+        if events:
+            self._announce(conn, events[0].runs)
+
+    def _numbered(self, conn: Any, batch: schema.Batch) -> schema.Batch:
+        last = int(self._fetch(conn, feed.TAKE, (len(batch.rows),))[0][0])
+        rows = feed.numbered(batch.rows, last)
+        return schema.Batch(batch.what, batch.sql, rows, batch.runs)
+
+    def _announce(self, conn: Any, runs: tuple[str, ...]) -> None:
+        """Tell other processes, at the commit, that ``runs`` have new events (PostgreSQL
+        ``NOTIFY``); a backend that cannot leaves its readers to poll."""
 
     def put_answer(self, answer: Answer) -> None:
         row = self._row(schema.row(answer, schema.ANSWER_COLUMNS))
@@ -280,6 +302,10 @@ class SQLStore(TriggerTables):
             rows = self._read(schema.SELECT_EVENTS, (run_id, after))
         else:
             rows = self._read(schema.SELECT_STEP_EVENTS, (run_id, step, after))
+        return [schema.event_from_row(r) for r in rows]
+
+    def org_events(self, org: str, after: int = 0, limit: int = 500) -> list[EventRecord]:
+        rows = self._read(schema.SELECT_ORG_EVENTS, (org, after, limit))
         return [schema.event_from_row(r) for r in rows]
 
     def get_logs(

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from pardag.store import SCHEMA_VERSION, Store, StoreError, schema
+from pardag.testing.feeds import FeedMigrationSuite
 from pardag.testing.records import T0, new_run
 from pardag.testing.stores import Opener, StoreSuite
 
@@ -22,7 +23,7 @@ RawSQL = Callable[..., list[tuple[Any, ...]]]
 """``raw(statement, *params)``: the rows of one SQL statement run beside the store."""
 
 
-class SQLStoreSuite(StoreSuite):
+class SQLStoreSuite(StoreSuite, FeedMigrationSuite):
     """``StoreSuite`` and the tests of a store on pardag's SQL schema (``pardag.store.schema``:
     its tables, versions and migrations), as pardag's SQLite and PostgreSQL stores are.
 

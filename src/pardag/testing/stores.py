@@ -23,6 +23,7 @@ from pardag.store import (
     Store,
     StoreError,
 )
+from pardag.testing.feeds import FeedSuite
 from pardag.testing.queues import QueueSuite
 from pardag.testing.records import (
     BIG_JSON,
@@ -43,7 +44,9 @@ from pardag.testing.triggers import TriggerSuite
 __all__ = ["Opener", "StoreSuite"]
 
 
-class StoreSuite(LifetimeSuite, QueueSuite, TenancySuite, TriggerSuite, SealedSuite, StatsSuite):
+class StoreSuite(
+    LifetimeSuite, QueueSuite, TenancySuite, TriggerSuite, SealedSuite, StatsSuite, FeedSuite
+):
     """The tests every store must pass. Not collected itself (its name lacks ``Test``).
 
     A subclass provides the fixture ``opener``: a callable that opens a store of its own for
