@@ -23,7 +23,8 @@ __all__ = ["SMALL", "Slot", "Talk", "run_call", "summary"]
 
 SMALL = 1024
 """The largest result, pickled, that a worker sends on the run's topic (the scheduler keeps
-each topic's messages until the run forgets the topic, so only small ones go that way)."""
+a topic's latest messages, ``distributed.admin.low-level-log-length`` of them, until the run
+drops the topic: only small ones go that way)."""
 
 
 class Talk(NamedTuple):
