@@ -49,13 +49,14 @@ class Listener:
     def wait(self, timeout: float) -> set[str]:
         if self._closed:
             return set()
+        conn = self._conn  # ``close`` on another thread may drop it: keep this one
         try:
-            if self._conn is None:
-                self._conn = self._connect()
-                self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+            if conn is None:
+                self._conn = conn = self._connect()
+                conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
                 return {ANY}
-            runs = {n.payload for n in self._conn.notifies(timeout=timeout, stop_after=1)}
-            runs |= {n.payload for n in self._conn.notifies(timeout=0)}
+            runs = {n.payload for n in conn.notifies(timeout=timeout, stop_after=1)}
+            runs |= {n.payload for n in conn.notifies(timeout=0)}
         except psycopg.Error as exc:
             self._drop()
             if self._closed:
