@@ -131,3 +131,25 @@ def test_trigger_reads_are_checked_against_params_only_without_triggers(tmp_path
         pardag.load(flow).validate()
     [problem] = refused.value.problems
     assert "reads trigger.customer" in str(problem) and "no param 'customer'" in str(problem)
+
+
+def test_a_cached_step_keys_on_the_trigger_data(tmp_path: Path) -> None:
+    flow = tmp_path / "orders.yaml"
+    flow.write_text(
+        ORDERS.replace("echo {{ trigger.order }}", "echo {{ trigger.order }}\n    cache: true")
+    )
+    url = str(tmp_path / "runs.db")
+    first = submit(pardag.load(flow), store=url, trigger={"order": "F-1", "amount": 1})
+    again = submit(pardag.load(flow), store=url, trigger={"order": "F-1", "amount": 1})
+    other = submit(pardag.load(flow), store=url, trigger={"order": "F-2", "amount": 1})
+    with open_store(url) as store:
+        work(store)
+        assert (
+            outputs(store, first)["show"] == outputs(store, again)["show"] == ("succeeded", "F-1")
+        )
+        assert outputs(store, other)["show"] == ("succeeded", "F-2")  # not the cached F-1
+        cached = {
+            run: [r.cached for r in store.get_steps(run) if r.step_id == "show"][-1]
+            for run in (first, again, other)
+        }
+        assert cached == {first: False, again: True, other: False}  # same data: a hit
