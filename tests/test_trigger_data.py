@@ -47,7 +47,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("postgres_url"))
 
 
-def outputs(store: Store, run_id: str) -> dict[str, object]:
+def outputs(store: Store, run_id: str) -> dict[str, tuple[str, str | None]]:
     """Each step's latest state and what its shell printed (one line)."""
     steps = {rec.step_id: rec for rec in store.get_steps(run_id)}  # later attempts win
     return {
