@@ -13,7 +13,8 @@ step with the same inputs gets the same key in every process. By default it cove
 * the step's kind and its params as written (templates unrendered);
 * for a Python callable (``fn=`` or ``function: module:callable``) its fingerprint, see
   :func:`function_fingerprint`: editing the function's body runs the step again;
-* the run's params (they are also what ``params.x`` and ``trigger.x`` read);
+* the run's params (they are also what ``params.x`` and ``trigger.x`` read), and its trigger
+  data when it has some (then what ``trigger.x`` reads, ``pardag.triggerdata``);
 * the inputs, by dependency id.
 
 It leaves out what decides *whether* or *how* a step runs rather than what it returns
@@ -40,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from pardag.store.base import CacheEntry, Store
 from pardag.templates import namespace, render, template_problems
+from pardag.triggerdata import TriggeredParams
 from pardag.units import parse_duration
 
 if TYPE_CHECKING:
@@ -264,6 +266,12 @@ def _definition(
     except (TypeError, ValueError, OverflowError, RecursionError) as exc:
         return None, f"its params are not JSON ({exc})"
     definition["run_params"] = json.loads(params)
+    if isinstance(ctx.params, TriggeredParams):  # what trigger.x reads: its data (triggerdata)
+        data = ctx.params.trigger
+        trigger = ctx.shared("pardag.caching.trigger", functools.partial(_json_or_none, data))
+        if trigger is None:
+            return None, "the run's trigger data is not JSON"
+        definition["trigger"] = json.loads(trigger)
     return definition, None
 
 

@@ -58,6 +58,7 @@ from pardag.readonly import freeze, thaw
 from pardag.reads import Reads, reads_of
 from pardag.sandbox import MAX_EXPONENT, MAX_INT_BITS, MAX_LENGTH
 from pardag.templates import NameMissing, available_names, environment
+from pardag.triggerdata import TriggeredParams
 
 __all__ = [
     "EXPRESSION_NAMES",
@@ -174,16 +175,17 @@ def expression_names(inputs: Mapping[str, Any], params: Mapping[str, Any]) -> di
     """The names a ``when`` or condition expression reads (read-only views): each input by
     id, and the rest.
 
-    ``inputs``, ``steps`` (``steps.ID.output``), ``params`` and ``trigger`` (the run's params)
-    win over a dependency of the same name.
+    ``inputs``, ``steps`` (``steps.ID.output``), ``params`` and ``trigger`` (the run's trigger
+    data, else its params: ``pardag.triggerdata``) win over a dependency of the same name.
     """
     frozen = freeze(params)
+    trigger = params.trigger if isinstance(params, TriggeredParams) else None
     return {
         **{dep: freeze(value) for dep, value in inputs.items()},
         "inputs": freeze(inputs),
         "steps": freeze({dep: {"output": value} for dep, value in inputs.items()}),
         "params": frozen,
-        "trigger": frozen,
+        "trigger": frozen if trigger is None else freeze(trigger),
     }
 
 

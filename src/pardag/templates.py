@@ -74,6 +74,7 @@ from pardag.sandbox import (
     writable,
 )
 from pardag.secrets import secrets_of
+from pardag.triggerdata import TriggeredParams
 
 if TYPE_CHECKING:
     from pardag.kinds.base import RunContext
@@ -208,13 +209,14 @@ def namespace(inputs: Mapping[str, Any], ctx: RunContext, **extra: Any) -> dict[
     some. ``env`` is one snapshot of ``os.environ`` per run (taken on first use). An
     instance of a mapped step (``ItemInputs``) also has ``item`` and ``item_index``."""
     params = freeze(ctx.params)
+    trigger = ctx.params.trigger if isinstance(ctx.params, TriggeredParams) else None
     if isinstance(inputs, ItemInputs):
         extra = {"item": inputs.item, "item_index": inputs.item_index, **extra}
     return {
         "inputs": freeze(inputs),
         "steps": freeze({dep: {"output": value} for dep, value in inputs.items()}),
         "params": params,
-        "trigger": params,
+        "trigger": params if trigger is None else freeze(trigger),
         "env": ctx.shared(_ENV_KEY, environment_snapshot),
         "secrets": freeze(dict(secrets_of(ctx))),  # the values; every sink masks them
         **{name: freeze(value) for name, value in extra.items()},

@@ -129,6 +129,8 @@ def _field_problems(
             continue
         if root in _STEP_ROOTS:
             yield from _step_read(wf, step, field, root, key, inner, missing)
+        elif root == "trigger" and wf.triggers:
+            continue  # a webhook's body or a schedule's slot: any keys (pardag.triggerdata)
         elif root in _PARAM_ROOTS:
             problem = param_problem(wf, key)
             if problem is not None:

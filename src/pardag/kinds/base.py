@@ -126,8 +126,9 @@ class RunContext:
 
     Kinds that keep state across steps (variables, counters, a pooled HTTP client) keep it
     here, never in module globals, so that two runs never see each other's. ``state`` is
-    guarded by ``lock``: steps on threads update it concurrently. ``params`` doubles as the
-    run's trigger data (what node-graph ``trigger`` nodes and ``trigger.x`` expressions read).
+    guarded by ``lock``: steps on threads update it concurrently. ``params`` carries the run's
+    trigger data when it has some (``pardag.triggerdata.TriggeredParams``), else doubles as it
+    (what node-graph ``trigger`` nodes and ``trigger.x`` templates and expressions read).
     """
 
     run_id: str

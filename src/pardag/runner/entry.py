@@ -33,6 +33,7 @@ from pardag.runner.records import RunRecords
 from pardag.runner.state import RunState
 from pardag.secrets import SECRETS_KEY, Secrets, default_sources
 from pardag.store.masked import MaskedStore
+from pardag.triggerdata import recorded_trigger, with_trigger
 
 __all__ = ["new_runner", "resume_run", "run_sync", "run_workflow"]
 
@@ -105,6 +106,8 @@ def new_runner(
     clock = options.get("clock") or SystemClock()
     floor = options.get("egress_floor")
     egress = EgressPolicy(settings.http_allow, settings.http_deny, floor=floor)
+    if record is not None and resumption is not None:  # a queued run's trigger data, kept
+        params = with_trigger(params, recorded_trigger(record.trigger_json))
     context = RunContext(run_id, wf.name, params, clock=clock, egress=egress)
     context.state[SECRETS_KEY] = secrets
     first_event = 1

@@ -16,6 +16,7 @@ from pardag.kinds.nodegraph.data import (
     node_text,
     show,
 )
+from pardag.triggerdata import trigger_of
 
 if TYPE_CHECKING:
     from pardag.model import Step
@@ -83,10 +84,11 @@ class VisualizationKind(NodeKind):
 
 
 class TriggerKind(NodeKind):
-    """Starts a flow: its output is the run's trigger data (its params)."""
+    """Starts a flow: its output is the run's trigger data (its params when it has none;
+    ``pardag.triggerdata``)."""
 
     def compute(self, params: Mapping[str, Any], inputs: Mapping[str, Any], ctx: RunContext) -> Any:
-        return dict(ctx.params)
+        return dict(trigger_of(ctx.params))
 
 
 KINDS = {
