@@ -222,8 +222,8 @@ def cancel_command(
     config: ConfigOpt = None,
     debug: DebugOpt = False,
 ) -> None:
-    """Cancel a run: its process (on this machine) stops it cleanly; a paused or dead run is
-    marked cancelled."""
+    """Cancel a run: the worker holding it (on any machine) or its process (on this machine)
+    stops it cleanly; a queued, paused or dead run is marked cancelled."""
     with reported(Session(debug)), open_recorded_store(store, config) as opened:
         record = recorded_run(opened, run_id)
         stderr.print(history.cancel(record.run_id, store=opened), markup=False)
