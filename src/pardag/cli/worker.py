@@ -44,7 +44,7 @@ def worker_command(
         str,
         typer.Option(
             "--poll",
-            help="How often an idle worker looks for queued runs, and a busy one for cancel requests.",
+            help="How often an idle worker looks for queued runs (a busy one: for cancels).",
             metavar="DURATION",
         ),
     ] = f"{POLL_EVERY:g}s",
