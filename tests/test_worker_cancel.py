@@ -12,14 +12,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import pardag
+from pardag.history import cancel
 from pardag.store import open_store
-from pardag.worker import submit
+from pardag.worker import Worker, submit
 from tests.store.conftest import postgres, postgres_url  # noqa: F401  (fixtures used below)
 from tests.test_worker import PATIENCE, REPO, SRC, records, wait_for
 
@@ -127,3 +129,52 @@ def test_pardag_cancel_stops_a_run_a_worker_holds_and_the_worker_goes_on(
     assert (
         f"cancelling run {long} (asked by `pardag cancel`)" in (project / "worker.err").read_text()
     )
+
+
+GATED = """\
+name: gated
+params:
+  flag: ""
+steps:
+  build:
+    kind: shell
+    command: while [ ! -e {{ params.flag }} ]; do sleep 0.05; done
+  review:
+    kind: approval
+    depends_on: build
+    prompt: Ship it?
+"""
+
+
+def test_a_run_that_paused_before_its_worker_read_the_request_is_cancelled(
+    project: Path, store_url: str, tmp_path: Path
+) -> None:
+    """The worker reads requests every --poll seconds (here: never during the test); a run
+    that pauses for an approval meanwhile ends in the worker's hands paused, and the worker
+    then cancels it as a paused run, naming who asked."""
+    (project / "gated.yaml").write_text(GATED)
+    flag = tmp_path / "flag"
+    run_id = submit(
+        pardag.load(project / "gated.yaml"), store=store_url, params={"flag": str(flag)}
+    )
+    said: list[str] = []
+    with open_store(store_url) as store:
+        worker = Worker(store, lease=1800, poll=600, say=said.append)
+        serving = threading.Thread(target=worker.serve)
+        serving.start()
+        try:
+            wait_for("step build to start", lambda: bool(store.get_steps(run_id)))
+            assert "asked worker" in cancel(run_id, store=store)
+            flag.touch()  # build ends, review pauses: the run ends paused in the worker
+            wait_for(
+                "the run to end", lambda: records(store_url, [run_id])[0].status == "cancelled"
+            )
+        finally:
+            worker.stop()
+            serving.join(PATIENCE)
+        steps = {s.step_id: (s.state, s.reason) for s in store.get_steps(run_id)}
+    assert steps["build"][0] == "succeeded"
+    assert steps["review"] == ("cancelled", "cancelled by `pardag cancel`")
+    [record] = records(store_url, [run_id])
+    assert (record.error, record.lease_until) == ("run cancelled: by `pardag cancel`", None)
+    assert any(f"cancelled paused run {run_id}" in line for line in said)

@@ -41,7 +41,7 @@ from pardag.egress import service_floor
 from pardag.errors import ArgumentError, StoreError
 from pardag.formats import read_workflow
 from pardag.formats.document import parse_document
-from pardag.history import run_recorded
+from pardag.history import cancel, run_recorded
 from pardag.model import Workflow, param_problem, with_overrides
 from pardag.options import RunOptions, SettingOptions
 from pardag.owner import this_process
@@ -256,9 +256,11 @@ class Worker:
         """Run one claimed run here; let go of its lease however it ends."""
         how = "taking over" if record.claims > 1 else "running"
         self._say(f"worker {self.name}: {how} run {record.run_id} ({record.workflow})")
+        paused = False
         try:
             result = run_recorded(fenced, record, self._run_options(record), handle)
             self._say(f"worker {self.name}: run {record.run_id} {result.status} here")
+            paused = result.status == RunStatus.PAUSED and not fenced.fenced
         except Exception as exc:  # it could not run here (its file gone, say): fail it, said why
             if not fenced.fenced:  # else it is another worker's run now
                 self._fail(record, exc)
@@ -269,7 +271,24 @@ class Worker:
                 self.store.release(record.run_id, self.name)
             except StoreError as exc:  # then its lease expires; the run is final already
                 self._say(f"worker {self.name}: cannot release run {record.run_id}: {exc}")
+            if paused:
+                self._cancel_paused(record.run_id)
             self._wake.set()
+
+    def _cancel_paused(self, run_id: str) -> None:
+        """A run that paused (for an approval) before this worker read a request to cancel
+        it: cancel it now, as ``pardag cancel`` cancels a paused run, naming who asked."""
+        try:
+            now = self.store.get_run(run_id)
+            if now is None or now.status != RunStatus.PAUSED or now.cancel_requested is None:
+                return
+            cancel(run_id, store=self.store, by=now.cancel_requested)
+            self._say(
+                f"worker {self.name}: cancelled paused run {run_id} (asked by "
+                f"{now.cancel_requested})"
+            )
+        except (StoreError, ArgumentError) as exc:  # answered or cancelled meanwhile, say
+            self._say(f"worker {self.name}: cannot cancel paused run {run_id}: {exc}")
 
     def _run_options(self, record: RunRecord) -> RunOptions:
         """The options of one run: the worker's, the run's organisation's stored secrets
