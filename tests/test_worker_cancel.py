@@ -22,8 +22,12 @@ import pardag
 from pardag.history import cancel
 from pardag.store import open_store
 from pardag.worker import Worker, submit
+from tests import test_worker
 from tests.store.conftest import postgres, postgres_url  # noqa: F401  (fixtures used below)
 from tests.test_worker import PATIENCE, REPO, SRC, records, wait_for
+
+store_url = test_worker.store_url  # the fixtures: a SQLite file, then PostgreSQL
+project = test_worker.project  # a folder to run in
 
 LONG = """\
 name: long
@@ -39,21 +43,6 @@ steps:
     depends_on: wait
     command: echo never
 """
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "runs.db")
-    return str(request.getfixturevalue("postgres_url"))
-
-
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    folder = tmp_path / "project"
-    folder.mkdir()
-    (folder / "long.yaml").write_text(LONG)
-    return folder
 
 
 def _env() -> dict[str, str]:
@@ -88,6 +77,7 @@ def alive(pid: int) -> bool:
 def test_pardag_cancel_stops_a_run_a_worker_holds_and_the_worker_goes_on(
     project: Path, store_url: str, tmp_path: Path, worker: subprocess.Popen[bytes]
 ) -> None:
+    (project / "long.yaml").write_text(LONG)
     wf = pardag.load(project / "long.yaml")
     flag, pids = tmp_path / "never", tmp_path / "pids"
     (tmp_path / "open").touch()

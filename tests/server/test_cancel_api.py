@@ -5,31 +5,10 @@ lease let go, and it goes on with the next queued run. Another organisation's ru
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from tests.server.conftest import FLOW, Served
-
-LONG = """\
-name: long
-params: {flag: "", pids: ""}
-steps:
-  wait:
-    kind: shell
-    command: echo $$ > {{ params.pids }}; while [ ! -e {{ params.flag }} ]; do sleep 0.05; done
-  after:
-    kind: shell
-    depends_on: wait
-    command: echo never
-"""
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+from tests.test_worker_cancel import LONG, alive
 
 
 def test_cancelling_a_run_the_worker_holds_stops_it_there(served: Served, tmp_path: Path) -> None:

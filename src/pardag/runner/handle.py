@@ -30,11 +30,6 @@ class RunHandle:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._asked: str | None = None
 
-    @property
-    def cancelled_by(self) -> str | None:
-        """Who asked to cancel the run through this handle (None: nobody)."""
-        return self._asked
-
     def attach(self, runner: Runner, loop: asyncio.AbstractEventLoop) -> None:
         """The run's runner is built, on ``loop``; apply a cancel asked before."""
         with self._lock:
