@@ -92,7 +92,7 @@ def test_pardag_cancel_stops_a_run_a_worker_holds_and_the_worker_goes_on(
     assert held.status == "running" and held.lease_until is not None
 
     done = subprocess.run(
-        [sys.executable, "-m", "pardag", "cancel", long[:12], "--store", store_url],
+        [sys.executable, "-m", "pardag", "cancel", long[:12], "--store", store_url, "--wait"],
         cwd=project,
         env=_env(),
         capture_output=True,
@@ -101,8 +101,8 @@ def test_pardag_cancel_stops_a_run_a_worker_holds_and_the_worker_goes_on(
     )
     assert done.returncode == 0, done.stderr
     assert f"asked worker {held.worker} to cancel run {long}" in done.stderr
+    assert done.stderr.rstrip().endswith(f"run {long} ended cancelled")  # --wait: until then
 
-    wait_for("the run to be cancelled", lambda: records(store_url, [long])[0].status != "running")
     [record] = records(store_url, [long])
     assert (record.status, record.error) == ("cancelled", "run cancelled: by `pardag cancel`")
     wait_for("the long step's process to be gone", lambda: not alive(pid))
