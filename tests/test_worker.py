@@ -413,7 +413,7 @@ def test_a_queued_run_can_be_cancelled_and_no_worker_claims_it(
     assert record.status == "cancelled" and record.claims == 0
 
 
-def test_a_run_a_worker_holds_is_not_resumed_or_cancelled_from_elsewhere(
+def test_a_run_a_worker_holds_is_not_resumed_but_its_worker_is_asked_to_cancel_it(
     project: Path, tmp_path: Path, ledger: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     url = str(tmp_path / "runs.db")
@@ -423,10 +423,13 @@ def test_a_run_a_worker_holds_is_not_resumed_or_cancelled_from_elsewhere(
     capsys.readouterr()
     assert main(["resume", run_id, "--store", url]) == 2
     assert "is held by worker far-away:1" in capsys.readouterr().err
-    assert main(["cancel", run_id, "--store", url]) == 2
-    assert "runs in worker far-away:1" in capsys.readouterr().err
+    assert main(["cancel", run_id, "--store", url]) == 0
+    assert f"asked worker far-away:1 to cancel run {run_id}" in capsys.readouterr().err
     [record] = records(url, [run_id])
-    assert record.status == "running" and not ledger.exists()
+    assert record.status == "running" and not ledger.exists()  # the worker stops it
+    assert record.cancel_requested == "`pardag cancel`"
+    with open_store(url) as store:
+        assert store.cancel_requests("far-away:1") == {run_id: "`pardag cancel`"}
 
 
 def test_a_worker_that_lost_its_lease_records_nothing_more_of_the_run(

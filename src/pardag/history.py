@@ -32,6 +32,7 @@ from pardag.recording import (
     recorded_settings,
 )
 from pardag.runner import resume_run
+from pardag.runner.handle import RunHandle
 from pardag.searchpath import add_folder
 from pardag.secrets import Secrets
 from pardag.states import RunStatus, StepState
@@ -89,10 +90,13 @@ def resume(run_id: str, **options: Unpack[RunOptions]) -> RunResult:
             opened.close()
 
 
-def run_recorded(opened: Store, record: RunRecord, options: RunOptions) -> RunResult:
+def run_recorded(
+    opened: Store, record: RunRecord, options: RunOptions, handle: RunHandle | None = None
+) -> RunResult:
     """Go on with ``record``'s run in this process, from what ``opened`` recorded: a run a
     worker claimed (queued: none of its steps ran yet; taken over: the finished ones keep their
-    outputs) or one ``resume`` checked. Stops the processes an earlier attempt left first."""
+    outputs) or one ``resume`` checked. Stops the processes an earlier attempt left first.
+    ``handle`` lets another thread cancel the run (a worker, when asked to)."""
     stop_step_processes(opened, record)
     wf = workflow_of(record)
     recorded = recorded_settings(record.settings_json)
@@ -101,7 +105,7 @@ def run_recorded(opened: Store, record: RunRecord, options: RunOptions) -> RunRe
     params |= options.get("params") or {}
     given: dict[str, Any] = {**recorded, **options}
     given |= {"params": params, "store": opened, "secrets": secrets}
-    return resume_run(wf, Resumption.read(opened, record), cast(RunOptions, given))
+    return resume_run(wf, Resumption.read(opened, record), cast(RunOptions, given), handle)
 
 
 def _check_resumable(record: RunRecord) -> None:
@@ -396,36 +400,42 @@ def _unfinished_run(opened: Store, run_id: str) -> RunRecord:
     return record
 
 
-def _cancelled_steps(opened: Store, record: RunRecord, now: float) -> list[StepRecord]:
+def _cancelled_steps(opened: Store, record: RunRecord, now: float, by: str) -> list[StepRecord]:
     """The run's steps left running or paused (their latest attempts), now cancelled."""
     gone = "" if record.status == RunStatus.PAUSED else " (its process was gone)"
     out = []
     for step in latest_attempts(opened.get_steps(record.run_id)).values():
         if step.state in (StepState.RUNNING, StepState.PAUSED):
             step.state, step.finished_at = StepState.CANCELLED.value, now
-            step.reason = f"cancelled by `pardag cancel`{gone}"
+            step.reason = f"cancelled by {by}{gone}"
             out.append(step)
     return out
 
 
-def cancel(run_id: str, *, store: Store | str | os.PathLike[str] | None = None) -> str:
+CANCEL_BY = "`pardag cancel`"
+"""Who cancels a run, in each cancelled step's reason, when the command line does."""
+
+
+def cancel(
+    run_id: str, *, store: Store | str | os.PathLike[str] | None = None, by: str = CANCEL_BY
+) -> str:
     """Cancel a run that has not finished; returns what was done, in words.
 
-    A run whose process is alive on this machine is sent SIGTERM, which that process handles
-    as a first Ctrl-C (running steps stopped, the run recorded cancelled), each cancelled step
-    saying ``cancelled by `pardag cancel` (SIGTERM)``. A paused run, or one whose process
-    died, is marked cancelled in the store, with its steps that were running or paused, and
-    so is a queued run (no worker claims it then). A finished run is left alone (an error), and
-    so, for now, is a run a worker holds.
+    A run a worker holds, on any machine, gets a cancel request in the store: its worker reads
+    it beside its lease renewals (``Store.cancel_requests``) and cancels the run as a first
+    Ctrl-C does (running steps stopped, the run recorded cancelled, the lease let go), each
+    cancelled step saying ``cancelled by {by}``; this returns once the request is recorded. A
+    run whose process is alive on this machine is sent SIGTERM, which that process handles
+    the same way (``cancelled by `pardag cancel` (SIGTERM)``). A paused run, or one whose
+    process died, is marked cancelled in the store, with its steps that were running or
+    paused, and so is a queued run (no worker claims it then). A finished run is left alone
+    (an error).
     """
     opened, owned = required_store(store, "cancel")
     try:
         record = _unfinished_run(opened, run_id)
         if record.status == RunStatus.RUNNING and record.lease_until is not None:
-            raise ArgumentError(
-                f"run {record.run_id} runs in worker {record.worker}, and cancelling a "
-                "worker's run is not built yet (docs/server.md); a queued run can be cancelled"
-            )
+            return _request_cancel(opened, record, by)
         pid, owner = _live_local_pid(record), parse(record.owner)
         if record.status == RunStatus.RUNNING and pid is not None:
             os.kill(pid, signal.SIGTERM)
@@ -435,24 +445,35 @@ def cancel(run_id: str, *, store: Store | str | os.PathLike[str] | None = None) 
                 f"run {record.run_id} runs on {owner.host} (process {owner.pid}); cancel it there"
             )
         if record.status == RunStatus.QUEUED:
-            return _cancel_queued(opened, record)
+            return _cancel_queued(opened, record, by)
         stop_step_processes(opened, record)
         now = time.time()
         update = RunUpdate(record.run_id, status=RunStatus.CANCELLED.value, finished_at=now)
-        update.error = "run cancelled: by `pardag cancel`"
-        opened.write(runs=[update], steps=_cancelled_steps(opened, record, now))
+        update.error = f"run cancelled: by {by}"
+        opened.write(runs=[update], steps=_cancelled_steps(opened, record, now, by))
         return f"run {record.run_id} ({record.status}) is now cancelled"
     finally:
         if owned:
             opened.close()
 
 
-def _cancel_queued(opened: Store, record: RunRecord) -> str:
-    """Cancel a queued run, unless a worker claims it first (then it is that worker's)."""
-    if opened.cancel_queued(record.run_id, time.time(), "run cancelled: by `pardag cancel`"):
+def _cancel_queued(opened: Store, record: RunRecord, by: str) -> str:
+    """Cancel a queued run, unless a worker claims it first (then ask that worker)."""
+    if opened.cancel_queued(record.run_id, time.time(), f"run cancelled: by {by}"):
         return f"run {record.run_id} (queued) is now cancelled"
+    return _request_cancel(opened, recorded_run(opened, record.run_id), by)
+
+
+def _request_cancel(opened: Store, record: RunRecord, by: str) -> str:
+    """Ask the worker holding ``record``'s run to cancel it; what was done, in words."""
+    if opened.request_cancel(record.run_id, by, time.time()):
+        return (
+            f"asked worker {record.worker} to cancel run {record.run_id}: the worker stops it "
+            "at its next check (every --poll seconds, 1 by default); "
+            f"`pardag show {record.run_id[:12]}` shows it cancelled then"
+        )
     now = recorded_run(opened, record.run_id)
     raise ArgumentError(
-        f"run {record.run_id} was claimed by worker {now.worker} meanwhile (it is {now.status}), "
-        "and cancelling a worker's run is not built yet (docs/server.md)"
+        f"run {record.run_id} is {now.status} now (it changed meanwhile); "
+        f"run `pardag cancel {record.run_id[:12]}` again if it has not finished"
     )

@@ -16,6 +16,12 @@ once just exits, and its leases expire (docs/server.md). A worker that finds at 
 its lease was taken over (it was stalled for longer than the lease) fences the run: its writes
 are refused from then on (``store.fenced``), so the run stops there at its next commit.
 
+The same thread asks the store, every ``poll`` seconds while runs are in hand, which of them
+someone asked to cancel (``pardag cancel``, ``POST /api/runs/{id}/cancel``:
+``Store.cancel_requests``), and cancels each as a first Ctrl-C does (``RunHandle``): running
+steps are stopped, the run is recorded cancelled, each step naming who asked, and its lease
+is let go as for any run that ended.
+
 Each poll, a worker also fires the cron slots that are due (``pardag.schedules``: one run per
 slot among all workers); ``submit_stored`` queues a run of a workflow the service stores, as
 webhooks and schedules do.
@@ -35,11 +41,12 @@ from pardag.egress import service_floor
 from pardag.errors import ArgumentError, StoreError
 from pardag.formats import read_workflow
 from pardag.formats.document import parse_document
-from pardag.history import run_recorded
+from pardag.history import cancel, run_recorded
 from pardag.model import Workflow, param_problem, with_overrides
 from pardag.options import RunOptions, SettingOptions
 from pardag.owner import this_process
 from pardag.recording import open_run_store, queued_record, service_origin
+from pardag.runner.handle import RunHandle
 from pardag.schedules import fire_due
 from pardag.secrets import default_sources
 from pardag.states import RunStatus
@@ -158,7 +165,7 @@ class Worker:
         self._options: RunOptions = {**(options or {})}
         self.keyring = keyring or Keyring()
         self.allow_private = frozenset(allow_private)
-        self._active: dict[str, tuple[threading.Thread, FencedStore]] = {}
+        self._active: dict[str, tuple[threading.Thread, FencedStore, RunHandle]] = {}
         self._lock = threading.Lock()
         self._stopping, self._wake, self._closed = (threading.Event() for _ in range(3))
         self._next_tick = 0.0  # when to look for due cron slots again
@@ -235,20 +242,25 @@ class Worker:
 
     def _start(self, record: RunRecord) -> None:
         fenced = FencedStore(self.store)  # closed to the run's writes if the lease is lost
+        handle = RunHandle()  # how the lease thread cancels it when asked to
         thread = threading.Thread(
-            target=self._run, args=(record, fenced), name=f"pardag-run-{record.run_id[:12]}"
+            target=self._run,
+            args=(record, fenced, handle),
+            name=f"pardag-run-{record.run_id[:12]}",
         )
         with self._lock:
-            self._active[record.run_id] = (thread, fenced)
+            self._active[record.run_id] = (thread, fenced, handle)
         thread.start()
 
-    def _run(self, record: RunRecord, fenced: FencedStore) -> None:
+    def _run(self, record: RunRecord, fenced: FencedStore, handle: RunHandle) -> None:
         """Run one claimed run here; let go of its lease however it ends."""
         how = "taking over" if record.claims > 1 else "running"
         self._say(f"worker {self.name}: {how} run {record.run_id} ({record.workflow})")
+        paused = False
         try:
-            result = run_recorded(fenced, record, self._run_options(record))
+            result = run_recorded(fenced, record, self._run_options(record), handle)
             self._say(f"worker {self.name}: run {record.run_id} {result.status} here")
+            paused = result.status == RunStatus.PAUSED and not fenced.fenced
         except Exception as exc:  # it could not run here (its file gone, say): fail it, said why
             if not fenced.fenced:  # else it is another worker's run now
                 self._fail(record, exc)
@@ -259,7 +271,24 @@ class Worker:
                 self.store.release(record.run_id, self.name)
             except StoreError as exc:  # then its lease expires; the run is final already
                 self._say(f"worker {self.name}: cannot release run {record.run_id}: {exc}")
+            if paused:
+                self._cancel_paused(record.run_id)
             self._wake.set()
+
+    def _cancel_paused(self, run_id: str) -> None:
+        """A run that paused (for an approval) before this worker read a request to cancel
+        it: cancel it now, as ``pardag cancel`` cancels a paused run, naming who asked."""
+        try:
+            now = self.store.get_run(run_id)
+            if now is None or now.status != RunStatus.PAUSED or now.cancel_requested is None:
+                return
+            cancel(run_id, store=self.store, by=now.cancel_requested)
+            self._say(
+                f"worker {self.name}: cancelled paused run {run_id} (asked by "
+                f"{now.cancel_requested})"
+            )
+        except (StoreError, ArgumentError) as exc:  # answered or cancelled meanwhile, say
+            self._say(f"worker {self.name}: cannot cancel paused run {run_id}: {exc}")
 
     def _run_options(self, record: RunRecord) -> RunOptions:
         """The options of one run: the worker's, the run's organisation's stored secrets
@@ -292,27 +321,53 @@ class Worker:
 
     def _active_threads(self) -> list[threading.Thread]:
         with self._lock:
-            return [thread for thread, _ in self._active.values()]
+            return [thread for thread, _, _ in self._active.values()]
 
     # -- leases -----------------------------------------------------------------------------
 
     def _renew_all(self) -> None:
-        """Every third of a lease, renew the lease of each run in hand; a run whose lease
-        another worker took over is fenced: it records nothing more."""
-        while not self._closed.wait(self.lease / 3):
-            with self._lock:
-                held = [(run_id, f) for run_id, (_, f) in self._active.items() if not f.fenced]
-            for run_id, fenced in held:
-                try:
-                    kept = self.store.renew(run_id, self.name, self.lease, time.time())
-                except StoreError as exc:
-                    self._say(f"worker {self.name}: cannot renew the lease on {run_id}: {exc}")
-                    continue
-                if not kept and run_id in self.running:
-                    why = (
-                        f"worker {self.name} lost its lease on run {run_id}: another worker "
-                        "took it over (this one was stalled for longer than the lease; give "
-                        "a longer --lease), so this one records nothing more of it"
-                    )
-                    fenced.fence(why)
-                    self._say(why)
+        """Every ``poll`` seconds, cancel the runs in hand someone asked to cancel; every third
+        of a lease, renew the lease of each run in hand."""
+        every = min(self.poll, self.lease / 3)
+        due = time.monotonic() + self.lease / 3
+        while not self._closed.wait(every):
+            self._cancel_asked()
+            if time.monotonic() >= due:
+                due = time.monotonic() + self.lease / 3
+                self._renew_held()
+
+    def _cancel_asked(self) -> None:
+        """Cancel each run in hand that someone asked to cancel (``Store.cancel_requests``)."""
+        with self._lock:
+            handles = {run_id: h for run_id, (_, f, h) in self._active.items() if not f.fenced}
+        if not handles:
+            return
+        try:
+            asked = self.store.cancel_requests(self.name)
+        except StoreError as exc:  # asked again at the next check
+            self._say(f"worker {self.name}: cannot read the cancel requests now: {exc}")
+            return
+        for run_id, by in asked.items():
+            handle = handles.get(run_id)
+            if handle is not None and handle.cancel(by):
+                self._say(f"worker {self.name}: cancelling run {run_id} (asked by {by})")
+
+    def _renew_held(self) -> None:
+        """Renew the lease of each run in hand; a run whose lease another worker took over is
+        fenced: it records nothing more."""
+        with self._lock:
+            held = [(run_id, f) for run_id, (_, f, _) in self._active.items() if not f.fenced]
+        for run_id, fenced in held:
+            try:
+                kept = self.store.renew(run_id, self.name, self.lease, time.time())
+            except StoreError as exc:
+                self._say(f"worker {self.name}: cannot renew the lease on {run_id}: {exc}")
+                continue
+            if not kept and run_id in self.running:
+                why = (
+                    f"worker {self.name} lost its lease on run {run_id}: another worker "
+                    "took it over (this one was stalled for longer than the lease; give "
+                    "a longer --lease), so this one records nothing more of it"
+                )
+                fenced.fence(why)
+                self._say(why)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Annotated
@@ -216,14 +217,33 @@ def _print_queued(run_id: str, count: int, json_output: bool) -> None:
         stdout.print(run_id, markup=False)
 
 
+WAIT_EVERY = 0.2
+"""Seconds between looks at a run ``pardag cancel --wait`` waits for."""
+
+
 def cancel_command(
     run_id: RunIdArg,
     store: StoreOpt = None,
     config: ConfigOpt = None,
     debug: DebugOpt = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait",
+            help="Wait until the run has ended (a worker stops it at its next check): exit 0 "
+            "once it is cancelled, 1 if it ended otherwise first.",
+        ),
+    ] = False,
 ) -> None:
-    """Cancel a run: its process (on this machine) stops it cleanly; a paused or dead run is
-    marked cancelled."""
+    """Cancel a run: the worker holding it (on any machine) or its process (on this machine)
+    stops it cleanly; a queued, paused or dead run is marked cancelled."""
     with reported(Session(debug)), open_recorded_store(store, config) as opened:
         record = recorded_run(opened, run_id)
         stderr.print(history.cancel(record.run_id, store=opened), markup=False)
+        if not wait:
+            return
+        while not RunStatus((ended := recorded_run(opened, record.run_id)).status).is_final():
+            time.sleep(WAIT_EVERY)
+        stderr.print(f"run {record.run_id} ended {ended.status}", markup=False)
+    if ended.status != RunStatus.CANCELLED:
+        raise typer.Exit(ExitCode.FAILED)

@@ -43,7 +43,9 @@ def worker_command(
     poll: Annotated[
         str,
         typer.Option(
-            "--poll", help="How often an idle worker looks for queued runs.", metavar="DURATION"
+            "--poll",
+            help="How often an idle worker looks for queued runs (a busy one: for cancels).",
+            metavar="DURATION",
         ),
     ] = f"{POLL_EVERY:g}s",
     until_idle: Annotated[

@@ -27,6 +27,7 @@ from pardag.recording import Resumption, open_run_store, run_record
 from pardag.results import RunResult
 from pardag.runner.core import Runner
 from pardag.runner.events import Announcer
+from pardag.runner.handle import RunHandle
 from pardag.runner.mapping import fork_graph, has_maps
 from pardag.runner.plan import make_plan, past_durations
 from pardag.runner.records import RunRecords
@@ -38,8 +39,14 @@ from pardag.triggerdata import recorded_trigger, with_trigger
 __all__ = ["new_runner", "resume_run", "run_sync", "run_workflow"]
 
 
-def run_sync(wf: Workflow, options: RunOptions, resumption: Resumption | None = None) -> RunResult:
-    """``Workflow.run``: run on a fresh event loop; Ctrl-C cancels cleanly, a second exits."""
+def run_sync(
+    wf: Workflow,
+    options: RunOptions,
+    resumption: Resumption | None = None,
+    handle: RunHandle | None = None,
+) -> RunResult:
+    """``Workflow.run``: run on a fresh event loop; Ctrl-C cancels cleanly, a second exits.
+    ``handle`` gets the runner once built, so another thread can cancel the run."""
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -51,7 +58,7 @@ def run_sync(wf: Workflow, options: RunOptions, resumption: Resumption | None = 
         )
     loop = asyncio.new_event_loop()
     try:
-        result = loop.run_until_complete(_run_with_signals(wf, options, resumption))
+        result = loop.run_until_complete(_run_with_signals(wf, options, resumption, handle))
     except KeyboardInterrupt:  # the second Ctrl-C: leave now, without waiting for threads
         _close_loop(loop, wait_for_threads=False)
         raise
@@ -59,9 +66,12 @@ def run_sync(wf: Workflow, options: RunOptions, resumption: Resumption | None = 
     return result
 
 
-def resume_run(wf: Workflow, resumption: Resumption, options: RunOptions) -> RunResult:
-    """Go on with the recorded run ``resumption`` in this process (``pardag.resume``)."""
-    return run_sync(wf, options, resumption)
+def resume_run(
+    wf: Workflow, resumption: Resumption, options: RunOptions, handle: RunHandle | None = None
+) -> RunResult:
+    """Go on with the recorded run ``resumption`` in this process (``pardag.resume``);
+    ``handle``: as for ``run_sync``."""
+    return run_sync(wf, options, resumption, handle)
 
 
 async def run_workflow(wf: Workflow, options: RunOptions) -> RunResult:
@@ -151,9 +161,11 @@ def _nothing() -> None:
 
 
 async def _run_with_signals(
-    wf: Workflow, options: RunOptions, resumption: Resumption | None
+    wf: Workflow, options: RunOptions, resumption: Resumption | None, handle: RunHandle | None
 ) -> RunResult:
     runner, close = new_runner(wf, options, resumption)
+    if handle is not None:
+        handle.attach(runner, asyncio.get_running_loop())
     handled = threading.current_thread() is threading.main_thread() and os.name == "posix"
     interrupts = _Interrupts(runner, asyncio.get_running_loop()) if handled else None
     if interrupts is not None:
@@ -161,6 +173,8 @@ async def _run_with_signals(
     try:
         return await runner.run()
     finally:
+        if handle is not None:
+            handle.detach()
         close()
         if interrupts is not None:
             interrupts.uninstall()

@@ -2,7 +2,9 @@
 
 A run of another organisation is a 404, as a run that does not exist; lists never include
 one. Run ids are exact here (the command line's id prefixes could match another organisation's
-runs). Cancelling goes through ``pardag.history.cancel``; an answer to an approval is checked
+runs). Cancelling goes through ``pardag.history.cancel``: a run a worker holds gets a cancel
+request (a 202: the worker stops it within about its poll interval), any other unfinished run
+is cancelled at once (a 200); an answer to an approval is checked
 and recorded as ``pardag approve`` does, then the run is queued again for a worker to go on
 with it (the request does not wait for the run). A retry goes through ``pardag.retry``,
 queued for a worker: what the run's state refuses is a 409, a ``from`` naming no step a 422,
@@ -16,7 +18,7 @@ import binascii
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from pardag import history
@@ -114,12 +116,29 @@ def get_logs(request: Request, run_id: str, who: Viewer, step: str | None = None
     return {"run": run_id, "logs": pieces}
 
 
-@router.post("/{run_id}/cancel", summary="Cancel a run that has not finished")
-def cancel_run(request: Request, run_id: str, who: Operator) -> dict[str, Any]:
+@router.post(
+    "/{run_id}/cancel",
+    summary="Cancel a run that has not finished",
+    responses={202: {"description": "Cancel requested: the worker holding the run stops it"}},
+)
+def cancel_run(request: Request, response: Response, run_id: str, who: Operator) -> dict[str, Any]:
     store = store_of(request)
     run_of(store, who, run_id)
-    said = _refused_as_conflict(lambda: history.cancel(run_id, store=store))
-    return {**run_json(run_of(store, who, run_id)), "message": said}
+    by = f"token {_token_name(store, who)} over the API"
+    said = _refused_as_conflict(lambda: history.cancel(run_id, store=store, by=by))
+    record = run_of(store, who, run_id)
+    if record.status == RunStatus.RUNNING and record.cancel_requested is not None:
+        response.status_code = 202  # the worker has yet to stop it
+    return {**run_json(record), "message": said}
+
+
+def _token_name(store: Store, who: Principal) -> str:
+    """The caller's token's name, as cancelled steps name who cancelled them (its id when
+    the token is gone meanwhile)."""
+    for token in store.list_tokens(who.org):
+        if token.token_id == who.token_id:
+            return repr(token.name)
+    return who.token_id
 
 
 class ApprovalIn(BaseModel):

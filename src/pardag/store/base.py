@@ -82,6 +82,8 @@ class RunRecord:
     lease_until: float | None = None
     claimed_at: float | None = None
     claims: int = 0
+    cancel_requested: str | None = None
+    cancel_requested_at: float | None = None
 
 
 @dataclass
@@ -345,6 +347,18 @@ class Store(ABC):
     def cancel_queued(self, run_id: str, now: float, error: str) -> bool:
         """Mark a queued run ``cancelled`` (at ``now``, saying ``error``) unless a worker has
         claimed it meanwhile; False then, or if it was not queued."""
+
+    @abstractmethod
+    def request_cancel(self, run_id: str, by: str, now: float) -> bool:
+        """Record that ``by`` asked at ``now`` to cancel a run a worker holds (``running``,
+        under a lease); the worker cancels it once it reads the request (``cancel_requests``).
+        False if the run is not running under a lease (queued, paused, finished, or run by
+        ``pardag run``); a request already recorded is kept (the first asker is named)."""
+
+    @abstractmethod
+    def cancel_requests(self, worker: str) -> dict[str, str]:
+        """The runs ``worker`` holds a lease on that someone asked to cancel: who asked, by
+        run id. Cheap (one indexed read): workers ask beside their lease renewals."""
 
     @abstractmethod
     def requeue(self, run_id: str) -> bool:

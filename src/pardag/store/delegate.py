@@ -53,6 +53,12 @@ class DelegatingStore(Store):
     def cancel_queued(self, run_id: str, now: float, error: str) -> bool:
         return self.inner.cancel_queued(run_id, now, error)
 
+    def request_cancel(self, run_id: str, by: str, now: float) -> bool:
+        return self.inner.request_cancel(run_id, by, now)
+
+    def cancel_requests(self, worker: str) -> dict[str, str]:
+        return self.inner.cancel_requests(worker)
+
     def requeue(self, run_id: str) -> bool:
         return self.inner.requeue(run_id)
 

@@ -23,12 +23,14 @@ from pardag.store.schema import RUN_COLUMNS
 
 __all__ = [
     "CANCEL_QUEUED",
+    "CANCEL_REQUESTS",
     "LOCK",
     "PICK_EXPIRED",
     "PICK_QUEUED",
     "RELEASE",
     "RENEW",
     "REOPEN",
+    "REQUEST_CANCEL",
     "REQUEUE",
     "TAKE",
 ]
@@ -76,14 +78,32 @@ CANCEL_QUEUED = (
 )
 """Cancel a run still queued (finished_at, error, run_id); a claimed one is left alone."""
 
+REQUEST_CANCEL = (
+    "UPDATE runs SET cancel_requested = COALESCE(cancel_requested, ?), "
+    "cancel_requested_at = COALESCE(cancel_requested_at, ?) WHERE run_id = ? "
+    f"AND status = '{_RUNNING}' AND lease_until IS NOT NULL RETURNING run_id"
+)
+"""Ask the worker holding a run to cancel it (by, now, run_id); only a running run under a
+lease, and the first request stays."""
+
+CANCEL_REQUESTS = (
+    "SELECT run_id, cancel_requested FROM runs WHERE worker = ? "
+    f"AND status = '{_RUNNING}' AND lease_until IS NOT NULL AND cancel_requested IS NOT NULL"
+)
+"""The runs a worker holds that someone asked to cancel (worker): run id, who asked."""
+
 REQUEUE = (
-    f"UPDATE runs SET status = '{_QUEUED}', lease_until = NULL WHERE run_id = ? "
+    f"UPDATE runs SET status = '{_QUEUED}', lease_until = NULL, cancel_requested = NULL, "
+    "cancel_requested_at = NULL WHERE run_id = ? "
     f"AND status = '{RunStatus.PAUSED.value}' RETURNING run_id"
 )
-"""Queue a paused run again, for a worker to go on with it (run_id); only a paused one."""
+"""Queue a paused run again, for a worker to go on with it (run_id); only a paused one. A
+cancel request the run paused before its worker read is dropped: a paused run is cancelled
+at once, not by request."""
 REOPEN = (
     "UPDATE runs SET status = ?, settings_json = ?, owner = ?, finished_at = NULL, "
-    "error = NULL, lease_until = NULL, claims = 0 WHERE run_id = ? AND status = ? "
+    "error = NULL, lease_until = NULL, claims = 0, cancel_requested = NULL, "
+    "cancel_requested_at = NULL WHERE run_id = ? AND status = ? "
     "RETURNING run_id"
 )
 """A finished run's new attempt (status, settings_json, owner, run_id, the status it had)."""

@@ -185,6 +185,15 @@ MIGRATIONS: list[Migration] = [
         "all of an organisation's runs and resume after the last event it sent",
         feed.MIGRATION,
     ),
+    Migration(
+        9,
+        "a cancel request on a run a worker holds (who asked, and when), which the worker "
+        "reads beside its lease renewals and acts on",
+        (
+            "ALTER TABLE runs ADD COLUMN cancel_requested TEXT",
+            "ALTER TABLE runs ADD COLUMN cancel_requested_at DOUBLE PRECISION",
+        ),
+    ),
 ]
 """Every version of the schema, oldest first; append, never edit."""
 

@@ -155,6 +155,17 @@ class SQLStore(TriggerTables):
             )
         )
 
+    def request_cancel(self, run_id: str, by: str, now: float) -> bool:
+        params = (by, now, run_id)
+        return bool(
+            self._write(
+                "requesting a run's cancel", lambda c: self._fetch(c, leases.REQUEST_CANCEL, params)
+            )
+        )
+
+    def cancel_requests(self, worker: str) -> dict[str, str]:
+        return {str(r[0]): str(r[1]) for r in self._read(leases.CANCEL_REQUESTS, (worker,))}
+
     def requeue(self, run_id: str) -> bool:
         return bool(
             self._write("requeueing a run", lambda c: self._fetch(c, leases.REQUEUE, (run_id,)))

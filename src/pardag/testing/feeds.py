@@ -118,8 +118,15 @@ class FeedMigrationSuite:
         version = next(m.version for m in schema.MIGRATIONS if m.statements is feed.MIGRATION)
         with monkeypatch.context() as before:
             before.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[: version - 1])
-            with opener() as old:
-                old.create_run(new_run("old-run"))
+            with opener():  # a database of that version; its run as that pardag wrote it
+                pass
+            raw(
+                "INSERT INTO runs (run_id, workflow, status, created_at, definition, "
+                "definition_format, definition_hash, settings_json, params_json) "
+                "VALUES (?, 'wf', 'running', ?, '', 'python', '', '{}', '{}')",
+                "old-run",
+                T0,
+            )
             for seq, at in ((1, T0 + 5), (2, T0 + 1), (3, T0 + 9)):
                 raw(
                     "INSERT INTO events (run_id, seq, at, kind, attempt, data_json) "

@@ -23,6 +23,7 @@ from pardag.store import (
     Store,
     StoreError,
 )
+from pardag.testing.cancels import CancelSuite
 from pardag.testing.feeds import FeedSuite
 from pardag.testing.queues import QueueSuite
 from pardag.testing.records import (
@@ -45,7 +46,14 @@ __all__ = ["Opener", "StoreSuite"]
 
 
 class StoreSuite(
-    LifetimeSuite, QueueSuite, TenancySuite, TriggerSuite, SealedSuite, StatsSuite, FeedSuite
+    LifetimeSuite,
+    QueueSuite,
+    CancelSuite,
+    TenancySuite,
+    TriggerSuite,
+    SealedSuite,
+    StatsSuite,
+    FeedSuite,
 ):
     """The tests every store must pass. Not collected itself (its name lacks ``Test``).
 
