@@ -16,6 +16,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
@@ -73,17 +75,41 @@ def list_runs(
     who: Viewer,
     workflow: str | None = None,
     status: str | None = None,
+    since: str | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = PAGE,
 ) -> dict[str, Any]:
     history.check_status(status, "status")
     before = _after(cursor) if cursor else None
+    start = _since(since) if since else None
     found = store_of(request).list_runs(
         workflow=workflow, status=status, org=who.org, before=before, limit=limit + 1
     )
+    if start is not None:  # newest first: past the first older run, every other is older
+        found = [r for r in found if r.created_at >= start]
     page = found[:limit]
     following = _cursor(page[-1]) if len(found) > limit else None
     return {"runs": [run_json(r) for r in page], "next_cursor": following}
+
+
+def _since(text: str) -> float:
+    """``since=``: seconds since the epoch, or an ISO 8601 time (UTC unless it says)."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = None
+    if seconds is not None and math.isfinite(seconds):
+        return seconds
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise ApiError(
+            400,
+            "bad_since",
+            f"since={text!r} is no time: give seconds since the epoch (1764770400) or an ISO "
+            "8601 time (2026-12-03T14:00:00Z)",
+        ) from None
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
 @router.get("/{run_id}", summary="A run and its steps")

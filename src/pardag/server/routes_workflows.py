@@ -8,14 +8,17 @@ that workers run them under the service's egress preset.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pardag.server.auth import Admin, Operator, Principal, Viewer, not_found, store_of
 from pardag.server.definitions import read_definition
+from pardag.server.errors import ApiError
 from pardag.server.shapes import run_json, workflow_json
 from pardag.server.triggers import check_names, register, trigger_json
 from pardag.states import Mode, OnFailure
@@ -35,6 +38,57 @@ class WorkflowIn(BaseModel):
     name: str | None = Field(
         None, min_length=1, max_length=200, description="Default: the workflow's own name."
     )
+
+
+RAW_FORMATS = {
+    "application/yaml": "yaml",
+    "application/x-yaml": "yaml",
+    "text/yaml": "yaml",
+    "text/x-yaml": "yaml",
+    "application/toml": "toml",
+    "text/x-toml": "toml",
+}
+"""Content types of a workflow file sent as the body itself, and the syntax each means (a JSON
+body is ``WorkflowIn``, or a workflow file written in JSON when it has neither
+``definition`` nor ``format``)."""
+_WORKFLOW_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"$ref": "#/components/schemas/WorkflowIn"}},
+            **{kind: {"schema": {"type": "string"}} for kind in RAW_FORMATS},
+        },
+    }
+}
+
+
+async def workflow_in(request: Request) -> WorkflowIn:
+    """The workflow a ``POST /api/workflows`` sends: ``{name, definition, format}`` as JSON,
+    or a workflow file itself (YAML or TOML by its content type; JSON without ``definition``
+    or ``format``), named by ``?name=`` or by itself."""
+    kind = request.headers.get("content-type", "application/json").split(";")[0].strip()
+    text = (await request.body()).decode("utf-8", errors="replace")
+    name = request.query_params.get("name") or None
+    if kind in RAW_FORMATS:
+        return _checked({"definition": text, "format": RAW_FORMATS[kind], "name": name})
+    if kind != "application/json":
+        known = ", ".join(["application/json", *RAW_FORMATS])
+        raise ApiError(415, "unsupported_media_type", f"a workflow is sent as {known}, not {kind}")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:  # as FastAPI words a body that is not JSON
+        error = {"type": "json_invalid", "loc": ("body", 0), "msg": "JSON decode error"}
+        raise RequestValidationError([{**error, "input": {}, "ctx": {"error": str(exc)}}]) from None
+    if isinstance(data, dict) and ("definition" in data or "format" in data):
+        return _checked(data)  # no workflow file has those at its top
+    return _checked({"definition": text, "format": "json", "name": name})
+
+
+def _checked(data: dict[str, Any]) -> WorkflowIn:
+    try:
+        return WorkflowIn.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
 
 
 RUN_SETTINGS = ("mode", "max_concurrency", "on_failure", "timeout", "pools")
@@ -82,8 +136,15 @@ def _versions(request: Request, who: Principal, workflow_id: str) -> list[Stored
     return versions
 
 
-@router.post("", status_code=201, summary="Store a workflow (a new version of its name)")
-def post_workflow(request: Request, body: WorkflowIn, who: Admin) -> dict[str, Any]:
+@router.post(
+    "",
+    status_code=201,
+    summary="Store a workflow (a new version of its name)",
+    openapi_extra=_WORKFLOW_BODY,
+)
+def post_workflow(
+    request: Request, body: Annotated[WorkflowIn, Depends(workflow_in)], who: Admin
+) -> dict[str, Any]:
     wf = read_definition(body.name, body.format, body.definition)
     name = body.name or wf.name
     store = store_of(request)
