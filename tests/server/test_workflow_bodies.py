@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 import time
 
+import httpx
+
 from tests.server.conftest import FLOW, Served
 
 TOML = """\
@@ -17,23 +19,17 @@ command = "echo toml"
 """
 
 
+def post_file(served: Served, who: str, text: str, kind: str, query: str = "") -> httpx.Response:
+    """POST ``text`` as the body itself, with content type ``kind``."""
+    headers = {"Content-Type": kind}
+    return served.call(who, "POST", "/api/workflows" + query, content=text, headers=headers)
+
+
 def test_a_workflow_file_is_the_body_in_any_of_its_syntaxes(served: Served) -> None:
-    yaml = served.call(
-        "admin",
-        "POST",
-        "/api/workflows?name=raw-yaml",
-        content=FLOW,
-        headers={"Content-Type": "application/yaml"},
-    )
+    yaml = post_file(served, "admin", FLOW, "application/yaml", "?name=raw-yaml")
     assert yaml.status_code == 201, yaml.text
     assert (yaml.json()["name"], yaml.json()["format"]) == ("raw-yaml", "yaml")
-    toml = served.call(
-        "admin",
-        "POST",
-        "/api/workflows",
-        content=TOML,
-        headers={"Content-Type": "application/toml"},
-    )
+    toml = post_file(served, "admin", TOML, "application/toml")
     assert toml.status_code == 201, toml.text
     assert (toml.json()["name"], toml.json()["format"]) == ("from-toml", "toml")
     steps = {"name": "from-json", "steps": {"hi": {"kind": "shell", "command": "echo json"}}}
@@ -47,31 +43,13 @@ def test_a_workflow_file_is_the_body_in_any_of_its_syntaxes(served: Served) -> N
 
 def test_a_raw_body_is_validated_as_a_file_is(served: Served) -> None:
     broken = FLOW.replace("kind: shell", "kind: shel", 1)
-    answer = served.call(
-        "admin",
-        "POST",
-        "/api/workflows",
-        content=broken,
-        headers={"Content-Type": "text/yaml"},
-    )
+    answer = post_file(served, "admin", broken, "text/yaml")
     assert answer.status_code == 422, answer.text
     assert ":5:" in answer.text and "shel" in answer.text  # the line of the unknown kind
-    refused = served.call(
-        "admin",
-        "POST",
-        "/api/workflows",
-        content="steps: {}",
-        headers={"Content-Type": "text/plain"},
-    )
+    refused = post_file(served, "admin", "steps: {}", "text/plain")
     assert refused.status_code == 415
     assert "application/yaml" in refused.json()["error"]["message"]
-    viewer = served.call(
-        "viewer",
-        "POST",
-        "/api/workflows",
-        content=FLOW,
-        headers={"Content-Type": "application/yaml"},
-    )
+    viewer = post_file(served, "viewer", FLOW, "application/yaml")
     assert viewer.status_code == 403  # the role is checked whatever the body
 
 

@@ -52,7 +52,8 @@ def run_call(payload: bytes, talk: Talk | None, stop: str | None, *values: Any) 
     fn, args, kwargs = pickle.loads(payload)
     if values:
         plain = [v.value if isinstance(v, Logged) else v for v in values]
-        args, kwargs = _filled(args, plain), _filled(kwargs, plain)
+        args = tuple(_filled(v, plain) for v in args)
+        kwargs = {k: _filled(v, plain) for k, v in kwargs.items()}
     if talk is not None and talk.start:
         _say(talk, {"at": time.time()})
     if stop is not None:
@@ -87,18 +88,9 @@ def summary(result: Any) -> tuple[str, int, Any, int]:
     return module + kind.__qualname__, int(sizeof(value)), pieces, dropped
 
 
-def _filled(where: Any, values: list[Any]) -> Any:
-    """``where`` (a call's args or kwargs, one level of containers deep) with slots filled."""
-    if isinstance(where, Slot):
-        return values[where.n]
-    if isinstance(where, tuple) and not hasattr(where, "_fields"):
-        return tuple(_filled_one(v, values) for v in where)
-    if isinstance(where, dict):
-        return {k: _filled_one(v, values) for k, v in where.items()}
-    return where
-
-
-def _filled_one(value: Any, values: list[Any]) -> Any:
+def _filled(value: Any, values: list[Any]) -> Any:
+    """An argument with its slots filled: itself a slot, or a dict holding slots (the
+    ``inputs`` binders pass), as ``Outputs.swap`` leaves them."""
     if isinstance(value, Slot):
         return values[value.n]
     if isinstance(value, dict):
