@@ -289,6 +289,11 @@ class Store(ABC):
         """Up to ``limit`` events of ``org``'s runs whose ``gseq`` is above ``after``, in
         ``gseq`` order: what ``GET /api/events`` follows."""
 
+    @abstractmethod
+    def last_gseq(self) -> int:
+        """The highest ``gseq`` given so far (0: none): where a page that has just read the
+        store starts following ``GET /api/events``, so that it misses nothing after."""
+
     def listen(self) -> EventListener | None:
         """A listener told when any process commits events, or None: readers poll."""
         return None

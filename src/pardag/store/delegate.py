@@ -92,6 +92,9 @@ class DelegatingStore(Store):
     def org_events(self, org: str, after: int = 0, limit: int = 500) -> list[rec.EventRecord]:
         return self.inner.org_events(org, after, limit)
 
+    def last_gseq(self) -> int:
+        return self.inner.last_gseq()
+
     def listen(self) -> rec.EventListener | None:
         return self.inner.listen()
 

@@ -336,6 +336,7 @@ INSERT_RUN = _insert("runs", RUN_COLUMNS)
 UPSERT_STEP = _upsert("steps", STEP_COLUMNS, STEP_KEY)
 INSERT_EVENT = _insert("events", EVENT_COLUMNS)
 SELECT_ORG_EVENTS = feed.select_org_events(EVENT_COLUMNS)
+SELECT_LAST_GSEQ = "SELECT MAX(gseq) FROM events"
 INSERT_LOG = _insert("logs", LOG_COLUMNS)
 UPSERT_ANSWER = _upsert("answers", ANSWER_COLUMNS, ("run_id", "step_id"))
 UPSERT_CACHE = _upsert("cache", CACHE_COLUMNS, ("key",))

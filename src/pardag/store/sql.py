@@ -319,6 +319,10 @@ class SQLStore(TriggerTables):
         rows = self._read(schema.SELECT_ORG_EVENTS, (org, after, limit))
         return [schema.event_from_row(r) for r in rows]
 
+    def last_gseq(self) -> int:
+        rows = self._read(schema.SELECT_LAST_GSEQ, ())
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
     def get_logs(
         self, run_id: str, step_id: str, after: tuple[int, int] = (0, 0)
     ) -> list[LogRecord]:
