@@ -21,6 +21,7 @@ from pardag.server import (
     routes_secrets,
     routes_tokens,
     routes_workflows,
+    ui,
 )
 from pardag.server.feeds import Hub
 from pardag.server.limits import DEFAULT_MAX_BODY, BodyLimit
@@ -55,10 +56,12 @@ def create_app(
     poll: float = POLL,
     recheck: float = events.RECHECK,
     fallback: float = FALLBACK,
+    page: bool = True,
 ) -> FastAPI:
     """The API over ``store`` (which the caller opens and closes). ``poll`` and ``recheck``:
     how often an event stream reads the store, and checks its token again; ``fallback``: how
-    long it waits for a notice when the store sends them (``server.wakeups``)."""
+    long it waits for a notice when the store sends them (``server.wakeups``); ``page``: serve
+    the web page too (``server.ui``)."""
     app = FastAPI(
         title="pardag",
         version=pardag.__version__,
@@ -75,6 +78,8 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router, responses=errors.RESPONSES)
     app.add_api_route("/healthz", _healthz, methods=["GET"], summary="Alive (no token needed)")
+    if page:
+        ui.install(app)
     app.add_middleware(BodyLimit, max_bytes=max_body)
     app.state.streams = StreamCounter()
     app.add_middleware(CountStreams, counter=app.state.streams)
@@ -86,6 +91,7 @@ def _healthz() -> dict[str, str]:
 
 
 def api_routes(app: FastAPI) -> list[APIRoute]:
-    """Every route of ``app``: those of ``ROUTERS``, then the app's own (``/healthz``)."""
+    """Every route of ``app``'s API: those of ``ROUTERS``, then the app's own (``/healthz``);
+    not the web page's (``pardag.server.ui``, which signs in with a cookie instead)."""
     own = [r for r in app.routes if isinstance(r, APIRoute)]
     return [r for router in ROUTERS for r in router.routes if isinstance(r, APIRoute)] + own

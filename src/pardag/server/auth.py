@@ -1,5 +1,8 @@
 """Who is asking: a Bearer token turned into a ``Principal`` (organisation and role).
 
+A browser signed in to the page (``pardag.server.ui``) sends its token in the ``COOKIE``
+cookie instead (HttpOnly, SameSite=Strict); the API takes it only for reading (GET and HEAD),
+so that a state-changing call always carries a header a page on another site cannot send.
 Each route declares the role it needs with ``Depends(need(ROLE))``; ``need`` remembers the
 dependency it made (``ROLE_OF``), so that a test can check that every route declares one.
 No token, a malformed, unknown, revoked or expired one is a 401; a token whose role is too
@@ -22,6 +25,7 @@ from pardag.store.base import Store
 from pardag.tokens import TokenRefused, check, outranks
 
 __all__ = [
+    "COOKIE",
     "ROLE_OF",
     "Admin",
     "Approver",
@@ -29,6 +33,7 @@ __all__ = [
     "Principal",
     "Viewer",
     "authenticate",
+    "credentials",
     "need",
     "not_found",
     "store_of",
@@ -44,6 +49,11 @@ class Principal:
     org: str
     role: str
 
+
+COOKIE = "pardag_session"
+"""The page's session cookie: the token the user signed in with."""
+SAFE = frozenset({"GET", "HEAD"})
+"""The methods the API takes the session cookie for."""
 
 ROLE_OF: dict[Callable[..., Principal], str] = {}
 """Each dependency ``need`` made, and the role it requires."""
@@ -82,11 +92,20 @@ def authenticate(store: Store, header: str | None) -> Principal:
     return Principal(record.token_id, record.org, record.role)
 
 
+def credentials(request: Request) -> str | None:
+    """The ``Authorization`` header, else for a GET the page's session cookie as one."""
+    header = request.headers.get("authorization")
+    cookie = request.cookies.get(COOKIE)
+    if header or not cookie or request.method not in SAFE:
+        return header
+    return f"Bearer {cookie}"
+
+
 def need(role: str) -> Callable[[Request], Principal]:
     """A dependency admitting callers whose token has ``role`` or a higher one."""
 
     def principal(request: Request) -> Principal:
-        who = authenticate(store_of(request), request.headers.get("authorization"))
+        who = authenticate(store_of(request), credentials(request))
         if not outranks(who.role, role):
             raise ApiError(
                 403,

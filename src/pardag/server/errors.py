@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -44,17 +44,25 @@ def _answer(status: int, code: str, message: str, **more: Any) -> JSONResponse:
     return JSONResponse(error_body(code, message, **more), status_code=status)
 
 
-async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+def _for(request: Request, status: int, code: str, message: str, **more: Any) -> Response:
+    """The error as JSON, or as the web page's error page for a page's path (the app's
+    ``state.error_page``, set when the page is served)."""
+    page = getattr(request.app.state, "error_page", None)
+    shown = page(request, status, message) if page is not None else None
+    return shown if shown is not None else _answer(status, code, message, **more)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    response = _answer(exc.status, exc.code, exc.message)
+    response = _for(request, exc.status, exc.code, exc.message)
     response.headers.update(exc.headers or {})
     return response
 
 
-async def _invalid_request(request: Request, exc: Exception) -> JSONResponse:
+async def _invalid_request(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     problems = [_field_problem(e) for e in exc.errors()]
-    return _answer(422, "invalid_request", "the request is invalid: " + "; ".join(problems))
+    return _for(request, 422, "invalid_request", "the request is invalid: " + "; ".join(problems))
 
 
 def _field_problem(error: Any) -> str:
@@ -63,34 +71,36 @@ def _field_problem(error: Any) -> str:
     return f"{where or 'body'}: {message}"
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     codes = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
     message = str(exc.detail)
     if exc.status_code == 404 and message == "Not Found":
         message = f"there is no {request.url.path} here; the API is under /api (/api/openapi.json)"
-    return _answer(exc.status_code, codes.get(exc.status_code, "error"), message)
+    return _for(request, exc.status_code, codes.get(exc.status_code, "error"), message)
 
 
-async def _pardag_error(request: Request, exc: Exception) -> JSONResponse:
+async def _pardag_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, ValidationError):
-        return _answer(
+        return _for(
+            request,
             422,
             "invalid_workflow",
             str(exc),
             problems=[{"step": p.step, "where": p.where, "message": str(p)} for p in exc.problems],
         )
     if isinstance(exc, ArgumentError):
-        return _answer(400, "refused", str(exc))
+        return _for(request, 400, "refused", str(exc))
     if isinstance(exc, StoreError):
         log.error("run store error: %s", exc)
-        return _answer(503, "store_unavailable", str(exc))
-    return _answer(400, "error", str(exc))
+        return _for(request, 503, "store_unavailable", str(exc))
+    return _for(request, 400, "error", str(exc))
 
 
-async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error answering %s %s", request.method, request.url.path)
-    return _answer(
+    return _for(
+        request,
         500,
         "internal",
         f"pardag failed unexpectedly: {type(exc).__name__}; the server's log has the traceback",

@@ -32,7 +32,17 @@ from pardag.server.shapes import attempt_json, run_json, steps_json
 from pardag.states import RunStatus
 from pardag.store.base import APPROVED, REJECTED, RunRecord, Store, StoreError
 
-__all__ = ["router", "run_of"]
+__all__ = [
+    "RetryIn",
+    "after_cursor",
+    "answer",
+    "cancel_run",
+    "cursor_of",
+    "retry_run",
+    "router",
+    "run_of",
+    "time_of",
+]
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
 
@@ -54,12 +64,12 @@ def run_of(store: Store, who: Principal, run_id: str) -> RunRecord:
     return record
 
 
-def _cursor(record: RunRecord) -> str:
+def cursor_of(record: RunRecord) -> str:
     raw = json.dumps([record.created_at, record.run_id]).encode()
     return base64.urlsafe_b64encode(raw).decode()
 
 
-def _after(cursor: str) -> tuple[float, str]:
+def after_cursor(cursor: str) -> tuple[float, str]:
     try:
         created, run_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         return float(created), str(run_id)
@@ -80,19 +90,19 @@ def list_runs(
     limit: Annotated[int, Query(ge=1, le=500)] = PAGE,
 ) -> dict[str, Any]:
     history.check_status(status, "status")
-    before = _after(cursor) if cursor else None
-    start = _since(since) if since else None
+    before = after_cursor(cursor) if cursor else None
+    start = time_of(since) if since else None
     found = store_of(request).list_runs(
         workflow=workflow, status=status, org=who.org, before=before, limit=limit + 1
     )
     if start is not None:  # newest first: past the first older run, every other is older
         found = [r for r in found if r.created_at >= start]
     page = found[:limit]
-    following = _cursor(page[-1]) if len(found) > limit else None
+    following = cursor_of(page[-1]) if len(found) > limit else None
     return {"runs": [run_json(r) for r in page], "next_cursor": following}
 
 
-def _since(text: str) -> float:
+def time_of(text: str) -> float:
     """``since=``: seconds since the epoch, or an ISO 8601 time (UTC unless it says)."""
     try:
         seconds = float(text)
@@ -184,7 +194,7 @@ def approve_step(
     request: Request, run_id: str, step: str, who: Approver, body: ApprovalIn | None = None
 ) -> dict[str, Any]:
     value = True if body is None else body.input
-    return _answer(request, who, run_id, step, APPROVED, value, None)
+    return answer(request, who, run_id, step, APPROVED, value, None)
 
 
 @router.post("/{run_id}/steps/{step}/reject", status_code=202, summary="Reject a paused step")
@@ -192,10 +202,10 @@ def reject_step(
     request: Request, run_id: str, step: str, who: Approver, body: RejectionIn | None = None
 ) -> dict[str, Any]:
     reason = body.reason if body is not None else ""
-    return _answer(request, who, run_id, step, REJECTED, None, reason or None)
+    return answer(request, who, run_id, step, REJECTED, None, reason or None)
 
 
-def _answer(
+def answer(
     request: Request,
     who: Principal,
     run_id: str,
