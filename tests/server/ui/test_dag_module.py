@@ -15,7 +15,7 @@ from tests.browser import STATIC, serve_folder
 
 HARNESS = Path(__file__).parent / "harness" / "dag.html"
 
-DIAMOND = {
+DIAMOND: dict[str, Any] = {
     "nodes": [
         {"id": "a", "kind": "shell", "mapped": False},
         {"id": "b", "kind": "python", "mapped": False},
@@ -61,17 +61,19 @@ def node(page: Any, step: str) -> Any:
 
 
 def classes(page: Any, selector: str) -> list[str]:
-    return page.eval_on_selector(selector, "el => [...el.classList]")
+    found: list[str] = page.eval_on_selector(selector, "el => [...el.classList]")
+    return found
 
 
 def geometry(page: Any) -> dict[str, Any]:
     """Every node's transform and every edge's path: what a re-layout would change."""
-    return page.evaluate(
+    found: dict[str, Any] = page.evaluate(
         """() => ({
-            nodes: [...document.querySelectorAll('.dag-node')].map(n => n.getAttribute('transform')),
-            edges: [...document.querySelectorAll('.dag-edge')].map(e => e.getAttribute('d')),
+          nodes: [...document.querySelectorAll('.dag-node')].map(g => g.getAttribute('transform')),
+          edges: [...document.querySelectorAll('.dag-edge')].map(e => e.getAttribute('d')),
         })"""
     )
+    return found
 
 
 def scale_and_shift(page: Any) -> tuple[float, float, float]:
@@ -177,20 +179,24 @@ def test_click_and_keyboard_select_a_step(page: Any, harness_url: str) -> None:
 
     assert page.evaluate("dag.select('a')") is True
     assert page.evaluate("selections") == ["b", "c", "d"]  # select() only marks
-    assert [n for n in ["a", "b", "c", "d"] if "selected" in classes(page, f'[data-id="{n}"]')] == ["a"]
+    assert [n for n in ["a", "b", "c", "d"] if "selected" in classes(page, f'[data-id="{n}"]')] == [
+        "a"
+    ]
 
 
 def edge_classes(page: Any) -> dict[str, bool]:
-    return page.evaluate(
+    found: dict[str, bool] = page.evaluate(
         """() => Object.fromEntries([...document.querySelectorAll('.dag-edge')].map(
             e => [e.dataset.from + '>' + e.dataset.to, e.classList.contains('critical')]))"""
     )
+    return found
 
 
 def critical_nodes(page: Any) -> list[str]:
-    return page.evaluate(
+    found: list[str] = page.evaluate(
         "[...document.querySelectorAll('.dag-node.critical')].map(n => n.dataset.id).sort()"
     )
+    return found
 
 
 def test_critical_path_marks_nodes_and_edges(page: Any, harness_url: str) -> None:
@@ -223,7 +229,12 @@ def layered(layers: int, width: int) -> dict[str, Any]:
 
 def test_a_thousand_steps_draw_and_all_updates_apply(page: Any, harness_url: str) -> None:
     graph = layered(50, 20)
-    draw(page, harness_url, graph)
+    page.goto(harness_url)
+    page.wait_for_function("window.harnessReady === true")
+    drawn = page.evaluate(
+        "g => { const t = performance.now(); draw(g); return performance.now() - t; }", graph
+    )
+    print(f"\n1,000 steps laid out and drawn: {drawn:.0f} ms")
     assert page.locator(".dag-node").count() == 1000
     assert page.locator(".dag-edge").count() == len(graph["edges"])
     assert page.locator(".dag-node.critical").count() == 50
@@ -248,10 +259,11 @@ def test_zoom_buttons_keys_wheel_and_drag_move_one_transform(page: Any, harness_
     draw(page, harness_url, DIAMOND)
     fitted = scale_and_shift(page)
     svg_box = page.locator(".dag-svg").bounding_box()
-    for box in page.locator(".dag-box").all():
+    for box in page.locator(".dag-box").all():  # fitted: every step is in view
         inside = box.bounding_box()
-        assert svg_box["x"] <= inside["x"] and inside["x"] + inside["width"] <= svg_box["x"] + svg_box["width"]
-        assert svg_box["y"] <= inside["y"] and inside["y"] + inside["height"] <= svg_box["y"] + svg_box["height"]
+        for start, size in (("x", "width"), ("y", "height")):
+            assert svg_box[start] <= inside[start]
+            assert inside[start] + inside[size] <= svg_box[start] + svg_box[size]
 
     page.click('.dag-controls [data-zoom="in"]')
     assert scale_and_shift(page)[0] > fitted[0]
@@ -273,7 +285,11 @@ def test_zoom_buttons_keys_wheel_and_drag_move_one_transform(page: Any, harness_
     px, py = svg_box["x"] + 200, svg_box["y"] + 150
     page.mouse.move(px, py)
     page.mouse.wheel(0, -300)
-    page.wait_for_function(f"!document.querySelector('.dag-viewport').getAttribute('transform').endsWith('scale({fitted[0]})')")
+    page.wait_for_function(
+        "k => !document.querySelector('.dag-viewport').getAttribute('transform')"
+        ".endsWith(`scale(${k})`)",
+        arg=fitted[0],
+    )
     k, x, y = scale_and_shift(page)
     assert k > fitted[0]
     # the graph point under the pointer stays under it

@@ -12,7 +12,7 @@
 //   dag.setCritical(ids); dag.select(id); dag.fit(); dag.zoom("in" | "out" | "fit");
 //   dag.layouts (always 1); dag.destroy() (drops listeners before the container is reused).
 
-const NODE_W = 184;
+const NODE_W = 196;
 const NODE_H = 58;
 const PAD = 24;           // margin around the graph when fitted
 const MIN_K = 0.02;       // zoom limits
@@ -177,6 +177,7 @@ function pathData(points) {
 function nodeMarkup(laid) {
   const step = laid.step;
   const id = esc(step.id);
+  const kind = clip(step.kind || "", 10);
   const at = `translate(${(laid.x - NODE_W / 2).toFixed(1)},${(laid.y - NODE_H / 2).toFixed(1)})`;
   const stack = step.mapped ? rect("dag-stack", 8) + rect("dag-stack", 4) : "";
   const count = step.mapped ? '<text class="dag-count" x="10" y="52">⧉ mapped</text>' : "";
@@ -185,8 +186,8 @@ function nodeMarkup(laid) {
     `transform="${at}" tabindex="0" role="button" aria-label="step ${id}: pending">` +
     `<title>${id}: ${STATE_LABELS.pending}</title>` +
     rect("dag-halo", 0, 7) + rect("dag-ring", 0, 3.5) + stack + rect("dag-box", 0) +
-    `<text class="dag-name" x="10" y="20">${esc(clip(step.id, 21))}</text>` +
-    `<text class="dag-kind" x="${NODE_W - 8}" y="20" text-anchor="end">${esc(clip(step.kind || "", 10))}</text>` +
+    `<text class="dag-name" x="10" y="20">${esc(clip(step.id, nameRoom(kind)))}</text>` +
+    `<text class="dag-kind" x="${NODE_W - 8}" y="20" text-anchor="end">${esc(kind)}</text>` +
     `<text class="dag-state" x="10" y="38">${STATE_LABELS.pending}</text>` + count +
     '<g class="dag-badge" transform="translate(8,-9)"><rect height="17" rx="8.5"/>' +
     '<text x="8" y="12.5"></text></g></g>'
@@ -199,6 +200,11 @@ function rect(cls, shift, grow = 0) {
     `<rect class="${cls}" x="${shift - grow}" y="${-shift - grow}" width="${NODE_W + 2 * grow}" ` +
     `height="${NODE_H + 2 * grow}" rx="${6 + grow}"/>`
   );
+}
+
+/** How many characters of a step's name fit beside its kind (estimated: no text is measured). */
+function nameRoom(kind) {
+  return Math.floor((NODE_W - 30 - kind.length * 6.3) / 8);
 }
 
 function indexNodes(svg) {
