@@ -271,7 +271,9 @@ def test_a_skipped_step_is_a_marker_with_its_reason(chart: Any) -> None:
 
 
 def test_a_label_is_a_button_that_selects_its_step(chart: Any) -> None:
-    feed(chart, EXAMPLE)
+    feed(chart, [*EXAMPLE[:-1], ev(16, 2.7, "step_skipped", "a-name-too-long-for-its-column" * 3)])
+    heads = chart.eval_on_selector_all(".tl-head", "hs => hs.map((h) => h.offsetWidth)")
+    assert len(heads) == 4 and len(set(heads)) == 1  # a long name does not widen its label
     chart.click(".tl-row[data-step='b'] .tl-label")
     chart.focus(".tl-row[data-step='c'] .tl-label")
     chart.keyboard.press("Enter")

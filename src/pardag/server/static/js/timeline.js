@@ -288,6 +288,7 @@ class Timeline {
     }
     this.finished = true;
     this.stretch(at);
+    if (this.fitting) this.fit(); // the whole run, without the room left for growing
   }
 
   /** The chart reaches `at`: wider track, new ticks; a fitting chart rescales. */
@@ -305,7 +306,7 @@ class Timeline {
 
   /** The px the track can show without scrolling. */
   room() {
-    return Math.max(this.scroller.clientWidth - LABEL_W - PAD, 0);
+    return Math.max(this.width - LABEL_W - PAD, 0); // the observed width: no forced layout
   }
 
   fitScale(headroom) {
