@@ -158,7 +158,9 @@ def test_an_open_bar_grows_with_tick_and_closes_at_finish(chart: Any) -> None:
     spans(chart, grown, 0.0, 5.0)
 
     call(chart, "finish", 6.0)
+    width = chart.eval_on_selector(".tl-scroll", "s => s.scrollWidth")
     call(chart, "tick", 30.0)  # the run is over: nothing grows any more
+    assert chart.eval_on_selector(".tl-scroll", "s => s.scrollWidth") == width
     [closed] = segs(chart, "x", "run")
     assert "st-running" not in closed["cls"]
     spans(chart, closed, 0.0, 6.0)

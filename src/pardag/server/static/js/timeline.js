@@ -7,7 +7,7 @@
  * zooming moves segments and never rebuilds rows. Colours come from pardag.css's variables.
  */
 
-const LABEL_W = 180; // px, the sticky label column (kept in step with timeline.css)
+const LABEL_W = 180; // px, the sticky label column (timeline.css reads it as --tl-label-w)
 const PAD = 24; // px of room after the last instant
 const MIN_PPS = 1e-4;
 const MAX_PPS = 1e4;
@@ -72,10 +72,13 @@ class Timeline {
     this.segs = []; // every segment, for zoom
     this.open = new Set(); // segments still growing
     this.build(container);
+    this.layout();
   }
 
   build(container) {
     this.root = el("div", "tl");
+    this.root.setAttribute("role", "region");
+    this.root.setAttribute("aria-label", "Run timeline");
     this.root.style.setProperty("--tl-label-w", `${LABEL_W}px`);
     const tools = el("div", "tl-tools");
     tools.append(
@@ -84,6 +87,7 @@ class Timeline {
       this.button("fit", "Fit the whole run", () => this.fit()),
     );
     this.scroller = el("div", "tl-scroll");
+    this.scroller.tabIndex = 0; // arrow keys scroll it
     const axisRow = el("div", "tl-axis-row");
     this.axis = el("div", "tl-axis");
     axisRow.append(el("div", "tl-corner", "step"), this.axis);
@@ -133,9 +137,9 @@ class Timeline {
     const data = event.data || {};
     if (kind === "step_ready") {
       this.close(row, "backoff", at);
-      this.opening(row, "wait", at, attempt);
+      this.opening(row, "wait", at, (attempt || 0) + 1); // the attempt it waits to start
     } else if (kind === "step_waiting") {
-      this.mark(this.opening(row, "wait", at, attempt), { note: `on ${data.waiting_on || "a slot"}` });
+      this.mark(this.opening(row, "wait", at, (attempt || 0) + 1), { note: `on ${data.waiting_on || "a slot"}` });
     } else if (kind === "step_started") {
       this.close(row, "wait", at);
       this.close(row, "paused", at);
@@ -293,10 +297,10 @@ class Timeline {
 
   /** The chart reaches `at`: wider track, new ticks; a fitting chart rescales. */
   stretch(at) {
-    if (at <= this.end && this.laid) return;
-    this.end = Math.max(this.end, at);
-    const used = this.span() * this.pps;
-    if (this.fitting && (used > this.room() || used < this.room() / 2)) this.scale(this.fitScale(1.25));
+    if (at <= this.end) return;
+    this.end = at;
+    const target = this.fitScale(1.25); // room to grow: a live run rescales now and then
+    if (this.fitting && (this.span() * this.pps > this.room() || this.pps < target / 2)) this.scale(target);
     else this.layout();
   }
 
@@ -344,7 +348,6 @@ class Timeline {
 
   /** The track's width and the axis for the current span and scale. */
   layout() {
-    this.laid = true;
     const width = Math.max(this.span() * this.pps + PAD, this.room() + PAD);
     this.root.style.setProperty("--tl-w", `${Math.ceil(width)}px`);
     this.root.dataset.pps = String(this.pps);
