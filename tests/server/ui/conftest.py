@@ -1,4 +1,5 @@
-"""A Chromium browser per test session (Playwright, the system's binary: ``tests.browser``)."""
+"""The browser tests' fixtures: Chromium per session (Playwright, the system's binary:
+``tests.browser``), a page per test, and a real service per module (``site``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,10 @@ from typing import Any
 
 import pytest
 
+from pardag.server.auth import COOKIE
+from pardag.store import open_store
 from tests.browser import chromium_path
+from tests.server.conftest import Served, serving
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +34,27 @@ def page(browser: Any) -> Iterator[Any]:
     opened.set_default_timeout(30_000)
     yield opened
     context.close()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """A real service (uvicorn on loopback, one worker) on a SQLite store, for a module's
+    browser tests; tokens as ``tests.server.conftest`` makes them (acme's roles, rival)."""
+    url = str(tmp_path_factory.mktemp("site") / "runs.db")
+    with open_store(url) as store, serving(store, workers=2) as service:
+        yield service
+
+
+def sign_in(page: Any, site: Served, who: str) -> None:
+    """Sign ``page``'s browser context in as token ``who`` (the cookie the login sets)."""
+    page.context.add_cookies(
+        [
+            {
+                "name": COOKIE,
+                "value": site.tokens[who],
+                "url": site.url,
+                "httpOnly": True,
+                "sameSite": "Strict",
+            }
+        ]
+    )

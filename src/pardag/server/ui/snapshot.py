@@ -58,6 +58,9 @@ def run_view(store: Store, record: RunRecord) -> RunView:
             instances.setdefault(parent, []).append(s)
     compiled = compiled_of(record)
     graph = graph_json(compiled, top)
+    if compiled is not None:  # every step of the workflow, those not started yet too
+        recorded = {s["step"]: s for s in top}
+        top = [recorded.get(sid) or _unstarted(sid) for sid in compiled.ids]
     data = {
         "run": run_json(record),
         "seq": events[-1].seq if events else 0,
@@ -72,6 +75,19 @@ def run_view(store: Store, record: RunRecord) -> RunView:
     paused = [s["step"] for s in all_steps if s["state"] == "paused"]
     forms = {sid: f for sid in paused if (f := approval_fields(compiled, sid)) is not None}
     return RunView(run_json(record), record, top, instances, origin, forms, data)
+
+
+def _unstarted(step: str) -> dict[str, Any]:
+    return {
+        "step": step,
+        "attempts": 0,
+        "state": "pending",
+        "reason": None,
+        "error": None,
+        "started_at": None,
+        "finished_at": None,
+        "cached": False,
+    }
 
 
 def graph_json(graph: Graph | None, steps: list[dict[str, Any]]) -> dict[str, Any]:
