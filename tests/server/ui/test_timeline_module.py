@@ -217,15 +217,13 @@ def test_labels_stay_at_the_left_when_the_chart_scrolls(chart: Any) -> None:
         chart.click("button[aria-label='Zoom in']")
     where = chart.evaluate(
         """() => { const s = document.querySelector('.tl-scroll');
-                   const seg = () => document.querySelector('.seg-run').getBoundingClientRect().left;
+                   const left = (css) => document.querySelector(css).getBoundingClientRect().left;
                    s.scrollLeft = 0;
-                   const before = seg();
+                   const before = left('.seg-run');
                    s.scrollLeft = 500;
-                   return {scrolled: s.scrollLeft, moved: before - seg(),
+                   return {scrolled: s.scrollLeft, moved: before - left('.seg-run'),
                            left: s.getBoundingClientRect().left + s.clientLeft,
-                           label: document.querySelector('.tl-head').getBoundingClientRect().left,
-                           corner: document.querySelector('.tl-corner').getBoundingClientRect().left};
-                 }"""
+                           label: left('.tl-head'), corner: left('.tl-corner')}; }"""
     )
     assert where["scrolled"] == 500 and where["moved"] == pytest.approx(500, abs=1)
     assert where["label"] == pytest.approx(where["left"], abs=0.5)
@@ -265,7 +263,10 @@ def test_an_event_seen_twice_is_drawn_once(chart: Any) -> None:
 
 
 def test_a_skipped_step_is_a_marker_with_its_reason(chart: Any) -> None:
-    feed(chart, [ev(1, 0.0, "step_ready", "a"), ev(2, 2.0, "step_skipped", "s", reason="upstream failed")])
+    feed(
+        chart,
+        [ev(1, 0.0, "step_ready", "a"), ev(2, 2.0, "step_skipped", "s", reason="upstream failed")],
+    )
     [skip] = segs(chart, "s", "skip")
     assert skip["left"] == pytest.approx(2.0 * pps(chart), abs=PX)
     assert "upstream failed" in skip["title"]

@@ -14,7 +14,9 @@ const MAX_PPS = 1e4;
 const TICK_PX = 90; // about this many px between two axis ticks
 const STEPS = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600,
   7200, 10800, 21600, 43200, 86400];
-const RUN_ENDS = { step_succeeded: "succeeded", step_failed: "failed", step_cancelled: "cancelled" };
+const RUN_ENDS = {
+  step_succeeded: "succeeded", step_failed: "failed", step_cancelled: "cancelled",
+};
 
 /** "1.20 s" under a minute and a half; "2m 05s", "1h 02m" beyond. */
 export function formatDuration(seconds) {
@@ -30,7 +32,9 @@ export function formatOffset(seconds) {
   const s = Math.round(seconds * 10) / 10;
   if (s < 60) return `${s}s`;
   const whole = Math.round(s);
-  if (whole < 3600) return whole % 60 ? `${Math.floor(whole / 60)}m${pad2(whole % 60)}s` : `${whole / 60}m`;
+  if (whole < 3600) {
+    return whole % 60 ? `${Math.floor(whole / 60)}m${pad2(whole % 60)}s` : `${whole / 60}m`;
+  }
   const mins = Math.floor(whole / 60) % 60;
   return mins ? `${Math.floor(whole / 3600)}h${pad2(mins)}m` : `${Math.floor(whole / 3600)}h`;
 }
@@ -135,18 +139,20 @@ class Timeline {
   apply(row, event) {
     const { kind, at, attempt } = event;
     const data = event.data || {};
+    const next = (attempt || 0) + 1; // the attempt a waiting step waits to start
     if (kind === "step_ready") {
       this.close(row, "backoff", at);
-      this.opening(row, "wait", at, (attempt || 0) + 1); // the attempt it waits to start
+      this.opening(row, "wait", at, next);
     } else if (kind === "step_waiting") {
-      this.mark(this.opening(row, "wait", at, (attempt || 0) + 1), { note: `on ${data.waiting_on || "a slot"}` });
+      this.mark(this.opening(row, "wait", at, next), { note: `on ${data.waiting_on || "a slot"}` });
     } else if (kind === "step_started") {
       this.close(row, "wait", at);
       this.close(row, "paused", at);
       this.openSeg(row, "run", at, attempt, { state: "running" });
     } else if (kind === "step_retrying") {
       this.endRun(row, at, "retrying", data.error);
-      this.openSeg(row, "backoff", at, attempt, { note: `retry after ${formatDuration(data.delay || 0)}` });
+      const note = `retry after ${formatDuration(data.delay || 0)}`;
+      this.openSeg(row, "backoff", at, attempt, { note });
     } else if (kind in RUN_ENDS) {
       this.endRun(row, at, RUN_ENDS[kind], data.reason);
       this.closeAll(row, at);
@@ -214,7 +220,8 @@ class Timeline {
   }
 
   marker(row, at, attempt, reason) {
-    this.mark(this.segment(row, "skip", at, attempt), { to: at, note: reason ? String(reason) : null });
+    const note = reason ? String(reason) : null;
+    this.mark(this.segment(row, "skip", at, attempt), { to: at, note });
   }
 
   // ---- rows --------------------------------------------------------------------------
@@ -300,7 +307,8 @@ class Timeline {
     if (at <= this.end) return;
     this.end = at;
     const target = this.fitScale(1.25); // room to grow: a live run rescales now and then
-    if (this.fitting && (this.span() * this.pps > this.room() || this.pps < target / 2)) this.scale(target);
+    const over = this.span() * this.pps > this.room() || this.pps < target / 2;
+    if (this.fitting && over) this.scale(target);
     else this.layout();
   }
 
@@ -382,7 +390,9 @@ class Timeline {
 
   describe(seg, to) {
     const parts = [KIND_NAMES[seg.kind]];
-    if (seg.kind !== "skip") parts.push(formatDuration(to - seg.from) + (seg.to === null ? " so far" : ""));
+    if (seg.kind !== "skip") {
+      parts.push(formatDuration(to - seg.from) + (seg.to === null ? " so far" : ""));
+    }
     parts.push(`attempt ${seg.attempt}`);
     if (seg.state) parts.push(seg.state);
     if (seg.note) parts.push(seg.note);
