@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint typecheck pytest postgres clean bench bench-full test-lowest
+.PHONY: test demo lint typecheck pytest postgres browser screenshots clean bench bench-full test-lowest
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,28 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) postgres
+pytest: $(STAMP) postgres browser
 	$(BIN)/python -m pytest
+
+# The web page's tests drive Chromium with Playwright (tests/browser.py): the system's own
+# browser, never one downloaded at run time. Where none is installed, Debian's chromium is
+# installed as root; otherwise this says what to do. PARDAG_CHROMIUM names another binary.
+browser:
+	@if [ -n "$${PARDAG_CHROMIUM:-}" ] || command -v chromium >/dev/null || command -v chromium-browser >/dev/null \
+		|| command -v google-chrome >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Chromium for the browser tests (apt-get install chromium)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null \
+		|| { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }; \
+	else \
+		echo "the browser tests need Chromium: install your distribution's chromium package (as root: apt-get install chromium), or set PARDAG_CHROMIUM to a Chromium or Chrome binary" >&2; \
+		exit 1; \
+	fi
+
+# The web page's screenshots in docs/server.md, light and dark (tests/server/ui/test_screenshots.py
+# checks that they were taken of the page as it is now).
+screenshots: $(STAMP) browser
+	$(BIN)/python -m tests.server.ui.screenshots
 
 # The run store tests need PostgreSQL (tests/store/conftest.py). If this machine has a cluster
 # that is installed but stopped, start it; with none, the test session starts a real one from

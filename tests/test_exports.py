@@ -92,6 +92,7 @@ INTERNAL = {
     "pardag.kinds.javascript._DeadlinePassed",
     "pardag.regularfile.NotRegularFile",
     "pardag.server.errors.ApiError",
+    "pardag.server.ui.session.LoginNeeded",
     "pardag.shellscan.Misplaced",
     "pardag.templates.NameMissing",
     "pardag.tokens.TokenRefused",

@@ -67,6 +67,8 @@ Kept internal, each caught where it is raised and never reaching a caller:
 * ``pardag.vault.SecretKeyError``: a ``SecretMissing`` about the key of the stored secrets
   (missing, malformed, not the one that sealed them), becomes the server's 503;
 * ``pardag.server.errors.ApiError``: an HTTP answer other than success, becomes its JSON error.
+* ``pardag.server.ui.session.LoginNeeded``: a page asked for without a valid session, becomes a
+  redirect to the login form.
 """
 
 from __future__ import annotations

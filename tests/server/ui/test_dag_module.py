@@ -29,10 +29,10 @@ DIAMOND: dict[str, Any] = {
 WORDING = {
     "pending": "… pending",
     "ready": "• ready",
-    "waiting": "⧗ waiting",
+    "waiting": "◔ waiting",
     "running": "▶ running",
     "retrying": "↻ retrying",
-    "paused": "⏸ paused",
+    "paused": "❚❚ paused",
     "succeeded": "✓ succeeded",
     "failed": "✗ failed",
     "skipped": "↷ skipped",

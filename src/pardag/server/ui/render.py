@@ -28,16 +28,16 @@ __all__ = ["STATE_LABELS", "duration", "environment", "page", "stamp"]
 STATE_LABELS = {
     "pending": "… pending",
     "ready": "• ready",
-    "waiting": "⧗ waiting",
+    "waiting": "◔ waiting",
     "running": "▶ running",
     "retrying": "↻ retrying",
-    "paused": "⏸ paused",
+    "paused": "❚❚ paused",
     "succeeded": "✓ succeeded",
     "failed": "✗ failed",
     "skipped": "↷ skipped",
     "cancelled": "⊘ cancelled",
     "queued": "… queued",
-    "timed_out": "⌛ timed out",
+    "timed_out": "◷ timed out",
 }
 """Each state as the page shows it: an icon and a word, never colour alone (dag.js agrees)."""
 

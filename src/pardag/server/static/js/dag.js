@@ -24,10 +24,10 @@ const BIG_GRAPH = 300;    // above this many steps, dagre's network-simplex rank
 export const STATE_LABELS = Object.freeze({
   pending: "… pending",
   ready: "• ready",
-  waiting: "⧗ waiting",
+  waiting: "◔ waiting",
   running: "▶ running",
   retrying: "↻ retrying",
-  paused: "⏸ paused",
+  paused: "❚❚ paused",
   succeeded: "✓ succeeded",
   failed: "✗ failed",
   skipped: "↷ skipped",
