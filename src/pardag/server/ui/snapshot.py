@@ -23,10 +23,13 @@ from pardag.model import Graph
 from pardag.recording import latest_attempts, service_origin
 from pardag.server.shapes import event_json, run_json, steps_json
 from pardag.server.ui.approvals import Field, fields_of
-from pardag.store.base import RunRecord, StepRecord, Store
+from pardag.store.base import EventRecord, RunRecord, StepRecord, Store
 
 __all__ = ["RunView", "approval_fields", "compiled_of", "critical_path", "graph_json", "run_view"]
 
+MAX_EVENTS = 20_000
+"""Events a snapshot carries for the timeline at most: past it, a big map's instances' events
+are left out (their mapped step's own events stay), then the latest are kept."""
 NO_GRAPH = "this run's workflow was built in Python: the page shows its steps, not their edges"
 
 
@@ -66,8 +69,10 @@ def run_view(store: Store, record: RunRecord) -> RunView:
         "seq": events[-1].seq if events else 0,
         "graph": graph,
         "note": None if compiled else NO_GRAPH,
-        "steps": {s["step"]: s for s in all_steps},
-        "events": [event_json(e) for e in events],
+        "steps": {s["step"]: s for s in top},
+        "instances": {p: [[i["step"], i["state"]] for i in found] for p, found in instances.items()},
+        "events": _timeline_events(events),
+        "events_left_out": len(events) - min(len(events), MAX_EVENTS),
         "now": time.time(),
     }
     graph["critical"] = critical_path(compiled, latest_attempts(records))
@@ -75,6 +80,13 @@ def run_view(store: Store, record: RunRecord) -> RunView:
     paused = [s["step"] for s in all_steps if s["state"] == "paused"]
     forms = {sid: f for sid in paused if (f := approval_fields(compiled, sid)) is not None}
     return RunView(run_json(record), record, top, instances, origin, forms, data)
+
+
+def _timeline_events(events: list[EventRecord]) -> list[dict[str, Any]]:
+    """The events the timeline draws (all of them, unless over ``MAX_EVENTS``)."""
+    if len(events) > MAX_EVENTS:
+        events = [e for e in events if '"parent"' not in e.data_json]
+    return [event_json(e) for e in events[-MAX_EVENTS:]]
 
 
 def _unstarted(step: str) -> dict[str, Any]:

@@ -18,7 +18,7 @@ const FINAL = new Set(["succeeded", "failed", "cancelled", "timed_out"]);
 const snapshot = JSON.parse(document.getElementById("snapshot").textContent);
 const run = snapshot.run;
 const nodes = new Set(snapshot.graph.nodes.map((n) => n.id));
-const instances = new Map(); // mapped step -> Map(instance id -> state)
+const instances = new Map(); // mapped step -> {states: Map(instance id -> state), counts}
 const rows = new Map([...document.querySelectorAll("#steps tr[data-step]")].map((r) => [r.dataset.step, r]));
 const stats = (window.pardagStats = { events: 0, lags: [] });
 let live = !FINAL.has(run.status);
@@ -45,22 +45,41 @@ function setStep(id, state, info) {
   if (info.reason) row.querySelector(".reason").textContent = info.reason;
 }
 
-function setInstance(parent, id, state) {
-  if (!instances.has(parent)) instances.set(parent, new Map());
+function setInstance(parent, id, state, draw = true) {
+  if (!instances.has(parent)) instances.set(parent, { states: new Map(), counts: {} });
   const mine = instances.get(parent);
-  mine.set(id, state);
-  const states = {};
-  for (const s of mine.values()) states[s] = (states[s] || 0) + 1;
-  dag.setCounts(parent, { total: mine.size, states });
+  const before = mine.states.get(id);
+  if (before) mine.counts[before] -= 1;
+  mine.counts[state] = (mine.counts[state] || 0) + 1;
+  mine.states.set(id, state);
+  if (draw) dag.setCounts(parent, { total: mine.states.size, states: mine.counts });
 }
 
 for (const [id, s] of Object.entries(snapshot.steps)) {
   setStep(id, s.state, { reason: s.error || s.reason, attempts: s.attempts });
 }
+for (const [parent, found] of Object.entries(snapshot.instances)) {
+  for (const [id, state] of found) setInstance(parent, id, state, false);
+  const mine = instances.get(parent);
+  if (mine) dag.setCounts(parent, { total: mine.states.size, states: mine.counts });
+}
 for (const node of snapshot.graph.nodes) {
   if (!snapshot.steps[node.id]) dag.setStep(node.id, { state: "pending" });
 }
 for (const event of snapshot.events) timeline.add(event);
+showWaits(snapshot.events);
+
+// A step parked on a full pool is recorded only as an event: its badge comes from there.
+function showWaits(events) {
+  const last = new Map();
+  for (const event of events) if (event.step) last.set(event.step, event);
+  for (const [id, event] of last) {
+    const s = snapshot.steps[id];
+    if (event.kind === "step_waiting" && (!s || s.state === "ready" || s.state === "pending")) {
+      setStep(id, "waiting", { waiting_on: event.data.waiting_on });
+    }
+  }
+}
 if (!live) timeline.finish(run.finished_at || snapshot.now);
 
 const refreshHead = debounced(async () => {
