@@ -64,15 +64,16 @@ def run_view(store: Store, record: RunRecord) -> RunView:
     if compiled is not None:  # every step of the workflow, those not started yet too
         recorded = {s["step"]: s for s in top}
         top = [recorded.get(sid) or _unstarted(sid) for sid in compiled.ids]
+    drawn = _timeline_events(events)
     data = {
         "run": run_json(record),
         "seq": events[-1].seq if events else 0,
         "graph": graph,
         "note": None if compiled else NO_GRAPH,
         "steps": {s["step"]: s for s in top},
-        "instances": {p: [[i["step"], i["state"]] for i in found] for p, found in instances.items()},
-        "events": _timeline_events(events),
-        "events_left_out": len(events) - min(len(events), MAX_EVENTS),
+        "instances": {p: [[i["step"], i["state"]] for i in got] for p, got in instances.items()},
+        "events": drawn,
+        "events_left_out": len(events) - len(drawn),
         "now": time.time(),
     }
     graph["critical"] = critical_path(compiled, latest_attempts(records))
