@@ -95,7 +95,21 @@ def _asset(path: str) -> str:
     return f"/static/{path}?v={pardag.__version__}"
 
 
+HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+        "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+        "form-action 'self'"
+    ),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
+"""Every page's headers: scripts from this site only (no inline script runs), never inside
+another site's frame (a hidden Approve button under a decoy), no referrer to other sites."""
+
+
 def page(request: Request, name: str, user: User | None, **context: Any) -> HTMLResponse:
     """Template ``name`` rendered for ``user`` (None: signed out)."""
     html = environment().get_template(name).render(request=request, user=user, **context)
-    return HTMLResponse(html)
+    return HTMLResponse(html, headers=HEADERS)

@@ -110,6 +110,8 @@ def login_form(request: Request, next: str = "/", why: str = "") -> Response:
 
 @router.post("/login")
 async def login(request: Request) -> Response:
+    if request.headers.get("sec-fetch-site") == "cross-site":  # another site signing you in
+        raise ApiError(403, "cross_site", "sign in from this site's own login form")
     form = await form_of(request)
     text, back = form.get("token", "").strip(), _safe_back(form.get("next"))
     try:
