@@ -28,12 +28,24 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def page(browser: Any) -> Iterator[Any]:
-    """A fresh page in its own context (no cookies shared between tests)."""
+    """A fresh page in its own context (no cookies shared between tests). A script error, or
+    anything the browser reports as an error but a failed load (the tests ask for refused
+    and missing pages on purpose), fails the test: a page whose script broke, or that its
+    Content-Security-Policy blocks, must not pass by looking right at first."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     opened = context.new_page()
     opened.set_default_timeout(30_000)
+    problems: list[str] = []
+    opened.on("pageerror", lambda exc: problems.append(f"script error: {exc}"))
+    opened.on("console", lambda msg: _console(msg, problems))
     yield opened
     context.close()
+    assert not problems, problems
+
+
+def _console(message: Any, problems: list[str]) -> None:
+    if message.type == "error" and not message.text.startswith("Failed to load resource"):
+        problems.append(f"console: {message.text}")
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+from playwright.sync_api import expect
+
 from pardag.server.auth import COOKIE
 from tests.server.conftest import FLOW, GATED, MARKER, Served
 from tests.server.ui.conftest import sign_in
@@ -116,10 +119,28 @@ def test_the_runs_list_filters_and_pages(page: Any, site: Served) -> None:
         page.locator("#runs tbody tr").nth(i).get_attribute("data-run") for i in range(3)
     } == set(made)
     page.fill("#q", "n1")
-    page.wait_for_function("document.querySelectorAll('#runs tbody tr').length === 1")
+    expect(page.locator("#runs tbody tr")).to_have_count(1)
     assert page.locator("#runs tbody tr").get_attribute("data-run") == made[1]
     assert "q=n1" in page.url  # deep-linkable
     page.goto(f"{site.url}/runs?trigger=schedule&workflow=paged")
     assert page.locator("#runs tbody tr").count() == 0
     page.goto(f"{site.url}/runs?status=nonsense")
     assert "nonsense" in page.locator(".problem").inner_text()
+
+
+def test_pages_may_not_be_framed_or_run_inline_script_and_sign_in_is_same_site(
+    site: Served,
+) -> None:
+    with httpx.Client(base_url=site.url, cookies={COOKIE: site.tokens["viewer"]}) as client:
+        answer = client.get("/runs")
+        policy = answer.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in policy and "script-src 'self';" in policy
+        assert answer.headers["x-frame-options"] == "DENY"
+        assert "<script>" not in answer.text  # nothing inline for the policy to block
+    with httpx.Client(base_url=site.url) as client:
+        forged = client.post(
+            "/login",
+            data={"token": site.tokens["viewer"]},
+            headers={"Sec-Fetch-Site": "cross-site"},
+        )
+        assert forged.status_code == 403 and COOKIE not in forged.headers.get("set-cookie", "")

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import expect
+
 from tests.server.conftest import FLOW, GATED, Served
 from tests.server.ui.conftest import sign_in
 
@@ -66,7 +68,7 @@ def test_a_run_started_from_the_page_goes_live_to_its_end_without_a_reload(
     page.wait_for_url("**/runs/*")
     page.evaluate("window.sameDocument = true")  # gone if anything reloads the page
     assert page.locator("#dag .dag-node").count() == 3
-    page.wait_for_function("document.querySelectorAll('#dag .dag-node.st-succeeded').length === 3")
+    expect(page.locator("#dag .dag-node.st-succeeded")).to_have_count(3)
     page.wait_for_selector("#run-status.st-succeeded")
     assert page.evaluate("window.sameDocument") is True
     assert page.evaluate("window.pardagDag.layouts") == 1
@@ -135,7 +137,7 @@ def test_retry_of_one_step_from_its_panel_reruns_that_step_alone(page: Any, site
     page.locator("#panel [data-action=retry-step]").click()
     page.wait_for_url(f"**/runs/{run_id}?done=retry")
     site.wait_for("viewer", run_id, lambda r: r["status"] == "succeeded")
-    page.wait_for_function("document.querySelectorAll('#dag .dag-node.st-succeeded').length === 3")
+    expect(page.locator("#dag .dag-node.st-succeeded")).to_have_count(3)
     assert attempts(site, run_id) == {"a": 1, "b": 2, "c": 1}
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.server.conftest import FLOW, Served
 from tests.server.ui.conftest import sign_in
@@ -59,7 +60,7 @@ def test_a_step_waiting_for_a_pool_wears_a_badge_naming_it(page: Any, site: Serv
     badge = page.locator("#dag .dag-node.badged .dag-badge")
     badge.wait_for()
     assert "waiting for pool db" in (badge.text_content() or "")
-    page.wait_for_function("document.querySelectorAll('#dag .dag-node.st-succeeded').length === 2")
+    expect(page.locator("#dag .dag-node.st-succeeded")).to_have_count(2)
     assert page.locator("#dag .dag-node.badged").count() == 0  # gone once it ran
 
 
@@ -86,9 +87,9 @@ def test_a_steps_page_has_its_output_traceback_and_a_live_log(page: Any, site: S
     sign_in(page, site, "viewer")
     page.goto(f"{site.url}/runs/{run_id}/steps/talk")  # as soon as it has started
     log = page.locator("#log")
-    page.wait_for_function("document.getElementById('log').textContent.includes('line 2\\n')")
+    expect(log).to_contain_text("line 2\n")
     page.evaluate("document.getElementById('log').scrollTop = 0")  # reading from the top
-    page.wait_for_function("document.getElementById('log').textContent.includes('line 30')")
+    expect(log).to_contain_text("line 30")
     assert page.evaluate("document.getElementById('log').scrollTop") == 0  # not pulled down
     assert log.inner_text().count("line ") == 30  # every line once
     with page.expect_download() as got:
