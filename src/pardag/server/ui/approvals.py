@@ -89,5 +89,6 @@ def _value(field: Field, raw: str) -> Any:
         try:
             return int(raw) if field.kind == "integer" else float(raw)
         except ValueError:
-            raise ValueError(f"{field.label}: {raw!r} is not a {field.kind}") from None
+            noun = "an integer" if field.kind == "integer" else "a number"
+            raise ValueError(f"{field.label}: {raw!r} is not {noun}") from None
     return raw

@@ -104,8 +104,8 @@ function apply(event) {
       reason: data.reason || data.error, waiting_on: data.waiting_on, attempts: event.attempt,
     });
   }
-  if (event.kind === "run_finished") {
-    live = false;
+  if (event.kind === "run_finished" && FINAL.has((event.data || {}).status)) {
+    live = false; // (a paused run ends its turn, not its life: an answer resumes it)
     timeline.finish(event.at);
   }
   if (["run_started", "run_finished", "step_paused"].includes(event.kind)) refreshHead("head");
