@@ -934,7 +934,23 @@ def write(doc: dict[str, Any], page: Path) -> None:
                 f"- {r['engine']} {r['variant']}, {r.get('label') or r['case']}: {failure(r)}"
             )
         lines.append("")
-    page.write_text("\n".join(lines))
+    page.write_text("\n".join(lines + kept_sections(page)))
+
+
+KEPT = ("## The web page at 1,000 steps",)
+"""Sections of the page that another benchmark writes (``benchmarks.page``): carried over."""
+
+
+def kept_sections(page: Path) -> list[str]:
+    """The ``KEPT`` sections of the page as it is, each up to the next ``## `` heading."""
+    old = page.read_text().splitlines() if page.exists() else []
+    out: list[str] = []
+    for title in KEPT:
+        if title in old:
+            start = old.index(title)
+            end = next((i for i in range(start + 1, len(old)) if old[i].startswith("## ")), None)
+            out += [*old[start:end], ""]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:

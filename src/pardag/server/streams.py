@@ -22,7 +22,7 @@ from fastapi import Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from pardag.server.auth import authenticate, store_of
+from pardag.server.auth import authenticate, credentials, store_of
 from pardag.server.errors import ApiError
 from pardag.server.wakeups import Wakeups
 from pardag.store.base import EventRecord
@@ -141,7 +141,7 @@ async def stream(request: Request, follower: Follower, after: int) -> AsyncItera
     """The events after ``after`` as SSE frames, then live ones, until the follower is final
     (each read's frames sent in one piece)."""
     header, store, recheck = (
-        request.headers.get("authorization"),
+        credentials(request),  # the header, or the page's session cookie
         store_of(request),
         request.app.state.recheck,
     )

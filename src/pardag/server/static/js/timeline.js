@@ -308,7 +308,7 @@ class Timeline {
     this.end = at;
     const target = this.fitScale(1.25); // room to grow: a live run rescales now and then
     const over = this.span() * this.pps > this.room() || this.pps < target / 2;
-    if (this.fitting && over) this.scale(target);
+    if (this.fitting && over && target !== this.pps) this.scale(target); // hidden: no room, no rescale
     else this.layout();
   }
 
