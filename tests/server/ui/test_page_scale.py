@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from playwright.sync_api import expect
+
 from tests.server.conftest import Served
 from tests.server.ui.conftest import sign_in
 
@@ -50,7 +52,8 @@ def test_a_thousand_step_run_is_followed_live_to_its_end_with_one_layout(
     run_id = site.start("operator", workflow)
     page.goto(f"{site.url}/runs/{run_id}")  # at once: the run is queued or running
     assert page.locator("#dag .dag-node").count() == STEPS
-    page.wait_for_function(all_succeeded(STEPS), polling=250, timeout=PATIENCE_MS)
+    succeeded = page.locator("#dag .dag-node.st-succeeded")
+    expect(succeeded).to_have_count(STEPS, timeout=PATIENCE_MS)
     page.wait_for_selector("#run-status.st-succeeded", timeout=PATIENCE_MS)
     assert page.evaluate("window.pardagDag.layouts") == 1
     stats = page.evaluate("window.pardagStats")
