@@ -1,4 +1,4 @@
-"""The browser tests' fixtures: Chromium per session (Playwright, the system's binary:
+"""The browser tests' fixtures: Chromium per module (Playwright, the system's binary:
 ``tests.browser``), a page per test, and a real service per module (``site``)."""
 
 from __future__ import annotations
@@ -14,8 +14,11 @@ from tests.browser import chromium_path
 from tests.server.conftest import Served, serving
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Chromium for one test module. Not for the session: Playwright's sync API runs an
+    asyncio loop in this thread while it is open, and the suite's other tests start loops of
+    their own (``wf.run()`` refuses to run inside a running one)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pardag.server.ui.render import STATE_LABELS
 from tests.browser import STATIC, serve_folder
 
 HARNESS = Path(__file__).parent / "harness" / "dag.html"
@@ -26,18 +27,20 @@ DIAMOND: dict[str, Any] = {
     "critical": ["a", "b", "d"],
 }
 
-WORDING = {
-    "pending": "… pending",
-    "ready": "• ready",
-    "waiting": "◔ waiting",
-    "running": "▶ running",
-    "retrying": "↻ retrying",
-    "paused": "❚❚ paused",
-    "succeeded": "✓ succeeded",
-    "failed": "✗ failed",
-    "skipped": "↷ skipped",
-    "cancelled": "⊘ cancelled",
-}
+STATES = (
+    "pending",
+    "ready",
+    "waiting",
+    "running",
+    "retrying",
+    "paused",
+    "succeeded",
+    "failed",
+    "skipped",
+    "cancelled",
+)
+WORDING = {state: STATE_LABELS[state] for state in STATES}
+"""Each state's words in the graph: the very words the page's table uses (``render``)."""
 
 
 @pytest.fixture(scope="module")

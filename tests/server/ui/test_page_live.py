@@ -128,11 +128,17 @@ def test_retry_of_a_failed_run_reruns_only_the_failed_step(
     assert len(report) == 2
 
 
-def test_retry_of_one_step_from_its_panel_reruns_that_step_alone(page: Any, site: Served) -> None:
+def finished_run_page(page: Any, site: Served, who: str) -> str:
+    """A run of FLOW, succeeded, on ``page`` as ``who`` sees it; its id."""
     run_id = site.start("operator", site.workflow("admin", FLOW))
     site.wait_for("viewer", run_id, lambda r: r["status"] == "succeeded")
-    sign_in(page, site, "operator")
+    sign_in(page, site, who)
     page.goto(f"{site.url}/runs/{run_id}")
+    return run_id
+
+
+def test_retry_of_one_step_from_its_panel_reruns_that_step_alone(page: Any, site: Served) -> None:
+    run_id = finished_run_page(page, site, "operator")
     page.locator("#dag .dag-node[data-id=b]").click()
     page.locator("#panel [data-action=retry-step]").click()
     page.wait_for_url(f"**/runs/{run_id}?done=retry")
@@ -142,10 +148,7 @@ def test_retry_of_one_step_from_its_panel_reruns_that_step_alone(page: Any, site
 
 
 def test_a_node_is_reached_by_keyboard_and_opens_its_panel(page: Any, site: Served) -> None:
-    run_id = site.start("operator", site.workflow("admin", FLOW))
-    site.wait_for("viewer", run_id, lambda r: r["status"] == "succeeded")
-    sign_in(page, site, "viewer")
-    page.goto(f"{site.url}/runs/{run_id}")
+    finished_run_page(page, site, "viewer")
     page.locator("#dag .dag-node[data-id=c]").focus()
     page.keyboard.press("Enter")
     page.wait_for_selector("#panel .panel-body[data-step=c]")

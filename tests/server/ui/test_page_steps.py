@@ -142,3 +142,24 @@ def test_the_runs_list_pages_with_a_cursor(
     assert set(first) | set(second) == set(made)  # none skipped, none twice
     page.goto(page.url)  # the URL alone brings the same page back
     assert [rows.nth(i).get_attribute("data-run") for i in range(rows.count())] == second
+
+
+def test_a_big_runs_snapshot_leaves_its_maps_instances_out_of_the_timeline(
+    site: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pardag.server.ui import snapshot
+
+    run_id = site.start("operator", site.workflow("admin", MAPPED))
+    site.wait_for("viewer", run_id, lambda r: r["status"] == "succeeded")
+    record = site.store.get_run(run_id)
+    assert record is not None
+    whole = snapshot.run_view(site.store, record).data
+    assert whole["events_left_out"] == 0
+    assert any("[" in (e["step"] or "") for e in whole["events"])
+    monkeypatch.setattr(snapshot, "MAX_EVENTS", 12)
+    cut = snapshot.run_view(site.store, record).data
+    assert not any("[" in (e["step"] or "") for e in cut["events"])  # no instance's event
+    assert cut["events"][-1] == whole["events"][-1]  # the latest kept: the run's end
+    assert cut["events_left_out"] == len(whole["events"]) - len(cut["events"]) > 0
+    assert cut["seq"] == whole["seq"]  # the stream starts after the last event either way
+    assert [i for i, _ in cut["instances"]["each"]] == [f"each[{k}]" for k in range(5)]
