@@ -70,6 +70,12 @@ def test_pardag_serve_prints_a_first_token_that_works(tmp_path: Path) -> None:
             while client.get(f"/api/runs/{run['id']}").json()["status"] != "succeeded":
                 assert time.monotonic() < deadline, "the run never ended"
                 time.sleep(0.1)
+        with httpx.Client(base_url=url, timeout=PATIENCE, follow_redirects=True) as browser:
+            assert browser.get("/").url.path == "/login"  # the page, signed out
+            browser.post("/login", data={"token": token})  # the token signs the page in
+            listed = browser.get("/runs")
+            assert listed.url.path == "/runs" and run["id"][:12] in listed.text
+            assert browser.get("/static/js/run.js").status_code == 200  # its files ship too
     finally:
         code, err = _stop(process)
     assert code == 0, err

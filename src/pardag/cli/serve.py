@@ -101,7 +101,8 @@ def _say(line: str) -> None:
 
 def _ready(url: str, store: str, workers: int) -> None:
     stdout.print(
-        f"pardag serve: {url} (API under /api, OpenAPI at {url}/api/openapi.json) on {store}, "
+        f"pardag serve: {url} (the page at {url}/, the API under /api, OpenAPI at "
+        f"{url}/api/openapi.json) on {store}, "
         f"{workers} worker(s); Ctrl-C stops it",
         markup=False,
     )
