@@ -153,3 +153,27 @@ def test_a_node_is_reached_by_keyboard_and_opens_its_panel(page: Any, site: Serv
     page.keyboard.press("Enter")
     page.wait_for_selector("#panel .panel-body[data-step=c]")
     assert "succeeded" in page.locator("#panel").inner_text()
+
+
+def test_retry_of_a_step_and_downstream_reruns_what_follows_it(page: Any, site: Served) -> None:
+    run_id = finished_run_page(page, site, "operator")
+    page.locator("#dag .dag-node[data-id=b]").click()
+    page.locator("#panel [data-action=retry-downstream]").click()
+    page.wait_for_url(f"**/runs/{run_id}?done=retry")
+    site.wait_for("viewer", run_id, lambda r: r["status"] == "succeeded")
+    assert attempts(site, run_id) == {"a": 1, "b": 2, "c": 2}
+
+
+def test_a_paused_step_rejected_from_the_page_fails_with_the_reason(
+    page: Any, site: Served
+) -> None:
+    run_id = site.start("operator", site.workflow("admin", GATED))
+    site.wait_for("viewer", run_id, lambda r: r["status"] == "paused")
+    sign_in(page, site, "approver")
+    page.goto(f"{site.url}/runs/{run_id}")
+    page.fill(".reject-form input[name=reason]", "not on a Friday")
+    page.locator("[data-action=reject]").click()
+    page.wait_for_selector("#run-status.st-failed")
+    review = site.call("viewer", "GET", f"/api/runs/{run_id}/steps/review").json()
+    assert "not on a Friday" in (review["attempts"][-1]["error"] or "")
+    expect(page.locator("#dag .dag-node[data-id=ship]:not(.st-succeeded)")).to_have_count(1)
