@@ -15,8 +15,8 @@ POOLED = """\
 name: pooled
 execution: {pools: {db: 1}}
 steps:
-  load_a: {kind: shell, command: sleep 1.5, resources: {db: 1}}
-  load_b: {kind: shell, command: sleep 1.5, resources: {db: 1}}
+  load_a: {kind: shell, command: sleep 2.5, resources: {db: 1}}
+  load_b: {kind: shell, command: sleep 2.5, resources: {db: 1}}
 """
 
 MAPPED = """\
