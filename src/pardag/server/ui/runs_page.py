@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
 from pardag.errors import ArgumentError
-from pardag.instances import instance_parent
+from pardag.instances import instance_parent, instances_of
 from pardag.server.auth import not_found, store_of
 from pardag.server.errors import ApiError
 from pardag.server.routes_runs import run_of
@@ -113,7 +113,10 @@ def step_panel(request: Request, run_id: str, step: str, user: PageUser) -> Resp
     records = store.get_steps(run_id)
     mine = [r for r in records if r.step_id == step]
     ids = {r.step_id for r in records}
-    instances = steps_json([r for r in records if instance_parent(r.step_id, ids) == step])
+    mapped = instances_of(ids).get(step, [])  # in item order
+    wanted = set(mapped)
+    latest = {s["step"]: s for s in steps_json([r for r in records if r.step_id in wanted])}
+    instances = [latest[sid] for sid in mapped]
     return page(
         request,
         "_panel.html",

@@ -18,7 +18,7 @@ from typing import Any
 
 from pardag.formats import read_workflow
 from pardag.formats.document import parse_document
-from pardag.instances import instance_parent
+from pardag.instances import instances_of
 from pardag.model import Graph
 from pardag.recording import latest_attempts, service_origin
 from pardag.server.shapes import event_json, run_json, steps_json
@@ -51,22 +51,20 @@ def run_view(store: Store, record: RunRecord) -> RunView:
     """The snapshot of ``record``: events first, then the steps (see the module's note)."""
     events = store.get_events(record.run_id)
     records = store.get_steps(record.run_id)
-    all_steps = steps_json(records)
-    ids = {s["step"] for s in all_steps}
-    top = [s for s in all_steps if instance_parent(s["step"], ids) is None]
-    instances: dict[str, list[dict[str, Any]]] = {}
-    for s in all_steps:
-        parent = instance_parent(s["step"], ids)
-        if parent is not None:
-            instances.setdefault(parent, []).append(s)
+    by_id = {s["step"]: s for s in steps_json(records)}
+    grouped = instances_of(by_id)  # each mapped step's instances, in item order
+    inside = {sid for found in grouped.values() for sid in found}
+    top = [s for sid, s in by_id.items() if sid not in inside]
+    instances = {parent: [by_id[sid] for sid in found] for parent, found in grouped.items()}
     compiled = compiled_of(record)
     graph = graph_json(compiled, top)
     if compiled is not None:  # every step of the workflow, those not started yet too
         recorded = {s["step"]: s for s in top}
         top = [recorded.get(sid) or _unstarted(sid) for sid in compiled.ids]
-    drawn = _timeline_events(events)
+    drawn = _timeline_events(events, inside)
+    shown = run_json(record)
     data = {
-        "run": run_json(record),
+        "run": shown,
         "seq": events[-1].seq if events else 0,
         "graph": graph,
         "note": None if compiled else NO_GRAPH,
@@ -78,15 +76,16 @@ def run_view(store: Store, record: RunRecord) -> RunView:
     }
     graph["critical"] = critical_path(compiled, latest_attempts(records))
     origin = service_origin(record) or "command line"
-    paused = [s["step"] for s in all_steps if s["state"] == "paused"]
+    paused = [sid for sid, s in by_id.items() if s["state"] == "paused"]
     forms = {sid: f for sid in paused if (f := approval_fields(compiled, sid)) is not None}
-    return RunView(run_json(record), record, top, instances, origin, forms, data)
+    return RunView(shown, record, top, instances, origin, forms, data)
 
 
-def _timeline_events(events: list[EventRecord]) -> list[dict[str, Any]]:
-    """The events the timeline draws (all of them, unless over ``MAX_EVENTS``)."""
+def _timeline_events(events: list[EventRecord], instances: set[str]) -> list[dict[str, Any]]:
+    """The events the timeline draws: all of them, unless over ``MAX_EVENTS`` (then those
+    of the ``instances`` of mapped steps are left out, and the latest kept)."""
     if len(events) > MAX_EVENTS:
-        events = [e for e in events if '"parent"' not in e.data_json]
+        events = [e for e in events if e.step not in instances]
     return [event_json(e) for e in events[-MAX_EVENTS:]]
 
 
