@@ -56,12 +56,11 @@ def create_app(
     poll: float = POLL,
     recheck: float = events.RECHECK,
     fallback: float = FALLBACK,
-    page: bool = True,
 ) -> FastAPI:
     """The API over ``store`` (which the caller opens and closes). ``poll`` and ``recheck``:
     how often an event stream reads the store, and checks its token again; ``fallback``: how
-    long it waits for a notice when the store sends them (``server.wakeups``); ``page``: serve
-    the web page too (``server.ui``)."""
+    long it waits for a notice when the store sends them (``server.wakeups``). The web page
+    (``server.ui``) is served beside the API."""
     app = FastAPI(
         title="pardag",
         version=pardag.__version__,
@@ -78,8 +77,7 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router, responses=errors.RESPONSES)
     app.add_api_route("/healthz", _healthz, methods=["GET"], summary="Alive (no token needed)")
-    if page:
-        ui.install(app)
+    ui.install(app)
     app.add_middleware(BodyLimit, max_bytes=max_body)
     app.state.streams = StreamCounter()
     app.add_middleware(CountStreams, counter=app.state.streams)

@@ -36,6 +36,7 @@ __all__ = [
     "credentials",
     "need",
     "not_found",
+    "require",
     "store_of",
     "unguarded",
 ]
@@ -101,18 +102,24 @@ def credentials(request: Request) -> str | None:
     return f"Bearer {cookie}"
 
 
+def require(who: Principal, role: str) -> None:
+    """ApiError 403 unless ``who``'s role is ``role`` or a higher one (the API's routes, by
+    ``need``, and the web page's forms)."""
+    if not outranks(who.role, role):
+        raise ApiError(
+            403,
+            "forbidden",
+            f"this needs the {role} role, and token {who.token_id} is a {who.role}; "
+            f"ask an admin for a token with the {role} role",
+        )
+
+
 def need(role: str) -> Callable[[Request], Principal]:
     """A dependency admitting callers whose token has ``role`` or a higher one."""
 
     def principal(request: Request) -> Principal:
         who = authenticate(store_of(request), credentials(request))
-        if not outranks(who.role, role):
-            raise ApiError(
-                403,
-                "forbidden",
-                f"this needs the {role} role, and token {who.token_id} is a {who.role}; "
-                f"ask an admin for a token with the {role} role",
-            )
+        require(who, role)
         request.state.principal = who  # for the middleware counting streams (streams.py)
         return who
 

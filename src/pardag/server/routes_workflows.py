@@ -25,7 +25,7 @@ from pardag.states import Mode, OnFailure
 from pardag.store.tenancy import StoredWorkflow
 from pardag.worker import submit
 
-__all__ = ["RUN_SETTINGS", "router"]
+__all__ = ["RUN_SETTINGS", "RunIn", "router", "versions_of"]
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
 
@@ -129,7 +129,9 @@ class RunIn(BaseModel):
     settings: RunSettings = Field(default_factory=RunSettings)
 
 
-def _versions(request: Request, who: Principal, workflow_id: str) -> list[StoredWorkflow]:
+def versions_of(request: Request, who: Principal, workflow_id: str) -> list[StoredWorkflow]:
+    """Every version of the caller's workflow ``workflow_id``, oldest first; a 404 for any
+    other."""
     versions = store_of(request).workflow_versions(who.org, workflow_id)
     if not versions:
         raise not_found("workflow", workflow_id)
@@ -150,7 +152,7 @@ def post_workflow(
     store = store_of(request)
     check_names(store, who.org, name, wf.triggers)
     stored = store.put_workflow(who.org, name, body.format, body.definition, time.time())
-    answer = workflow_json(stored, _versions(request, who, stored.workflow_id))
+    answer = workflow_json(stored, versions_of(request, who, stored.workflow_id))
     return {**answer, "triggers": register(store, who.org, stored.workflow_id, wf.triggers)}
 
 
@@ -161,7 +163,7 @@ def list_workflows(request: Request, who: Viewer) -> dict[str, Any]:
 
 @router.get("/{workflow_id}", summary="A workflow: its latest definition and its versions")
 def get_workflow(request: Request, workflow_id: str, who: Viewer) -> dict[str, Any]:
-    versions = _versions(request, who, workflow_id)
+    versions = versions_of(request, who, workflow_id)
     triggers = store_of(request).list_triggers(who.org, workflow_id)
     return {**workflow_json(versions[-1], versions), "triggers": list(map(trigger_json, triggers))}
 
@@ -175,7 +177,7 @@ def delete_workflow(request: Request, workflow_id: str, who: Admin) -> dict[str,
 
 @router.post("/{workflow_id}/runs", status_code=202, summary="Start a run (queued for a worker)")
 def start_run(request: Request, workflow_id: str, body: RunIn, who: Operator) -> dict[str, Any]:
-    latest = _versions(request, who, workflow_id)[-1]
+    latest = versions_of(request, who, workflow_id)[-1]
     wf = read_definition(latest.name, latest.format, latest.definition)
     store = store_of(request)
     run_id = submit(

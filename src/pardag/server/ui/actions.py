@@ -13,7 +13,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from pardag.server import routes_runs
-from pardag.server.auth import store_of
+from pardag.server.auth import require, store_of
 from pardag.server.errors import ApiError
 from pardag.server.routes_runs import RetryIn, run_of
 from pardag.server.ui.approvals import answer_from
@@ -26,20 +26,10 @@ __all__ = ["checked_form", "router"]
 router = APIRouter(include_in_schema=False)
 
 
-def _allowed(user: User, role: str) -> None:
-    if not user.may(role):
-        raise ApiError(
-            403,
-            "forbidden",
-            f"this needs the {role} role, and you are signed in as a {user.who.role}; ask an "
-            f"admin for a token with the {role} role",
-        )
-
-
 async def checked_form(request: Request, user: User, role: str) -> dict[str, str]:
     form = await form_of(request)
     check_csrf(user, form, request)
-    _allowed(user, role)
+    require(user.who, role)
     return form
 
 

@@ -16,15 +16,14 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from pardag.server import routes_workflows
-from pardag.server.auth import not_found, store_of
+from pardag.server.auth import store_of
 from pardag.server.definitions import read_definition
 from pardag.server.errors import ApiError
-from pardag.server.routes_workflows import RunIn
+from pardag.server.routes_workflows import RunIn, versions_of
 from pardag.server.ui.actions import checked_form
 from pardag.server.ui.render import page
 from pardag.server.ui.session import PageUser
 from pardag.server.ui.snapshot import graph_json
-from pardag.store.tenancy import StoredWorkflow
 
 __all__ = ["router"]
 
@@ -37,16 +36,9 @@ def workflows(request: Request, user: PageUser) -> Response:
     return page(request, "workflows.html", user, workflows=listed)
 
 
-def _versions(request: Request, user: PageUser, workflow_id: str) -> list[StoredWorkflow]:
-    versions = store_of(request).workflow_versions(user.who.org, workflow_id)
-    if not versions:
-        raise not_found("workflow", workflow_id)
-    return versions
-
-
 @router.get("/workflows/{workflow_id}")
 def workflow_page(request: Request, workflow_id: str, user: PageUser) -> Response:
-    versions = _versions(request, user, workflow_id)
+    versions = versions_of(request, user.who, workflow_id)
     latest = versions[-1]
     wf = read_definition(latest.name, latest.format, latest.definition)
     graph = graph_json(wf.compile(), [])
@@ -70,7 +62,7 @@ def _shown(value: Any) -> str:
 @router.post("/workflows/{workflow_id}/run")
 async def run_workflow(request: Request, workflow_id: str, user: PageUser) -> Response:
     form = await checked_form(request, user, "operator")
-    versions = await run_in_threadpool(_versions, request, user, workflow_id)
+    versions = await run_in_threadpool(versions_of, request, user.who, workflow_id)
     latest = versions[-1]
     wf = read_definition(latest.name, latest.format, latest.definition)
     params = {
