@@ -13,13 +13,19 @@ from pardag.store import open_store
 from tests.browser import chromium_path
 from tests.server.conftest import Served, serving
 
+PATIENCE_MS = 30_000
+"""How long a browser test waits for what must happen, in ms (a guard, not a measure): for
+the page's own waits and for ``expect``, whose default (5 s) is shorter than some runs take."""
+
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Chromium for one test module. Not for the session: Playwright's sync API runs an
     asyncio loop in this thread while it is open, and the suite's other tests start loops of
     their own (``wf.run()`` refuses to run inside a running one)."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=PATIENCE_MS)
 
     with sync_playwright() as driver:
         launched = driver.chromium.launch(
@@ -37,7 +43,7 @@ def page(browser: Any) -> Iterator[Any]:
     Content-Security-Policy blocks, must not pass by looking right at first."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     opened = context.new_page()
-    opened.set_default_timeout(30_000)
+    opened.set_default_timeout(PATIENCE_MS)
     problems: list[str] = []
     opened.on("pageerror", lambda exc: problems.append(f"script error: {exc}"))
     opened.on("console", lambda msg: _console(msg, problems))
