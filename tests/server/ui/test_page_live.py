@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import expect
 
 from tests.server.conftest import FLOW, GATED, Served
@@ -137,14 +138,23 @@ def finished_run_page(page: Any, site: Served, who: str) -> str:
     return run_id
 
 
-def test_retry_of_one_step_from_its_panel_reruns_that_step_alone(page: Any, site: Served) -> None:
+@pytest.mark.parametrize(
+    ("button", "rerun"),
+    [
+        ("retry-step", {"a": 1, "b": 2, "c": 1}),  # that step alone
+        ("retry-downstream", {"a": 1, "b": 2, "c": 2}),  # it and what follows it
+    ],
+)
+def test_retry_of_one_step_from_its_panel_reruns_what_the_button_says(
+    page: Any, site: Served, button: str, rerun: dict[str, int]
+) -> None:
     run_id = finished_run_page(page, site, "operator")
     page.locator("#dag .dag-node[data-id=b]").click()
-    page.locator("#panel [data-action=retry-step]").click()
+    page.locator(f"#panel [data-action={button}]").click()
     page.wait_for_url(f"**/runs/{run_id}?done=retry")
     site.wait_for("viewer", run_id, lambda r: r["status"] == "succeeded")
     expect(page.locator("#dag .dag-node.st-succeeded")).to_have_count(3)
-    assert attempts(site, run_id) == {"a": 1, "b": 2, "c": 1}
+    assert attempts(site, run_id) == rerun
 
 
 def test_a_node_is_reached_by_keyboard_and_opens_its_panel(page: Any, site: Served) -> None:
@@ -153,15 +163,6 @@ def test_a_node_is_reached_by_keyboard_and_opens_its_panel(page: Any, site: Serv
     page.keyboard.press("Enter")
     page.wait_for_selector("#panel .panel-body[data-step=c]")
     assert "succeeded" in page.locator("#panel").inner_text()
-
-
-def test_retry_of_a_step_and_downstream_reruns_what_follows_it(page: Any, site: Served) -> None:
-    run_id = finished_run_page(page, site, "operator")
-    page.locator("#dag .dag-node[data-id=b]").click()
-    page.locator("#panel [data-action=retry-downstream]").click()
-    page.wait_for_url(f"**/runs/{run_id}?done=retry")
-    site.wait_for("viewer", run_id, lambda r: r["status"] == "succeeded")
-    assert attempts(site, run_id) == {"a": 1, "b": 2, "c": 2}
 
 
 def test_a_paused_step_rejected_from_the_page_fails_with_the_reason(
