@@ -25,6 +25,8 @@ PAGE = 50
 """Runs per page of the list."""
 SCAN = 5000
 """Runs read from the store at most for one page of the list."""
+BATCH = 200
+"""Runs per read of the store."""
 TRIGGERS = ("api", "webhook", "schedule", "command line")
 """What may start a run, as the list's trigger filter names it."""
 _FIELDS = ("q", "status", "workflow", "trigger", "since", "until")
@@ -84,10 +86,8 @@ def list_runs(store: Store, org: str, filters: Filters) -> Listing:
             until=end,
             org=org,
             before=before,
-            limit=200,
+            limit=BATCH,
         )
-        if not batch:
-            return out
         scanned += len(batch)
         for record in batch:
             if _keeps(record, filters):
@@ -95,6 +95,8 @@ def list_runs(store: Store, org: str, filters: Filters) -> Listing:
                     out.next_cursor = cursor_of(out.runs[-1])
                     return out
                 out.runs.append(record)
+        if len(batch) < BATCH:
+            return out  # the store has no more: no read to learn it
         before = (batch[-1].created_at, batch[-1].run_id)
     out.scanned_out = True
     if out.runs:
